@@ -1,0 +1,83 @@
+#define _GNU_SOURCE
+#include "testlib.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[4096];
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0] == '\0' || getenv("MG_TEST_KEEP"))
+        return;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+}
+
+const char *mg_test_tmpdir(void)
+{
+    if (tmpdir[0] == '\0') {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/mpigan-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
+const char *mg_test_write_file(const char *name, const void *bytes, size_t n)
+{
+    static char paths[16][4200];
+    static int slot;
+    char *path = paths[slot++ % 16];
+    snprintf(path, 4200, "%s/%s", mg_test_tmpdir(), name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(bytes, 1, n, f) != n || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+    return path;
+}
+
+int mg_test_main(const char *suite_name, const mg_test *tests, int argc, char **argv)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) {
+        fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+        return 2;
+    }
+    CU_pSuite suite = CU_add_suite(suite_name, NULL, NULL);
+    int added = 0;
+    for (const mg_test *t = tests; t->name; t++) {
+        int wanted = argc < 2;
+        for (int i = 1; i < argc; i++)
+            wanted |= strcmp(argv[i], t->name) == 0;
+        if (wanted) {
+            CU_add_test(suite, t->name, t->fn);
+            added++;
+        }
+    }
+    if (added == 0) {
+        fprintf(stderr, "%s: no test named", argv[0]);
+        for (int i = 1; i < argc; i++)
+            fprintf(stderr, " %s", argv[i]);
+        fprintf(stderr, "\n");
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0)
+        return 2;
+    return failed ? 1 : 0;
+}

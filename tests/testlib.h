@@ -1,0 +1,31 @@
+/* The shared CUnit runner: every test file ends with a table of its tests and calls
+ * mg_test_main, which runs them all, or only those named on the command line, and exits non-zero
+ * on any failure. */
+#ifndef MPIGAN_TESTLIB_H
+#define MPIGAN_TESTLIB_H
+
+#include <CUnit/CUnit.h>
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} mg_test;
+
+int mg_test_main(const char *suite, const mg_test *tests, int argc, char **argv);
+
+/* A fresh directory for this test run's files, removed at exit unless MG_TEST_KEEP is set. */
+const char *mg_test_tmpdir(void);
+/* Writes bytes to <tmpdir>/<name> and returns the path (static storage, one per call slot). */
+const char *mg_test_write_file(const char *name, const void *bytes, size_t n);
+
+/* Asserts |a - b| <= tol and prints both and the error when it is not. */
+#define MG_ASSERT_CLOSE(a, b, tol)                                                             \
+    do {                                                                                       \
+        double a_ = (a), b_ = (b), t_ = (tol);                                                 \
+        if (!(fabs(a_ - b_) <= t_))                                                            \
+            fprintf(stderr, "\n  %s:%d: %s = %.10g, %s = %.10g, |diff| %.3g > %.3g\n",         \
+                    __FILE__, __LINE__, #a, a_, #b, b_, fabs(a_ - b_), t_);                    \
+        CU_ASSERT(fabs(a_ - b_) <= t_);                                                        \
+    } while (0)
+
+#endif
