@@ -1,0 +1,45 @@
+/* Counter-based random numbers (Random123 Philox-4x64-10).
+ *
+ * Nothing here has state: every number is a pure function of (seed, stream, step, row, position).
+ * `row` is the *global* example index within a minibatch, so the noise and dropout masks of an
+ * example do not depend on which rank computes it, and a run on 1, 2 or 4 ranks with the same
+ * global batch draws the same numbers. Resuming a run needs no RNG state beyond the step. */
+#ifndef MPIGAN_RNG_H
+#define MPIGAN_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpigan/real.h"
+
+/* What a stream of numbers is for; combined with a sub-index by mg_rng_stream. */
+enum mg_stream_kind {
+    MG_STREAM_INIT = 1,     /* parameter initialisation; sub = network id */
+    MG_STREAM_PERMUTATION,  /* data order; step = epoch */
+    MG_STREAM_NOISE,        /* generator input; sub = phase within the step */
+    MG_STREAM_DROPOUT,      /* dropout masks; sub = phase * MG_MAX_LAYERS + layer */
+};
+
+typedef struct {
+    uint64_t seed;
+    uint64_t stream;
+    uint64_t step;
+} mg_rng_key;
+
+uint64_t mg_rng_stream(enum mg_stream_kind kind, uint32_t sub);
+
+/* out[i] for i < n, the i-th number of (key, row): uniform in [lo, hi). Each value comes from
+ * 24 random bits, exact in float. */
+void mg_rng_uniform(mg_real *out, size_t n, double lo, double hi, const mg_rng_key *key,
+                    uint64_t row);
+
+/* Standard normal (Box-Muller on 53-bit uniforms). */
+void mg_rng_normal(mg_real *out, size_t n, const mg_rng_key *key, uint64_t row);
+
+/* Uniform in [0, 1) at 24-bit resolution, as double: dropout masks compare it with `keep`. */
+void mg_rng_unit(double *out, size_t n, const mg_rng_key *key, uint64_t row);
+
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+void mg_rng_permutation(uint32_t *perm, uint32_t n, const mg_rng_key *key);
+
+#endif
