@@ -1,0 +1,47 @@
+/* Training data: images as rows of pixels in [0, 1].
+ *
+ * Readers check every size against the file before they allocate, and report a bad file with one
+ * line naming it and the problem. */
+#ifndef MPIGAN_DATA_H
+#define MPIGAN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpigan/error.h"
+#include "mpigan/real.h"
+
+typedef struct {
+    int n;           /* examples */
+    int channels, height, width;
+    size_t dim;      /* channels * height * width */
+    mg_real *x;      /* (n, dim) row-major, values in [0, 1] */
+} mg_dataset;
+
+/* Header of an IDX file (http://yann.lecun.com/exdb/mnist/): magic 0x0000TTNN with type TT and
+ * NN dimensions, then NN big-endian 32-bit sizes, then the data. */
+typedef struct {
+    int type;        /* 0x08: unsigned byte, the only type MNIST and Fashion-MNIST use */
+    int ndims;
+    uint32_t dims[4];
+} mg_idx_header;
+
+/* Reads only the header of an IDX file, gzip-compressed or raw (by content, not by name). */
+int mg_idx_read_header(mg_idx_header *hdr, const char *path, mg_error *err);
+
+/* Reads examples [first, first + count) of an IDX image file (ndims 3: n, rows, cols; or 2: n,
+ * dim) into ds, scaling bytes to [0, 1]. count < 0 means to the end. The whole file is
+ * checked: a short or over-long file is an error, whichever examples are asked for. */
+int mg_idx_read_images(mg_dataset *ds, const char *path, int first, int count, mg_error *err);
+
+/* Reads an IDX label file (ndims 1) into a new array of n bytes. */
+int mg_idx_read_labels(uint8_t **labels, int *n, const char *path, mg_error *err);
+
+/* Allocates an empty dataset of n examples of the given shape (x zeroed). */
+int mg_dataset_alloc(mg_dataset *ds, int n, int channels, int height, int width, mg_error *err);
+void mg_dataset_free(mg_dataset *ds);
+
+/* Mean of each pixel over the examples: (dim). */
+void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean);
+
+#endif
