@@ -1,0 +1,141 @@
+/* Multilayer perceptrons: layer kernels and a network over one contiguous parameter buffer.
+ *
+ * Kernels follow one convention: outputs first, then inputs, then sizes; backward kernels *add*
+ * into weight and bias gradients (so a caller zeroes them once per step) and *write* input
+ * gradients. Matrices are row-major; a batch is `rows` examples. Every GEMM goes through an
+ * mg_gemm_fn, so the BLAS path and its plain-C twin run the very same layer code. */
+#ifndef MPIGAN_NN_H
+#define MPIGAN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpigan/config.h"
+#include "mpigan/error.h"
+#include "mpigan/real.h"
+#include "mpigan/rng.h"
+
+/* C(M,N) = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_x is non-zero:
+ * the cblas_?gemm contract restricted to what the layers need. */
+typedef void (*mg_gemm_fn)(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
+                           const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta,
+                           mg_real *C, int ldc);
+
+void mg_gemm_blas(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
+                  const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C,
+                  int ldc);
+void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, const mg_real *A,
+                 int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C, int ldc);
+
+/* ---- kernels ---- */
+
+/* out(rows, n_out) = inp(rows, n_in) W(n_in, n_out) + b(n_out). (Not `I`: <complex.h>, which
+ * OpenBLAS's cblas.h includes, defines it as a macro.) */
+void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const mg_real *b,
+                      int rows, int n_in, int n_out, mg_gemm_fn gemm);
+/* dW(n_in, n_out) += inp^T dout; db(n_out) += colsum(dout); dinp(rows, n_in) = dout W^T.
+ * dW/db NULL: skipped (the generator step needs no discriminator weight gradients); dinp NULL:
+ * skipped. */
+void mg_dense_backward(mg_real *dinp, mg_real *dW, mg_real *db, const mg_real *dout,
+                       const mg_real *inp, const mg_real *W, int rows, int n_in, int n_out,
+                       mg_gemm_fn gemm);
+
+/* Elementwise activations over n values; maxout is separate. out may alias pre. */
+void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak);
+/* dpre = dout * act'(pre), using out where that is cheaper (sigmoid, tanh). May alias dout. */
+void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
+                     size_t n, enum mg_act act, double leak);
+
+/* out(rows, U) = max over p of pre(rows, U * P) at column u * P + p; argmax keeps p. */
+void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P);
+/* dpre(rows, U * P) = dout routed to the winning piece, 0 elsewhere. */
+void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t *argmax, int rows,
+                        int U, int P);
+
+/* ---- losses, computed from the discriminator's logits l = D's pre-sigmoid output ----
+ * Each returns the *sum* of the per-example losses of its rows and writes dlogit already divided
+ * by `norm` (the global batch size), so that summing gradients over ranks gives the global
+ * mean's gradient exactly. softplus(x) = log(1 + e^x) is evaluated without overflow. */
+
+/* D minimizes -log D(x) - log(1 - D(G(z))) = softplus(-l_real) + softplus(l_fake).
+ * Adds sum D(x) and sum D(G(z)) into *sum_d_real and *sum_d_fake (may be NULL). */
+double mg_loss_d(mg_real *dl_real, mg_real *dl_fake, const mg_real *l_real, const mg_real *l_fake,
+                 int rows, double norm, double *sum_d_real, double *sum_d_fake);
+/* G: softplus(-l) (non-saturating) or -softplus(l) = log(1 - D(G(z))) (minimax). */
+double mg_loss_g(mg_real *dl_fake, const mg_real *l_fake, int rows, enum mg_gen_loss loss,
+                 double norm);
+double mg_softplus(double x);
+
+/* ---- network ---- */
+
+typedef struct {
+    mg_layer_spec spec;
+    int in, units, width;   /* width = units * pieces: columns of W */
+    size_t w_off, b_off;    /* W (in, width) and b (width) as offsets into params */
+} mg_layer;
+
+/* Gradient buffers carry this many extra slots after the parameters, so that training
+ * statistics (loss sums, mean outputs) ride along in the one gradient allreduce of a step. */
+#define MG_STATS_SLOTS 4
+
+typedef struct {
+    int n_layers;
+    mg_layer layer[MG_MAX_LAYERS];
+    int in_dim, out_dim;
+    int max_rows;           /* activation buffers are sized for this many rows */
+    size_t n_params;
+    mg_real *params;        /* (n_params) all weights and biases, layer after layer */
+    mg_real *grads;         /* (n_params + MG_STATS_SLOTS) same layout, then the stats slots */
+    mg_gemm_fn gemm;        /* mg_gemm_blas unless a test swaps in mg_gemm_ref */
+
+    /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
+    const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */
+    mg_real *xdrop[MG_MAX_LAYERS];   /* (rows, in) storage for x[l] when layer l drops out */
+    mg_real *mask[MG_MAX_LAYERS];    /* (rows, in) dropout multipliers: 0 or input_scale */
+    mg_real *pre[MG_MAX_LAYERS];     /* (rows, width) pre-activations */
+    mg_real *out[MG_MAX_LAYERS];     /* (rows, units) outputs */
+    int32_t *argmax[MG_MAX_LAYERS];  /* (rows, units) maxout winners */
+    int dropped;                     /* the last forward pass applied dropout */
+    mg_real *dbuf[2];                /* (max_rows, widest layer) backward ping-pong */
+    double *unit;                    /* (max widest input) uniforms for one row's mask */
+    void *arena;                     /* one allocation behind every buffer above */
+} mg_net;
+
+/* Sizes every buffer from the spec; nothing is allocated after this. */
+int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err);
+void mg_net_free(mg_net *net);
+
+/* Weights uniform in +-irange from (seed, MG_STREAM_INIT, net_id), biases 0. */
+void mg_net_init_params(mg_net *net, uint64_t seed, uint32_t net_id);
+
+mg_real *mg_net_weights(const mg_net *net, int l); /* (in, width) */
+mg_real *mg_net_bias(const mg_net *net, int l);    /* (width) */
+
+/* Dropout masks for a forward pass: row r of the batch draws from (key, row_id[r]). */
+typedef struct {
+    mg_rng_key key;
+    const uint64_t *row_id; /* (rows) global example indices */
+} mg_dropout;
+
+/* Forward pass over rows <= max_rows; drop NULL means no dropout (evaluation). Returns the last
+ * layer's output (rows, out_dim); inp must stay untouched until the matching backward. */
+const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const mg_dropout *drop);
+
+/* Logits of the last layer (its pre-activations): (rows, out_dim). */
+const mg_real *mg_net_logits(const mg_net *net);
+
+enum {
+    MG_BACKWARD_FROM_LOGITS = 1, /* dout is the gradient of the last pre-activation */
+    MG_BACKWARD_NO_WEIGHTS = 2,  /* only propagate to the input: no weight gradients */
+};
+
+/* Backward over rows [row0, row0 + rows) of the last forward pass. dout (rows, out_dim) is the
+ * gradient of the output (or of the logits); weight gradients are added into net->grads;
+ * dinp (rows, in_dim) receives the input gradient unless NULL. */
+void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, int rows,
+                     int flags);
+
+/* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data. */
+void mg_net_bias_from_mean(mg_net *net, const double *mean);
+
+#endif

@@ -1,0 +1,503 @@
+/* Multilayer perceptrons: GEMM (BLAS and its plain-C twin), layer kernels, losses, and a network
+ * over one contiguous parameter buffer. See include/mpigan/nn.h for the contract. */
+#include "mpigan/nn.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- GEMM ---- */
+
+void mg_gemm_blas(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
+                  const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C,
+                  int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+#ifdef MG_REAL_DOUBLE
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+/* The reference: one dot product per element, accumulated in double and rounded once, so it is
+ * at least as accurate as any BLAS it is compared with. beta == 0 never reads C (BLAS rule). */
+void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, const mg_real *A,
+                 int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C, int ldc)
+{
+    const size_t sa_i = trans_a ? 1 : (size_t)lda, sa_k = trans_a ? (size_t)lda : 1;
+    const size_t sb_k = trans_b ? 1 : (size_t)ldb, sb_j = trans_b ? (size_t)ldb : 1;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            const mg_real *a = A + i * sa_i; // row i of op(A)
+            const mg_real *b = B + j * sb_j; // column j of op(B)
+            for (int k = 0; k < K; k++)
+                acc += (double)a[k * sa_k] * (double)b[k * sb_k];
+            mg_real *c = C + (size_t)i * ldc + j;
+            double v = (double)alpha * acc;
+            if (beta != 0)
+                v += (double)beta * (double)*c;
+            *c = (mg_real)v;
+        }
+    }
+}
+
+/* ---- kernels ---- */
+
+void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const mg_real *b,
+                      int rows, int n_in, int n_out, mg_gemm_fn gemm)
+{
+    // out (rows, n_out), inp (rows, n_in), W (n_in, n_out), b (n_out)
+    for (int r = 0; r < rows; r++)
+        memcpy(out + (size_t)r * n_out, b, (size_t)n_out * sizeof *out);
+    gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 1, out, n_out);
+}
+
+/* db(n) += column sums of dout(rows, n), accumulated in double a block of columns at a time so
+ * the reads stay row-major. */
+static void colsum_add(mg_real *db, const mg_real *dout, int rows, int n)
+{
+    enum { BLOCK = 64 };
+    double acc[BLOCK];
+    for (int j0 = 0; j0 < n; j0 += BLOCK) {
+        const int nj = n - j0 < BLOCK ? n - j0 : BLOCK;
+        for (int j = 0; j < nj; j++)
+            acc[j] = 0;
+        for (int r = 0; r < rows; r++) {
+            const mg_real *d = dout + (size_t)r * n + j0;
+            for (int j = 0; j < nj; j++)
+                acc[j] += d[j];
+        }
+        for (int j = 0; j < nj; j++)
+            db[j0 + j] = (mg_real)(db[j0 + j] + acc[j]);
+    }
+}
+
+void mg_dense_backward(mg_real *dinp, mg_real *dW, mg_real *db, const mg_real *dout,
+                       const mg_real *inp, const mg_real *W, int rows, int n_in, int n_out,
+                       mg_gemm_fn gemm)
+{
+    // dinp (rows, n_in), dW (n_in, n_out), db (n_out), dout (rows, n_out), inp (rows, n_in)
+    if (dW)
+        gemm(1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, 1, dW, n_out);
+    if (db)
+        colsum_add(db, dout, rows, n_out);
+    if (dinp)
+        gemm(0, 1, rows, n_in, n_out, 1, dout, n_out, W, n_out, 0, dinp, n_in);
+}
+
+/* Without overflow: exp only ever sees -|x|. */
+static double sigmoid(double x)
+{
+    if (x >= 0)
+        return 1 / (1 + exp(-x));
+    double e = exp(x);
+    return e / (1 + e);
+}
+
+void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak)
+{
+    switch (act) {
+    case MG_ACT_LINEAR:
+        if (out != pre)
+            memmove(out, pre, n * sizeof *out);
+        break;
+    case MG_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            out[i] = pre[i] > 0 ? pre[i] : 0;
+        break;
+    case MG_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            out[i] = pre[i] > 0 ? pre[i] : (mg_real)(leak * pre[i]);
+        break;
+    case MG_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            out[i] = (mg_real)sigmoid(pre[i]);
+        break;
+    case MG_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            out[i] = (mg_real)tanh(pre[i]);
+        break;
+    case MG_ACT_MAXOUT:
+        assert(!"maxout goes through mg_maxout_forward");
+        break;
+    }
+}
+
+void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
+                     size_t n, enum mg_act act, double leak)
+{
+    switch (act) {
+    case MG_ACT_LINEAR:
+        if (dpre != dout)
+            memmove(dpre, dout, n * sizeof *dpre);
+        break;
+    case MG_ACT_RELU: // relu'(0) = 0
+        for (size_t i = 0; i < n; i++)
+            dpre[i] = pre[i] > 0 ? dout[i] : 0;
+        break;
+    case MG_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            dpre[i] = pre[i] > 0 ? dout[i] : (mg_real)(leak * dout[i]);
+        break;
+    case MG_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dpre[i] = dout[i] * out[i] * (1 - out[i]);
+        break;
+    case MG_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            dpre[i] = dout[i] * (1 - out[i] * out[i]);
+        break;
+    case MG_ACT_MAXOUT:
+        assert(!"maxout goes through mg_maxout_backward");
+        break;
+    }
+}
+
+void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P)
+{
+    // out (rows, U), argmax (rows, U), pre (rows, U * P)
+    const size_t n = (size_t)rows * U;
+    for (size_t i = 0; i < n; i++) {
+        const mg_real *p = pre + i * P;
+        int32_t best = 0;
+        for (int32_t k = 1; k < P; k++) // strict: ties keep the lowest piece
+            if (p[k] > p[best])
+                best = k;
+        out[i] = p[best];
+        argmax[i] = best;
+    }
+}
+
+void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t *argmax, int rows,
+                        int U, int P)
+{
+    // dpre (rows, U * P), dout (rows, U), argmax (rows, U)
+    const size_t n = (size_t)rows * U;
+    memset(dpre, 0, n * P * sizeof *dpre);
+    for (size_t i = 0; i < n; i++)
+        dpre[i * P + argmax[i]] = dout[i];
+}
+
+/* ---- losses ---- */
+
+double mg_softplus(double x)
+{
+    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+}
+
+/* sigmoid(l) - 1 is written -sigmoid(-l): the same number without cancellation for l << 0. */
+double mg_loss_d(mg_real *dl_real, mg_real *dl_fake, const mg_real *l_real, const mg_real *l_fake,
+                 int rows, double norm, double *sum_d_real, double *sum_d_fake)
+{
+    double loss = 0, s_real = 0, s_fake = 0;
+    for (int i = 0; i < rows; i++) {
+        const double lr = l_real[i], lf = l_fake[i];
+        loss += mg_softplus(-lr) + mg_softplus(lf);
+        const double d_real = sigmoid(lr), d_fake = sigmoid(lf);
+        s_real += d_real;
+        s_fake += d_fake;
+        if (dl_real)
+            dl_real[i] = (mg_real)(-sigmoid(-lr) / norm);
+        if (dl_fake)
+            dl_fake[i] = (mg_real)(d_fake / norm);
+    }
+    if (sum_d_real)
+        *sum_d_real += s_real;
+    if (sum_d_fake)
+        *sum_d_fake += s_fake;
+    return loss;
+}
+
+double mg_loss_g(mg_real *dl_fake, const mg_real *l_fake, int rows, enum mg_gen_loss loss,
+                 double norm)
+{
+    double sum = 0;
+    for (int i = 0; i < rows; i++) {
+        const double l = l_fake[i];
+        double dl;
+        if (loss == MG_GEN_LOSS_MINIMAX) { // log(1 - D) = -softplus(l)
+            sum -= mg_softplus(l);
+            dl = -sigmoid(l);
+        } else { // -log D = softplus(-l)
+            sum += mg_softplus(-l);
+            dl = -sigmoid(-l);
+        }
+        if (dl_fake)
+            dl_fake[i] = (mg_real)(dl / norm);
+    }
+    return sum;
+}
+
+/* ---- network ---- */
+
+static int layer_drops(const mg_layer *L)
+{
+    return L->spec.keep < 1;
+}
+
+/* Carves n bytes, 64-byte aligned, from the arena at *off; with base NULL it only measures. */
+static void *carve(char *base, size_t *off, size_t n)
+{
+    *off = (*off + 63) & ~(size_t)63;
+    void *p = base ? base + *off : NULL;
+    *off += n;
+    return p;
+}
+
+/* Lays every buffer out in the arena (base NULL: only the total size). */
+static size_t layout(mg_net *net, char *base)
+{
+    size_t off = 0, max_in = 0, max_wide = 0;
+    const size_t R = (size_t)net->max_rows;
+    net->params = carve(base, &off, net->n_params * sizeof(mg_real));
+    net->grads = carve(base, &off, (net->n_params + MG_STATS_SLOTS) * sizeof(mg_real));
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        const size_t in = (size_t)L->in, width = (size_t)L->width, units = (size_t)L->units;
+        net->xdrop[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
+        net->mask[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
+        net->pre[l] = carve(base, &off, R * width * sizeof(mg_real));
+        net->out[l] = carve(base, &off, R * units * sizeof(mg_real));
+        net->argmax[l] = L->spec.type == MG_ACT_MAXOUT
+                             ? carve(base, &off, R * units * sizeof(int32_t))
+                             : NULL;
+        net->x[l] = NULL;
+        if (in > max_in)
+            max_in = in;
+        if (in > max_wide)
+            max_wide = in;
+        if (width > max_wide)
+            max_wide = width;
+    }
+    net->dbuf[0] = carve(base, &off, R * max_wide * sizeof(mg_real));
+    net->dbuf[1] = carve(base, &off, R * max_wide * sizeof(mg_real));
+    net->unit = carve(base, &off, max_in * sizeof(double));
+    return off;
+}
+
+int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err)
+{
+    memset(net, 0, sizeof *net);
+    if (spec->n_layers < 1 || spec->n_layers > MG_MAX_LAYERS)
+        return mg_fail(err, "network: %d layers, need 1 to %d", spec->n_layers, MG_MAX_LAYERS);
+    if (in_dim < 1)
+        return mg_fail(err, "network: input dimension %d, need at least 1", in_dim);
+    if (max_rows < 1)
+        return mg_fail(err, "network: max_rows %d, need at least 1", max_rows);
+
+    int in = in_dim;
+    size_t n_params = 0;
+    for (int l = 0; l < spec->n_layers; l++) {
+        const mg_layer_spec *s = &spec->layers[l];
+        const int maxout = s->type == MG_ACT_MAXOUT;
+        char at[MG_NAME_MAX + 32]; // "layer 1 (h1)", or "layer 1" when unnamed
+        if (s->name[0])
+            snprintf(at, sizeof at, "layer %d (%.*s)", l, MG_NAME_MAX - 1, s->name);
+        else
+            snprintf(at, sizeof at, "layer %d", l);
+        if ((int)s->type < (int)MG_ACT_LINEAR || (int)s->type > (int)MG_ACT_MAXOUT)
+            return mg_fail(err, "network: %s: unknown activation %d", at, (int)s->type);
+        if (s->units < 1)
+            return mg_fail(err, "network: %s: units %d, need at least 1", at, s->units);
+        if (maxout && s->pieces < 1)
+            return mg_fail(err, "network: %s: maxout pieces %d, need at least 1", at, s->pieces);
+        if (!(s->keep > 0 && s->keep <= 1))
+            return mg_fail(err, "network: %s: keep %g, need 0 < keep <= 1", at, s->keep);
+        if (s->keep < 1 && !(s->input_scale > 0 && isfinite(s->input_scale)))
+            return mg_fail(err, "network: %s: input_scale %g, need > 0 with dropout", at,
+                           s->input_scale);
+        const int pieces = maxout ? s->pieces : 1;
+        /* GEMM sizes are ints: every matrix must index within INT_MAX. */
+        const int64_t width = (int64_t)s->units * pieces;
+        if (width > INT_MAX / max_rows || width * in > INT_MAX || (int64_t)in * max_rows > INT_MAX)
+            return mg_fail(err, "network: %s: %d x %lld weights for %d rows are too large", at,
+                           in, (long long)width, max_rows);
+        mg_layer *L = &net->layer[l];
+        L->spec = *s;
+        L->spec.pieces = pieces;
+        L->in = in;
+        L->units = s->units;
+        L->width = (int)width;
+        L->w_off = n_params;
+        n_params += (size_t)in * L->width;
+        L->b_off = n_params;
+        n_params += (size_t)L->width;
+        in = s->units;
+    }
+    net->n_layers = spec->n_layers;
+    net->in_dim = in_dim;
+    net->out_dim = in;
+    net->max_rows = max_rows;
+    net->n_params = n_params;
+    net->gemm = mg_gemm_blas;
+
+    size_t bytes = layout(net, NULL);
+    net->arena = mg_xcalloc(1, bytes);
+    layout(net, net->arena);
+    return 0;
+}
+
+void mg_net_free(mg_net *net)
+{
+    free(net->arena);
+    memset(net, 0, sizeof *net);
+}
+
+void mg_net_init_params(mg_net *net, uint64_t seed, uint32_t net_id)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        const mg_rng_key key = {seed, mg_rng_stream(MG_STREAM_INIT, net_id), (uint64_t)l};
+        mg_rng_uniform(net->params + L->w_off, (size_t)L->in * L->width, -L->spec.irange,
+                       L->spec.irange, &key, 0);
+        memset(net->params + L->b_off, 0, (size_t)L->width * sizeof(mg_real));
+    }
+}
+
+mg_real *mg_net_weights(const mg_net *net, int l)
+{
+    return net->params + net->layer[l].w_off;
+}
+
+mg_real *mg_net_bias(const mg_net *net, int l)
+{
+    return net->params + net->layer[l].b_off;
+}
+
+/* x[l] for layer l: the input itself, or a copy with row r's units dropped by the mask drawn
+ * from (key with stream + l, row_id[r]), so a row's mask never depends on where the row sits. */
+static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int rows,
+                                    const mg_dropout *drop)
+{
+    const mg_layer *L = &net->layer[l];
+    if (!drop || !layer_drops(L))
+        return x;
+    const int in = L->in;
+    const double keep = L->spec.keep;
+    const mg_real scale = (mg_real)L->spec.input_scale;
+    mg_rng_key k = drop->key;
+    k.stream = drop->key.stream + (uint64_t)l;
+    for (int r = 0; r < rows; r++) {
+        mg_rng_unit(net->unit, (size_t)in, &k, drop->row_id[r]);
+        mg_real *m = net->mask[l] + (size_t)r * in;   // (in)
+        mg_real *xd = net->xdrop[l] + (size_t)r * in; // (in)
+        const mg_real *xr = x + (size_t)r * in;       // (in)
+        for (int i = 0; i < in; i++) {
+            m[i] = net->unit[i] < keep ? scale : 0;
+            xd[i] = xr[i] * m[i];
+        }
+    }
+    return net->xdrop[l];
+}
+
+const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const mg_dropout *drop)
+{
+    assert(rows >= 0 && rows <= net->max_rows);
+    const mg_real *x = inp; // (rows, in)
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        net->x[l] = dropout_input(net, l, x, rows, drop);
+        mg_dense_forward(net->pre[l], net->x[l], mg_net_weights(net, l), mg_net_bias(net, l),
+                         rows, L->in, L->width, net->gemm);
+        if (L->spec.type == MG_ACT_MAXOUT)
+            mg_maxout_forward(net->out[l], net->argmax[l], net->pre[l], rows, L->units,
+                              L->spec.pieces);
+        else
+            mg_act_forward(net->out[l], net->pre[l], (size_t)rows * L->width, L->spec.type,
+                           L->spec.leak);
+        x = net->out[l];
+    }
+    net->dropped = drop != NULL;
+    return x;
+}
+
+const mg_real *mg_net_logits(const mg_net *net)
+{
+    return net->pre[net->n_layers - 1];
+}
+
+/* dpre(rows, width) of layer l from dout(rows, units), over rows [row0, row0 + rows). Elementwise
+ * activations work in place (dpre == dout); maxout needs a separate dpre. */
+static void layer_act_backward(const mg_net *net, int l, mg_real *dpre, const mg_real *dout,
+                               int row0, int rows)
+{
+    const mg_layer *L = &net->layer[l];
+    if (L->spec.type == MG_ACT_MAXOUT) {
+        mg_maxout_backward(dpre, dout, net->argmax[l] + (size_t)row0 * L->units, rows, L->units,
+                           L->spec.pieces);
+    } else {
+        const size_t off = (size_t)row0 * L->width;
+        mg_act_backward(dpre, dout, net->pre[l] + off, net->out[l] + off,
+                        (size_t)rows * L->width, L->spec.type, L->spec.leak);
+    }
+}
+
+void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, int rows,
+                     int flags)
+{
+    assert(row0 >= 0 && rows >= 0 && row0 + rows <= net->max_rows);
+    const int weights = !(flags & MG_BACKWARD_NO_WEIGHTS);
+    const int top = net->n_layers - 1;
+    if (rows == 0 || (!weights && !dinp))
+        return;
+
+    /* d: gradient of the current layer's pre-activation (rows, width); held in dbuf[held], or the
+     * caller's dout (held = -1). dx, the input gradient, goes to the other buffer. */
+    const mg_real *d = dout;
+    int held = -1;
+    if (!(flags & MG_BACKWARD_FROM_LOGITS)) {
+        layer_act_backward(net, top, net->dbuf[0], dout, row0, rows);
+        d = net->dbuf[0];
+        held = 0;
+    }
+    for (int l = top; l >= 0; l--) {
+        const mg_layer *L = &net->layer[l];
+        const int xb = held == 0 ? 1 : 0;
+        mg_real *dx = l > 0 ? net->dbuf[xb] : dinp; // (rows, in)
+        mg_dense_backward(dx, weights ? net->grads + L->w_off : NULL,
+                          weights ? net->grads + L->b_off : NULL, d,
+                          net->x[l] + (size_t)row0 * L->in, mg_net_weights(net, l), rows, L->in,
+                          L->width, net->gemm);
+        if (!dx) // l == 0 without dinp
+            break;
+        if (net->dropped && layer_drops(L)) {
+            const mg_real *m = net->mask[l] + (size_t)row0 * L->in; // (rows, in)
+            const size_t n = (size_t)rows * L->in;
+            for (size_t i = 0; i < n; i++)
+                dx[i] *= m[i];
+        }
+        if (l == 0)
+            break;
+        if (net->layer[l - 1].spec.type == MG_ACT_MAXOUT) {
+            mg_real *dpre = net->dbuf[1 - xb];
+            layer_act_backward(net, l - 1, dpre, dx, row0, rows);
+            d = dpre;
+            held = 1 - xb;
+        } else {
+            layer_act_backward(net, l - 1, dx, dx, row0, rows);
+            d = dx;
+            held = xb;
+        }
+    }
+}
+
+void mg_net_bias_from_mean(mg_net *net, const double *mean)
+{
+    const int l = net->n_layers - 1;
+    const mg_layer *L = &net->layer[l];
+    mg_real *b = mg_net_bias(net, l); // (width); a maxout unit gives its mean to every piece
+    for (int j = 0; j < L->width; j++) {
+        double p = mean[j / L->spec.pieces];
+        p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
+        b[j] = (mg_real)log(p / (1 - p));
+    }
+}

@@ -1,0 +1,585 @@
+/* Gradient checks by central differences, in double precision: this file links the library built
+ * with MG_REAL_DOUBLE, so it checks the production kernels themselves.
+ *
+ * Each check evaluates a scalar objective f (a sum of losses, or sum_i c_i out_i with fixed random
+ * c for a bare layer) and compares the analytic gradient with (f(x + h) - f(x - h)) / 2h, first
+ * coordinate by coordinate, then (as kann does) along one random direction over all tensors.
+ *
+ * Tolerance. With h = 1e-6 the central difference has two errors:
+ *   - Taylor remainder h^2 f'''/6: about 1e-12 F for these O(1) problems (F = the scale of f);
+ *   - rounding: f is computed to about eps F, and the difference of two such values divided by 2h
+ *     is off by about eps F / h = 2.2e-10 F.
+ * The budget is tol = 100 (h^2 + eps / h) F ~ 2.2e-8 F; the factor 100 covers the length of the
+ * computations (hundreds of operations per value). Measured errors are printed; they sit near
+ * 1e-10 F. A wrong gradient (a missing mask, a transposed index, a lost factor) is off by the size
+ * of the gradient itself, 1e-3 to 1.
+ *
+ * Kinks. ReLU at 0 and maxout ties make f non-differentiable; a difference across a kink is
+ * wrong by O(1). A step of h moves any pre-activation by at most h times a small factor (<= 1e-5
+ * here), so every problem is drawn again (next seed) until all ReLU inputs are at least MARGIN =
+ * 1e-3 from 0 and all maxout winners lead by MARGIN: kinks are avoided by construction. */
+#include "mpigan/nn.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+#ifndef MG_REAL_DOUBLE
+#error "test_gradcheck links the double build (mpigan_f64): compile with -DMG_REAL_DOUBLE"
+#endif
+
+static const double H = 1e-6;
+static const double MARGIN = 1e-3;
+
+static double tolerance(double F)
+{
+    return 100 * (H * H + DBL_EPSILON / H) * fmax(1, F);
+}
+
+static void fill(mg_real *x, size_t n, double lo, double hi, uint64_t row)
+{
+    const mg_rng_key key = {.seed = 1406, .stream = 2661, .step = 0};
+    mg_rng_uniform(x, n, lo, hi, &key, row);
+}
+
+/* ---- the checker ---- */
+
+/* The objective at the current values; *F receives its scale (sum of |terms|). */
+typedef double (*objective_fn)(void *ctx, double *F);
+
+typedef struct {
+    char name[32];
+    mg_real *x;       // (n) values, perturbed in place
+    const mg_real *g; // (n) analytic gradient of f
+    size_t n;
+} tensor;
+
+typedef struct {
+    tensor t[2 * MG_MAX_LAYERS * 2 + 2];
+    int n;
+} tensor_list;
+
+static void add(tensor_list *L, const char *name, mg_real *x, const mg_real *g, size_t n)
+{
+    tensor *t = &L->t[L->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->x = x;
+    t->g = g;
+    t->n = n;
+}
+
+/* W and b of every layer of net, with their gradients in net->grads. */
+static void add_net(tensor_list *L, const mg_net *net, const char *prefix)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *ly = &net->layer[l];
+        char name[32];
+        snprintf(name, sizeof name, "%s.W%d", prefix, l);
+        add(L, name, net->params + ly->w_off, net->grads + ly->w_off,
+            (size_t)ly->in * ly->width);
+        snprintf(name, sizeof name, "%s.b%d", prefix, l);
+        add(L, name, net->params + ly->b_off, net->grads + ly->b_off, (size_t)ly->width);
+    }
+}
+
+static double central(objective_fn f, void *ctx, mg_real *x, double step)
+{
+    const mg_real v = *x;
+    double F;
+    *x = v + step;
+    const double fp = f(ctx, &F);
+    *x = v - step;
+    const double fm = f(ctx, &F);
+    *x = v;
+    return (fp - fm) / (2 * step);
+}
+
+/* Every coordinate of every tensor. Returns the largest error relative to tolerance. */
+static double check_coordinates(const char *what, objective_fn f, void *ctx,
+                                const tensor_list *L)
+{
+    double F;
+    f(ctx, &F);
+    const double tol = tolerance(F);
+    double worst = 0, worst_ratio = 0;
+    size_t count = 0;
+    for (int k = 0; k < L->n; k++) {
+        const tensor *t = &L->t[k];
+        double tw = 0;
+        for (size_t i = 0; i < t->n; i++) {
+            const double num = central(f, ctx, t->x + i, H);
+            const double e = fabs(num - t->g[i]);
+            if (!(e <= tol))
+                fprintf(stderr, "\n  %s %s[%zu]: numeric %.10g, analytic %.10g, |diff| %.3g > "
+                        "%.3g", what, t->name, i, num, t->g[i], e, tol);
+            CU_ASSERT(e <= tol);
+            tw = fmax(tw, e);
+        }
+        worst = fmax(worst, tw);
+        count += t->n;
+    }
+    worst_ratio = worst / tol;
+    printf("\n    %s: %zu coordinates, F %.3g, max |num - ana| %.3g, tol %.3g (ratio %.3g)", what,
+           count, F, worst, tol, worst_ratio);
+    return worst_ratio;
+}
+
+/* kann-style: one random direction v (unit 2-norm) over all tensors at once. */
+static void check_direction(const char *what, objective_fn f, void *ctx, const tensor_list *L)
+{
+    size_t total = 0;
+    for (int k = 0; k < L->n; k++)
+        total += L->t[k].n;
+    mg_real *v = malloc(total * sizeof *v), *saved = malloc(total * sizeof *saved);
+    fill(v, total, -1, 1, 999);
+    double norm = 0, ana = 0;
+    for (size_t i = 0; i < total; i++)
+        norm += v[i] * v[i];
+    norm = sqrt(norm);
+    size_t o = 0;
+    for (int k = 0; k < L->n; k++)
+        for (size_t i = 0; i < L->t[k].n; i++, o++) {
+            v[o] /= norm;
+            saved[o] = L->t[k].x[i];
+            ana += v[o] * L->t[k].g[i];
+        }
+    double F, fpm[2];
+    for (int s = 0; s < 2; s++) {
+        o = 0;
+        for (int k = 0; k < L->n; k++)
+            for (size_t i = 0; i < L->t[k].n; i++, o++)
+                L->t[k].x[i] = saved[o] + (s ? -H : H) * v[o];
+        fpm[s] = f(ctx, &F);
+    }
+    o = 0;
+    for (int k = 0; k < L->n; k++)
+        for (size_t i = 0; i < L->t[k].n; i++, o++)
+            L->t[k].x[i] = saved[o];
+    const double num = (fpm[0] - fpm[1]) / (2 * H);
+    f(ctx, &F);
+    const double tol = tolerance(F);
+    MG_ASSERT_CLOSE(num, ana, tol);
+    printf("\n    %s: random direction over %zu values, d/dv %.6g, |num - ana| %.3g, tol %.3g",
+           what, total, ana, fabs(num - ana), tol);
+    free(v);
+    free(saved);
+}
+
+/* Distance to the nearest kink in the last forward pass over `rows` rows: |pre| for ReLU and
+ * leaky ReLU, the lead of the winning piece for maxout. */
+static double kink_margin(const mg_net *net, int rows)
+{
+    double m = INFINITY;
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        const size_t n = (size_t)rows * L->units;
+        if (L->spec.type == MG_ACT_RELU || L->spec.type == MG_ACT_LEAKY_RELU) {
+            for (size_t i = 0; i < n; i++)
+                m = fmin(m, fabs(net->pre[l][i]));
+        } else if (L->spec.type == MG_ACT_MAXOUT) {
+            const int P = L->spec.pieces;
+            for (size_t i = 0; i < n; i++) {
+                const mg_real *p = net->pre[l] + i * P;
+                const int32_t a = net->argmax[l][i];
+                for (int k = 0; k < P; k++)
+                    if (k != a)
+                        m = fmin(m, p[a] - p[k]);
+            }
+        }
+    }
+    return m;
+}
+
+static mg_layer_spec layer(enum mg_act type, int units, int pieces, double irange, double keep)
+{
+    return (mg_layer_spec){.type = type, .units = units, .pieces = pieces, .irange = irange,
+                           .keep = keep, .input_scale = 1 / keep, .leak = 0.3};
+}
+
+static void net_or_die(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows)
+{
+    mg_error err = {{0}};
+    if (mg_net_init(net, spec, in_dim, max_rows, &err)) {
+        fprintf(stderr, "mg_net_init: %s\n", err.msg);
+        exit(2);
+    }
+}
+
+static void zero_grads(mg_net *net)
+{
+    memset(net->grads, 0, (net->n_params + MG_STATS_SLOTS) * sizeof *net->grads);
+}
+
+/* Draws params (and non-zero biases) for attempt a. */
+static void draw_params(mg_net *net, uint64_t seed, uint64_t a)
+{
+    mg_net_init_params(net, seed + a * 7919, 3);
+    for (int l = 0; l < net->n_layers; l++)
+        fill(mg_net_bias(net, l), (size_t)net->layer[l].width, -0.3, 0.3, 10000 * a + 100 + l);
+}
+
+/* ---- one layer: f = sum_i c_i out_i ---- */
+
+typedef struct {
+    mg_net net;
+    int rows;
+    mg_real *x, *c, *dx; // (rows, in), (rows, out), (rows, in)
+    const mg_dropout *drop;
+} layer_problem;
+
+static double layer_objective(void *ctx, double *F)
+{
+    layer_problem *p = ctx;
+    const mg_real *y = mg_net_forward(&p->net, p->x, p->rows, p->drop);
+    double f = 0, fa = 0;
+    for (int i = 0; i < p->rows * p->net.out_dim; i++) {
+        f += p->c[i] * y[i];
+        fa += fabs(p->c[i] * y[i]);
+    }
+    *F = fa;
+    return f;
+}
+
+static void check_layer(const char *what, mg_layer_spec spec_layer, const mg_dropout *drop)
+{
+    enum { ROWS = 3, IN = 5 };
+    mg_net_spec spec = {.n_layers = 1};
+    spec.layers[0] = spec_layer;
+    layer_problem p = {.rows = ROWS, .drop = drop};
+    net_or_die(&p.net, &spec, IN, ROWS);
+    const int out = p.net.out_dim;
+    p.x = malloc(ROWS * IN * sizeof *p.x);
+    p.dx = malloc(ROWS * IN * sizeof *p.dx);
+    p.c = malloc((size_t)ROWS * out * sizeof *p.c);
+    int a = 0;
+    double F, margin = 0;
+    for (; a < 100; a++) {
+        draw_params(&p.net, 11, (uint64_t)a);
+        fill(p.x, ROWS * IN, -1, 1, 1000 * a + 1);
+        fill(p.c, (size_t)ROWS * out, -1, 1, 1000 * a + 2);
+        layer_objective(&p, &F);
+        if ((margin = kink_margin(&p.net, ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    zero_grads(&p.net);
+    layer_objective(&p, &F);
+    mg_net_backward(&p.net, p.dx, p.c, 0, ROWS, 0);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.net, "net");
+    add(&L, "input", p.x, p.dx, ROWS * IN);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
+    check_coordinates(what, layer_objective, &p, &L);
+    check_direction(what, layer_objective, &p, &L);
+    if (drop) { // some inputs were dropped, and their gradient is exactly zero
+        size_t dropped = 0;
+        for (int i = 0; i < ROWS * IN; i++)
+            if (p.net.mask[0][i] == 0) {
+                dropped++;
+                CU_ASSERT_EQUAL(p.dx[i], 0);
+            }
+        CU_ASSERT(dropped > 0 && dropped < ROWS * IN);
+    }
+    free(p.x);
+    free(p.dx);
+    free(p.c);
+    mg_net_free(&p.net);
+}
+
+static void test_linear(void)
+{
+    check_layer("linear", layer(MG_ACT_LINEAR, 4, 1, 1, 1), NULL);
+}
+
+static void test_relu(void)
+{
+    check_layer("relu", layer(MG_ACT_RELU, 4, 1, 1, 1), NULL);
+}
+
+static void test_leaky_relu(void)
+{
+    check_layer("leaky_relu", layer(MG_ACT_LEAKY_RELU, 4, 1, 1, 1), NULL);
+}
+
+static void test_sigmoid(void)
+{
+    check_layer("sigmoid", layer(MG_ACT_SIGMOID, 4, 1, 1, 1), NULL);
+}
+
+static void test_tanh(void)
+{
+    check_layer("tanh", layer(MG_ACT_TANH, 4, 1, 1, 1), NULL);
+}
+
+static void test_maxout(void)
+{
+    check_layer("maxout", layer(MG_ACT_MAXOUT, 4, 3, 1, 1), NULL);
+}
+
+/* A fixed key gives a fixed mask, so f is a smooth function of the weights and inputs. */
+static void test_dropout(void)
+{
+    const uint64_t ids[3] = {5, 17, 3};
+    const mg_dropout drop = {.key = {123, 456, 7}, .row_id = ids};
+    check_layer("dropout tanh", layer(MG_ACT_TANH, 4, 1, 1, 0.6), &drop);
+}
+
+/* ---- losses w.r.t. the logits ---- */
+
+typedef struct {
+    int rows;
+    mg_real *l;  // (2 rows): real logits, then fake
+    double norm;
+    int is_d;           // mg_loss_d, else mg_loss_g with loss g
+    enum mg_gen_loss g;
+} loss_problem;
+
+static double loss_objective(void *ctx, double *F)
+{
+    loss_problem *p = ctx;
+    double f = p->is_d
+                   ? mg_loss_d(NULL, NULL, p->l, p->l + p->rows, p->rows, p->norm, NULL, NULL)
+                   : mg_loss_g(NULL, p->l, p->rows, p->g, p->norm);
+    f /= p->norm; // the losses return sums; their gradients are already divided by norm
+    *F = fabs(f); // every term has the same sign
+    return f;
+}
+
+static void check_loss(const char *what, int is_d, enum mg_gen_loss g)
+{
+    enum { ROWS = 6 };
+    mg_real l[2 * ROWS], dl[2 * ROWS];
+    fill(l, 2 * ROWS, -4, 4, 77);
+    l[0] = 25; // far into saturation on both sides
+    l[ROWS] = -25;
+    loss_problem p = {.rows = ROWS, .l = l, .norm = 5, .is_d = is_d, .g = g};
+    double F;
+    loss_objective(&p, &F);
+    tensor_list L = {.n = 0};
+    if (is_d) {
+        mg_loss_d(dl, dl + ROWS, l, l + ROWS, ROWS, p.norm, NULL, NULL);
+        add(&L, "l_real", l, dl, ROWS);
+        add(&L, "l_fake", l + ROWS, dl + ROWS, ROWS);
+    } else {
+        mg_loss_g(dl, l, ROWS, g, p.norm);
+        add(&L, "l_fake", l, dl, ROWS);
+    }
+    check_coordinates(what, loss_objective, &p, &L);
+    check_direction(what, loss_objective, &p, &L);
+}
+
+static void test_loss_d(void)
+{
+    check_loss("mg_loss_d", 1, 0);
+}
+
+static void test_loss_g_nonsaturating(void)
+{
+    check_loss("mg_loss_g nonsaturating", 0, MG_GEN_LOSS_NONSATURATING);
+}
+
+static void test_loss_g_minimax(void)
+{
+    check_loss("mg_loss_g minimax", 0, MG_GEN_LOSS_MINIMAX);
+}
+
+/* ---- the discriminator: the paper's shape, small ---- */
+
+/* maxout 6x3 -> maxout 5x3 -> sigmoid 1, dropout keep 0.8 / 0.5 / 0.5 on the layer inputs. */
+static mg_net_spec small_d_spec(void)
+{
+    mg_net_spec s = {.n_layers = 3};
+    s.layers[0] = layer(MG_ACT_MAXOUT, 6, 3, 0.8, 0.8);
+    s.layers[1] = layer(MG_ACT_MAXOUT, 5, 3, 0.8, 0.5);
+    s.layers[2] = layer(MG_ACT_SIGMOID, 1, 1, 0.8, 0.5);
+    return s;
+}
+
+enum { D_IN = 8, D_ROWS = 4 }; // D_ROWS real rows and D_ROWS fake rows
+
+typedef struct {
+    mg_net d;
+    mg_real *x;        // (2 D_ROWS, D_IN): real rows, then fake rows
+    mg_dropout drop;
+    uint64_t ids[2 * D_ROWS];
+    double norm;
+} d_problem;
+
+static double d_objective(void *ctx, double *F)
+{
+    d_problem *p = ctx;
+    mg_net_forward(&p->d, p->x, 2 * D_ROWS, &p->drop);
+    const mg_real *l = mg_net_logits(&p->d); // (2 D_ROWS, 1)
+    double f = mg_loss_d(NULL, NULL, l, l + D_ROWS, D_ROWS, p->norm, NULL, NULL) / p->norm;
+    *F = f;
+    return f;
+}
+
+/* mg_loss_d on a real + fake batch through D, backward from the logits: D's step of training. */
+static void check_discriminator(mg_gemm_fn gemm, const char *what)
+{
+    d_problem p = {.norm = D_ROWS};
+    mg_net_spec spec = small_d_spec();
+    net_or_die(&p.d, &spec, D_IN, 2 * D_ROWS);
+    p.d.gemm = gemm;
+    for (int i = 0; i < 2 * D_ROWS; i++)
+        p.ids[i] = 100 + (uint64_t)i;
+    p.drop = (mg_dropout){.key = {2014, 4 * MG_MAX_LAYERS, 3}, .row_id = p.ids};
+    mg_real x[2 * D_ROWS * D_IN], dx[2 * D_ROWS * D_IN], dl[2 * D_ROWS];
+    p.x = x;
+    int a = 0;
+    double F, margin = 0;
+    for (; a < 100; a++) {
+        draw_params(&p.d, 21, (uint64_t)a);
+        fill(x, 2 * D_ROWS * D_IN, 0, 1, 2000 + a); // pixels
+        d_objective(&p, &F);
+        if ((margin = kink_margin(&p.d, 2 * D_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    zero_grads(&p.d);
+    d_objective(&p, &F);
+    const mg_real *l = mg_net_logits(&p.d);
+    mg_loss_d(dl, dl + D_ROWS, l, l + D_ROWS, D_ROWS, p.norm, NULL, NULL);
+    mg_net_backward(&p.d, dx, dl, 0, 2 * D_ROWS, MG_BACKWARD_FROM_LOGITS);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.d, "D");
+    add(&L, "x", x, dx, 2 * D_ROWS * D_IN);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
+    check_coordinates(what, d_objective, &p, &L);
+    check_direction(what, d_objective, &p, &L);
+    mg_net_free(&p.d);
+}
+
+static void test_discriminator(void)
+{
+    check_discriminator(mg_gemm_blas, "D (blas)");
+    check_discriminator(mg_gemm_ref, "D (ref)");
+}
+
+/* ---- the generator through a fixed discriminator: G's step of training ---- */
+
+enum { Z_DIM = 3 };
+
+typedef struct {
+    mg_net g, d;
+    mg_real *z;          // (D_ROWS, Z_DIM)
+    mg_real *xd;         // (2 D_ROWS, D_IN) D's input: real rows, then G's
+    int stacked;         // D sees [real; fake] and G's rows start at row0 = D_ROWS
+    enum mg_gen_loss loss;
+    mg_dropout gdrop, ddrop;
+    uint64_t ids[2 * D_ROWS];
+    double norm;
+} g_problem;
+
+/* Leaves D's activations for G's rows at row0 of its last forward pass. */
+static double g_objective_at(g_problem *p, int *row0)
+{
+    const mg_real *fake = mg_net_forward(&p->g, p->z, D_ROWS, &p->gdrop); // (D_ROWS, D_IN)
+    const mg_real *dinp = fake;
+    int rows = D_ROWS;
+    *row0 = 0;
+    if (p->stacked) {
+        memcpy(p->xd + D_ROWS * D_IN, fake, D_ROWS * D_IN * sizeof *fake);
+        dinp = p->xd;
+        rows = 2 * D_ROWS;
+        *row0 = D_ROWS;
+    }
+    mg_net_forward(&p->d, dinp, rows, &p->ddrop);
+    const mg_real *l = mg_net_logits(&p->d) + *row0;
+    return mg_loss_g(NULL, l, D_ROWS, p->loss, p->norm) / p->norm;
+}
+
+static double g_objective(void *ctx, double *F)
+{
+    int row0;
+    double f = g_objective_at(ctx, &row0);
+    *F = fabs(f);
+    return f;
+}
+
+static void check_generator(int stacked, enum mg_gen_loss loss, const char *what)
+{
+    g_problem p = {.stacked = stacked, .loss = loss, .norm = D_ROWS};
+    mg_net_spec dspec = small_d_spec();
+    mg_net_spec gspec = {.n_layers = 3};
+    gspec.layers[0] = layer(MG_ACT_RELU, 6, 1, 1, 1);
+    gspec.layers[1] = layer(MG_ACT_RELU, 7, 1, 1, 0.9);
+    gspec.layers[2] = layer(MG_ACT_SIGMOID, D_IN, 1, 1, 1);
+    net_or_die(&p.g, &gspec, Z_DIM, D_ROWS);
+    net_or_die(&p.d, &dspec, D_IN, 2 * D_ROWS);
+    for (int i = 0; i < 2 * D_ROWS; i++)
+        p.ids[i] = 300 + (uint64_t)i;
+    p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids + D_ROWS};
+    p.ddrop = (mg_dropout){.key = {7, 3 * MG_MAX_LAYERS, 1},
+                           .row_id = stacked ? p.ids : p.ids + D_ROWS};
+    mg_real z[D_ROWS * Z_DIM], xd[2 * D_ROWS * D_IN], dx[D_ROWS * D_IN], dl[D_ROWS];
+    p.z = z;
+    p.xd = xd;
+    int a = 0, row0;
+    double margin = 0;
+    for (; a < 100; a++) {
+        draw_params(&p.g, 31, (uint64_t)a);
+        draw_params(&p.d, 41, (uint64_t)a);
+        fill(z, D_ROWS * Z_DIM, -1, 1, 3000 + a);
+        fill(xd, D_ROWS * D_IN, 0, 1, 4000 + a); // real rows
+        g_objective_at(&p, &row0);
+        margin = fmin(kink_margin(&p.g, D_ROWS), kink_margin(&p.d, stacked ? 2 * D_ROWS : D_ROWS));
+        if (margin >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+
+    /* The trainer's G step: D backward from the logits without weight gradients gives d(fake),
+     * then G backward from its output. */
+    zero_grads(&p.g);
+    zero_grads(&p.d);
+    g_objective_at(&p, &row0);
+    mg_loss_g(dl, mg_net_logits(&p.d) + row0, D_ROWS, loss, p.norm);
+    mg_net_backward(&p.d, dx, dl, row0, D_ROWS,
+                    MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    mg_net_backward(&p.g, NULL, dx, 0, D_ROWS, 0);
+    for (size_t i = 0; i < p.d.n_params + MG_STATS_SLOTS; i++)
+        CU_ASSERT_EQUAL(p.d.grads[i], 0);
+
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.g, "G");
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
+    check_coordinates(what, g_objective, &p, &L);
+    check_direction(what, g_objective, &p, &L);
+    mg_net_free(&p.g);
+    mg_net_free(&p.d);
+}
+
+static void test_generator(void)
+{
+    check_generator(0, MG_GEN_LOSS_NONSATURATING, "G through D, nonsaturating");
+    check_generator(0, MG_GEN_LOSS_MINIMAX, "G through D, minimax");
+    check_generator(1, MG_GEN_LOSS_NONSATURATING, "G through D on [real; fake], nonsaturating");
+    check_generator(1, MG_GEN_LOSS_MINIMAX, "G through D on [real; fake], minimax");
+}
+
+static const mg_test tests[] = {
+    {"linear", test_linear},
+    {"relu", test_relu},
+    {"leaky_relu", test_leaky_relu},
+    {"sigmoid", test_sigmoid},
+    {"tanh", test_tanh},
+    {"maxout", test_maxout},
+    {"dropout", test_dropout},
+    {"loss_d", test_loss_d},
+    {"loss_g_nonsaturating", test_loss_g_nonsaturating},
+    {"loss_g_minimax", test_loss_g_minimax},
+    {"discriminator", test_discriminator},
+    {"generator", test_generator},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return mg_test_main("gradcheck", tests, argc, argv);
+}
