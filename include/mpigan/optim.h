@@ -1,0 +1,36 @@
+/* Optimizers over a flat parameter buffer: SGD with momentum (pylearn2's form, with its momentum
+ * ramp and exponential learning-rate decay, as the paper trained) and Adam. One loop each. */
+#ifndef MPIGAN_OPTIM_H
+#define MPIGAN_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpigan/config.h"
+#include "mpigan/error.h"
+#include "mpigan/real.h"
+
+typedef struct {
+    mg_optim_spec spec;
+    size_t n;
+    mg_real *m;    /* (n) sgd: velocity; adam: first moment */
+    mg_real *v;    /* (n) adam: second moment; NULL for sgd */
+    int64_t t;     /* updates applied so far */
+} mg_optim;
+
+int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *err);
+void mg_optim_free(mg_optim *opt);
+
+/* Learning rate of update t (0-based): sgd lr / lr_decay^t floored at min_lr; adam: lr. */
+double mg_optim_lr(const mg_optim_spec *spec, int64_t t);
+
+/* Momentum once `epochs` passes are complete: `momentum` until momentum_start, then linear to
+ * final_momentum at momentum_saturate (pylearn2's MomentumAdjustor). */
+double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs);
+
+/* One update of params from grads (both (n)).
+ * sgd:  v = mu v - lr g;  p += v
+ * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr mhat / (sqrt(vhat) + eps) */
+void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs);
+
+#endif

@@ -1,0 +1,74 @@
+#include "mpigan/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *err)
+{
+    opt->spec = *spec;
+    opt->n = n;
+    opt->t = 0;
+    opt->m = calloc(n ? n : 1, sizeof *opt->m);
+    opt->v = spec->type == MG_OPTIM_ADAM ? calloc(n ? n : 1, sizeof *opt->v) : NULL;
+    if (!opt->m || (spec->type == MG_OPTIM_ADAM && !opt->v)) {
+        mg_optim_free(opt);
+        return mg_fail(err, "out of memory for optimizer state of %zu parameters", n);
+    }
+    return 0;
+}
+
+void mg_optim_free(mg_optim *opt)
+{
+    free(opt->m);
+    free(opt->v);
+    opt->m = opt->v = NULL;
+}
+
+double mg_optim_lr(const mg_optim_spec *spec, int64_t t)
+{
+    if (spec->type != MG_OPTIM_SGD || spec->lr_decay == 1.0)
+        return spec->lr;
+    /* pow, not a running product: the rate of any update is known from t alone, so a resumed
+     * run continues the schedule exactly. */
+    double lr = spec->lr * pow(spec->lr_decay, -(double)t);
+    return lr > spec->min_lr ? lr : spec->min_lr;
+}
+
+double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
+{
+    int w = spec->momentum_saturate - spec->momentum_start;
+    if (w <= 0)
+        return epochs >= spec->momentum_start ? spec->final_momentum : spec->momentum;
+    double alpha = (double)(epochs - spec->momentum_start) / w;
+    alpha = alpha < 0 ? 0 : alpha > 1 ? 1 : alpha;
+    return spec->momentum * (1 - alpha) + spec->final_momentum * alpha;
+}
+
+void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
+{
+    const mg_optim_spec *s = &opt->spec;
+    size_t n = opt->n;
+    mg_real *m = opt->m, *v = opt->v;
+    if (s->type == MG_OPTIM_SGD) {
+        const mg_real lr = (mg_real)mg_optim_lr(s, opt->t);
+        const mg_real mu = (mg_real)mg_optim_momentum(s, epochs);
+        for (size_t i = 0; i < n; i++) {
+            m[i] = mu * m[i] - lr * grads[i];
+            params[i] += m[i];
+        }
+    } else {
+        const double t = (double)(opt->t + 1);
+        /* Bias corrections folded into the step size and epsilon, as in Kingma & Ba, Sec. 2. */
+        const double c1 = 1 - pow(s->beta1, t), c2 = 1 - pow(s->beta2, t);
+        const mg_real step = (mg_real)(s->lr * sqrt(c2) / c1);
+        const mg_real eps = (mg_real)(s->eps * sqrt(c2));
+        const mg_real b1 = (mg_real)s->beta1, b2 = (mg_real)s->beta2;
+        for (size_t i = 0; i < n; i++) {
+            const mg_real g = grads[i];
+            m[i] = b1 * m[i] + (1 - b1) * g;
+            v[i] = b2 * v[i] + (1 - b2) * g * g;
+            params[i] -= step * m[i] / (mg_sqrt(v[i]) + eps);
+        }
+    }
+    opt->t++;
+}
