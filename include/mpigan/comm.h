@@ -1,0 +1,44 @@
+/* Communication. This is the only interface to MPI: src/comm.c is the one file that includes
+ * mpi.h, so the rest of mpigan reads as plain C over an opaque communicator.
+ *
+ * MPI errors are fatal (the default handler); a call that returns is a call that worked. */
+#ifndef MPIGAN_COMM_H
+#define MPIGAN_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpigan/real.h"
+
+typedef struct mg_comm mg_comm;
+
+/* MPI_Init and MPI_Finalize; world is valid between them. */
+void mg_comm_init(int *argc, char ***argv);
+void mg_comm_finalize(void);
+const mg_comm *mg_comm_world(void);
+
+int mg_comm_rank(const mg_comm *c);
+int mg_comm_size(const mg_comm *c);
+int mg_comm_node_size(const mg_comm *c); /* ranks of c on this node */
+
+/* A new communicator of the ranks that pass the same color (color < 0: none, returns NULL). */
+mg_comm *mg_comm_split(const mg_comm *c, int color);
+void mg_comm_free(mg_comm *c);
+
+/* In-place sum over ranks. */
+void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
+/* Bytes from root to all, any size. */
+void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
+/* Non-zero on every rank iff ok was non-zero on every rank. */
+int mg_comm_all_ok(const mg_comm *c, int ok);
+/* Non-zero iff every rank passed the same value. */
+int mg_comm_all_same(const mg_comm *c, uint64_t value);
+/* min, max and sum over ranks of a value (for timers). */
+void mg_comm_minmaxsum(const mg_comm *c, double v, double *min, double *max, double *sum);
+
+void mg_comm_barrier(const mg_comm *c);
+double mg_comm_wtime(void);
+/* Ends every rank of the job at once: for errors that one rank finds alone. */
+_Noreturn void mg_comm_abort(const mg_comm *c, int code);
+
+#endif

@@ -1,0 +1,158 @@
+/* The one file that speaks MPI. */
+#include "mpigan/comm.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct mg_comm {
+    MPI_Comm comm;
+    int rank, size, node_size;
+};
+
+static struct mg_comm world;
+
+#ifdef MG_REAL_DOUBLE
+#define MG_MPI_REAL MPI_DOUBLE
+#else
+#define MG_MPI_REAL MPI_FLOAT
+#endif
+
+/* MPI's default handler already aborts on error; this catches a call that returns one anyway
+ * (a handler changed by a library) and says where. */
+#define MPI_CHECK(call)                                                                        \
+    do {                                                                                       \
+        int rc_ = (call);                                                                      \
+        if (rc_ != MPI_SUCCESS) {                                                              \
+            char msg_[MPI_MAX_ERROR_STRING];                                                   \
+            int len_ = 0;                                                                      \
+            MPI_Error_string(rc_, msg_, &len_);                                                \
+            fprintf(stderr, "mpigan: %s failed (%s:%d): %s\n", #call, __FILE__, __LINE__, msg_); \
+            MPI_Abort(MPI_COMM_WORLD, 1);                                                      \
+        }                                                                                      \
+    } while (0)
+
+/* Counts above INT_MAX go in pieces: MPI counts are ints. */
+#define MG_MPI_CHUNK ((size_t)1 << 30)
+
+static void describe(struct mg_comm *c)
+{
+    MPI_CHECK(MPI_Comm_rank(c->comm, &c->rank));
+    MPI_CHECK(MPI_Comm_size(c->comm, &c->size));
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_size(node, &c->node_size));
+    MPI_CHECK(MPI_Comm_free(&node));
+}
+
+void mg_comm_init(int *argc, char ***argv)
+{
+    MPI_CHECK(MPI_Init(argc, argv));
+    world.comm = MPI_COMM_WORLD;
+    describe(&world);
+}
+
+void mg_comm_finalize(void)
+{
+    MPI_Finalize();
+}
+
+const mg_comm *mg_comm_world(void)
+{
+    return &world;
+}
+
+int mg_comm_rank(const mg_comm *c)
+{
+    return c->rank;
+}
+
+int mg_comm_size(const mg_comm *c)
+{
+    return c->size;
+}
+
+int mg_comm_node_size(const mg_comm *c)
+{
+    return c->node_size;
+}
+
+mg_comm *mg_comm_split(const mg_comm *c, int color)
+{
+    MPI_Comm sub;
+    MPI_CHECK(MPI_Comm_split(c->comm, color < 0 ? MPI_UNDEFINED : color, c->rank, &sub));
+    if (sub == MPI_COMM_NULL)
+        return NULL;
+    mg_comm *s = malloc(sizeof *s);
+    if (!s) {
+        fprintf(stderr, "mpigan: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    s->comm = sub;
+    describe(s);
+    return s;
+}
+
+void mg_comm_free(mg_comm *c)
+{
+    if (!c)
+        return;
+    MPI_CHECK(MPI_Comm_free(&c->comm));
+    free(c);
+}
+
+void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
+{
+    for (size_t off = 0; off < n; off += MG_MPI_CHUNK) {
+        size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MG_MPI_REAL, MPI_SUM, c->comm));
+    }
+}
+
+void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)
+{
+    for (size_t off = 0; off < bytes; off += MG_MPI_CHUNK) {
+        size_t len = bytes - off < MG_MPI_CHUNK ? bytes - off : MG_MPI_CHUNK;
+        MPI_CHECK(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, root, c->comm));
+    }
+}
+
+int mg_comm_all_ok(const mg_comm *c, int ok)
+{
+    int all = ok != 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_LAND, c->comm));
+    return all;
+}
+
+int mg_comm_all_same(const mg_comm *c, uint64_t value)
+{
+    uint64_t v[2] = {value, ~value}; /* max of v and max of ~v: min and max in one call */
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, c->comm));
+    return v[0] == ~v[1];
+}
+
+void mg_comm_minmaxsum(const mg_comm *c, double v, double *min, double *max, double *sum)
+{
+    double in[2] = {v, -v}, out[2], s;
+    MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_MAX, c->comm));
+    MPI_CHECK(MPI_Allreduce(&v, &s, 1, MPI_DOUBLE, MPI_SUM, c->comm));
+    *max = out[0];
+    *min = -out[1];
+    *sum = s;
+}
+
+void mg_comm_barrier(const mg_comm *c)
+{
+    MPI_CHECK(MPI_Barrier(c->comm));
+}
+
+double mg_comm_wtime(void)
+{
+    return MPI_Wtime();
+}
+
+void mg_comm_abort(const mg_comm *c, int code)
+{
+    MPI_Abort(c->comm, code);
+    exit(code); /* MPI_Abort does not return; this satisfies _Noreturn */
+}
