@@ -1,0 +1,1268 @@
+/* Run configuration. libyaml builds the document tree; each mapping is then read against a table
+ * of its keys (type, destination, bounds), so every key is checked the same way and every message
+ * can name the file, the line, the key and the problem. `--set` overrides edit the tree before it
+ * is read, so they pass exactly the same checks as keys written in the file. */
+#define _POSIX_C_SOURCE 200809L
+#include "mpigan/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define KEY_LEN 256                 /* key paths in messages; longer (unknown) keys are cut */
+#define MAX_FIELDS 16               /* keys in the largest mapping */
+#define MAX_CONFIG_BYTES (16 << 20) /* anything larger is not a configuration file */
+
+/* Name tables indexed by the enums, so the order of an enum cannot drift from its names. */
+static const char *const act_names[] = {
+    [MG_ACT_LINEAR] = "linear",   [MG_ACT_RELU] = "relu", [MG_ACT_LEAKY_RELU] = "leaky_relu",
+    [MG_ACT_SIGMOID] = "sigmoid", [MG_ACT_TANH] = "tanh", [MG_ACT_MAXOUT] = "maxout",
+    [MG_ACT_MAXOUT + 1] = NULL,
+};
+static const char *const prior_names[] = {
+    [MG_PRIOR_UNIFORM] = "uniform",
+    [MG_PRIOR_UNIFORM_SQRT3] = "uniform_sqrt3",
+    [MG_PRIOR_NORMAL] = "normal",
+    [MG_PRIOR_NORMAL + 1] = NULL,
+};
+static const char *const mode_names[] = {
+    [MG_MODE_ALTERNATING] = "alternating",
+    [MG_MODE_SIMULTANEOUS] = "simultaneous",
+    [MG_MODE_SIMULTANEOUS + 1] = NULL,
+};
+static const char *const loss_names[] = {
+    [MG_GEN_LOSS_NONSATURATING] = "nonsaturating",
+    [MG_GEN_LOSS_MINIMAX] = "minimax",
+    [MG_GEN_LOSS_MINIMAX + 1] = NULL,
+};
+static const char *const optim_names[] = {
+    [MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", [MG_OPTIM_ADAM + 1] = NULL};
+static const char *const format_names[] = {"idx", NULL};
+
+const char *mg_act_name(enum mg_act act)
+{
+    if ((int)act < 0 || act > MG_ACT_MAXOUT)
+        return "unknown";
+    return act_names[act];
+}
+
+/* ---- Schema ---------------------------------------------------------------------------------- */
+
+enum kind {
+    K_INT,     /* int */
+    K_I64,     /* int64_t */
+    K_U64,     /* uint64_t */
+    K_REAL,    /* double */
+    K_BOOL,    /* int, 0 or 1 */
+    K_ENUM,    /* int: index into names */
+    K_WORD,    /* char[size] holding one of names */
+    K_STR,     /* char[size] */
+    K_IDENT,   /* char[size] of [A-Za-z0-9_], at least one */
+    K_PATH,    /* char[size]: a data file, resolved against the configuration's directory */
+    K_SECTION, /* mapping read with `sub`, whose offsets are from the same base */
+    K_LAYERS,  /* list of layer mappings into the mg_net_spec at off */
+    K_OPTIM,   /* optimizer mapping into the mg_optim_spec at off */
+};
+
+enum {
+    F_REQUIRED = 1 << 0,
+    F_MIN = 1 << 1,      /* value >= min ... */
+    F_MIN_OPEN = 1 << 2, /* ... or > min */
+    F_MAX = 1 << 3,      /* value <= max ... */
+    F_MAX_OPEN = 1 << 4, /* ... or < max */
+    F_DISCRIMINATOR = 1 << 5,
+};
+
+/* `only` restricts a key to one layer or optimizer type; 0 means any, so it stores type + 1. */
+#define ONLY(type) ((type) + 1)
+
+typedef struct field {
+    const char *key;
+    enum kind kind;
+    size_t off, size;
+    int flags;
+    double min, max;
+    const char *const *names;
+    const struct field *sub;
+    int only;
+} field;
+
+#define AT(type, m) .off = offsetof(type, m), .size = sizeof(((type *)0)->m)
+#define CFG(m) AT(mg_config, m)
+#define LAYER(m) AT(mg_layer_spec, m)
+#define OPT(m) AT(mg_optim_spec, m)
+#define AT_LEAST(x) .flags = F_MIN, .min = (x)
+#define ABOVE(x) .flags = F_MIN | F_MIN_OPEN, .min = (x)
+#define UNIT_CLOSED_OPEN .flags = F_MIN | F_MAX | F_MAX_OPEN, .min = 0, .max = 1 /* [0, 1) */
+#define END {.key = NULL}
+
+/* Indices into layer_fields and optim_fields, for the keys their readers treat specially. */
+enum { L_NAME, L_TYPE, L_UNITS, L_PIECES, L_IRANGE, L_KEEP, L_INPUT_SCALE, L_LEAK, L_N };
+enum {
+    O_TYPE, O_LR, O_LR_DECAY, O_MIN_LR, O_MOMENTUM, O_FINAL_MOMENTUM, O_MOMENTUM_START,
+    O_MOMENTUM_SATURATE, O_BETA1, O_BETA2, O_EPS, O_N
+};
+
+_Static_assert(L_N < MAX_FIELDS && O_N < MAX_FIELDS, "collect() sizes its arrays by MAX_FIELDS");
+
+static const field layer_fields[] = {
+    [L_NAME] = {"name", K_IDENT, LAYER(name)},
+    [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = act_names},
+    [L_UNITS] = {"units", K_INT, LAYER(units), .flags = F_REQUIRED | F_MIN, .min = 1},
+    [L_PIECES] = {"pieces", K_INT, LAYER(pieces), AT_LEAST(2), .only = ONLY(MG_ACT_MAXOUT)},
+    [L_IRANGE] = {"irange", K_REAL, LAYER(irange), AT_LEAST(0)},
+    [L_KEEP] = {"keep", K_REAL, LAYER(keep), .flags = F_MIN | F_MIN_OPEN | F_MAX, .min = 0,
+                .max = 1},
+    [L_INPUT_SCALE] = {"input_scale", K_REAL, LAYER(input_scale), ABOVE(0)},
+    [L_LEAK] = {"leak", K_REAL, LAYER(leak), UNIT_CLOSED_OPEN, .only = ONLY(MG_ACT_LEAKY_RELU)},
+    [L_N] = END,
+};
+
+#define SGD .only = ONLY(MG_OPTIM_SGD)
+#define ADAM .only = ONLY(MG_OPTIM_ADAM)
+static const field optim_fields[] = {
+    [O_TYPE] = {"type", K_ENUM, OPT(type), .names = optim_names},
+    [O_LR] = {"lr", K_REAL, OPT(lr), ABOVE(0)},
+    [O_LR_DECAY] = {"lr_decay", K_REAL, OPT(lr_decay), AT_LEAST(1), SGD},
+    [O_MIN_LR] = {"min_lr", K_REAL, OPT(min_lr), AT_LEAST(0), SGD},
+    [O_MOMENTUM] = {"momentum", K_REAL, OPT(momentum), UNIT_CLOSED_OPEN, SGD},
+    [O_FINAL_MOMENTUM] = {"final_momentum", K_REAL, OPT(final_momentum), UNIT_CLOSED_OPEN, SGD},
+    [O_MOMENTUM_START] = {"momentum_start", K_INT, OPT(momentum_start), AT_LEAST(0), SGD},
+    [O_MOMENTUM_SATURATE] = {"momentum_saturate", K_INT, OPT(momentum_saturate), AT_LEAST(0),
+                             SGD},
+    [O_BETA1] = {"beta1", K_REAL, OPT(beta1), UNIT_CLOSED_OPEN, ADAM},
+    [O_BETA2] = {"beta2", K_REAL, OPT(beta2), UNIT_CLOSED_OPEN, ADAM},
+    [O_EPS] = {"eps", K_REAL, OPT(eps), ABOVE(0), ADAM},
+    [O_N] = END,
+};
+
+static const field data_fields[] = {
+    {"format", K_WORD, CFG(data.format), .names = format_names},
+    {"train_images", K_PATH, CFG(data.train_images), .flags = F_REQUIRED},
+    {"test_images", K_PATH, CFG(data.test_images)},
+    {"train_count", K_INT, CFG(data.train_count), AT_LEAST(1)},
+    {"valid_count", K_INT, CFG(data.valid_count), AT_LEAST(0)},
+    END,
+};
+
+static const field generator_fields[] = {
+    {"noise_dim", K_INT, CFG(generator.noise_dim), AT_LEAST(1)},
+    {"prior", K_ENUM, CFG(generator.prior), .names = prior_names},
+    {"output_bias_from_data", K_BOOL, CFG(generator.output_bias_from_data)},
+    {"layers", K_LAYERS, CFG(generator.net), .flags = F_REQUIRED},
+    {"optimizer", K_OPTIM, CFG(generator.net.optim)},
+    END,
+};
+
+static const field discriminator_fields[] = {
+    {"layers", K_LAYERS, CFG(discriminator), .flags = F_REQUIRED | F_DISCRIMINATOR},
+    {"optimizer", K_OPTIM, CFG(discriminator.optim)},
+    END,
+};
+
+static const field train_fields[] = {
+    {"batch_size", K_INT, CFG(train.batch_size), AT_LEAST(1)},
+    {"k", K_INT, CFG(train.k), AT_LEAST(1)},
+    {"mode", K_ENUM, CFG(train.mode), .names = mode_names},
+    {"generator_loss", K_ENUM, CFG(train.generator_loss), .names = loss_names},
+    {"epochs", K_INT, CFG(train.epochs), AT_LEAST(0)},
+    {"steps", K_I64, CFG(train.steps), AT_LEAST(0)},
+    {"check_every", K_INT, CFG(train.check_every), AT_LEAST(0)},
+    {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
+    END,
+};
+
+static const field output_fields[] = {
+    {"dir", K_STR, CFG(output.dir)},
+    END,
+};
+
+static const field top_fields[] = {
+    {"seed", K_U64, CFG(seed)},
+    {"data", K_SECTION, .sub = data_fields},
+    {"generator", K_SECTION, .sub = generator_fields},
+    {"discriminator", K_SECTION, .sub = discriminator_fields},
+    {"train", K_SECTION, .sub = train_fields},
+    {"output", K_SECTION, .sub = output_fields},
+    END,
+};
+
+/* ---- Defaults -------------------------------------------------------------------------------- */
+
+static void optim_defaults(mg_optim_spec *o)
+{
+    o->type = MG_OPTIM_SGD;
+    o->lr = 0.1;
+    o->lr_decay = 1.0;
+    o->min_lr = 0.0;
+    o->momentum = 0.0;
+    o->final_momentum = 0.0;
+    o->momentum_start = 0;
+    o->momentum_saturate = 0;
+    o->beta1 = 0.5;
+    o->beta2 = 0.999;
+    o->eps = 1e-8;
+}
+
+void mg_config_defaults(mg_config *cfg)
+{
+    /* Padding and unused layer slots too: the struct is broadcast and compared as bytes. */
+    memset(cfg, 0, sizeof *cfg);
+    cfg->seed = 1;
+    strcpy(cfg->data.format, "idx");
+    cfg->data.train_count = 50000;
+    cfg->data.valid_count = 10000;
+    cfg->generator.noise_dim = 100;
+    cfg->generator.prior = MG_PRIOR_UNIFORM;
+    cfg->generator.output_bias_from_data = 0;
+    optim_defaults(&cfg->generator.net.optim);
+    optim_defaults(&cfg->discriminator.optim);
+    cfg->train.batch_size = 100;
+    cfg->train.k = 1;
+    cfg->train.mode = MG_MODE_ALTERNATING;
+    cfg->train.generator_loss = MG_GEN_LOSS_NONSATURATING;
+    cfg->train.epochs = 1;
+    cfg->train.steps = 0;
+    cfg->train.check_every = 100;
+    cfg->train.log_every = 50;
+}
+
+/* ---- Reading the tree ------------------------------------------------------------------------ */
+
+typedef struct {
+    yaml_document_t doc;
+    int n_file_nodes; /* node ids above this were added by --set */
+    const char *name; /* the file, as messages name it */
+    /* Prefixes for relative data paths, absolute where getcwd allows, so that the configuration
+     * mg_config_write copies into a run directory still finds the data from there. */
+    char file_dir[MG_PATH_MAX]; /* the configuration file's directory, with a trailing '/' */
+    char cwd[MG_PATH_MAX];      /* for paths given with --set, as any command-line path */
+    struct {
+        int node;
+        const char *dest;
+        char key[KEY_LEN];
+    } files[2]; /* data files to check once everything else is valid */
+    int n_files;
+    /* The first required key found missing. Reported only after every given value was checked:
+     * an error with a line number is the more useful one to see first. */
+    char missing[KEY_LEN];
+    mg_error *err;
+} ctx;
+
+static yaml_node_t *node_at(ctx *c, int id)
+{
+    return id ? yaml_document_get_node(&c->doc, id) : NULL;
+}
+
+static const char *text(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+/* A plain ~, null or nothing: YAML's null. An empty section reads as all defaults, an empty
+ * string key as "". */
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = text(n);
+    return !strcmp(s, "") || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+/* Key paths only appear in messages, where a cut one is acceptable. */
+static void join(char *out, const char *path, const char *key)
+{
+    size_t n = 0;
+    for (const char *p = path; *p && n < KEY_LEN - 1; p++)
+        out[n++] = *p;
+    if (path[0] && n < KEY_LEN - 1)
+        out[n++] = '.';
+    for (const char *p = key; *p && n < KEY_LEN - 1; p++)
+        out[n++] = *p;
+    out[n] = '\0';
+}
+
+static void join_index(char *out, const char *path, int index)
+{
+    char digits[16];
+    snprintf(digits, sizeof digits, "%d", index);
+    join(out, path, digits);
+}
+
+/* A scalar as messages quote it: on one line and short. */
+static const char *shown(char *buf, size_t n, const yaml_node_t *node)
+{
+    const char *s = text(node);
+    size_t len = node->data.scalar.length, keep = len < 60 ? len : 56, j = 0;
+    while (keep < len && keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+        keep--; /* not inside a UTF-8 sequence */
+    for (size_t i = 0; i < keep && j + 1 < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[j++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    buf[j] = '\0';
+    if (keep < len)
+        snprintf(buf + j, n - j, "...");
+    return buf;
+}
+
+static int from_set(const ctx *c, const yaml_node_t *node)
+{
+    return (int)(node - c->doc.nodes.start) + 1 > c->n_file_nodes;
+}
+
+/* Fails with "<file>:<line>: <key>: <problem>", or "--set <key>: <problem>" when the node came
+ * from an override, whose line would mean nothing to the user. */
+__attribute__((format(printf, 4, 5))) static int fail_at(ctx *c, const yaml_node_t *node,
+                                                         const char *key, const char *fmt, ...)
+{
+    char problem[MG_ERROR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    if (from_set(c, node))
+        return mg_fail(c->err, "--set%s%s: %s", key[0] ? " " : "", key, problem);
+    return mg_fail(c->err, "%s:%zu: %s%s%s", c->name, node->start_mark.line + 1, key,
+                   key[0] ? ": " : "", problem);
+}
+
+static int fail_missing(ctx *c, const char *key, const char *why)
+{
+    return mg_fail(c->err, "%s: %s: required key missing%s", c->name, key, why);
+}
+
+enum { NUM_OK, NUM_BAD, NUM_RANGE };
+
+/* Decimal only: YAML 1.1 would read 010 as octal and 0x10 as hex, which nobody means here. */
+static int parse_int(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || !(s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9')))
+        return NUM_BAD;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || end != s + len)
+        return NUM_BAD;
+    if (errno == ERANGE)
+        return NUM_RANGE;
+    *out = v;
+    return NUM_OK;
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    /* strtoull would wrap "-1" to 2^64 - 1. */
+    if (len == 0 || !(s[0] == '+' || (s[0] >= '0' && s[0] <= '9')))
+        return NUM_BAD;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || end != s + len)
+        return NUM_BAD;
+    if (errno == ERANGE)
+        return NUM_RANGE;
+    *out = v;
+    return NUM_OK;
+}
+
+static int parse_real(const char *s, size_t len, double *out)
+{
+    if (len == 0 || s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))
+        return NUM_BAD;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || end != s + len)
+        return NUM_BAD;
+    if (!isfinite(v))
+        return NUM_RANGE;
+    *out = v;
+    return NUM_OK;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+                                      "YES",  "on",   "On",   "ON"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+                                     "NO",    "off",   "Off",   "OFF"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (!strcmp(s, yes[i]) || !strcmp(s, no[i])) {
+            *out = !strcmp(s, yes[i]);
+            return NUM_OK;
+        }
+    }
+    return NUM_BAD;
+}
+
+static int check_bounds(ctx *c, const field *f, const yaml_node_t *node, const char *key,
+                        double v)
+{
+    int lo_ok = !(f->flags & F_MIN) || (f->flags & F_MIN_OPEN ? v > f->min : v >= f->min);
+    int hi_ok = !(f->flags & F_MAX) || (f->flags & F_MAX_OPEN ? v < f->max : v <= f->max);
+    if (lo_ok && hi_ok)
+        return 0;
+    char got[80];
+    shown(got, sizeof got, node);
+    if (!(f->flags & F_MAX))
+        return fail_at(c, node, key, "must be %s %g, got %s", f->flags & F_MIN_OPEN ? ">" : ">=",
+                       f->min, got);
+    return fail_at(c, node, key, "must be in %c%g, %g%c, got %s", f->flags & F_MIN_OPEN ? '(' : '[',
+                   f->min, f->max, f->flags & F_MAX_OPEN ? ')' : ']', got);
+}
+
+static int lookup_name(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    return -1;
+}
+
+static int fail_enum(ctx *c, const field *f, const yaml_node_t *node, const char *key)
+{
+    char list[256] = "", got[80];
+    size_t n = 0;
+    for (int i = 0; f->names[i] && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", f->names[i]);
+    return fail_at(c, node, key, "expected one of %s; got \"%s\"", list,
+                   shown(got, sizeof got, node));
+}
+
+static int resolve_path(ctx *c, const field *f, const yaml_node_t *node, const char *key,
+                        const char *s, char *dest)
+{
+    size_t len = strlen(s);
+    if (len == 0) {
+        if (f->flags & F_REQUIRED)
+            return fail_at(c, node, key, "must not be empty");
+        dest[0] = '\0';
+        return 0;
+    }
+    /* A path in the file is relative to the file, so that a configuration and its data move
+     * together and a run does not depend on where it was started; one given with --set is a
+     * command-line path, relative to the working directory as a shell user expects. */
+    const char *prefix = s[0] == '/' ? "" : from_set(c, node) ? c->cwd : c->file_dir;
+    size_t plen = strlen(prefix);
+    if (plen + len >= f->size)
+        return fail_at(c, node, key, "path too long (at most %zu characters)", f->size - 1);
+    memcpy(dest, prefix, plen);
+    memcpy(dest + plen, s, len + 1);
+    if (c->n_files == (int)(sizeof c->files / sizeof *c->files))
+        return fail_at(c, node, key, "internal error: too many data files");
+    c->files[c->n_files].node = (int)(node - c->doc.nodes.start) + 1;
+    c->files[c->n_files].dest = dest;
+    snprintf(c->files[c->n_files].key, KEY_LEN, "%s", key);
+    c->n_files++;
+    return 0;
+}
+
+static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const char *key,
+                          char *base)
+{
+    void *dest = base + f->off;
+    char got[80];
+    if (node->type != YAML_SCALAR_NODE)
+        return fail_at(c, node, key, "expected a scalar");
+    const char *s = text(node);
+    size_t len = node->data.scalar.length;
+    if (strlen(s) != len) /* "\0" in a quoted scalar would cut every C string after it */
+        return fail_at(c, node, key, "must not contain a NUL byte");
+    int rc;
+    switch (f->kind) {
+    case K_INT:
+    case K_I64: {
+        long long v = 0;
+        rc = parse_int(s, len, &v);
+        if (rc == NUM_BAD)
+            return fail_at(c, node, key, "expected an integer, got \"%s\"",
+                           shown(got, sizeof got, node));
+        if (rc == NUM_RANGE || (f->kind == K_INT && (v < INT_MIN || v > INT_MAX)))
+            return fail_at(c, node, key, "integer out of range, got %s",
+                           shown(got, sizeof got, node));
+        if (check_bounds(c, f, node, key, (double)v))
+            return -1;
+        if (f->kind == K_INT)
+            *(int *)dest = (int)v;
+        else
+            *(int64_t *)dest = v;
+        return 0;
+    }
+    case K_U64: {
+        uint64_t v = 0;
+        long long negative;
+        if (s[0] == '-' && parse_int(s, len, &negative) != NUM_BAD)
+            return fail_at(c, node, key, "must be >= 0, got %s", shown(got, sizeof got, node));
+        rc = parse_u64(s, len, &v);
+        if (rc == NUM_BAD)
+            return fail_at(c, node, key, "expected an integer, got \"%s\"",
+                           shown(got, sizeof got, node));
+        if (rc == NUM_RANGE)
+            return fail_at(c, node, key, "integer out of range, got %s",
+                           shown(got, sizeof got, node));
+        *(uint64_t *)dest = v;
+        return 0;
+    }
+    case K_REAL: {
+        double v = 0;
+        rc = parse_real(s, len, &v);
+        if (rc == NUM_BAD)
+            return fail_at(c, node, key, "expected a number, got \"%s\"",
+                           shown(got, sizeof got, node));
+        if (rc == NUM_RANGE)
+            return fail_at(c, node, key, "expected a finite number, got \"%s\"",
+                           shown(got, sizeof got, node));
+        if (check_bounds(c, f, node, key, v))
+            return -1;
+        *(double *)dest = v;
+        return 0;
+    }
+    case K_BOOL:
+        if (parse_bool(s, (int *)dest) != NUM_OK)
+            return fail_at(c, node, key, "expected true or false, got \"%s\"",
+                           shown(got, sizeof got, node));
+        return 0;
+    case K_ENUM:
+    case K_WORD: {
+        int i = lookup_name(f->names, s);
+        if (i < 0)
+            return fail_enum(c, f, node, key);
+        if (f->kind == K_ENUM)
+            *(int *)dest = i;
+        else
+            snprintf(dest, f->size, "%s", f->names[i]);
+        return 0;
+    }
+    case K_STR:
+    case K_IDENT:
+    case K_PATH:
+        if (f->kind == K_IDENT) {
+            size_t ok =
+                strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+            if (len == 0 || ok != len || len >= f->size)
+                return fail_at(c, node, key,
+                               "must be 1 to %zu characters of A-Z, a-z, 0-9 and _, got \"%s\"",
+                               f->size - 1, shown(got, sizeof got, node));
+            memcpy(dest, s, len + 1);
+            return 0;
+        }
+        if (is_null(node))
+            s = "";
+        if (f->kind == K_PATH)
+            return resolve_path(c, f, node, key, s, dest);
+        if (strlen(s) >= f->size)
+            return fail_at(c, node, key, "too long (at most %zu characters)", f->size - 1);
+        memcpy(dest, s, strlen(s) + 1);
+        return 0;
+    default:
+        return fail_at(c, node, key, "internal error: kind %d is not a scalar", (int)f->kind);
+    }
+}
+
+/* Edit distance, for "did you mean"; keys are short, so the quadratic table is tiny. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return INT_MAX;
+    int prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof *prev);
+    }
+    return prev[lb];
+}
+
+/* Finds the value of every key of `map` that `fields` describes (value[i], key[i]: node ids, 0 if
+ * absent) and fails on a key that is not a scalar, not known, or given twice. libyaml keeps
+ * duplicate keys, so they are caught here. */
+static int collect(ctx *c, yaml_node_t *map, const char *path, const field *fields, int *value,
+                   int *key)
+{
+    int n = 0;
+    while (fields[n].key)
+        n++;
+    for (int i = 0; i < n; i++)
+        value[i] = key[i] = 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail_at(c, k, path, "mapping keys must be scalars");
+        char kpath[KEY_LEN];
+        join(kpath, path, text(k));
+        int i = 0;
+        while (i < n && strcmp(fields[i].key, text(k)) != 0)
+            i++;
+        if (i == n) {
+            int best = -1, best_d = 3;
+            for (int j = 0; j < n; j++) {
+                int d = edit_distance(text(k), fields[j].key);
+                if (d < best_d)
+                    best = j, best_d = d;
+            }
+            if (best < 0)
+                return fail_at(c, k, kpath, "unknown key");
+            char hint[KEY_LEN];
+            join(hint, path, fields[best].key);
+            return fail_at(c, k, kpath, "unknown key (did you mean %s?)", hint);
+        }
+        if (key[i])
+            return fail_at(c, k, kpath, "duplicate key (first at line %zu)",
+                           node_at(c, key[i])->start_mark.line + 1);
+        key[i] = p->key;
+        value[i] = p->value;
+    }
+    return 0;
+}
+
+/* Fails on keys given for another type than `type`: they would be silently ignored. */
+static int check_only(ctx *c, const field *fields, const int *key, const char *path, int type,
+                      const char *const *type_names)
+{
+    for (int i = 0; fields[i].key; i++) {
+        if (key[i] && fields[i].only && fields[i].only != ONLY(type)) {
+            char kpath[KEY_LEN];
+            join(kpath, path, fields[i].key);
+            return fail_at(c, node_at(c, key[i]), kpath, "only for type %s",
+                           type_names[fields[i].only - 1]);
+        }
+    }
+    return 0;
+}
+
+static int convert_given(ctx *c, const field *fields, const int *value, const char *path,
+                         int skip, char *base)
+{
+    for (int i = 0; fields[i].key; i++) {
+        if (i == skip || !value[i])
+            continue;
+        char kpath[KEY_LEN];
+        join(kpath, path, fields[i].key);
+        if (convert_scalar(c, &fields[i], node_at(c, value[i]), kpath, base))
+            return -1;
+    }
+    return 0;
+}
+
+static int convert_layer(ctx *c, yaml_node_t *map, const char *path, int index, mg_layer_spec *l,
+                         int *name_node)
+{
+    int value[MAX_FIELDS], key[MAX_FIELDS];
+    char kpath[KEY_LEN];
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(c, map, path, "expected a mapping");
+    if (collect(c, map, path, layer_fields, value, key))
+        return -1;
+    join(kpath, path, "type");
+    if (!value[L_TYPE])
+        return fail_missing(c, kpath, "");
+    /* The type decides which keys are allowed and what the defaults are. */
+    if (convert_scalar(c, &layer_fields[L_TYPE], node_at(c, value[L_TYPE]), kpath, (char *)l) ||
+        check_only(c, layer_fields, key, path, (int)l->type, act_names))
+        return -1;
+    l->pieces = l->type == MG_ACT_MAXOUT ? 0 : 1;
+    l->irange = 0.05;
+    l->keep = 1.0;
+    l->leak = l->type == MG_ACT_LEAKY_RELU ? 0.2 : 0.0;
+    if (convert_given(c, layer_fields, value, path, L_TYPE, (char *)l))
+        return -1;
+    if (!value[L_UNITS]) {
+        join(kpath, path, "units");
+        return fail_missing(c, kpath, "");
+    }
+    if (l->type == MG_ACT_MAXOUT && !value[L_PIECES]) {
+        join(kpath, path, "pieces");
+        return fail_missing(c, kpath, " for type maxout");
+    }
+    if (!value[L_NAME])
+        snprintf(l->name, sizeof l->name, "h%d", index);
+    /* Inverted dropout by default: kept inputs are scaled so the expected input is unchanged. */
+    if (!value[L_INPUT_SCALE])
+        l->input_scale = 1.0 / l->keep;
+    *name_node = value[L_NAME];
+    return 0;
+}
+
+static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_spec *net,
+                          int discriminator)
+{
+    if (list->type != YAML_SEQUENCE_NODE)
+        return fail_at(c, list, path, "expected a list");
+    int n = (int)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (n < 1)
+        return fail_at(c, list, path, "at least 1 layer, got 0");
+    if (n > MG_MAX_LAYERS)
+        return fail_at(c, list, path, "at most %d layers, got %d", MG_MAX_LAYERS, n);
+    int name_node[MG_MAX_LAYERS];
+    char lpath[KEY_LEN];
+    for (int i = 0; i < n; i++) {
+        join_index(lpath, path, i);
+        if (convert_layer(c, node_at(c, list->data.sequence.items.start[i]), lpath, i,
+                          &net->layers[i], &name_node[i]))
+            return -1;
+    }
+    net->n_layers = n;
+    /* Checkpoints name tensors by layer, so two layers of one name would overwrite each other. */
+    for (int i = 1; i < n; i++) {
+        for (int j = 0; j < i; j++) {
+            if (strcmp(net->layers[i].name, net->layers[j].name) != 0)
+                continue;
+            char other[KEY_LEN];
+            join_index(lpath, path, i);
+            join_index(other, path, j);
+            if (name_node[i]) {
+                char npath[KEY_LEN];
+                join(npath, lpath, "name");
+                return fail_at(c, node_at(c, name_node[i]), npath,
+                               "name \"%s\" is already used by %s", net->layers[i].name, other);
+            }
+            return fail_at(c, node_at(c, list->data.sequence.items.start[i]), lpath,
+                           "default name \"%s\" is already used by %s", net->layers[i].name,
+                           other);
+        }
+    }
+    const mg_layer_spec *last = &net->layers[n - 1];
+    if (discriminator && (last->type != MG_ACT_SIGMOID || last->units != 1)) {
+        join_index(lpath, path, n - 1);
+        return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
+                       "the discriminator's last layer must be sigmoid with 1 unit (got %s, %d "
+                       "unit%s)",
+                       act_names[last->type], last->units, last->units == 1 ? "" : "s");
+    }
+    return 0;
+}
+
+static int convert_optim(ctx *c, yaml_node_t *map, const char *path, mg_optim_spec *o)
+{
+    int value[MAX_FIELDS], key[MAX_FIELDS];
+    char kpath[KEY_LEN];
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(c, map, path, "expected a mapping");
+    if (collect(c, map, path, optim_fields, value, key))
+        return -1;
+    join(kpath, path, "type");
+    if (value[O_TYPE] &&
+        convert_scalar(c, &optim_fields[O_TYPE], node_at(c, value[O_TYPE]), kpath, (char *)o))
+        return -1;
+    if (check_only(c, optim_fields, key, path, (int)o->type, optim_names))
+        return -1;
+    /* Adam's steps are normalized, so it wants a far smaller rate than SGD (Radford et al.). */
+    if (o->type == MG_OPTIM_ADAM)
+        o->lr = 0.0002;
+    if (convert_given(c, optim_fields, value, path, O_TYPE, (char *)o))
+        return -1;
+    if (!value[O_FINAL_MOMENTUM])
+        o->final_momentum = o->momentum;
+    if (!value[O_MOMENTUM_SATURATE])
+        o->momentum_saturate = o->momentum_start;
+    if (o->momentum_saturate < o->momentum_start) {
+        yaml_node_t *v = node_at(c, value[O_MOMENTUM_SATURATE]);
+        char got[80];
+        join(kpath, path, "momentum_saturate");
+        return fail_at(c, v, kpath, "must be >= momentum_start (%d), got %s", o->momentum_start,
+                       shown(got, sizeof got, v));
+    }
+    return 0;
+}
+
+/* `map` is NULL when the section is absent: its required keys are then reported missing. */
+static int convert_map(ctx *c, yaml_node_t *map, const char *path, const field *fields,
+                       char *base)
+{
+    int value[MAX_FIELDS] = {0}, key[MAX_FIELDS] = {0};
+    if (map && is_null(map))
+        map = NULL;
+    if (map && map->type != YAML_MAPPING_NODE)
+        return fail_at(c, map, path, "expected a mapping");
+    if (map && collect(c, map, path, fields, value, key))
+        return -1;
+    for (int i = 0; fields[i].key; i++) {
+        const field *f = &fields[i];
+        char kpath[KEY_LEN];
+        join(kpath, path, f->key);
+        yaml_node_t *v = node_at(c, value[i]);
+        /* An empty section means "all defaults"; an empty scalar is a value and checked as one. */
+        if (v && (f->kind == K_SECTION || f->kind == K_LAYERS || f->kind == K_OPTIM) && is_null(v))
+            v = NULL;
+        if (!v && f->kind != K_SECTION) {
+            if ((f->flags & F_REQUIRED) && !c->missing[0])
+                snprintf(c->missing, sizeof c->missing, "%s", kpath);
+            continue;
+        }
+        int rc;
+        if (f->kind == K_SECTION)
+            rc = convert_map(c, v, kpath, f->sub, base);
+        else if (f->kind == K_LAYERS)
+            rc = convert_layers(c, v, kpath, (mg_net_spec *)(base + f->off),
+                                f->flags & F_DISCRIMINATOR);
+        else if (f->kind == K_OPTIM)
+            rc = convert_optim(c, v, kpath, (mg_optim_spec *)(base + f->off));
+        else
+            rc = convert_scalar(c, f, v, kpath, base);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- Overrides ------------------------------------------------------------------------------- */
+
+static int add_scalar(ctx *c, const char *s, size_t len, const char *set)
+{
+    if (len > INT_MAX)
+        return mg_fail(c->err, "--set %s: too long", set), 0;
+    int id = yaml_document_add_scalar(&c->doc, NULL, (const yaml_char_t *)s, (int)len,
+                                      YAML_PLAIN_SCALAR_STYLE);
+    /* libyaml refuses only invalid UTF-8 here (or fails to allocate). */
+    if (!id)
+        mg_fail(c->err, "--set %s: not valid UTF-8", set);
+    return id;
+}
+
+static int add_mapping(ctx *c, const char *set)
+{
+    int id = yaml_document_add_mapping(&c->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+    if (!id)
+        mg_fail(c->err, "--set %s: out of memory", set);
+    return id;
+}
+
+/* Points slot `slot` of node `parent` (a mapping's pair or a list's item) at node `child`. */
+static void relink(ctx *c, int parent, int slot, int child)
+{
+    yaml_node_t *p = node_at(c, parent);
+    if (p->type == YAML_MAPPING_NODE)
+        p->data.mapping.pairs.start[slot].value = child;
+    else
+        p->data.sequence.items.start[slot] = child;
+}
+
+/* Edits the tree for one "dotted.key=value": existing values are replaced, missing keys and
+ * sections are added, so that the converted result cannot tell an override from the file except
+ * by node id. Node pointers move when nodes are added, so only ids are kept across additions. */
+static int apply_override(ctx *c, const char *set)
+{
+    const char *eq = strchr(set, '=');
+    if (!eq || eq == set)
+        return mg_fail(c->err, "--set %s: expected key=value", set);
+    const char *value = eq + 1;
+    char sofar[KEY_LEN] = "";
+    int id = 1, parent = 0, slot = -1; /* the root, which has no parent */
+    for (const char *comp = set;;) {
+        const char *dot = memchr(comp, '.', (size_t)(eq - comp));
+        const char *end = dot ? dot : eq;
+        size_t n = (size_t)(end - comp);
+        int last = !dot;
+        if (n == 0)
+            return mg_fail(c->err, "--set %s: empty key component", set);
+        yaml_node_t *node = node_at(c, id);
+        if (parent && is_null(node)) {
+            /* `optimizer:` left empty in the file: the override fills it in. */
+            int m = add_mapping(c, set);
+            if (!m)
+                return -1;
+            relink(c, parent, slot, m);
+            id = m;
+            node = node_at(c, id);
+        }
+        int next = 0;
+        if (node->type == YAML_SEQUENCE_NODE) {
+            int count = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
+            if (n > 9 || strspn(comp, "0123456789") < n)
+                return mg_fail(c->err, "--set %s: %s is a list; expected an index, got \"%.*s\"",
+                               set, sofar, (int)n, comp);
+            int index = atoi(comp);
+            if (index >= count)
+                return mg_fail(c->err, "--set %s: the list has %d entr%s", set, count,
+                               count == 1 ? "y" : "ies");
+            if (last) {
+                int v = add_scalar(c, value, strlen(value), set);
+                if (!v)
+                    return -1;
+                relink(c, id, index, v);
+                return 0;
+            }
+            parent = id, slot = index;
+            next = node->data.sequence.items.start[index];
+        } else if (node->type == YAML_MAPPING_NODE) {
+            int found = -1;
+            int n_pairs = (int)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+            for (int i = 0; i < n_pairs && found < 0; i++) {
+                yaml_node_t *k = node_at(c, node->data.mapping.pairs.start[i].key);
+                if (k->type == YAML_SCALAR_NODE && k->data.scalar.length == n &&
+                    !memcmp(k->data.scalar.value, comp, n))
+                    found = i;
+            }
+            if (found >= 0) {
+                if (last) {
+                    int v = add_scalar(c, value, strlen(value), set);
+                    if (!v)
+                        return -1;
+                    relink(c, id, found, v);
+                    return 0;
+                }
+                parent = id, slot = found;
+                next = node->data.mapping.pairs.start[found].value;
+            } else {
+                int k = add_scalar(c, comp, n, set);
+                int v = !k     ? 0
+                        : last ? add_scalar(c, value, strlen(value), set)
+                               : add_mapping(c, set);
+                if (!v)
+                    return -1;
+                if (!yaml_document_append_mapping_pair(&c->doc, id, k, v))
+                    return mg_fail(c->err, "--set %s: out of memory", set);
+                if (last)
+                    return 0;
+                parent = id, slot = n_pairs;
+                next = v;
+            }
+        } else {
+            return mg_fail(c->err, "--set %s: %s is a scalar, not a mapping", set, sofar);
+        }
+        size_t used = strlen(sofar);
+        snprintf(sofar + used, sizeof sofar - used, "%s%.*s", used ? "." : "", (int)n, comp);
+        id = next;
+        comp = end + 1;
+    }
+}
+
+/* ---- Entry points ---------------------------------------------------------------------------- */
+
+static int load_document(ctx *c, const char *bytes, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return mg_fail(c->err, "%s: out of memory", c->name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)bytes, len);
+    int ok = yaml_parser_load(&parser, &c->doc);
+    if (ok) {
+        /* A second document would be silently ignored otherwise. */
+        yaml_document_t extra;
+        int extra_ok = yaml_parser_load(&parser, &extra);
+        if (extra_ok) {
+            yaml_node_t *root = yaml_document_get_root_node(&extra);
+            size_t line = root ? root->start_mark.line + 1 : 0;
+            yaml_document_delete(&extra);
+            if (root) {
+                yaml_document_delete(&c->doc);
+                yaml_parser_delete(&parser);
+                return mg_fail(c->err, "%s:%zu: expected one YAML document, found a second",
+                               c->name, line);
+            }
+        } else {
+            yaml_document_delete(&c->doc);
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        /* libyaml has freed the document of a failed load. */
+        if (parser.error == YAML_MEMORY_ERROR)
+            mg_fail(c->err, "%s: out of memory reading YAML", c->name);
+        else if (parser.error == YAML_READER_ERROR)
+            mg_fail(c->err, "%s: YAML syntax error: %s (byte %zu)", c->name,
+                    parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+        else
+            mg_fail(c->err, "%s:%zu:%zu: YAML syntax error: %s", c->name,
+                    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                    parser.problem ? parser.problem : "unknown problem");
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+    yaml_parser_delete(&parser);
+    return 0;
+}
+
+static int check_files(ctx *c)
+{
+    for (int i = 0; i < c->n_files; i++) {
+        const char *path = c->files[i].dest;
+        yaml_node_t *node = node_at(c, c->files[i].node);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
+                           strerror(errno));
+        /* fopen succeeds on a directory; reading it later would fail with a vaguer message. */
+        struct stat st;
+        int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+        fclose(f);
+        if (dir)
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
+                           strerror(EISDIR));
+    }
+    return 0;
+}
+
+/* Without a working directory (deleted, or too deep), paths stay relative: still right for this
+ * run, only not for a copy of the configuration elsewhere. */
+static int base_dirs(ctx *c)
+{
+    if (!getcwd(c->cwd, sizeof c->cwd - 1))
+        c->cwd[0] = '\0';
+    else if (strcmp(c->cwd, "/") != 0)
+        strcat(c->cwd, "/");
+    const char *slash = strrchr(c->name, '/');
+    size_t dir_len = slash ? (size_t)(slash - c->name) + 1 : 0;
+    const char *prefix = c->name[0] == '/' ? "" : c->cwd;
+    size_t plen = strlen(prefix);
+    if (plen + dir_len >= sizeof c->file_dir)
+        return mg_fail(c->err, "%s: directory name too long", c->name);
+    memcpy(c->file_dir, prefix, plen);
+    memcpy(c->file_dir + plen, c->name, dir_len);
+    c->file_dir[plen + dir_len] = '\0';
+    return 0;
+}
+
+static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char *name,
+                       const char *const *overrides, int n_overrides, mg_error *err)
+{
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.name = name ? name : "<config>";
+    c.err = err;
+    mg_config_defaults(cfg);
+    if (strlen(c.name) >= sizeof cfg->source)
+        return mg_fail(err, "%s: file name too long (at most %zu characters)", c.name,
+                       sizeof cfg->source - 1);
+    if (base_dirs(&c))
+        return -1;
+    if (load_document(&c, bytes, len))
+        return -1;
+
+    int rc = -1;
+    yaml_node_t *root = yaml_document_get_root_node(&c.doc);
+    if (root && !is_null(root) && root->type != YAML_MAPPING_NODE) {
+        mg_fail(err, "%s:%zu: expected a mapping at the top level", c.name,
+                root->start_mark.line + 1);
+        goto out;
+    }
+    if (!root || is_null(root)) {
+        /* An empty file is a valid document without keys. Start over with a tree that has no
+         * nodes, so that overrides can add a root mapping as node 1. */
+        yaml_document_delete(&c.doc);
+        if (!yaml_document_initialize(&c.doc, NULL, NULL, NULL, 1, 1)) {
+            mg_fail(err, "%s: out of memory", c.name);
+            goto out;
+        }
+        if (n_overrides > 0 && !add_mapping(&c, overrides[0]))
+            goto out;
+    } else {
+        c.n_file_nodes = (int)(c.doc.nodes.top - c.doc.nodes.start);
+    }
+    for (int i = 0; i < n_overrides; i++)
+        if (apply_override(&c, overrides[i]))
+            goto out;
+    if (convert_map(&c, yaml_document_get_root_node(&c.doc), "", top_fields, (char *)cfg))
+        goto out;
+    if (c.missing[0]) {
+        fail_missing(&c, c.missing, "");
+        goto out;
+    }
+    if (check_files(&c))
+        goto out;
+    snprintf(cfg->source, sizeof cfg->source, "%s", c.name);
+    rc = 0;
+out:
+    yaml_document_delete(&c.doc);
+    return rc;
+}
+
+int mg_config_parse(mg_config *cfg, const char *text, const char *name,
+                    const char *const *overrides, int n_overrides, mg_error *err)
+{
+    return parse_bytes(cfg, text, strlen(text), name, overrides, n_overrides, err);
+}
+
+int mg_config_load(mg_config *cfg, const char *path, const char *const *overrides,
+                   int n_overrides, mg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = mg_xmalloc(cap);
+    for (;;) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap)
+            break;
+        if (cap >= MAX_CONFIG_BYTES) {
+            free(buf);
+            fclose(f);
+            return mg_fail(err, "%s: larger than %d MiB: not a configuration file", path,
+                           MAX_CONFIG_BYTES >> 20);
+        }
+        cap *= 2;
+        char *grown = realloc(buf, cap);
+        if (!grown) {
+            free(buf);
+            fclose(f);
+            return mg_fail(err, "%s: out of memory", path);
+        }
+        buf = grown;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        fclose(f);
+        return mg_fail(err, "%s: cannot read: %s", path, strerror(e));
+    }
+    fclose(f);
+    /* The length, not a terminator: a NUL byte in the file is then a YAML error, not an end. */
+    int rc = parse_bytes(cfg, buf, len, path, overrides, n_overrides, err);
+    free(buf);
+    return rc;
+}
+
+/* ---- Writing --------------------------------------------------------------------------------- */
+
+/* The shortest decimal that reads back to exactly x: "0.1", not "0.10000000000000001". */
+static const char *real_str(char *buf, size_t n, double x)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            break;
+    }
+    return buf;
+}
+
+/* Double-quoted, so paths with ": ", "#" or a leading "~" read back unchanged. */
+static void write_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void write_str(FILE *f, const char *indent, const char *key, const char *s)
+{
+    fprintf(f, "%s%s: ", indent, key);
+    write_quoted(f, s);
+    fputc('\n', f);
+}
+
+static void write_real(FILE *f, const char *indent, const char *key, double x)
+{
+    char buf[40];
+    fprintf(f, "%s%s: %s\n", indent, key, real_str(buf, sizeof buf, x));
+}
+
+/* A struct filled by hand (tests, tools) may hold any int; the output must stay valid YAML. */
+static const char *enum_name(const char *const *names, int v)
+{
+    for (int i = 0; names[i]; i++)
+        if (i == v)
+            return names[i];
+    return "unknown";
+}
+
+/* Names are [A-Za-z0-9_]+, which mg_config_parse reads as text whatever they look like; other
+ * YAML readers would take 12, yes or null for a number, a boolean or nothing. */
+static int plain_name(const char *s)
+{
+    static const char *const words[] = {"y",  "n",   "yes",   "no",  "on",
+                                        "off", "true", "false", "null"};
+    if (s[0] >= '0' && s[0] <= '9')
+        return 0;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (!strcasecmp(s, words[i]))
+            return 0;
+    return 1;
+}
+
+static void write_net(FILE *f, const mg_net_spec *net)
+{
+    fprintf(f, "  layers:\n");
+    for (int i = 0; i < net->n_layers; i++) {
+        const mg_layer_spec *l = &net->layers[i];
+        fprintf(f, "    - name: ");
+        if (plain_name(l->name))
+            fputs(l->name, f);
+        else
+            write_quoted(f, l->name);
+        fprintf(f, "\n      type: %s\n      units: %d\n", mg_act_name(l->type), l->units);
+        /* pieces and leak only where they apply: elsewhere they are errors. */
+        if (l->type == MG_ACT_MAXOUT)
+            fprintf(f, "      pieces: %d\n", l->pieces);
+        write_real(f, "      ", "irange", l->irange);
+        write_real(f, "      ", "keep", l->keep);
+        write_real(f, "      ", "input_scale", l->input_scale);
+        if (l->type == MG_ACT_LEAKY_RELU)
+            write_real(f, "      ", "leak", l->leak);
+    }
+    const mg_optim_spec *o = &net->optim;
+    fprintf(f, "  optimizer:\n    type: %s\n", enum_name(optim_names, (int)o->type));
+    write_real(f, "    ", "lr", o->lr);
+    if (o->type == MG_OPTIM_SGD) {
+        write_real(f, "    ", "lr_decay", o->lr_decay);
+        write_real(f, "    ", "min_lr", o->min_lr);
+        write_real(f, "    ", "momentum", o->momentum);
+        write_real(f, "    ", "final_momentum", o->final_momentum);
+        fprintf(f, "    momentum_start: %d\n", o->momentum_start);
+        fprintf(f, "    momentum_saturate: %d\n", o->momentum_saturate);
+    } else {
+        write_real(f, "    ", "beta1", o->beta1);
+        write_real(f, "    ", "beta2", o->beta2);
+        write_real(f, "    ", "eps", o->eps);
+    }
+}
+
+int mg_config_write(const mg_config *cfg, FILE *f)
+{
+    fprintf(f, "# mpigan effective configuration: every key, defaults filled in, data paths "
+               "resolved.\n");
+    if (cfg->source[0]) {
+        fprintf(f, "# read from ");
+        for (const unsigned char *p = (const unsigned char *)cfg->source; *p; p++)
+            fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f); /* a newline would end the comment */
+        fputc('\n', f);
+    }
+    fprintf(f, "seed: %" PRIu64 "\n", cfg->seed);
+    fprintf(f, "data:\n  format: %s\n", cfg->data.format);
+    write_str(f, "  ", "train_images", cfg->data.train_images);
+    write_str(f, "  ", "test_images", cfg->data.test_images);
+    fprintf(f, "  train_count: %d\n  valid_count: %d\n", cfg->data.train_count,
+            cfg->data.valid_count);
+    fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
+            cfg->generator.noise_dim, enum_name(prior_names, (int)cfg->generator.prior),
+            cfg->generator.output_bias_from_data ? "true" : "false");
+    write_net(f, &cfg->generator.net);
+    fprintf(f, "discriminator:\n");
+    write_net(f, &cfg->discriminator);
+    fprintf(f,
+            "train:\n  batch_size: %d\n  k: %d\n  mode: %s\n  generator_loss: %s\n  epochs: %d\n"
+            "  steps: %" PRId64 "\n  check_every: %d\n  log_every: %d\n",
+            cfg->train.batch_size, cfg->train.k, enum_name(mode_names, (int)cfg->train.mode),
+            enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
+            cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
+    fprintf(f, "output:\n");
+    write_str(f, "  ", "dir", cfg->output.dir);
+    /* Buffered write errors show up here or at the caller's fclose. */
+    return ferror(f) ? -1 : 0;
+}
