@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mpigan/comm.h"
+#include "mpigan/config.h"
 #include "mpigan/error.h"
 #include "mpigan/real.h"
 
@@ -40,6 +42,12 @@ int mg_idx_read_labels(uint8_t **labels, int *n, const char *path, mg_error *err
 /* Allocates an empty dataset of n examples of the given shape (x zeroed). */
 int mg_dataset_alloc(mg_dataset *ds, int n, int channels, int height, int width, mg_error *err);
 void mg_dataset_free(mg_dataset *ds);
+
+/* The training split the configuration names (the first data.train_count examples), read on rank
+ * 0 of comm and broadcast, so that every rank holds the same examples. Collective; on an error
+ * every rank returns -1, and err is set on rank 0. */
+int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,
+                          mg_error *err);
 
 /* Mean of each pixel over the examples: (dim). */
 void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean);

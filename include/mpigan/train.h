@@ -1,0 +1,93 @@
+/* The paper's Algorithm 1, data-parallel.
+ *
+ * Every rank holds replicas of G and D. A step is k discriminator updates, each on a fresh
+ * minibatch of real data and fresh noise, then one generator update on fresh noise (or, in
+ * simultaneous mode, one minibatch updating both). For each update every rank computes the
+ * gradient of its B/N rows of the global minibatch, one allreduce sums them, and every rank applies
+ * the same update, so the replicas stay identical. */
+#ifndef MPIGAN_TRAIN_H
+#define MPIGAN_TRAIN_H
+
+#include <stdint.h>
+
+#include "mpigan/comm.h"
+#include "mpigan/config.h"
+#include "mpigan/data.h"
+#include "mpigan/error.h"
+#include "mpigan/nn.h"
+#include "mpigan/optim.h"
+
+/* Where the time of a step goes. */
+enum mg_timer {
+    MG_TIMER_DATA,      /* gathering minibatches, drawing noise */
+    MG_TIMER_D_COMPUTE, /* D forward and backward, G forward for D's fake rows */
+    MG_TIMER_D_REDUCE,  /* allreduce of D's gradients */
+    MG_TIMER_G_COMPUTE, /* G and D forward, backward through D and G */
+    MG_TIMER_G_REDUCE,  /* allreduce of G's gradients */
+    MG_TIMER_UPDATE,    /* optimizer steps */
+    MG_TIMER_COUNT
+};
+extern const char *const mg_timer_names[MG_TIMER_COUNT];
+
+/* Statistics of one step, means over the global minibatch (of the last D update). */
+typedef struct {
+    double d_loss;  /* -log D(x) - log(1 - D(G(z))) */
+    double g_loss;  /* the generator's loss as configured */
+    double d_real;  /* mean D(x) */
+    double d_fake;  /* mean D(G(z)) */
+} mg_step_stats;
+
+typedef struct {
+    mg_config cfg;
+    const mg_comm *comm;
+    const mg_dataset *data; /* the training split, identical on every rank */
+    int rank, nranks;
+    int batch;              /* global minibatch B */
+    int rows;               /* this rank's rows of it: B / nranks */
+
+    mg_net g, d;
+    mg_optim g_opt, d_opt;
+
+    int64_t step;           /* completed steps (generator updates) */
+    int64_t minibatch;      /* real minibatches consumed so far */
+    int64_t batches_per_epoch;
+
+    uint32_t *perm;         /* (data->n) data order of the current epoch */
+    int64_t perm_epoch;     /* epoch perm belongs to */
+    uint64_t *row_id;       /* (2 rows) global row index: real rows, then fake rows */
+    mg_real *z;             /* (rows, noise_dim) */
+    mg_real *xd;            /* (2 rows, dim) D's input: this rank's real rows, then fake rows */
+    mg_real *dlogit;        /* (2 rows) */
+    mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
+
+    double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+} mg_trainer;
+
+/* Builds both networks and optimizers for `data` on communicator `comm`. Parameters are drawn on
+ * rank 0 and broadcast. Fails (on every rank alike) if the batch does not split over the ranks
+ * or the networks do not fit the data. */
+int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
+                    const mg_comm *comm, mg_error *err);
+void mg_trainer_free(mg_trainer *t);
+
+/* One step of Algorithm 1 (or one simultaneous update). */
+void mg_trainer_step(mg_trainer *t, mg_step_stats *stats);
+
+/* Steps the configured run lasts. */
+int64_t mg_trainer_total_steps(const mg_trainer *t);
+double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
+
+/* Compares a checksum of both networks' parameters over ranks. */
+int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err);
+
+/* CRC-32 of a network's parameter bytes. */
+uint32_t mg_net_checksum(const mg_net *net);
+
+/* Collective: each timer's min, mean and max over ranks, in seconds. */
+void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max);
+
+/* Sets OpenBLAS threads per rank unless OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) says: the cores
+ * this rank may run on, shared among the node's ranks. Returns the count in force. */
+int mg_threads_choose(const mg_comm *comm);
+
+#endif

@@ -1,0 +1,376 @@
+#define _GNU_SOURCE /* sched_getaffinity */
+#include "mpigan/train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+const char *const mg_timer_names[MG_TIMER_COUNT] = {
+    [MG_TIMER_DATA] = "data",
+    [MG_TIMER_D_COMPUTE] = "d_compute",
+    [MG_TIMER_D_REDUCE] = "d_allreduce",
+    [MG_TIMER_G_COMPUTE] = "g_compute",
+    [MG_TIMER_G_REDUCE] = "g_allreduce",
+    [MG_TIMER_UPDATE] = "update",
+};
+
+/* Network ids: they key parameter initialisation and dropout streams. */
+enum { NET_G = 0, NET_D = 1 };
+
+/* Stats slots at the end of the gradient buffers (see MG_STATS_SLOTS). */
+enum { SLOT_LOSS = 0, SLOT_D_REAL = 1, SLOT_D_FAKE = 2 };
+
+int mg_threads_choose(const mg_comm *comm)
+{
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
+        /* The cores this rank may run on (mpirun binds each rank to one by default), shared
+         * with the other ranks of the node when they are not bound. */
+        cpu_set_t set;
+        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        int per_rank = cpus >= mg_comm_node_size(comm) ? cpus / mg_comm_node_size(comm) : 1;
+        openblas_set_num_threads(per_rank > 0 ? per_rank : 1);
+    }
+    return openblas_get_num_threads();
+}
+
+static double now(void)
+{
+    return mg_comm_wtime();
+}
+
+int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
+                    const mg_comm *comm, mg_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    t->comm = comm;
+    t->data = data;
+    t->rank = mg_comm_rank(comm);
+    t->nranks = mg_comm_size(comm);
+    t->batch = cfg->train.batch_size;
+    t->perm_epoch = -1;
+
+    const int n_g = cfg->generator.net.n_layers;
+    const mg_layer_spec *g_out = &cfg->generator.net.layers[n_g - 1];
+    if (t->batch % t->nranks != 0)
+        return mg_fail(err,
+                       "%s: train.batch_size %d does not split over %d ranks: use a multiple of "
+                       "the rank count",
+                       cfg->source, t->batch, t->nranks);
+    if (data->n < t->batch)
+        return mg_fail(err, "%s: the training split has %d examples, fewer than one batch of %d",
+                       cfg->source, data->n, t->batch);
+    if ((size_t)g_out->units != data->dim)
+        return mg_fail(err,
+                       "%s: generator.layers.%d.units is %d but the data has %zu values per "
+                       "example (%dx%dx%d)",
+                       cfg->source, n_g - 1, g_out->units, data->dim, data->channels,
+                       data->height, data->width);
+    t->rows = t->batch / t->nranks;
+    t->batches_per_epoch = data->n / t->batch;
+
+    if (mg_net_init(&t->g, &cfg->generator.net, cfg->generator.noise_dim, t->rows, err) ||
+        mg_net_init(&t->d, &cfg->discriminator, (int)data->dim, 2 * t->rows, err) ||
+        mg_optim_init(&t->g_opt, &cfg->generator.net.optim, t->g.n_params, err) ||
+        mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d.n_params, err)) {
+        mg_trainer_free(t);
+        return -1;
+    }
+
+    const size_t dim = data->dim, rows = (size_t)t->rows;
+    t->perm = mg_xmalloc((size_t)data->n * sizeof *t->perm);
+    t->row_id = mg_xmalloc(2 * rows * sizeof *t->row_id);
+    t->z = mg_xmalloc(rows * cfg->generator.noise_dim * sizeof *t->z);
+    t->xd = mg_xmalloc(2 * rows * dim * sizeof *t->xd);
+    t->dlogit = mg_xmalloc(3 * rows * sizeof *t->dlogit);
+    t->dx = mg_xmalloc(rows * dim * sizeof *t->dx);
+
+    /* This rank's rows sit where a single rank would have them: real rows 0..B-1, then fake rows
+     * B..2B-1 of the global batch. Noise and dropout masks are keyed by these ids. */
+    for (size_t i = 0; i < rows; i++) {
+        t->row_id[i] = (uint64_t)t->rank * rows + i;
+        t->row_id[rows + i] = (uint64_t)t->batch + (uint64_t)t->rank * rows + i;
+    }
+
+    if (t->rank == 0) {
+        mg_net_init_params(&t->g, cfg->seed, NET_G);
+        mg_net_init_params(&t->d, cfg->seed, NET_D);
+        if (cfg->generator.output_bias_from_data) {
+            double *mean = mg_xmalloc(dim * sizeof *mean);
+            mg_dataset_pixel_mean(data, mean);
+            mg_net_bias_from_mean(&t->g, mean);
+            free(mean);
+        }
+    }
+    mg_comm_bcast(comm, t->g.params, t->g.n_params * sizeof(mg_real), 0);
+    mg_comm_bcast(comm, t->d.params, t->d.n_params * sizeof(mg_real), 0);
+    return 0;
+}
+
+void mg_trainer_free(mg_trainer *t)
+{
+    mg_net_free(&t->g);
+    mg_net_free(&t->d);
+    mg_optim_free(&t->g_opt);
+    mg_optim_free(&t->d_opt);
+    free(t->perm);
+    free(t->row_id);
+    free(t->z);
+    free(t->xd);
+    free(t->dlogit);
+    free(t->dx);
+    memset(t, 0, sizeof *t);
+}
+
+int64_t mg_trainer_total_steps(const mg_trainer *t)
+{
+    if (t->cfg.train.steps > 0)
+        return t->cfg.train.steps;
+    int64_t batches = (int64_t)t->cfg.train.epochs * t->batches_per_epoch;
+    int64_t per_step = t->cfg.train.mode == MG_MODE_SIMULTANEOUS ? 1 : t->cfg.train.k;
+    return (batches + per_step - 1) / per_step;
+}
+
+double mg_trainer_epoch(const mg_trainer *t)
+{
+    return (double)t->minibatch / (double)t->batches_per_epoch;
+}
+
+static int64_t epochs_done(const mg_trainer *t)
+{
+    return t->minibatch / t->batches_per_epoch;
+}
+
+/* The `phase` of a step tells its RNG draws apart: D update j has phase j, the G update phase k. */
+static mg_rng_key step_key(const mg_trainer *t, enum mg_stream_kind kind, uint32_t sub)
+{
+    return (mg_rng_key){.seed = t->cfg.seed, .stream = mg_rng_stream(kind, sub), .step = (uint64_t)t->step};
+}
+
+static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uint64_t *row_id)
+{
+    uint32_t sub = (uint32_t)((phase * 2 + net) * MG_MAX_LAYERS);
+    return (mg_dropout){.key = step_key(t, MG_STREAM_DROPOUT, sub), .row_id = row_id};
+}
+
+/* z for this rank's fake rows, drawn by global row id. */
+static void draw_noise(mg_trainer *t, int phase)
+{
+    const int nz = t->cfg.generator.noise_dim;
+    const mg_rng_key key = step_key(t, MG_STREAM_NOISE, (uint32_t)phase);
+    const uint64_t *ids = t->row_id + t->rows;
+    for (int i = 0; i < t->rows; i++) {
+        mg_real *z = t->z + (size_t)i * nz; // (nz)
+        switch (t->cfg.generator.prior) {
+        case MG_PRIOR_UNIFORM:
+            mg_rng_uniform(z, nz, -1.0, 1.0, &key, ids[i]);
+            break;
+        case MG_PRIOR_UNIFORM_SQRT3:
+            mg_rng_uniform(z, nz, -sqrt(3.0), sqrt(3.0), &key, ids[i]);
+            break;
+        case MG_PRIOR_NORMAL:
+            mg_rng_normal(z, nz, &key, ids[i]);
+            break;
+        }
+    }
+}
+
+/* This rank's real rows of the next minibatch into xd[0 .. rows). The order is one permutation of
+ * the training split per epoch, the same on every rank. */
+static void gather_real(mg_trainer *t)
+{
+    const int64_t epoch = t->minibatch / t->batches_per_epoch;
+    const int64_t pos = t->minibatch % t->batches_per_epoch;
+    if (epoch != t->perm_epoch) {
+        mg_rng_key key = {.seed = t->cfg.seed,
+                          .stream = mg_rng_stream(MG_STREAM_PERMUTATION, 0),
+                          .step = (uint64_t)epoch};
+        mg_rng_permutation(t->perm, (uint32_t)t->data->n, &key);
+        t->perm_epoch = epoch;
+    }
+    const size_t dim = t->data->dim;
+    const uint32_t *idx = t->perm + pos * t->batch + (int64_t)t->rank * t->rows;
+    for (int i = 0; i < t->rows; i++)
+        memcpy(t->xd + i * dim, t->data->x + (size_t)idx[i] * dim, dim * sizeof(mg_real));
+}
+
+/* G(z) for this rank's fake rows into xd[rows .. 2 rows). */
+static void generate_fakes(mg_trainer *t, int phase)
+{
+    mg_dropout gdrop = dropout_for(t, NET_G, phase, t->row_id + t->rows);
+    const mg_real *fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
+    memcpy(t->xd + (size_t)t->rows * t->data->dim, fake,
+           (size_t)t->rows * t->data->dim * sizeof(mg_real));
+}
+
+static void zero_grads(mg_net *net)
+{
+    memset(net->grads, 0, (net->n_params + MG_STATS_SLOTS) * sizeof *net->grads);
+}
+
+/* Gradients of D's loss on [real; fake] rows, added into D's grads; stats into the slots. */
+static void d_gradients(mg_trainer *t, int phase)
+{
+    const int rows = t->rows;
+    mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id);
+    mg_net_forward(&t->d, t->xd, 2 * rows, &ddrop);
+    const mg_real *logit = mg_net_logits(&t->d); // (2 rows, 1)
+    double d_real = 0, d_fake = 0;
+    double loss = mg_loss_d(t->dlogit, t->dlogit + rows, logit, logit + rows, rows, t->batch,
+                            &d_real, &d_fake);
+    mg_net_backward(&t->d, NULL, t->dlogit, 0, 2 * rows, MG_BACKWARD_FROM_LOGITS);
+    mg_real *slot = t->d.grads + t->d.n_params;
+    slot[SLOT_LOSS] = (mg_real)loss;
+    slot[SLOT_D_REAL] = (mg_real)d_real;
+    slot[SLOT_D_FAKE] = (mg_real)d_fake;
+}
+
+/* Gradient of G's loss through D. D's activations for the fake rows must be those of a forward
+ * pass whose fake rows start at row `row0`; D's weights get no gradient. */
+static void g_gradients(mg_trainer *t, int row0, mg_real *dlogit)
+{
+    const int rows = t->rows;
+    const mg_real *logit = mg_net_logits(&t->d) + row0; // (rows, 1)
+    double loss = mg_loss_g(dlogit, logit, rows, t->cfg.train.generator_loss, t->batch);
+    mg_net_backward(&t->d, t->dx, dlogit, row0, rows,
+                    MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    mg_net_backward(&t->g, NULL, t->dx, 0, rows, 0);
+    t->g.grads[t->g.n_params + SLOT_LOSS] = (mg_real)loss;
+}
+
+static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
+{
+    double t0 = now();
+    mg_comm_allreduce_sum(t->comm, net->grads, net->n_params + MG_STATS_SLOTS);
+    t->timer[timer] += now() - t0;
+}
+
+static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
+{
+    const mg_real *slot = t->d.grads + t->d.n_params;
+    s->d_loss = slot[SLOT_LOSS] / t->batch;
+    s->d_real = slot[SLOT_D_REAL] / t->batch;
+    s->d_fake = slot[SLOT_D_FAKE] / t->batch;
+}
+
+static void update(mg_trainer *t, mg_optim *opt, mg_net *net)
+{
+    double t0 = now();
+    mg_optim_step(opt, net->params, net->grads, epochs_done(t));
+    t->timer[MG_TIMER_UPDATE] += now() - t0;
+}
+
+static void d_update(mg_trainer *t, int phase, mg_step_stats *s)
+{
+    double t0 = now();
+    gather_real(t);
+    draw_noise(t, phase);
+    double t1 = now();
+    generate_fakes(t, phase);
+    zero_grads(&t->d);
+    d_gradients(t, phase);
+    double t2 = now();
+    t->timer[MG_TIMER_DATA] += t1 - t0;
+    t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+    reduce(t, &t->d, MG_TIMER_D_REDUCE);
+    read_d_stats(t, s);
+    update(t, &t->d_opt, &t->d);
+    t->minibatch++;
+}
+
+static void g_update(mg_trainer *t, int phase, mg_step_stats *s)
+{
+    double t0 = now();
+    draw_noise(t, phase);
+    double t1 = now();
+    mg_dropout gdrop = dropout_for(t, NET_G, phase, t->row_id + t->rows);
+    mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id + t->rows);
+    const mg_real *fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
+    mg_net_forward(&t->d, fake, t->rows, &ddrop);
+    zero_grads(&t->g);
+    g_gradients(t, 0, t->dlogit);
+    double t2 = now();
+    t->timer[MG_TIMER_DATA] += t1 - t0;
+    t->timer[MG_TIMER_G_COMPUTE] += t2 - t1;
+    reduce(t, &t->g, MG_TIMER_G_REDUCE);
+    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    update(t, &t->g_opt, &t->g);
+}
+
+/* The original code's update: one minibatch, both gradients from the same D forward pass, both
+ * networks updated from the parameters they had before it. */
+static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
+{
+    double t0 = now();
+    gather_real(t);
+    draw_noise(t, 0);
+    double t1 = now();
+    generate_fakes(t, 0);
+    zero_grads(&t->d);
+    zero_grads(&t->g);
+    d_gradients(t, 0);
+    g_gradients(t, t->rows, t->dlogit + 2 * t->rows);
+    double t2 = now();
+    t->timer[MG_TIMER_DATA] += t1 - t0;
+    t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+    reduce(t, &t->d, MG_TIMER_D_REDUCE);
+    reduce(t, &t->g, MG_TIMER_G_REDUCE);
+    read_d_stats(t, s);
+    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    update(t, &t->d_opt, &t->d);
+    update(t, &t->g_opt, &t->g);
+    t->minibatch++;
+}
+
+void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
+{
+    if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
+        simultaneous_update(t, stats);
+    } else {
+        for (int j = 0; j < t->cfg.train.k; j++)
+            d_update(t, j, stats);
+        g_update(t, t->cfg.train.k, stats);
+    }
+    t->step++;
+}
+
+uint32_t mg_net_checksum(const mg_net *net)
+{
+    const unsigned char *p = (const unsigned char *)net->params;
+    size_t left = net->n_params * sizeof(mg_real);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (left > 0) { /* crc32 takes a uInt length */
+        uInt len = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, p, len);
+        p += len;
+        left -= len;
+    }
+    return (uint32_t)crc;
+}
+
+int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err)
+{
+    int g_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->g));
+    int d_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->d));
+    if (g_same && d_same)
+        return 0;
+    return mg_fail(err,
+                   "step %lld: the %s parameters differ between ranks (replicas drifted apart); "
+                   "stopping",
+                   (long long)t->step,
+                   !g_same && !d_same ? "generator and discriminator"
+                   : !g_same          ? "generator"
+                                      : "discriminator");
+}
+
+void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max)
+{
+    for (int i = 0; i < MG_TIMER_COUNT; i++) {
+        double sum;
+        mg_comm_minmaxsum(t->comm, t->timer[i], &min[i], &max[i], &sum);
+        mean[i] = sum / t->nranks;
+    }
+}

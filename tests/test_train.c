@@ -1,0 +1,242 @@
+/* Data parallelism, run under mpiexec with 1, 2 or 4 ranks.
+ *
+ * The central property: with the same seed and global batch, training on N ranks computes what
+ * training on one rank computes, up to float summation order. Each test trains on the whole job,
+ * on its first two ranks and on rank 0 alone (sub-communicators of one job), then compares. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mpigan/comm.h"
+#include "mpigan/config.h"
+#include "mpigan/data.h"
+#include "mpigan/rng.h"
+#include "mpigan/train.h"
+#include "testlib.h"
+
+#define STEPS 20
+
+/* 6x6 "images": two blobs whose position varies per example, so D has something to learn. */
+static mg_dataset make_data(int n)
+{
+    mg_dataset ds;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_dataset_alloc(&ds, n, 1, 6, 6, &err) == 0);
+    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
+    for (int i = 0; i < n; i++) {
+        mg_real u[2];
+        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
+        int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++)
+                ds.x[(size_t)i * 36 + y * 6 + x] =
+                    (mg_real)exp(-0.5 * ((x - cx) * (x - cx) + (y - cy) * (y - cy)));
+    }
+    return ds;
+}
+
+/* The test model, with "key=value" overrides as --set would apply them. */
+static const char *const paper_sgd[2] = {
+    "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
+    " momentum_start: 1, momentum_saturate: 3}",
+    "{type: sgd, lr: 0.1, momentum: 0.5}"};
+
+static mg_config make_config_full(const char *const optim[2], const char *const *set, int n_set)
+{
+    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "seed: 5\n"
+             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
+             "generator:\n"
+             "  noise_dim: 8\n"
+             "  output_bias_from_data: true\n"
+             "  layers:\n"
+             "    - {type: relu, units: 24, irange: 0.3}\n"
+             "    - {type: sigmoid, units: 36, irange: 0.3}\n"
+             "  optimizer: %s\n"
+             "discriminator:\n"
+             "  layers:\n"
+             "    - {type: maxout, units: 12, pieces: 3, irange: 0.3, keep: 0.8}\n"
+             "    - {type: tanh, units: 10, irange: 0.3, keep: 0.5}\n"
+             "    - {type: sigmoid, units: 1, irange: 0.3, keep: 0.5}\n"
+             "  optimizer: %s\n"
+             "train: {batch_size: 8, k: 2, steps: %d}\n",
+             dummy, optim[0], optim[1], STEPS);
+    mg_config cfg;
+    mg_error err;
+    int rc = mg_config_parse(&cfg, text, "test.yaml", set, n_set, &err);
+    if (rc)
+        fprintf(stderr, "config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    return cfg;
+}
+
+static mg_config make_config(const char *set)
+{
+    return make_config_full(paper_sgd, set ? &set : NULL, set ? 1 : 0);
+}
+
+/* Trains STEPS steps on comm; on its rank 0 copies G's and D's parameters into g, d. */
+static void train_on(const mg_comm *comm, const mg_config *cfg, const mg_dataset *ds, mg_real *g,
+                     mg_real *d, double *d_loss)
+{
+    mg_trainer t;
+    mg_error err;
+    int rc = mg_trainer_init(&t, cfg, ds, comm, &err);
+    if (rc)
+        fprintf(stderr, "trainer: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    mg_step_stats s = {0};
+    for (int i = 0; i < STEPS; i++) {
+        mg_trainer_step(&t, &s);
+        CU_ASSERT(isfinite(s.d_loss) && isfinite(s.g_loss));
+    }
+    CU_ASSERT_EQUAL(t.step, STEPS);
+    CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
+    if (mg_comm_rank(comm) == 0) {
+        memcpy(g, t.g.params, t.g.n_params * sizeof *g);
+        memcpy(d, t.d.params, t.d.n_params * sizeof *d);
+        *d_loss = s.d_loss;
+    }
+    mg_trainer_free(&t);
+}
+
+static double max_rel_diff(const mg_real *a, const mg_real *b, size_t n)
+{
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)a[i]));
+    }
+    return diff / scale;
+}
+
+/* Sizes of the test networks: G 8*24+24 + 24*36+36, D 36*36+36 + 12*10+10 + 10+1. */
+enum { NG = 8 * 24 + 24 + 24 * 36 + 36, ND = 36 * 36 + 36 + 12 * 10 + 10 + 10 + 1 };
+
+static void check_invariance(const char *const optim[2], const char *const *set, int n_set,
+                             const char *what)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config_full(optim, set, n_set);
+    static mg_real g[3][NG], d[3][ND];
+    double loss[3];
+    const int sizes[3] = {size, size >= 2 ? 2 : 1, 1};
+
+    for (int v = 0; v < 3; v++) {
+        mg_comm *sub = mg_comm_split(world, rank < sizes[v] ? 0 : -1);
+        if (sub) {
+            train_on(sub, &cfg, &ds, g[v], d[v], &loss[v]);
+            mg_comm_free(sub);
+        }
+    }
+    mg_comm *self = mg_comm_split(world, rank == 0 ? 0 : -1);
+    if (rank == 0) {
+        /* Summation order differs between rank counts; 20 steps of SGD with momentum amplify
+         * float rounding (FLT_EPSILON = 1.2e-7) by a few hundred at most here. */
+        const double tol = 1e-5;
+        for (int v = 0; v < 2; v++) {
+            double eg = max_rel_diff(g[2], g[v], NG), ed = max_rel_diff(d[2], d[v], ND);
+            printf("\n  %s: %d ranks vs 1: max relative difference G %.3g, D %.3g (tolerance %.0e); "
+                   "final D loss %.6f vs %.6f",
+                   what, sizes[v], eg, ed, tol, loss[v], loss[2]);
+            CU_ASSERT(eg <= tol && ed <= tol);
+        }
+        /* Training moved the parameters: the comparison is not between two initialisations. */
+        mg_trainer t0;
+        mg_error err;
+        CU_ASSERT_FATAL(mg_trainer_init(&t0, &cfg, &ds, self, &err) == 0);
+        CU_ASSERT(max_rel_diff(t0.d.params, d[2], ND) > 1e-3);
+        mg_trainer_free(&t0);
+        mg_comm_free(self);
+    } else {
+        CU_ASSERT(self == NULL);
+    }
+    mg_dataset_free(&ds);
+}
+
+static void test_invariance_alternating(void)
+{
+    check_invariance(paper_sgd, NULL, 0, "alternating, k 2, sgd, non-saturating");
+}
+
+static void test_invariance_simultaneous_adam_minimax(void)
+{
+    static const char *const set[] = {
+        "train.mode=simultaneous", "train.generator_loss=minimax", "generator.prior=normal"};
+    static const char *const adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
+                                        "{type: adam, lr: 0.002}"};
+    check_invariance(adam, set, 3, "simultaneous, minimax, adam, normal prior");
+}
+
+static void test_replica_drift_detected(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(NULL);
+    mg_trainer t;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_trainer_init(&t, &cfg, &ds, world, &err) == 0);
+    mg_step_stats s;
+    mg_trainer_step(&t, &s);
+    CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
+    if (mg_comm_size(world) > 1) {
+        if (mg_comm_rank(world) == 1)
+            t.d.params[7] += 1e-6f;
+        CU_ASSERT(mg_trainer_check_replicas(&t, &err) == -1);
+        CU_ASSERT_STRING_EQUAL(err.msg, "step 1: the discriminator parameters differ between ranks "
+                                        "(replicas drifted apart); stopping");
+    }
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+}
+
+static void test_trainer_errors(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int size = mg_comm_size(world);
+    mg_dataset ds = make_data(64);
+    mg_trainer t;
+    mg_error err;
+    char msg[256];
+
+    if (size > 1) {
+        mg_config cfg = make_config("train.batch_size=9");
+        CU_ASSERT(mg_trainer_init(&t, &cfg, &ds, world, &err) == -1);
+        snprintf(msg, sizeof msg,
+                 "test.yaml: train.batch_size 9 does not split over %d ranks: use a multiple of "
+                 "the rank count",
+                 size);
+        CU_ASSERT_STRING_EQUAL(err.msg, msg);
+    }
+    mg_config big = make_config("train.batch_size=128");
+    CU_ASSERT(mg_trainer_init(&t, &big, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg,
+                           "test.yaml: the training split has 64 examples, fewer than one batch of 128");
+
+    mg_config wide = make_config("generator.layers.1.units=35");
+    CU_ASSERT(mg_trainer_init(&t, &wide, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "test.yaml: generator.layers.1.units is 35 but the data has 36 "
+                                    "values per example (1x6x6)");
+    mg_dataset_free(&ds);
+}
+
+int main(int argc, char **argv)
+{
+    mg_comm_init(&argc, &argv);
+    static const mg_test tests[] = {
+        {"invariance_alternating", test_invariance_alternating},
+        {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
+        {"replica_drift_detected", test_replica_drift_detected},
+        {"trainer_errors", test_trainer_errors},
+        {NULL, NULL},
+    };
+    int rc = mg_test_main("train", tests, argc, argv);
+    int all_ok = mg_comm_all_ok(mg_comm_world(), rc == 0);
+    mg_comm_finalize();
+    return all_ok ? rc : (rc ? rc : 1);
+}
