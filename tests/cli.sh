@@ -1,0 +1,105 @@
+#!/bin/sh
+# The command line as a user meets it: usage, one clear line and exit status 2 for each bad input,
+# and real training runs through mpiexec that leave a complete run directory.
+# usage: cli.sh MPIGAN MPIEXEC SOURCE_DIR
+set -u
+mpigan=$1 mpiexec=$2 src=$3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpigan-cli-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passed=0
+fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+run() { # run NP ARGS...: mpigan under mpiexec with NP ranks; stdout, stderr, status kept
+  np=$1; shift
+  "$mpiexec" -q --oversubscribe -np "$np" "$mpigan" "$@" >"$tmp/out" 2>"$tmp/err"
+  status=$?
+}
+ok() { passed=$((passed + 1)); }
+fail() { failures=$((failures + 1)); echo "FAIL: $*"; echo "--- stdout"; cat "$tmp/out"; echo "--- stderr"; cat "$tmp/err"; }
+
+expect_status() { # expect_status WHAT WANT
+  if [ "$status" -eq "$2" ]; then ok; else fail "$1: exit status $status, expected $2"; fi
+}
+expect_error() { # expect_error WHAT LINE: status 2 and stderr exactly that one line
+  if [ "$status" -eq 2 ] && [ "$(cat "$tmp/err")" = "$2" ]; then ok
+  else fail "$1: expected status 2 and the single line: $2"; fi
+}
+expect_grep() { # expect_grep WHAT FILE PATTERN
+  if grep -q -- "$3" "$2"; then ok; else fail "$1: no '$3' in $2"; fi
+}
+
+# --- usage ---
+"$mpigan" --help >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_status "--help" 0
+expect_grep "--help lists train" "$tmp/out" "train CONFIG"
+"$mpigan" train --help >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_status "train --help" 0
+for opt in --set --steps --epochs --out --force --quiet --progress; do expect_grep "train --help lists $opt" "$tmp/out" "$opt"; done
+"$mpigan" frobnicate >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "unknown command" "mpigan: unknown command 'frobnicate' (see 'mpigan --help')"
+"$mpigan" train >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "no config" "mpigan: train needs a configuration file (see 'mpigan train --help')"
+"$mpigan" train x.yaml --steps ten >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "bad --steps" "mpigan: --steps needs a whole number (see 'mpigan train --help')"
+"$mpigan" train x.yaml --progress fancy >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "bad --progress" "mpigan: --progress takes auto, redraw or lines, not fancy (see 'mpigan train --help')"
+"$mpigan" train x.yaml --bogus >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "unknown option" "mpigan: unknown option --bogus (see 'mpigan train --help')"
+
+# --- bad configurations: one line from rank 0 only, even on 2 ranks ---
+cat >"$tmp/bad.yaml" <<YAML
+data: {train_images: $fashion}
+train:
+  batchsize: 10
+YAML
+run 2 train "$tmp/bad.yaml"
+expect_error "unknown key" "mpigan: $tmp/bad.yaml:3: train.batchsize: unknown key (did you mean train.batch_size?)"
+run 2 train "$tmp/missing.yaml"
+expect_error "missing config" "mpigan: $tmp/missing.yaml: cannot open: No such file or directory"
+run 2 train "$src/configs/smoke.yaml" --set train.mode=both
+expect_error "bad --set" "mpigan: --set train.mode: expected one of alternating, simultaneous; got \"both\""
+sed "s|$fashion|$tmp/nowhere.gz|" "$src/configs/smoke.yaml" >"$tmp/nodata.yaml"
+run 2 train "$tmp/nodata.yaml"
+expect_error "missing data" "mpigan: $tmp/nodata.yaml:6: data.train_images: cannot open \"$tmp/nowhere.gz\": No such file or directory"
+printf 'not an idx file at all' >"$tmp/junk.gz"
+sed "s|$fashion|$tmp/junk.gz|" "$src/configs/smoke.yaml" >"$tmp/junk.yaml"
+run 2 train "$tmp/junk.yaml"
+expect_error "bad data" "mpigan: $tmp/junk.gz: not an IDX file (magic bytes 00 00 08 03 expected, got 6e 6f 74 20)"
+
+if [ -r "$fashion" ]; then
+  run 3 train "$src/configs/smoke.yaml" --out "$tmp/run3"
+  expect_error "batch over 3 ranks" "mpigan: $src/configs/smoke.yaml: train.batch_size 40 does not split over 3 ranks: use a multiple of the rank count"
+  [ ! -e "$tmp/run3" ] && ok || fail "a refused run left a run directory"
+  run 1 train "$src/configs/smoke.yaml" --set data.train_count=55000 --out "$tmp/r"
+  expect_error "split too big" "mpigan: $fashion: data.train_count 55000 + data.valid_count 10000 is more than the 60000 examples of the file"
+
+  # --- a real run on 2 ranks ---
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/run" --set train.log_every=5 --progress lines
+  expect_status "smoke run" 0
+  [ "$(grep -c "^epoch" "$tmp/out")" -eq 10 ] && ok || fail "--progress lines: expected 10 progress lines"
+  if grep -q "$(printf '\r')" "$tmp/out"; then fail "--progress lines redrew in place"; else ok; fi
+  expect_grep "progress line" "$tmp/out" "epoch .* step 50/50 .*D loss .*G loss .*D(x) .*D(G(z)) .*samples/s .*ETA"
+  expect_grep "summary" "$tmp/out" "done: 50 steps"
+  [ "$(wc -l <"$tmp/run/metrics.jsonl")" -eq 10 ] && ok || fail "metrics.jsonl should have 10 records"
+  expect_grep "metrics fields" "$tmp/run/metrics.jsonl" '"step": 50, "epoch": 1.000000, "d_loss"'
+  expect_grep "run record" "$tmp/run/run.json" '"ranks": 2'
+  expect_grep "config copy" "$tmp/run/config.yaml" "log_every: 5"
+  [ ! -s "$tmp/err" ] && ok || fail "a clean run wrote to stderr"
+
+  # the same directory again is refused, then allowed with --force
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/run" --steps 2
+  expect_error "run dir reuse" "mpigan: $tmp/run: already holds a run (metrics.jsonl): choose another directory with --out, or pass --force to overwrite it"
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/run" --steps 2 --force --quiet
+  expect_status "--force" 0
+  [ ! -s "$tmp/out" ] && ok || fail "--quiet printed progress"
+
+  # the configuration a run wrote is a valid configuration
+  run 1 train "$tmp/run/config.yaml" --steps 3 --out "$tmp/again"
+  expect_status "rerun from config copy" 0
+  expect_grep "3 steps" "$tmp/out" "done: 3 steps"
+else
+  echo "note: $fashion missing (apt-get install dataset-fashion-mnist): training runs skipped"
+fi
+
+echo "cli: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]
