@@ -1,0 +1,25 @@
+/* Pictures: sample grids as PNG (libpng), and nearest training examples. */
+#ifndef MPIGAN_IMAGE_H
+#define MPIGAN_IMAGE_H
+
+#include <stddef.h>
+
+#include "mpigan/error.h"
+#include "mpigan/nn.h"
+#include "mpigan/real.h"
+
+/* Writes images (n, C, H, W), values in [0, 1] (clamped), as a PNG grid of `cols` columns and
+ * ceil(n / cols) rows, 8-bit grey for C = 1 and RGB for C = 3, with a 1-pixel border between
+ * cells. If `neighbours` is not NULL it holds (rows, C, H, W): one more column, after a wider
+ * separator, shows for each grid row the training example nearest to that row's last sample, as
+ * in Figure 2 of the paper. Written through a temporary name and a rename. */
+int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
+                const mg_real *neighbours, mg_error *err);
+
+/* idx[i] = argmin_j ||q_i - data_j||^2 for q (nq, dim) and data (n, dim), with the distances
+ * computed as ||q||^2 - 2 q.d + ||d||^2 through `gemm` in blocks of data rows (no allocation
+ * beyond one block of (nq, block) products, made here). */
+int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, size_t dim,
+               mg_gemm_fn gemm, mg_error *err);
+
+#endif
