@@ -1,0 +1,1188 @@
+/* Checkpoints, run under mpiexec with 1 and 2 ranks: rank 0 writes and reads files, every rank
+ * builds trainers.
+ *
+ * The central property: a run stopped at step n and resumed from its checkpoint computes, bit for
+ * bit, what the run that never stopped computes. Then: a bad file gives one exact line and leaves
+ * the trainer untouched; a failed write leaves the old checkpoint in place. */
+#define _GNU_SOURCE /* open_memstream */
+#include <errno.h>
+#include <float.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "mpigan/checkpoint.h"
+#include "mpigan/comm.h"
+#include "mpigan/config.h"
+#include "mpigan/data.h"
+#include "mpigan/rng.h"
+#include "mpigan/train.h"
+#include "testlib.h"
+
+#define N_STEPS 10 /* the resume tests: 2n steps straight against n, checkpoint, n */
+
+static mg_comm *self; /* rank 0 alone (NULL on the other ranks) */
+
+/* 6x6 "images": two blobs whose position varies per example, so D has something to learn. */
+static mg_dataset make_data(int n)
+{
+    mg_dataset ds;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_dataset_alloc(&ds, n, 1, 6, 6, &err) == 0);
+    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
+    for (int i = 0; i < n; i++) {
+        mg_real u[2];
+        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
+        int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++)
+                ds.x[(size_t)i * 36 + y * 6 + x] =
+                    (mg_real)exp(-0.5 * ((x - cx) * (x - cx) + (y - cy) * (y - cy)));
+    }
+    return ds;
+}
+
+static const char *const sgd[2] = {
+    "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
+    " momentum_start: 1, momentum_saturate: 3}",
+    "{type: sgd, lr: 0.1, momentum: 0.5}"};
+static const char *const adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
+                                    "{type: adam, lr: 0.002}"};
+
+#define G_LAYERS                                                                               \
+    "    - {type: relu, units: 24, irange: 0.3}\n"                                             \
+    "    - {type: sigmoid, units: 36, irange: 0.3}\n"
+
+/* The test model: G 8 -> 24 -> 36, D 36 -> maxout 12x3 -> 10 -> 1, with dropout in D. 64
+ * examples in batches of 8 make an epoch 8 minibatches, so 2 x 10 steps of k = 2 cross the
+ * momentum ramp (epochs 1 to 3) and the resume falls mid-epoch. */
+static mg_config make_config_with(const char *const optim[2], const char *g_layers,
+                                  const char *const *set, int n_set)
+{
+    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "seed: 5\n"
+             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
+             "generator:\n"
+             "  noise_dim: 8\n"
+             "  output_bias_from_data: true\n"
+             "  layers:\n%s"
+             "  optimizer: %s\n"
+             "discriminator:\n"
+             "  layers:\n"
+             "    - {type: maxout, units: 12, pieces: 3, irange: 0.3, keep: 0.8}\n"
+             "    - {type: tanh, units: 10, irange: 0.3, keep: 0.5}\n"
+             "    - {type: sigmoid, units: 1, irange: 0.3, keep: 0.5}\n"
+             "  optimizer: %s\n"
+             "train: {batch_size: 8, k: 2, steps: 100}\n",
+             dummy, g_layers, optim[0], optim[1]);
+    mg_config cfg;
+    mg_error err;
+    int rc = mg_config_parse(&cfg, text, "test.yaml", set, n_set, &err);
+    if (rc)
+        fprintf(stderr, "config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    return cfg;
+}
+
+static mg_config make_config(const char *const optim[2])
+{
+    return make_config_with(optim, G_LAYERS, NULL, 0);
+}
+
+/* Sizes of the test networks: G 8*24+24 + 24*36+36, D 36*36+36 + 12*10+10 + 10+1. */
+enum { NG = 8 * 24 + 24 + 24 * 36 + 36, ND = 36 * 36 + 36 + 12 * 10 + 10 + 10 + 1 };
+
+/* The effective configuration as YAML (malloc'd), what a run stores in its checkpoints. */
+static char *config_yaml(const mg_config *cfg)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_FATAL(mg_config_write(cfg, f) == 0);
+    CU_ASSERT_FATAL(fclose(f) == 0);
+    return text;
+}
+
+static void init_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
+                         const mg_comm *comm)
+{
+    mg_error err;
+    int rc = mg_trainer_init(t, cfg, ds, comm, &err);
+    if (rc)
+        fprintf(stderr, "trainer: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+}
+
+static void train(mg_trainer *t, int steps)
+{
+    mg_step_stats s;
+    for (int i = 0; i < steps; i++)
+        mg_trainer_step(t, &s);
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char paths[8][4200];
+    static int slot;
+    char *p = paths[slot++ % 8];
+    snprintf(p, 4200, "%s/%s", mg_test_tmpdir(), name);
+    return p;
+}
+
+/* Rank 0 writes t to path; every rank learns whether that worked. */
+static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char *path)
+{
+    int rc = 0;
+    if (t->rank == 0) {
+        char *yaml = config_yaml(cfg);
+        mg_error err;
+        rc = mg_checkpoint_write(t, yaml, path, &err);
+        if (rc)
+            fprintf(stderr, "write: %s\n", err.msg);
+        free(yaml);
+    }
+    mg_comm_bcast(t->comm, &rc, sizeof rc, 0);
+    CU_ASSERT_FATAL(rc == 0);
+}
+
+/* Rank 0 loads path into t, then broadcasts: how a resumed run starts. */
+static void load_on_rank0(mg_trainer *t, const char *path)
+{
+    int rc = 0;
+    if (t->rank == 0) {
+        mg_error err;
+        rc = mg_checkpoint_load(t, path, &err);
+        if (rc)
+            fprintf(stderr, "load: %s\n", err.msg);
+    }
+    mg_comm_bcast(t->comm, &rc, sizeof rc, 0);
+    CU_ASSERT_FATAL(rc == 0);
+    mg_trainer_broadcast_state(t);
+}
+
+/* A copy of everything a checkpoint holds. */
+typedef struct {
+    mg_real *g, *d, *gm, *gv, *dm, *dv;
+    int64_t gt, dt, step, minibatch;
+} state;
+
+static mg_real *dup_reals(const mg_real *x, size_t n)
+{
+    if (!x)
+        return NULL;
+    mg_real *c = malloc(n * sizeof *c);
+    CU_ASSERT_FATAL(c != NULL);
+    memcpy(c, x, n * sizeof *c);
+    return c;
+}
+
+static state take_state(const mg_trainer *t)
+{
+    return (state){.g = dup_reals(t->g.params, t->g.n_params),
+                   .d = dup_reals(t->d.params, t->d.n_params),
+                   .gm = dup_reals(t->g_opt.m, t->g_opt.n),
+                   .gv = dup_reals(t->g_opt.v, t->g_opt.n),
+                   .dm = dup_reals(t->d_opt.m, t->d_opt.n),
+                   .dv = dup_reals(t->d_opt.v, t->d_opt.n),
+                   .gt = t->g_opt.t,
+                   .dt = t->d_opt.t,
+                   .step = t->step,
+                   .minibatch = t->minibatch};
+}
+
+static void free_state(state *s)
+{
+    free(s->g);
+    free(s->d);
+    free(s->gm);
+    free(s->gv);
+    free(s->dm);
+    free(s->dv);
+}
+
+static int same_reals(const mg_real *a, const mg_real *b, size_t n)
+{
+    if (!a || !b)
+        return a == b;
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+/* Bit for bit. */
+static int same_state(const mg_trainer *t, const state *s)
+{
+    return same_reals(t->g.params, s->g, t->g.n_params) &&
+           same_reals(t->d.params, s->d, t->d.n_params) &&
+           same_reals(t->g_opt.m, s->gm, t->g_opt.n) && same_reals(t->g_opt.v, s->gv, t->g_opt.n) &&
+           same_reals(t->d_opt.m, s->dm, t->d_opt.n) && same_reals(t->d_opt.v, s->dv, t->d_opt.n) &&
+           t->g_opt.t == s->gt && t->d_opt.t == s->dt && t->step == s->step &&
+           t->minibatch == s->minibatch;
+}
+
+static double max_abs_diff(const mg_real *a, const mg_real *b, size_t n)
+{
+    double diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+    return diff;
+}
+
+static double max_rel_diff(const mg_real *a, const mg_real *b, size_t n)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs((double)a[i]));
+    return max_abs_diff(a, b, n) / scale;
+}
+
+/* Every file and object a test opened is closed again. */
+static void assert_no_open_hdf5(void)
+{
+    ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    if (open != 0)
+        fprintf(stderr, "\n  %zd HDF5 objects left open\n", open);
+    CU_ASSERT_EQUAL(open, 0);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void copy_file(const char *to, const char *from, long bytes)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    CU_ASSERT_FATAL(in && out);
+    char buf[65536];
+    size_t n;
+    long left = bytes < 0 ? -1 : bytes; /* -1: all of it */
+    while (left != 0 &&
+           (n = fread(buf, 1, left < 0 || left > (long)sizeof buf ? sizeof buf : (size_t)left,
+                      in)) > 0) {
+        CU_ASSERT_FATAL(fwrite(buf, 1, n, out) == n);
+        if (left > 0)
+            left -= (long)n;
+    }
+    CU_ASSERT_FATAL(fclose(in) == 0 && fclose(out) == 0);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    CU_ASSERT_FATAL(stat(path, &st) == 0);
+    return (long)st.st_size;
+}
+
+/* ---- the state survives a round trip ---- */
+
+static void check_round_trip(const char *const optim[2], const char *name)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(optim);
+    const char *path = tmp_path(name);
+    mg_trainer a, b;
+    init_trainer(&a, &cfg, &ds, world);
+    train(&a, 3);
+    write_on_rank0(&a, &cfg, path);
+
+    init_trainer(&b, &cfg, &ds, world);
+    state before = take_state(&b);
+    CU_ASSERT(!same_state(&a, &before)); /* else the test could not fail */
+    load_on_rank0(&b, path);
+    state sa = take_state(&a);
+    /* On every rank: rank 0 read the file, the others got it by broadcast. */
+    CU_ASSERT(mg_comm_all_ok(world, same_state(&b, &sa)));
+    CU_ASSERT_EQUAL(b.step, 3);
+    CU_ASSERT_EQUAL(b.minibatch, 6);
+    CU_ASSERT_EQUAL(b.g_opt.t, 3);
+    CU_ASSERT_EQUAL(b.d_opt.t, 6);
+    CU_ASSERT((b.g_opt.v != NULL) == (optim == adam));
+    free_state(&before);
+    free_state(&sa);
+    mg_trainer_free(&a);
+    mg_trainer_free(&b);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+static void test_round_trip_sgd(void)
+{
+    check_round_trip(sgd, "rt-sgd.h5");
+}
+
+static void test_round_trip_adam(void)
+{
+    check_round_trip(adam, "rt-adam.h5");
+}
+
+/* ---- resuming continues the run exactly ---- */
+
+static void check_resume_exact(const char *const optim[2], const char *what, const char *name)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(optim);
+    const char *path = tmp_path(name);
+
+    mg_trainer a, b, c;
+    init_trainer(&a, &cfg, &ds, world); /* run A: 2n steps straight */
+    train(&a, 2 * N_STEPS);
+
+    init_trainer(&b, &cfg, &ds, world); /* run B: n steps, checkpoint, stop */
+    train(&b, N_STEPS);
+    write_on_rank0(&b, &cfg, path);
+    mg_trainer_free(&b);
+
+    init_trainer(&c, &cfg, &ds, world); /* run B resumed: n more */
+    load_on_rank0(&c, path);
+    CU_ASSERT_EQUAL(c.step, N_STEPS);
+    train(&c, N_STEPS);
+
+    int same = memcmp(a.g.params, c.g.params, NG * sizeof(mg_real)) == 0 &&
+               memcmp(a.d.params, c.d.params, ND * sizeof(mg_real)) == 0;
+    double dg = max_abs_diff(a.g.params, c.g.params, NG);
+    double dd = max_abs_diff(a.d.params, c.d.params, ND);
+    if (mg_comm_rank(world) == 0)
+        printf("\n  %s on %d rank%s: 2 x %d steps straight vs %d, checkpoint, %d: max difference "
+               "G %g, D %g",
+               what, mg_comm_size(world), mg_comm_size(world) == 1 ? "" : "s", N_STEPS, N_STEPS,
+               N_STEPS, dg, dd);
+    CU_ASSERT(mg_comm_all_ok(world, same));
+    CU_ASSERT_EQUAL(c.step, 2 * N_STEPS);
+    CU_ASSERT_EQUAL(c.minibatch, a.minibatch);
+    CU_ASSERT(memcmp(a.d_opt.m, c.d_opt.m, ND * sizeof(mg_real)) == 0);
+    mg_trainer_free(&a);
+    mg_trainer_free(&c);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+static void test_resume_exact_sgd(void)
+{
+    check_resume_exact(sgd, "sgd with momentum ramp", "resume-sgd.h5");
+}
+
+static void test_resume_exact_adam(void)
+{
+    check_resume_exact(adam, "adam", "resume-adam.h5");
+}
+
+/* A run on one rank resumed on all of them (the batch stays global, so this is the same run). */
+static void test_resume_across_rank_counts(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world);
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    const char *path = tmp_path("resume-ranks.h5");
+    mg_trainer a, b;
+    if (self) {
+        init_trainer(&b, &cfg, &ds, self);
+        train(&b, N_STEPS);
+        write_on_rank0(&b, &cfg, path);
+        mg_trainer_free(&b);
+    }
+    init_trainer(&b, &cfg, &ds, world);
+    load_on_rank0(&b, path);
+    train(&b, N_STEPS);
+    init_trainer(&a, &cfg, &ds, world);
+    train(&a, 2 * N_STEPS);
+    if (rank == 0) {
+        /* As in test_train: summation order differs between rank counts, and 20 steps of SGD
+         * with momentum amplify float rounding (FLT_EPSILON = 1.2e-7) by a few hundred at most. */
+        const double tol = 1e-5;
+        double eg = max_rel_diff(a.g.params, b.g.params, NG);
+        double ed = max_rel_diff(a.d.params, b.d.params, ND);
+        printf("\n  %d steps on 1 rank, then %d on %d: max relative difference to %d straight on "
+               "%d: G %.3g, D %.3g (tolerance %.0e)",
+               N_STEPS, N_STEPS, mg_comm_size(world), 2 * N_STEPS, mg_comm_size(world), eg, ed,
+               tol);
+        CU_ASSERT(eg <= tol && ed <= tol);
+    }
+    CU_ASSERT(mg_trainer_check_replicas(&b, &(mg_error){{0}}) == 0);
+    mg_trainer_free(&a);
+    mg_trainer_free(&b);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- what a checkpoint says about itself ---- */
+
+static void test_info_and_config_text(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    const char *path = tmp_path("info.h5");
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    train(&t, 5);
+    write_on_rank0(&t, &cfg, path);
+
+    mg_checkpoint_info info;
+    mg_error err;
+    int rc = mg_checkpoint_read_info(&info, path, &err);
+    if (rc)
+        fprintf(stderr, "read_info: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    CU_ASSERT_EQUAL(info.format_version, MG_CHECKPOINT_VERSION);
+    CU_ASSERT(info.mpigan_version[0] != '\0');
+    CU_ASSERT_EQUAL(info.step, 5);
+    CU_ASSERT_EQUAL(info.minibatch, 10);
+    CU_ASSERT_EQUAL(info.epoch, 10.0 / 8);
+    CU_ASSERT_EQUAL(info.seed, 5);
+    CU_ASSERT_EQUAL(info.ranks, 1);
+
+    /* The stored YAML parses to the very configuration the run had (compared as bytes, as ranks
+     * compare configurations). */
+    mg_config back;
+    rc = mg_config_parse(&back, info.config_yaml, "stored.yaml", NULL, 0, &err);
+    if (rc)
+        fprintf(stderr, "stored config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    CU_ASSERT(memcmp(&back.generator, &cfg.generator, sizeof cfg.generator) == 0);
+    CU_ASSERT(memcmp(&back.discriminator, &cfg.discriminator, sizeof cfg.discriminator) == 0);
+    CU_ASSERT(memcmp(&back.train, &cfg.train, sizeof cfg.train) == 0);
+    CU_ASSERT_EQUAL(back.seed, cfg.seed);
+    CU_ASSERT_STRING_EQUAL(back.discriminator.layers[0].name, "h0");
+    mg_checkpoint_info_free(&info);
+    CU_ASSERT(info.config_yaml == NULL);
+
+    CU_ASSERT(mg_checkpoint_read_info(&info, tmp_path("none.h5"), &err) == -1);
+    char want[4400];
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", tmp_path("none.h5"));
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    CU_ASSERT(info.config_yaml == NULL);
+
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- bad files ---- */
+
+/* Edits a copy of a good checkpoint with the HDF5 API. */
+typedef void (*edit_fn)(hid_t f);
+
+static const char *edited_copy(const char *good, const char *name, edit_fn edit)
+{
+    const char *path = tmp_path(name);
+    copy_file(path, good, -1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    edit(f);
+    CU_ASSERT_FATAL(H5Fclose(f) >= 0);
+    return path;
+}
+
+static void set_root_string(hid_t f, const char *name, const char *value)
+{
+    CU_ASSERT_FATAL(H5Adelete(f, name) >= 0);
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    CU_ASSERT_FATAL(type >= 0 && space >= 0 && H5Tset_size(type, strlen(value) + 1) >= 0);
+    hid_t a = H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT_FATAL(a >= 0 && H5Awrite(a, type, value) >= 0);
+    CU_ASSERT_FATAL(H5Aclose(a) >= 0 && H5Sclose(space) >= 0 && H5Tclose(type) >= 0);
+}
+
+static void edit_format(hid_t f)
+{
+    set_root_string(f, "format", "xyz"); /* fixed-length, as h5py writes numpy bytes */
+}
+
+static void edit_no_format(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Adelete(f, "format") >= 0);
+}
+
+static void edit_version(hid_t f)
+{
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    int seven = 7;
+    CU_ASSERT_FATAL(a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &seven) >= 0 && H5Aclose(a) >= 0);
+}
+
+static void edit_drop_w(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Ldelete(f, "/generator/h1/W", H5P_DEFAULT) >= 0);
+}
+
+static void edit_drop_d_bias(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Ldelete(f, "/discriminator/h2/b", H5P_DEFAULT) >= 0);
+}
+
+static void edit_drop_config(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Ldelete(f, "/config", H5P_DEFAULT) >= 0);
+}
+
+static void edit_rename_layer(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Lmove(f, "/generator/h1", f, "/generator/hx", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+}
+
+/* /generator/h0/W (8, 24) in the other precision: float64 as the double build writes it (or
+ * float32, testing the double build). */
+static void edit_precision(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Ldelete(f, "/generator/h0/W", H5P_DEFAULT) >= 0);
+    hsize_t dims[2] = {8, 24};
+    double w[8 * 24] = {0};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t other = sizeof(mg_real) == 4 ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
+    hid_t d = H5Dcreate2(f, "/generator/h0/W", other, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0 &&
+                    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    CU_ASSERT_FATAL(H5Dclose(d) >= 0 && H5Sclose(space) >= 0);
+}
+
+/* Where the data of a dataset sits in the file (its one chunk). */
+static long data_offset(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hsize_t origin[3] = {0, 0, 0}, size;
+    haddr_t addr;
+    unsigned mask;
+    CU_ASSERT_FATAL(d >= 0 && H5Dget_chunk_info_by_coord(d, origin, &mask, &addr, &size) >= 0);
+    CU_ASSERT_FATAL(H5Dclose(d) >= 0 && H5Fclose(f) >= 0);
+    return (long)addr;
+}
+
+static void overwrite(const char *path, long offset, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_FATAL(f && fseek(f, offset, SEEK_SET) == 0 && fwrite(bytes, 1, n, f) == n);
+    CU_ASSERT_FATAL(fclose(f) == 0);
+}
+
+static void edit_vlen_format(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Adelete(f, "format") >= 0);
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    CU_ASSERT_FATAL(type >= 0 && space >= 0 && H5Tset_size(type, H5T_VARIABLE) >= 0);
+    const char *value = MG_CHECKPOINT_FORMAT;
+    hid_t a = H5Acreate2(f, "format", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT_FATAL(a >= 0 && H5Awrite(a, type, &value) >= 0);
+    CU_ASSERT_FATAL(H5Aclose(a) >= 0 && H5Sclose(space) >= 0 && H5Tclose(type) >= 0);
+}
+
+/* Load must fail with exactly `want` (NULL: any one line naming the file) and leave t as it was;
+ * read_info and describe fail alike. */
+static void expect_load_error(mg_trainer *t, const state *orig, const char *path, const char *want,
+                              const char *what)
+{
+    mg_error err = {{0}};
+    int rc = mg_checkpoint_load(t, path, &err);
+    CU_ASSERT(rc == -1);
+    if (want) {
+        if (strcmp(err.msg, want) != 0)
+            fprintf(stderr, "\n  %s:\n    got  %s\n    want %s\n", what, err.msg, want);
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+    } else {
+        printf("\n  %s: %s", what, err.msg);
+        CU_ASSERT(strncmp(err.msg, path, strlen(path)) == 0 && err.msg[strlen(path)] == ':');
+        CU_ASSERT(strchr(err.msg, '\n') == NULL);
+    }
+    CU_ASSERT(same_state(t, orig)); /* a failed load changes nothing */
+    assert_no_open_hdf5();
+}
+
+static void test_load_errors(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    char good[4200], want[10000];
+    snprintf(good, sizeof good, "%s", tmp_path("good.h5"));
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    train(&t, 2);
+    write_on_rank0(&t, &cfg, good);
+    mg_trainer_free(&t);
+
+    init_trainer(&t, &cfg, &ds, self); /* the trainer every bad load must leave alone */
+    state orig = take_state(&t);
+
+    const char *p = tmp_path("missing.h5");
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", p);
+    expect_load_error(&t, &orig, p, want, "missing file");
+
+    p = mg_test_write_file("text.h5", "seed: 1\nthis is YAML, not HDF5\n", 31);
+    snprintf(want, sizeof want, "%s: not an HDF5 file, or truncated", p);
+    expect_load_error(&t, &orig, p, want, "text file");
+
+    p = edited_copy(good, "format.h5", edit_format);
+    snprintf(want, sizeof want, "%s: not an mpigan checkpoint (format is \"xyz\")", p);
+    expect_load_error(&t, &orig, p, want, "wrong format");
+
+    p = edited_copy(good, "noformat.h5", edit_no_format);
+    snprintf(want, sizeof want, "%s: not an mpigan checkpoint (no format attribute)", p);
+    expect_load_error(&t, &orig, p, want, "no format");
+
+    p = edited_copy(good, "version.h5", edit_version);
+    snprintf(want, sizeof want, "%s: checkpoint format version 7, this mpigan reads version 1", p);
+    expect_load_error(&t, &orig, p, want, "version");
+
+    p = edited_copy(good, "nodataset.h5", edit_drop_w);
+    snprintf(want, sizeof want, "%s: /generator/h1/W missing", p);
+    expect_load_error(&t, &orig, p, want, "missing dataset");
+
+    /* G reads completely before D fails: still nothing may reach the trainer. */
+    p = edited_copy(good, "nodbias.h5", edit_drop_d_bias);
+    snprintf(want, sizeof want, "%s: /discriminator/h2/b missing", p);
+    expect_load_error(&t, &orig, p, want, "missing discriminator bias");
+
+    p = edited_copy(good, "renamed.h5", edit_rename_layer);
+    snprintf(want, sizeof want,
+             "%s: generator layer 1 is \"h1\" in the configuration, \"hx\" in the checkpoint", p);
+    expect_load_error(&t, &orig, p, want, "renamed layer");
+
+    p = edited_copy(good, "precision.h5", edit_precision);
+    snprintf(want, sizeof want,
+             "%s: /generator/h0/W holds %d-bit floats, this build of mpigan uses %zu-bit floats", p,
+             sizeof(mg_real) == 4 ? 64 : 32, 8 * sizeof(mg_real));
+    expect_load_error(&t, &orig, p, want, "other precision");
+
+    /* h5py writes str attributes variable-length; mpigan reads only fixed-length ones. */
+    p = edited_copy(good, "vlen.h5", edit_vlen_format);
+    snprintf(want, sizeof want,
+             "%s: attribute \"format\" of / is a variable-length string; mpigan reads "
+             "fixed-length ones",
+             p);
+    expect_load_error(&t, &orig, p, want, "variable-length string");
+
+    /* One flipped byte in the weights: the checksum catches it. */
+    p = tmp_path("flipped.h5");
+    copy_file(p, good, -1);
+    overwrite(p, data_offset(p, "/generator/h0/W") + 10, "\x5a", 1);
+    snprintf(want, sizeof want, "%s: cannot read /generator/h0/W", p);
+    expect_load_error(&t, &orig, p, want, "flipped byte");
+
+    /* Truncated anywhere: some one-line error naming the file, never a crash. */
+    const long size = file_size(good);
+    const long cuts[] = {0, 100, size / 4, size / 2, 3 * size / 4, size - 1};
+    for (int i = 0; i < 6; i++) {
+        char name[64], what[64];
+        snprintf(name, sizeof name, "cut-%ld.h5", cuts[i]);
+        snprintf(what, sizeof what, "truncated to %ld of %ld bytes", cuts[i], size);
+        p = tmp_path(name);
+        copy_file(p, good, cuts[i]);
+        expect_load_error(&t, &orig, p, NULL, what);
+        mg_checkpoint_info info;
+        mg_error err;
+        CU_ASSERT(mg_checkpoint_read_info(&info, p, &err) == -1);
+        CU_ASSERT(strchr(err.msg, '\n') == NULL);
+        assert_no_open_hdf5();
+    }
+
+    /* read_info and describe check the same things. */
+    mg_checkpoint_info info;
+    mg_error err;
+    p = edited_copy(good, "noconfig.h5", edit_drop_config);
+    CU_ASSERT(mg_checkpoint_read_info(&info, p, &err) == -1);
+    snprintf(want, sizeof want, "%s: /config missing", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    p = tmp_path("version.h5");
+    CU_ASSERT(mg_checkpoint_read_info(&info, p, &err) == -1);
+    snprintf(want, sizeof want, "%s: checkpoint format version 7, this mpigan reads version 1", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    free_state(&orig);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* 16 bytes of junk at offsets all over a good checkpoint: each load either fails with one line
+ * naming the file and leaves the trainer alone, or gives exactly the saved state (the junk fell
+ * where nothing is read). Never a crash, never other numbers: metadata and tensors carry
+ * checksums. */
+static void test_damaged_files(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(adam);
+    char good[4200], path[4200];
+    snprintf(good, sizeof good, "%s", tmp_path("damage-good.h5"));
+    snprintf(path, sizeof path, "%s", tmp_path("damaged.h5"));
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    train(&t, 2);
+    write_on_rank0(&t, &cfg, good);
+    state saved = take_state(&t);
+    mg_trainer_free(&t);
+    init_trainer(&t, &cfg, &ds, self);
+    state fresh = take_state(&t);
+
+    const long size = file_size(good), stride = 97; /* prime: every alignment of every field */
+    mg_checkpoint_info info;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_checkpoint_read_info(&info, good, &err) == 0);
+    char *yaml = info.config_yaml; /* the text a damaged file must give back whole, or fail */
+    int loaded = 0, failed = 0, other_numbers = 0, touched = 0, bad_message = 0, other_text = 0;
+    for (long off = 0; off < size; off += stride) {
+        unsigned char junk[16];
+        for (int i = 0; i < 16; i++)
+            junk[i] = (unsigned char)(off * 31 + i * 77);
+        copy_file(path, good, -1);
+        overwrite(path, off, junk, off + 16 <= size ? 16 : (size_t)(size - off));
+        if (mg_checkpoint_read_info(&info, path, &err) == 0) {
+            other_text += strcmp(info.config_yaml, yaml) != 0;
+            mg_checkpoint_info_free(&info);
+        }
+        if (mg_checkpoint_load(&t, path, &err) == 0) {
+            loaded++;
+            other_numbers += !same_state(&t, &saved);
+            mg_trainer_free(&t); /* back to the fresh trainer for the next file */
+            init_trainer(&t, &cfg, &ds, self);
+        } else {
+            failed++;
+            touched += !same_state(&t, &fresh);
+            bad_message += strncmp(err.msg, path, strlen(path)) != 0 ||
+                           err.msg[strlen(path)] != ':' || strchr(err.msg, '\n') != NULL;
+        }
+    }
+    printf("\n  %ld damaged copies: %d loaded the saved state exactly, %d failed with one line; "
+           "%d loaded other numbers, %d other configuration text, %d failed loads changed the "
+           "trainer, %d bad messages",
+           (size + stride - 1) / stride, loaded, failed, other_numbers, other_text, touched,
+           bad_message);
+    CU_ASSERT(failed > 0);
+    CU_ASSERT_EQUAL(other_numbers, 0);
+    CU_ASSERT_EQUAL(other_text, 0);
+    CU_ASSERT_EQUAL(touched, 0);
+    CU_ASSERT_EQUAL(bad_message, 0);
+    free(yaml);
+    free_state(&saved);
+    free_state(&fresh);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* A good file that does not fit the configuration. */
+static void expect_mismatch(const char *good, const mg_config *cfg, const mg_dataset *ds,
+                            const char *want_after_path, const char *what)
+{
+    char want[10000];
+    snprintf(want, sizeof want, "%s: %s", good, want_after_path);
+    mg_trainer t;
+    init_trainer(&t, cfg, ds, self);
+    state orig = take_state(&t);
+    expect_load_error(&t, &orig, good, want, what);
+    free_state(&orig);
+    mg_trainer_free(&t);
+}
+
+static void test_load_mismatch_errors(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    char good[4200];
+    snprintf(good, sizeof good, "%s", tmp_path("good-mismatch.h5"));
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    write_on_rank0(&t, &cfg, good);
+    mg_trainer_free(&t);
+
+    const char *wider = "generator.layers.0.units=20";
+    mg_config c = make_config_with(sgd, G_LAYERS, &wider, 1);
+    expect_mismatch(good, &c, &ds,
+                    "/generator/h0/W has shape (8, 24) in the checkpoint, the configuration makes "
+                    "it (8, 20)",
+                    "hidden width");
+
+    const char *pieces = "discriminator.layers.0.pieces=2";
+    c = make_config_with(sgd, G_LAYERS, &pieces, 1);
+    expect_mismatch(good, &c, &ds,
+                    "/discriminator/h0/W has shape (36, 12, 3) in the checkpoint, the "
+                    "configuration makes it (36, 12, 2)",
+                    "maxout pieces");
+
+    c = make_config_with(sgd,
+                         "    - {type: relu, units: 24, irange: 0.3}\n"
+                         "    - {type: relu, units: 24, irange: 0.3}\n"
+                         "    - {type: sigmoid, units: 36, irange: 0.3}\n",
+                         NULL, 0);
+    expect_mismatch(good, &c, &ds, "the configuration has 3 generator layers, the checkpoint 2",
+                    "layer count");
+
+    c = make_config_with(sgd,
+                         "    - {name: hidden, type: relu, units: 24, irange: 0.3}\n"
+                         "    - {type: sigmoid, units: 36, irange: 0.3}\n",
+                         NULL, 0);
+    expect_mismatch(good, &c, &ds,
+                    "generator layer 0 is \"hidden\" in the configuration, \"h0\" in the "
+                    "checkpoint",
+                    "layer name");
+
+    c = make_config_with(sgd,
+                         "    - {type: tanh, units: 24, irange: 0.3}\n"
+                         "    - {type: sigmoid, units: 36, irange: 0.3}\n",
+                         NULL, 0);
+    expect_mismatch(good, &c, &ds,
+                    "generator layer 0 (\"h0\") is tanh in the configuration, relu in the "
+                    "checkpoint",
+                    "layer type");
+
+    const char *const g_adam[2] = {adam[0], sgd[1]};
+    c = make_config(g_adam);
+    expect_mismatch(good, &c, &ds,
+                    "optimizer state for the generator is sgd, the configuration says adam",
+                    "optimizer type");
+
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- failed writes leave what was there ---- */
+
+static void test_write_errors(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    char *yaml = config_yaml(&cfg);
+    char want[10000], tmp[4400];
+    mg_error err;
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    train(&t, 2);
+
+    /* Root ignores permission bits, so the unwritable places are ones that cannot exist. */
+    const char *p = tmp_path("no-such-dir/ckpt.h5");
+    CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
+    snprintf(want, sizeof want, "%s: cannot write checkpoint: No such file or directory", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    mg_test_write_file("a-file", "x", 1);
+    p = tmp_path("a-file/ckpt.h5");
+    CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
+    snprintf(want, sizeof want, "%s: cannot write checkpoint: Not a directory", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    /* A good checkpoint in place, then writes that fail: it stays, whole and loadable. */
+    char target[4200];
+    snprintf(target, sizeof target, "%s", tmp_path("target.h5"));
+    snprintf(tmp, sizeof tmp, "%s.tmp", target);
+    CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, target, &err) == 0);
+    state written = take_state(&t);
+    const long size = file_size(target);
+
+    /* Failing halfway through the file: a layer whose name the schema reserves. The configuration
+     * loader refuses that name; the writer still defends itself against a trainer built
+     * otherwise. */
+    mg_config bad = make_config_with(
+        sgd,
+        "    - {type: relu, units: 24, irange: 0.3}\n"
+        "    - {name: out, type: sigmoid, units: 36, irange: 0.3}\n",
+        NULL, 0);
+    char *bad_yaml = config_yaml(&bad);
+    mg_trainer tb;
+    init_trainer(&tb, &bad, &ds, self);
+    snprintf(tb.g.layer[1].spec.name, sizeof tb.g.layer[1].spec.name, "optimizer");
+    CU_ASSERT(mg_checkpoint_write(&tb, bad_yaml, target, &err) == -1);
+    snprintf(want, sizeof want,
+             "%s: cannot write checkpoint: generator layer 1 is named \"optimizer\", the name of "
+             "the optimizer state: rename the layer",
+             target);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    CU_ASSERT(!file_exists(tmp));
+    mg_trainer_free(&tb);
+    free(bad_yaml);
+
+    /* Failing at create: the temporary name is taken by a directory. */
+    CU_ASSERT_FATAL(mkdir(tmp, 0700) == 0);
+    CU_ASSERT(mg_checkpoint_write(&t, yaml, target, &err) == -1);
+    snprintf(want, sizeof want, "%s: cannot write checkpoint: cannot create %s", target, tmp);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    CU_ASSERT_FATAL(rmdir(tmp) == 0);
+
+    CU_ASSERT_EQUAL(file_size(target), size);
+    mg_trainer fresh;
+    init_trainer(&fresh, &cfg, &ds, self);
+    CU_ASSERT(mg_checkpoint_load(&fresh, target, &err) == 0);
+    CU_ASSERT(same_state(&fresh, &written));
+    mg_trainer_free(&fresh);
+
+    free_state(&written);
+    free(yaml);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- run directories ---- */
+
+static void test_save_and_rotation(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(sgd);
+    char *yaml = config_yaml(&cfg);
+    char dir[4200], path[4400], want[10000], link[4400], target[256];
+    mg_error err;
+    snprintf(dir, sizeof dir, "%s/run", mg_test_tmpdir());
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
+
+    CU_ASSERT(mg_checkpoint_find_latest(path, sizeof path, dir, &err) == -1);
+    snprintf(want, sizeof want, "%s: no checkpoint (ckpt-*.h5) in this directory", dir);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    /* Something else in the directory that looks almost like a checkpoint must survive. */
+    FILE *f = fopen(strcat(strcpy(path, dir), "/ckpt-notes.h5"), "w");
+    CU_ASSERT_FATAL(f && fclose(f) == 0);
+    for (int i = 1; i <= 4; i++) {
+        train(&t, 1);
+        char out[4400];
+        CU_ASSERT_FATAL(mg_checkpoint_save(&t, yaml, dir, 2, out, sizeof out, &err) == 0);
+        snprintf(want, sizeof want, "%s/ckpt-%08d.h5", dir, i);
+        CU_ASSERT_STRING_EQUAL(out, want);
+    }
+    for (int i = 1; i <= 4; i++) {
+        snprintf(path, sizeof path, "%s/ckpt-%08d.h5", dir, i);
+        CU_ASSERT_EQUAL(file_exists(path), i >= 3); /* the newest 2 */
+    }
+    snprintf(path, sizeof path, "%s/ckpt-notes.h5", dir);
+    CU_ASSERT(file_exists(path));
+    snprintf(path, sizeof path, "%s/latest.h5.tmp", dir);
+    CU_ASSERT(!file_exists(path));
+
+    snprintf(link, sizeof link, "%s/latest.h5", dir);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    CU_ASSERT_FATAL(n > 0);
+    target[n] = '\0';
+    CU_ASSERT_STRING_EQUAL(target, "ckpt-00000004.h5");
+
+    CU_ASSERT(mg_checkpoint_find_latest(path, sizeof path, dir, &err) == 0);
+    snprintf(want, sizeof want, "%s/ckpt-00000004.h5", dir);
+    CU_ASSERT_STRING_EQUAL(path, want);
+
+    /* latest.h5 loads like the file it names. */
+    state s = take_state(&t);
+    mg_trainer fresh;
+    init_trainer(&fresh, &cfg, &ds, self);
+    CU_ASSERT(mg_checkpoint_load(&fresh, link, &err) == 0);
+    CU_ASSERT(same_state(&fresh, &s));
+    mg_trainer_free(&fresh);
+    free_state(&s);
+
+    CU_ASSERT(mg_checkpoint_save(&t, yaml, dir, 0, NULL, 0, &err) == -1);
+    snprintf(want, sizeof want, "%s: cannot keep 0 checkpoints: keep at least 1", dir);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    snprintf(path, sizeof path, "%s/gone", dir);
+    CU_ASSERT(mg_checkpoint_find_latest(link, sizeof link, path, &err) == -1);
+    snprintf(want, sizeof want, "%s: cannot read directory: No such file or directory", path);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    free(yaml);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- describe, and h5dump agrees the file is well-formed ---- */
+
+static int contains(const char *text, const char *line)
+{
+    if (strstr(text, line))
+        return 1;
+    fprintf(stderr, "\n  missing from the description: \"%s\"\n", line);
+    return 0;
+}
+
+static void test_describe(void)
+{
+    if (!self)
+        return;
+    const char *const g_adam[2] = {adam[0], sgd[1]};
+    mg_dataset ds = make_data(64);
+    mg_config cfg = make_config(g_adam);
+    const char *path = tmp_path("describe.h5");
+    mg_trainer t;
+    init_trainer(&t, &cfg, &ds, self);
+    train(&t, 3);
+    write_on_rank0(&t, &cfg, path);
+
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    mg_error err;
+    CU_ASSERT_FATAL(f != NULL);
+    int rc = mg_checkpoint_describe(f, path, &err);
+    CU_ASSERT_FATAL(fclose(f) == 0);
+    if (rc)
+        fprintf(stderr, "describe: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    printf("\n%s", text);
+    char line[4400];
+    snprintf(line, sizeof line, "file            %s\n", path);
+    CU_ASSERT(contains(text, line));
+    CU_ASSERT(contains(text, "step            3\n"));
+    CU_ASSERT(contains(text, "minibatch       6\n"));
+    CU_ASSERT(contains(text, "seed            5\n"));
+    CU_ASSERT(contains(text, "batch           8\n"));
+    const char *R = sizeof(mg_real) == 4 ? "float32" : "float64"; /* as the build writes */
+    snprintf(line, sizeof line,
+             "generator: 2 layers, %d parameters, optimizer adam after 3 updates\n"
+             "  h0: relu, 24 units\n"
+             "  h0/W  %s (8, 24)\n"
+             "  h0/b  %s (24)\n",
+             NG, R, R);
+    CU_ASSERT(contains(text, line));
+    snprintf(line, sizeof line, "  optimizer/m  %s (%d)\n  optimizer/v  %s (%d)\n", R, NG, R,
+             NG);
+    CU_ASSERT(contains(text, line));
+    snprintf(line, sizeof line,
+             "discriminator: 3 layers, %d parameters, optimizer sgd after 6 updates\n"
+             "  h0: maxout, 12 units of 3 pieces\n"
+             "  h0/W  %s (36, 12, 3)\n"
+             "  h0/b  %s (12, 3)\n"
+             "  h1: tanh, 10 units\n"
+             "  h1/W  %s (12, 10)\n",
+             ND, R, R, R);
+    CU_ASSERT(contains(text, line));
+    snprintf(line, sizeof line,
+             "  h2/W  %s (10, 1)\n  h2/b  %s (1)\n  optimizer/m  %s (%d)\nconfig: ",
+             R, R, R, ND);
+    CU_ASSERT(contains(text, line)); /* sgd: no v */
+    free(text);
+
+    /* A bad file: the error, and not a byte of description. */
+    const char *bad = mg_test_write_file("describe-bad.h5", "not HDF5", 8);
+    text = NULL;
+    f = open_memstream(&text, &n);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(mg_checkpoint_describe(f, bad, &err) == -1);
+    CU_ASSERT_FATAL(fclose(f) == 0);
+    CU_ASSERT_EQUAL(n, 0);
+    free(text);
+    snprintf(line, sizeof line, "%s: not an HDF5 file, or truncated", bad);
+    CU_ASSERT_STRING_EQUAL(err.msg, line);
+
+    if (access("/usr/bin/h5dump", X_OK) == 0) {
+        char cmd[4500];
+        snprintf(cmd, sizeof cmd, "/usr/bin/h5dump -H '%s' > /dev/null", path);
+        CU_ASSERT(system(cmd) == 0);
+        snprintf(cmd, sizeof cmd, "/usr/bin/h5dump -d /config '%s' | grep -q 'noise_dim: 8'",
+                 path);
+        CU_ASSERT(system(cmd) == 0);
+    } else {
+        printf("\n  note: /usr/bin/h5dump not installed (apt-get install hdf5-tools): skipped");
+    }
+
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* ---- the paper's model: size and time of a checkpoint ---- */
+
+static double seconds(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec + 1e-6 * tv.tv_usec;
+}
+
+static void test_paper_model(void)
+{
+    if (!self)
+        return;
+    const char *src = getenv("MPIGAN_SOURCE_DIR");
+    char cfg_path[4200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/configs/fashion-mnist.yaml", src ? src : ".");
+    if (access(cfg_path, R_OK) != 0) {
+        printf("\n  note: %s not found (set MPIGAN_SOURCE_DIR): skipped", cfg_path);
+        return;
+    }
+    char set0[4300];
+    snprintf(set0, sizeof set0, "data.train_images=%s", mg_test_write_file("dummy.idx", "x", 1));
+    const char *set[2] = {set0, "data.test_images="};
+    mg_config cfg;
+    mg_error err;
+    int rc = mg_config_load(&cfg, cfg_path, set, 2, &err);
+    if (rc)
+        fprintf(stderr, "config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    mg_dataset ds;
+    CU_ASSERT_FATAL(mg_dataset_alloc(&ds, cfg.train.batch_size, 1, 28, 28, &err) == 0);
+    for (size_t i = 0; i < (size_t)ds.n * ds.dim; i++)
+        ds.x[i] = (mg_real)((i * 7919) % 256) / 255;
+    mg_trainer t, back;
+    init_trainer(&t, &cfg, &ds, self);
+    for (size_t i = 0; i < t.g_opt.n; i++) /* momentum buffers worth storing */
+        t.g_opt.m[i] = t.g.params[i] * (mg_real)1e-3;
+    char *yaml = config_yaml(&cfg);
+    const char *path = tmp_path("paper.h5");
+    double t0 = seconds();
+    CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, path, &err) == 0);
+    init_trainer(&back, &cfg, &ds, self);
+    double t1 = seconds();
+    CU_ASSERT_FATAL(mg_checkpoint_load(&back, path, &err) == 0);
+    double t2 = seconds();
+    state s = take_state(&t);
+    CU_ASSERT(same_state(&back, &s));
+    const size_t n = t.g.n_params + t.d.n_params;
+    const long size = file_size(path);
+    printf("\n  paper model: G %zu + D %zu parameters; checkpoint %.1f MB (%.3f bytes per "
+           "parameter with momentum), written in %.3f s (with fsync), loaded in %.3f s",
+           t.g.n_params, t.d.n_params, size / 1e6, (double)size / n, t1 - t0, t2 - t1);
+    /* params + momentum, and some kB of metadata */
+    const long tensors = (long)(2 * sizeof(mg_real) * n);
+    CU_ASSERT(size >= tensors && size < tensors + 200000);
+    free_state(&s);
+    free(yaml);
+    mg_trainer_free(&t);
+    mg_trainer_free(&back);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+int main(int argc, char **argv)
+{
+    mg_comm_init(&argc, &argv);
+    self = mg_comm_split(mg_comm_world(), mg_comm_rank(mg_comm_world()) == 0 ? 0 : -1);
+    static const mg_test tests[] = {
+        {"round_trip_sgd", test_round_trip_sgd},
+        {"round_trip_adam", test_round_trip_adam},
+        {"resume_exact_sgd", test_resume_exact_sgd},
+        {"resume_exact_adam", test_resume_exact_adam},
+        {"resume_across_rank_counts", test_resume_across_rank_counts},
+        {"info_and_config_text", test_info_and_config_text},
+        {"load_errors", test_load_errors},
+        {"load_mismatch_errors", test_load_mismatch_errors},
+        {"damaged_files", test_damaged_files},
+        {"write_errors", test_write_errors},
+        {"save_and_rotation", test_save_and_rotation},
+        {"describe", test_describe},
+        {"paper_model", test_paper_model},
+        {NULL, NULL},
+    };
+    int rc = mg_test_main("checkpoint", tests, argc, argv);
+    int all_ok = mg_comm_all_ok(mg_comm_world(), rc == 0);
+    mg_comm_free(self);
+    mg_comm_finalize();
+    return all_ok ? rc : (rc ? rc : 1);
+}
