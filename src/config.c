@@ -181,6 +181,21 @@ static const field train_fields[] = {
     END,
 };
 
+static const field checkpoint_fields[] = {
+    {"every", K_INT, CFG(checkpoint.every), AT_LEAST(0)},
+    {"keep", K_INT, CFG(checkpoint.keep), AT_LEAST(1)},
+    END,
+};
+
+static const field samples_fields[] = {
+    {"every", K_INT, CFG(samples.every), AT_LEAST(0)},
+    {"count", K_INT, CFG(samples.count), AT_LEAST(1)},
+    {"columns", K_INT, CFG(samples.columns), AT_LEAST(0)},
+    {"png", K_BOOL, CFG(samples.png)},
+    {"nearest", K_BOOL, CFG(samples.nearest)},
+    END,
+};
+
 static const field output_fields[] = {
     {"dir", K_STR, CFG(output.dir)},
     END,
@@ -192,6 +207,8 @@ static const field top_fields[] = {
     {"generator", K_SECTION, .sub = generator_fields},
     {"discriminator", K_SECTION, .sub = discriminator_fields},
     {"train", K_SECTION, .sub = train_fields},
+    {"checkpoint", K_SECTION, .sub = checkpoint_fields},
+    {"samples", K_SECTION, .sub = samples_fields},
     {"output", K_SECTION, .sub = output_fields},
     END,
 };
@@ -234,6 +251,13 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.steps = 0;
     cfg->train.check_every = 100;
     cfg->train.log_every = 50;
+    cfg->checkpoint.every = 1000;
+    cfg->checkpoint.keep = 3;
+    cfg->samples.every = 500;
+    cfg->samples.count = 100;
+    cfg->samples.columns = 0;
+    cfg->samples.png = 1;
+    cfg->samples.nearest = 1;
 }
 
 /* ---- Reading the tree ------------------------------------------------------------------------ */
@@ -721,6 +745,16 @@ static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_sp
             return -1;
     }
     net->n_layers = n;
+    /* A checkpoint keeps the network's optimizer state in a group of this name beside the layers. */
+    for (int i = 0; i < n; i++) {
+        if (name_node[i] && strcmp(net->layers[i].name, "optimizer") == 0) {
+            char npath[KEY_LEN];
+            join_index(lpath, path, i);
+            join(npath, lpath, "name");
+            return fail_at(c, node_at(c, name_node[i]), npath,
+                           "\"optimizer\" is reserved (checkpoints keep optimizer state under it)");
+        }
+    }
     /* Checkpoints name tensors by layer, so two layers of one name would overwrite each other. */
     for (int i = 1; i < n; i++) {
         for (int j = 0; j < i; j++) {
@@ -1033,7 +1067,7 @@ static int base_dirs(ctx *c)
 }
 
 static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char *name,
-                       const char *const *overrides, int n_overrides, mg_error *err)
+                       const char *const *overrides, int n_overrides, int files, mg_error *err)
 {
     ctx c;
     memset(&c, 0, sizeof c);
@@ -1077,7 +1111,7 @@ static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char
         fail_missing(&c, c.missing, "");
         goto out;
     }
-    if (check_files(&c))
+    if (files && check_files(&c))
         goto out;
     snprintf(cfg->source, sizeof cfg->source, "%s", c.name);
     rc = 0;
@@ -1086,10 +1120,15 @@ out:
     return rc;
 }
 
+int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name, mg_error *err)
+{
+    return parse_bytes(cfg, text, strlen(text), name, NULL, 0, 0, err);
+}
+
 int mg_config_parse(mg_config *cfg, const char *text, const char *name,
                     const char *const *overrides, int n_overrides, mg_error *err)
 {
-    return parse_bytes(cfg, text, strlen(text), name, overrides, n_overrides, err);
+    return parse_bytes(cfg, text, strlen(text), name, overrides, n_overrides, 1, err);
 }
 
 int mg_config_load(mg_config *cfg, const char *path, const char *const *overrides,
@@ -1127,7 +1166,7 @@ int mg_config_load(mg_config *cfg, const char *path, const char *const *override
     }
     fclose(f);
     /* The length, not a terminator: a NUL byte in the file is then a YAML error, not an end. */
-    int rc = parse_bytes(cfg, buf, len, path, overrides, n_overrides, err);
+    int rc = parse_bytes(cfg, buf, len, path, overrides, n_overrides, 1, err);
     free(buf);
     return rc;
 }
@@ -1261,6 +1300,11 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             cfg->train.batch_size, cfg->train.k, enum_name(mode_names, (int)cfg->train.mode),
             enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
+    fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
+            cfg->checkpoint.keep);
+    fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",
+            cfg->samples.every, cfg->samples.count, cfg->samples.columns,
+            cfg->samples.png ? "true" : "false", cfg->samples.nearest ? "true" : "false");
     fprintf(f, "output:\n");
     write_str(f, "  ", "dir", cfg->output.dir);
     /* Buffered write errors show up here or at the caller's fclose. */

@@ -729,6 +729,9 @@ static void test_errors_layers(void)
                  "    - {type: relu, units: 2}\n",
                  "cfg.yaml:4: generator.layers.1: default name \"h1\" is already used by "
                  "generator.layers.0");
+    EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 2, name: optimizer}\n",
+                 "cfg.yaml:3: generator.layers.0.name: \"optimizer\" is reserved (checkpoints keep "
+                 "optimizer state under it)");
     /* Names are per network: G and D may both have h0. */
     touch("train.idx");
     mg_config cfg;

@@ -107,6 +107,19 @@ typedef struct {
     } train;
 
     struct {
+        int every; /* steps between checkpoints (0: only at the end and when stopped) */
+        int keep;  /* newest checkpoints kept in the run directory */
+    } checkpoint;
+
+    struct {
+        int every;   /* steps between snapshots of G's output for fixed noise (0: never) */
+        int count;   /* fixed noise vectors */
+        int columns; /* of the PNG grid; 0: the smallest square that holds count */
+        int png;     /* draw each snapshot as samples-<step>.png */
+        int nearest; /* the grid's last column: the training example nearest each row's last sample */
+    } samples;
+
+    struct {
         char dir[MG_PATH_MAX]; /* run directory; empty: runs/<config name>-<date-time> */
     } output;
 } mg_config;
@@ -123,6 +136,10 @@ int mg_config_load(mg_config *cfg, const char *path, const char *const *override
 /* The same from YAML text in memory; `name` stands for the file name in messages. */
 int mg_config_parse(mg_config *cfg, const char *text, const char *name,
                     const char *const *overrides, int n_overrides, mg_error *err);
+
+/* The same, without overrides and without checking that the data files exist: for reading a
+ * checkpoint's configuration when only its networks matter (sampling). */
+int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name, mg_error *err);
 
 /* Writes the effective configuration as YAML that mg_config_load reads back to the same struct. */
 int mg_config_write(const mg_config *cfg, FILE *f);
