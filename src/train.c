@@ -15,13 +15,17 @@ const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_G_COMPUTE] = "g_compute",
     [MG_TIMER_G_REDUCE] = "g_allreduce",
     [MG_TIMER_UPDATE] = "update",
+    [MG_TIMER_IO] = "io",
 };
 
 /* Network ids: they key parameter initialisation and dropout streams. */
 enum { NET_G = 0, NET_D = 1 };
 
 /* Stats slots at the end of the gradient buffers (see MG_STATS_SLOTS). */
-enum { SLOT_LOSS = 0, SLOT_D_REAL = 1, SLOT_D_FAKE = 2 };
+enum { SLOT_LOSS = 0, SLOT_D_REAL = 1, SLOT_D_FAKE = 2, SLOT_STOP = 3 };
+
+/* The sub-stream of sample-set noise, apart from the noise of any training phase. */
+#define SAMPLE_NOISE_SUB 0xffffu
 
 int mg_threads_choose(const mg_comm *comm)
 {
@@ -156,25 +160,49 @@ static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uin
     return (mg_dropout){.key = step_key(t, MG_STREAM_DROPOUT, sub), .row_id = row_id};
 }
 
+/* One noise vector z (nz) from the configured prior. */
+static void draw_prior(mg_real *z, int nz, enum mg_prior prior, const mg_rng_key *key, uint64_t row)
+{
+    switch (prior) {
+    case MG_PRIOR_UNIFORM:
+        mg_rng_uniform(z, nz, -1.0, 1.0, key, row);
+        break;
+    case MG_PRIOR_UNIFORM_SQRT3:
+        mg_rng_uniform(z, nz, -sqrt(3.0), sqrt(3.0), key, row);
+        break;
+    case MG_PRIOR_NORMAL:
+        mg_rng_normal(z, nz, key, row);
+        break;
+    }
+}
+
 /* z for this rank's fake rows, drawn by global row id. */
 static void draw_noise(mg_trainer *t, int phase)
 {
     const int nz = t->cfg.generator.noise_dim;
     const mg_rng_key key = step_key(t, MG_STREAM_NOISE, (uint32_t)phase);
-    const uint64_t *ids = t->row_id + t->rows;
-    for (int i = 0; i < t->rows; i++) {
-        mg_real *z = t->z + (size_t)i * nz; // (nz)
-        switch (t->cfg.generator.prior) {
-        case MG_PRIOR_UNIFORM:
-            mg_rng_uniform(z, nz, -1.0, 1.0, &key, ids[i]);
-            break;
-        case MG_PRIOR_UNIFORM_SQRT3:
-            mg_rng_uniform(z, nz, -sqrt(3.0), sqrt(3.0), &key, ids[i]);
-            break;
-        case MG_PRIOR_NORMAL:
-            mg_rng_normal(z, nz, &key, ids[i]);
-            break;
-        }
+    for (int i = 0; i < t->rows; i++)
+        draw_prior(t->z + (size_t)i * nz, nz, t->cfg.generator.prior, &key, t->row_id[t->rows + i]);
+}
+
+void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set)
+{
+    const int nz = cfg->generator.noise_dim;
+    const mg_rng_key key = {.seed = cfg->seed,
+                            .stream = mg_rng_stream(MG_STREAM_NOISE, SAMPLE_NOISE_SUB),
+                            .step = set};
+    for (int i = 0; i < n; i++)
+        draw_prior(z + (size_t)i * nz, nz, cfg->generator.prior, &key, (uint64_t)(first + i));
+}
+
+void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out)
+{
+    const int nz = t->cfg.generator.noise_dim;
+    const size_t dim = (size_t)t->g.out_dim;
+    for (int i = 0; i < n; i += t->rows) {
+        int rows = n - i < t->rows ? n - i : t->rows;
+        const mg_real *x = mg_net_forward(&t->g, z + (size_t)i * nz, rows, NULL);
+        memcpy(out + (size_t)i * dim, x, (size_t)rows * dim * sizeof *out);
     }
 }
 
@@ -239,6 +267,7 @@ static void g_gradients(mg_trainer *t, int row0, mg_real *dlogit)
                     MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
     mg_net_backward(&t->g, NULL, t->dx, 0, rows, 0);
     t->g.grads[t->g.n_params + SLOT_LOSS] = (mg_real)loss;
+    t->g.grads[t->g.n_params + SLOT_STOP] = t->stop_request ? 1 : 0;
 }
 
 static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
@@ -297,6 +326,7 @@ static void g_update(mg_trainer *t, int phase, mg_step_stats *s)
     t->timer[MG_TIMER_G_COMPUTE] += t2 - t1;
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
     update(t, &t->g_opt, &t->g);
 }
 
@@ -320,6 +350,7 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     read_d_stats(t, s);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
     update(t, &t->d_opt, &t->d);
     update(t, &t->g_opt, &t->g);
     t->minibatch++;
@@ -364,6 +395,26 @@ int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err)
                    !g_same && !d_same ? "generator and discriminator"
                    : !g_same          ? "generator"
                                       : "discriminator");
+}
+
+static void broadcast_optim(const mg_comm *comm, mg_optim *opt)
+{
+    mg_comm_bcast(comm, opt->m, opt->n * sizeof *opt->m, 0);
+    if (opt->v)
+        mg_comm_bcast(comm, opt->v, opt->n * sizeof *opt->v, 0);
+    mg_comm_bcast(comm, &opt->t, sizeof opt->t, 0);
+}
+
+void mg_trainer_broadcast_state(mg_trainer *t)
+{
+    mg_comm_bcast(t->comm, t->g.params, t->g.n_params * sizeof(mg_real), 0);
+    mg_comm_bcast(t->comm, t->d.params, t->d.n_params * sizeof(mg_real), 0);
+    broadcast_optim(t->comm, &t->g_opt);
+    broadcast_optim(t->comm, &t->d_opt);
+    int64_t counters[2] = {t->step, t->minibatch};
+    mg_comm_bcast(t->comm, counters, sizeof counters, 0);
+    t->step = counters[0];
+    t->minibatch = counters[1];
 }
 
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max)

@@ -25,6 +25,7 @@ enum mg_timer {
     MG_TIMER_G_COMPUTE, /* G and D forward, backward through D and G */
     MG_TIMER_G_REDUCE,  /* allreduce of G's gradients */
     MG_TIMER_UPDATE,    /* optimizer steps */
+    MG_TIMER_IO,        /* checkpoints and sample snapshots (rank 0 writes, the others wait) */
     MG_TIMER_COUNT
 };
 extern const char *const mg_timer_names[MG_TIMER_COUNT];
@@ -35,6 +36,7 @@ typedef struct {
     double g_loss;  /* the generator's loss as configured */
     double d_real;  /* mean D(x) */
     double d_fake;  /* mean D(G(z)) */
+    int stop;       /* some rank asked to stop (mg_trainer.stop_request) during this step */
 } mg_step_stats;
 
 typedef struct {
@@ -61,6 +63,10 @@ typedef struct {
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+
+    /* Set by the caller on any rank (a signal arrived): the request travels with the step's
+     * generator gradients, so every rank learns of it at the same step, with no extra message. */
+    int stop_request;
 } mg_trainer;
 
 /* Builds both networks and optimizers for `data` on communicator `comm`. Parameters are drawn on
@@ -73,6 +79,15 @@ void mg_trainer_free(mg_trainer *t);
 /* One step of Algorithm 1 (or one simultaneous update). */
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats);
 
+/* G's output without dropout for z (n, noise_dim) into out (n, dim), in chunks of t->rows through
+ * G's training buffers: call between steps only. Not collective. */
+void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out);
+
+/* Noise rows [first, first + n) of a sample set into z (n, noise_dim): drawn from the configured
+ * prior by (seed, set, row), so a set is the same whichever rank draws which rows. Set 0 is the
+ * fixed noise of the training snapshots. */
+void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set);
+
 /* Steps the configured run lasts. */
 int64_t mg_trainer_total_steps(const mg_trainer *t);
 double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
@@ -82,6 +97,10 @@ int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err);
 
 /* CRC-32 of a network's parameter bytes. */
 uint32_t mg_net_checksum(const mg_net *net);
+
+/* Collective: rank 0's parameters, optimizer state and counters to every rank (after rank 0 loaded
+ * a checkpoint). */
+void mg_trainer_broadcast_state(mg_trainer *t);
 
 /* Collective: each timer's min, mean and max over ranks, in seconds. */
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max);
