@@ -7,6 +7,7 @@ packages="
   openmpi-bin libopenmpi-dev
   libopenblas-dev
   libhdf5-openmpi-dev hdf5-tools
+  libpng-dev
   libcunit1-dev
   librandom123-dev
   libyaml-dev

@@ -86,6 +86,32 @@ static int want_redraw(enum mg_progress mode, FILE *out)
     return isatty(fileno(out));
 }
 
+int mg_metrics_trim(const char *dir, int64_t step, mg_error *err)
+{
+    char path[MG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return errno == ENOENT ? 0 : mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    char tmp[MG_PATH_MAX + 64];
+    FILE *out = open_tmp(tmp, sizeof tmp, dir, "metrics.jsonl", err);
+    if (!out) {
+        fclose(in);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        long long s;
+        if (sscanf(line, "{\"step\": %lld", &s) == 1 && s > step)
+            break; /* records are in step order */
+        fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    return close_rename(out, tmp, dir, "metrics.jsonl", err);
+}
+
 int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threads, int quiet,
                    enum mg_progress progress, mg_error *err)
 {
@@ -93,7 +119,7 @@ int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threa
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     char path[MG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    r->metrics = fopen(path, "w");
+    r->metrics = fopen(path, "a");
     if (!r->metrics)
         return mg_fail(err, "%s: cannot write: %s", path, strerror(errno));
     r->out = stdout;
@@ -101,7 +127,7 @@ int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threa
     r->quiet = quiet;
     r->threads = threads;
     r->t_start = r->t_mark = r->t_drawn = mg_comm_wtime();
-    r->step_mark = t->step;
+    r->step_mark = r->step_start = t->step;
     r->total_steps = mg_trainer_total_steps(t);
     return 0;
 }
@@ -125,7 +151,8 @@ static void draw(mg_report *r, const mg_trainer *t, const mg_step_stats *m, doub
                  int newline)
 {
     double elapsed = mg_comm_wtime() - r->t_start;
-    double per_step = elapsed / (double)(t->step - 0 > 0 ? t->step : 1);
+    int64_t done = t->step - r->step_start;
+    double per_step = elapsed / (double)(done > 0 ? done : 1);
     char eta[32];
     format_eta(eta, sizeof eta, per_step * (double)(r->total_steps - t->step));
     fprintf(r->out,
@@ -156,7 +183,8 @@ void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s)
         return;
     }
     const double n = r->n;
-    mg_step_stats m = {r->sum.d_loss / n, r->sum.g_loss / n, r->sum.d_real / n, r->sum.d_fake / n};
+    mg_step_stats m = {.d_loss = r->sum.d_loss / n, .g_loss = r->sum.g_loss / n,
+                       .d_real = r->sum.d_real / n, .d_fake = r->sum.d_fake / n};
     double dt = tnow - r->t_mark;
     double rate = dt > 0 ? examples_per_step(t) * (double)(t->step - r->step_mark) / dt : 0;
     fprintf(r->metrics,
@@ -181,7 +209,8 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
                     const double *tmax, mg_error *err)
 {
     double seconds = mg_comm_wtime() - r->t_start;
-    double rate = seconds > 0 ? examples_per_step(t) * (double)t->step / seconds : 0;
+    double rate =
+        seconds > 0 ? examples_per_step(t) * (double)(t->step - r->step_start) / seconds : 0;
     int bad = fclose(r->metrics) != 0;
     r->metrics = NULL;
     if (bad)
@@ -206,9 +235,10 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
         return -1;
 
     if (!r->quiet) {
-        fprintf(r->out, "done: %lld steps, %.2f epochs in %.1f s, %.0f samples/s on %d rank%s x %d "
-                        "thread%s\n",
-                (long long)t->step, mg_trainer_epoch(t), seconds, rate, t->nranks,
+        fprintf(r->out, "done: step %lld, epoch %.2f; %lld steps in %.1f s, %.0f samples/s on %d rank%s x "
+                        "%d thread%s\n",
+                (long long)t->step, mg_trainer_epoch(t), (long long)(t->step - r->step_start), seconds,
+                rate, t->nranks,
                 t->nranks == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s");
         fprintf(r->out, "time per rank (s, min/mean/max):");
         for (int i = 0; i < MG_TIMER_COUNT; i++)

@@ -38,7 +38,7 @@ for opt in --set --steps --epochs --out --force --quiet --progress; do expect_gr
 "$mpigan" frobnicate >"$tmp/out" 2>"$tmp/err"; status=$?
 expect_error "unknown command" "mpigan: unknown command 'frobnicate' (see 'mpigan --help')"
 "$mpigan" train >"$tmp/out" 2>"$tmp/err"; status=$?
-expect_error "no config" "mpigan: train needs a configuration file (see 'mpigan train --help')"
+expect_error "no config" "mpigan: train needs a configuration file (or --resume) (see 'mpigan train --help')"
 "$mpigan" train x.yaml --steps ten >"$tmp/out" 2>"$tmp/err"; status=$?
 expect_error "bad --steps" "mpigan: --steps needs a whole number (see 'mpigan train --help')"
 "$mpigan" train x.yaml --progress fancy >"$tmp/out" 2>"$tmp/err"; status=$?
@@ -79,7 +79,7 @@ if [ -r "$fashion" ]; then
   [ "$(grep -c "^epoch" "$tmp/out")" -eq 10 ] && ok || fail "--progress lines: expected 10 progress lines"
   if grep -q "$(printf '\r')" "$tmp/out"; then fail "--progress lines redrew in place"; else ok; fi
   expect_grep "progress line" "$tmp/out" "epoch .* step 50/50 .*D loss .*G loss .*D(x) .*D(G(z)) .*samples/s .*ETA"
-  expect_grep "summary" "$tmp/out" "done: 50 steps"
+  expect_grep "summary" "$tmp/out" "done: step 50, epoch 1.00; 50 steps in"
   [ "$(wc -l <"$tmp/run/metrics.jsonl")" -eq 10 ] && ok || fail "metrics.jsonl should have 10 records"
   expect_grep "metrics fields" "$tmp/run/metrics.jsonl" '"step": 50, "epoch": 1.000000, "d_loss"'
   expect_grep "run record" "$tmp/run/run.json" '"ranks": 2'
@@ -96,7 +96,71 @@ if [ -r "$fashion" ]; then
   # the configuration a run wrote is a valid configuration
   run 1 train "$tmp/run/config.yaml" --steps 3 --out "$tmp/again"
   expect_status "rerun from config copy" 0
-  expect_grep "3 steps" "$tmp/out" "done: 3 steps"
+  expect_grep "3 steps" "$tmp/out" "done: step 3,"
+
+  # --- checkpoints, resume, graceful stop ---
+  [ -L "$tmp/run/latest.h5" ] && [ -f "$tmp/run/ckpt-00000050.h5" ] && ok || fail "end-of-run checkpoint and latest.h5"
+  [ -f "$tmp/run/samples.h5" ] && [ -f "$tmp/run/samples-00000050.png" ] && ok || fail "samples.h5 and the PNG grid"
+  "$mpigan" info "$tmp/run" >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_status "info" 0
+  expect_grep "info step" "$tmp/out" "^step  *50$"
+  expect_grep "info maxout shape" "$tmp/out" "h0/W .*(784, 32, 3)"
+  if command -v h5dump >/dev/null; then
+    h5dump -H "$tmp/run/ckpt-00000050.h5" >/dev/null 2>&1 && ok || fail "h5dump cannot read the checkpoint"
+    h5dump -H "$tmp/run/samples.h5" >/dev/null 2>&1 && ok || fail "h5dump cannot read samples.h5"
+  fi
+
+  # A stop signal mid-run: exit status 3 and a checkpoint; the resumed run continues exactly.
+  "$mpiexec" -q --oversubscribe -np 2 "$mpigan" train "$src/configs/smoke.yaml" --out "$tmp/sig" \
+    --steps 100000 --progress lines --set train.log_every=1 --set checkpoint.every=0 >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  i=0
+  while [ "$(cat "$tmp/sig/metrics.jsonl" 2>/dev/null | wc -l)" -lt 30 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -USR1 $pid
+  wait $pid; status=$?
+  expect_status "stopped by SIGUSR1" 3
+  expect_grep "stop message" "$tmp/err" "mpigan: stopped by a signal at step [0-9]*; checkpoint .* written; continue with: mpigan train --resume $tmp/sig"
+  stop=$("$mpigan" info "$tmp/sig" | sed -n 's/^step  *\([0-9]*\)$/\1/p')
+  if [ -n "$stop" ] && [ "$stop" -gt 0 ]; then ok; else fail "info gives no step for the stopped run"; stop=1; fi
+  target=$((stop + 25))
+  run 2 train --resume "$tmp/sig" --steps $target --progress lines
+  expect_status "resume after stop" 0
+  expect_grep "resume banner" "$tmp/out" "resuming .*ckpt-.*at step $stop of $target"
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/straight" --steps $target --set checkpoint.every=0 --quiet
+  expect_status "uninterrupted run" 0
+  last=$(printf 'ckpt-%08d.h5' $target)
+  if command -v h5diff >/dev/null; then
+    for net in generator discriminator; do
+      h5diff "$tmp/sig/$last" "$tmp/straight/$last" /$net /$net >"$tmp/diff" 2>&1 \
+        && ok || { fail "resumed and uninterrupted $net differ"; cat "$tmp/diff"; }
+    done
+  fi
+  # metrics.jsonl of the resumed run: one record per step, none twice
+  [ "$(sed -n 's/^{"step": \([0-9]*\),.*/\1/p' "$tmp/sig/metrics.jsonl" | uniq -d | wc -l)" -eq 0 ] && ok || fail "metrics.jsonl repeats steps after resume"
+
+  # --- sampling: the same samples on 1 and 2 ranks ---
+  run 1 sample "$tmp/straight" -n 30 -o "$tmp/s1.h5" --png "$tmp/s1.png"
+  expect_status "sample on 1 rank" 0
+  run 2 sample "$tmp/straight/$last" -n 30 -o "$tmp/s2.h5"
+  expect_status "sample on 2 ranks" 0
+  [ -s "$tmp/s1.png" ] && ok || fail "sample --png wrote no picture"
+  if command -v h5diff >/dev/null; then
+    h5diff "$tmp/s1.h5" "$tmp/s2.h5" /samples /samples >/dev/null 2>&1 && ok || fail "samples differ between 1 and 2 ranks"
+    h5dump -H -d /samples "$tmp/s1.h5" | grep -q "( 30, 1, 28, 28 )" && ok || fail "sample shape"
+  fi
+  run 2 sample "$tmp/straight" -n 31 -o "$tmp/s3.h5"
+  expect_status "sample count not a multiple of the ranks" 0
+
+  # --- bad checkpoints: one line, status 2, nothing written ---
+  head -c 3000 "$tmp/straight/$last" >"$tmp/trunc.h5"
+  "$mpigan" info "$tmp/trunc.h5" >"$tmp/out" 2>"$tmp/err"; status=$?
+  if [ "$status" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^mpigan: $tmp/trunc.h5: " "$tmp/err"; then ok; else fail "truncated checkpoint"; fi
+  run 2 train --resume "$tmp/trunc.h5" --out "$tmp/never"
+  if [ "$status" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && [ ! -e "$tmp/never" ]; then ok; else fail "resume from a truncated checkpoint"; fi
+  run 1 train "$src/configs/smoke.yaml" --resume "$tmp/straight" --set generator.layers.0.units=65 --out "$tmp/never"
+  expect_error "resume with other networks" "mpigan: $tmp/straight/$last: /generator/h0/W has shape (16, 64) in the checkpoint, the configuration makes it (16, 65)"
+  run 1 train --resume "$tmp/nothing-here"
+  expect_error "resume from nothing" "mpigan: $tmp/nothing-here: cannot open: No such file or directory"
 else
   echo "note: $fashion missing (apt-get install dataset-fashion-mnist): training runs skipped"
 fi

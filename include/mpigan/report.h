@@ -26,6 +26,7 @@ typedef struct {
     double t_mark;       /* wall clock at the start of the current interval */
     double t_drawn;      /* last terminal redraw */
     int64_t step_mark;   /* step at the start of the current interval */
+    int64_t step_start;  /* step at the start of this process's run (a resumed run's) */
     int64_t total_steps;
     mg_step_stats sum;   /* sums over the current interval */
     int n;               /* steps in the current interval */
@@ -35,7 +36,11 @@ typedef struct {
  * holds a run (metrics.jsonl) is refused unless `force`. */
 int mg_run_dir_create(const char *dir, const mg_config *cfg, int force, mg_error *err);
 
-/* Opens metrics.jsonl in dir. */
+/* For a resumed run: drops the records of metrics.jsonl after `step` (written after the
+ * checkpoint the run resumes from, and about to be written again). Missing file: nothing to do. */
+int mg_metrics_trim(const char *dir, int64_t step, mg_error *err);
+
+/* Opens metrics.jsonl in dir for appending. */
 int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threads, int quiet,
                    enum mg_progress progress, mg_error *err);
 /* Called after every step with its stats. */

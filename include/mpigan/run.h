@@ -1,0 +1,43 @@
+/* The commands of the mpigan program, as library calls: each returns the process exit status.
+ * src/main.c only parses the command line into these option structs. */
+#ifndef MPIGAN_RUN_H
+#define MPIGAN_RUN_H
+
+#include <stdint.h>
+
+#include "mpigan/comm.h"
+#include "mpigan/report.h"
+
+enum {
+    MG_EXIT_OK = 0,
+    MG_EXIT_RUNTIME = 1, /* failed while training: a write failed, replicas drifted apart */
+    MG_EXIT_INPUT = 2,   /* bad input found before training: command line, config, data, files */
+    MG_EXIT_STOPPED = 3, /* stopped by a signal after writing a checkpoint: resume, or requeue */
+};
+
+typedef struct {
+    const char *config;              /* NULL when resuming: the checkpoint's configuration */
+    const char *const *overrides;    /* "key=value" */
+    int n_overrides;
+    const char *out;                 /* run directory, or NULL */
+    const char *resume;              /* checkpoint file, run directory, "latest", or NULL */
+    int force, quiet;
+    enum mg_progress progress;
+} mg_train_opts;
+
+typedef struct {
+    const char *checkpoint;          /* file, or run directory (its latest checkpoint) */
+    int64_t n;                       /* samples */
+    const char *out;                 /* HDF5 file */
+    const char *png;                 /* grid picture, or NULL */
+    int columns;                     /* of the grid; 0: square */
+    uint64_t set;                    /* which noise set: 0 is the training snapshots' */
+} mg_sample_opts;
+
+/* Collective over comm. */
+int mg_run_train(const mg_train_opts *o, const mg_comm *comm);
+int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm);
+/* Serial. */
+int mg_run_info(const char *checkpoint);
+
+#endif
