@@ -182,30 +182,24 @@ static int write_all(hid_t f, const mg_trainer *t, const char *config_yaml, mg_e
     return 0;
 }
 
+typedef struct {
+    const mg_trainer *t;
+    const char *config_yaml;
+} write_ctx;
+
+static int fill_checkpoint(hid_t f, const void *ctx, mg_error *what)
+{
+    const write_ctx *w = ctx;
+    return write_all(f, w->t, w->config_yaml, what);
+}
+
 int mg_checkpoint_write(const mg_trainer *t, const char *config_yaml, const char *path,
                         mg_error *err)
 {
     mg_error what;
-    char tmp[MG_PATH_MAX + 8];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mg_fail(err, "%s: cannot write checkpoint: path too long", path);
-    if (mg_h5_dir_writable(path, &what))
+    write_ctx w = {t, config_yaml};
+    if (mg_h5_write_new(path, fill_checkpoint, &w, &what))
         return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
-    hid_t f;
-    if (mg_h5_create(&f, tmp, &what)) {
-        unlink(tmp);
-        return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
-    }
-    int rc = write_all(f, t, config_yaml, &what);
-    /* Closed on every path (the .tmp is removed below); the first failure is the one reported. */
-    if (mg_h5_finish(f, rc ? NULL : &what))
-        rc = -1;
-    if (rc == 0)
-        rc = mg_h5_commit(tmp, path, &what);
-    if (rc) {
-        unlink(tmp);
-        return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
-    }
     return 0;
 }
 

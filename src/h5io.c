@@ -737,3 +737,27 @@ void mg_h5_type_str(char *buf, size_t n, const mg_h5_info *info)
     default: snprintf(buf, n, "unknown type"); break;
     }
 }
+
+int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
+                    const void *ctx, mg_error *what)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return mg_fail(what, "path too long");
+    if (mg_h5_dir_writable(path, what))
+        return -1;
+    hid_t f;
+    if (mg_h5_create(&f, tmp, what)) {
+        unlink(tmp);
+        return -1;
+    }
+    int rc = fill(f, ctx, what);
+    /* Closed on every path; the first failure is the one reported. */
+    if (mg_h5_finish(f, rc ? NULL : what))
+        rc = -1;
+    if (rc == 0)
+        rc = mg_h5_commit(tmp, path, what);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}

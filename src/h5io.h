@@ -62,6 +62,12 @@ int mg_h5_dir_writable(const char *path, mg_error *err);
  * is the complete new file, even across a power cut. */
 int mg_h5_commit(const char *tmp, const char *path, mg_error *err);
 
+/* A new file at path, never half of one: checks the directory, creates path.tmp, lets `fill`
+ * write the content, finishes, commits (fsync and rename). On failure path.tmp is removed, path is
+ * untouched, and `what` says what failed without naming path (callers prefix it). */
+int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
+                    const void *ctx, mg_error *what);
+
 /* "2024-05-01T12:00:00Z": now, UTC. */
 void mg_h5_now_iso8601(char *buf, size_t n);
 

@@ -91,25 +91,8 @@ static int write_new(const char *path, const char *verb,
                      mg_error *err)
 {
     mg_error what;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mg_fail(err, "%s: cannot %s samples: path too long", path, verb);
-    if (mg_h5_dir_writable(path, &what))
+    if (mg_h5_write_new(path, fill, ctx, &what))
         return mg_fail(err, "%s: cannot %s samples: %s", path, verb, what.msg);
-    hid_t f;
-    if (mg_h5_create(&f, tmp, &what)) {
-        unlink(tmp);
-        return mg_fail(err, "%s: cannot %s samples: %s", path, verb, what.msg);
-    }
-    int rc = fill(f, ctx, &what);
-    if (mg_h5_finish(f, rc ? NULL : &what))
-        rc = -1;
-    if (rc == 0)
-        rc = mg_h5_commit(tmp, path, &what);
-    if (rc) {
-        unlink(tmp);
-        return mg_fail(err, "%s: cannot %s samples: %s", path, verb, what.msg);
-    }
     return 0;
 }
 

@@ -22,30 +22,13 @@
 #include "mpigan/data.h"
 #include "mpigan/rng.h"
 #include "mpigan/train.h"
+#include "fixtures.h"
 #include "testlib.h"
 
 #define N_STEPS 10 /* the resume tests: 2n steps straight against n, checkpoint, n */
 
 static mg_comm *self; /* rank 0 alone (NULL on the other ranks) */
 
-/* 6x6 "images": two blobs whose position varies per example, so D has something to learn. */
-static mg_dataset make_data(int n)
-{
-    mg_dataset ds;
-    mg_error err;
-    CU_ASSERT_FATAL(mg_dataset_alloc(&ds, n, 1, 6, 6, &err) == 0);
-    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
-    for (int i = 0; i < n; i++) {
-        mg_real u[2];
-        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
-        int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
-        for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 6; x++)
-                ds.x[(size_t)i * 36 + y * 6 + x] =
-                    (mg_real)exp(-0.5 * ((x - cx) * (x - cx) + (y - cy) * (y - cy)));
-    }
-    return ds;
-}
 
 static const char *const sgd[2] = {
     "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
@@ -126,15 +109,6 @@ static void train(mg_trainer *t, int steps)
     mg_step_stats s;
     for (int i = 0; i < steps; i++)
         mg_trainer_step(t, &s);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    snprintf(p, 4200, "%s/%s", mg_test_tmpdir(), name);
-    return p;
 }
 
 /* Rank 0 writes t to path; every rank learns whether that worked. */
@@ -286,9 +260,9 @@ static long file_size(const char *path)
 static void check_round_trip(const char *const optim[2], const char *name)
 {
     const mg_comm *world = mg_comm_world();
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(optim);
-    const char *path = tmp_path(name);
+    const char *path = mg_test_path(name);
     mg_trainer a, b;
     init_trainer(&a, &cfg, &ds, world);
     train(&a, 3);
@@ -329,9 +303,9 @@ static void test_round_trip_adam(void)
 static void check_resume_exact(const char *const optim[2], const char *what, const char *name)
 {
     const mg_comm *world = mg_comm_world();
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(optim);
-    const char *path = tmp_path(name);
+    const char *path = mg_test_path(name);
 
     mg_trainer a, b, c;
     init_trainer(&a, &cfg, &ds, world); /* run A: 2n steps straight */
@@ -381,9 +355,9 @@ static void test_resume_across_rank_counts(void)
 {
     const mg_comm *world = mg_comm_world();
     const int rank = mg_comm_rank(world);
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
-    const char *path = tmp_path("resume-ranks.h5");
+    const char *path = mg_test_path("resume-ranks.h5");
     mg_trainer a, b;
     if (self) {
         init_trainer(&b, &cfg, &ds, self);
@@ -421,9 +395,9 @@ static void test_info_and_config_text(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
-    const char *path = tmp_path("info.h5");
+    const char *path = mg_test_path("info.h5");
     mg_trainer t;
     init_trainer(&t, &cfg, &ds, self);
     train(&t, 5);
@@ -458,9 +432,9 @@ static void test_info_and_config_text(void)
     mg_checkpoint_info_free(&info);
     CU_ASSERT(info.config_yaml == NULL);
 
-    CU_ASSERT(mg_checkpoint_read_info(&info, tmp_path("none.h5"), &err) == -1);
+    CU_ASSERT(mg_checkpoint_read_info(&info, mg_test_path("none.h5"), &err) == -1);
     char want[4400];
-    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", tmp_path("none.h5"));
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", mg_test_path("none.h5"));
     CU_ASSERT_STRING_EQUAL(err.msg, want);
     CU_ASSERT(info.config_yaml == NULL);
 
@@ -476,7 +450,7 @@ typedef void (*edit_fn)(hid_t f);
 
 static const char *edited_copy(const char *good, const char *name, edit_fn edit)
 {
-    const char *path = tmp_path(name);
+    const char *path = mg_test_path(name);
     copy_file(path, good, -1);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     CU_ASSERT_FATAL(f >= 0);
@@ -604,10 +578,10 @@ static void test_load_errors(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
     char good[4200], want[10000];
-    snprintf(good, sizeof good, "%s", tmp_path("good.h5"));
+    snprintf(good, sizeof good, "%s", mg_test_path("good.h5"));
     mg_trainer t;
     init_trainer(&t, &cfg, &ds, self);
     train(&t, 2);
@@ -617,7 +591,7 @@ static void test_load_errors(void)
     init_trainer(&t, &cfg, &ds, self); /* the trainer every bad load must leave alone */
     state orig = take_state(&t);
 
-    const char *p = tmp_path("missing.h5");
+    const char *p = mg_test_path("missing.h5");
     snprintf(want, sizeof want, "%s: cannot open: No such file or directory", p);
     expect_load_error(&t, &orig, p, want, "missing file");
 
@@ -666,7 +640,7 @@ static void test_load_errors(void)
     expect_load_error(&t, &orig, p, want, "variable-length string");
 
     /* One flipped byte in the weights: the checksum catches it. */
-    p = tmp_path("flipped.h5");
+    p = mg_test_path("flipped.h5");
     copy_file(p, good, -1);
     overwrite(p, data_offset(p, "/generator/h0/W") + 10, "\x5a", 1);
     snprintf(want, sizeof want, "%s: cannot read /generator/h0/W", p);
@@ -679,7 +653,7 @@ static void test_load_errors(void)
         char name[64], what[64];
         snprintf(name, sizeof name, "cut-%ld.h5", cuts[i]);
         snprintf(what, sizeof what, "truncated to %ld of %ld bytes", cuts[i], size);
-        p = tmp_path(name);
+        p = mg_test_path(name);
         copy_file(p, good, cuts[i]);
         expect_load_error(&t, &orig, p, NULL, what);
         mg_checkpoint_info info;
@@ -696,7 +670,7 @@ static void test_load_errors(void)
     CU_ASSERT(mg_checkpoint_read_info(&info, p, &err) == -1);
     snprintf(want, sizeof want, "%s: /config missing", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
-    p = tmp_path("version.h5");
+    p = mg_test_path("version.h5");
     CU_ASSERT(mg_checkpoint_read_info(&info, p, &err) == -1);
     snprintf(want, sizeof want, "%s: checkpoint format version 7, this mpigan reads version 1", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
@@ -715,11 +689,11 @@ static void test_damaged_files(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(adam);
     char good[4200], path[4200];
-    snprintf(good, sizeof good, "%s", tmp_path("damage-good.h5"));
-    snprintf(path, sizeof path, "%s", tmp_path("damaged.h5"));
+    snprintf(good, sizeof good, "%s", mg_test_path("damage-good.h5"));
+    snprintf(path, sizeof path, "%s", mg_test_path("damaged.h5"));
     mg_trainer t;
     init_trainer(&t, &cfg, &ds, self);
     train(&t, 2);
@@ -793,10 +767,10 @@ static void test_load_mismatch_errors(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
     char good[4200];
-    snprintf(good, sizeof good, "%s", tmp_path("good-mismatch.h5"));
+    snprintf(good, sizeof good, "%s", mg_test_path("good-mismatch.h5"));
     mg_trainer t;
     init_trainer(&t, &cfg, &ds, self);
     write_on_rank0(&t, &cfg, good);
@@ -858,7 +832,7 @@ static void test_write_errors(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
     char *yaml = config_yaml(&cfg);
     char want[10000], tmp[4400];
@@ -868,20 +842,20 @@ static void test_write_errors(void)
     train(&t, 2);
 
     /* Root ignores permission bits, so the unwritable places are ones that cannot exist. */
-    const char *p = tmp_path("no-such-dir/ckpt.h5");
+    const char *p = mg_test_path("no-such-dir/ckpt.h5");
     CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot write checkpoint: No such file or directory", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
 
     mg_test_write_file("a-file", "x", 1);
-    p = tmp_path("a-file/ckpt.h5");
+    p = mg_test_path("a-file/ckpt.h5");
     CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot write checkpoint: Not a directory", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
 
     /* A good checkpoint in place, then writes that fail: it stays, whole and loadable. */
     char target[4200];
-    snprintf(target, sizeof target, "%s", tmp_path("target.h5"));
+    snprintf(target, sizeof target, "%s", mg_test_path("target.h5"));
     snprintf(tmp, sizeof tmp, "%s.tmp", target);
     CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, target, &err) == 0);
     state written = take_state(&t);
@@ -936,7 +910,7 @@ static void test_save_and_rotation(void)
 {
     if (!self)
         return;
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
     char *yaml = config_yaml(&cfg);
     char dir[4200], path[4400], want[10000], link[4400], target[256];
@@ -1017,9 +991,9 @@ static void test_describe(void)
     if (!self)
         return;
     const char *const g_adam[2] = {adam[0], sgd[1]};
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(g_adam);
-    const char *path = tmp_path("describe.h5");
+    const char *path = mg_test_path("describe.h5");
     mg_trainer t;
     init_trainer(&t, &cfg, &ds, self);
     train(&t, 3);
@@ -1135,7 +1109,7 @@ static void test_paper_model(void)
     for (size_t i = 0; i < t.g_opt.n; i++) /* momentum buffers worth storing */
         t.g_opt.m[i] = t.g.params[i] * (mg_real)1e-3;
     char *yaml = config_yaml(&cfg);
-    const char *path = tmp_path("paper.h5");
+    const char *path = mg_test_path("paper.h5");
     double t0 = seconds();
     CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, path, &err) == 0);
     init_trainer(&back, &cfg, &ds, self);

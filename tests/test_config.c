@@ -37,15 +37,6 @@
     "    - {type: relu, units: 10}\n"                                                              \
     "    - {type: sigmoid, units: 1}\n"
 
-static const char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", mg_test_tmpdir(), name);
-    return p;
-}
-
 /* Config does not read data files, only opens them: any bytes do. */
 static const char *touch(const char *name)
 {
@@ -84,7 +75,7 @@ static int parse_ok_at(mg_config *cfg, const char *yaml, const char *name, const
 
 /* Parses `yaml` as <tmpdir>/cfg.yaml, with a train.idx beside it. */
 #define PARSE_OK(cfg, yaml, sets, n)                                                               \
-    parse_ok_at((cfg), (yaml), tmp_path("cfg.yaml"), (sets), (n), __LINE__)
+    parse_ok_at((cfg), (yaml), mg_test_path("cfg.yaml"), (sets), (n), __LINE__)
 
 static const char paper_mnist[] =
     "# The paper's MNIST model (Goodfellow et al. 2014, adversarial/mnist.yaml).\n"
@@ -170,11 +161,11 @@ static void test_paper_mnist(void)
     make_mnist_files();
     mg_config cfg;
     PARSE_OK(&cfg, paper_mnist, NULL, 0);
-    CU_ASSERT_STRING_EQUAL(cfg.source, tmp_path("cfg.yaml"));
+    CU_ASSERT_STRING_EQUAL(cfg.source, mg_test_path("cfg.yaml"));
     CU_ASSERT_EQUAL(cfg.seed, 20140610u);
     CU_ASSERT_STRING_EQUAL(cfg.data.format, "idx");
-    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, tmp_path("mnist/train-images-idx3-ubyte.gz"));
-    CU_ASSERT_STRING_EQUAL(cfg.data.test_images, tmp_path("mnist/t10k-images-idx3-ubyte.gz"));
+    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, mg_test_path("mnist/train-images-idx3-ubyte.gz"));
+    CU_ASSERT_STRING_EQUAL(cfg.data.test_images, mg_test_path("mnist/t10k-images-idx3-ubyte.gz"));
     CU_ASSERT_EQUAL(cfg.data.train_count, 50000);
     CU_ASSERT_EQUAL(cfg.data.valid_count, 10000);
 
@@ -279,8 +270,8 @@ static void test_defaults(void)
     /* mg_config_defaults plus the given keys is exactly the parsed struct, padding included. */
     mg_config want;
     mg_config_defaults(&want);
-    snprintf(want.source, sizeof want.source, "%s", tmp_path("cfg.yaml"));
-    snprintf(want.data.train_images, sizeof want.data.train_images, "%s", tmp_path("train.idx"));
+    snprintf(want.source, sizeof want.source, "%s", mg_test_path("cfg.yaml"));
+    snprintf(want.data.train_images, sizeof want.data.train_images, "%s", mg_test_path("train.idx"));
     want.generator.net.n_layers = 1;
     want.generator.net.layers[0] = (mg_layer_spec){.name = "h0",
                                                    .type = MG_ACT_SIGMOID,
@@ -438,10 +429,10 @@ static void test_paths(void)
                        "discriminator: {layers: [{type: sigmoid, units: 1}]}\n"
                        "output: {dir: out/here}\n";
     char text[8400];
-    snprintf(text, sizeof text, yaml, tmp_path("test.idx"));
-    parse_ok_at(&cfg, text, tmp_path("sub/cfg.yaml"), NULL, 0, __LINE__);
-    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, tmp_path("sub/../train.idx"));
-    CU_ASSERT_STRING_EQUAL(cfg.data.test_images, tmp_path("test.idx"));
+    snprintf(text, sizeof text, yaml, mg_test_path("test.idx"));
+    parse_ok_at(&cfg, text, mg_test_path("sub/cfg.yaml"), NULL, 0, __LINE__);
+    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, mg_test_path("sub/../train.idx"));
+    CU_ASSERT_STRING_EQUAL(cfg.data.test_images, mg_test_path("test.idx"));
     CU_ASSERT_STRING_EQUAL(cfg.output.dir, "out/here");
     /* YAML's null is no file, not a file named "~". */
     parse_ok_at(&cfg,
@@ -449,7 +440,7 @@ static void test_paths(void)
                 "generator: {layers: [{type: tanh, units: 2}]}\n"
                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n"
                 "output: {dir: }\n",
-                tmp_path("sub/cfg.yaml"), NULL, 0, __LINE__);
+                mg_test_path("sub/cfg.yaml"), NULL, 0, __LINE__);
     CU_ASSERT_STRING_EQUAL(cfg.data.test_images, "");
     CU_ASSERT_STRING_EQUAL(cfg.output.dir, "");
 
@@ -477,30 +468,30 @@ static void test_paths(void)
     /* No shell expansion: "~" is a directory name like any other. */
     snprintf(want, sizeof want,
              "%s:1: data.train_images: cannot open \"%s/~/train.idx\": No such file or directory",
-             tmp_path("cfg.yaml"), mg_test_tmpdir());
+             mg_test_path("cfg.yaml"), mg_test_tmpdir());
     expect_error_at("data: {train_images: ~/train.idx}\n"
                     "generator: {layers: [{type: tanh, units: 2}]}\n"
                     "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
-                    tmp_path("cfg.yaml"), NULL, 0, want, __LINE__);
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
     snprintf(want, sizeof want,
              "%s:2: data.test_images: cannot open \"%s/$HOME/t.idx\": No such file or directory",
-             tmp_path("cfg.yaml"), mg_test_tmpdir());
+             mg_test_path("cfg.yaml"), mg_test_tmpdir());
     expect_error_at("data: {train_images: train.idx,\n"
                     "       test_images: $HOME/t.idx}\n"
                     "generator: {layers: [{type: tanh, units: 2}]}\n"
                     "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
-                    tmp_path("cfg.yaml"), NULL, 0, want, __LINE__);
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
     snprintf(want, sizeof want, "%s:2: data.train_images: cannot open \"%s/.\": Is a directory",
-             tmp_path("cfg.yaml"), mg_test_tmpdir());
+             mg_test_path("cfg.yaml"), mg_test_tmpdir());
     expect_error_at("data:\n  train_images: .\n"
                     "generator: {layers: [{type: tanh, units: 2}]}\n"
                     "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
-                    tmp_path("cfg.yaml"), NULL, 0, want, __LINE__);
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
     snprintf(want, sizeof want,
              "--set data.train_images: cannot open \"/nonexistent/x.idx\": No such file or "
              "directory");
     const char *bad_set[] = {"data.train_images=/nonexistent/x.idx"};
-    expect_error_at(MINIMAL, tmp_path("cfg.yaml"), bad_set, 1, want, __LINE__);
+    expect_error_at(MINIMAL, mg_test_path("cfg.yaml"), bad_set, 1, want, __LINE__);
     EXPECT_ERROR("data:\n  train_images: \"\"\n",
                  "cfg.yaml:2: data.train_images: must not be empty");
 }
@@ -518,10 +509,10 @@ static void test_load_file(void)
         fprintf(stderr, "\n  %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_STRING_EQUAL(cfg.source, path);
-    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, tmp_path("train.idx"));
+    CU_ASSERT_STRING_EQUAL(cfg.data.train_images, mg_test_path("train.idx"));
     CU_ASSERT_EQUAL(cfg.train.k, 3);
 
-    const char *missing = tmp_path("missing.yaml");
+    const char *missing = mg_test_path("missing.yaml");
     char want[8400];
     snprintf(want, sizeof want, "%s: cannot open: No such file or directory", missing);
     CU_ASSERT_EQUAL(mg_config_load(&cfg, missing, NULL, 0, &err), -1);
@@ -850,7 +841,7 @@ static void roundtrip(const char *yaml, const char *out_name)
     mg_error err = {{0}};
     if (PARSE_OK(&cfg, yaml, NULL, 0))
         return;
-    const char *path = tmp_path(out_name);
+    const char *path = mg_test_path(out_name);
     FILE *f = fopen(path, "w");
     CU_ASSERT_FATAL(f != NULL);
     CU_ASSERT_EQUAL(mg_config_write(&cfg, f), 0);

@@ -47,15 +47,6 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-static const char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    snprintf(p, 4200, "%s/%s", mg_test_tmpdir(), name);
-    return p;
-}
-
 /* The message must be exactly `want`. */
 #define ASSERT_MSG(rc, err, ...)                                                               \
     do {                                                                                       \
@@ -390,7 +381,7 @@ static void test_grid_grey_by_hand(void)
 {
     mg_real images[18], nb[12];
     make_tiny(images, nb);
-    const char *path = tmp_path("tiny.png");
+    const char *path = mg_test_path("tiny.png");
     mg_error err = {""};
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, NULL, &err), 0);
     // width 1 + 2 (3 + 1) = 9, height 1 + 2 (2 + 1) = 7; cell (1, 1) is empty
@@ -406,7 +397,7 @@ static void test_grid_grey_by_hand(void)
     };
     expected e = {9, 7, 1, &want[0][0]};
     assert_picture(path, &e, PNG_COLOR_TYPE_GRAY);
-    CU_ASSERT_FALSE(file_exists(tmp_path("tiny.png.tmp")));
+    CU_ASSERT_FALSE(file_exists(mg_test_path("tiny.png.tmp")));
 }
 
 /* The same grid with neighbours: RGB although the images are grey, 3 yellow columns after the
@@ -415,7 +406,7 @@ static void test_grid_grey_neighbours_by_hand(void)
 {
     mg_real images[18], nb[12];
     make_tiny(images, nb);
-    const char *path = tmp_path("tiny-nb.png");
+    const char *path = mg_test_path("tiny-nb.png");
     mg_error err = {""};
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, nb, &err), 0);
     enum { B = 128, Y = -1 };
@@ -452,7 +443,7 @@ static void test_grid_rgb_and_mnist(void)
     fill(nb, 3 * C * H * W, 0, 1, 601);
     mg_error err = {""};
     for (int with_nb = 0; with_nb < 2; with_nb++) {
-        const char *path = tmp_path(with_nb ? "rgb-nb.png" : "rgb.png");
+        const char *path = mg_test_path(with_nb ? "rgb-nb.png" : "rgb.png");
         CU_ASSERT_EQUAL_FATAL(
             mg_png_grid(path, images, N, COLS, C, H, W, with_nb ? nb : NULL, &err), 0);
         expected e = paint_grid(images, N, COLS, C, H, W, with_nb ? nb : NULL);
@@ -468,7 +459,7 @@ static void test_grid_rgb_and_mnist(void)
     fill(m, MN * MH * MW, 0, 1, 602);
     fill(mnb, 10 * MH * MW, 0, 1, 603);
     for (int with_nb = 0; with_nb < 2; with_nb++) {
-        const char *path = tmp_path(with_nb ? "mnist-nb.png" : "mnist.png");
+        const char *path = mg_test_path(with_nb ? "mnist-nb.png" : "mnist.png");
         CU_ASSERT_EQUAL_FATAL(
             mg_png_grid(path, m, MN, MC, 1, MH, MW, with_nb ? mnb : NULL, &err), 0);
         expected e = paint_grid(m, MN, MC, 1, MH, MW, with_nb ? mnb : NULL);
@@ -487,7 +478,7 @@ static void test_grid_clamp(void)
     const mg_real v[12] = {-0.5f, -INFINITY, 0, 0.2f, 0.5f, (mg_real)(100 / 255.0),
                            0.998f, 0.999f, 1, 1.5f, INFINITY, NAN};
     const int want[12] = {0, 0, 0, 51, 128, 100, 254, 255, 255, 255, 255, 0};
-    const char *path = tmp_path("clamp.png");
+    const char *path = mg_test_path("clamp.png");
     mg_error err = {""};
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, v, 1, 1, 1, 3, 4, NULL, &err), 0);
     picture pic;
@@ -507,7 +498,7 @@ static void test_grid_clamp(void)
 static void test_grid_replaces(void)
 {
     const mg_real dark[4] = {0, 0, 0, 0}, light[4] = {1, 1, 1, 1};
-    const char *path = tmp_path("replace.png");
+    const char *path = mg_test_path("replace.png");
     mg_error err = {""};
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, dark, 1, 1, 1, 2, 2, NULL, &err), 0);
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, light, 1, 1, 1, 2, 2, NULL, &err), 0);
@@ -521,7 +512,7 @@ static void test_grid_errors(void)
 {
     mg_real x[16] = {0};
     mg_error err = {""};
-    const char *path = tmp_path("bad.png"), *tmp = tmp_path("bad.png.tmp");
+    const char *path = mg_test_path("bad.png"), *tmp = mg_test_path("bad.png.tmp");
     ASSERT_MSG(mg_png_grid(path, x, 0, 10, 1, 28, 28, NULL, &err), err,
                "%s: nothing to draw (n 0, cols 10, H 28, W 28)", path);
     ASSERT_MSG(mg_png_grid(path, x, 4, 0, 1, 2, 2, NULL, &err), err,
@@ -546,10 +537,10 @@ static void test_grid_errors(void)
     CU_ASSERT_FALSE(file_exists(path));
     CU_ASSERT_FALSE(file_exists(tmp));
 
-    const char *missing = tmp_path("no-such-dir/grid.png");
+    const char *missing = mg_test_path("no-such-dir/grid.png");
     ASSERT_MSG(mg_png_grid(missing, x, 4, 2, 1, 2, 2, NULL, &err), err,
                "%s: cannot write PNG: No such file or directory", missing);
-    CU_ASSERT_FALSE(file_exists(tmp_path("no-such-dir")));
+    CU_ASSERT_FALSE(file_exists(mg_test_path("no-such-dir")));
 }
 
 /* A write that fails half-way (the file size limit, so write(2) fails with EFBIG) leaves no file
@@ -561,8 +552,8 @@ static void test_grid_failed_write(void)
     mg_real *images = malloc(N * HW * sizeof *images);
     fill(images, N * HW, 0, 1, 700); // incompressible: the PNG is ~50 KB
     mg_error err = {""};
-    const char *fresh = tmp_path("limit.png"), *fresh_tmp = tmp_path("limit.png.tmp");
-    const char *old = tmp_path("old.png"), *old_tmp = tmp_path("old.png.tmp");
+    const char *fresh = mg_test_path("limit.png"), *fresh_tmp = mg_test_path("limit.png.tmp");
+    const char *old = mg_test_path("old.png"), *old_tmp = mg_test_path("old.png.tmp");
     const mg_real grey[4] = {0.25f, 0.25f, 0.25f, 0.25f};
     CU_ASSERT_EQUAL_FATAL(mg_png_grid(old, grey, 1, 1, 1, 2, 2, NULL, &err), 0);
     FILE *f = fopen(old, "rb");
@@ -597,7 +588,7 @@ static void test_grid_failed_write(void)
     CU_ASSERT_EQUAL(n_after, n_before);
     CU_ASSERT(memcmp(before, after, n_before) == 0);
 
-    const char *dir = tmp_path("a-directory"), *dir_tmp = tmp_path("a-directory.tmp");
+    const char *dir = mg_test_path("a-directory"), *dir_tmp = mg_test_path("a-directory.tmp");
     CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
     ASSERT_MSG(mg_png_grid(dir, grey, 1, 1, 1, 2, 2, NULL, &err), err,
                "%s: cannot write PNG: Is a directory", dir);

@@ -30,15 +30,6 @@ static void fill_noise(mg_real *z, double shift)
         z[i] = (mg_real)(sin(i + shift));
 }
 
-static const char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    snprintf(p, 4200, "%s/%s", mg_test_tmpdir(), name);
-    return p;
-}
-
 static void assert_no_open_hdf5(void)
 {
     ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
@@ -94,7 +85,7 @@ static void assert_float32(const float *got, const mg_real *want, int n)
 
 static void test_append_and_read_back(void)
 {
-    const char *path = tmp_path("samples.h5");
+    const char *path = mg_test_path("samples.h5");
     mg_real x[3][PIX], z[N * NZ];
     mg_error err;
     fill_noise(z, 0);
@@ -181,7 +172,7 @@ static void expect(int rc, const mg_error *err, const char *want)
 
 static void test_append_errors(void)
 {
-    const char *path = tmp_path("refusals.h5");
+    const char *path = mg_test_path("refusals.h5");
     mg_real x[PIX], z[N * NZ], z2[N * NZ];
     mg_error err;
     char want[9000];
@@ -216,7 +207,7 @@ static void test_append_errors(void)
     expect(mg_sampleset_append(text, x, shape, z, NZ, 20, &err), &err, want);
 
     /* A file of `mpigan sample` is not a snapshot file. */
-    const char *single = tmp_path("single.h5");
+    const char *single = mg_test_path("single.h5");
     CU_ASSERT_FATAL(mg_sampleset_write(single, x, shape, z, NZ, "ckpt.h5", 5, &err) == 0);
     snprintf(want, sizeof want,
              "%s: /samples has shape (6, 1, 4, 5), not that of snapshots (snapshots, 6, 1, 4, 5)",
@@ -224,13 +215,13 @@ static void test_append_errors(void)
     expect(mg_sampleset_append(single, x, shape, z, NZ, 20, &err), &err, want);
 
     /* Another kind of HDF5 file. */
-    const char *other_h5 = tmp_path("other.h5");
+    const char *other_h5 = mg_test_path("other.h5");
     hid_t f = H5Fcreate(other_h5, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CU_ASSERT_FATAL(f >= 0 && H5Fclose(f) >= 0);
     snprintf(want, sizeof want, "%s: not an mpigan sample file (no format attribute)", other_h5);
     expect(mg_sampleset_append(other_h5, x, shape, z, NZ, 20, &err), &err, want);
 
-    const char *missing_dir = tmp_path("no-dir/samples.h5");
+    const char *missing_dir = mg_test_path("no-dir/samples.h5");
     snprintf(want, sizeof want, "%s: cannot append samples: No such file or directory",
              missing_dir);
     expect(mg_sampleset_append(missing_dir, x, shape, z, NZ, 20, &err), &err, want);
@@ -248,7 +239,7 @@ static void test_append_errors(void)
 
 static void test_write_sample_file(void)
 {
-    const char *path = tmp_path("sample.h5");
+    const char *path = mg_test_path("sample.h5");
     mg_real x[PIX], z[N * NZ];
     mg_error err;
     fill_snapshot(x, 2);
@@ -292,7 +283,7 @@ static void test_write_sample_file(void)
 
     char want[9000];
     mg_test_write_file("plain-file", "x", 1);
-    const char *bad = tmp_path("plain-file/sample.h5");
+    const char *bad = mg_test_path("plain-file/sample.h5");
     snprintf(want, sizeof want, "%s: cannot write samples: Not a directory", bad);
     expect(mg_sampleset_write(bad, x, shape, z, NZ, "b.h5", 7, &err), &err, want);
 

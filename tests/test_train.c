@@ -13,28 +13,11 @@
 #include "mpigan/data.h"
 #include "mpigan/rng.h"
 #include "mpigan/train.h"
+#include "fixtures.h"
 #include "testlib.h"
 
 #define STEPS 20
 
-/* 6x6 "images": two blobs whose position varies per example, so D has something to learn. */
-static mg_dataset make_data(int n)
-{
-    mg_dataset ds;
-    mg_error err;
-    CU_ASSERT_FATAL(mg_dataset_alloc(&ds, n, 1, 6, 6, &err) == 0);
-    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
-    for (int i = 0; i < n; i++) {
-        mg_real u[2];
-        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
-        int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
-        for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 6; x++)
-                ds.x[(size_t)i * 36 + y * 6 + x] =
-                    (mg_real)exp(-0.5 * ((x - cx) * (x - cx) + (y - cy) * (y - cy)));
-    }
-    return ds;
-}
 
 /* The test model, with "key=value" overrides as --set would apply them. */
 static const char *const paper_sgd[2] = {
@@ -121,7 +104,7 @@ static void check_invariance(const char *const optim[2], const char *const *set,
 {
     const mg_comm *world = mg_comm_world();
     const int rank = mg_comm_rank(world), size = mg_comm_size(world);
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config_full(optim, set, n_set);
     static mg_real g[3][NG], d[3][ND];
     double loss[3];
@@ -176,7 +159,7 @@ static void test_invariance_simultaneous_adam_minimax(void)
 static void test_replica_drift_detected(void)
 {
     const mg_comm *world = mg_comm_world();
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(NULL);
     mg_trainer t;
     mg_error err;
@@ -199,7 +182,7 @@ static void test_trainer_errors(void)
 {
     const mg_comm *world = mg_comm_world();
     const int size = mg_comm_size(world);
-    mg_dataset ds = make_data(64);
+    mg_dataset ds = mg_fixture_blobs(64);
     mg_trainer t;
     mg_error err;
     char msg[256];

@@ -33,12 +33,18 @@ const char *mg_test_tmpdir(void)
     return tmpdir;
 }
 
-const char *mg_test_write_file(const char *name, const void *bytes, size_t n)
+const char *mg_test_path(const char *name)
 {
     static char paths[16][4200];
     static int slot;
     char *path = paths[slot++ % 16];
     snprintf(path, 4200, "%s/%s", mg_test_tmpdir(), name);
+    return path;
+}
+
+const char *mg_test_write_file(const char *name, const void *bytes, size_t n)
+{
+    const char *path = mg_test_path(name);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(bytes, 1, n, f) != n || fclose(f) != 0) {
         perror(path);

@@ -15,6 +15,8 @@ int mg_test_main(const char *suite, const mg_test *tests, int argc, char **argv)
 
 /* A fresh directory for this test run's files, removed at exit unless MG_TEST_KEEP is set. */
 const char *mg_test_tmpdir(void);
+/* <tmpdir>/<name> (static storage, 16 call slots, so a few may be held at once). */
+const char *mg_test_path(const char *name);
 /* Writes bytes to <tmpdir>/<name> and returns the path (static storage, one per call slot). */
 const char *mg_test_write_file(const char *name, const void *bytes, size_t n);
 
