@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* open_memstream */
 #include "mpigan/run.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -371,6 +372,9 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
 
+    /* One BLAS thread: OpenBLAS's result depends on its thread count, and the samples must not
+     * depend on how many ranks share a node's cores. Use more ranks for speed. */
+    openblas_set_num_threads(1);
     enum { CHUNK = 256 }; /* rows per forward pass */
     mg_net g;
     if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, CHUNK, &err))
@@ -381,10 +385,15 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     }
     mg_comm_bcast(comm, g.params, g.n_params * sizeof(mg_real), 0);
 
-    /* This rank's rows [lo, hi) of the n samples; the noise of a row depends on the row only. */
+    /* This rank's rows [lo, hi) of the n samples; the noise of a row depends on the row only.
+     * Ranks take whole chunks of CHUNK rows, so every forward pass has the same rows and shape
+     * on any rank count and the samples are the same bit for bit. */
     const int nz = cfg.generator.noise_dim;
     const size_t dim = (size_t)g.out_dim;
-    const int64_t lo = o->n * rank / size, hi = o->n * (rank + 1) / size;
+    const int64_t chunks = (o->n + CHUNK - 1) / CHUNK;
+    const int64_t lo_chunk = chunks * rank / size, hi_chunk = chunks * (rank + 1) / size;
+    const int64_t lo = lo_chunk * CHUNK;
+    const int64_t hi = hi_chunk * CHUNK < o->n ? hi_chunk * CHUNK : o->n;
     const int rows = (int)(hi - lo);
     mg_real *z = mg_xmalloc(((size_t)rows * nz + 1) * sizeof *z);
     mg_real *x = mg_xmalloc(((size_t)rows * dim + 1) * sizeof *x);

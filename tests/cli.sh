@@ -138,17 +138,21 @@ if [ -r "$fashion" ]; then
   # metrics.jsonl of the resumed run: one record per step, none twice
   [ "$(sed -n 's/^{"step": \([0-9]*\),.*/\1/p' "$tmp/sig/metrics.jsonl" | uniq -d | wc -l)" -eq 0 ] && ok || fail "metrics.jsonl repeats steps after resume"
 
-  # --- sampling: the same samples on 1 and 2 ranks ---
-  run 1 sample "$tmp/straight" -n 30 -o "$tmp/s1.h5" --png "$tmp/s1.png"
+  # --- sampling: the same samples, bit for bit, on 1, 2 and 3 ranks ---
+  run 1 sample "$tmp/straight" -n 300 -o "$tmp/s1.h5" --png "$tmp/s1.png"
   expect_status "sample on 1 rank" 0
-  run 2 sample "$tmp/straight/$last" -n 30 -o "$tmp/s2.h5"
+  run 2 sample "$tmp/straight/$last" -n 300 -o "$tmp/s2.h5"
   expect_status "sample on 2 ranks" 0
+  run 3 sample "$tmp/straight/$last" -n 300 -o "$tmp/s3.h5"
+  expect_status "sample on 3 ranks" 0
   [ -s "$tmp/s1.png" ] && ok || fail "sample --png wrote no picture"
   if command -v h5diff >/dev/null; then
-    h5diff "$tmp/s1.h5" "$tmp/s2.h5" /samples /samples >/dev/null 2>&1 && ok || fail "samples differ between 1 and 2 ranks"
-    h5dump -H -d /samples "$tmp/s1.h5" | grep -q "( 30, 1, 28, 28 )" && ok || fail "sample shape"
+    for k in 2 3; do
+      h5diff "$tmp/s1.h5" "$tmp/s$k.h5" /samples /samples >/dev/null 2>&1 && ok || fail "samples differ between 1 and $k ranks"
+    done
+    h5dump -H -d /samples "$tmp/s1.h5" | grep -q "( 300, 1, 28, 28 )" && ok || fail "sample shape"
   fi
-  run 2 sample "$tmp/straight" -n 31 -o "$tmp/s3.h5"
+  run 2 sample "$tmp/straight" -n 31 -o "$tmp/s31.h5"
   expect_status "sample count not a multiple of the ranks" 0
 
   # --- bad checkpoints: one line, status 2, nothing written ---
