@@ -761,3 +761,131 @@ int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_e
         unlink(tmp);
     return rc;
 }
+
+/* ---- readers of part of a dataset (h5data.c) ---- */
+
+int mg_h5r_exists(hid_t file, const char *path, const char *name, mg_error *err)
+{
+    char prefix[1024];
+    size_t len = strlen(name);
+    if (len >= sizeof prefix)
+        return mg_fail(err, "%s: object name too long: %s", path, name);
+    /* As mg_h5r_require: H5Lexists checks only the last component. */
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && name[i] != '/')
+            continue;
+        memcpy(prefix, name, i);
+        prefix[i] = '\0';
+        htri_t there = H5Lexists(file, prefix, H5P_DEFAULT);
+        if (there < 0)
+            return mg_fail(err, "%s: cannot read %s", path, prefix);
+        if (there == 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* all_chunks_found for rows [lo, hi) of the first axis only: a part of a big file is read without
+ * looking up the chunk index of the rest. */
+static int row_chunks_found(hid_t dset, int rank, const hsize_t *dims, hsize_t lo, hsize_t hi)
+{
+    hid_t fid = H5Iget_file_id(dset);
+    hsize_t eof = 0;
+    int got_eof = fid >= 0 && H5Fget_filesize(fid, &eof) >= 0;
+    mg_h5_close(fid);
+    hid_t dcpl = got_eof ? H5Dget_create_plist(dset) : -1;
+    if (dcpl < 0)
+        return 0;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    hsize_t chunk[MG_H5_MAX_RANK];
+    int ok = layout != H5D_LAYOUT_ERROR;
+    if (ok && layout == H5D_CHUNKED)
+        ok = H5Pget_chunk(dcpl, rank, chunk) == rank;
+    mg_h5_close(dcpl);
+    if (!ok || layout != H5D_CHUNKED)
+        return ok;
+    if (lo >= hi)
+        return 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] == 0)
+            return 1;
+        if (chunk[i] == 0)
+            return 0;
+    }
+    /* Odometer over the chunks holding rows [lo, hi): the first axis from the chunk holding lo. */
+    hsize_t start0 = lo / chunk[0] * chunk[0];
+    hsize_t off[MG_H5_MAX_RANK] = {0};
+    off[0] = start0;
+    for (;;) {
+        unsigned mask = 0;
+        haddr_t addr = HADDR_UNDEF;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info_by_coord(dset, off, &mask, &addr, &size) < 0 ||
+            addr == HADDR_UNDEF || mask != 0 || addr > eof || size > eof - addr)
+            return 0;
+        int i = rank - 1;
+        for (; i >= 0; i--) {
+            off[i] += chunk[i];
+            if (off[i] < (i == 0 ? hi : dims[i]))
+                break;
+            off[i] = i == 0 ? start0 : 0;
+        }
+        if (i < 0)
+            return 1;
+    }
+}
+
+int mg_h5r_rows(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
+                const hsize_t *dims, hsize_t first, hsize_t count, void *buf, mg_error *err)
+{
+    mg_h5_info info;
+    hid_t dset = open_dataset(file, path, name, &info, err);
+    if (dset < 0)
+        return -1;
+    if (!same_shape(&info, rank, dims)) {
+        char have[128], want[128];
+        mg_h5_shape_str(have, sizeof have, info.rank, info.dims);
+        mg_h5_shape_str(want, sizeof want, rank, dims);
+        mg_h5_close(dset);
+        return mg_fail(err, "%s: %s has shape %s, expected %s", path, name, have, want);
+    }
+    H5T_class_t want_cls = H5Tget_class(mem_type);
+    if (info.cls != want_cls) {
+        char have[32], want[32];
+        mg_h5_info w = {.cls = want_cls, .size = H5Tget_size(mem_type), .is_signed = 1};
+        mg_h5_type_str(have, sizeof have, &info);
+        mg_h5_type_str(want, sizeof want, &w);
+        mg_h5_close(dset);
+        return mg_fail(err, "%s: %s holds %s, expected %s", path, name, have, want);
+    }
+    if (rank < 1 || first > dims[0] || count > dims[0] - first) {
+        mg_h5_close(dset);
+        return mg_fail(err, "%s: rows [%llu, %llu) of %s asked for, it has %llu", path,
+                       (unsigned long long)first, (unsigned long long)(first + count), name,
+                       rank < 1 ? 0ull : (unsigned long long)dims[0]);
+    }
+    hsize_t start[MG_H5_MAX_RANK] = {0}, size[MG_H5_MAX_RANK];
+    int empty = count == 0;
+    start[0] = first;
+    size[0] = count;
+    for (int i = 1; i < rank; i++) {
+        size[i] = dims[i];
+        empty |= dims[i] == 0;
+    }
+    if (empty) { /* no values: HDF5 refuses an empty hyperslab, and there is nothing to read */
+        mg_h5_close(dset);
+        return 0;
+    }
+    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(rank, size, NULL);
+    herr_t r = -1;
+    if (fspace >= 0 && mspace >= 0 &&
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, size, NULL) >= 0 &&
+        row_chunks_found(dset, rank, dims, first, first + count))
+        r = H5Dread(dset, mem_type, mspace, fspace, H5P_DEFAULT, buf);
+    mg_h5_close(mspace);
+    mg_h5_close(fspace);
+    mg_h5_close(dset);
+    if (r < 0)
+        return mg_fail(err, "%s: cannot read %s", path, name);
+    return 0;
+}

@@ -145,4 +145,18 @@ void mg_h5_shape_str(char *buf, size_t n, int rank, const hsize_t *dims);
 /* "float32", "float64", "int64", "uint8", "string", ... */
 void mg_h5_type_str(char *buf, size_t n, const mg_h5_info *info);
 
+/* ---- readers of part of a dataset ---- */
+
+/* 1 if every component of name exists, 0 if one does not (the caller words "missing"), -1 with
+ * "<path>: cannot read <prefix>" if that cannot be told. */
+int mg_h5r_exists(hid_t file, const char *path, const char *name, mg_error *err);
+
+/* Reads rows [first, first + count) of dataset name (along its first axis) into buf as mem_type:
+ * count x dims[1] x ... values. As mg_h5r_dataset, the dataset must still have exactly (rank,
+ * dims), as the caller found with mg_h5r_info, and the class of mem_type, so buf (sized from
+ * dims) cannot overflow; only the hyperslab of those rows is read, and only its chunks are
+ * checked, so a part of a file bigger than memory can be read. "<path>: cannot read <name>". */
+int mg_h5r_rows(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
+                const hsize_t *dims, hsize_t first, hsize_t count, void *buf, mg_error *err);
+
 #endif
