@@ -46,7 +46,10 @@ static const char *const loss_names[] = {
 };
 static const char *const optim_names[] = {
     [MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", [MG_OPTIM_ADAM + 1] = NULL};
-static const char *const format_names[] = {"idx", NULL};
+static const char *const format_names[] = {"idx", "cifar10", "tfd", "hdf5", NULL};
+static const char *const split_names[] = {"unlabeled", "train", "valid", "test", NULL};
+static const char *const preprocess_names[] = {
+    [MG_PREPROCESS_SCALE] = "scale", [MG_PREPROCESS_GCN] = "gcn", NULL};
 
 const char *mg_act_name(enum mg_act act)
 {
@@ -80,6 +83,8 @@ enum {
     F_MAX = 1 << 3,      /* value <= max ... */
     F_MAX_OPEN = 1 << 4, /* ... or < max */
     F_DISCRIMINATOR = 1 << 5,
+    F_DIR_OK = 1 << 6,   /* K_PATH: a folder will do (CIFAR-10's batches) */
+    F_NONEMPTY = 1 << 7, /* K_PATH: optional, but not given empty */
 };
 
 /* `only` restricts a key to one layer or optimizer type; 0 means any, so it stores type + 1. */
@@ -106,7 +111,9 @@ typedef struct field {
 #define END {.key = NULL}
 
 /* Indices into layer_fields and optim_fields, for the keys their readers treat specially. */
-enum { L_NAME, L_TYPE, L_UNITS, L_PIECES, L_IRANGE, L_KEEP, L_INPUT_SCALE, L_LEAK, L_N };
+enum {
+    L_NAME, L_TYPE, L_UNITS, L_PIECES, L_IRANGE, L_KEEP, L_INPUT_SCALE, L_LEAK, L_MAX_COL_NORM, L_N
+};
 enum {
     O_TYPE, O_LR, O_LR_DECAY, O_MIN_LR, O_MOMENTUM, O_FINAL_MOMENTUM, O_MOMENTUM_START,
     O_MOMENTUM_SATURATE, O_BETA1, O_BETA2, O_EPS, O_N
@@ -124,6 +131,7 @@ static const field layer_fields[] = {
                 .max = 1},
     [L_INPUT_SCALE] = {"input_scale", K_REAL, LAYER(input_scale), ABOVE(0)},
     [L_LEAK] = {"leak", K_REAL, LAYER(leak), UNIT_CLOSED_OPEN, .only = ONLY(MG_ACT_LEAKY_RELU)},
+    [L_MAX_COL_NORM] = {"max_col_norm", K_REAL, LAYER(max_col_norm), AT_LEAST(0)},
     [L_N] = END,
 };
 
@@ -147,10 +155,18 @@ static const field optim_fields[] = {
 
 static const field data_fields[] = {
     {"format", K_WORD, CFG(data.format), .names = format_names},
-    {"train_images", K_PATH, CFG(data.train_images), .flags = F_REQUIRED},
+    {"train_images", K_PATH, CFG(data.train_images), .flags = F_NONEMPTY},
     {"test_images", K_PATH, CFG(data.test_images)},
-    {"train_count", K_INT, CFG(data.train_count), AT_LEAST(1)},
+    {"path", K_PATH, CFG(data.path), .flags = F_DIR_OK | F_NONEMPTY},
+    {"images", K_STR, CFG(data.images)},
+    {"labels", K_STR, CFG(data.labels)},
+    {"fold", K_INT, CFG(data.fold), .flags = F_MIN | F_MAX, .min = 0, .max = 4},
+    {"split", K_ENUM, CFG(data.split), .names = split_names},
+    {"train_count", K_INT, CFG(data.train_count), AT_LEAST(0)},
     {"valid_count", K_INT, CFG(data.valid_count), AT_LEAST(0)},
+    {"preprocess", K_ENUM, CFG(data.preprocess), .names = preprocess_names},
+    {"gcn_scale", K_REAL, CFG(data.gcn_scale), ABOVE(0)},
+    {"shared_memory", K_BOOL, CFG(data.shared_memory)},
     END,
 };
 
@@ -238,6 +254,10 @@ void mg_config_defaults(mg_config *cfg)
     strcpy(cfg->data.format, "idx");
     cfg->data.train_count = 50000;
     cfg->data.valid_count = 10000;
+    strcpy(cfg->data.images, "/images");
+    cfg->data.preprocess = MG_PREPROCESS_SCALE;
+    cfg->data.gcn_scale = 55;
+    cfg->data.shared_memory = 1;
     cfg->generator.noise_dim = 100;
     cfg->generator.prior = MG_PRIOR_UNIFORM;
     cfg->generator.output_bias_from_data = 0;
@@ -274,7 +294,8 @@ typedef struct {
         int node;
         const char *dest;
         char key[KEY_LEN];
-    } files[2]; /* data files to check once everything else is valid */
+        int dir_ok;
+    } files[3]; /* data files to check once everything else is valid */
     int n_files;
     /* The first required key found missing. Reported only after every given value was checked:
      * an error with a line number is the more useful one to see first. */
@@ -469,7 +490,7 @@ static int resolve_path(ctx *c, const field *f, const yaml_node_t *node, const c
 {
     size_t len = strlen(s);
     if (len == 0) {
-        if (f->flags & F_REQUIRED)
+        if (f->flags & (F_REQUIRED | F_NONEMPTY))
             return fail_at(c, node, key, "must not be empty");
         dest[0] = '\0';
         return 0;
@@ -488,6 +509,7 @@ static int resolve_path(ctx *c, const field *f, const yaml_node_t *node, const c
     c->files[c->n_files].node = (int)(node - c->doc.nodes.start) + 1;
     c->files[c->n_files].dest = dest;
     snprintf(c->files[c->n_files].key, KEY_LEN, "%s", key);
+    c->files[c->n_files].dir_ok = (f->flags & F_DIR_OK) != 0;
     c->n_files++;
     return 0;
 }
@@ -1026,6 +1048,25 @@ static int load_document(ctx *c, const char *bytes, size_t len)
     return 0;
 }
 
+/* Which data keys a format needs, and what cannot go together. */
+static int check_data(ctx *c, const mg_config *cfg)
+{
+    const int idx = strcmp(cfg->data.format, "idx") == 0;
+    if (idx && !cfg->data.train_images[0])
+        return fail_missing(c, "data.train_images", " for format idx");
+    if (!idx && !cfg->data.path[0]) {
+        char why[64];
+        snprintf(why, sizeof why, " for format %s", cfg->data.format);
+        return fail_missing(c, "data.path", why);
+    }
+    if (cfg->generator.output_bias_from_data && cfg->data.preprocess == MG_PREPROCESS_GCN)
+        return mg_fail(c->err,
+                       "%s: generator.output_bias_from_data: needs pixels in [0, 1], and "
+                       "data.preprocess gcn makes other values",
+                       c->name);
+    return 0;
+}
+
 static int check_files(ctx *c)
 {
     for (int i = 0; i < c->n_files; i++) {
@@ -1039,7 +1080,7 @@ static int check_files(ctx *c)
         struct stat st;
         int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
         fclose(f);
-        if (dir)
+        if (dir && !c->files[i].dir_ok)
             return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
                            strerror(EISDIR));
     }
@@ -1106,6 +1147,9 @@ static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char
         if (apply_override(&c, overrides[i]))
             goto out;
     if (convert_map(&c, yaml_document_get_root_node(&c.doc), "", top_fields, (char *)cfg))
+        goto out;
+    /* The data section comes first in the file's order, so its missing keys are reported first. */
+    if (check_data(&c, cfg))
         goto out;
     if (c.missing[0]) {
         fail_missing(&c, c.missing, "");
@@ -1254,6 +1298,7 @@ static void write_net(FILE *f, const mg_net_spec *net)
         write_real(f, "      ", "input_scale", l->input_scale);
         if (l->type == MG_ACT_LEAKY_RELU)
             write_real(f, "      ", "leak", l->leak);
+        write_real(f, "      ", "max_col_norm", l->max_col_norm);
     }
     const mg_optim_spec *o = &net->optim;
     fprintf(f, "  optimizer:\n    type: %s\n", enum_name(optim_names, (int)o->type));
@@ -1284,10 +1329,21 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     }
     fprintf(f, "seed: %" PRIu64 "\n", cfg->seed);
     fprintf(f, "data:\n  format: %s\n", cfg->data.format);
-    write_str(f, "  ", "train_images", cfg->data.train_images);
-    write_str(f, "  ", "test_images", cfg->data.test_images);
+    /* A format's own file keys only: the others may not be given empty. */
+    if (strcmp(cfg->data.format, "idx") == 0) {
+        write_str(f, "  ", "train_images", cfg->data.train_images);
+        write_str(f, "  ", "test_images", cfg->data.test_images);
+    } else {
+        write_str(f, "  ", "path", cfg->data.path);
+    }
+    write_str(f, "  ", "images", cfg->data.images);
+    write_str(f, "  ", "labels", cfg->data.labels);
+    fprintf(f, "  fold: %d\n  split: %s\n", cfg->data.fold, enum_name(split_names, cfg->data.split));
     fprintf(f, "  train_count: %d\n  valid_count: %d\n", cfg->data.train_count,
             cfg->data.valid_count);
+    fprintf(f, "  preprocess: %s\n", enum_name(preprocess_names, (int)cfg->data.preprocess));
+    write_real(f, "  ", "gcn_scale", cfg->data.gcn_scale);
+    fprintf(f, "  shared_memory: %s\n", cfg->data.shared_memory ? "true" : "false");
     fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
             cfg->generator.noise_dim, enum_name(prior_names, (int)cfg->generator.prior),
             cfg->generator.output_bias_from_data ? "true" : "false");

@@ -281,6 +281,7 @@ static size_t layout(mg_net *net, char *base)
     net->dbuf[0] = carve(base, &off, R * max_wide * sizeof(mg_real));
     net->dbuf[1] = carve(base, &off, R * max_wide * sizeof(mg_real));
     net->unit = carve(base, &off, max_in * sizeof(double));
+    net->colnorm = carve(base, &off, max_wide * sizeof(double));
     return off;
 }
 
@@ -344,6 +345,36 @@ int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, 
     net->arena = mg_xcalloc(1, bytes);
     layout(net, net->arena);
     return 0;
+}
+
+void mg_net_constrain(mg_net *net)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        const double max = L->spec.max_col_norm;
+        if (max <= 0)
+            continue;
+        mg_real *W = net->params + L->w_off; // (in, width)
+        const int in = L->in, width = L->width;
+        double *norm = net->colnorm;         // (width)
+        for (int j = 0; j < width; j++)
+            norm[j] = 0;
+        /* Row by row, so W is read in memory order. */
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < width; j++)
+                norm[j] += (double)W[(size_t)i * width + j] * W[(size_t)i * width + j];
+        int any = 0;
+        for (int j = 0; j < width; j++) {
+            double n = sqrt(norm[j]);
+            norm[j] = n > max ? max / n : 1; /* now the factor for column j */
+            any |= n > max;
+        }
+        if (!any)
+            continue;
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < width; j++)
+                W[(size_t)i * width + j] = (mg_real)(W[(size_t)i * width + j] * norm[j]);
+    }
 }
 
 void mg_net_free(mg_net *net)

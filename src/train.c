@@ -289,6 +289,7 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net)
 {
     double t0 = now();
     mg_optim_step(opt, net->params, net->grads, epochs_done(t));
+    mg_net_constrain(net);
     t->timer[MG_TIMER_UPDATE] += now() - t0;
 }
 

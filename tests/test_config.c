@@ -545,9 +545,9 @@ static void test_errors_syntax(void)
     EXPECT_ERROR("- seed\n- 1\n", "cfg.yaml:1: expected a mapping at the top level");
     EXPECT_ERROR("\n\n42\n", "cfg.yaml:3: expected a mapping at the top level");
     /* Empty documents are valid and then lack the required keys. */
-    EXPECT_ERROR("", "cfg.yaml: data.train_images: required key missing");
-    EXPECT_ERROR("# nothing\n", "cfg.yaml: data.train_images: required key missing");
-    EXPECT_ERROR("---\n", "cfg.yaml: data.train_images: required key missing");
+    EXPECT_ERROR("", "cfg.yaml: data.train_images: required key missing for format idx");
+    EXPECT_ERROR("# nothing\n", "cfg.yaml: data.train_images: required key missing for format idx");
+    EXPECT_ERROR("---\n", "cfg.yaml: data.train_images: required key missing for format idx");
     EXPECT_ERROR("[a]: 1\n", "cfg.yaml:1: mapping keys must be scalars");
 }
 
@@ -568,7 +568,7 @@ static void test_errors_keys(void)
     EXPECT_ERROR(MINIMAL "train:\n  k: 1\n  batch_size: 5\n  k: 2\n",
                  "cfg.yaml:12: train.k: duplicate key (first at line 10)");
     EXPECT_ERROR(MINIMAL "data: {}\n", "cfg.yaml:9: data: duplicate key (first at line 1)");
-    EXPECT_ERROR("seed: 1\n", "cfg.yaml: data.train_images: required key missing");
+    EXPECT_ERROR("seed: 1\n", "cfg.yaml: data.train_images: required key missing for format idx");
     EXPECT_ERROR("data: {train_images: x}\n", "cfg.yaml: generator.layers: required key missing");
     EXPECT_ERROR("data: {train_images: x}\ngenerator:\n  layers:\n",
                  "cfg.yaml: generator.layers: required key missing");
@@ -617,7 +617,7 @@ static void test_errors_types(void)
                  "cfg.yaml:2: generator.prior: expected one of uniform, uniform_sqrt3, normal; got "
                  "\"gaussian\"");
     EXPECT_ERROR("data:\n  format: mat\n",
-                 "cfg.yaml:2: data.format: expected one of idx; got \"mat\"");
+                 "cfg.yaml:2: data.format: expected one of idx, cifar10, tfd, hdf5; got \"mat\"");
     EXPECT_ERROR("generator:\n  layers: [{type: softmax, units: 2}]\n",
                  "cfg.yaml:2: generator.layers.0.type: expected one of linear, relu, leaky_relu, "
                  "sigmoid, tanh, maxout; got \"softmax\"");
@@ -643,7 +643,16 @@ static void test_errors_values(void)
     EXPECT_ERROR("train: {check_every: -1}\n",
                  "cfg.yaml:1: train.check_every: must be >= 0, got -1");
     EXPECT_ERROR("train: {log_every: 0}\n", "cfg.yaml:1: train.log_every: must be >= 1, got 0");
-    EXPECT_ERROR("data: {train_count: 0}\n", "cfg.yaml:1: data.train_count: must be >= 1, got 0");
+    EXPECT_ERROR("data: {train_count: -1}\n", "cfg.yaml:1: data.train_count: must be >= 0, got -1");
+    EXPECT_ERROR("data: {fold: 5}\n", "cfg.yaml:1: data.fold: must be in [0, 4], got 5");
+    EXPECT_ERROR("data: {format: cifar10}\n", "cfg.yaml: data.path: required key missing for format cifar10");
+    EXPECT_ERROR("data: {format: tfd, path: \"\"}\n", "cfg.yaml:1: data.path: must not be empty");
+    EXPECT_ERROR("data: {split: training}\n",
+                 "cfg.yaml:1: data.split: expected one of unlabeled, train, valid, test; got \"training\"");
+    EXPECT_ERROR("data: {preprocess: gcn, train_images: x}\n"
+                 "generator: {output_bias_from_data: true, layers: [{type: linear, units: 2}]}\n",
+                 "cfg.yaml: generator.output_bias_from_data: needs pixels in [0, 1], and "
+                 "data.preprocess gcn makes other values");
     EXPECT_ERROR("data: {valid_count: -5}\n", "cfg.yaml:1: data.valid_count: must be >= 0, got -5");
     EXPECT_ERROR("generator: {noise_dim: 0}\n",
                  "cfg.yaml:1: generator.noise_dim: must be >= 1, got 0");

@@ -740,6 +740,30 @@ static void test_init_params(void)
     mg_net_free(&c);
 }
 
+/* pylearn2's max_col_norm: columns above the limit end exactly at it, in the same direction;
+ * columns below it and layers without a limit are untouched. */
+static void test_max_col_norm(void)
+{
+    mg_net_spec spec = {.n_layers = 2};
+    spec.layers[0] = layer("h", MG_ACT_MAXOUT, 2, 2, 1); /* W (3, 4): four columns */
+    spec.layers[0].max_col_norm = 1.0;
+    spec.layers[1] = layer("y", MG_ACT_SIGMOID, 1, 1, 1); /* no limit */
+    mg_net net;
+    net_or_die(&net, &spec, 3, 1);
+    mg_real *W = mg_net_weights(&net, 0), *V = mg_net_weights(&net, 1);
+    /* Columns: (2, 0, 0) norm 2; (0.3, 0.4, 0) norm 0.5; (1, 2, 2) norm 3; (0, 0, 1) norm 1. */
+    const mg_real w[12] = {2, 0.3f, 1, 0, 0, 0.4f, 2, 0, 0, 0, 2, 1};
+    memcpy(W, w, sizeof w);
+    for (int j = 0; j < 2; j++)
+        V[j] = 5;
+    mg_net_constrain(&net);
+    const double want[12] = {1, 0.3, 1 / 3.0, 0, 0, 0.4, 2 / 3.0, 0, 0, 0, 2 / 3.0, 1};
+    for (int i = 0; i < 12; i++)
+        MG_ASSERT_CLOSE(W[i], want[i], 2 * FLT_EPSILON);
+    CU_ASSERT(V[0] == 5 && V[1] == 5);
+    mg_net_free(&net);
+}
+
 static void test_bias_from_mean(void)
 {
     mg_net_spec spec = {.n_layers = 2};
@@ -781,6 +805,7 @@ static const mg_test tests[] = {
     {"net_init_errors", test_net_init_errors},
     {"init_params", test_init_params},
     {"bias_from_mean", test_bias_from_mean},
+    {"max_col_norm", test_max_col_norm},
     {NULL, NULL},
 };
 

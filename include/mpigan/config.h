@@ -36,9 +36,16 @@ typedef struct {
     double keep;        /* dropout on this layer's input: probability of keeping a unit (1 = off) */
     double input_scale; /* factor on kept inputs during training; default 1/keep (inverted) */
     double leak;        /* leaky_relu: slope for negative inputs */
+    double max_col_norm; /* after each update, each column of W (one output's weights) is scaled
+                            down to at most this L2 norm (pylearn2's max_col_norm); 0 = off */
 } mg_layer_spec;
 
 enum mg_optim_type { MG_OPTIM_SGD, MG_OPTIM_ADAM };
+
+enum mg_preprocess {
+    MG_PREPROCESS_SCALE, /* pixels in [0, 1] (bytes / 255), as the file gives them */
+    MG_PREPROCESS_GCN,   /* global contrast normalisation: per example centred, L2 norm gcn_scale */
+};
 
 typedef struct {
     enum mg_optim_type type;
@@ -79,11 +86,19 @@ typedef struct {
     uint64_t seed;
 
     struct {
-        char format[16]; /* "idx" */
-        char train_images[MG_PATH_MAX];
-        char test_images[MG_PATH_MAX];
-        int train_count; /* the first train_count examples of the training file train */
-        int valid_count; /* the last valid_count examples of the training file validate */
+        char format[16]; /* idx, cifar10, tfd or hdf5 */
+        char train_images[MG_PATH_MAX]; /* idx */
+        char test_images[MG_PATH_MAX];  /* idx */
+        char path[MG_PATH_MAX];  /* cifar10: folder of the binary batches; tfd: the .mat; hdf5 */
+        char images[128];        /* hdf5: dataset of the images */
+        char labels[128];        /* hdf5: dataset of the labels (optional) */
+        int fold;                /* tfd: 0 to 4 */
+        int split;               /* tfd: an mg_tfd_split, the examples to train on */
+        int train_count; /* the first train_count examples train (0: all but the validation) */
+        int valid_count; /* the last valid_count examples of the training source validate */
+        enum mg_preprocess preprocess;
+        double gcn_scale;
+        int shared_memory; /* the ranks of a node share one copy of the training set */
     } data;
 
     struct {

@@ -98,6 +98,7 @@ typedef struct {
     int dropped;                     /* the last forward pass applied dropout */
     mg_real *dbuf[2];                /* (max_rows, widest layer) backward ping-pong */
     double *unit;                    /* (max widest input) uniforms for one row's mask */
+    double *colnorm;                 /* (widest layer) column norms for max_col_norm */
     void *arena;                     /* one allocation behind every buffer above */
 } mg_net;
 
@@ -134,6 +135,11 @@ enum {
  * dinp (rows, in_dim) receives the input gradient unless NULL. */
 void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, int rows,
                      int flags);
+
+/* Scales down every column of W (the weights into one output, or one maxout piece) whose L2 norm
+ * exceeds its layer's max_col_norm to exactly that norm (pylearn2's constraint, applied after
+ * each update). Layers with max_col_norm 0 are left alone. */
+void mg_net_constrain(mg_net *net);
 
 /* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data. */
 void mg_net_bias_from_mean(mg_net *net, const double *mean);
