@@ -11,6 +11,14 @@ struct mg_comm {
     int rank, size, node_size;
 };
 
+struct mg_shared {
+    MPI_Win win;
+    MPI_Comm node;    /* the ranks of this node */
+    MPI_Comm leaders; /* every node's first rank (MPI_COMM_NULL on the others) */
+    void *base;
+    size_t bytes;
+};
+
 static struct mg_comm world;
 
 #ifdef MG_REAL_DOUBLE
@@ -76,6 +84,70 @@ int mg_comm_size(const mg_comm *c)
 int mg_comm_node_size(const mg_comm *c)
 {
     return c->node_size;
+}
+
+mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
+{
+    mg_shared *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "mpigan: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    int node_rank;
+    MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &s->node));
+    MPI_CHECK(MPI_Comm_rank(s->node, &node_rank));
+    MPI_CHECK(MPI_Comm_split(c->comm, node_rank == 0 ? 0 : MPI_UNDEFINED, c->rank, &s->leaders));
+    /* The window's allocation may fail (a small /dev/shm): ask every rank before using it. */
+    MPI_CHECK(MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN));
+    void *mine = NULL;
+    int rc = MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
+                                     s->node, &mine, &s->win);
+    int ok = rc == MPI_SUCCESS;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(s->node, MPI_ERRORS_ARE_FATAL));
+    if (!ok) {
+        if (rc == MPI_SUCCESS)
+            MPI_Win_free(&s->win);
+        mg_comm_shared_free(s);
+        return NULL;
+    }
+    MPI_Aint size;
+    int disp;
+    MPI_CHECK(MPI_Win_shared_query(s->win, 0, &size, &disp, &s->base));
+    s->bytes = bytes;
+    *base = s->base;
+    return s;
+}
+
+void mg_comm_shared_bcast(const mg_comm *c, mg_shared *s, int root)
+{
+    /* root is a node's first rank (the loader is world rank 0): leaders carry the data between
+     * nodes, then a fence makes the node leader's writes visible to its node. */
+    MPI_CHECK(MPI_Win_fence(0, s->win));
+    if (s->leaders != MPI_COMM_NULL) {
+        int leader_root = c->rank == root, who = -1;
+        int me;
+        MPI_CHECK(MPI_Comm_rank(s->leaders, &me));
+        int cand = leader_root ? me : -1;
+        MPI_CHECK(MPI_Allreduce(&cand, &who, 1, MPI_INT, MPI_MAX, s->leaders));
+        for (size_t off = 0; off < s->bytes; off += MG_MPI_CHUNK) {
+            size_t len = s->bytes - off < MG_MPI_CHUNK ? s->bytes - off : MG_MPI_CHUNK;
+            MPI_CHECK(MPI_Bcast((char *)s->base + off, (int)len, MPI_BYTE, who, s->leaders));
+        }
+    }
+    MPI_CHECK(MPI_Win_fence(0, s->win));
+}
+
+void mg_comm_shared_free(mg_shared *s)
+{
+    if (!s)
+        return;
+    if (s->win != MPI_WIN_NULL && s->base)
+        MPI_Win_free(&s->win);
+    if (s->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&s->leaders);
+    MPI_Comm_free(&s->node);
+    free(s);
 }
 
 mg_comm *mg_comm_split(const mg_comm *c, int color)

@@ -398,7 +398,10 @@ void mg_dataset_free(mg_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->x);
+    if (ds->shared)
+        mg_comm_shared_free(ds->shared); /* collective over the loader's communicator */
+    else
+        free(ds->x);
     memset(ds, 0, sizeof *ds);
 }
 

@@ -1,37 +1,136 @@
-/* The data sets a configuration names, loaded once and shared by every rank. */
+/* The training split a configuration names, in any supported format, loaded once per node. */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
 #include "mpigan/data.h"
+#include "mpigan/datasets.h"
 
-/* Rank 0 reads the training split and broadcasts it; every rank ends with the same examples. */
+/* The training examples of a source of n examples: the first train_count (0: all but the last
+ * valid_count, which validate). */
+static int select_train(mg_dataset *ds, const mg_config *cfg, const char *what, mg_error *err)
+{
+    const int64_t have = ds->n;
+    const int train = cfg->data.train_count, valid = cfg->data.valid_count;
+    if ((int64_t)train + valid > have || (train == 0 && valid >= have))
+        return mg_fail(err,
+                       "%s: data.train_count %d + data.valid_count %d is more than the %lld "
+                       "examples of the file",
+                       what, train, valid, (long long)have);
+    ds->n = train > 0 ? train : (int)(have - valid); /* the rest stays allocated, unused */
+    return 0;
+}
+
+static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    mg_idx_header h;
+    const char *path = cfg->data.train_images;
+    if (mg_idx_read_header(&h, path, err))
+        return -1;
+    /* Read only what trains: the split is checked against the header first. */
+    mg_dataset probe = {.n = (int)h.dims[0]};
+    if (select_train(&probe, cfg, path, err))
+        return -1;
+    return mg_idx_read_images(ds, path, 0, probe.n, err);
+}
+
+static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    char names[5][MG_PATH_MAX + 32];
+    const char *files[5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", cfg->data.path, i + 1);
+        files[i] = names[i];
+    }
+    if (mg_cifar10_read(ds, NULL, files, 5, err))
+        return -1;
+    char what[MG_PATH_MAX + 64];
+    snprintf(what, sizeof what, "%s/data_batch_{1..5}.bin", cfg->data.path);
+    return select_train(ds, cfg, what, err);
+}
+
+static int read_tfd(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    if (mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
+                    (enum mg_tfd_split)cfg->data.split, err))
+        return -1;
+    return select_train(ds, cfg, cfg->data.path, err);
+}
+
+static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    /* Labels do not train a GAN, but a named labels dataset is read, so that one that does not
+     * match the images is an error now rather than in a later evaluation. */
+    const char *labels_name = cfg->data.labels[0] ? cfg->data.labels : NULL;
+    int32_t *labels = NULL;
+    if (mg_h5data_read(ds, labels_name ? &labels : NULL, cfg->data.path, cfg->data.images,
+                       labels_name, 0, -1, err))
+        return -1;
+    free(labels);
+    return select_train(ds, cfg, cfg->data.path, err);
+}
+
+int mg_dataset_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    static const struct {
+        const char *format;
+        int (*read)(mg_dataset *, const mg_config *, mg_error *);
+    } readers[] = {
+        {"idx", read_idx}, {"cifar10", read_cifar10}, {"tfd", read_tfd}, {"hdf5", read_hdf5}};
+    memset(ds, 0, sizeof *ds);
+    for (size_t i = 0; i < sizeof readers / sizeof *readers; i++) {
+        if (strcmp(cfg->data.format, readers[i].format) != 0)
+            continue;
+        if (readers[i].read(ds, cfg, err)) {
+            mg_dataset_free(ds);
+            return -1;
+        }
+        if (cfg->data.preprocess == MG_PREPROCESS_GCN)
+            mg_gcn(ds, cfg->data.gcn_scale);
+        return 0;
+    }
+    return mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
+}
+
 int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,
                           mg_error *err)
 {
-    int rank = mg_comm_rank(comm);
+    const int rank = mg_comm_rank(comm);
+    mg_dataset mine = {0};
     int shape[4] = {0}; /* n, channels, height, width; n = 0 means rank 0 failed */
-    if (rank == 0) {
-        mg_idx_header h;
-        const char *path = cfg->data.train_images;
-        if (mg_idx_read_header(&h, path, err) == 0) {
-            int64_t have = h.dims[0];
-            int64_t want = (int64_t)cfg->data.train_count + cfg->data.valid_count;
-            if (want > have)
-                mg_fail(err,
-                        "%s: data.train_count %d + data.valid_count %d is more than the %lld "
-                        "examples of the file",
-                        path, cfg->data.train_count, cfg->data.valid_count, (long long)have);
-            else if (mg_idx_read_images(ds, path, 0, cfg->data.train_count, err) == 0)
-                memcpy(shape, (int[4]){ds->n, ds->channels, ds->height, ds->width}, sizeof shape);
-        }
-    }
+    if (rank == 0 && mg_dataset_read_train(&mine, cfg, err) == 0)
+        memcpy(shape, (int[4]){mine.n, mine.channels, mine.height, mine.width}, sizeof shape);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
     if (shape[0] == 0)
         return -1;
-    if (rank != 0 && mg_dataset_alloc(ds, shape[0], shape[1], shape[2], shape[3], err))
+
+    memset(ds, 0, sizeof *ds);
+    ds->n = shape[0];
+    ds->channels = shape[1];
+    ds->height = shape[2];
+    ds->width = shape[3];
+    ds->dim = (size_t)shape[1] * shape[2] * shape[3];
+    const size_t bytes = (size_t)ds->n * ds->dim * sizeof(mg_real);
+    void *base = NULL;
+    if (cfg->data.shared_memory)
+        ds->shared = mg_comm_shared_alloc(comm, bytes, &base);
+    if (ds->shared) {
+        ds->x = base;
+        if (rank == 0)
+            memcpy(ds->x, mine.x, bytes); /* rank 0 leads its node */
+        mg_dataset_free(&mine);
+        mg_comm_shared_bcast(comm, ds->shared, 0);
+        return 0;
+    }
+    /* Shared memory turned off, or no window to be had: every rank keeps a private copy. */
+    if (rank == 0) {
+        *ds = mine;
+    } else if (mg_dataset_alloc(ds, shape[0], shape[1], shape[2], shape[3], err)) {
         mg_comm_abort(comm, 1); /* out of memory on one rank alone */
-    mg_comm_bcast(comm, ds->x, ds->dim * (size_t)ds->n * sizeof(mg_real), 0);
+    }
+    mg_comm_bcast(comm, ds->x, bytes, 0);
     return 0;
 }

@@ -23,6 +23,7 @@ static const char *usage_main =
     "  train --resume CKPT   continue a run from a checkpoint\n"
     "  sample CKPT -n N -o FILE.h5   draw N samples from a checkpoint's generator\n"
     "  info CKPT          describe a checkpoint: step, configuration, tensors\n"
+    "  prepare FORMAT INPUT... -o OUT.h5   convert a data set once into mpigan's HDF5 input\n"
     "\n"
     "options:\n"
     "  -h, --help     this text; 'mpigan COMMAND --help' lists a command's options\n"
@@ -83,6 +84,22 @@ static const char *usage_info =
     "\n"
     "Prints a checkpoint's step, epoch, versions, configuration summary and every tensor with\n"
     "its shape. CHECKPOINT may be a run directory: its newest checkpoint.\n";
+
+static const char *usage_prepare =
+    "usage: mpigan prepare FORMAT INPUT... -o OUT.h5 [options]\n"
+    "\n"
+    "Converts a data set into mpigan's HDF5 input (/images (N, C, H, W), /labels (N)), to train\n"
+    "with data.format hdf5: convert once, train many times.\n"
+    "\n"
+    "  prepare idx train-images-idx3-ubyte.gz [train-labels-idx1-ubyte.gz] -o mnist.h5\n"
+    "  prepare cifar10 data_batch_1.bin ... data_batch_5.bin -o cifar10.h5\n"
+    "  prepare tfd TFD_48x48.mat --fold 0 --split unlabeled -o tfd.h5\n"
+    "\n"
+    "options:\n"
+    "  -o OUT.h5        output file (required)\n"
+    "  --fold K         tfd: fold 0 to 4 (default 0)\n"
+    "  --split S        tfd: unlabeled, train, valid or test (default unlabeled)\n"
+    "  -h, --help       this text\n";
 
 /* Before MPI_Init the rank is only known from the launcher's environment; it lets a command-line
  * error be printed once, not once per rank. */
@@ -244,6 +261,59 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
     return -1;
 }
 
+static int parse_prepare(mg_prepare_opts *o, int argc, char **argv)
+{
+    static const char *inputs[256];
+    static const char *const splits[] = {"unlabeled", "train", "valid", "test"};
+    static const char *const valued[] = {"-o", "--fold", "--split", NULL};
+    memset(o, 0, sizeof *o);
+    o->inputs = inputs;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (takes_value(arg, valued)) {
+            if (!val)
+                return usage_error("prepare", "%s needs a value", arg);
+            i++;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            return help(usage_prepare);
+        } else if (!strcmp(arg, "-o")) {
+            o->out = val;
+        } else if (!strcmp(arg, "--fold")) {
+            if (!is_count(val) || atoi(val) > 4)
+                return usage_error("prepare", "--fold takes 0 to 4, not %s", val);
+            o->fold = atoi(val);
+        } else if (!strcmp(arg, "--split")) {
+            o->split = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(val, splits[k]))
+                    o->split = k;
+            if (o->split < 0)
+                return usage_error("prepare", "--split takes unlabeled, train, valid or test, not %s",
+                                   val);
+        } else if (arg[0] == '-') {
+            return usage_error("prepare", "unknown option %s", arg);
+        } else if (!o->format) {
+            o->format = arg;
+        } else if (o->n_inputs < 256) {
+            inputs[o->n_inputs++] = arg;
+        } else {
+            return usage_error("prepare", "too many inputs (at most %s)", "256");
+        }
+    }
+    if (!o->format)
+        return usage_error("prepare", "%s", "prepare needs a format: idx, cifar10 or tfd");
+    if (strcmp(o->format, "idx") && strcmp(o->format, "cifar10") && strcmp(o->format, "tfd"))
+        return usage_error("prepare", "format %s is not one of idx, cifar10, tfd", o->format);
+    int max_inputs = !strcmp(o->format, "idx") ? 2 : !strcmp(o->format, "tfd") ? 1 : 256;
+    if (o->n_inputs < 1 || o->n_inputs > max_inputs)
+        return usage_error("prepare", "wrong number of inputs for %s", o->format);
+    if (!o->out)
+        return usage_error("prepare", "%s", "prepare needs -o OUT.h5");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -265,6 +335,11 @@ int main(int argc, char **argv)
         if (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))
             return help(usage_info);
         return mg_run_info(argv[2]);
+    } else if (!strcmp(cmd, "prepare")) {
+        mg_prepare_opts o;
+        if ((code = parse_prepare(&o, argc - 1, argv + 1)) >= 0)
+            return code;
+        return mg_run_prepare(&o);
     } else if (!strcmp(cmd, "train")) {
         mg_train_opts o;
         if ((code = parse_train(&o, argc - 1, argv + 1)) >= 0)

@@ -8,6 +8,23 @@
 
 #include "mpigan/comm.h"
 
+void mg_memory_mb(double *rss, double *pss)
+{
+    *rss = *pss = -1;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        double kb;
+        if (sscanf(line, "Rss: %lf kB", &kb) == 1)
+            *rss = kb / 1024;
+        else if (sscanf(line, "Pss: %lf kB", &kb) == 1)
+            *pss = kb / 1024;
+    }
+    fclose(f);
+}
+
 static int mkdir_p(const char *dir, mg_error *err)
 {
     char path[MG_PATH_MAX];
@@ -224,9 +241,11 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
             "{\n  \"mpigan_version\": \"%s\",\n  \"config\": \"%s\",\n  \"ranks\": %d,\n"
             "  \"threads_per_rank\": %d,\n  \"global_batch\": %d,\n  \"steps\": %lld,\n"
             "  \"epochs\": %.6f,\n  \"seconds\": %.3f,\n  \"samples_per_s\": %.1f,\n"
+            "  \"memory_mb\": {\"rss_min\": %.1f, \"rss_max\": %.1f, \"pss_min\": %.1f, "
+            "\"pss_max\": %.1f, \"pss_sum\": %.1f},\n"
             "  \"timers\": {",
             MPIGAN_VERSION, t->cfg.source, t->nranks, r->threads, t->batch, (long long)t->step,
-            mg_trainer_epoch(t), seconds, rate);
+            mg_trainer_epoch(t), seconds, rate, r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4]);
     for (int i = 0; i < MG_TIMER_COUNT; i++)
         fprintf(f, "%s\n    \"%s\": {\"min\": %.4f, \"mean\": %.4f, \"max\": %.4f}",
                 i ? "," : "", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
@@ -243,7 +262,9 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
         fprintf(r->out, "time per rank (s, min/mean/max):");
         for (int i = 0; i < MG_TIMER_COUNT; i++)
             fprintf(r->out, "  %s %.2f/%.2f/%.2f", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
-        fprintf(r->out, "\nrun directory: %s\n", r->dir);
+        fprintf(r->out, "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks %.0f\n",
+                r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4]);
+        fprintf(r->out, "run directory: %s\n", r->dir);
     }
     return 0;
 }

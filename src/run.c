@@ -17,6 +17,7 @@
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
 #include "mpigan/data.h"
+#include "mpigan/datasets.h"
 #include "mpigan/image.h"
 #include "mpigan/sampleset.h"
 #include "mpigan/signals.h"
@@ -261,6 +262,9 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         else
             printf("%lld steps", (long long)total);
         printf("; run directory %s\n", dir);
+        printf("training set %.0f MB, %s\n",
+               (double)data.n * data.dim * sizeof(mg_real) / (1 << 20),
+               data.shared ? "one copy per node in shared memory" : "one copy per rank");
         fflush(stdout);
     }
 
@@ -311,7 +315,14 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
 
     double tmin[MG_TIMER_COUNT], tmean[MG_TIMER_COUNT], tmax[MG_TIMER_COUNT];
     mg_trainer_timers(&t, tmin, tmean, tmax);
+    /* Resident memory per rank at the end, when training has touched the data: RSS, and PSS,
+     * which counts the node's shared copy of the training set once per node. */
+    double rss, pss, sum, mem[5];
+    mg_memory_mb(&rss, &pss);
+    mg_comm_minmaxsum(comm, rss, &mem[0], &mem[1], &sum);
+    mg_comm_minmaxsum(comm, pss, &mem[2], &mem[3], &mem[4]);
     if (rank == 0) {
+        memcpy(rep.mem, mem, sizeof mem);
         if (mg_report_close(&rep, &t, tmin, tmean, tmax, &err)) {
             fprintf(stderr, "mpigan: %s\n", err.msg);
             if (status == MG_EXIT_OK)
@@ -440,4 +451,58 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     free(z);
     mg_net_free(&g);
     return status;
+}
+
+int mg_run_prepare(const mg_prepare_opts *o)
+{
+    mg_error err;
+    mg_dataset ds = {0};
+    int32_t *labels = NULL;
+    int rc = -1;
+    char source[1024];
+    int at = snprintf(source, sizeof source, "%s:", o->format);
+    for (int i = 0; i < o->n_inputs && at < (int)sizeof source; i++)
+        at += snprintf(source + at, sizeof source - at, " %s", o->inputs[i]);
+
+    if (!strcmp(o->format, "idx")) {
+        rc = mg_idx_read_images(&ds, o->inputs[0], 0, -1, &err);
+        if (rc == 0 && o->n_inputs == 2) {
+            uint8_t *bytes = NULL;
+            int n = 0;
+            rc = mg_idx_read_labels(&bytes, &n, o->inputs[1], &err);
+            if (rc == 0 && n != ds.n)
+                rc = mg_fail(&err, "%s: %d labels for the %d images of %s", o->inputs[1], n, ds.n,
+                             o->inputs[0]);
+            if (rc == 0) {
+                labels = mg_xmalloc((size_t)n * sizeof *labels);
+                for (int i = 0; i < n; i++)
+                    labels[i] = bytes[i];
+            }
+            free(bytes);
+        }
+    } else if (!strcmp(o->format, "cifar10")) {
+        uint8_t *bytes = NULL;
+        rc = mg_cifar10_read(&ds, &bytes, o->inputs, o->n_inputs, &err);
+        if (rc == 0) {
+            labels = mg_xmalloc((size_t)ds.n * sizeof *labels);
+            for (int i = 0; i < ds.n; i++)
+                labels[i] = bytes[i];
+            free(bytes);
+        }
+    } else if (!strcmp(o->format, "tfd")) {
+        rc = mg_tfd_read(&ds, &labels, NULL, o->inputs[0], o->fold, (enum mg_tfd_split)o->split,
+                         &err);
+    } else {
+        rc = mg_fail(&err, "prepare: format %s is not one of idx, cifar10, tfd", o->format);
+    }
+    if (rc == 0)
+        rc = mg_h5data_write(o->out, &ds, labels, source, &err);
+    if (rc == 0)
+        printf("%s: %d examples of %dx%dx%d from %s\n", o->out, ds.n, ds.channels, ds.height,
+               ds.width, source);
+    else
+        fprintf(stderr, "mpigan: %s\n", err.msg);
+    free(labels);
+    mg_dataset_free(&ds);
+    return rc == 0 ? MG_EXIT_OK : MG_EXIT_INPUT;
 }

@@ -21,6 +21,18 @@ int mg_comm_rank(const mg_comm *c);
 int mg_comm_size(const mg_comm *c);
 int mg_comm_node_size(const mg_comm *c); /* ranks of c on this node */
 
+/* Memory shared by the ranks of one node (an MPI-3 shared-memory window). */
+typedef struct mg_shared mg_shared;
+
+/* Collective over c: one block of `bytes` per node, allocated by the node's first rank; every rank
+ * of the node gets the address of that one block. Returns NULL (on every rank) if the MPI library
+ * cannot make one; the caller then keeps a private copy. */
+mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base);
+/* Collective over c: root's block (its node's) is copied to every other node's block; afterwards
+ * every rank sees the contents. */
+void mg_comm_shared_bcast(const mg_comm *c, mg_shared *s, int root);
+void mg_comm_shared_free(mg_shared *s);
+
 /* A new communicator of the ranks that pass the same color (color < 0: none, returns NULL). */
 mg_comm *mg_comm_split(const mg_comm *c, int color);
 void mg_comm_free(mg_comm *c);

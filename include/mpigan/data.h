@@ -17,7 +17,8 @@ typedef struct {
     int n;           /* examples */
     int channels, height, width;
     size_t dim;      /* channels * height * width */
-    mg_real *x;      /* (n, dim) row-major, values in [0, 1] */
+    mg_real *x;      /* (n, dim) row-major; values in [0, 1] unless preprocessed (GCN) */
+    struct mg_shared *shared; /* x lives in a node's shared window (mg_dataset_load_train) */
 } mg_dataset;
 
 /* Header of an IDX file (http://yann.lecun.com/exdb/mnist/): magic 0x0000TTNN with type TT and
@@ -43,11 +44,15 @@ int mg_idx_read_labels(uint8_t **labels, int *n, const char *path, mg_error *err
 int mg_dataset_alloc(mg_dataset *ds, int n, int channels, int height, int width, mg_error *err);
 void mg_dataset_free(mg_dataset *ds);
 
-/* The training split the configuration names (the first data.train_count examples), read on rank
- * 0 of comm and broadcast, so that every rank holds the same examples. Collective; on an error
- * every rank returns -1, and err is set on rank 0. */
+/* The training split the configuration names, in any format (data.format), preprocessed: read
+ * by rank 0 of comm and copied once into each node's shared memory, so that the ranks of a node
+ * share one copy and every rank sees the same examples. Collective; on an error every rank
+ * returns -1, and err is set on rank 0. */
 int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,
                           mg_error *err);
+
+/* Rank 0's part of it: the training split of cfg read into a private ds (no MPI). */
+int mg_dataset_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err);
 
 /* Mean of each pixel over the examples: (dim). */
 void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean);

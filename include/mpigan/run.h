@@ -34,6 +34,18 @@ typedef struct {
     uint64_t set;                    /* which noise set: 0 is the training snapshots' */
 } mg_sample_opts;
 
+typedef struct {
+    const char *format;              /* idx, cifar10 or tfd */
+    const char *const *inputs;       /* idx: images [labels]; cifar10: batch files; tfd: the .mat */
+    int n_inputs;
+    const char *out;                 /* HDF5 file */
+    int fold;                        /* tfd */
+    int split;                       /* tfd: an mg_tfd_split */
+} mg_prepare_opts;
+
+/* Serial: converts a data set once into mpigan's HDF5 input format. */
+int mg_run_prepare(const mg_prepare_opts *o);
+
 /* Collective over comm. */
 int mg_run_train(const mg_train_opts *o, const mg_comm *comm);
 int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm);

@@ -1,0 +1,155 @@
+/* Writes small data sets in their real distributed formats, for tests that need files:
+ *   make_data DIR N  ->  DIR/idx/train-images-idx3-ubyte.gz  (N x 28 x 28) and train-labels
+ *                        DIR/cifar/data_batch_1.bin ... data_batch_5.bin (N/5 records each)
+ *                        DIR/tfd/TFD_48x48.mat (MATLAB v5: images N x 48 x 48, folds N x 5)
+ * Pixels are smooth random patterns from a fixed seed, so the same call writes the same files. */
+#include <errno.h>
+#include <matio.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+static void die(const char *what)
+{
+    fprintf(stderr, "make_data: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static uint32_t state = 12345;
+static uint8_t next_byte(void)
+{
+    state = state * 1664525u + 1013904223u;
+    return (uint8_t)(state >> 24);
+}
+
+/* A blob at a random place on a dark background: something a discriminator can learn. */
+static void image(uint8_t *px, int h, int w)
+{
+    int cy = next_byte() % h, cx = next_byte() % w;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int d2 = (y - cy) * (y - cy) + (x - cx) * (x - cx);
+            px[y * w + x] = (uint8_t)(d2 < h * w / 16 ? 200 + next_byte() % 56 : next_byte() % 32);
+        }
+}
+
+static void be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
+}
+
+static void write_idx(const char *dir, int n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    gzFile g = gzopen(path, "wb");
+    if (!g)
+        die(path);
+    uint8_t hdr[16] = {0, 0, 8, 3};
+    be32(hdr + 4, (uint32_t)n), be32(hdr + 8, 28), be32(hdr + 12, 28);
+    gzwrite(g, hdr, sizeof hdr);
+    uint8_t px[784];
+    for (int i = 0; i < n; i++) {
+        image(px, 28, 28);
+        gzwrite(g, px, sizeof px);
+    }
+    if (gzclose(g) != Z_OK)
+        die(path);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
+    if (!(g = gzopen(path, "wb")))
+        die(path);
+    uint8_t lh[8] = {0, 0, 8, 1};
+    be32(lh + 4, (uint32_t)n);
+    gzwrite(g, lh, sizeof lh);
+    for (int i = 0; i < n; i++) {
+        uint8_t label = (uint8_t)(i % 10);
+        gzwrite(g, &label, 1);
+    }
+    if (gzclose(g) != Z_OK)
+        die(path);
+}
+
+static void write_cifar(const char *dir, int n)
+{
+    uint8_t rec[3073], px[1024];
+    for (int b = 1; b <= 5; b++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            die(path);
+        for (int i = 0; i < n / 5; i++) {
+            rec[0] = (uint8_t)(i % 10);
+            image(px, 32, 32);
+            for (int c = 0; c < 3; c++)
+                for (int k = 0; k < 1024; k++)
+                    rec[1 + c * 1024 + k] = (uint8_t)(px[k] * (c + 2) / 4);
+            if (fwrite(rec, 1, sizeof rec, f) != sizeof rec)
+                die(path);
+        }
+        if (fclose(f) != 0)
+            die(path);
+    }
+}
+
+static void write_tfd(const char *dir, int n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/TFD_48x48.mat", dir);
+    mat_t *mat = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+    if (!mat)
+        die(path);
+    /* MATLAB is column-major: images(i, r, c) at i + n * (r + 48 * c). */
+    uint8_t *images = malloc((size_t)n * 48 * 48), px[48 * 48];
+    double *folds = malloc((size_t)n * 5 * sizeof *folds);
+    if (!images || !folds)
+        die("malloc");
+    for (int i = 0; i < n; i++) {
+        image(px, 48, 48);
+        for (int r = 0; r < 48; r++)
+            for (int c = 0; c < 48; c++)
+                images[i + (size_t)n * (r + 48 * c)] = px[r * 48 + c];
+        for (int k = 0; k < 5; k++) /* mostly unlabeled; a few labeled of each split */
+            folds[i + (size_t)n * k] = i < n - 30 ? 0 : 1 + (i + k) % 3;
+    }
+    size_t idims[3] = {(size_t)n, 48, 48}, fdims[2] = {(size_t)n, 5};
+    matvar_t *vi = Mat_VarCreate("images", MAT_C_UINT8, MAT_T_UINT8, 3, idims, images, 0);
+    matvar_t *vf = Mat_VarCreate("folds", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, fdims, folds, 0);
+    if (!vi || !vf || Mat_VarWrite(mat, vi, MAT_COMPRESSION_NONE) ||
+        Mat_VarWrite(mat, vf, MAT_COMPRESSION_NONE))
+        die(path);
+    Mat_VarFree(vi);
+    Mat_VarFree(vf);
+    Mat_Close(mat);
+    free(images);
+    free(folds);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: make_data DIR N\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    int n = atoi(argv[2]);
+    char sub[4096];
+    const char *const subs[] = {"idx", "cifar", "tfd"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            die(dir);
+        if (mkdir(sub, 0777) != 0 && errno != EEXIST)
+            die(sub);
+    }
+    snprintf(sub, sizeof sub, "%s/idx", dir);
+    write_idx(sub, n);
+    snprintf(sub, sizeof sub, "%s/cifar", dir);
+    write_cifar(sub, n);
+    snprintf(sub, sizeof sub, "%s/tfd", dir);
+    write_tfd(sub, n);
+    return 0;
+}
