@@ -627,8 +627,9 @@ static int all_chunks_found(hid_t dset, int rank, const hsize_t *dims)
     }
 }
 
-int mg_h5r_dataset(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
-                   const hsize_t *dims, void *buf, mg_error *err)
+/* Opens dataset `name`, which must have exactly the shape dims and mem_type's class. */
+static hid_t open_expected(hid_t file, const char *path, const char *name, hid_t mem_type,
+                           int rank, const hsize_t *dims, mg_error *err)
 {
     mg_h5_info info;
     hid_t dset = open_dataset(file, path, name, &info, err);
@@ -639,7 +640,8 @@ int mg_h5r_dataset(hid_t file, const char *path, const char *name, hid_t mem_typ
         mg_h5_shape_str(have, sizeof have, info.rank, info.dims);
         mg_h5_shape_str(want, sizeof want, rank, dims);
         mg_h5_close(dset);
-        return mg_fail(err, "%s: %s has shape %s, expected %s", path, name, have, want);
+        mg_fail(err, "%s: %s has shape %s, expected %s", path, name, have, want);
+        return -1;
     }
     H5T_class_t want_cls = H5Tget_class(mem_type);
     if (info.cls != want_cls) {
@@ -648,8 +650,18 @@ int mg_h5r_dataset(hid_t file, const char *path, const char *name, hid_t mem_typ
         mg_h5_type_str(have, sizeof have, &info);
         mg_h5_type_str(want, sizeof want, &w);
         mg_h5_close(dset);
-        return mg_fail(err, "%s: %s holds %s, expected %s", path, name, have, want);
+        mg_fail(err, "%s: %s holds %s, expected %s", path, name, have, want);
+        return -1;
     }
+    return dset;
+}
+
+int mg_h5r_dataset(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
+                   const hsize_t *dims, void *buf, mg_error *err)
+{
+    hid_t dset = open_expected(file, path, name, mem_type, rank, dims, err);
+    if (dset < 0)
+        return -1;
     herr_t r = all_chunks_found(dset, rank, dims) ? H5Dread(dset, mem_type, H5S_ALL, H5S_ALL,
                                                              H5P_DEFAULT, buf)
                                                    : -1;
@@ -838,26 +850,9 @@ static int row_chunks_found(hid_t dset, int rank, const hsize_t *dims, hsize_t l
 int mg_h5r_rows(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
                 const hsize_t *dims, hsize_t first, hsize_t count, void *buf, mg_error *err)
 {
-    mg_h5_info info;
-    hid_t dset = open_dataset(file, path, name, &info, err);
+    hid_t dset = open_expected(file, path, name, mem_type, rank, dims, err);
     if (dset < 0)
         return -1;
-    if (!same_shape(&info, rank, dims)) {
-        char have[128], want[128];
-        mg_h5_shape_str(have, sizeof have, info.rank, info.dims);
-        mg_h5_shape_str(want, sizeof want, rank, dims);
-        mg_h5_close(dset);
-        return mg_fail(err, "%s: %s has shape %s, expected %s", path, name, have, want);
-    }
-    H5T_class_t want_cls = H5Tget_class(mem_type);
-    if (info.cls != want_cls) {
-        char have[32], want[32];
-        mg_h5_info w = {.cls = want_cls, .size = H5Tget_size(mem_type), .is_signed = 1};
-        mg_h5_type_str(have, sizeof have, &info);
-        mg_h5_type_str(want, sizeof want, &w);
-        mg_h5_close(dset);
-        return mg_fail(err, "%s: %s holds %s, expected %s", path, name, have, want);
-    }
     if (rank < 1 || first > dims[0] || count > dims[0] - first) {
         mg_h5_close(dset);
         return mg_fail(err, "%s: rows [%llu, %llu) of %s asked for, it has %llu", path,

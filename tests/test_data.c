@@ -162,19 +162,6 @@ static void check_images(const mg_dataset *ds, int first, int n, int height, int
     CU_ASSERT_EQUAL(bad, 0);
 }
 
-/* The message must be exactly "<path>: <what>". */
-#define ASSERT_FAILS(rc, err, path, ...)                                                       \
-    do {                                                                                       \
-        char want_[8192], what_[MG_ERROR_LEN];                                                 \
-        snprintf(what_, sizeof what_, __VA_ARGS__);                                            \
-        snprintf(want_, sizeof want_, "%s: %s", (path), what_);                                \
-        CU_ASSERT_EQUAL((rc), -1);                                                             \
-        if (strcmp((err).msg, want_) != 0)                                                     \
-            fprintf(stderr, "\n  %s:%d:\n    got:  %s\n    want: %s\n", __FILE__, __LINE__,    \
-                    (err).msg, want_);                                                         \
-        CU_ASSERT_STRING_EQUAL((err).msg, want_);                                              \
-    } while (0)
-
 static void test_data_raw(void)
 {
     const uint32_t dims[3] = {5, 3, 4};
@@ -379,39 +366,39 @@ static void test_data_errors(void)
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/no-such-file.gz", mg_test_tmpdir());
     rc = mg_idx_read_images(&ds, missing, 0, -1, &err);
-    ASSERT_FAILS(rc, err, missing, "cannot open: No such file or directory");
+    MG_ASSERT_FAILS(rc, err, missing, "cannot open: No such file or directory");
     CU_ASSERT_PTR_NULL(ds.x);
     CU_ASSERT_EQUAL(ds.n, 0);
     rc = mg_idx_read_images(&ds, mg_test_tmpdir(), 0, -1, &err);
-    ASSERT_FAILS(rc, err, mg_test_tmpdir(), "cannot open: Is a directory");
+    MG_ASSERT_FAILS(rc, err, mg_test_tmpdir(), "cannot open: Is a directory");
 
     /* A PNG is not an IDX file; the magic expected depends on what is being read. */
     const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     const char *path = mg_test_write_file("image.png", png, sizeof png);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path,
+    MG_ASSERT_FAILS(rc, err, path,
                  "not an IDX file (magic bytes 00 00 08 03 expected, got 89 50 4e 47)");
     rc = mg_idx_read_labels(&labels, &nl, path, &err);
-    ASSERT_FAILS(rc, err, path,
+    MG_ASSERT_FAILS(rc, err, path,
                  "not an IDX file (magic bytes 00 00 08 01 expected, got 89 50 4e 47)");
     CU_ASSERT_PTR_NULL(labels);
     CU_ASSERT_EQUAL(nl, 0);
     rc = mg_idx_read_header(&h, path, &err);
-    ASSERT_FAILS(rc, err, path,
+    MG_ASSERT_FAILS(rc, err, path,
                  "not an IDX file (magic bytes 00 00 08 03 expected, got 89 50 4e 47)");
 
     path = mg_test_write_file("short", "\0\0\x08", 3);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path, "not an IDX file (shorter than its 4-byte magic)");
+    MG_ASSERT_FAILS(rc, err, path, "not an IDX file (shorter than its 4-byte magic)");
     path = mg_test_write_file("empty", "", 0);
     rc = mg_idx_read_header(&h, path, &err);
-    ASSERT_FAILS(rc, err, path, "not an IDX file (shorter than its 4-byte magic)");
+    MG_ASSERT_FAILS(rc, err, path, "not an IDX file (shorter than its 4-byte magic)");
 
     /* 0x0d is float, valid IDX but not ours. */
     blob b = make_idx_raw(0x0d, 3, 3, dims, 60);
     path = write_raw("float.idx", &b);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path,
+    MG_ASSERT_FAILS(rc, err, path,
                  "IDX element type 0x0d is not supported (only unsigned bytes, 0x08)");
     blob_free(&b);
 
@@ -419,12 +406,12 @@ static void test_data_errors(void)
     b = make_idx_raw(0x08, 5, 5, five, 1);
     path = write_raw("five.idx", &b);
     rc = mg_idx_read_header(&h, path, &err);
-    ASSERT_FAILS(rc, err, path, "IDX files with 5 dimensions are not supported");
+    MG_ASSERT_FAILS(rc, err, path, "IDX files with 5 dimensions are not supported");
     blob_free(&b);
     b = make_idx_raw(0x08, 0, 0, five, 1);
     path = write_raw("zero.idx", &b);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path, "IDX files with 0 dimensions are not supported");
+    MG_ASSERT_FAILS(rc, err, path, "IDX files with 0 dimensions are not supported");
     blob_free(&b);
 
     /* A label file read as images, an image file read as labels. */
@@ -432,12 +419,12 @@ static void test_data_errors(void)
     b = make_idx(1, &n5, 5);
     path = write_raw("labels1.idx", &b);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path, "an image file needs 2 or 3 dimensions, this one has 1");
+    MG_ASSERT_FAILS(rc, err, path, "an image file needs 2 or 3 dimensions, this one has 1");
     blob_free(&b);
     b = make_idx(3, dims, 60);
     path = write_raw("images3.idx", &b);
     rc = mg_idx_read_labels(&labels, &nl, path, &err);
-    ASSERT_FAILS(rc, err, path, "a label file needs 1 dimension, this one has 3");
+    MG_ASSERT_FAILS(rc, err, path, "a label file needs 1 dimension, this one has 3");
     CU_ASSERT_PTR_NULL(labels);
     blob_free(&b);
 
@@ -447,36 +434,36 @@ static void test_data_errors(void)
     b.len -= 2;
     path = write_raw("header.idx", &b);
     rc = mg_idx_read_header(&h, path, &err);
-    ASSERT_FAILS(rc, err, path, "truncated header (3 of 4 dimension sizes present)");
+    MG_ASSERT_FAILS(rc, err, path, "truncated header (3 of 4 dimension sizes present)");
     blob_free(&b);
 
     const uint32_t zero[3] = {5, 3, 0};
     b = make_idx(3, zero, 0);
     path = write_raw("zerodim.idx", &b);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path, "dimension 2 is 0");
+    MG_ASSERT_FAILS(rc, err, path, "dimension 2 is 0");
     blob_free(&b);
     const uint32_t huge[3] = {5, 0xffffffffu, 4};
     b = make_idx(3, huge, 0);
     path = write_raw("hugedim.idx", &b);
     rc = mg_idx_read_header(&h, path, &err);
-    ASSERT_FAILS(rc, err, path, "dimension 1 is 4294967295, more than the limit 2147483647");
+    MG_ASSERT_FAILS(rc, err, path, "dimension 1 is 4294967295, more than the limit 2147483647");
     blob_free(&b);
     const uint32_t wide[3] = {5, 5000, 5000};
     b = make_idx(3, wide, 0);
     path = write_raw("wide.idx", &b);
     rc = mg_idx_read_images(&ds, path, 0, -1, &err);
-    ASSERT_FAILS(rc, err, path, "examples of 25000000 bytes, more than the limit 16777216");
+    MG_ASSERT_FAILS(rc, err, path, "examples of 25000000 bytes, more than the limit 16777216");
     blob_free(&b);
 
     /* One data byte short and 16 too many, raw and gzip, whichever examples are asked for. */
     b = make_idx(3, dims, 59);
     const char *raw = write_raw("short.idx", &b), *gz = write_gz("short.gz", &b, 6);
     rc = mg_idx_read_images(&ds, raw, 0, 1, &err);
-    ASSERT_FAILS(rc, err, raw,
+    MG_ASSERT_FAILS(rc, err, raw,
                  "truncated: the header promises 5 x 12 bytes (60), the file holds 59");
     rc = mg_idx_read_images(&ds, gz, 0, 1, &err);
-    ASSERT_FAILS(rc, err, gz,
+    MG_ASSERT_FAILS(rc, err, gz,
                  "truncated: the header promises 5 x 12 bytes (60), the file holds 59");
     CU_ASSERT_PTR_NULL(ds.x);
     blob_free(&b);
@@ -484,20 +471,20 @@ static void test_data_errors(void)
     raw = write_raw("long.idx", &b);
     gz = write_gz("long.gz", &b, 6);
     rc = mg_idx_read_images(&ds, raw, 4, 1, &err);
-    ASSERT_FAILS(rc, err, raw, "16 bytes after the 60 the header promises");
+    MG_ASSERT_FAILS(rc, err, raw, "16 bytes after the 60 the header promises");
     rc = mg_idx_read_images(&ds, gz, 4, 1, &err);
-    ASSERT_FAILS(rc, err, gz, "16 bytes after the 60 the header promises");
+    MG_ASSERT_FAILS(rc, err, gz, "16 bytes after the 60 the header promises");
     blob_free(&b);
     b = make_idx(1, &n5, 4);
     gz = write_gz("labels-short.gz", &b, 6);
     rc = mg_idx_read_labels(&labels, &nl, gz, &err);
-    ASSERT_FAILS(rc, err, gz, "truncated: the header promises 5 x 1 bytes (5), the file holds 4");
+    MG_ASSERT_FAILS(rc, err, gz, "truncated: the header promises 5 x 1 bytes (5), the file holds 4");
     CU_ASSERT_PTR_NULL(labels);
     blob_free(&b);
     b = make_idx(1, &n5, 6);
     raw = write_raw("labels-long.idx", &b);
     rc = mg_idx_read_labels(&labels, &nl, raw, &err);
-    ASSERT_FAILS(rc, err, raw, "1 bytes after the 5 the header promises");
+    MG_ASSERT_FAILS(rc, err, raw, "1 bytes after the 5 the header promises");
     blob_free(&b);
 
     /* A header promising 2^31-1 examples of 4096 x 4096 (2^55 bytes) over 1000 real bytes: the
@@ -508,23 +495,23 @@ static void test_data_errors(void)
     raw = write_raw("liar.idx", &b);
     gz = write_gz("liar.gz", &b, 6);
     rc = mg_idx_read_images(&ds, raw, 0, -1, &err);
-    ASSERT_FAILS(rc, err, raw, "truncated: the header promises 2147483647 x 16777216 bytes "
+    MG_ASSERT_FAILS(rc, err, raw, "truncated: the header promises 2147483647 x 16777216 bytes "
                                "(36028797002186752), the file holds 1000");
     rc = mg_idx_read_images(&ds, gz, 0, -1, &err);
-    ASSERT_FAILS(rc, err, gz, "truncated: the header promises 2147483647 x 16777216 bytes "
+    MG_ASSERT_FAILS(rc, err, gz, "truncated: the header promises 2147483647 x 16777216 bytes "
                               "(36028797002186752), the file holds 1000");
     blob_free(&b);
 
     b = make_idx(3, dims, 60);
     raw = write_raw("good.idx", &b);
     rc = mg_idx_read_images(&ds, raw, 0, 7, &err);
-    ASSERT_FAILS(rc, err, raw, "examples [0, 7) asked for, the file holds 5");
+    MG_ASSERT_FAILS(rc, err, raw, "examples [0, 7) asked for, the file holds 5");
     rc = mg_idx_read_images(&ds, raw, -1, 2, &err);
-    ASSERT_FAILS(rc, err, raw, "examples [-1, 1) asked for, the file holds 5");
+    MG_ASSERT_FAILS(rc, err, raw, "examples [-1, 1) asked for, the file holds 5");
     rc = mg_idx_read_images(&ds, raw, 6, -1, &err);
-    ASSERT_FAILS(rc, err, raw, "examples [6, end) asked for, the file holds 5");
+    MG_ASSERT_FAILS(rc, err, raw, "examples [6, end) asked for, the file holds 5");
     rc = mg_idx_read_images(&ds, raw, 2147483647, 1, &err);
-    ASSERT_FAILS(rc, err, raw, "examples [2147483647, 2147483648) asked for, the file holds 5");
+    MG_ASSERT_FAILS(rc, err, raw, "examples [2147483647, 2147483648) asked for, the file holds 5");
     blob_free(&b);
 }
 
@@ -542,7 +529,7 @@ static void test_data_gz_errors(void)
     const char *gz = write_gz("stored.gz", &b, 0);
     flip_bytes(gz, file_size(gz) / 2, 4);
     rc = mg_idx_read_images(&ds, gz, 0, 1, &err);
-    ASSERT_FAILS(rc, err, gz, "corrupt gzip data: incorrect data check");
+    MG_ASSERT_FAILS(rc, err, gz, "corrupt gzip data: incorrect data check");
     CU_ASSERT_PTR_NULL(ds.x);
 
     /* Compressed: the flip breaks the Huffman-coded stream itself. Which of zlib's messages
@@ -561,7 +548,7 @@ static void test_data_gz_errors(void)
     gz = write_gz("cut.gz", &b, 6);
     cut_file(gz, file_size(gz) / 2);
     rc = mg_idx_read_images(&ds, gz, 0, -1, &err);
-    ASSERT_FAILS(rc, err, gz, "corrupt gzip data: unexpected end of file");
+    MG_ASSERT_FAILS(rc, err, gz, "corrupt gzip data: unexpected end of file");
     blob_free(&b);
 }
 

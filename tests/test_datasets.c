@@ -27,19 +27,6 @@ static mg_real scaled(unsigned char b)
     return (mg_real)b / (mg_real)255;
 }
 
-/* The message must be exactly "<path>: <what>". */
-#define ASSERT_FAILS(rc, err, path, ...)                                                       \
-    do {                                                                                       \
-        char want_[8192], what_[MG_ERROR_LEN];                                                 \
-        snprintf(what_, sizeof what_, __VA_ARGS__);                                            \
-        snprintf(want_, sizeof want_, "%s: %s", (path), what_);                                \
-        CU_ASSERT_EQUAL((rc), -1);                                                             \
-        if (strcmp((err).msg, want_) != 0)                                                     \
-            fprintf(stderr, "\n  %s:%d:\n    got:  %s\n    want: %s\n", __FILE__, __LINE__,    \
-                    (err).msg, want_);                                                         \
-        CU_ASSERT_STRING_EQUAL((err).msg, want_);                                              \
-    } while (0)
-
 static void assert_no_open_hdf5(void)
 {
     ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
@@ -159,22 +146,22 @@ static void test_cifar10_errors(void)
     const char *odd = mg_test_write_file("odd.bin", b, 2 * REC + 100);
     const char *files[2] = {good, odd};
     int rc = mg_cifar10_read(&ds, &labels, files, 2, &err);
-    ASSERT_FAILS(rc, err, odd, "6246 bytes is not a whole number of 3073-byte CIFAR-10 records "
+    MG_ASSERT_FAILS(rc, err, odd, "6246 bytes is not a whole number of 3073-byte CIFAR-10 records "
                                "(2 records and 100 bytes over)");
     assert_empty(&ds);
     CU_ASSERT_PTR_NULL(labels);
     const char *one = mg_test_write_file("one.bin", b, REC + 1);
     rc = mg_cifar10_read(&ds, &labels, &one, 1, &err);
-    ASSERT_FAILS(rc, err, one, "3074 bytes is not a whole number of 3073-byte CIFAR-10 records "
+    MG_ASSERT_FAILS(rc, err, one, "3074 bytes is not a whole number of 3073-byte CIFAR-10 records "
                                "(1 record and 1 byte over)");
     const char *tiny = mg_test_write_file("tiny.bin", b, 3072);
     rc = mg_cifar10_read(&ds, &labels, &tiny, 1, &err);
-    ASSERT_FAILS(rc, err, tiny, "3072 bytes is not a whole number of 3073-byte CIFAR-10 records "
+    MG_ASSERT_FAILS(rc, err, tiny, "3072 bytes is not a whole number of 3073-byte CIFAR-10 records "
                                 "(0 records and 3072 bytes over)");
 
     const char *empty = mg_test_write_file("empty.bin", b, 0);
     rc = mg_cifar10_read(&ds, &labels, &empty, 1, &err);
-    ASSERT_FAILS(rc, err, empty, "empty: no CIFAR-10 records");
+    MG_ASSERT_FAILS(rc, err, empty, "empty: no CIFAR-10 records");
     assert_empty(&ds);
 
     /* Label 200 in record 1 of the second file; then 10, the first value out of range. */
@@ -182,26 +169,26 @@ static void test_cifar10_errors(void)
     const char *bad = mg_test_write_file("bad_label.bin", b, 3 * REC);
     files[1] = bad;
     rc = mg_cifar10_read(&ds, &labels, files, 2, &err);
-    ASSERT_FAILS(rc, err, bad, "record 1 has label 200; CIFAR-10 labels are 0 to 9");
+    MG_ASSERT_FAILS(rc, err, bad, "record 1 has label 200; CIFAR-10 labels are 0 to 9");
     assert_empty(&ds);
     CU_ASSERT_PTR_NULL(labels);
     b[REC] = 10;
     bad = mg_test_write_file("bad_label10.bin", b, 3 * REC);
     rc = mg_cifar10_read(&ds, NULL, &bad, 1, &err);
-    ASSERT_FAILS(rc, err, bad, "record 1 has label 10; CIFAR-10 labels are 0 to 9");
+    MG_ASSERT_FAILS(rc, err, bad, "record 1 has label 10; CIFAR-10 labels are 0 to 9");
     free(b);
 
     const char *missing = mg_test_path("no_such_batch.bin");
     files[1] = missing;
     rc = mg_cifar10_read(&ds, &labels, files, 2, &err);
-    ASSERT_FAILS(rc, err, missing, "cannot open: No such file or directory");
+    MG_ASSERT_FAILS(rc, err, missing, "cannot open: No such file or directory");
     assert_empty(&ds);
     const char *dir = mg_test_tmpdir();
     rc = mg_cifar10_read(&ds, &labels, &dir, 1, &err);
-    ASSERT_FAILS(rc, err, dir, "cannot open: Is a directory");
+    MG_ASSERT_FAILS(rc, err, dir, "cannot open: Is a directory");
     const char *dev = "/dev/null";
     rc = mg_cifar10_read(&ds, &labels, &dev, 1, &err);
-    ASSERT_FAILS(rc, err, dev, "not a regular file; CIFAR-10 batches are read by their size");
+    MG_ASSERT_FAILS(rc, err, dev, "not a regular file; CIFAR-10 batches are read by their size");
     rc = mg_cifar10_read(&ds, &labels, files, 0, &err);
     CU_ASSERT_EQUAL(rc, -1);
     CU_ASSERT_STRING_EQUAL(err.msg, "mg_cifar10_read: no files given");
@@ -391,7 +378,7 @@ static void test_h5data_float(void)
         mg_error err_ = {""};                                                                  \
         int rc_ = mg_h5data_read(&ds_, &lab_, (path), (images), (labels_name), (first),        \
                                  (count), &err_);                                              \
-        ASSERT_FAILS(rc_, err_, (path), __VA_ARGS__);                                          \
+        MG_ASSERT_FAILS(rc_, err_, (path), __VA_ARGS__);                                          \
         CU_ASSERT_PTR_NULL(ds_.x);                                                             \
         CU_ASSERT_EQUAL(ds_.n, 0);                                                             \
         CU_ASSERT_PTR_NULL(lab_);                                                              \
@@ -682,24 +669,24 @@ static void test_h5data_write_errors(void)
     const char *path = mg_test_path("refused.h5");
     ds.x[5] = NAN;
     int rc = mg_h5data_write(path, &ds, NULL, "", &err);
-    ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds NaN");
+    MG_ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds NaN");
     ds.x[5] = -INFINITY;
     rc = mg_h5data_write(path, &ds, NULL, "", &err);
-    ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds -Inf");
+    MG_ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds -Inf");
 #ifdef MG_REAL_DOUBLE
     ds.x[5] = 1e300;
     rc = mg_h5data_write(path, &ds, NULL, "", &err);
-    ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds 1e+300, beyond the range of "
+    MG_ASSERT_FAILS(rc, err, path, "cannot write data: example 1 holds 1e+300, beyond the range of "
                                 "float32");
 #endif
     CU_ASSERT(access(path, F_OK) != 0);
     ds.x[5] = 0;
     const char *nodir = mg_test_path("no_such_dir/data.h5");
     rc = mg_h5data_write(nodir, &ds, NULL, "", &err);
-    ASSERT_FAILS(rc, err, nodir, "cannot write data: No such file or directory");
+    MG_ASSERT_FAILS(rc, err, nodir, "cannot write data: No such file or directory");
     mg_dataset empty = {0};
     rc = mg_h5data_write(path, &empty, NULL, "", &err);
-    ASSERT_FAILS(rc, err, path, "cannot write data: no examples, or a bad shape");
+    MG_ASSERT_FAILS(rc, err, path, "cannot write data: no examples, or a bad shape");
     mg_dataset_free(&ds);
     CU_ASSERT(access(path, F_OK) != 0);
     assert_no_open_hdf5();

@@ -30,4 +30,17 @@ const char *mg_test_write_file(const char *name, const void *bytes, size_t n);
         CU_ASSERT(fabs(a_ - b_) <= t_);                                                        \
     } while (0)
 
+/* Asserts that rc is -1 and err.msg is exactly "<path>: <what>", what formatted from the rest. */
+#define MG_ASSERT_FAILS(rc, err, path, ...)                                                    \
+    do {                                                                                       \
+        char want_[8192], what_[sizeof((err).msg)];                                            \
+        snprintf(what_, sizeof what_, __VA_ARGS__);                                            \
+        snprintf(want_, sizeof want_, "%s: %s", (path), what_);                                \
+        CU_ASSERT_EQUAL((rc), -1);                                                             \
+        if (strcmp((err).msg, want_) != 0)                                                     \
+            fprintf(stderr, "\n  %s:%d:\n    got:  %s\n    want: %s\n", __FILE__, __LINE__,    \
+                    (err).msg, want_);                                                         \
+        CU_ASSERT_STRING_EQUAL((err).msg, want_);                                              \
+    } while (0)
+
 #endif
