@@ -821,3 +821,16 @@ int mg_checkpoint_save(const mg_trainer *t, const char *config_yaml, const char 
     free(files);
     return rc;
 }
+
+int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *dir, mg_error *err)
+{
+    struct stat st;
+    const char *in = !strcmp(spec, "latest")                          ? (dir ? dir : ".")
+                     : stat(spec, &st) == 0 && S_ISDIR(st.st_mode) ? spec
+                                                                    : NULL;
+    if (in)
+        return mg_checkpoint_find_latest(path, n, in, err);
+    if (snprintf(path, n, "%s", spec) >= (int)n)
+        return mg_fail(err, "%s: path too long", spec);
+    return 0;
+}

@@ -192,28 +192,27 @@ void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)
 
 /* Point to point in rank order rather than MPI_Gatherv, whose int counts and displacements cap
  * the whole gather at 2^31 values. */
-void mg_comm_gather(const mg_comm *c, const mg_real *send, size_t count, mg_real *recv, int root)
+void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv, int root)
 {
     if (c->rank != root) {
-        unsigned long long n = count;
+        unsigned long long n = bytes;
         MPI_CHECK(MPI_Send(&n, 1, MPI_UNSIGNED_LONG_LONG, root, 0, c->comm));
-        for (size_t off = 0; off < count; off += MG_MPI_CHUNK) {
-            size_t len = count - off < MG_MPI_CHUNK ? count - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Send(send + off, (int)len, MG_MPI_REAL, root, 1, c->comm));
+        for (size_t off = 0; off < bytes; off += MG_MPI_CHUNK) {
+            size_t len = bytes - off < MG_MPI_CHUNK ? bytes - off : MG_MPI_CHUNK;
+            MPI_CHECK(MPI_Send((const char *)send + off, (int)len, MPI_BYTE, root, 1, c->comm));
         }
         return;
     }
-    size_t at = 0;
+    char *at = recv;
     for (int r = 0; r < c->size; r++) {
-        unsigned long long n = count;
+        unsigned long long n = bytes;
         if (r != root)
             MPI_CHECK(MPI_Recv(&n, 1, MPI_UNSIGNED_LONG_LONG, r, 0, c->comm, MPI_STATUS_IGNORE));
-        else
-            memcpy(recv + at, send, count * sizeof *send);
+        else if (bytes)
+            memcpy(at, send, bytes);
         for (size_t off = 0; r != root && off < n; off += MG_MPI_CHUNK) {
             size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Recv(recv + at + off, (int)len, MG_MPI_REAL, r, 1, c->comm,
-                               MPI_STATUS_IGNORE));
+            MPI_CHECK(MPI_Recv(at + off, (int)len, MPI_BYTE, r, 1, c->comm, MPI_STATUS_IGNORE));
         }
         at += n;
     }

@@ -158,6 +158,7 @@ static const field data_fields[] = {
     {"train_images", K_PATH, CFG(data.train_images), .flags = F_NONEMPTY},
     {"test_images", K_PATH, CFG(data.test_images)},
     {"path", K_PATH, CFG(data.path), .flags = F_DIR_OK | F_NONEMPTY},
+    {"test_path", K_PATH, CFG(data.test_path)},
     {"images", K_STR, CFG(data.images)},
     {"labels", K_STR, CFG(data.labels)},
     {"fold", K_INT, CFG(data.fold), .flags = F_MIN | F_MAX, .min = 0, .max = 4},
@@ -217,6 +218,13 @@ static const field output_fields[] = {
     END,
 };
 
+static const field eval_fields[] = {
+    {"every", K_INT, CFG(eval.every), AT_LEAST(0)},
+    {"samples", K_INT, CFG(eval.samples), AT_LEAST(1)},
+    {"points", K_INT, CFG(eval.points), AT_LEAST(1)},
+    END,
+};
+
 static const field top_fields[] = {
     {"seed", K_U64, CFG(seed)},
     {"data", K_SECTION, .sub = data_fields},
@@ -225,6 +233,7 @@ static const field top_fields[] = {
     {"train", K_SECTION, .sub = train_fields},
     {"checkpoint", K_SECTION, .sub = checkpoint_fields},
     {"samples", K_SECTION, .sub = samples_fields},
+    {"eval", K_SECTION, .sub = eval_fields},
     {"output", K_SECTION, .sub = output_fields},
     END,
 };
@@ -278,6 +287,9 @@ void mg_config_defaults(mg_config *cfg)
     cfg->samples.columns = 0;
     cfg->samples.png = 1;
     cfg->samples.nearest = 1;
+    cfg->eval.every = 0;
+    cfg->eval.samples = 1000;
+    cfg->eval.points = 1000;
 }
 
 /* ---- Reading the tree ------------------------------------------------------------------------ */
@@ -1335,6 +1347,8 @@ int mg_config_write(const mg_config *cfg, FILE *f)
         write_str(f, "  ", "test_images", cfg->data.test_images);
     } else {
         write_str(f, "  ", "path", cfg->data.path);
+        if (cfg->data.test_path[0])
+            write_str(f, "  ", "test_path", cfg->data.test_path);
     }
     write_str(f, "  ", "images", cfg->data.images);
     write_str(f, "  ", "labels", cfg->data.labels);
@@ -1361,6 +1375,8 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",
             cfg->samples.every, cfg->samples.count, cfg->samples.columns,
             cfg->samples.png ? "true" : "false", cfg->samples.nearest ? "true" : "false");
+    fprintf(f, "eval:\n  every: %d\n  samples: %d\n  points: %d\n", cfg->eval.every,
+            cfg->eval.samples, cfg->eval.points);
     fprintf(f, "output:\n");
     write_str(f, "  ", "dir", cfg->output.dir);
     /* Buffered write errors show up here or at the caller's fclose. */

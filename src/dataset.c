@@ -37,7 +37,8 @@ static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     return mg_idx_read_images(ds, path, 0, probe.n, err);
 }
 
-static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+/* data_batch_1.bin ... data_batch_5.bin, all 50,000 examples. */
+static int read_cifar10_all(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
     char names[5][MG_PATH_MAX + 32];
     const char *files[5];
@@ -45,7 +46,12 @@ static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
         snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", cfg->data.path, i + 1);
         files[i] = names[i];
     }
-    if (mg_cifar10_read(ds, NULL, files, 5, err))
+    return mg_cifar10_read(ds, NULL, files, 5, err);
+}
+
+static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    if (read_cifar10_all(ds, cfg, err))
         return -1;
     char what[MG_PATH_MAX + 64];
     snprintf(what, sizeof what, "%s/data_batch_{1..5}.bin", cfg->data.path);
@@ -93,6 +99,85 @@ int mg_dataset_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
         return 0;
     }
     return mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
+}
+
+/* Keeps rows [first, first + count) of ds, moved to the front (the rest stays allocated). */
+static void keep_rows(mg_dataset *ds, int first, int count)
+{
+    if (first > 0)
+        memmove(ds->x, ds->x + (size_t)first * ds->dim, (size_t)count * ds->dim * sizeof *ds->x);
+    ds->n = count;
+}
+
+static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    const char *format = cfg->data.format;
+    const int valid = cfg->data.valid_count;
+    if (valid == 0) {
+        if (!strcmp(format, "tfd"))
+            return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_VALID, err);
+        return mg_fail(err, "%s: data.valid_count is 0: there are no validation examples",
+                       cfg->source);
+    }
+    if (!strcmp(format, "idx")) {
+        mg_idx_header h;
+        if (mg_idx_read_header(&h, cfg->data.train_images, err))
+            return -1;
+        if (valid > (int64_t)h.dims[0])
+            return mg_fail(err, "%s: data.valid_count %d is more than the %lld examples of the file",
+                           cfg->data.train_images, valid, (long long)h.dims[0]);
+        return mg_idx_read_images(ds, cfg->data.train_images, (int)h.dims[0] - valid, valid, err);
+    }
+    /* The other formats: the whole source, then its last valid_count examples. */
+    int rc = !strcmp(format, "cifar10") ? read_cifar10_all(ds, cfg, err)
+             : !strcmp(format, "tfd")   ? mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
+                                                      (enum mg_tfd_split)cfg->data.split, err)
+                                        : mg_h5data_read(ds, NULL, cfg->data.path, cfg->data.images,
+                                                         NULL, 0, -1, err);
+    if (rc)
+        return -1;
+    if (valid > ds->n)
+        return mg_fail(err, "%s: data.valid_count %d is more than the %d examples of the file",
+                       cfg->data.path, valid, ds->n);
+    keep_rows(ds, ds->n - valid, valid);
+    return 0;
+}
+
+static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    const char *format = cfg->data.format;
+    if (!strcmp(format, "idx")) {
+        if (!cfg->data.test_images[0])
+            return mg_fail(err, "%s: data.test_images is not set: there is no test set",
+                           cfg->source);
+        return mg_idx_read_images(ds, cfg->data.test_images, 0, -1, err);
+    }
+    if (!strcmp(format, "cifar10")) {
+        char name[MG_PATH_MAX + 32];
+        snprintf(name, sizeof name, "%s/test_batch.bin", cfg->data.path);
+        const char *files[1] = {name};
+        return mg_cifar10_read(ds, NULL, files, 1, err);
+    }
+    if (!strcmp(format, "tfd"))
+        return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_TEST, err);
+    if (!cfg->data.test_path[0])
+        return mg_fail(err, "%s: data.test_path is not set: there is no test set", cfg->source);
+    return mg_h5data_read(ds, NULL, cfg->data.test_path, cfg->data.images, NULL, 0, -1, err);
+}
+
+int mg_dataset_read_split(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which,
+                          int max_count, mg_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if ((which == MG_SPLIT_VALID ? read_valid : read_test)(ds, cfg, err)) {
+        mg_dataset_free(ds);
+        return -1;
+    }
+    if (max_count > 0 && ds->n > max_count)
+        keep_rows(ds, 0, max_count);
+    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
+        mg_gcn(ds, cfg->data.gcn_scale);
+    return 0;
 }
 
 int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,

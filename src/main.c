@@ -22,6 +22,7 @@ static const char *usage_main =
     "  train CONFIG       train a generator and a discriminator as CONFIG (YAML) describes\n"
     "  train --resume CKPT   continue a run from a checkpoint\n"
     "  sample CKPT -n N -o FILE.h5   draw N samples from a checkpoint's generator\n"
+    "  eval CKPT          the paper's Parzen window log-likelihood of a checkpoint's generator\n"
     "  info CKPT          describe a checkpoint: step, configuration, tensors\n"
     "  prepare FORMAT INPUT... -o OUT.h5   convert a data set once into mpigan's HDF5 input\n"
     "\n"
@@ -77,6 +78,31 @@ static const char *usage_sample =
     "  --columns C      columns of the grid (default: the smallest square that holds N)\n"
     "  --noise-set K    which noise set to draw z from (default 1; set 0 is the noise of the\n"
     "                   training run's snapshots, so -n 100 --noise-set 0 redraws those)\n"
+    "  -h, --help       this text\n";
+
+static const char *usage_eval =
+    "usage: mpirun -np N mpigan eval CHECKPOINT [options]\n"
+    "\n"
+    "The Gaussian Parzen window estimate of the paper's Table 1: a window of width sigma on each\n"
+    "of the generator's samples; sigma is the grid value with the best mean log-likelihood of\n"
+    "the validation examples; then the mean log-likelihood of the test examples and its standard\n"
+    "error. The points are split over the ranks; the result does not depend on their number.\n"
+    "Prints a table and writes a JSON record. CHECKPOINT may be a run directory.\n"
+    "\n"
+    "options:\n"
+    "  -n N             samples in the window (default 10000)\n"
+    "  --valid N        validation examples that choose sigma (default 1000: the first of the\n"
+    "                   validation split)\n"
+    "  --test N         test examples (default 0: all of the test set)\n"
+    "  --sigmas LO,HI,K the sigma grid: K values log-spaced from LO to HI (default 0.1,1,10)\n"
+    "  --real           a window on the first N training examples instead of generated samples:\n"
+    "                   the figure a trained generator is compared with\n"
+    "  --noise-set K    the generator's noise set (default 1: mpigan sample's samples)\n"
+    "  --set KEY=VALUE  override a key of the checkpoint's configuration, e.g. data paths on\n"
+    "                   another machine: --set data.test_images=PATH\n"
+    "  -o FILE.json     the record (default: eval-<step>.json beside the checkpoint,\n"
+    "                   eval-<step>-real.json with --real)\n"
+    "  --quiet          no table\n"
     "  -h, --help       this text\n";
 
 static const char *usage_info =
@@ -261,6 +287,85 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
     return -1;
 }
 
+/* "LO,HI,K" with 0 < LO <= HI and 1 <= K <= 1000. */
+static int parse_sigmas(mg_eval_opts *o, const char *val)
+{
+    double lo, hi;
+    int k, used = 0;
+    if (sscanf(val, "%lf,%lf,%d%n", &lo, &hi, &k, &used) != 3 || val[used] != '\0' || !(lo > 0) ||
+        !(hi >= lo) || k < 1 || k > 1000 || (k == 1 && hi != lo))
+        return -1;
+    o->sigma_lo = lo;
+    o->sigma_hi = hi;
+    o->n_sigmas = k;
+    return 0;
+}
+
+static int parse_eval(mg_eval_opts *o, int argc, char **argv)
+{
+    static const char *overrides[MAX_OVERRIDES];
+    static const char *const valued[] = {"-n", "--valid", "--test", "--sigmas", "--noise-set",
+                                         "--set", "-o", NULL};
+    memset(o, 0, sizeof *o);
+    o->overrides = overrides;
+    o->samples = 10000;
+    o->valid_points = 1000;
+    o->sigma_lo = 0.1;
+    o->sigma_hi = 1.0;
+    o->n_sigmas = 10;
+    o->set = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (takes_value(arg, valued)) {
+            if (!val)
+                return usage_error("eval", "%s needs a value", arg);
+            i++;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            return help(usage_eval);
+        } else if (!strcmp(arg, "-n") || !strcmp(arg, "--valid") || !strcmp(arg, "--test") ||
+                   !strcmp(arg, "--noise-set")) {
+            if (!is_count(val) || (strcmp(arg, "--noise-set") && atoll(val) > 100000000))
+                return usage_error("eval", "%s needs a whole number", arg);
+            long long v = atoll(val);
+            if (!strcmp(arg, "-n"))
+                o->samples = v;
+            else if (!strcmp(arg, "--valid"))
+                o->valid_points = (int)v;
+            else if (!strcmp(arg, "--test"))
+                o->test_points = (int)v;
+            else
+                o->set = (uint64_t)v;
+        } else if (!strcmp(arg, "--sigmas")) {
+            if (parse_sigmas(o, val))
+                return usage_error("eval", "--sigmas takes LO,HI,K with 0 < LO <= HI and K from 1 "
+                                           "to 1000, not %s", val);
+        } else if (!strcmp(arg, "--set")) {
+            if (o->n_overrides >= MAX_OVERRIDES)
+                return usage_error("eval", "too many --set options (at most %s)", "256");
+            overrides[o->n_overrides++] = val;
+        } else if (!strcmp(arg, "-o")) {
+            o->out = val;
+        } else if (!strcmp(arg, "--real")) {
+            o->real = 1;
+        } else if (!strcmp(arg, "--quiet")) {
+            o->quiet = 1;
+        } else if (arg[0] == '-') {
+            return usage_error("eval", "unknown option %s", arg);
+        } else if (o->checkpoint) {
+            return usage_error("eval", "one checkpoint only; extra argument %s", arg);
+        } else {
+            o->checkpoint = arg;
+        }
+    }
+    if (!o->checkpoint)
+        return usage_error("eval", "%s", "eval needs a checkpoint");
+    if (o->samples < 1 || o->valid_points < 1)
+        return usage_error("eval", "%s", "eval needs -n and --valid of at least 1");
+    return -1;
+}
+
 static int parse_prepare(mg_prepare_opts *o, int argc, char **argv)
 {
     static const char *inputs[256];
@@ -352,6 +457,12 @@ int main(int argc, char **argv)
             return code;
         mg_comm_init(&argc, &argv);
         code = mg_run_sample(&o, mg_comm_world());
+    } else if (!strcmp(cmd, "eval")) {
+        mg_eval_opts o;
+        if ((code = parse_eval(&o, argc - 1, argv + 1)) >= 0)
+            return code;
+        mg_comm_init(&argc, &argv);
+        code = mg_run_eval(&o, mg_comm_world());
     } else {
         if (launcher_rank() == 0)
             fprintf(stderr, "mpigan: unknown command '%s' (see 'mpigan --help')\n", cmd);

@@ -189,7 +189,8 @@ void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s)
     r->sum.d_fake += s->d_fake;
     r->n++;
     double tnow = mg_comm_wtime();
-    int boundary = t->step % t->cfg.train.log_every == 0 || t->step == r->total_steps;
+    int boundary = t->step % t->cfg.train.log_every == 0 || t->step == r->total_steps ||
+                   r->parzen_pending;
     if (!boundary) {
         /* On a terminal the line follows every step, a few times a second at most. */
         if (r->tty && !r->quiet && tnow - r->t_drawn > 0.2) {
@@ -207,15 +208,24 @@ void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s)
     fprintf(r->metrics,
             "{\"step\": %lld, \"epoch\": %.6f, \"d_loss\": %.6g, \"g_loss\": %.6g, \"d_real\": "
             "%.6g, \"d_fake\": %.6g, \"lr_d\": %.6g, \"lr_g\": %.6g, \"momentum_d\": %.6g, "
-            "\"momentum_g\": %.6g, \"samples_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+            "\"momentum_g\": %.6g, \"samples_per_s\": %.1f, \"elapsed_s\": %.3f",
             (long long)t->step, mg_trainer_epoch(t), m.d_loss, m.g_loss, m.d_real, m.d_fake,
             mg_optim_lr(&t->d_opt.spec, t->d_opt.t), mg_optim_lr(&t->g_opt.spec, t->g_opt.t),
             mg_optim_momentum(&t->d_opt.spec, t->minibatch / t->batches_per_epoch),
             mg_optim_momentum(&t->g_opt.spec, t->minibatch / t->batches_per_epoch), rate,
             tnow - r->t_start);
+    if (r->parzen_pending)
+        fprintf(r->metrics, ", \"parzen_ll\": %.6g, \"parzen_sigma\": %.6g", r->parzen_ll,
+                r->parzen_sigma);
+    fprintf(r->metrics, "}\n");
     fflush(r->metrics);
     if (!r->quiet)
         draw(r, t, &m, rate, 1);
+    if (!r->quiet && r->parzen_pending)
+        fprintf(r->out, "Parzen log-likelihood of %d validation examples: %.2f (sigma %.4g, %d "
+                        "samples)\n",
+                r->parzen_points, r->parzen_ll, r->parzen_sigma, t->cfg.eval.samples);
+    r->parzen_pending = 0;
     memset(&r->sum, 0, sizeof r->sum);
     r->n = 0;
     r->t_mark = r->t_drawn = tnow;

@@ -4,9 +4,9 @@
 #define _GNU_SOURCE /* open_memstream */
 #include "mpigan/run.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "mpigan/data.h"
 #include "mpigan/datasets.h"
 #include "mpigan/image.h"
+#include "mpigan/parzen.h"
 #include "mpigan/sampleset.h"
 #include "mpigan/signals.h"
 #include "mpigan/train.h"
@@ -29,25 +30,6 @@ static int fail_all(const mg_comm *comm, const mg_error *err, int code)
     if (mg_comm_rank(comm) == 0)
         fprintf(stderr, "mpigan: %s\n", err->msg);
     return code;
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* --resume PATH: a checkpoint file; a run directory (its newest checkpoint); or "latest", the
- * newest checkpoint of --out, else of the current directory. */
-static int resolve_checkpoint(char *path, size_t n, const char *resume, const char *out,
-                              mg_error *err)
-{
-    const char *dir = !strcmp(resume, "latest") ? (out ? out : ".") : is_dir(resume) ? resume : NULL;
-    if (dir)
-        return mg_checkpoint_find_latest(path, n, dir, err);
-    if (snprintf(path, n, "%s", resume) >= (int)n)
-        return mg_fail(err, "%s: path too long", resume);
-    return 0;
 }
 
 /* Rank 0: the configuration of the run: the file given, or the checkpoint's own. */
@@ -172,6 +154,69 @@ static int take_snapshot(snapshots *s, mg_trainer *t, const char *dir, mg_error 
                        nb, err);
 }
 
+/* Rank 0's Parzen estimates during training (eval.every epochs): fixed noise, the first
+ * eval.points validation examples, the default sigma grid. */
+typedef struct {
+    mg_dataset valid;
+    mg_real *z, *x; /* (samples, noise_dim), (samples, dim) */
+    double *ll;     /* (points, EVAL_SIGMAS) */
+    double next;    /* the epoch of the next estimate */
+} evaluator;
+
+#define EVAL_SIGMAS 10
+#define EVAL_NOISE_SET 2 /* apart from the snapshots' (0) and mpigan sample's default (1) */
+
+static int evaluator_init(evaluator *e, const mg_trainer *t, mg_error *err)
+{
+    const mg_config *cfg = &t->cfg;
+    memset(e, 0, sizeof *e);
+    const double every = cfg->eval.every;
+    e->next = (floor(mg_trainer_epoch(t) / every + 1e-9) + 1) * every;
+    if (mg_dataset_read_split(&e->valid, cfg, MG_SPLIT_VALID, cfg->eval.points, err))
+        return -1;
+    if (e->valid.dim != t->data->dim) {
+        size_t have = e->valid.dim;
+        mg_dataset_free(&e->valid);
+        return mg_fail(err, "%s: eval: the validation examples have %zu values, the training "
+                            "examples %zu",
+                       cfg->source, have, t->data->dim);
+    }
+    const int n = cfg->eval.samples;
+    e->z = mg_xmalloc((size_t)n * cfg->generator.noise_dim * sizeof *e->z);
+    e->x = mg_xmalloc((size_t)n * t->data->dim * sizeof *e->x);
+    e->ll = mg_xmalloc((size_t)e->valid.n * EVAL_SIGMAS * sizeof *e->ll);
+    mg_sample_noise(e->z, cfg, 0, n, EVAL_NOISE_SET);
+    return 0;
+}
+
+static void evaluator_free(evaluator *e)
+{
+    mg_dataset_free(&e->valid);
+    free(e->z);
+    free(e->x);
+    free(e->ll);
+}
+
+/* Rank 0: the best mean validation log-likelihood over the grid, for the report's next record. */
+static int evaluate(evaluator *e, mg_trainer *t, mg_report *rep, mg_error *err)
+{
+    const double t0 = mg_comm_wtime();
+    const int n = t->cfg.eval.samples;
+    double sigmas[EVAL_SIGMAS], mean[EVAL_SIGMAS];
+    mg_parzen_grid(sigmas, EVAL_SIGMAS, 0.1, 1.0);
+    mg_trainer_generate(t, e->z, n, e->x);
+    if (mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, sigmas, EVAL_SIGMAS,
+                     err))
+        return -1;
+    const int best = mg_parzen_select(e->ll, e->valid.n, EVAL_SIGMAS, mean);
+    rep->parzen_pending = 1;
+    rep->parzen_points = e->valid.n;
+    rep->parzen_ll = best >= 0 ? mean[best] : NAN;
+    rep->parzen_sigma = best >= 0 ? sigmas[best] : NAN;
+    t->timer[MG_TIMER_EVAL] += mg_comm_wtime() - t0;
+    return 0;
+}
+
 /* Rank 0 does `what` (returns 0 or -1); every rank learns whether it worked. */
 #define ON_RANK0_AGREE(comm, t, err, what)                                                     \
     ({                                                                                         \
@@ -191,7 +236,7 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     int ok = 1;
 
     if (rank == 0) {
-        ok = (!o->resume || resolve_checkpoint(ckpt, sizeof ckpt, o->resume, o->out, &err) == 0) &&
+        ok = (!o->resume || mg_checkpoint_resolve(ckpt, sizeof ckpt, o->resume, o->out, &err) == 0) &&
              read_config(&cfg, o, o->resume ? ckpt : NULL, &err) == 0;
     }
     if (!mg_comm_all_ok(comm, ok))
@@ -233,6 +278,7 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     mg_report rep;
     char *yaml = NULL;
     snapshots snap = {0};
+    evaluator ev = {0};
     if (rank == 0) {
         yaml = config_text(&cfg);
         ok = (!o->resume || later_checkpoints(dir, t.step, o->force, &err) == 0) &&
@@ -241,9 +287,12 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
              mg_report_open(&rep, dir, &t, threads, o->quiet, o->progress, &err) == 0;
         if (cfg.samples.every > 0)
             snapshots_init(&snap, &t);
+        if (ok && cfg.eval.every > 0)
+            ok = evaluator_init(&ev, &t, &err) == 0;
     }
     if (!mg_comm_all_ok(comm, ok)) {
         free(yaml);
+        evaluator_free(&ev);
         snapshots_free(&snap);
         mg_trainer_free(&t);
         mg_dataset_free(&data);
@@ -276,6 +325,11 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         mg_step_stats stats;
         t.stop_request = mg_signals_pending() != 0;
         mg_trainer_step(&t, &stats);
+        if (rank == 0 && cfg.eval.every > 0 && mg_trainer_epoch(&t) >= ev.next - 1e-9) {
+            ev.next += cfg.eval.every;
+            if (evaluate(&ev, &t, &rep, &err))
+                fprintf(stderr, "mpigan: %s\n", err.msg); /* a lost estimate, not a lost run */
+        }
         if (rank == 0)
             mg_report_step(&rep, &t, &stats);
         if (cfg.train.check_every > 0 && t.step % cfg.train.check_every == 0 &&
@@ -337,6 +391,7 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     if (stopped && status == MG_EXIT_OK)
         status = MG_EXIT_STOPPED;
     free(yaml);
+    evaluator_free(&ev);
     snapshots_free(&snap);
     mg_trainer_free(&t);
     mg_dataset_free(&data);
@@ -347,7 +402,7 @@ int mg_run_info(const char *checkpoint)
 {
     mg_error err;
     char path[MG_PATH_MAX];
-    if (resolve_checkpoint(path, sizeof path, checkpoint, NULL, &err) ||
+    if (mg_checkpoint_resolve(path, sizeof path, checkpoint, NULL, &err) ||
         mg_checkpoint_describe(stdout, path, &err)) {
         fprintf(stderr, "mpigan: %s\n", err.msg);
         return MG_EXIT_INPUT;
@@ -365,7 +420,7 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     int ok = 1;
     if (rank == 0) {
         mg_checkpoint_info info;
-        ok = resolve_checkpoint(ckpt, sizeof ckpt, o->checkpoint, NULL, &err) == 0 &&
+        ok = mg_checkpoint_resolve(ckpt, sizeof ckpt, o->checkpoint, NULL, &err) == 0 &&
              mg_checkpoint_read_info(&info, ckpt, &err) == 0;
         if (ok) {
             ok = mg_config_parse_networks(&cfg, info.config_yaml, ckpt, &err) == 0;
@@ -383,12 +438,8 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
 
-    /* One BLAS thread: OpenBLAS's result depends on its thread count, and the samples must not
-     * depend on how many ranks share a node's cores. Use more ranks for speed. */
-    openblas_set_num_threads(1);
-    enum { CHUNK = 256 }; /* rows per forward pass */
     mg_net g;
-    if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, CHUNK, &err))
+    if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, MG_GENERATE_CHUNK, &err))
         return fail_all(comm, &err, MG_EXIT_INPUT);
     if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(&g, ckpt, &err) == 0)) {
         mg_net_free(&g);
@@ -396,31 +447,14 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     }
     mg_comm_bcast(comm, g.params, g.n_params * sizeof(mg_real), 0);
 
-    /* This rank's rows [lo, hi) of the n samples; the noise of a row depends on the row only.
-     * Ranks take whole chunks of CHUNK rows, so every forward pass has the same rows and shape
-     * on any rank count and the samples are the same bit for bit. */
     const int nz = cfg.generator.noise_dim;
     const size_t dim = (size_t)g.out_dim;
-    const int64_t chunks = (o->n + CHUNK - 1) / CHUNK;
-    const int64_t lo_chunk = chunks * rank / size, hi_chunk = chunks * (rank + 1) / size;
-    const int64_t lo = lo_chunk * CHUNK;
-    const int64_t hi = hi_chunk * CHUNK < o->n ? hi_chunk * CHUNK : o->n;
-    const int rows = (int)(hi - lo);
-    mg_real *z = mg_xmalloc(((size_t)rows * nz + 1) * sizeof *z);
-    mg_real *x = mg_xmalloc(((size_t)rows * dim + 1) * sizeof *x);
-    mg_sample_noise(z, &cfg, lo, rows, o->set);
-    for (int i = 0; i < rows; i += CHUNK) {
-        int n = rows - i < CHUNK ? rows - i : CHUNK;
-        const mg_real *out = mg_net_forward(&g, z + (size_t)i * nz, n, NULL);
-        memcpy(x + (size_t)i * dim, out, (size_t)n * dim * sizeof *x);
-    }
     mg_real *all_x = NULL, *all_z = NULL;
     if (rank == 0) {
         all_x = mg_xmalloc((size_t)o->n * dim * sizeof *all_x);
         all_z = mg_xmalloc((size_t)o->n * nz * sizeof *all_z);
     }
-    mg_comm_gather(comm, x, (size_t)rows * dim, all_x, 0);
-    mg_comm_gather(comm, z, (size_t)rows * nz, all_z, 0);
+    mg_generate(all_x, all_z, &g, &cfg, o->n, o->set, comm, 0);
 
     int status = MG_EXIT_OK;
     if (rank == 0) {
@@ -447,8 +481,6 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     }
     free(all_x);
     free(all_z);
-    free(x);
-    free(z);
     mg_net_free(&g);
     return status;
 }

@@ -16,6 +16,7 @@ const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_G_REDUCE] = "g_allreduce",
     [MG_TIMER_UPDATE] = "update",
     [MG_TIMER_IO] = "io",
+    [MG_TIMER_EVAL] = "eval",
 };
 
 /* Network ids: they key parameter initialisation and dropout streams. */
@@ -193,6 +194,35 @@ void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uin
                             .step = set};
     for (int i = 0; i < n; i++)
         draw_prior(z + (size_t)i * nz, nz, cfg->generator.prior, &key, (uint64_t)(first + i));
+}
+
+void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
+                 const mg_comm *comm, int root)
+{
+    const int rank = mg_comm_rank(comm), size = mg_comm_size(comm);
+    const int nz = cfg->generator.noise_dim;
+    const size_t dim = (size_t)g->out_dim;
+    const int64_t chunks = (n + MG_GENERATE_CHUNK - 1) / MG_GENERATE_CHUNK;
+    const int64_t lo = chunks * rank / size * MG_GENERATE_CHUNK;
+    const int64_t end = chunks * (rank + 1) / size * MG_GENERATE_CHUNK;
+    const int64_t hi = end < n ? end : n;
+    const int rows = (int)(hi - lo);
+    mg_real *my_z = mg_xmalloc(((size_t)rows * nz + 1) * sizeof *my_z);
+    mg_real *my_x = mg_xmalloc(((size_t)rows * dim + 1) * sizeof *my_x);
+    mg_sample_noise(my_z, cfg, lo, rows, set);
+    /* OpenBLAS's sums depend on its thread count, which depends on the ranks per node. */
+    const int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    for (int i = 0; i < rows; i += MG_GENERATE_CHUNK) {
+        const int m = rows - i < MG_GENERATE_CHUNK ? rows - i : MG_GENERATE_CHUNK;
+        const mg_real *out = mg_net_forward(g, my_z + (size_t)i * nz, m, NULL);
+        memcpy(my_x + (size_t)i * dim, out, (size_t)m * dim * sizeof *my_x);
+    }
+    openblas_set_num_threads(threads);
+    mg_comm_gather(comm, my_x, (size_t)rows * dim * sizeof *my_x, x, root);
+    mg_comm_gather(comm, my_z, (size_t)rows * nz * sizeof *my_z, z, root);
+    free(my_x);
+    free(my_z);
 }
 
 void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out)

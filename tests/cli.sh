@@ -155,6 +155,32 @@ if [ -r "$fashion" ]; then
   run 2 sample "$tmp/straight" -n 31 -o "$tmp/s31.h5"
   expect_status "sample count not a multiple of the ranks" 0
 
+  # --- eval: the Parzen estimate, the same on 1, 2 and 3 ranks ---
+  t10k=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+  for np in 1 2 3; do
+    run $np eval "$tmp/straight" -n 700 --valid 300 --test 600 --set data.test_images=$t10k -o "$tmp/e$np.json"
+    expect_status "eval on $np ranks" 0
+  done
+  expect_grep "eval table" "$tmp/out" "^test log-likelihood (600 examples): .* +- .* (standard error), sigma"
+  expect_grep "eval chosen sigma" "$tmp/out" "<- chosen"
+  for np in 2 3; do
+    a=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e1.json"); b=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e$np.json")
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok || fail "eval differs between 1 and $np ranks: $a / $b"
+  done
+  expect_grep "eval record" "$tmp/e1.json" '"valid_ll": \[[-0-9.e]*, '
+  run 2 eval "$tmp/straight" -n 700 --valid 300 --test 600 --set data.test_images=$t10k --real --quiet
+  expect_status "eval --real" 0
+  [ -s "$tmp/straight/eval-$(printf %08d $target)-real.json" ] && ok || fail "eval --real wrote no record beside the checkpoint"
+  run 2 eval "$tmp/straight" -n 100 --valid 50
+  expect_error "eval without a test set" "mpigan: $tmp/straight/$last: data.test_images is not set: there is no test set"
+  "$mpigan" eval "$tmp/straight" --sigmas 1,0.1,10 >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_error "bad --sigmas" "mpigan: --sigmas takes LO,HI,K with 0 < LO <= HI and K from 1 to 1000, not 1,0.1,10 (see 'mpigan eval --help')"
+
+  # --- Parzen estimates during training, in metrics.jsonl ---
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/evrun" --set eval.every=1 --set eval.samples=300 --set eval.points=200 --quiet
+  expect_status "train with eval.every" 0
+  expect_grep "parzen in metrics" "$tmp/evrun/metrics.jsonl" '"step": 50, .*"parzen_ll": -*[0-9.]*, "parzen_sigma": 0\.[0-9]*}'
+
   # --- bad checkpoints: one line, status 2, nothing written ---
   head -c 3000 "$tmp/straight/$last" >"$tmp/trunc.h5"
   "$mpigan" info "$tmp/trunc.h5" >"$tmp/out" 2>"$tmp/err"; status=$?

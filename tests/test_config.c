@@ -124,6 +124,7 @@ static const char paper_mnist[] =
     "  steps: 0\n"
     "  check_every: 100\n"
     "  log_every: 50\n"
+    "eval: {every: 5, samples: 2000, points: 500}\n"
     "output:\n"
     "  dir: runs/mnist\n";
 
@@ -218,6 +219,9 @@ static void test_paper_mnist(void)
     CU_ASSERT_EQUAL(cfg.train.steps, 0);
     CU_ASSERT_EQUAL(cfg.train.check_every, 100);
     CU_ASSERT_EQUAL(cfg.train.log_every, 50);
+    CU_ASSERT_EQUAL(cfg.eval.every, 5);
+    CU_ASSERT_EQUAL(cfg.eval.samples, 2000);
+    CU_ASSERT_EQUAL(cfg.eval.points, 500);
     CU_ASSERT_STRING_EQUAL(cfg.output.dir, "runs/mnist"); /* where the user runs, unresolved */
 }
 

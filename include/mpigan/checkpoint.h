@@ -60,6 +60,10 @@ int mg_checkpoint_save(const mg_trainer *t, const char *config_yaml, const char 
 /* The newest checkpoint of run directory `dir` (by step in the file name). */
 int mg_checkpoint_find_latest(char *path, size_t n, const char *dir, mg_error *err);
 
+/* What a user may name a checkpoint by: a checkpoint file; a run directory (its newest
+ * checkpoint); or "latest", the newest checkpoint of `dir` (NULL: the current directory). */
+int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *dir, mg_error *err);
+
 /* `mpigan info`: step, epoch, versions, configuration summary and every tensor with its shape. */
 int mg_checkpoint_describe(FILE *out, const char *path, mg_error *err);
 

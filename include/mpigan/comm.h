@@ -41,8 +41,9 @@ void mg_comm_free(mg_comm *c);
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
 /* Bytes from root to all, any size. */
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
-/* Rank r's `count` values to root, placed in rank order into recv (root only; sum of counts). */
-void mg_comm_gather(const mg_comm *c, const mg_real *send, size_t count, mg_real *recv, int root);
+/* Rank r's `bytes` bytes to root, placed in rank order into recv (root only; the sum of all ranks'
+ * bytes). Any sizes, different on each rank. */
+void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv, int root);
 /* Non-zero on every rank iff ok was non-zero on every rank. */
 int mg_comm_all_ok(const mg_comm *c, int ok);
 /* Non-zero iff every rank passed the same value. */

@@ -90,6 +90,7 @@ typedef struct {
         char train_images[MG_PATH_MAX]; /* idx */
         char test_images[MG_PATH_MAX];  /* idx */
         char path[MG_PATH_MAX];  /* cifar10: folder of the binary batches; tfd: the .mat; hdf5 */
+        char test_path[MG_PATH_MAX]; /* hdf5: the test set's file (same dataset names) */
         char images[128];        /* hdf5: dataset of the images */
         char labels[128];        /* hdf5: dataset of the labels (optional) */
         int fold;                /* tfd: 0 to 4 */
@@ -133,6 +134,12 @@ typedef struct {
         int png;     /* draw each snapshot as samples-<step>.png */
         int nearest; /* the grid's last column: the training example nearest each row's last sample */
     } samples;
+
+    struct {
+        int every;    /* epochs between Parzen estimates during training (0: never) */
+        int samples;  /* generated samples in the window */
+        int points;   /* validation examples scored (the first of the validation split) */
+    } eval;
 
     struct {
         char dir[MG_PATH_MAX]; /* run directory; empty: runs/<config name>-<date-time> */

@@ -54,6 +54,16 @@ int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *c
 /* Rank 0's part of it: the training split of cfg read into a private ds (no MPI). */
 int mg_dataset_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err);
 
+enum mg_split_kind { MG_SPLIT_VALID, MG_SPLIT_TEST };
+
+/* The validation or test examples of cfg's data set, preprocessed like the training split, at
+ * most max_count of them (<= 0: all), into a private ds (no MPI).
+ * Validation: the last data.valid_count examples of the training source, or for TFD with
+ * valid_count 0 the fold's valid split. Test: idx data.test_images; cifar10 test_batch.bin in
+ * data.path; tfd the fold's test split; hdf5 data.test_path. */
+int mg_dataset_read_split(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which,
+                          int max_count, mg_error *err);
+
 /* Mean of each pixel over the examples: (dim). */
 void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean);
 

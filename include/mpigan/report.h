@@ -31,6 +31,9 @@ typedef struct {
     double mem[5];       /* MB over ranks at the end: RSS min, max; PSS min, max, sum */
     mg_step_stats sum;   /* sums over the current interval */
     int n;               /* steps in the current interval */
+    int parzen_pending;  /* a Parzen estimate for this step: its record is written now */
+    int parzen_points;
+    double parzen_ll, parzen_sigma;
 } mg_report;
 
 /* This process's resident memory in MB: RSS, and PSS, which counts a page shared by k processes

@@ -43,12 +43,29 @@ typedef struct {
     int split;                       /* tfd: an mg_tfd_split */
 } mg_prepare_opts;
 
+typedef struct {
+    const char *checkpoint;          /* file, or run directory (its latest checkpoint) */
+    const char *const *overrides;    /* "key=value" over the checkpoint's configuration */
+    int n_overrides;
+    int64_t samples;                 /* the window's centres: 10,000 */
+    int valid_points;                /* validation examples that choose sigma: 1,000 */
+    int test_points;                 /* test examples; 0: all */
+    double sigma_lo, sigma_hi;       /* the sigma grid, log-spaced: 0.1 to 1 */
+    int n_sigmas;                    /* 10 */
+    int real;                        /* centres: the first `samples` training examples */
+    uint64_t set;                    /* the generator's noise set (as mpigan sample's) */
+    const char *out;                 /* JSON record; NULL: eval-<step>.json beside the checkpoint */
+    int quiet;
+} mg_eval_opts;
+
 /* Serial: converts a data set once into mpigan's HDF5 input format. */
 int mg_run_prepare(const mg_prepare_opts *o);
 
 /* Collective over comm. */
 int mg_run_train(const mg_train_opts *o, const mg_comm *comm);
 int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm);
+/* The Parzen window log-likelihood of the paper's Table 1 (see parzen.h). */
+int mg_run_eval(const mg_eval_opts *o, const mg_comm *comm);
 /* Serial. */
 int mg_run_info(const char *checkpoint);
 

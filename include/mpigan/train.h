@@ -26,6 +26,7 @@ enum mg_timer {
     MG_TIMER_G_REDUCE,  /* allreduce of G's gradients */
     MG_TIMER_UPDATE,    /* optimizer steps */
     MG_TIMER_IO,        /* checkpoints and sample snapshots (rank 0 writes, the others wait) */
+    MG_TIMER_EVAL,      /* Parzen estimates during training (rank 0, the others wait) */
     MG_TIMER_COUNT
 };
 extern const char *const mg_timer_names[MG_TIMER_COUNT];
@@ -87,6 +88,17 @@ void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out);
  * prior by (seed, set, row), so a set is the same whichever rank draws which rows. Set 0 is the
  * fixed noise of the training snapshots. */
 void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set);
+
+/* Rows of G's output per forward pass of mg_generate: g must be made for at least this many. */
+#define MG_GENERATE_CHUNK 256
+
+/* Collective: n samples of G (no dropout) for rows 0..n-1 of noise set `set`. The ranks compute
+ * whole chunks of MG_GENERATE_CHUNK rows with one BLAS thread each (restored afterwards), so
+ * every forward pass has the same rows and shape on any number of ranks, and the samples are the
+ * same bit for bit. x (n, G's output) and z (n, noise_dim) are filled on root; other ranks may
+ * pass NULL. */
+void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
+                 const mg_comm *comm, int root);
 
 /* Steps the configured run lasts. */
 int64_t mg_trainer_total_steps(const mg_trainer *t);

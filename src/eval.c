@@ -1,0 +1,275 @@
+/* mpigan eval: the paper's Parzen window log-likelihood of a checkpoint's generator.
+ *
+ * Rank 0 reads the checkpoint, its configuration and the validation and test examples; the
+ * samples are drawn over all ranks (mg_generate) and every rank gets all of them. Points are
+ * split over the ranks in whole blocks of MG_PARZEN_ROWS, and rank 0 sums their log-likelihoods
+ * in point order, so the printed figures do not depend on the rank count. */
+#include "mpigan/run.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpigan/checkpoint.h"
+#include "mpigan/config.h"
+#include "mpigan/data.h"
+#include "mpigan/parzen.h"
+#include "mpigan/train.h"
+
+#define MAX_SIGMAS 1000
+
+static int fail_all(const mg_comm *comm, const mg_error *err, int code)
+{
+    if (mg_comm_rank(comm) == 0)
+        fprintf(stderr, "mpigan: %s\n", err->msg);
+    return code;
+}
+
+/* Rank 0's examples to every rank: shape first, then the values. */
+static void share(mg_dataset *ds, const mg_comm *comm)
+{
+    int shape[4] = {ds->n, ds->channels, ds->height, ds->width};
+    mg_comm_bcast(comm, shape, sizeof shape, 0);
+    if (mg_comm_rank(comm) != 0) {
+        mg_error err;
+        if (mg_dataset_alloc(ds, shape[0], shape[1], shape[2], shape[3], &err))
+            mg_comm_abort(comm, 1); /* out of memory on one rank alone */
+    }
+    mg_comm_bcast(comm, ds->x, (size_t)ds->n * ds->dim * sizeof *ds->x, 0);
+}
+
+/* Collective: the log-likelihoods of points (n, dim) under the window on mu at each sigma,
+ * gathered on rank 0 into ll (n, n_sigma) in point order. */
+static int parzen_over_ranks(double *ll, const mg_dataset *points, const mg_dataset *mu,
+                             const double *sigmas, int n_sigma, const mg_comm *comm, mg_error *err)
+{
+    const int rank = mg_comm_rank(comm), size = mg_comm_size(comm);
+    const int blocks = (points->n + MG_PARZEN_ROWS - 1) / MG_PARZEN_ROWS;
+    const int lo = blocks * rank / size * MG_PARZEN_ROWS;
+    const int end = blocks * (rank + 1) / size * MG_PARZEN_ROWS;
+    const int hi = end < points->n ? end : points->n;
+    double *mine = malloc(((size_t)(hi - lo) * n_sigma + 1) * sizeof *mine);
+    int ok = mine && mg_parzen_ll(mine, points->x + (size_t)lo * points->dim, hi - lo, mu->x, mu->n,
+                                  mu->dim, sigmas, n_sigma, err) == 0;
+    if (!mine)
+        mg_fail(err, "parzen: out of memory for %d points", hi - lo);
+    if (!mg_comm_all_ok(comm, ok)) {
+        free(mine);
+        return -1;
+    }
+    mg_comm_gather(comm, mine, (size_t)(hi - lo) * n_sigma * sizeof *mine, ll, 0);
+    free(mine);
+    return 0;
+}
+
+/* Rank 0: the samples the window is centred on, into mu: the first n training examples (--real)
+ * or nothing (the generator's are drawn collectively afterwards). */
+static int real_samples(mg_dataset *mu, const mg_config *cfg, int64_t n, mg_error *err)
+{
+    if (mg_dataset_read_train(mu, cfg, err))
+        return -1;
+    if (mu->n < n) {
+        int have = mu->n;
+        mg_dataset_free(mu);
+        return mg_fail(err, "%s: --real: the training split has %d examples, fewer than -n %lld",
+                       cfg->source, have, (long long)n);
+    }
+    mu->n = (int)n;
+    return 0;
+}
+
+static void json_array(FILE *f, const char *key, const double *v, int n)
+{
+    fprintf(f, "  \"%s\": [", key);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%.9g", i ? ", " : "", v[i]);
+    fprintf(f, "],\n");
+}
+
+static void json_string(FILE *f, const char *key, const char *s)
+{
+    fprintf(f, "  \"%s\": \"", key);
+    for (; *s; s++)
+        fprintf(f, *s == '"' || *s == '\\' ? "\\%c" : "%c", *s);
+    fprintf(f, "\",\n");
+}
+
+typedef struct {
+    const char *checkpoint;
+    int64_t step;
+    int real, ranks;
+    int64_t samples;
+    int valid_points, test_points, n_sigma, chosen;
+    const double *sigmas, *valid_ll;
+    double test_ll, test_se, seconds[4]; /* samples, validation, test, total */
+} record;
+
+static int write_record(const char *path, const record *r, mg_error *err)
+{
+    char tmp[MG_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return mg_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "{\n");
+    json_string(f, "checkpoint", r->checkpoint);
+    fprintf(f, "  \"step\": %lld,\n  \"real\": %s,\n  \"ranks\": %d,\n  \"samples\": %lld,\n"
+               "  \"valid_points\": %d,\n  \"test_points\": %d,\n",
+            (long long)r->step, r->real ? "true" : "false", r->ranks, (long long)r->samples,
+            r->valid_points, r->test_points);
+    json_array(f, "sigmas", r->sigmas, r->n_sigma);
+    json_array(f, "valid_ll", r->valid_ll, r->n_sigma);
+    fprintf(f, "  \"sigma\": %.9g,\n  \"test_ll\": %.9g,\n  \"test_se\": %.9g,\n",
+            r->sigmas[r->chosen], r->test_ll, r->test_se);
+    fprintf(f, "  \"seconds\": %.3f,\n  \"timers\": {\"samples\": %.3f, \"validation\": %.3f, "
+               "\"test\": %.3f}\n}\n",
+            r->seconds[3], r->seconds[0], r->seconds[1], r->seconds[2]);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mg_fail(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static void print_table(const record *r, const char *out)
+{
+    printf("Parzen window log-likelihood of %s (step %lld), on %d rank%s\n", r->checkpoint,
+           (long long)r->step, r->ranks, r->ranks == 1 ? "" : "s");
+    printf("window: %lld %s; sigma chosen on %d validation examples\n", (long long)r->samples,
+           r->real ? "training examples (--real)" : "generated samples", r->valid_points);
+    printf("  %-10s %s\n", "sigma", "mean validation log-likelihood");
+    for (int s = 0; s < r->n_sigma; s++)
+        printf("  %-10.4g %12.2f%s\n", r->sigmas[s], r->valid_ll[s], s == r->chosen ? "  <- chosen" : "");
+    printf("test log-likelihood (%d examples): %.2f +- %.2f (standard error), sigma %.4g\n",
+           r->test_points, r->test_ll, r->test_se, r->sigmas[r->chosen]);
+    printf("time: samples %.1f s, validation %.1f s, test %.1f s, total %.1f s\n", r->seconds[0],
+           r->seconds[1], r->seconds[2], r->seconds[3]);
+    printf("record: %s\n", out);
+}
+
+/* Rank 0: the checkpoint, its configuration (with overrides), the examples, the output path. */
+static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *step, mg_dataset *valid,
+                 mg_dataset *test, mg_dataset *mu, char *out, size_t out_n, mg_error *err)
+{
+    mg_checkpoint_info info;
+    if (mg_checkpoint_resolve(ckpt, MG_PATH_MAX, o->checkpoint, NULL, err) ||
+        mg_checkpoint_read_info(&info, ckpt, err))
+        return -1;
+    int rc = mg_config_parse(cfg, info.config_yaml, ckpt, o->overrides, o->n_overrides, err);
+    const size_t dim = (size_t)info.channels * info.height * info.width;
+    *step = info.step;
+    mg_checkpoint_info_free(&info);
+    if (rc || mg_dataset_read_split(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
+        mg_dataset_read_split(test, cfg, MG_SPLIT_TEST, o->test_points, err) ||
+        (o->real && real_samples(mu, cfg, o->samples, err)))
+        return -1;
+    const mg_dataset *sets[3] = {valid, test, o->real ? mu : NULL};
+    const char *names[3] = {"validation", "test", "training"};
+    for (int i = 0; i < 3; i++)
+        if (sets[i] && sets[i]->dim != dim)
+            return mg_fail(err, "%s: the %s examples have %zu values, the generator makes %zu",
+                           ckpt, names[i], sets[i]->dim, dim);
+    if (o->out) {
+        snprintf(out, out_n, "%s", o->out);
+    } else {
+        char tmp[MG_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", ckpt);
+        snprintf(out, out_n, "%s/eval-%08lld%s.json", dirname(tmp), (long long)*step,
+                 o->real ? "-real" : "");
+    }
+    return 0;
+}
+
+int mg_run_eval(const mg_eval_opts *o, const mg_comm *comm)
+{
+    const int rank = mg_comm_rank(comm);
+    const double t0 = mg_comm_wtime();
+    mg_error err = {{0}};
+    char ckpt[MG_PATH_MAX] = "", out[MG_PATH_MAX + 64] = "";
+    mg_config cfg;
+    int64_t step = 0;
+    mg_dataset valid = {0}, test = {0}, mu = {0};
+    int ok = rank != 0 || setup(o, ckpt, &cfg, &step, &valid, &test, &mu, out, sizeof out, &err) == 0;
+    if (!mg_comm_all_ok(comm, ok)) {
+        mg_dataset_free(&valid);
+        mg_dataset_free(&test);
+        mg_dataset_free(&mu);
+        return fail_all(comm, &err, MG_EXIT_INPUT);
+    }
+    mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
+    share(&valid, comm);
+    share(&test, comm);
+
+    /* The window's centres: the generator's samples, or the training examples. */
+    if (!o->real) {
+        mg_net g;
+        if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, MG_GENERATE_CHUNK, &err))
+            return fail_all(comm, &err, MG_EXIT_INPUT);
+        if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(&g, ckpt, &err) == 0)) {
+            mg_net_free(&g);
+            return fail_all(comm, &err, MG_EXIT_INPUT);
+        }
+        mg_comm_bcast(comm, g.params, g.n_params * sizeof(mg_real), 0);
+        if (rank == 0 && mg_dataset_alloc(&mu, (int)o->samples, valid.channels, valid.height,
+                                          valid.width, &err))
+            mg_comm_abort(comm, 1);
+        mg_real *z = rank == 0 ? mg_xmalloc((size_t)o->samples * cfg.generator.noise_dim *
+                                            sizeof *z)
+                               : NULL;
+        mg_generate(mu.x, z, &g, &cfg, o->samples, o->set, comm, 0);
+        free(z);
+        mg_net_free(&g);
+    }
+    share(&mu, comm);
+    mg_threads_choose(comm); /* after sampling, which ran on one thread */
+    const double t1 = mg_comm_wtime();
+
+    /* sigma: the grid value with the best mean validation log-likelihood. */
+    const int ns = o->n_sigmas;
+    double sigmas[MAX_SIGMAS], valid_mean[MAX_SIGMAS];
+    mg_parzen_grid(sigmas, ns, o->sigma_lo, o->sigma_hi);
+    double *ll = rank == 0 ? mg_xmalloc(((size_t)valid.n * ns + (size_t)test.n) * sizeof *ll) : NULL;
+    int status = MG_EXIT_OK, chosen = 0;
+    if (parzen_over_ranks(ll, &valid, &mu, sigmas, ns, comm, &err)) {
+        status = fail_all(comm, &err, MG_EXIT_RUNTIME);
+        goto done;
+    }
+    if (rank == 0)
+        chosen = mg_parzen_select(ll, valid.n, ns, valid_mean);
+    mg_comm_bcast(comm, &chosen, sizeof chosen, 0);
+    if (chosen < 0) {
+        mg_fail(&err, "%s: every validation log-likelihood is NaN (the samples hold NaN?)", ckpt);
+        status = fail_all(comm, &err, MG_EXIT_RUNTIME);
+        goto done;
+    }
+    const double t2 = mg_comm_wtime();
+    if (parzen_over_ranks(ll, &test, &mu, &sigmas[chosen], 1, comm, &err)) {
+        status = fail_all(comm, &err, MG_EXIT_RUNTIME);
+        goto done;
+    }
+    const double t3 = mg_comm_wtime();
+    if (rank == 0) {
+        record r = {.checkpoint = ckpt, .step = step, .real = o->real,
+                    .ranks = mg_comm_size(comm), .samples = o->samples,
+                    .valid_points = valid.n, .test_points = test.n, .n_sigma = ns,
+                    .chosen = chosen, .sigmas = sigmas, .valid_ll = valid_mean,
+                    .seconds = {t1 - t0, t2 - t1, t3 - t2, t3 - t0}};
+        mg_parzen_mean_se(ll, test.n, 1, 0, &r.test_ll, &r.test_se);
+        if (write_record(out, &r, &err)) {
+            fprintf(stderr, "mpigan: %s\n", err.msg);
+            status = MG_EXIT_RUNTIME;
+        } else if (!o->quiet) {
+            print_table(&r, out);
+        }
+    }
+done:
+    free(ll);
+    mg_dataset_free(&valid);
+    mg_dataset_free(&test);
+    mg_dataset_free(&mu);
+    return status;
+}
