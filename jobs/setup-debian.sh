@@ -8,6 +8,7 @@ packages="
   libopenblas-dev
   libhdf5-openmpi-dev hdf5-tools
   libpng-dev
+  gnuplot-nox
   libmatio-dev
   libcunit1-dev
   librandom123-dev

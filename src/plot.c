@@ -1,0 +1,962 @@
+/* Plots through gnuplot: the inputs are parsed and checked here, written out as a plain data file
+ * and a gnuplot script, and gnuplot is run on the script in the output directory as
+ *
+ *   gnuplot -e "suffix='.tmp'" SCRIPT
+ *
+ * The script names each picture NAME.suffix, with suffix '' unless set, so the same script
+ * writes temporary names for us (renamed into place only when gnuplot succeeded and wrote every
+ * picture) and the final names when a user reruns `gnuplot SCRIPT` after restyling it. */
+#define _GNU_SOURCE /* pipe2, posix_spawn_file_actions_addchdir_np, strcasestr */
+#include "mpigan/plot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- files ---- */
+
+static char *xjoin(const char *a, const char *b, const char *c)
+{
+    const size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+    char *s = mg_xmalloc(na + nb + nc + 1);
+    memcpy(s, a, na);
+    memcpy(s + na, b, nb);
+    memcpy(s + na + nb, c, nc + 1);
+    return s;
+}
+
+/* dir and its missing parents (as report.c makes a run directory, without its length limit). */
+static int mkdir_p(const char *dir, mg_error *err)
+{
+    if (*dir == '\0')
+        return mg_fail(err, "plot: empty output directory name");
+    char *path = xjoin(dir, "", "");
+    int rc = 0;
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        const char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            rc = mg_fail(err, "%s: cannot create directory: %s", path, strerror(errno));
+            break;
+        }
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    free(path);
+    struct stat st;
+    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = mg_fail(err, "%s: not a directory", dir);
+    return rc;
+}
+
+/* A text file written as PATH.tmp and renamed into place by out_commit, so that a reader (or
+ * gnuplot) never sees half of it. */
+typedef struct {
+    char *path, *tmp;
+    FILE *f;
+} out_file;
+
+static int out_open(out_file *o, const char *dir, const char *name, mg_error *err)
+{
+    o->path = xjoin(dir, "/", name);
+    o->tmp = xjoin(o->path, ".tmp", "");
+    o->f = fopen(o->tmp, "w");
+    if (o->f)
+        return 0;
+    mg_fail(err, "%s: cannot write: %s", o->path, strerror(errno));
+    free(o->path);
+    free(o->tmp);
+    return -1;
+}
+
+static void out_abandon(out_file *o)
+{
+    fclose(o->f);
+    remove(o->tmp);
+    free(o->path);
+    free(o->tmp);
+}
+
+static int out_commit(out_file *o, mg_error *err)
+{
+    int rc = 0;
+    const int bad = ferror(o->f);
+    if (fclose(o->f) != 0 || bad)
+        rc = mg_fail(err, "%s: write failed: %s", o->path, strerror(errno));
+    else if (rename(o->tmp, o->path) != 0)
+        rc = mg_fail(err, "%s: cannot rename into place: %s", o->path, strerror(errno));
+    if (rc != 0)
+        remove(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    return rc;
+}
+
+/* ---- JSON scanning ---- */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A JSON number at *p into *v, advancing *p past it. Also nan, -nan, inf and -inf: printf's %g
+ * writes them for a diverged loss (mg_report does), and such a run is one a user wants to see. */
+static int scan_number(const char **p, double *v)
+{
+    const char *s = *p, *q = s;
+    if (*q == '-')
+        q++;
+    if (strncmp(q, "nan", 3) == 0 || strncmp(q, "inf", 3) == 0) {
+        *v = q[0] == 'n' ? NAN : s[0] == '-' ? -INFINITY : INFINITY;
+        *p = q + 3;
+        return 0;
+    }
+    if (*q == '0')
+        q++;
+    else if (is_digit(*q))
+        while (is_digit(*q))
+            q++;
+    else
+        return -1;
+    if (*q == '.') {
+        if (!is_digit(*++q))
+            return -1;
+        while (is_digit(*q))
+            q++;
+    }
+    if (*q == 'e' || *q == 'E') {
+        q += q[1] == '+' || q[1] == '-' ? 2 : 1;
+        if (!is_digit(*q))
+            return -1;
+        while (is_digit(*q))
+            q++;
+    }
+    // strtod on a copy of exactly the checked span: on the text itself it would also read what
+    // JSON forbids (hex, "0x1p3"); nobody writes a number of 64 characters
+    char buf[64];
+    if (q - s >= (long)sizeof buf)
+        return -1;
+    memcpy(buf, s, q - s);
+    buf[q - s] = '\0';
+    *v = strtod(buf, NULL);
+    *p = q;
+    return 0;
+}
+
+/* A JSON string at *p: its raw text (escapes left as they are) and length, *p moved past it. */
+static int scan_string(const char **p, const char **s, size_t *len)
+{
+    const char *q = *p;
+    if (*q != '"')
+        return -1;
+    *s = ++q;
+    for (; *q != '"'; q++) {
+        if ((unsigned char)*q < 0x20) // the end of the text included
+            return -1;
+        if (*q == '\\' && (unsigned char)*++q < 0x20)
+            return -1;
+    }
+    *len = (size_t)(q - *s);
+    *p = q + 1;
+    return 0;
+}
+
+static int key_is(const char *key, size_t len, const char *name)
+{
+    return strlen(name) == len && memcmp(key, name, len) == 0;
+}
+
+/* Any JSON value, skipped; depth bounds the recursion on hostile input. */
+static int skip_value(const char **p, int depth)
+{
+    const char *q = *p, *s;
+    size_t len;
+    double x;
+    if (depth > 64)
+        return -1;
+    if (*q == '"') {
+        if (scan_string(&q, &s, &len))
+            return -1;
+    } else if (*q == '[' || *q == '{') {
+        const char close = *q == '[' ? ']' : '}';
+        q = skip_ws(q + 1);
+        if (*q != close)
+            for (;;) {
+                if (close == '}') {
+                    if (scan_string(&q, &s, &len))
+                        return -1;
+                    q = skip_ws(q);
+                    if (*q != ':')
+                        return -1;
+                    q = skip_ws(q + 1);
+                }
+                if (skip_value(&q, depth + 1))
+                    return -1;
+                q = skip_ws(q);
+                if (*q == close)
+                    break;
+                if (*q != ',')
+                    return -1;
+                q = skip_ws(q + 1);
+            }
+        q++;
+    } else if (strncmp(q, "true", 4) == 0 || strncmp(q, "null", 4) == 0) {
+        q += 4;
+    } else if (strncmp(q, "false", 5) == 0) {
+        q += 5;
+    } else if (scan_number(&q, &x)) {
+        return -1;
+    }
+    *p = q;
+    return 0;
+}
+
+/* ---- gnuplot ---- */
+
+/* s as a gnuplot string in single quotes, inside which only a quote is special (doubled). A
+ * control character would end the command, and is drawn as '?': these are titles, not names. */
+static void gp_string(FILE *f, const char *s)
+{
+    putc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("''", f);
+        else
+            putc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+    }
+    putc('\'', f);
+}
+
+/* A number for a data file: undefined (NaN) for inf or NaN, so that a diverged loss ends its
+ * curve rather than stretching the axis to infinity. */
+static void gp_number(FILE *f, const char *fmt, double v)
+{
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fputs("NaN", f);
+}
+
+/* What a script begins with. noenhanced: run names and paths are shown as written, not as
+ * enhanced text (where '_' makes a subscript). */
+static void gp_preamble(FILE *f, const char *script, int width, int height)
+{
+    fprintf(f,
+            "# Rerun in this directory after restyling: gnuplot %s\n"
+            "# (mpigan plot runs it as gnuplot -e \"suffix='.tmp'\" %s and renames the pictures "
+            "into place.)\n"
+            "if (!exists(\"suffix\")) suffix = ''\n"
+            "set encoding utf8\n"
+            "set terminal pngcairo size %d,%d noenhanced font ',10'\n"
+            "set grid\n",
+            script, script, width, height);
+}
+
+static int check_size(const char *path, int width, int height, mg_error *err)
+{
+    if (width < MG_PLOT_MIN_SIDE || width > MG_PLOT_MAX_SIDE || height < MG_PLOT_MIN_SIDE ||
+        height > MG_PLOT_MAX_SIDE)
+        return mg_fail(err, "%s: plot size %d x %d out of range (%d to %d pixels a side)", path,
+                       width, height, MG_PLOT_MIN_SIDE, MG_PLOT_MAX_SIDE);
+    return 0;
+}
+
+/* The error gnuplot reported in `out` (its stderr and stdout), as one message. gnuplot writes
+ * `"SCRIPT" line N: what` after an echo of the command and a caret, and warnings in the same
+ * form, which are not the error. */
+static int gnuplot_error(const char *script_path, char *out, int status, mg_error *err)
+{
+    const char *last = NULL;
+    for (char *line = out, *next; *line; line = next) {
+        next = line + strcspn(line, "\n");
+        if (*next)
+            *next++ = '\0';
+        if (*line == '\0' || strcasestr(line, "warning:"))
+            continue;
+        const char *close = line[0] == '"' ? strchr(line + 1, '"') : NULL;
+        if (close && strncmp(close, "\" line ", 7) == 0) {
+            char *end;
+            const long n = strtol(close + 7, &end, 10);
+            if (end > close + 7 && end[0] == ':' && end[1] == ' ')
+                return mg_fail(err, "%s:%ld: gnuplot: %s", script_path, n, end + 2);
+        }
+        if (line[strspn(line, " ^")] != '\0') // not the caret under an echoed command
+            last = line;
+    }
+    // not in gnuplot's form (a message from the shell, or from another binary): its last line,
+    // as gnuplot would put the error after an echo of the command
+    if (last)
+        return mg_fail(err, "%s: gnuplot: %s", script_path, last);
+    if (WIFSIGNALED(status))
+        return mg_fail(err, "%s: gnuplot killed by signal %d", script_path, WTERMSIG(status));
+    return mg_fail(err, "%s: gnuplot failed (exit status %d)", script_path, WEXITSTATUS(status));
+}
+
+/* A file exec would run; errno says why not. */
+static int is_program(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EACCES; // what exec says of a directory
+        return 0;
+    }
+    return access(path, X_OK) == 0;
+}
+
+/* The gnuplot to run, as an absolute path (gnuplot starts in the output directory, where a
+ * relative one would mean something else): MPIGAN_GNUPLOT or `gnuplot`, a name without '/'
+ * searched on PATH as execvp would. Looked up here rather than left to posix_spawnp, because a
+ * failed exec shows there as exit status 127 under some implementations (and valgrind). */
+static char *find_gnuplot(mg_error *err)
+{
+    const char *env = getenv("MPIGAN_GNUPLOT");
+    const char *bin = env && *env ? env : NULL;
+    if (bin && strchr(bin, '/')) {
+        char *abs = realpath(bin, NULL);
+        if (abs && is_program(abs))
+            return abs;
+        mg_fail(err, "%s: cannot run gnuplot (MPIGAN_GNUPLOT): %s", bin, strerror(errno));
+        free(abs);
+        return NULL;
+    }
+    const char *name = bin ? bin : "gnuplot";
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : "/bin:/usr/bin";; p++) {
+        const size_t len = strcspn(p, ":");
+        char *candidate = mg_xmalloc(len + strlen(name) + 3);
+        // an empty entry is the current directory
+        sprintf(candidate, "%.*s/%s", (int)len, len ? p : ".", name);
+        char *abs = realpath(candidate, NULL);
+        free(candidate);
+        if (abs && is_program(abs))
+            return abs;
+        free(abs);
+        p += len;
+        if (*p == '\0')
+            break;
+    }
+    if (bin)
+        mg_fail(err, "%s: not found on PATH (MPIGAN_GNUPLOT)", bin);
+    else
+        mg_fail(err, "gnuplot: not found on PATH (install gnuplot-nox, or set MPIGAN_GNUPLOT)");
+    return NULL;
+}
+
+/* Runs gnuplot on `script` in dir, its output collected for the error message. posix_spawn
+ * starts gnuplot in dir without a fork of this (possibly large, possibly MPI) process. */
+static int run_gnuplot(const char *dir, const char *script, mg_error *err)
+{
+    char *bin = find_gnuplot(err);
+    if (!bin)
+        return -1;
+    char *script_path = xjoin(dir, "/", script);
+    char out[4096]; // gnuplot's first messages; the rest is read and dropped
+    size_t n_out = 0;
+    int pipe_fd[2] = {-1, -1}, rc = -1, status = 0;
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    char *argv[] = {(char *)bin, "-e", "suffix='.tmp'", (char *)script, NULL};
+    if (pipe2(pipe_fd, O_CLOEXEC) != 0) {
+        mg_fail(err, "%s: cannot run gnuplot: %s", script_path, strerror(errno));
+        goto done;
+    }
+    int e = posix_spawn_file_actions_init(&fa);
+    if (e == 0) {
+        // gnuplot must not wait for a terminal: its standard input is empty
+        e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        if (!e)
+            e = posix_spawn_file_actions_adddup2(&fa, pipe_fd[1], 1);
+        if (!e)
+            e = posix_spawn_file_actions_adddup2(&fa, pipe_fd[1], 2);
+        if (!e)
+            e = posix_spawn_file_actions_addchdir_np(&fa, dir);
+        if (!e)
+            e = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    close(pipe_fd[1]);
+    if (e) {
+        mg_fail(err, "%s: cannot run gnuplot: %s", bin, strerror(e));
+        goto done;
+    }
+
+    for (;;) {
+        char chunk[4096];
+        const ssize_t k = read(pipe_fd[0], chunk, sizeof chunk);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        const size_t keep = (size_t)k < sizeof out - 1 - n_out ? (size_t)k : sizeof out - 1 - n_out;
+        memcpy(out + n_out, chunk, keep);
+        n_out += keep;
+    }
+    out[n_out] = '\0';
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            mg_fail(err, "%s: cannot wait for gnuplot: %s", script_path, strerror(errno));
+            goto done;
+        }
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        rc = 0;
+    else
+        gnuplot_error(script_path, out, status, err);
+done:
+    if (pipe_fd[0] >= 0)
+        close(pipe_fd[0]);
+    free(script_path);
+    free(bin);
+    return rc;
+}
+
+/* Runs `script` in dir, which writes each of names[0..n), n <= 4, as NAME.tmp, and renames those
+ * into place once gnuplot succeeded and wrote them all. On any failure the temporary files go and
+ * the pictures of an earlier run stay as they were. */
+static int draw(const char *dir, const char *script, const char *const *names, int n,
+                mg_error *err)
+{
+    char *tmp[4];
+    for (int i = 0; i < n; i++) {
+        char *path = xjoin(dir, "/", names[i]);
+        tmp[i] = xjoin(path, ".tmp", "");
+        free(path);
+        remove(tmp[i]); // left by a crashed run, it must not pass for gnuplot's work
+    }
+    int rc = run_gnuplot(dir, script, err);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (access(tmp[i], F_OK) != 0)
+            rc = mg_fail(err, "%s/%s: gnuplot wrote no %s", dir, script, names[i]);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            char *path = xjoin(dir, "/", names[i]);
+            if (rename(tmp[i], path) != 0)
+                rc = mg_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
+            free(path);
+        }
+        if (rc != 0)
+            remove(tmp[i]);
+        free(tmp[i]);
+    }
+    return rc;
+}
+
+/* set title 'RUN: what' */
+static void gp_title(FILE *f, const char *run, const char *what)
+{
+    char *title = *run ? xjoin(run, ": ", what) : xjoin(what, "", "");
+    fputs("set title ", f);
+    gp_string(f, title);
+    putc('\n', f);
+    free(title);
+}
+
+/* ---- training curves ---- */
+
+/* metrics.dat's columns (gnuplot counts from 1): the fields the plots use, then a few more for a
+ * user's own plots. */
+enum {
+    COL_STEP, COL_D_LOSS, COL_G_LOSS, COL_D_REAL, COL_D_FAKE, COL_RATE, // every plot needs these
+    COL_PARZEN_LL, COL_PARZEN_SIGMA, COL_EPOCH, COL_ELAPSED, COL_LR_D, COL_LR_G, N_COLUMNS
+};
+static const char *const column_names[N_COLUMNS] = {
+    "step", "d_loss", "g_loss", "d_real", "d_fake", "samples_per_s",
+    "parzen_ll", "parzen_sigma", "epoch", "elapsed_s", "lr_d", "lr_g"};
+#define REQUIRED_COLUMNS ((1u << COL_PARZEN_LL) - 1)
+
+/* One metrics record: a flat JSON object of numbers. v[c] is set for each column c in *seen;
+ * other keys are allowed (later versions may add fields) but their values must be numbers too. */
+static int parse_record(const char *p, double *v, unsigned *seen)
+{
+    *seen = 0;
+    p = skip_ws(p);
+    if (*p != '{')
+        return -1;
+    p = skip_ws(p + 1);
+    if (*p != '}')
+        for (;;) {
+            const char *key;
+            size_t len;
+            double x;
+            if (scan_string(&p, &key, &len))
+                return -1;
+            p = skip_ws(p);
+            if (*p != ':')
+                return -1;
+            p = skip_ws(p + 1);
+            if (scan_number(&p, &x))
+                return -1;
+            for (int c = 0; c < N_COLUMNS; c++) {
+                if (!key_is(key, len, column_names[c]))
+                    continue;
+                if (*seen & 1u << c)
+                    return -1; // which of two values is meant?
+                *seen |= 1u << c;
+                v[c] = x;
+            }
+            p = skip_ws(p);
+            if (*p == '}')
+                break;
+            if (*p != ',')
+                return -1;
+            p = skip_ws(p + 1);
+        }
+    return *skip_ws(p + 1) == '\0' ? 0 : -1;
+}
+
+/* Checks (out NULL) or converts to columns (out a data file) at most max_lines lines of
+ * metrics.jsonl; blank lines are skipped. Returns the number of records or -1; *lines is the
+ * number of lines read, *parzen is set if a record carries a finite Parzen log-likelihood. */
+static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines, long *lines,
+                           int *parzen, mg_error *err)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int records = 0, rc = 0;
+    *lines = 0;
+    while (*lines < max_lines && (len = getline(&line, &cap, in)) >= 0) {
+        ++*lines;
+        const int text = strlen(line) == (size_t)len; // no NUL inside
+        if (text && line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        double v[N_COLUMNS];
+        unsigned seen;
+        if (!text || parse_record(line, v, &seen) != 0) {
+            rc = mg_fail(err, "%s:%ld: not a metrics record", path, *lines);
+            break;
+        }
+        if ((seen & REQUIRED_COLUMNS) != REQUIRED_COLUMNS) {
+            int c = 0;
+            while (seen & 1u << c)
+                c++;
+            rc = mg_fail(err, "%s:%ld: no \"%s\"", path, *lines, column_names[c]);
+            break;
+        }
+        records++;
+        if (seen & 1u << COL_PARZEN_LL && isfinite(v[COL_PARZEN_LL]))
+            *parzen = 1;
+        if (!out)
+            continue;
+        for (int c = 0; c < N_COLUMNS; c++) {
+            if (c)
+                putc(' ', out);
+            if (seen & 1u << c)
+                gp_number(out, c == COL_STEP ? "%.17g" : "%.9g", v[c]);
+            else
+                putc('?', out);
+        }
+        putc('\n', out);
+    }
+    if (rc == 0 && ferror(in))
+        rc = mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    free(line);
+    return rc ? -1 : records;
+}
+
+/* The name of the directory that holds path (the run directory), or "". */
+static char *run_name(const char *path)
+{
+    char *full = realpath(path, NULL);
+    if (!full)
+        return xjoin("", "", "");
+    *strrchr(full, '/') = '\0'; // absolute: there is a '/'
+    const char *slash = strrchr(full, '/');
+    char *name = xjoin(slash ? slash + 1 : full, "", "");
+    free(full);
+    return name;
+}
+
+/* Curves are lines, with a point at each record while there are few: a line through one record
+ * shows nothing. */
+enum { FEW_RECORDS = 100 };
+
+static void write_metrics_script(FILE *f, const char *run, int width, int height, int records,
+                                 int parzen)
+{
+    fputs("# Training curves of a run from metrics.dat, written by mpigan plot.\n", f);
+    gp_preamble(f, "plots.gp", width, height);
+    fprintf(f,
+            "# metrics.dat: one row per record of metrics.jsonl; '?' is a field the record did "
+            "not\n"
+            "# carry (skipped, not drawn as zero), NaN a value that was not finite\n"
+            "set datafile missing '?'\n"
+            "file = 'metrics.dat'\n"
+            "curve = '%s'\n"
+            "set key below\n"
+            "set xlabel 'training step'\n\n",
+            records <= FEW_RECORDS ? "linespoints pt 7 ps 0.6" : "lines");
+
+    fputs("set output 'losses.png'.suffix\n", f);
+    gp_title(f, run, "D and G loss, mean over each log interval");
+    fprintf(f,
+            "set ylabel 'loss (nats)'\n"
+            "# D's loss -log D(x) - log(1 - D(G(z))) is 2 log 2 where D = 1/2 everywhere\n"
+            "plot file using %d:%d with @curve lw 2 title 'D loss', \\\n"
+            "     file using %d:%d with @curve lw 2 title 'G loss', \\\n"
+            "     2 * log(2) with lines dt 3 lw 2 lc 'black' "
+            "title 'D loss at equilibrium, 2 log 2 = 1.386'\n"
+            "unset output\n\n",
+            COL_STEP + 1, COL_D_LOSS + 1, COL_STEP + 1, COL_G_LOSS + 1);
+
+    fputs("set output 'd_outputs.png'.suffix\n", f);
+    gp_title(f, run, "D output, mean over each log interval");
+    fprintf(f,
+            "set ylabel 'D output (probability of real)'\n"
+            "set yrange [0:1]\n"
+            "plot file using %d:%d with @curve lw 2 title 'D(x), training examples', \\\n"
+            "     file using %d:%d with @curve lw 2 title 'D(G(z)), generated samples', \\\n"
+            "     0.5 with lines dt 3 lw 2 lc 'black' title 'D = 1/2 at equilibrium'\n"
+            "unset output\n"
+            "set autoscale y\n\n",
+            COL_STEP + 1, COL_D_REAL + 1, COL_STEP + 1, COL_D_FAKE + 1);
+
+    fputs("set output 'throughput.png'.suffix\n", f);
+    gp_title(f, run, "training throughput, mean over each log interval");
+    fprintf(f,
+            "set ylabel 'samples/s (training examples per second)'\n"
+            "set yrange [0:*]\n"
+            "plot file using %d:%d with @curve lw 2 notitle\n"
+            "unset output\n"
+            "set autoscale y\n",
+            COL_STEP + 1, COL_RATE + 1);
+    if (!parzen)
+        return;
+
+    fputs("\nset output 'parzen_training.png'.suffix\n", f);
+    gp_title(f, run, "Parzen window log-likelihood during training");
+    fprintf(f,
+            "set ylabel 'mean log-likelihood (nats)'\n"
+            "plot file using %d:%d with linespoints lw 2 pt 7 title 'parzen_ll'\n"
+            "unset output\n",
+            COL_STEP + 1, COL_PARZEN_LL + 1);
+}
+
+int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, int height,
+                    mg_error *err)
+{
+    static const char *const pngs[] = {"losses.png", "d_outputs.png", "throughput.png",
+                                       "parzen_training.png"};
+    if (check_size(out_dir, width, height, err))
+        return -1;
+    FILE *in = fopen(metrics_path, "r");
+    if (!in)
+        return mg_fail(err, "%s: cannot read: %s", metrics_path, strerror(errno));
+
+    // checked whole before anything is written, so a bad file leaves no trace; the conversion
+    // then reads the same lines, though a running training may append more meanwhile
+    long lines;
+    int parzen = 0;
+    int records = convert_metrics(in, metrics_path, NULL, LONG_MAX, &lines, &parzen, err);
+    if (records == 0)
+        records = mg_fail(err, "%s: no records to plot", metrics_path);
+    out_file dat;
+    if (records < 0 || mkdir_p(out_dir, err) || out_open(&dat, out_dir, "metrics.dat", err)) {
+        fclose(in);
+        return -1;
+    }
+    fputs("#", dat.f);
+    for (int c = 0; c < N_COLUMNS; c++)
+        fprintf(dat.f, " %s", column_names[c]);
+    putc('\n', dat.f);
+    rewind(in);
+    records = convert_metrics(in, metrics_path, dat.f, lines, &lines, &parzen, err);
+    fclose(in);
+    if (records < 0) {
+        out_abandon(&dat);
+        return -1;
+    }
+    out_file gp;
+    if (out_commit(&dat, err) || out_open(&gp, out_dir, "plots.gp", err))
+        return -1;
+    char *run = run_name(metrics_path);
+    write_metrics_script(gp.f, run, width, height, records, parzen);
+    free(run);
+    if (out_commit(&gp, err))
+        return -1;
+    const int n = parzen ? 4 : 3;
+    return draw(out_dir, "plots.gp", pngs, n, err) ? -1 : n;
+}
+
+/* ---- the Parzen validation curve ---- */
+
+/* An eval record with 1000 sigmas is about 30 KB: a file over 1 MiB is something else. */
+enum { EVAL_MAX_SIGMAS = 1000, EVAL_MAX_BYTES = 1 << 20 };
+
+/* The fields of an eval record that the plot uses; all but step must be there. */
+enum { E_SIGMAS, E_VALID_LL, E_SIGMA, E_TEST_LL, E_TEST_SE, E_REAL, E_SAMPLES, E_STEP, E_FIELDS };
+static const char *const eval_keys[E_FIELDS] = {"sigmas", "valid_ll", "sigma", "test_ll",
+                                                "test_se", "real", "samples", "step"};
+static const char *const eval_kinds[E_FIELDS] = {
+    "array of numbers", "array of numbers", "number", "number", "number", "boolean", "number",
+    "number"};
+
+typedef struct {
+    double sigmas[EVAL_MAX_SIGMAS], valid_ll[EVAL_MAX_SIGMAS]; // (n_sigmas), (n_ll)
+    int n_sigmas, n_ll;
+    double sigma, test_ll, test_se, samples, step;
+    int real, has_step;
+} eval_record;
+
+/* An array of at most EVAL_MAX_SIGMAS numbers: 0, -1 if it is not one, -2 if it is longer. */
+static int scan_array(const char **p, double *x, int *n)
+{
+    const char *q = *p;
+    *n = 0;
+    if (*q != '[')
+        return -1;
+    q = skip_ws(q + 1);
+    if (*q != ']')
+        for (;;) {
+            if (*n == EVAL_MAX_SIGMAS)
+                return -2;
+            if (scan_number(&q, &x[*n]))
+                return -1;
+            ++*n;
+            q = skip_ws(q);
+            if (*q == ']')
+                break;
+            if (*q != ',')
+                return -1;
+            q = skip_ws(q + 1);
+        }
+    *p = q + 1;
+    return 0;
+}
+
+/* The value of field f at *p: 0, -1 if it has another type, -2 for an array that is too long. */
+static int scan_field(const char **p, eval_record *e, int f)
+{
+    double *num[E_FIELDS] = {[E_SIGMA] = &e->sigma, [E_TEST_LL] = &e->test_ll,
+                             [E_TEST_SE] = &e->test_se, [E_SAMPLES] = &e->samples,
+                             [E_STEP] = &e->step};
+    switch (f) {
+    case E_SIGMAS:
+        return scan_array(p, e->sigmas, &e->n_sigmas);
+    case E_VALID_LL:
+        return scan_array(p, e->valid_ll, &e->n_ll);
+    case E_REAL:
+        if (strncmp(*p, "true", 4) == 0 || strncmp(*p, "false", 5) == 0) {
+            e->real = **p == 't';
+            *p += e->real ? 4 : 5;
+            return 0;
+        }
+        return -1;
+    default:
+        return scan_number(p, num[f]);
+    }
+}
+
+static int line_of(const char *text, const char *p)
+{
+    int line = 1;
+    for (; text < p; text++)
+        line += *text == '\n';
+    return line;
+}
+
+static int parse_eval(const char *path, const char *text, eval_record *e, mg_error *err)
+{
+    unsigned seen = 0;
+    const char *p = skip_ws(text);
+    if (*p != '{')
+        goto malformed;
+    p = skip_ws(p + 1);
+    if (*p != '}')
+        for (;;) {
+            const char *key;
+            size_t len;
+            if (scan_string(&p, &key, &len))
+                goto malformed;
+            p = skip_ws(p);
+            if (*p != ':')
+                goto malformed;
+            p = skip_ws(p + 1);
+            int f = 0;
+            while (f < E_FIELDS && !key_is(key, len, eval_keys[f]))
+                f++;
+            if (f == E_FIELDS) {
+                if (skip_value(&p, 0))
+                    goto malformed;
+            } else {
+                if (seen & 1u << f)
+                    return mg_fail(err, "%s: \"%s\" appears twice", path, eval_keys[f]);
+                seen |= 1u << f;
+                const int rc = scan_field(&p, e, f);
+                if (rc == -2)
+                    return mg_fail(err, "%s: \"%s\" has more than %d entries", path,
+                                   eval_keys[f], EVAL_MAX_SIGMAS);
+                if (rc)
+                    return mg_fail(err, "%s: no \"%s\" %s", path, eval_keys[f], eval_kinds[f]);
+            }
+            p = skip_ws(p);
+            if (*p == '}')
+                break;
+            if (*p != ',')
+                goto malformed;
+            p = skip_ws(p + 1);
+        }
+    p = skip_ws(p + 1);
+    if (*p != '\0')
+        goto malformed;
+    for (int f = 0; f < E_STEP; f++)
+        if (!(seen & 1u << f))
+            return mg_fail(err, "%s: no \"%s\" %s", path, eval_keys[f], eval_kinds[f]);
+    e->has_step = (seen >> E_STEP) & 1;
+    return 0;
+malformed:
+    return mg_fail(err, "%s:%d: malformed JSON", path, line_of(text, p));
+}
+
+/* What the plot needs beyond the types: matching arrays, and positive widths for the log axis. */
+static int check_eval(const char *path, const eval_record *e, mg_error *err)
+{
+    if (e->n_sigmas == 0)
+        return mg_fail(err, "%s: \"sigmas\" is empty", path);
+    if (e->n_ll != e->n_sigmas)
+        return mg_fail(err, "%s: \"sigmas\" has %d entries but \"valid_ll\" has %d", path,
+                       e->n_sigmas, e->n_ll);
+    for (int i = 0; i < e->n_sigmas; i++)
+        if (!(e->sigmas[i] > 0 && isfinite(e->sigmas[i])))
+            return mg_fail(err, "%s: sigmas[%d] = %g is not a positive width", path, i,
+                           e->sigmas[i]);
+    if (!(e->sigma > 0 && isfinite(e->sigma)))
+        return mg_fail(err, "%s: \"sigma\" = %g is not a positive width", path, e->sigma);
+    if (!(e->samples >= 0 && e->samples <= 1e15 && e->samples == floor(e->samples)))
+        return mg_fail(err, "%s: \"samples\" = %g is not a count", path, e->samples);
+    return 0;
+}
+
+/* The whole file as a string, or NULL. */
+static char *read_text(const char *path, mg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = mg_xmalloc(EVAL_MAX_BYTES + 1);
+    const size_t n = fread(text, 1, EVAL_MAX_BYTES + 1, f);
+    const int e = ferror(f) ? errno : 0;
+    fclose(f);
+    if (e)
+        mg_fail(err, "%s: cannot read: %s", path, strerror(e));
+    else if (n > EVAL_MAX_BYTES)
+        mg_fail(err, "%s: larger than %d bytes: not an eval record", path, EVAL_MAX_BYTES);
+    else if (memchr(text, '\0', n))
+        mg_fail(err, "%s: not a text file", path);
+    if (e || n > EVAL_MAX_BYTES || memchr(text, '\0', n)) {
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+static void write_parzen_script(FILE *f, const eval_record *e, const char *script,
+                                const char *png, int width, int height)
+{
+    fputs("# The Parzen window validation curve of an eval record, written by mpigan plot.\n", f);
+    gp_preamble(f, script, width, height);
+    fputs("$valid << EOD\n# sigma, mean validation log-likelihood (NaN: not finite)\n", f);
+    for (int i = 0; i < e->n_sigmas; i++) {
+        gp_number(f, "%.9g", e->sigmas[i]);
+        putc(' ', f);
+        gp_number(f, "%.9g", e->valid_ll[i]);
+        putc('\n', f);
+    }
+    fputs("EOD\n\nset output ", f);
+    gp_string(f, png);
+    fputs(".suffix\n", f);
+
+    // two lines: the result, then what it was measured on
+    char result[256], source[128];
+    snprintf(result, sizeof result, "Parzen window: test LL %.2f ± %.2f nats at σ = %g",
+             e->test_ll, e->test_se, e->sigma);
+    const int n = snprintf(source, sizeof source, "validation curve of %.0f %s", e->samples,
+                           e->real ? "real examples" : "generated samples");
+    if (e->has_step && !e->real)
+        snprintf(source + n, sizeof source - n, " at step %.0f", e->step);
+    fputs("set title ", f);
+    gp_string(f, result);
+    fputs(".\"\\n\".", f); // a newline: only a double-quoted string has escapes
+    gp_string(f, source);
+    fprintf(f,
+            "\nset logscale x\n"
+            "set xlabel 'window width σ (data units, log scale)'\n"
+            "set ylabel 'mean validation log-likelihood (nats)'\n"
+            "set key below\n"
+            "chosen = %.9g\n"
+            "set arrow from chosen, graph 0 to chosen, graph 1 nohead dt 2 lw 2 lc 'red'\n"
+            "plot $valid using 1:2 with linespoints lw 2 pt 7 title 'validation set', \\\n"
+            "     NaN with lines dt 2 lw 2 lc 'red' title sprintf('chosen σ = %%g', chosen)\n"
+            "unset output\n",
+            e->sigma);
+}
+
+int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int height,
+                   mg_error *err)
+{
+    if (check_size(png_path, width, height, err))
+        return -1;
+    const char *slash = strrchr(png_path, '/');
+    const char *png = slash ? slash + 1 : png_path;
+    if (*png == '\0')
+        return mg_fail(err, "%s: not a file name", png_path);
+    for (const char *c = png; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) // would end a line of the script
+            return mg_fail(err, "%s: control character in the file name", png_path);
+
+    eval_record *e = mg_xmalloc(sizeof *e);
+    char *text = read_text(eval_json, err);
+    int rc = text ? parse_eval(eval_json, text, e, err) : -1;
+    free(text);
+    if (rc == 0)
+        rc = check_eval(eval_json, e, err);
+
+    char *dir = NULL, *script = NULL;
+    out_file gp;
+    if (rc == 0) {
+        // dir of png_path, and its name with .png replaced by .gp
+        dir = slash ? xjoin(png_path, "", "") : xjoin(".", "", "");
+        if (slash)
+            dir[slash == png_path ? 1 : slash - png_path] = '\0';
+        const size_t n = strlen(png);
+        script = xjoin(png, ".gp", "");
+        if (n > 4 && strcmp(png + n - 4, ".png") == 0)
+            strcpy(script + n - 4, ".gp");
+        rc = out_open(&gp, dir, script, err);
+    }
+    if (rc == 0) {
+        write_parzen_script(gp.f, e, script, png, width, height);
+        rc = out_commit(&gp, err);
+    }
+    if (rc == 0)
+        rc = draw(dir, script, &png, 1, err);
+    free(e);
+    free(dir);
+    free(script);
+    return rc;
+}
