@@ -23,6 +23,7 @@ static const char *usage_main =
     "  train --resume CKPT   continue a run from a checkpoint\n"
     "  sample CKPT -n N -o FILE.h5   draw N samples from a checkpoint's generator\n"
     "  eval CKPT          the paper's Parzen window log-likelihood of a checkpoint's generator\n"
+    "  plot RUN_DIR       training curves, Parzen curves and a sample grid of a run, as PNG\n"
     "  info CKPT          describe a checkpoint: step, configuration, tensors\n"
     "  prepare FORMAT INPUT... -o OUT.h5   convert a data set once into mpigan's HDF5 input\n"
     "\n"
@@ -103,6 +104,19 @@ static const char *usage_eval =
     "  -o FILE.json     the record (default: eval-<step>.json beside the checkpoint,\n"
     "                   eval-<step>-real.json with --real)\n"
     "  --quiet          no table\n"
+    "  -h, --help       this text\n";
+
+static const char *usage_plot =
+    "usage: mpigan plot RUN_DIR [options]\n"
+    "\n"
+    "Draws a run's pictures with gnuplot into RUN_DIR/plots: losses.png, d_outputs.png,\n"
+    "throughput.png and parzen_training.png from metrics.jsonl; parzen-<step>.png for each\n"
+    "eval-<step>.json; samples.png, the newest checkpoint's samples with the nearest training\n"
+    "examples. The gnuplot scripts stay beside them. No mpirun needed.\n"
+    "\n"
+    "options:\n"
+    "  -o DIR           where to write (default RUN_DIR/plots)\n"
+    "  --size WxH       pixels of each curve (default 900x560)\n"
     "  -h, --help       this text\n";
 
 static const char *usage_info =
@@ -366,6 +380,42 @@ static int parse_eval(mg_eval_opts *o, int argc, char **argv)
     return -1;
 }
 
+static int parse_plot(mg_plot_opts *o, int argc, char **argv)
+{
+    static const char *const valued[] = {"-o", "--size", NULL};
+    memset(o, 0, sizeof *o);
+    o->width = 900;
+    o->height = 560;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (takes_value(arg, valued)) {
+            if (!val)
+                return usage_error("plot", "%s needs a value", arg);
+            i++;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            return help(usage_plot);
+        } else if (!strcmp(arg, "-o")) {
+            o->out = val;
+        } else if (!strcmp(arg, "--size")) {
+            int used = 0;
+            if (sscanf(val, "%dx%d%n", &o->width, &o->height, &used) != 2 || val[used] ||
+                o->width < 64 || o->height < 64 || o->width > 10000 || o->height > 10000)
+                return usage_error("plot", "--size takes WxH, each 64 to 10000, not %s", val);
+        } else if (arg[0] == '-') {
+            return usage_error("plot", "unknown option %s", arg);
+        } else if (o->run_dir) {
+            return usage_error("plot", "one run directory only; extra argument %s", arg);
+        } else {
+            o->run_dir = arg;
+        }
+    }
+    if (!o->run_dir)
+        return usage_error("plot", "%s", "plot needs a run directory");
+    return -1;
+}
+
 static int parse_prepare(mg_prepare_opts *o, int argc, char **argv)
 {
     static const char *inputs[256];
@@ -445,6 +495,11 @@ int main(int argc, char **argv)
         if ((code = parse_prepare(&o, argc - 1, argv + 1)) >= 0)
             return code;
         return mg_run_prepare(&o);
+    } else if (!strcmp(cmd, "plot")) {
+        mg_plot_opts o;
+        if ((code = parse_plot(&o, argc - 1, argv + 1)) >= 0)
+            return code;
+        return mg_run_plot(&o);
     } else if (!strcmp(cmd, "train")) {
         mg_train_opts o;
         if ((code = parse_train(&o, argc - 1, argv + 1)) >= 0)

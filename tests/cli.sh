@@ -181,6 +181,22 @@ if [ -r "$fashion" ]; then
   expect_status "train with eval.every" 0
   expect_grep "parzen in metrics" "$tmp/evrun/metrics.jsonl" '"step": 50, .*"parzen_ll": -*[0-9.]*, "parzen_sigma": 0\.[0-9]*}'
 
+  # --- plot: curves, Parzen curves and the sample grid of a run ---
+  if command -v gnuplot >/dev/null; then
+    "$mpigan" plot "$tmp/evrun" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect_status "plot a run with estimates" 0
+    for f in losses d_outputs throughput parzen_training samples; do
+      [ "$(head -c 8 "$tmp/evrun/plots/$f.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok || fail "plot: no PNG $f.png"
+    done
+    "$mpigan" plot "$tmp/straight" -o "$tmp/sp" --size 640x400 >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect_status "plot a run with eval records" 0
+    [ -s "$tmp/sp/parzen-$(printf %08d $target)-real.png" ] && [ -s "$tmp/sp/samples.png" ] && ok || fail "plot: no Parzen curve of the eval record"
+  fi
+  "$mpigan" plot "$tmp/nowhere" >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_error "plot of no run" "mpigan: $tmp/nowhere: not a run directory: No such file or directory"
+  "$mpigan" plot "$tmp/evrun" --size 10x10 >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_error "plot --size" "mpigan: --size takes WxH, each 64 to 10000, not 10x10 (see 'mpigan plot --help')"
+
   # --- bad checkpoints: one line, status 2, nothing written ---
   head -c 3000 "$tmp/straight/$last" >"$tmp/trunc.h5"
   "$mpigan" info "$tmp/trunc.h5" >"$tmp/out" 2>"$tmp/err"; status=$?

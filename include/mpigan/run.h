@@ -58,6 +58,15 @@ typedef struct {
     int quiet;
 } mg_eval_opts;
 
+typedef struct {
+    const char *run_dir;
+    const char *out;                 /* NULL: RUN_DIR/plots */
+    int width, height;               /* of each curve, in pixels */
+} mg_plot_opts;
+
+/* Serial: the pictures of a run (README "Evaluating and plotting"). */
+int mg_run_plot(const mg_plot_opts *o);
+
 /* Serial: converts a data set once into mpigan's HDF5 input format. */
 int mg_run_prepare(const mg_prepare_opts *o);
 
