@@ -207,13 +207,8 @@ int mg_run_eval(const mg_eval_opts *o, const mg_comm *comm)
     /* The window's centres: the generator's samples, or the training examples. */
     if (!o->real) {
         mg_net g;
-        if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, MG_GENERATE_CHUNK, &err))
+        if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))
             return fail_all(comm, &err, MG_EXIT_INPUT);
-        if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(&g, ckpt, &err) == 0)) {
-            mg_net_free(&g);
-            return fail_all(comm, &err, MG_EXIT_INPUT);
-        }
-        mg_comm_bcast(comm, g.params, g.n_params * sizeof(mg_real), 0);
         if (rank == 0 && mg_dataset_alloc(&mu, (int)o->samples, valid.channels, valid.height,
                                           valid.width, &err))
             mg_comm_abort(comm, 1);

@@ -439,13 +439,8 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     mg_comm_bcast(comm, shape, sizeof shape, 0);
 
     mg_net g;
-    if (mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, MG_GENERATE_CHUNK, &err))
+    if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))
         return fail_all(comm, &err, MG_EXIT_INPUT);
-    if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(&g, ckpt, &err) == 0)) {
-        mg_net_free(&g);
-        return fail_all(comm, &err, MG_EXIT_INPUT);
-    }
-    mg_comm_bcast(comm, g.params, g.n_params * sizeof(mg_real), 0);
 
     const int nz = cfg.generator.noise_dim;
     const size_t dim = (size_t)g.out_dim;

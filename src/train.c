@@ -8,6 +8,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "mpigan/checkpoint.h"
+
 const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_DATA] = "data",
     [MG_TIMER_D_COMPUTE] = "d_compute",
@@ -194,6 +196,21 @@ void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uin
                             .step = set};
     for (int i = 0; i < n; i++)
         draw_prior(z + (size_t)i * nz, nz, cfg->generator.prior, &key, (uint64_t)(first + i));
+}
+
+int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char *path,
+                      const mg_comm *comm, mg_error *err)
+{
+    const int rank = mg_comm_rank(comm);
+    int ok = mg_net_init(g, &cfg->generator.net, cfg->generator.noise_dim, max_rows, err) == 0;
+    if (!mg_comm_all_ok(comm, ok))
+        return -1;
+    if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(g, path, err) == 0)) {
+        mg_net_free(g);
+        return -1;
+    }
+    mg_comm_bcast(comm, g->params, g->n_params * sizeof(mg_real), 0);
+    return 0;
 }
 
 void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
