@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,12 @@ void mg_memory_mb(double *rss, double *pss)
             *pss = kb / 1024;
     }
     fclose(f);
+}
+
+double mg_peak_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : -1; /* Linux: kB */
 }
 
 static int mkdir_p(const char *dir, mg_error *err)
@@ -252,10 +259,10 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
             "  \"threads_per_rank\": %d,\n  \"global_batch\": %d,\n  \"steps\": %lld,\n"
             "  \"epochs\": %.6f,\n  \"seconds\": %.3f,\n  \"samples_per_s\": %.1f,\n"
             "  \"memory_mb\": {\"rss_min\": %.1f, \"rss_max\": %.1f, \"pss_min\": %.1f, "
-            "\"pss_max\": %.1f, \"pss_sum\": %.1f},\n"
+            "\"pss_max\": %.1f, \"pss_sum\": %.1f, \"peak_rss_max\": %.1f},\n"
             "  \"timers\": {",
             MPIGAN_VERSION, t->cfg.source, t->nranks, r->threads, t->batch, (long long)t->step,
-            mg_trainer_epoch(t), seconds, rate, r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4]);
+            mg_trainer_epoch(t), seconds, rate, r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4], r->mem[5]);
     for (int i = 0; i < MG_TIMER_COUNT; i++)
         fprintf(f, "%s\n    \"%s\": {\"min\": %.4f, \"mean\": %.4f, \"max\": %.4f}",
                 i ? "," : "", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
@@ -272,8 +279,9 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
         fprintf(r->out, "time per rank (s, min/mean/max):");
         for (int i = 0; i < MG_TIMER_COUNT; i++)
             fprintf(r->out, "  %s %.2f/%.2f/%.2f", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
-        fprintf(r->out, "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks %.0f\n",
-                r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4]);
+        fprintf(r->out, "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks %.0f; "
+                        "peak RSS %.0f\n",
+                r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4], r->mem[5]);
         fprintf(r->out, "run directory: %s\n", r->dir);
     }
     return 0;

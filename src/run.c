@@ -371,10 +371,11 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     mg_trainer_timers(&t, tmin, tmean, tmax);
     /* Resident memory per rank at the end, when training has touched the data: RSS, and PSS,
      * which counts the node's shared copy of the training set once per node. */
-    double rss, pss, sum, mem[5];
+    double rss, pss, sum, mem[6], lo;
     mg_memory_mb(&rss, &pss);
     mg_comm_minmaxsum(comm, rss, &mem[0], &mem[1], &sum);
     mg_comm_minmaxsum(comm, pss, &mem[2], &mem[3], &mem[4]);
+    mg_comm_minmaxsum(comm, mg_peak_rss_mb(), &lo, &mem[5], &sum);
     if (rank == 0) {
         memcpy(rep.mem, mem, sizeof mem);
         if (mg_report_close(&rep, &t, tmin, tmean, tmax, &err)) {

@@ -28,7 +28,7 @@ typedef struct {
     int64_t step_mark;   /* step at the start of the current interval */
     int64_t step_start;  /* step at the start of this process's run (a resumed run's) */
     int64_t total_steps;
-    double mem[5];       /* MB over ranks at the end: RSS min, max; PSS min, max, sum */
+    double mem[6];       /* MB over ranks at the end: RSS min, max; PSS min, max, sum; peak RSS max */
     mg_step_stats sum;   /* sums over the current interval */
     int n;               /* steps in the current interval */
     int parzen_pending;  /* a Parzen estimate for this step: its record is written now */
@@ -40,6 +40,8 @@ typedef struct {
  * as 1/k (so a node's shared data set shows once per node, not once per rank). From
  * /proc/self/smaps_rollup; -1 where unavailable. */
 void mg_memory_mb(double *rss, double *pss);
+/* This process's peak resident memory so far, in MB (getrusage). */
+double mg_peak_rss_mb(void);
 
 /* Creates the run directory (parents too) and writes config.yaml. A directory that already
  * holds a run (metrics.jsonl) is refused unless `force`. */

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""mpigan's benchmark: the machine's GEMM bound, mpigan and PyTorch on the paper's MNIST model,
+in one run, with the targets of the performance issue as ratios.
+
+    bench/run.py                 # the full run: 300 steps x 3 repeats per configuration
+    bench/run.py --quick         # CI's short form: proves every part works, times mean little
+
+Every configuration runs `repeats` times, the configurations interleaved round by round, so
+drift on a shared machine hits all of them alike. The benchmark reports; it never fails on a
+time (it exits non-zero only when something did not run). Stdlib only; PyTorch runs under
+/usr/bin/python3 (Debian's python3-torch) when it is there.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TORCH_PYTHON = "/usr/bin/python3"
+
+# name, ranks, threads per rank, global batch, weak
+CONFIGS = [
+    ("1 rank x 1 thread", 1, 1, 100, False),
+    ("1 rank x 2 threads", 1, 2, 100, False),
+    ("2 ranks x 1 thread, global batch 100 (strong)", 2, 1, 100, False),
+    ("2 ranks x 1 thread, 100 per rank (weak)", 2, 1, 200, True),
+]
+
+
+def mpi_env(threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    if os.geteuid() == 0:  # Open MPI refuses root without these
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+def mpirun(ranks, threads):
+    # A rank meant to use 2 threads must not be bound to one core.
+    bind = ["--bind-to", "none"] if threads > 1 else ["--bind-to", "core"]
+    return ["mpirun", "-q", "--oversubscribe", "-np", str(ranks)] + bind
+
+
+def run(cmd, env, what):
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.exit(f"bench: {what} failed (exit {p.returncode}): {' '.join(cmd)}\n{p.stderr.strip()}")
+    return p.stdout
+
+
+def gemm_bound(args):
+    cmd = mpirun(1, 1) + [os.path.join(args.build, "bench", "gemm_bound"), args.config,
+                          str(args.gemm_iterations), str(args.repeats)]
+    return json.loads(run(cmd, mpi_env(1), "gemm_bound").strip().splitlines()[-1])
+
+
+def mpigan_once(args, ranks, threads, batch, tmp, tag):
+    out = os.path.join(tmp, tag)
+    cmd = mpirun(ranks, threads) + [
+        os.path.join(args.build, "mpigan"), "train", args.config, "--steps", str(args.steps),
+        "--out", out, "--force", "--quiet", "--set", f"train.batch_size={batch}",
+        "--set", "samples.every=0", "--set", "checkpoint.every=0"]
+    run(cmd, mpi_env(threads), f"mpigan {tag}")
+    with open(os.path.join(out, "run.json")) as f:
+        rec = json.load(f)
+    timers = {k: v["mean"] for k, v in rec["timers"].items()}
+    return {"samples_per_s": rec["samples_per_s"], "seconds": rec["seconds"],
+            "steps": rec["steps"], "timers": timers,
+            "peak_rss_mb": rec["memory_mb"].get("peak_rss_max"), "run_dir": out}
+
+
+def torch_available():
+    if not os.path.exists(TORCH_PYTHON):
+        return False
+    return subprocess.run([TORCH_PYTHON, "-c", "import torch"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def torch_once(args, ranks, threads, batch, weak):
+    per = batch // ranks if weak else batch
+    cmd = [TORCH_PYTHON, os.path.join(HERE, "torch_gan.py"), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--repeats", "1", "--threads", str(threads),
+           "--procs", str(ranks), "--batch", str(per)]
+    if weak:
+        cmd.append("--weak")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    rec = json.loads(run(cmd, env, "torch_gan.py").strip().splitlines()[-1])
+    return {"samples_per_s": rec["median"], "peak_rss_mb": rec.get("peak_rss_mb")}
+
+
+def spread(values):
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def parzen_eval(args, ckpt_dir):
+    cmd = mpirun(2, 1) + [os.path.join(args.build, "mpigan"), "eval", ckpt_dir, "--quiet",
+                          "-n", str(args.parzen_samples), "--test", str(args.parzen_test),
+                          "-o", os.path.join(ckpt_dir, "bench-eval.json")]
+    run(cmd, mpi_env(1), "mpigan eval")
+    with open(os.path.join(ckpt_dir, "bench-eval.json")) as f:
+        return json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI's short form (20 steps, 1 repeat)")
+    ap.add_argument("--steps", type=int, default=300, help="training steps per run")
+    ap.add_argument("--warmup", type=int, default=20, help="PyTorch's untimed iterations")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "fashion-mnist.yaml"))
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--torch", choices=["auto", "yes", "no"], default="auto")
+    ap.add_argument("--out", default=None, help="JSON record (default BUILD/bench.json)")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.warmup, args.repeats = 20, 3, 1
+    args.gemm_iterations = 5 if args.quick else 30
+    args.parzen_samples, args.parzen_test = (500, 500) if args.quick else (10000, 10000)
+    if not shutil.which("mpirun"):
+        sys.exit("bench: mpirun not found (jobs/setup-debian.sh installs Open MPI)")
+    use_torch = args.torch == "yes" or (args.torch == "auto" and torch_available())
+    if args.torch == "yes" and not torch_available():
+        sys.exit(f"bench: --torch yes, but {TORCH_PYTHON} cannot import torch (apt-get install python3-torch)")
+
+    t0 = time.time()
+    tmp = tempfile.mkdtemp(prefix="mpigan-bench-")
+    try:
+        gemm = gemm_bound(args)
+        results = {c[0]: {"mpigan": [], "torch": []} for c in CONFIGS}
+        for r in range(args.repeats):
+            for name, ranks, threads, batch, weak in CONFIGS:
+                tag = f"r{ranks}t{threads}b{batch}"
+                results[name]["mpigan"].append(mpigan_once(args, ranks, threads, batch, tmp, tag))
+                if use_torch:
+                    results[name]["torch"].append(torch_once(args, ranks, threads, batch, weak))
+                print(f"  round {r + 1}/{args.repeats}: {name}: mpigan "
+                      f"{results[name]['mpigan'][-1]['samples_per_s']:.0f} samples/s" +
+                      (f", PyTorch {results[name]['torch'][-1]['samples_per_s']:.0f}"
+                       if use_torch else ""), file=sys.stderr)
+        strong_dir = results[CONFIGS[2][0]]["mpigan"][-1]["run_dir"]
+        parzen = parzen_eval(args, strong_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = []
+    for name, ranks, threads, batch, weak in CONFIGS:
+        runs = results[name]["mpigan"]
+        rate = spread([x["samples_per_s"] for x in runs])
+        mid = sorted(runs, key=lambda x: x["samples_per_s"])[len(runs) // 2]
+        t = mid["timers"]
+        secs = mid["seconds"]
+        row = {"config": name, "ranks": ranks, "threads": threads, "global_batch": batch,
+               "mpigan": rate,
+               "phases_s_per_step": {k: v / mid["steps"] for k, v in t.items()},
+               "allreduce_share": (t["d_allreduce"] + t["g_allreduce"]) / secs,
+               "compute_share": (t["d_compute"] + t["g_compute"]) / secs,
+               "peak_rss_mb": max(x["peak_rss_mb"] for x in runs)}
+        if use_torch:
+            row["torch"] = spread([x["samples_per_s"] for x in results[name]["torch"]])
+            row["mpigan_over_torch"] = rate["median"] / row["torch"]["median"]
+        rows.append(row)
+
+    def med(i, who="mpigan"):
+        return rows[i][who]["median"] if who in rows[i] else None
+
+    targets = [
+        ("iteration time / GEMM-bound time, 1 rank x 1 thread", gemm["iteration_over_gemm"], "<=", 1.10),
+        ("mpigan / PyTorch, 1 rank x 1 thread",
+         med(0) / med(0, "torch") if use_torch else None, ">=", 1.25),
+        ("mpigan 2 ranks / PyTorch DDP 2 processes (strong, global 100)",
+         med(2) / med(2, "torch") if use_torch else None, ">=", 1.6),
+        ("weak scaling, 2 ranks vs 1 rank (100 per rank)", med(3) / med(0), ">=", 1.85),
+        ("exposed allreduce share of the step, 2 ranks (strong)", rows[2]["allreduce_share"], "<=", 0.10),
+        ("peak RSS per rank (MB)", max(r["peak_rss_mb"] for r in rows), "<=", 200),
+        (f"Parzen evaluation on 2 ranks ({parzen['samples']} samples, {parzen['valid_points']} "
+         f"validation, {parzen['test_points']} test points), s", parzen["seconds"], "<=", 5.0),
+    ]
+
+    print(f"mpigan benchmark: {os.path.relpath(args.config, ROOT)}, {args.steps} steps x "
+          f"{args.repeats} repeats{' (quick)' if args.quick else ''}")
+    print(f"GEMM bound: {gemm['gflop_per_iteration']:.3f} GFLOP per iteration in "
+          f"{gemm['gemm_calls']} GEMMs, {gemm['gemm_seconds'] * 1e3:.1f} ms at "
+          f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s; "
+          f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms")
+    hdr = f"{'configuration':48} {'mpigan samples/s (min/med/max)':>32}"
+    if use_torch:
+        hdr += f" {'PyTorch (med)':>14} {'ratio':>6}"
+    hdr += f" {'compute':>8} {'allreduce':>9} {'peak RSS':>9}"
+    print(hdr)
+    for r in rows:
+        m = r["mpigan"]
+        line = f"{r['config']:48} {m['min']:>10.0f} {m['median']:>10.0f} {m['max']:>10.0f}"
+        if use_torch:
+            line += f" {r['torch']['median']:>14.0f} {r['mpigan_over_torch']:>6.2f}"
+        line += (f" {100 * r['compute_share']:>7.0f}% {100 * r['allreduce_share']:>8.0f}%"
+                 f" {r['peak_rss_mb']:>6.0f} MB")
+        print(line)
+    print("targets:")
+    for what, value, op, bound in targets:
+        if value is None:
+            print(f"  {what}: not measured (no PyTorch)")
+            continue
+        met = value <= bound if op == "<=" else value >= bound
+        print(f"  {what}: {value:.3g} (target {op} {bound:g}) {'met' if met else 'NOT met'}")
+    record = {"config": args.config, "steps": args.steps, "repeats": args.repeats,
+              "quick": args.quick, "gemm_bound": gemm, "configurations": rows,
+              "parzen": {"seconds": parzen["seconds"], "samples": parzen["samples"],
+                         "valid_points": parzen["valid_points"],
+                         "test_points": parzen["test_points"], "timers": parzen["timers"]},
+              "targets": [{"what": w, "value": v, "op": o, "bound": b} for w, v, o, b in targets],
+              "seconds": time.time() - t0}
+    out = args.out or os.path.join(args.build, "bench.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(out + ".tmp", out)
+    print(f"record: {out} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
