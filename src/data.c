@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -278,12 +279,13 @@ int mg_idx_read_header(mg_idx_header *hdr, const char *path, mg_error *err)
     return idx_close(&f, rc, err);
 }
 
-int mg_idx_read_images(mg_dataset *ds, const char *path, int first, int count, mg_error *err)
+static int read_images(mg_dataset *ds, const char *path, int first, int count, int to_real,
+                       mg_error *err)
 {
     memset(ds, 0, sizeof *ds);
     idx_file f;
     mg_idx_header h;
-    idx_sink s = {.to_real = 1};
+    idx_sink s = {.to_real = to_real};
     if (idx_open(&f, path, err))
         return -1;
     int rc = idx_read_header(&f, &h, 3, err);
@@ -327,11 +329,24 @@ int mg_idx_read_images(mg_dataset *ds, const char *path, int first, int count, m
     ds->height = (int)height;
     ds->width = (int)width;
     ds->dim = (size_t)per;
-    ds->x = s.buf;
+    if (to_real)
+        ds->x = s.buf;
+    else
+        ds->bytes = s.buf;
     s.buf = NULL;
 out:
     free(s.buf);
     return idx_close(&f, rc, err);
+}
+
+int mg_idx_read_images(mg_dataset *ds, const char *path, int first, int count, mg_error *err)
+{
+    return read_images(ds, path, first, count, 1, err);
+}
+
+int mg_idx_read_image_bytes(mg_dataset *ds, const char *path, int first, int count, mg_error *err)
+{
+    return read_images(ds, path, first, count, 0, err);
 }
 
 int mg_idx_read_labels(uint8_t **labels, int *n, const char *path, mg_error *err)
@@ -398,11 +413,50 @@ void mg_dataset_free(mg_dataset *ds)
 {
     if (!ds)
         return;
-    if (ds->shared)
+    if (ds->shared) {
         mg_comm_shared_free(ds->shared); /* collective over the loader's communicator */
-    else
+    } else {
         free(ds->x);
+        free(ds->bytes);
+    }
     memset(ds, 0, sizeof *ds);
+}
+
+void mg_dataset_row(const mg_dataset *ds, size_t i, mg_real *out)
+{
+    if (ds->bytes) {
+        const uint8_t *b = ds->bytes + i * ds->dim; /* (dim) */
+        for (size_t j = 0; j < ds->dim; j++)
+            out[j] = mg_byte_value(b[j]);
+    } else {
+        memcpy(out, ds->x + i * ds->dim, ds->dim * sizeof *out);
+    }
+}
+
+int mg_dataset_widen(mg_dataset *ds, mg_error *err)
+{
+    if (!ds->bytes)
+        return 0;
+    const size_t n = (size_t)ds->n * ds->dim;
+    mg_real *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x)
+        return mg_fail(err, "out of memory for %zu values", n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = mg_byte_value(ds->bytes[i]);
+    free(ds->bytes);
+    ds->bytes = NULL;
+    ds->x = x;
+    return 0;
+}
+
+int mg_values_are_bytes(const mg_real *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* x in [0, 1] (else the byte is out of range), then exactly the byte's value. */
+        if (!(x[i] >= 0 && x[i] <= 1) || x[i] != mg_byte_value((uint8_t)lrint(x[i] * 255.0)))
+            return 0;
+    }
+    return 1;
 }
 
 void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean)
@@ -414,6 +468,12 @@ void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean)
     if (ds->n <= 0)
         return;
     for (int i = 0; i < ds->n; i++) {
+        if (ds->bytes) {
+            const uint8_t *b = ds->bytes + (size_t)i * ds->dim; /* (dim) */
+            for (size_t j = 0; j < ds->dim; j++)
+                mean[j] += mg_byte_value(b[j]);
+            continue;
+        }
         const mg_real *x = ds->x + (size_t)i * ds->dim; /* (dim) */
         for (size_t j = 0; j < ds->dim; j++)
             mean[j] += x[j];

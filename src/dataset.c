@@ -1,4 +1,5 @@
 /* The training split a configuration names, in any supported format, loaded once per node. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     mg_dataset probe = {.n = (int)h.dims[0]};
     if (select_train(&probe, cfg, path, err))
         return -1;
+    /* Pixels that stay pixels are read as bytes: no float copy of the whole set ever exists. */
+    if (cfg->data.preprocess == MG_PREPROCESS_SCALE)
+        return mg_idx_read_image_bytes(ds, path, 0, probe.n, err);
     return mg_idx_read_images(ds, path, 0, probe.n, err);
 }
 
@@ -180,17 +184,39 @@ int mg_dataset_read_split(mg_dataset *ds, const mg_config *cfg, enum mg_split_ki
     return 0;
 }
 
+/* Rank 0: byte-valued examples held as floats (CIFAR-10, TFD, uint8 HDF5 read by the general
+ * readers) are turned into bytes, 4 times smaller; other values stay as they are. */
+static int compact(mg_dataset *ds, mg_error *err)
+{
+    const size_t n = (size_t)ds->n * ds->dim;
+    if (ds->bytes || !mg_values_are_bytes(ds->x, n))
+        return 0;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return mg_fail(err, "out of memory for %zu bytes of training examples", n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)lrint(ds->x[i] * 255.0);
+    free(ds->x);
+    ds->x = NULL;
+    ds->bytes = b;
+    return 0;
+}
+
 int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,
                           mg_error *err)
 {
     const int rank = mg_comm_rank(comm);
     mg_dataset mine = {0};
-    int shape[4] = {0}; /* n, channels, height, width; n = 0 means rank 0 failed */
-    if (rank == 0 && mg_dataset_read_train(&mine, cfg, err) == 0)
-        memcpy(shape, (int[4]){mine.n, mine.channels, mine.height, mine.width}, sizeof shape);
+    /* n, channels, height, width, kept as bytes; n = 0 means rank 0 failed */
+    int shape[5] = {0};
+    if (rank == 0 && mg_dataset_read_train(&mine, cfg, err) == 0 && compact(&mine, err) == 0)
+        memcpy(shape, (int[5]){mine.n, mine.channels, mine.height, mine.width, mine.bytes != NULL},
+               sizeof shape);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
-    if (shape[0] == 0)
+    if (shape[0] == 0) {
+        mg_dataset_free(&mine);
         return -1;
+    }
 
     memset(ds, 0, sizeof *ds);
     ds->n = shape[0];
@@ -198,14 +224,18 @@ int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *c
     ds->height = shape[2];
     ds->width = shape[3];
     ds->dim = (size_t)shape[1] * shape[2] * shape[3];
-    const size_t bytes = (size_t)ds->n * ds->dim * sizeof(mg_real);
+    const int as_bytes = shape[4];
+    const size_t bytes = (size_t)ds->n * ds->dim * (as_bytes ? 1 : sizeof(mg_real));
     void *base = NULL;
     if (cfg->data.shared_memory)
         ds->shared = mg_comm_shared_alloc(comm, bytes, &base);
     if (ds->shared) {
-        ds->x = base;
-        if (rank == 0)
-            memcpy(ds->x, mine.x, bytes); /* rank 0 leads its node */
+        if (as_bytes)
+            ds->bytes = base;
+        else
+            ds->x = base;
+        if (rank == 0) /* rank 0 leads its node */
+            memcpy(base, as_bytes ? (void *)mine.bytes : (void *)mine.x, bytes);
         mg_dataset_free(&mine);
         mg_comm_shared_bcast(comm, ds->shared, 0);
         return 0;
@@ -213,9 +243,15 @@ int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *c
     /* Shared memory turned off, or no window to be had: every rank keeps a private copy. */
     if (rank == 0) {
         *ds = mine;
-    } else if (mg_dataset_alloc(ds, shape[0], shape[1], shape[2], shape[3], err)) {
-        mg_comm_abort(comm, 1); /* out of memory on one rank alone */
+    } else {
+        void *p = malloc(bytes ? bytes : 1);
+        if (!p)
+            mg_comm_abort(comm, 1); /* out of memory on one rank alone */
+        if (as_bytes)
+            ds->bytes = p;
+        else
+            ds->x = p;
     }
-    mg_comm_bcast(comm, ds->x, bytes, 0);
+    mg_comm_bcast(comm, as_bytes ? (void *)ds->bytes : (void *)ds->x, bytes, 0);
     return 0;
 }

@@ -78,7 +78,7 @@ static int real_samples(mg_dataset *mu, const mg_config *cfg, int64_t n, mg_erro
                        cfg->source, have, (long long)n);
     }
     mu->n = (int)n;
-    return 0;
+    return mg_dataset_widen(mu, err);
 }
 
 static void json_array(FILE *f, const char *key, const double *v, int n)

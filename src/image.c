@@ -250,8 +250,9 @@ static double sumsq(const mg_real *x, size_t dim)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, size_t dim,
-               mg_gemm_fn gemm, mg_error *err)
+/* Examples as values (data) or as bytes (bytes, widened a block at a time). */
+static int nearest(int *idx, const mg_real *q, int nq, const mg_real *data, const uint8_t *bytes,
+                   int n, size_t dim, mg_gemm_fn gemm, mg_error *err)
 {
     if (nq < 1 || n < 1)
         return mg_fail(err, "nearest: nothing to compare (%d queries, %d examples)", nq, n);
@@ -262,12 +263,14 @@ int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, s
 
     // one allocation: doubles first, so the mg_real products after them stay aligned
     const size_t n_doubles = 2 * (size_t)nq + (size_t)block;
-    double *qn = malloc(n_doubles * sizeof(double) + (size_t)nq * block * sizeof(mg_real));
+    const size_t n_wide = bytes ? (size_t)block * dim : 0;
+    double *qn = malloc(n_doubles * sizeof(double) + ((size_t)nq * block + n_wide) * sizeof(mg_real));
     if (!qn)
         return mg_fail(err, "nearest: out of memory");
     double *best = qn + nq;                            // (nq) smallest d2 so far
     double *dn = best + nq;                            // (block) ||d_j||^2 of this block
     mg_real *prod = (mg_real *)(qn + n_doubles);       // (nq, block) q_i . d_j
+    mg_real *wide = prod + (size_t)nq * block;         // (block, dim) a block of bytes as values
 
     for (int i = 0; i < nq; i++) {
         qn[i] = sumsq(q + (size_t)i * dim, dim);
@@ -277,6 +280,11 @@ int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, s
     for (int j0 = 0; j0 < n; j0 += block) {
         const int nb = n - j0 < block ? n - j0 : block;
         const mg_real *d = data + (size_t)j0 * dim; // (nb, dim)
+        if (bytes) {
+            for (size_t t = 0; t < (size_t)nb * dim; t++)
+                wide[t] = mg_byte_value(bytes[(size_t)j0 * dim + t]);
+            d = wide;
+        }
         gemm(0, 1, nq, nb, ld, 1, q, ld, d, ld, 0, prod, nb);
         for (int j = 0; j < nb; j++)
             dn[j] = sumsq(d + (size_t)j * dim, dim);
@@ -294,4 +302,16 @@ int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, s
     }
     free(qn);
     return 0;
+}
+
+int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, size_t dim,
+               mg_gemm_fn gemm, mg_error *err)
+{
+    return nearest(idx, q, nq, data, NULL, n, dim, gemm, err);
+}
+
+int mg_nearest_in(int *idx, const mg_real *q, int nq, const mg_dataset *ds, mg_gemm_fn gemm,
+                  mg_error *err)
+{
+    return nearest(idx, q, nq, ds->x, ds->bytes, ds->n, ds->dim, gemm, err);
 }

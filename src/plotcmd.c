@@ -101,9 +101,9 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         const int nearest = cfg.samples.nearest;
         rc = nearest ? mg_dataset_read_train(&data, &cfg, err) : 0;
         if (rc == 0 && nearest)
-            rc = mg_nearest(idx, q, rows, data.x, data.n, dim, mg_gemm_blas, err);
+            rc = mg_nearest_in(idx, q, rows, &data, mg_gemm_blas, err);
         for (int r = 0; rc == 0 && nearest && r < rows; r++)
-            memcpy(q + (size_t)r * dim, data.x + (size_t)idx[r] * dim, dim * sizeof *q);
+            mg_dataset_row(&data, (size_t)idx[r], q + (size_t)r * dim);
         char png[MG_PATH_MAX + 32];
         snprintf(png, sizeof png, "%s/samples.png", out_dir);
         if (rc == 0)

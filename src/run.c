@@ -143,10 +143,10 @@ static int take_snapshot(snapshots *s, mg_trainer *t, const char *dir, mg_error 
             int last = (r + 1) * s->cols < s->count ? (r + 1) * s->cols - 1 : s->count - 1;
             memcpy(s->q + (size_t)r * dim, s->x + (size_t)last * dim, dim * sizeof *s->q);
         }
-        if (mg_nearest(s->idx, s->q, s->rows, data->x, data->n, dim, t->g.gemm, err))
+        if (mg_nearest_in(s->idx, s->q, s->rows, data, t->g.gemm, err))
             return -1;
         for (int r = 0; r < s->rows; r++)
-            memcpy(s->nb + (size_t)r * dim, data->x + (size_t)s->idx[r] * dim, dim * sizeof *s->nb);
+            mg_dataset_row(data, (size_t)s->idx[r], s->nb + (size_t)r * dim);
         nb = s->nb;
     }
     snprintf(path, sizeof path, "%s/samples-%08lld.png", dir, (long long)t->step);
@@ -311,8 +311,9 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         else
             printf("%lld steps", (long long)total);
         printf("; run directory %s\n", dir);
-        printf("training set %.0f MB, %s\n",
-               (double)data.n * data.dim * sizeof(mg_real) / (1 << 20),
+        printf("training set %.0f MB (%s), %s\n",
+               (double)data.n * data.dim * (data.bytes ? 1 : sizeof(mg_real)) / (1 << 20),
+               data.bytes ? "pixel bytes" : "float values",
                data.shared ? "one copy per node in shared memory" : "one copy per rank");
         fflush(stdout);
     }

@@ -269,7 +269,7 @@ static void gather_real(mg_trainer *t)
     const size_t dim = t->data->dim;
     const uint32_t *idx = t->perm + pos * t->batch + (int64_t)t->rank * t->rows;
     for (int i = 0; i < t->rows; i++)
-        memcpy(t->xd + i * dim, t->data->x + (size_t)idx[i] * dim, dim * sizeof(mg_real));
+        mg_dataset_row(t->data, idx[i], t->xd + i * dim);
 }
 
 /* G(z) for this rank's fake rows into xd[rows .. 2 rows). */

@@ -233,13 +233,13 @@ smoke=$src/configs/smoke.yaml
 run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set data.train_count=0 \
   --set data.valid_count=60 --steps 3 --out "$tmp/h5run"
 expect_status "train on prepared HDF5" 0
-expect_grep "shared training set" "$tmp/out" "training set .* MB, one copy per node in shared memory"
+expect_grep "shared training set" "$tmp/out" "training set .* MB (pixel bytes), one copy per node in shared memory"
 expect_grep "memory per rank" "$tmp/out" "memory per rank (MB, min-max): RSS [0-9]*-[0-9]*, PSS"
 expect_grep "memory in run.json" "$tmp/h5run/run.json" '"memory_mb": {"rss_min": [0-9]'
 run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set data.train_count=0 \
   --set data.valid_count=60 --steps 3 --out "$tmp/h5run-private" --set data.shared_memory=false
 expect_status "train with shared memory off" 0
-expect_grep "private training sets" "$tmp/out" "training set .* MB, one copy per rank"
+expect_grep "private training sets" "$tmp/out" "training set .* MB (pixel bytes), one copy per rank"
 
 # the paper's three models load and train for 2 steps on generated data of the right shape
 run 1 train "$src/configs/mnist.yaml" --set data.train_images="$g/idx/train-images-idx3-ubyte.gz" \

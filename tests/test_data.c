@@ -291,6 +291,47 @@ static void test_data_labels(void)
     blob_free(&b);
 }
 
+/* The same file read as values and as bytes: the same rows, the same means; bytes are found
+ * in values only when every value is exactly a byte's; widening gives the values back. */
+static void test_data_bytes(void)
+{
+    const uint32_t dims[3] = {300, 4, 5};
+    blob b = make_idx(3, dims, product(3, dims));
+    const char *path = write_gz("bytes.gz", &b, 6);
+    mg_dataset v, by;
+    mg_error err;
+    CU_ASSERT_EQUAL_FATAL(mg_idx_read_images(&v, path, 10, 200, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_idx_read_image_bytes(&by, path, 10, 200, &err), 0);
+    CU_ASSERT(v.bytes == NULL && v.x != NULL && by.x == NULL && by.bytes != NULL);
+    CU_ASSERT_EQUAL(by.n, 200);
+    CU_ASSERT_EQUAL(by.dim, 20);
+    mg_real row[20];
+    int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        mg_dataset_row(&by, (size_t)i, row);
+        bad += memcmp(row, v.x + (size_t)i * 20, sizeof row) != 0;
+        bad += by.bytes[(size_t)i * 20 + 3] != pattern((size_t)(i + 10) * 20 + 3);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    double m1[20], m2[20];
+    mg_dataset_pixel_mean(&v, m1);
+    mg_dataset_pixel_mean(&by, m2);
+    CU_ASSERT(memcmp(m1, m2, sizeof m1) == 0);
+    CU_ASSERT(mg_values_are_bytes(v.x, 200 * 20));
+    v.x[77] += (mg_real)1e-3;
+    CU_ASSERT(!mg_values_are_bytes(v.x, 200 * 20));
+    v.x[77] = -mg_byte_value(3);
+    CU_ASSERT(!mg_values_are_bytes(v.x, 200 * 20));
+    v.x[77] = NAN;
+    CU_ASSERT(!mg_values_are_bytes(v.x, 200 * 20));
+    CU_ASSERT_EQUAL_FATAL(mg_dataset_widen(&by, &err), 0);
+    CU_ASSERT(by.bytes == NULL && by.x != NULL);
+    CU_ASSERT(memcmp(by.x, v.x, 77 * sizeof *v.x) == 0);
+    mg_dataset_free(&v);
+    mg_dataset_free(&by);
+    blob_free(&b);
+}
+
 static void test_data_pixel_mean(void)
 {
     mg_dataset ds;
@@ -632,6 +673,7 @@ static const mg_test tests[] = {
     {"data_selection", test_data_selection},
     {"data_labels", test_data_labels},
     {"data_pixel_mean", test_data_pixel_mean},
+    {"data_bytes", test_data_bytes},
     {"data_alloc_errors", test_data_alloc_errors},
     {"data_errors", test_data_errors},
     {"data_gz_errors", test_data_gz_errors},

@@ -1,5 +1,6 @@
 /* The training set in each node's shared memory: loaded once, seen whole by every rank.
  * Run by mpiexec on 2 and 4 ranks (all on one node here). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -48,6 +49,40 @@ static mg_config config_for(const char *path)
     return cfg;
 }
 
+/* Rows whose values (through mg_dataset_row) are not those write_idx wrote. */
+static int rows_that_differ(const mg_dataset *ds)
+{
+    int bad = 0;
+    mg_real row[20];
+    for (int i = 0; i < ds->n; i++) {
+        mg_dataset_row(ds, (size_t)i, row);
+        for (int k = 0; k < 20; k++)
+            if (row[k] != (mg_real)((i * 7 + k) % 256) / 255) {
+                bad++;
+                break;
+            }
+    }
+    return bad;
+}
+
+/* GCN'd examples are not bytes: they stay values, shared the same way. */
+static void test_values_shared(void)
+{
+    mg_config cfg = config_for(write_idx(300));
+    cfg.data.preprocess = MG_PREPROCESS_GCN;
+    mg_dataset ds;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_dataset_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
+    CU_ASSERT(ds.shared != NULL);
+    CU_ASSERT_FATAL(ds.x != NULL && ds.bytes == NULL);
+    /* Each example centred: its values sum to 0. */
+    double sum = 0;
+    for (int k = 0; k < 20; k++)
+        sum += ds.x[7 * 20 + k];
+    MG_ASSERT_CLOSE(sum, 0, 1e-4);
+    mg_dataset_free(&ds);
+}
+
 static void test_one_copy_per_node(void)
 {
     const mg_comm *world = mg_comm_world();
@@ -59,19 +94,16 @@ static void test_one_copy_per_node(void)
     CU_ASSERT(ds.shared != NULL);
     CU_ASSERT_EQUAL(ds.n, 250);
     CU_ASSERT_EQUAL(ds.dim, 20);
-    /* Every rank sees exactly what was written. */
-    int bad = 0;
-    for (int i = 0; i < ds.n; i++)
-        for (int k = 0; k < 20; k++)
-            bad += ds.x[(size_t)i * 20 + k] != (mg_real)((i * 7 + k) % 256) / 255;
-    CU_ASSERT_EQUAL(bad, 0);
+    /* Pixel bytes stay bytes: a quarter of the memory. */
+    CU_ASSERT_FATAL(ds.bytes != NULL && ds.x == NULL);
+    CU_ASSERT_EQUAL(rows_that_differ(&ds), 0);
     /* One allocation per node: a value rank 0 writes is the value every rank reads. */
     mg_comm_barrier(world);
     if (rank == 0)
-        ds.x[123] = 42;
+        ds.bytes[123] = 42;
     mg_comm_barrier(world);
-    CU_ASSERT(mg_comm_all_same(world, ds.x[123] == 42));
-    CU_ASSERT(ds.x[123] == 42);
+    CU_ASSERT(mg_comm_all_same(world, ds.bytes[123] == 42));
+    CU_ASSERT(ds.bytes[123] == 42);
     mg_comm_barrier(world);
     mg_dataset_free(&ds);
 }
@@ -85,17 +117,14 @@ static void test_private_copies_when_turned_off(void)
     CU_ASSERT_FATAL(mg_dataset_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
     CU_ASSERT(ds.shared == NULL);
     CU_ASSERT_EQUAL(ds.n, 250);
-    int bad = 0;
-    for (int i = 0; i < ds.n; i++)
-        for (int k = 0; k < 20; k++)
-            bad += ds.x[(size_t)i * 20 + k] != (mg_real)((i * 7 + k) % 256) / 255;
-    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_FATAL(ds.bytes != NULL);
+    CU_ASSERT_EQUAL(rows_that_differ(&ds), 0);
     /* A private copy: rank 0's write stays its own. */
     mg_comm_barrier(mg_comm_world());
     if (mg_comm_rank(mg_comm_world()) == 0)
-        ds.x[123] = 42;
+        ds.bytes[123] = 42;
     mg_comm_barrier(mg_comm_world());
-    CU_ASSERT((ds.x[123] == 42) == (mg_comm_rank(mg_comm_world()) == 0));
+    CU_ASSERT((ds.bytes[123] == 42) == (mg_comm_rank(mg_comm_world()) == 0));
     mg_dataset_free(&ds);
 }
 
@@ -121,6 +150,7 @@ int main(int argc, char **argv)
     mg_comm_init(&argc, &argv);
     static const mg_test tests[] = {
         {"one_copy_per_node", test_one_copy_per_node},
+        {"values_shared", test_values_shared},
         {"private_copies_when_turned_off", test_private_copies_when_turned_off},
         {"load_errors_on_every_rank", test_load_errors_on_every_rank},
         {NULL, NULL},

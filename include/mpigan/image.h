@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "mpigan/data.h"
 #include "mpigan/error.h"
 #include "mpigan/nn.h"
 #include "mpigan/real.h"
@@ -21,5 +22,8 @@ int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C,
  * beyond one block of (nq, block) products, made here). */
 int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, size_t dim,
                mg_gemm_fn gemm, mg_error *err);
+/* The same over a data set's examples, kept as values or as bytes. */
+int mg_nearest_in(int *idx, const mg_real *q, int nq, const mg_dataset *ds, mg_gemm_fn gemm,
+                  mg_error *err);
 
 #endif
