@@ -182,6 +182,55 @@ void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
     }
 }
 
+struct mg_request {
+    MPI_Request req;
+    int active;
+};
+
+mg_request *mg_request_new(void)
+{
+    mg_request *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "mpigan: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    r->req = MPI_REQUEST_NULL;
+    return r;
+}
+
+void mg_request_free(mg_request *r)
+{
+    if (r && r->active)
+        mg_comm_finish(r);
+    free(r);
+}
+
+void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_request *r)
+{
+    if (n > MG_MPI_CHUNK) { /* one request carries an int count: the rare huge net blocks */
+        mg_comm_allreduce_sum(c, buf, n);
+        return;
+    }
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MG_MPI_REAL, MPI_SUM, c->comm, &r->req));
+    r->active = 1;
+}
+
+void mg_comm_progress(mg_request *r)
+{
+    int done = 0;
+    if (r->active) {
+        MPI_CHECK(MPI_Test(&r->req, &done, MPI_STATUS_IGNORE));
+        r->active = !done;
+    }
+}
+
+void mg_comm_finish(mg_request *r)
+{
+    if (r->active)
+        MPI_CHECK(MPI_Wait(&r->req, MPI_STATUS_IGNORE));
+    r->active = 0;
+}
+
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)
 {
     for (size_t off = 0; off < bytes; off += MG_MPI_CHUNK) {

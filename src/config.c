@@ -195,6 +195,7 @@ static const field train_fields[] = {
     {"steps", K_I64, CFG(train.steps), AT_LEAST(0)},
     {"check_every", K_INT, CFG(train.check_every), AT_LEAST(0)},
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
+    {"overlap", K_BOOL, CFG(train.overlap)},
     END,
 };
 
@@ -280,6 +281,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.steps = 0;
     cfg->train.check_every = 100;
     cfg->train.log_every = 50;
+    cfg->train.overlap = 1;
     cfg->checkpoint.every = 1000;
     cfg->checkpoint.keep = 3;
     cfg->samples.every = 500;
@@ -1370,6 +1372,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             cfg->train.batch_size, cfg->train.k, enum_name(mode_names, (int)cfg->train.mode),
             enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
+    fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
             cfg->checkpoint.keep);
     fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",

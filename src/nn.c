@@ -446,6 +446,8 @@ const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const m
             mg_act_forward(net->out[l], net->pre[l], (size_t)rows * L->width, L->spec.type,
                            L->spec.leak);
         x = net->out[l];
+        if (net->progress)
+            net->progress(net->progress_arg);
     }
     net->dropped = drop != NULL;
     return x;

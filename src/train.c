@@ -89,6 +89,7 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
 
     const size_t dim = data->dim, rows = (size_t)t->rows;
     t->perm = mg_xmalloc((size_t)data->n * sizeof *t->perm);
+    t->d_reduce = mg_request_new();
     t->row_id = mg_xmalloc(2 * rows * sizeof *t->row_id);
     t->z = mg_xmalloc(rows * cfg->generator.noise_dim * sizeof *t->z);
     t->xd = mg_xmalloc(2 * rows * dim * sizeof *t->xd);
@@ -129,6 +130,7 @@ void mg_trainer_free(mg_trainer *t)
     free(t->xd);
     free(t->dlogit);
     free(t->dx);
+    mg_request_free(t->d_reduce);
     memset(t, 0, sizeof *t);
 }
 
@@ -255,10 +257,10 @@ void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out)
 
 /* This rank's real rows of the next minibatch into xd[0 .. rows). The order is one permutation of
  * the training split per epoch, the same on every rank. */
-static void gather_real(mg_trainer *t)
+static void gather_real(mg_trainer *t, int64_t minibatch)
 {
-    const int64_t epoch = t->minibatch / t->batches_per_epoch;
-    const int64_t pos = t->minibatch % t->batches_per_epoch;
+    const int64_t epoch = minibatch / t->batches_per_epoch;
+    const int64_t pos = minibatch % t->batches_per_epoch;
     if (epoch != t->perm_epoch) {
         mg_rng_key key = {.seed = t->cfg.seed,
                           .stream = mg_rng_stream(MG_STREAM_PERMUTATION, 0),
@@ -343,7 +345,7 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net)
 static void d_update(mg_trainer *t, int phase, mg_step_stats *s)
 {
     double t0 = now();
-    gather_real(t);
+    gather_real(t, t->minibatch);
     draw_noise(t, phase);
     double t1 = now();
     generate_fakes(t, phase);
@@ -378,12 +380,77 @@ static void g_update(mg_trainer *t, int phase, mg_step_stats *s)
     update(t, &t->g_opt, &t->g);
 }
 
+/* Progress for D's allreduce in flight, between the layers of a forward pass. */
+static void drive(void *request)
+{
+    mg_comm_progress(request);
+}
+
+/* Algorithm 1 with D's gradient allreduce overlapped: while it is in flight the rank does the
+ * next work that does not read D's parameters (the next D step's real rows, noise and fakes, or
+ * the G step's noise and G forward pass), driving MPI's progress after each of G's layers. The
+ * arithmetic is that of d_update and g_update in the same order. */
+static void overlapped_step(mg_trainer *t, mg_step_stats *s)
+{
+    const int k = t->cfg.train.k;
+    double t0 = now();
+    gather_real(t, t->minibatch);
+    draw_noise(t, 0);
+    double t1 = now();
+    generate_fakes(t, 0);
+    t->timer[MG_TIMER_DATA] += t1 - t0;
+    t->timer[MG_TIMER_D_COMPUTE] += now() - t1;
+    const mg_real *fake = NULL;
+    for (int j = 0; j < k; j++) {
+        t1 = now();
+        zero_grads(&t->d);
+        d_gradients(t, j);
+        mg_comm_allreduce_start(t->comm, t->d.grads, t->d.n_params + MG_STATS_SLOTS, t->d_reduce);
+        double t2 = now();
+        t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+        t->g.progress = drive;
+        t->g.progress_arg = t->d_reduce;
+        if (j + 1 < k) {
+            gather_real(t, t->minibatch + 1);
+            draw_noise(t, j + 1);
+            double t3 = now();
+            generate_fakes(t, j + 1);
+            t->timer[MG_TIMER_DATA] += t3 - t2;
+            t->timer[MG_TIMER_D_COMPUTE] += now() - t3;
+        } else {
+            draw_noise(t, k);
+            double t3 = now();
+            mg_dropout gdrop = dropout_for(t, NET_G, k, t->row_id + t->rows);
+            fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
+            t->timer[MG_TIMER_DATA] += t3 - t2;
+            t->timer[MG_TIMER_G_COMPUTE] += now() - t3;
+        }
+        t->g.progress = NULL;
+        double t4 = now();
+        mg_comm_finish(t->d_reduce);
+        t->timer[MG_TIMER_D_REDUCE] += now() - t4;
+        read_d_stats(t, s);
+        update(t, &t->d_opt, &t->d);
+        t->minibatch++;
+    }
+    t1 = now();
+    mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows);
+    mg_net_forward(&t->d, fake, t->rows, &ddrop);
+    zero_grads(&t->g);
+    g_gradients(t, 0, t->dlogit);
+    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
+    reduce(t, &t->g, MG_TIMER_G_REDUCE);
+    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
+    update(t, &t->g_opt, &t->g);
+}
+
 /* The original code's update: one minibatch, both gradients from the same D forward pass, both
  * networks updated from the parameters they had before it. */
 static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
 {
     double t0 = now();
-    gather_real(t);
+    gather_real(t, t->minibatch);
     draw_noise(t, 0);
     double t1 = now();
     generate_fakes(t, 0);
@@ -408,6 +475,8 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
+    } else if (t->cfg.train.overlap && t->nranks > 1) {
+        overlapped_step(t, stats);
     } else {
         for (int j = 0; j < t->cfg.train.k; j++)
             d_update(t, j, stats);

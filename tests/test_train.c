@@ -156,6 +156,33 @@ static void test_invariance_simultaneous_adam_minimax(void)
     check_invariance(adam, set, 3, "simultaneous, minimax, adam, normal prior");
 }
 
+/* D's allreduce in flight during G's forward pass computes what the blocking one does: on 2
+ * ranks a sum of two is the same either way, bit for bit; on more, MPI may add in another order. */
+static void test_overlap_same_as_blocking(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int size = mg_comm_size(world);
+    mg_dataset ds = mg_fixture_blobs(64);
+    static mg_real g[2][NG], d[2][ND];
+    double loss[2];
+    for (int v = 0; v < 2; v++) {
+        const char *set = v ? "train.overlap=false" : "train.overlap=true";
+        mg_config cfg = make_config_full(paper_sgd, &set, 1);
+        CU_ASSERT_EQUAL(cfg.train.overlap, !v);
+        train_on(world, &cfg, &ds, g[v], d[v], &loss[v]);
+    }
+    if (mg_comm_rank(world) == 0) {
+        double eg = max_rel_diff(g[1], g[0], NG), ed = max_rel_diff(d[1], d[0], ND);
+        printf("\n  overlapped vs blocking allreduce on %d ranks: max relative difference G %.3g, "
+               "D %.3g",
+               size, eg, ed);
+        if (size == 2)
+            CU_ASSERT(eg == 0 && ed == 0);
+        CU_ASSERT(eg <= 1e-5 && ed <= 1e-5);
+    }
+    mg_dataset_free(&ds);
+}
+
 static void test_replica_drift_detected(void)
 {
     const mg_comm *world = mg_comm_world();
@@ -214,6 +241,7 @@ int main(int argc, char **argv)
     static const mg_test tests[] = {
         {"invariance_alternating", test_invariance_alternating},
         {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
+        {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"replica_drift_detected", test_replica_drift_detected},
         {"trainer_errors", test_trainer_errors},
         {NULL, NULL},

@@ -39,6 +39,16 @@ void mg_comm_free(mg_comm *c);
 
 /* In-place sum over ranks. */
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
+
+/* The same, in flight while the caller works (MPI_Iallreduce): start it, call mg_comm_progress
+ * now and then (MPI progresses only inside MPI calls), and mg_comm_finish before using buf. A
+ * request is made once and reused. */
+typedef struct mg_request mg_request;
+mg_request *mg_request_new(void);
+void mg_request_free(mg_request *r);
+void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_request *r);
+void mg_comm_progress(mg_request *r);
+void mg_comm_finish(mg_request *r);
 /* Bytes from root to all, any size. */
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
 /* Rank r's `bytes` bytes to root, placed in rank order into recv (root only; the sum of all ranks'

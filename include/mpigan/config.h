@@ -120,6 +120,7 @@ typedef struct {
         int64_t steps;   /* ... unless steps > 0: generator updates */
         int check_every; /* steps between cross-rank parameter checksums (0 = never) */
         int log_every;   /* steps between progress lines and metrics records */
+        int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
     } train;
 
     struct {

@@ -87,6 +87,9 @@ typedef struct {
     mg_real *params;        /* (n_params) all weights and biases, layer after layer */
     mg_real *grads;         /* (n_params + MG_STATS_SLOTS) same layout, then the stats slots */
     mg_gemm_fn gemm;        /* mg_gemm_blas unless a test swaps in mg_gemm_ref */
+    void (*progress)(void *); /* if set, called after each layer's forward: drives a
+                                 communication in flight */
+    void *progress_arg;
 
     /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
     const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */

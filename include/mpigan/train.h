@@ -64,6 +64,7 @@ typedef struct {
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+    mg_request *d_reduce;   /* D's gradient allreduce in flight (train.overlap) */
 
     /* Set by the caller on any rank (a signal arrived): the request travels with the step's
      * generator gradients, so every rank learns of it at the same step, with no extra message. */
