@@ -44,6 +44,11 @@ static const char *const loss_names[] = {
     [MG_GEN_LOSS_MINIMAX] = "minimax",
     [MG_GEN_LOSS_MINIMAX + 1] = NULL,
 };
+static const char *const nonfinite_names[] = {
+    [MG_NONFINITE_STOP] = "stop",
+    [MG_NONFINITE_SKIP] = "skip",
+    [MG_NONFINITE_SKIP + 1] = NULL,
+};
 static const char *const optim_names[] = {
     [MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", [MG_OPTIM_ADAM + 1] = NULL};
 static const char *const format_names[] = {"idx", "cifar10", "tfd", "hdf5", NULL};
@@ -196,6 +201,7 @@ static const field train_fields[] = {
     {"check_every", K_INT, CFG(train.check_every), AT_LEAST(0)},
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
     {"overlap", K_BOOL, CFG(train.overlap)},
+    {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = nonfinite_names},
     END,
 };
 
@@ -1373,6 +1379,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
     fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
+    fprintf(f, "  nonfinite: %s\n", enum_name(nonfinite_names, (int)cfg->train.nonfinite));
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
             cfg->checkpoint.keep);
     fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",

@@ -224,6 +224,8 @@ void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s)
     if (r->parzen_pending)
         fprintf(r->metrics, ", \"parzen_ll\": %.6g, \"parzen_sigma\": %.6g", r->parzen_ll,
                 r->parzen_sigma);
+    if (t->skipped)
+        fprintf(r->metrics, ", \"skipped\": %lld", (long long)t->skipped);
     fprintf(r->metrics, "}\n");
     fflush(r->metrics);
     if (!r->quiet)

@@ -333,6 +333,19 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         }
         if (rank == 0)
             mg_report_step(&rep, &t, &stats);
+        if (stats.nonfinite && cfg.train.nonfinite == MG_NONFINITE_STOP) {
+            /* Every rank saw the same allreduced gradients: all stop here, no checkpoint of it. */
+            mg_fail(&err,
+                    "step %lld: NaN or Inf in the %s gradients, not applied; stopped. The newest "
+                    "checkpoint holds the last good state: resume from it (with a lower learning "
+                    "rate, say), or set train.nonfinite: skip",
+                    (long long)t.step,
+                    stats.nonfinite == (MG_NET_D | MG_NET_G) ? "discriminator's and generator's"
+                    : stats.nonfinite == MG_NET_D            ? "discriminator's"
+                                                             : "generator's");
+            status = fail_all(comm, &err, MG_EXIT_RUNTIME);
+            break;
+        }
         if (cfg.train.check_every > 0 && t.step % cfg.train.check_every == 0 &&
             mg_trainer_check_replicas(&t, &err)) {
             status = fail_all(comm, &err, MG_EXIT_RUNTIME);

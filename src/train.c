@@ -334,11 +334,28 @@ static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
     s->d_fake = slot[SLOT_D_FAKE] / t->batch;
 }
 
-static void update(mg_trainer *t, mg_optim *opt, mg_net *net)
+/* 1 if every value is finite: x * 0 is NaN for NaN and +-Inf, 0 otherwise, and the loop
+ * vectorises (no branch per value). */
+static int all_finite(const mg_real *x, size_t n)
+{
+    mg_real acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc += x[i] * (mg_real)0;
+    return acc == 0;
+}
+
+/* The allreduced gradients are the same on every rank, so every rank makes the same choice
+ * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. */
+static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
     double t0 = now();
-    mg_optim_step(opt, net->params, net->grads, epochs_done(t));
-    mg_net_constrain(net);
+    if (!all_finite(net->grads, net->n_params + MG_STATS_SLOTS)) {
+        s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
+        t->skipped++;
+    } else {
+        mg_optim_step(opt, net->params, net->grads, epochs_done(t));
+        mg_net_constrain(net);
+    }
     t->timer[MG_TIMER_UPDATE] += now() - t0;
 }
 
@@ -356,7 +373,7 @@ static void d_update(mg_trainer *t, int phase, mg_step_stats *s)
     t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
     reduce(t, &t->d, MG_TIMER_D_REDUCE);
     read_d_stats(t, s);
-    update(t, &t->d_opt, &t->d);
+    update(t, &t->d_opt, &t->d, s);
     t->minibatch++;
 }
 
@@ -377,7 +394,7 @@ static void g_update(mg_trainer *t, int phase, mg_step_stats *s)
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
     s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
-    update(t, &t->g_opt, &t->g);
+    update(t, &t->g_opt, &t->g, s);
 }
 
 /* Progress for D's allreduce in flight, between the layers of a forward pass. */
@@ -430,7 +447,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         mg_comm_finish(t->d_reduce);
         t->timer[MG_TIMER_D_REDUCE] += now() - t4;
         read_d_stats(t, s);
-        update(t, &t->d_opt, &t->d);
+        update(t, &t->d_opt, &t->d, s);
         t->minibatch++;
     }
     t1 = now();
@@ -442,7 +459,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
     s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
-    update(t, &t->g_opt, &t->g);
+    update(t, &t->g_opt, &t->g, s);
 }
 
 /* The original code's update: one minibatch, both gradients from the same D forward pass, both
@@ -466,13 +483,14 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     read_d_stats(t, s);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
     s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
-    update(t, &t->d_opt, &t->d);
-    update(t, &t->g_opt, &t->g);
+    update(t, &t->d_opt, &t->d, s);
+    update(t, &t->g_opt, &t->g, s);
     t->minibatch++;
 }
 
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
+    stats->nonfinite = 0;
     if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
     } else if (t->cfg.train.overlap && t->nranks > 1) {

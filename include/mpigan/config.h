@@ -76,6 +76,11 @@ enum mg_gen_loss {
     MG_GEN_LOSS_MINIMAX,       /* G minimizes log(1 - D(G(z))) */
 };
 
+enum mg_nonfinite {
+    MG_NONFINITE_STOP, /* NaN or Inf in a gradient: no update, the run stops at that step */
+    MG_NONFINITE_SKIP, /* no update of that network at that step; the run goes on */
+};
+
 enum mg_mode {
     MG_MODE_ALTERNATING,  /* Algorithm 1: k D steps, then one G step */
     MG_MODE_SIMULTANEOUS, /* the original code: one minibatch, D and G updated together */
@@ -121,6 +126,7 @@ typedef struct {
         int check_every; /* steps between cross-rank parameter checksums (0 = never) */
         int log_every;   /* steps between progress lines and metrics records */
         int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
+        enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
     } train;
 
     struct {

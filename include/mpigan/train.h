@@ -38,7 +38,11 @@ typedef struct {
     double d_real;  /* mean D(x) */
     double d_fake;  /* mean D(G(z)) */
     int stop;       /* some rank asked to stop (mg_trainer.stop_request) during this step */
+    int nonfinite;  /* NaN or Inf in this step's allreduced gradients: MG_NET_D and/or MG_NET_G
+                       bits; that network was not updated */
 } mg_step_stats;
+
+enum { MG_NET_D = 1, MG_NET_G = 2 };
 
 typedef struct {
     mg_config cfg;
@@ -65,6 +69,7 @@ typedef struct {
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
     mg_request *d_reduce;   /* D's gradient allreduce in flight (train.overlap) */
+    int64_t skipped;        /* updates left out for NaN or Inf gradients (train.nonfinite) */
 
     /* Set by the caller on any rank (a signal arrived): the request travels with the step's
      * generator gradients, so every rank learns of it at the same step, with no extra message. */
