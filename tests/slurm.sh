@@ -5,7 +5,8 @@
 #   1. a job trains on 2 tasks and leaves a checkpoint and samples in runs/<name>-<job id>;
 #   2. the time-limit warning (USR1 to the batch shell, sent with scancel --batch) makes the job
 #      checkpoint, exit 3 and requeue itself, and that the requeued job resumes and ends with
-#      the parameters of an uninterrupted run, bit for bit (h5diff).
+#      the parameters of an uninterrupted run, bit for bit (h5diff);
+#   3. jobs/scaling.sbatch writes its CSV for 1 and 2 ranks.
 # Needs root (it runs the daemons); installs munge and SLURM from Debian's archive if missing.
 # Exits 77 (skipped) when SLURM cannot be brought up here, printing why and the daemons' logs.
 # usage: slurm.sh MPIGAN SOURCE_DIR [MPIEXEC]
@@ -48,13 +49,18 @@ mpi_default=none
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpigan-slurm-XXXXXX")
 chmod 755 "$tmp"   # the munge user must reach its socket in here
 mkdir -p "$tmp/munge" "$tmp/state" "$tmp/spool" "$tmp/submit"
-jobs="" daemons=""
+daemons="" cluster=""
 cleanup() {
   trap - EXIT INT TERM
-  # Jobs first, while slurmd is there to end their processes (slurmstepd outlives slurmd).
-  for j in $jobs; do scancel "$j" 2>/dev/null; done
-  n=0
-  while [ -n "$jobs" ] && [ -n "$(squeue -h -o %i 2>/dev/null)" ] && [ $n -lt 40 ]; do sleep 0.5; n=$((n + 1)); done
+  # Every job of this private cluster first, while slurmd is there to end their processes
+  # (slurmstepd outlives slurmd). Only once SLURM_CONF names our cluster: never a system one's.
+  if [ -n "$cluster" ]; then
+    ids=$(squeue -h -o %i 2>/dev/null)
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || scancel $ids 2>/dev/null
+    n=0
+    while [ -n "$(squeue -h -o %i 2>/dev/null)" ] && [ $n -lt 40 ]; do sleep 0.5; n=$((n + 1)); done
+  fi
   for p in $daemons; do kill "$p" 2>/dev/null; done
   for p in $daemons; do wait "$p" 2>/dev/null; done
   if [ -n "${MPIGAN_KEEP_TMP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
@@ -127,6 +133,7 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$tmp/slurm.conf"
+cluster=$SLURM_CONF
 slurmctld -D -c -f "$SLURM_CONF" >"$tmp/slurmctld.out" 2>&1 &
 daemons="$! $daemons"   # slurm daemons stop before munged
 slurmd -D -f "$SLURM_CONF" >"$tmp/slurmd.out" 2>&1 &
@@ -150,7 +157,6 @@ field() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" 
 timeout 90 sbatch --wait --job-name=smoke --ntasks=2 --time=5 "$src/jobs/train.sbatch" "$smoke" >"$tmp/sbatch.out" 2>&1
 status=$?
 id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$tmp/sbatch.out")
-[ -n "$id" ] && jobs="$jobs $id"
 [ $status -eq 0 ] || { cat "$tmp/sbatch.out"; fail "job 1: sbatch --wait exited with $status"; }
 run=runs/smoke-$id
 [ -f "$run/ckpt-00000050.h5" ] && [ -L "$run/latest.h5" ] || fail "job 1: no checkpoint ckpt-00000050.h5 in $run"
@@ -165,7 +171,6 @@ opts="--steps $steps --set checkpoint.every=0 --set samples.every=0"
 id=$(sbatch --parsable --job-name=long --ntasks=2 --time=10 "$src/jobs/train.sbatch" "$smoke" $opts) ||
   fail "job 2: sbatch refused it"
 id=${id%%;*}
-jobs="$jobs $id"
 log=mpigan-$id.log
 i=0
 while ! grep -q "^epoch .* step [1-9][0-9]*0/$steps " "$log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
@@ -173,7 +178,7 @@ grep -q "^epoch .* step" "$log" 2>/dev/null || fail "job 2 ($id) shows no progre
 scancel --batch --signal=USR1 "$id" || fail "scancel --batch --signal=USR1 $id"
 say "job 2 ($id): USR1 sent to the batch shell at '$(grep "^epoch" "$log" | tail -n 1 | cut -c1-40)'"
 i=0
-while [ "$(field "$id" Restarts)" = 0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+while ! [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null || fail "job 2 was not requeued (Restarts=$(field "$id" Restarts), state $(state_of "$id"))"
 grep -q "mpigan: stopped by a signal at step [0-9]*; checkpoint" "$log" || fail "job 2: no checkpoint on USR1 in $log"
 stop=$(sed -n 's/.*stopped by a signal at step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
@@ -201,4 +206,15 @@ for net in generator discriminator; do
     { cat "$tmp/diff"; fail "/$net of the requeued run differs from the uninterrupted run"; }
 done
 say "job 2 ($id): /generator and /discriminator equal to an uninterrupted $steps-step run (h5diff)"
+
+# --- 3. jobs/scaling.sbatch, submitted from the repository as its comments say; everything it
+# writes goes to the temporary directory
+(cd "$src" && timeout 120 sbatch --wait --ntasks=2 --output="$tmp/submit/scaling-%j.log" jobs/scaling.sbatch \
+  -c configs/smoke.yaml -s 20 -o "$tmp/scaling") >"$tmp/sbatch.out" 2>&1 ||
+  { cat "$tmp/sbatch.out"; fail "job 3 (scaling.sbatch) failed"; }
+id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$tmp/sbatch.out")
+csv=$tmp/scaling/scaling.csv
+[ "$(grep -c '^strong,[12],1,40,20,' "$csv" 2>/dev/null)" -eq 2 ] &&
+  [ "$(grep -c '^weak,[12],1,[48]0,20,' "$csv")" -eq 2 ] || { cat "$csv"; fail "job 3: $csv lacks the runs on 1 and 2 ranks"; }
+say "job 3 ($id): scaling.sbatch on 1 and 2 ranks: $csv"
 echo "slurm: passed in $(($(date +%s) - t0)) s"
