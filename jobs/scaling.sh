@@ -1,0 +1,152 @@
+#!/bin/sh
+# Strong and weak scaling of mpigan training over a list of rank counts, with mpirun:
+#
+#   jobs/scaling.sh [-c CONFIG] [-s STEPS] [-r "1 2 4"] [-t THREADS] [-b BATCH] [-o DIR]
+#
+#   -c CONFIG   configuration to train (default configs/fashion-mnist.yaml, the paper's model)
+#   -s STEPS    generator steps per run (default 200)
+#   -r RANKS    rank counts, smallest first: the first is the base of the efficiencies (default "1 2 4")
+#   -t THREADS  OpenBLAS threads per rank (default 1)
+#   -b BATCH    strong scaling's global batch (default the configuration's train.batch_size)
+#   -o DIR      output directory (default runs/scaling-<date>-<time>)
+#
+# Strong scaling keeps the global batch B fixed, so N ranks compute B/N rows each; weak scaling
+# keeps the rows per rank fixed at B/N1 (N1 the first rank count), so the global batch is
+# B*N/N1. Every rank count must divide B (mpigan says so before it starts otherwise).
+# Each run writes DIR/runs/<mode>-<ranks>/run.json; this script collects them into
+#
+#   DIR/scaling.csv   one row per run: mode, ranks, threads_per_rank, global_batch, steps,
+#                     samples_per_s, and the time per step (seconds, mean over ranks, from the run's
+#                     timers): step (all of it), compute (d_compute + g_compute), allreduce
+#                     (d_allreduce + g_allreduce), data, update, io (the end-of-run checkpoint);
+#                     efficiency against the first rank count N1:
+#                       strong (rate_N / rate_N1) / (N / N1): 1 when N ranks are N/N1 times faster
+#                       weak   rate_N / (rate_N1 * N / N1): 1 when N ranks do N/N1 times the work
+#                     in the same time (rate = samples/s, real examples consumed per second)
+#   DIR/scaling.png   throughput and efficiency against ranks, both modes (gnuplot, if installed)
+#   DIR/scaling.log   every run's output
+#
+# Environment: MPIGAN (the binary, default build/mpigan), MPIRUN (default mpirun), MPIRUN_FLAGS
+# (default: ranks unbound, --oversubscribe when ranks x threads exceed the cores, and
+# --allow-run-as-root as root). Samples and periodic checkpoints are off; data loading before the
+# first step is not timed. On a shared machine the numbers are only as quiet as the machine.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+config=$here/configs/fashion-mnist.yaml steps=200 ranks="1 2 4" threads=1 batch="" out=""
+usage() { echo "usage: jobs/scaling.sh [-c CONFIG] [-s STEPS] [-r \"1 2 4\"] [-t THREADS] [-b BATCH] [-o DIR]" >&2; exit 2; }
+while getopts c:s:r:t:b:o:h opt; do
+  case $opt in
+    c) config=$OPTARG ;; s) steps=$OPTARG ;; r) ranks=$OPTARG ;; t) threads=$OPTARG ;;
+    b) batch=$OPTARG ;; o) out=$OPTARG ;; *) usage ;;
+  esac
+done
+[ $OPTIND -gt $# ] || usage
+out=${out:-runs/scaling-$(date +%Y%m%d-%H%M%S)}
+mpigan=${MPIGAN:-$here/build/mpigan}
+mpirun=${MPIRUN:-mpirun}
+[ -x "$mpigan" ] || { echo "scaling.sh: $mpigan not built (cmake -B build && cmake --build build)" >&2; exit 2; }
+for n in $ranks $steps $threads $batch; do
+  case $n in ''|*[!0-9]*|0) echo "scaling.sh: -r, -s, -t and -b take positive whole numbers, not '$n'" >&2; exit 2 ;; esac
+done
+mkdir -p "$out/runs"
+csv=$out/scaling.csv log=$out/scaling.log
+: >"$log"
+export OPENBLAS_NUM_THREADS="$threads"
+
+flags_for() { # flags_for N: mpirun's flags for N ranks
+  if [ -n "${MPIRUN_FLAGS+set}" ]; then echo "$MPIRUN_FLAGS"; return; fi
+  f="-q --bind-to none"   # let the OS place ranks: binding fights whatever else runs here
+  [ "$(id -u)" -ne 0 ] || f="$f --allow-run-as-root"
+  [ $(($1 * threads)) -le "$(nproc)" ] || f="$f --oversubscribe"
+  echo "$f"
+}
+
+train() { # train MODE N [--set ...]: one run, its run.json in $out/runs/MODE-N
+  mode=$1 n=$2; shift 2
+  echo "scaling.sh: $mode, $n rank(s) x $threads thread(s), $steps steps $*" | tee -a "$log"
+  # shellcheck disable=SC2046
+  "$mpirun" $(flags_for "$n") -np "$n" "$mpigan" train "$config" --steps "$steps" \
+    --out "$out/runs/$mode-$n" --force --progress lines --set samples.every=0 \
+    --set checkpoint.every=0 --set train.check_every=0 "$@" >>"$log" 2>&1 ||
+    { echo "scaling.sh: the $mode run on $n ranks failed; its output:" >&2; tail -n 20 "$log" >&2; exit 1; }
+}
+
+json() { echo "$out/runs/$1-$2/run.json"; }
+value() { # value KEY MODE N: a top-level number of that run's run.json
+  sed -n "s/^ *\"$1\": \([0-9.eE+-]*\),*\$/\1/p" "$(json "$2" "$3")"
+}
+row() { # row MODE N N1 RATE1: the CSV row of run MODE-N, efficiency against rate RATE1 at N1 ranks
+  awk -v mode="$1" -v n1="$3" -v rate1="$4" '
+    function num(s) { gsub(/[^0-9.eE+-]/, "", s); return s + 0 }
+    $1 == "\"ranks\":"            { ranks = num($2) }
+    $1 == "\"threads_per_rank\":" { threads = num($2) }
+    $1 == "\"global_batch\":"     { batch = num($2) }
+    $1 == "\"steps\":"            { steps = num($2) }
+    $1 == "\"seconds\":"          { seconds = num($2) }
+    $1 == "\"samples_per_s\":"    { rate = num($2) }
+    # a timer: "d_compute": {"min": 0.47, "mean": 0.64, "max": 0.81},
+    $2 == "{\"min\":" && $4 == "\"mean\":" { name = $1; gsub(/[":]/, "", name); t[name] = num($5) }
+    END {
+      if (!steps || !rate || !ranks) { print "scaling.sh: " FILENAME ": no ranks, steps or samples_per_s"; exit 1 }
+      printf "%s,%d,%d,%d,%d,%.1f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", mode, ranks, threads, batch,
+             steps, rate, seconds / steps, (t["d_compute"] + t["g_compute"]) / steps,
+             (t["d_allreduce"] + t["g_allreduce"]) / steps, t["data"] / steps, t["update"] / steps,
+             t["io"] / steps, (rate / rate1) / (ranks / n1)
+    }' "$(json "$1" "$2")"
+}
+
+# shellcheck disable=SC2086
+set -- $ranks
+n1=$1
+echo "mode,ranks,threads_per_rank,global_batch,steps,samples_per_s,step_s,compute_s,allreduce_s,data_s,update_s,io_s,efficiency" >"$csv"
+
+# Strong: the same global batch on every rank count.
+for n in $ranks; do
+  if [ -n "$batch" ]; then train strong "$n" --set train.batch_size="$batch"; else train strong "$n"; fi
+done
+batch=$(value global_batch strong "$n1")
+rate1=$(value samples_per_s strong "$n1")
+for n in $ranks; do row strong "$n" "$n1" "$rate1" >>"$csv"; done
+
+# Weak: the same rows per rank, B/N1, on every rank count.
+[ $((batch % n1)) -eq 0 ] || { echo "scaling.sh: the global batch $batch does not split over $n1 ranks" >&2; exit 2; }
+per_rank=$((batch / n1))
+for n in $ranks; do train weak "$n" --set train.batch_size=$((per_rank * n)); done
+rate1=$(value samples_per_s weak "$n1")
+for n in $ranks; do row weak "$n" "$n1" "$rate1" >>"$csv"; done
+
+echo "scaling.sh: $csv"
+column -s, -t "$csv" 2>/dev/null || cat "$csv"
+
+# The plot: throughput with the ideal (linear in ranks) dashed, and efficiency.
+if command -v gnuplot >/dev/null; then
+  xtics=$(echo "$ranks" | tr -s ' ' ',' | sed 's/^,//; s/,$//')
+  gnuplot <<EOF || echo "scaling.sh: gnuplot failed; the CSV is complete" >&2
+set terminal pngcairo size 1100,450 font ",10"
+set output "$out/scaling.png"
+set datafile separator ","
+set multiplot layout 1,2 title "mpigan scaling: $(basename "$config"), $steps steps, $threads thread(s) per rank, global batch $batch (strong) / $per_rank per rank (weak)"
+set logscale x 2
+set xtics ($xtics)
+set xlabel "ranks"
+set grid
+set key below
+set ylabel "samples/s"
+set yrange [0:*]
+strong(m) = (strcol(1) eq "strong") ? m : NaN
+weak(m) = (strcol(1) eq "weak") ? m : NaN
+plot "$csv" every ::1 using 2:(strong(\$6)) with linespoints pt 7 lw 2 title "strong", \\
+     "$csv" every ::1 using 2:(weak(\$6)) with linespoints pt 5 lw 2 title "weak", \\
+     "$csv" every ::1 using 2:(strong(\$6 / \$13)) with lines dt 2 lc 1 title "strong, ideal", \\
+     "$csv" every ::1 using 2:(weak(\$6 / \$13)) with lines dt 2 lc 2 title "weak, ideal"
+set ylabel "parallel efficiency"
+set yrange [0:1.2]
+plot "$csv" every ::1 using 2:(strong(\$13)) with linespoints pt 7 lw 2 title "strong: (rate_N / rate_1) / (N / N_1)", \\
+     "$csv" every ::1 using 2:(weak(\$13)) with linespoints pt 5 lw 2 title "weak: rate_N / (rate_1 N / N_1)", \\
+     1 with lines dt 2 lc rgb "gray" notitle
+unset multiplot
+EOF
+  [ -s "$out/scaling.png" ] && echo "scaling.sh: $out/scaling.png"
+else
+  echo "scaling.sh: no gnuplot (apt-get install gnuplot-nox): no plot" >&2
+fi
