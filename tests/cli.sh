@@ -181,6 +181,16 @@ if [ -r "$fashion" ]; then
   expect_status "train with eval.every" 0
   expect_grep "parzen in metrics" "$tmp/evrun/metrics.jsonl" '"step": 50, .*"parzen_ll": -*[0-9.]*, "parzen_sigma": 0\.[0-9]*}'
 
+  # --- divergence: NaN or Inf in a gradient stops the run at that step, or is skipped ---
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/nan" --set discriminator.optimizer.lr=1e30 --set checkpoint.every=0 --quiet
+  expect_status "NaN stops the run" 1
+  expect_grep "NaN names the step" "$tmp/err" "^mpigan: step [0-9]*: NaN or Inf in the .* gradients, not applied; stopped"
+  [ "$(grep -c . "$tmp/err")" -eq 1 ] && ok || fail "NaN: more than one line"
+  ls "$tmp/nan"/ckpt-*.h5 >/dev/null 2>&1 && fail "NaN: a checkpoint of the diverged state was written" || ok
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/nanskip" --set discriminator.optimizer.lr=1e30 --set train.nonfinite=skip --quiet
+  expect_status "NaN skipped" 0
+  expect_grep "skips counted" "$tmp/nanskip/metrics.jsonl" '"step": 50, .*"skipped": [1-9]'
+
   # --- plot: curves, Parzen curves and the sample grid of a run ---
   if command -v gnuplot >/dev/null; then
     "$mpigan" plot "$tmp/evrun" >"$tmp/out" 2>"$tmp/err"; status=$?
