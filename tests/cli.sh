@@ -181,6 +181,37 @@ if [ -r "$fashion" ]; then
   expect_status "train with eval.every" 0
   expect_grep "parzen in metrics" "$tmp/evrun/metrics.jsonl" '"step": 50, .*"parzen_ll": -*[0-9.]*, "parzen_sigma": 0\.[0-9]*}'
 
+  # --- a rank dies: the job ends soon, non-zero; the latest checkpoint loads and resumes exactly ---
+  "$mpiexec" -q --oversubscribe -np 2 "$mpigan" train "$src/configs/smoke.yaml" --out "$tmp/die" \
+    --steps 100000 --set checkpoint.every=100 --set samples.every=0 --quiet >"$tmp/out" 2>"$tmp/err" &
+  mpid=$!
+  i=0; while [ ! -e "$tmp/die/ckpt-00000300.h5" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  victim=$(pgrep -P $mpid | head -n 1)
+  if [ -n "$victim" ] && [ -e "$tmp/die/ckpt-00000300.h5" ]; then
+    kill -KILL "$victim"; t0=$(date +%s%N)
+    i=0; while kill -0 $mpid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    ended_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    if kill -0 $mpid 2>/dev/null; then fail "a killed rank left the job running for 30 s"; kill -KILL $mpid; fi
+    wait $mpid; status=$?
+    echo "cli: a rank killed with SIGKILL: the job ended in $ended_ms ms with status $status"
+    [ "$status" -ne 0 ] && [ "$ended_ms" -lt 10000 ] && ok || fail "rank death: status $status after $ended_ms ms"
+    latest=$(readlink "$tmp/die/latest.h5")
+    "$mpigan" info "$tmp/die/latest.h5" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect_status "the latest checkpoint after a rank died loads" 0
+    at=$(echo "$latest" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/'); to=$((at + 100))
+    run 2 train --resume "$tmp/die" --steps $to --force --quiet
+    expect_status "resume after a rank died" 0
+    run 2 train "$src/configs/smoke.yaml" --out "$tmp/nodie" --steps $to --set checkpoint.every=0 --set samples.every=0 --quiet
+    last_die=$(printf 'ckpt-%08d.h5' $to)
+    if command -v h5diff >/dev/null; then
+      for net in generator discriminator; do
+        h5diff "$tmp/die/$last_die" "$tmp/nodie/$last_die" /$net /$net >/dev/null 2>&1 && ok || fail "resumed after a rank died: $net differs from an uninterrupted run"
+      done
+    fi
+  else
+    fail "rank death: no checkpoint at step 300 in 30 s, or no rank to kill"; kill -KILL $mpid 2>/dev/null; wait $mpid
+  fi
+
   # --- divergence: NaN or Inf in a gradient stops the run at that step, or is skipped ---
   run 2 train "$src/configs/smoke.yaml" --out "$tmp/nan" --set discriminator.optimizer.lr=1e30 --set checkpoint.every=0 --quiet
   expect_status "NaN stops the run" 1
