@@ -198,7 +198,10 @@ int mg_checkpoint_write(const mg_trainer *t, const char *config_yaml, const char
 {
     mg_error what;
     write_ctx w = {t, config_yaml};
-    if (mg_h5_write_new(path, fill_checkpoint, &w, &what))
+    /* Parameters and the optimizers' state: momentum for SGD, two moments for Adam. */
+    const double states = (double)t->g.n_params * (t->g_opt.spec.type == MG_OPTIM_ADAM ? 3 : 2) +
+                          (double)t->d.n_params * (t->d_opt.spec.type == MG_OPTIM_ADAM ? 3 : 2);
+    if (mg_h5_write_new(path, fill_checkpoint, &w, states * sizeof(float), &what))
         return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
     return 0;
 }

@@ -392,7 +392,9 @@ int mg_h5data_write(const char *path, const mg_dataset *ds, const int32_t *label
     if (bytes < 0)
         return mg_fail(err, "%s: cannot write data: %s", path, what.msg);
     h5data_out o = {.ds = ds, .labels = labels, .source = source, .as_bytes = bytes};
-    if (mg_h5_write_new(path, fill_data, &o, &what))
+    const double size = (double)ds->n * ds->dim * (bytes ? 1 : sizeof(float)) +
+                        (labels ? 4.0 * ds->n : 0);
+    if (mg_h5_write_new(path, fill_data, &o, size, &what))
         return mg_fail(err, "%s: cannot write data: %s", path, what.msg);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -750,13 +751,25 @@ void mg_h5_type_str(char *buf, size_t n, const mg_h5_info *info)
     }
 }
 
+int mg_h5_room(const char *path, double bytes, mg_error *what)
+{
+    char dir[4096];
+    struct statvfs fs;
+    const double need = bytes * 1.05 + (1 << 20);
+    if (dir_of(dir, sizeof dir, path) == 0 && statvfs(dir, &fs) == 0 &&
+        (double)fs.f_bavail * fs.f_frsize < need)
+        return mg_fail(what, "no room: %.0f bytes free on its file system, about %.0f needed",
+                       (double)fs.f_bavail * fs.f_frsize, need);
+    return 0;
+}
+
 int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
-                    const void *ctx, mg_error *what)
+                    const void *ctx, double bytes, mg_error *what)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return mg_fail(what, "path too long");
-    if (mg_h5_dir_writable(path, what))
+    if (mg_h5_dir_writable(path, what) || mg_h5_room(path, bytes, what))
         return -1;
     hid_t f;
     if (mg_h5_create(&f, tmp, what)) {

@@ -62,11 +62,17 @@ int mg_h5_dir_writable(const char *path, mg_error *err);
  * is the complete new file, even across a power cut. */
 int mg_h5_commit(const char *tmp, const char *path, mg_error *err);
 
-/* A new file at path, never half of one: checks the directory, creates path.tmp, lets `fill`
- * write the content, finishes, commits (fsync and rename). On failure path.tmp is removed, path is
- * untouched, and `what` says what failed without naming path (callers prefix it). */
+/* 0 if path's file system has room for `bytes` more (with 5% and 1 MB for HDF5's metadata),
+ * else -1 with how much is free. A write that ran out of space half-way would leave HDF5 holding
+ * a file it cannot close (it crashes at exit) or an append half done: refused before it starts. */
+int mg_h5_room(const char *path, double bytes, mg_error *what);
+
+/* A new file at path, never half of one: checks the directory and that its file system has room
+ * for about `bytes`, creates path.tmp, lets `fill` write the content, finishes, commits (fsync and
+ * rename). On failure path.tmp is removed, path is untouched, and `what` says what failed without
+ * naming path (callers prefix it). */
 int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
-                    const void *ctx, mg_error *what);
+                    const void *ctx, double bytes, mg_error *what);
 
 /* "2024-05-01T12:00:00Z": now, UTC. */
 void mg_h5_now_iso8601(char *buf, size_t n);

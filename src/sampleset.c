@@ -86,12 +86,19 @@ static int create_extendible(hid_t f, const char *name, hid_t file_type, hid_t m
 }
 
 /* Writes a new file at path through path.tmp; `fill` writes the content. */
+/* Bytes of a sample set's images and noise, as float32. */
+static double image_bytes(mg_image_shape shape, int noise_dim)
+{
+    return (double)shape.n * ((double)shape.channels * shape.height * shape.width + noise_dim) *
+           sizeof(float);
+}
+
 static int write_new(const char *path, const char *verb,
                      int (*fill)(hid_t f, const void *ctx, mg_error *what), const void *ctx,
-                     mg_error *err)
+                     double bytes, mg_error *err)
 {
     mg_error what;
-    if (mg_h5_write_new(path, fill, ctx, &what))
+    if (mg_h5_write_new(path, fill, ctx, bytes, &what))
         return mg_fail(err, "%s: cannot %s samples: %s", path, verb, what.msg);
     return 0;
 }
@@ -212,9 +219,14 @@ int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape
         if (errno != ENOENT)
             return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
         /* A new file goes through a temporary name too: a crash never leaves half a header. */
-        return write_new(path, "append", fill_snapshots, &a, err);
+        return write_new(path, "append", fill_snapshots, &a, image_bytes(shape, noise_dim), err);
     }
 
+    /* An append writes in place: one that ran out of space half-way would leave the file
+     * damaged, with every earlier snapshot. Room for it is checked first. */
+    mg_error room;
+    if (mg_h5_room(path, image_bytes(shape, 0), &room))
+        return mg_fail(err, "%s: cannot append samples: %s", path, room.msg);
     hid_t f;
     if (mg_h5_open(&f, path, 1, err))
         return -1;
@@ -260,5 +272,5 @@ int mg_sampleset_write(const char *path, const mg_real *x, mg_image_shape shape,
         return -1;
     const sample_args a = {.x = x, .z = z, .shape = shape, .noise_dim = noise_dim,
                            .checkpoint = checkpoint, .step = step};
-    return write_new(path, "write", fill_samples, &a, err);
+    return write_new(path, "write", fill_samples, &a, image_bytes(shape, noise_dim), err);
 }

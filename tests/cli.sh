@@ -5,7 +5,7 @@
 set -u
 mpigan=$1 mpiexec=$2 src=$3 make_data=$4
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpigan-cli-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0 passed=0
 fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
@@ -210,6 +210,26 @@ if [ -r "$fashion" ]; then
     fi
   else
     fail "rank death: no checkpoint at step 300 in 30 s, or no rank to kill"; kill -KILL $mpid 2>/dev/null; wait $mpid
+  fi
+
+  # --- a checkpoint that cannot be written: one line, status 1, the previous one untouched ---
+  mkdir -p "$tmp/wf/ckpt-00000200.h5.tmp"   # a directory where the write's temporary file goes
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/wf" --steps 300 --set checkpoint.every=100 --set samples.every=0 --quiet
+  expect_status "unwritable checkpoint" 1
+  [ "$(cat "$tmp/err")" = "mpigan: $tmp/wf/ckpt-00000200.h5: cannot write checkpoint: cannot create $tmp/wf/ckpt-00000200.h5.tmp" ] && ok || fail "unwritable checkpoint: not the one line expected"
+  [ "$(readlink "$tmp/wf/latest.h5")" = ckpt-00000100.h5 ] && "$mpigan" info "$tmp/wf/latest.h5" >/dev/null 2>&1 && ok || fail "unwritable checkpoint: the previous one is not the loadable latest"
+  # a full disk: a 2.6 MB tmpfs has room for the first 1 MB checkpoint, not for the second
+  mkdir -p "$tmp/full"
+  if mount -t tmpfs -o size=2600k tmpfs "$tmp/full" 2>/dev/null; then
+    run 2 train "$src/configs/smoke.yaml" --out "$tmp/full/run" --steps 300 --set checkpoint.every=100 --set samples.every=0 --quiet
+    expect_status "full disk" 1
+    expect_grep "full disk names the file" "$tmp/err" "^mpigan: .*/ckpt-00000200.h5: cannot write checkpoint: no room: "
+    [ "$(grep -c . "$tmp/err")" -eq 1 ] && ok || fail "full disk: more than one line"
+    [ ! -e "$tmp/full/run/ckpt-00000200.h5.tmp" ] && [ ! -e "$tmp/full/run/ckpt-00000200.h5" ] && ok || fail "full disk: a partial checkpoint was left"
+    "$mpigan" info "$tmp/full/run/latest.h5" >/dev/null 2>&1 && ok || fail "full disk: the previous checkpoint does not load"
+    umount "$tmp/full"
+  else
+    echo "cli: skipped the full-disk case: cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)"
   fi
 
   # --- divergence: NaN or Inf in a gradient stops the run at that step, or is skipped ---
