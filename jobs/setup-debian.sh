@@ -14,6 +14,7 @@ packages="
   librandom123-dev
   libyaml-dev
   zlib1g-dev
+  python3
   dataset-fashion-mnist
 "
 if [ "$(id -u)" -ne 0 ]; then
