@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 /* The one file that speaks MPI. */
 #include "mpigan/comm.h"
 
@@ -5,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct mg_comm {
     MPI_Comm comm;
@@ -215,6 +217,12 @@ void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_reques
     r->active = 1;
 }
 
+void mg_comm_barrier_start(const mg_comm *c, mg_request *r)
+{
+    MPI_CHECK(MPI_Ibarrier(c->comm, &r->req));
+    r->active = 1;
+}
+
 void mg_comm_progress(mg_request *r)
 {
     int done = 0;
@@ -229,6 +237,97 @@ void mg_comm_finish(mg_request *r)
     if (r->active)
         MPI_CHECK(MPI_Wait(&r->req, MPI_STATUS_IGNORE));
     r->active = 0;
+}
+
+/* Tag of "I am waiting in a collective" messages to rank 0. */
+#define STALL_TAG 4711
+
+/* Rank 0: take any word of waiting ranks left from a stall that resolved itself. */
+static void drain_stall_words(const mg_comm *c, char *arrived)
+{
+    int flag = 1;
+    while (flag) {
+        MPI_Status st;
+        MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, STALL_TAG, c->comm, &flag, &st));
+        if (flag) {
+            int who;
+            MPI_CHECK(MPI_Recv(&who, 1, MPI_INT, st.MPI_SOURCE, STALL_TAG, c->comm,
+                               MPI_STATUS_IGNORE));
+            if (arrived && who >= 0 && who < c->size)
+                arrived[who] = 1;
+        }
+    }
+}
+
+int mg_comm_finish_watched(const mg_comm *c, mg_request *r, double stall_s, const char *what,
+                           int *late, int late_n)
+{
+    if (!r->active || stall_s <= 0) {
+        mg_comm_finish(r);
+        return -1;
+    }
+    const double t0 = MPI_Wtime();
+    int done = 0, told = 0, said = 0, reported = -1;
+    char *arrived = NULL;
+    double first_word = 0;
+    while (!done) {
+        MPI_CHECK(MPI_Test(&r->req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            break;
+        const double waited = MPI_Wtime() - t0;
+        if (waited > 0.01) { /* spin briefly (a normal wait), then nap between tests */
+            struct timespec nap = {0, 200000};
+            nanosleep(&nap, NULL);
+        }
+        if (waited <= stall_s)
+            continue;
+        if (c->rank != 0 && !told) {
+            MPI_CHECK(MPI_Send(&c->rank, 1, MPI_INT, 0, STALL_TAG, c->comm));
+            told = 1;
+        } else if (c->rank == 0 && reported < 0) {
+            if (!arrived) {
+                arrived = calloc((size_t)c->size, 1);
+                if (!arrived)
+                    break; /* cannot inspect; keep waiting below */
+                arrived[0] = 1;
+                first_word = MPI_Wtime();
+            }
+            drain_stall_words(c, arrived);
+            /* The others' word arrives within a second of their own threshold. */
+            if (MPI_Wtime() - first_word < (stall_s < 1 ? stall_s : 1))
+                continue;
+            char list[1024] = "";
+            int n = 0, len = 0;
+            for (int i = 1; i < c->size; i++) {
+                if (arrived[i])
+                    continue;
+                if (late && n < late_n)
+                    late[n] = i;
+                if (len < (int)sizeof list - 16)
+                    len += snprintf(list + len, sizeof list - len, "%s%d", n ? ", " : "", i);
+                n++;
+            }
+            if (n)
+                fprintf(stderr, "mpigan: stall: rank 0 has waited %.0f s in %s; rank%s %s %s not "
+                                "reached it\n",
+                        MPI_Wtime() - t0, what, n == 1 ? "" : "s", list, n == 1 ? "has" : "have");
+            else
+                fprintf(stderr, "mpigan: stall: every rank has waited over %.0f s in %s: the MPI "
+                                "library or the network does not deliver\n",
+                        stall_s, what);
+            reported = n;
+        } else if (c->rank != 0 && !said && waited > 3 * stall_s) {
+            fprintf(stderr, "mpigan: stall: rank %d has waited %.0f s in %s; rank 0 has not "
+                            "reported on it and may itself be late\n",
+                    c->rank, waited, what);
+            said = 1;
+        }
+    }
+    r->active = 0;
+    if (c->rank == 0)
+        drain_stall_words(c, NULL);
+    free(arrived);
+    return reported;
 }
 
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)

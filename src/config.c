@@ -202,6 +202,7 @@ static const field train_fields[] = {
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = nonfinite_names},
+    {"stall_seconds", K_REAL, CFG(train.stall_seconds), AT_LEAST(0)},
     END,
 };
 
@@ -288,6 +289,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.check_every = 100;
     cfg->train.log_every = 50;
     cfg->train.overlap = 1;
+    cfg->train.stall_seconds = 120;
     cfg->checkpoint.every = 1000;
     cfg->checkpoint.keep = 3;
     cfg->samples.every = 500;
@@ -1380,6 +1382,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
     fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  nonfinite: %s\n", enum_name(nonfinite_names, (int)cfg->train.nonfinite));
+    write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
             cfg->checkpoint.keep);
     fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",

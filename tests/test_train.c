@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
@@ -183,6 +184,31 @@ static void test_overlap_same_as_blocking(void)
     mg_dataset_free(&ds);
 }
 
+/* The stall inspector: the last rank arrives 2 s late at a barrier watched with 0.5 s; rank 0
+ * names it, and only it. Then a prompt barrier reports no stall. */
+static void test_stall_reported(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    if (size < 2)
+        return; /* nobody to be late */
+    mg_request *r = mg_request_new();
+    if (rank == size - 1) {
+        struct timespec late = {2, 0};
+        nanosleep(&late, NULL);
+    }
+    int who[8] = {-1};
+    mg_comm_barrier_start(world, r);
+    int n = mg_comm_finish_watched(world, r, 0.5, "the test barrier", who, 8);
+    if (rank == 0) {
+        CU_ASSERT_EQUAL(n, 1);
+        CU_ASSERT_EQUAL(who[0], size - 1);
+    }
+    mg_comm_barrier_start(world, r);
+    CU_ASSERT_EQUAL(mg_comm_finish_watched(world, r, 5, "a prompt barrier", who, 8), -1);
+    mg_request_free(r);
+}
+
 static void test_replica_drift_detected(void)
 {
     const mg_comm *world = mg_comm_world();
@@ -242,6 +268,7 @@ int main(int argc, char **argv)
         {"invariance_alternating", test_invariance_alternating},
         {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
+        {"stall_reported", test_stall_reported},
         {"replica_drift_detected", test_replica_drift_detected},
         {"trainer_errors", test_trainer_errors},
         {NULL, NULL},

@@ -47,8 +47,21 @@ typedef struct mg_request mg_request;
 mg_request *mg_request_new(void);
 void mg_request_free(mg_request *r);
 void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_request *r);
+/* A barrier in flight (MPI_Ibarrier): waited for with mg_comm_finish_watched before a blocking
+ * collective, it tells a stalled rank from a slow collective at the cost of one tiny message
+ * round, and leaves the data to the blocking collective's faster algorithms. */
+void mg_comm_barrier_start(const mg_comm *c, mg_request *r);
 void mg_comm_progress(mg_request *r);
 void mg_comm_finish(mg_request *r);
+
+/* mg_comm_finish with a stall inspector: when the collective `what` (e.g. "the G allreduce of
+ * step 12", the same text on every rank) is not done after stall_s seconds (> 0), every waiting
+ * rank tells rank 0, which waits a moment for the others' word and reports in one line which
+ * ranks have not reached it; a rank whose wait reaches three times stall_s without rank 0's
+ * word says so itself. Returns on rank 0 the number of late ranks it reported (their ranks in
+ * late[], if not NULL, up to late_n), else 0; -1 if there was no stall. */
+int mg_comm_finish_watched(const mg_comm *c, mg_request *r, double stall_s, const char *what,
+                           int *late, int late_n);
 /* Bytes from root to all, any size. */
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
 /* Rank r's `bytes` bytes to root, placed in rank order into recv (root only; the sum of all ranks'

@@ -127,6 +127,7 @@ typedef struct {
         int log_every;   /* steps between progress lines and metrics records */
         int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
         enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
+        double stall_seconds; /* a gradient allreduce waiting longer: report the late ranks */
     } train;
 
     struct {

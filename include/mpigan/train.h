@@ -68,7 +68,8 @@ typedef struct {
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
-    mg_request *d_reduce;   /* D's gradient allreduce in flight (train.overlap) */
+    mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap); an arrival
+                               barrier (train.stall_seconds) */
     int64_t skipped;        /* updates left out for NaN or Inf gradients (train.nonfinite) */
 
     /* Set by the caller on any rank (a signal arrived): the request travels with the step's
