@@ -345,25 +345,35 @@ int mg_h5w_text(hid_t file, const char *name, const char *text, mg_error *err)
 
 /* ---- readers ---- */
 
-int mg_h5r_require(hid_t file, const char *path, const char *name, mg_error *err)
+/* H5Lexists checks only the last component: walk the path one link at a time. 1 with the first
+ * missing prefix in `missing` (1024 bytes), 0 if every link exists, -1 on error. */
+static int first_missing(hid_t file, const char *path, const char *name, char *missing,
+                         mg_error *err)
 {
-    char prefix[1024];
     size_t len = strlen(name);
-    if (len >= sizeof prefix)
+    if (len >= 1024)
         return mg_fail(err, "%s: object name too long: %s", path, name);
-    /* H5Lexists checks only the last component: walk the path one link at a time. */
     for (size_t i = 1; i <= len; i++) {
         if (i < len && name[i] != '/')
             continue;
-        memcpy(prefix, name, i);
-        prefix[i] = '\0';
-        htri_t there = H5Lexists(file, prefix, H5P_DEFAULT);
+        memcpy(missing, name, i);
+        missing[i] = '\0';
+        htri_t there = H5Lexists(file, missing, H5P_DEFAULT);
         if (there < 0)
-            return mg_fail(err, "%s: cannot read %s", path, prefix);
+            return mg_fail(err, "%s: cannot read %s", path, missing);
         if (there == 0)
-            return mg_fail(err, "%s: %s missing", path, prefix);
+            return 1;
     }
     return 0;
+}
+
+int mg_h5r_require(hid_t file, const char *path, const char *name, mg_error *err)
+{
+    char missing[1024];
+    int rc = first_missing(file, path, name, missing, err);
+    if (rc > 0)
+        return mg_fail(err, "%s: %s missing", path, missing);
+    return rc;
 }
 
 int mg_h5r_has_attr(hid_t file, const char *path, const char *obj, const char *name,
@@ -791,23 +801,9 @@ int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_e
 
 int mg_h5r_exists(hid_t file, const char *path, const char *name, mg_error *err)
 {
-    char prefix[1024];
-    size_t len = strlen(name);
-    if (len >= sizeof prefix)
-        return mg_fail(err, "%s: object name too long: %s", path, name);
-    /* As mg_h5r_require: H5Lexists checks only the last component. */
-    for (size_t i = 1; i <= len; i++) {
-        if (i < len && name[i] != '/')
-            continue;
-        memcpy(prefix, name, i);
-        prefix[i] = '\0';
-        htri_t there = H5Lexists(file, prefix, H5P_DEFAULT);
-        if (there < 0)
-            return mg_fail(err, "%s: cannot read %s", path, prefix);
-        if (there == 0)
-            return 0;
-    }
-    return 1;
+    char missing[1024];
+    int rc = first_missing(file, path, name, missing, err);
+    return rc < 0 ? -1 : !rc;
 }
 
 /* all_chunks_found for rows [lo, hi) of the first axis only: a part of a big file is read without
