@@ -9,6 +9,7 @@ packages="
   libhdf5-openmpi-dev hdf5-tools
   libpng-dev
   gnuplot-nox
+  libsimgrid-dev
   libmatio-dev
   libcunit1-dev
   librandom123-dev

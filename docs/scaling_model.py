@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Performance model of one mpigan training step on N ranks (docs/scaling.md).
+
+    docs/scaling_model.py                       the tables of docs/scaling.md, as markdown
+    docs/scaling_model.py step --model mnist --ranks 64 --rows 1.5625 --gbps 25
+                                                one prediction, key=value (tests/sim uses it)
+    docs/scaling_model.py skeleton-args --model mnist --ranks 64 --rows 1.5625 --host-speed 7.6e10
+                                                tests/sim/skeleton's arguments for the same case
+    docs/scaling_model.py rate --model mnist    measured flop/s of one rank at 100 rows
+    docs/scaling_model.py fit FILE...           CALIBRATION entries from tests/sim/measure.sh rows
+
+One step of Algorithm 1 (src/train.c, alternating mode) on every rank:
+    k times: D compute on r rows | allreduce D's gradients | D update
+    once:    G compute on r rows | allreduce G's gradients | G update
+nothing overlapped, so  T(N, r) = k (tD(r) + AR(bytes_D, N)) + tG(r) + AR(bytes_G, N) + u.
+
+Compute tD(r), tG(r) is measured on this machine with one rank at r rows (a + b r fits, below);
+the update u (SGD with momentum on every parameter) is the same on every rank whatever N is.
+AR is the allreduce: Open MPI 4.1's tuned decision and SimGrid's "ompi" selector both choose
+Rabenseifner's algorithm (recursive-halving reduce-scatter, recursive-doubling allgather) for
+sums of more than 256 KiB, the ring for comparison:
+    rabenseifner: 2 log2(N) alpha + 2 (N-1)/N bytes / beta    (+ 2 (alpha + bytes/beta) if N is
+                                                               not a power of two)
+    ring:         2 (N-1) alpha   + 2 (N-1)/N bytes / beta
+Standard library only.
+"""
+import argparse
+import math
+import sys
+
+STATS_FLOATS = 4  # mpigan's loss and counters ride in each gradient buffer (src/train.c)
+FLOAT_BYTES = 4
+
+# The paper's models: (inputs, units, pieces) per dense layer; maxout has pieces > 1 and feeds
+# `units` values on. Counts agree with `mpigan info` on checkpoints of the three configurations.
+MODELS = {
+    "mnist": {
+        "name": "MNIST (configs/mnist.yaml, fashion-mnist.yaml)",
+        "g": [(100, 1200, 1), (1200, 1200, 1), (1200, 784, 1)],
+        "d": [(784, 240, 5), (240, 240, 5), (240, 1, 1)],
+    },
+    "cifar10": {
+        "name": "CIFAR-10 MLP (configs/cifar10-mlp.yaml)",
+        "g": [(100, 8000, 1), (8000, 8000, 1), (8000, 3072, 1)],
+        "d": [(3072, 1600, 5), (1600, 1600, 5), (1600, 1, 1)],
+    },
+    "tfd": {
+        "name": "TFD (configs/tfd.yaml)",
+        "g": [(100, 8000, 1), (8000, 8000, 1), (8000, 2304, 1)],
+        "d": [(2304, 1200, 5), (1200, 1200, 5), (1200, 1, 1)],
+    },
+}
+
+# Measured on this machine (AMD EPYC, 2 cores, 32 MiB L3; Debian 12, OpenBLAS with 1 thread) by
+# tests/sim/measure.sh rows and fitted by `docs/scaling_model.py fit`: seconds per step on one rank
+# at r rows, tD = d_a + d_b r (D compute and the data phase) and tG = g_a + g_b r. The intercepts
+# are what a step costs however few rows it has: every weight matrix streams through the core
+# three times per step (forward, input gradient, weight gradient), which is memory-bound at small
+# r. u is both networks' SGD update per step (with TFD's column-norm constraint), the same on every
+# rank whatever N is. MNIST: Fashion-MNIST, r = 1, 4, 12, 25, 50, 100, 60 steps, best of 3 runs;
+# CIFAR-10 and TFD: generated data of their shapes (tests/make_data), r = 1, 12, 100, 6 steps,
+# best of 2. Worst relative residual of the fits: MNIST 12% (D) and 16% (G), CIFAR-10 11% and
+# 0.5%, TFD 14% and 1.4%. The machine was shared (load average 3 to 4 on 2 cores).
+CALIBRATION = {
+    "mnist": {"d_a": 0.0014844, "d_b": 0.00016401, "g_a": 0.0025595, "g_b": 0.00021618,
+              "u": 0.00158},
+    "cifar10": {"d_a": 0.084786, "d_b": 0.0057964, "g_a": 0.23961, "g_b": 0.008585,
+                "u": 0.13443},
+    "tfd": {"d_a": 0.074353, "d_b": 0.0036502, "g_a": 0.1651, "g_b": 0.0065107, "u": 0.21875},
+}
+
+ALPHA = 2e-6        # seconds per message between hosts on different leaf switches (see doc)
+# Bytes/s one core streams through memory, from the CIFAR-10 update: 126.8 M parameters x 20 bytes
+# (read parameter, gradient, velocity; write parameter, velocity) in 134 ms. Only for the size
+# of the allreduce's own arithmetic, which the model and the simulation leave out.
+STREAM = 18.9e9
+GLOBAL_BATCH = 100  # the paper's minibatch, every configuration
+WEAK_ROWS = 100     # rows per rank in the weak-scaling tables: one paper minibatch per rank
+RANKS = [8, 16, 32, 64, 128, 256, 512, 1024]
+GBPS = [10, 25, 100]
+
+
+def weights(layers):
+    return [i * u * p for i, u, p in layers]
+
+
+def params(layers):
+    return sum(i * u * p + u * p for i, u, p in layers)
+
+
+def buffer_floats(layers):
+    """Length of the allreduced gradient buffer: parameters and the stats slots."""
+    return params(layers) + STATS_FLOATS
+
+
+def flops_per_example(model):
+    """Multiply-adds x 2 of the dense layers per example of the global batch, per phase.
+
+    Forward, the input gradient and the weight gradient each cost 2 W per row of a layer with W
+    weights; biases, activations and losses are O(units) and left out (< 1%). D step: G forward on
+    the fake row, D forward and backward on the real and the fake row, no input gradient into D's
+    first layer. G step: G forward, D forward, D's input gradients only (its weights get no
+    gradient), G's weight and input gradients except into the noise."""
+    wg, wd = weights(model["g"]), weights(model["d"])
+    g, d = sum(wg), sum(wd)
+    d_step = 2 * g + 2 * (2 * d) + 2 * (2 * d) + 2 * (2 * (d - wd[0]))
+    g_step = 2 * g + 2 * d + 2 * d + 2 * g + 2 * (g - wg[0])
+    return d_step, g_step
+
+
+def compute_time(key, rows):
+    c = CALIBRATION[key]
+    return c["d_a"] + c["d_b"] * rows, c["g_a"] + c["g_b"] * rows, c["u"]
+
+
+def allreduce_time(nbytes, ranks, beta, alpha=ALPHA, algorithm="rabenseifner"):
+    """Seconds for a sum allreduce of nbytes over ranks at beta bytes/s per link and direction."""
+    if ranks == 1:
+        return 0.0
+    bandwidth = 2 * (ranks - 1) / ranks * nbytes / beta
+    if algorithm == "ring":
+        return 2 * (ranks - 1) * alpha + bandwidth
+    pof2 = 1 << (ranks.bit_length() - 1)
+    t = 2 * math.log2(pof2) * alpha + 2 * (pof2 - 1) / pof2 * nbytes / beta
+    if pof2 != ranks:  # the extra ranks fold into partners first and get the result last
+        t += 2 * (alpha + nbytes / beta)
+    return t
+
+
+def step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA, algorithm="rabenseifner"):
+    """Seconds of one step and its parts on every rank (all ranks do the same work)."""
+    model = MODELS[key]
+    beta = gbps * 1e9 / 8
+    td, tg, u = compute_time(key, rows)
+    ard = allreduce_time(buffer_floats(model["d"]) * FLOAT_BYTES, ranks, beta, alpha, algorithm)
+    arg = allreduce_time(buffer_floats(model["g"]) * FLOAT_BYTES, ranks, beta, alpha, algorithm)
+    total = k * (td + ard) + tg + arg + u
+    return {"step_s": total, "d_allreduce_s": ard, "g_allreduce_s": arg,
+            "compute_s": k * td + tg + u}
+
+
+def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
+    """Seconds per step if each layer's gradients were allreduced (MPI_Iallreduce, one at a time)
+    as soon as backprop produced them, and G's forward pass of the G step ran while D's last
+    gradients were still being reduced: a two-resource schedule, compute and network, with
+    Algorithm 1's dependencies. Compute is split between passes and layers in proportion to
+    their FLOPs; the network is assumed to progress without the core's help."""
+    model = MODELS[key]
+    beta = gbps * 1e9 / 8
+    td, tg, u = compute_time(key, rows)
+    wg, wd = weights(model["g"]), weights(model["d"])
+    pg, pd = params(model["g"]), params(model["d"])
+    g, d = sum(wg), sum(wd)
+    # FLOPs per row of each pass, as in flops_per_example, kept apart by layer.
+    d_fwd_g = 2 * g
+    d_fwd_d = 4 * d
+    d_bwd = [4 * w + (4 * w if l > 0 else 0) for l, w in enumerate(wd)]
+    g_fwd_g, g_fwd_d, g_bwd_d = 2 * g, 2 * d, 2 * d
+    g_bwd = [2 * w + (2 * w if l > 0 else 0) for l, w in enumerate(wg)]
+    sd = td / (d_fwd_g + d_fwd_d + sum(d_bwd))  # seconds per FLOP-per-row in each phase
+    sg = tg / (g_fwd_g + g_fwd_d + g_bwd_d + sum(g_bwd))
+    ud, ug = u * pd / (pd + pg), u * pg / (pd + pg)
+
+    def bucket(layers, l):
+        i, un, p = layers[l]
+        n = i * un * p + un * p + (STATS_FLOATS if l == len(layers) - 1 else 0)
+        return allreduce_time(n * FLOAT_BYTES, ranks, beta, alpha)
+
+    cpu = net = 0.0  # when the core and the network are next free
+    pending = None   # the update still waiting for its network's last bucket: (network, seconds)
+    g_updated = []
+    for _ in range(4):  # steps 2 to 4 are in steady state
+        for j in range(k + 1):
+            g_phase = j == k
+            if pending and pending[0] == "g":  # the fakes need the updated G
+                cpu = max(cpu, net) + pending[1]
+                g_updated.append(cpu)
+                pending = None
+            cpu += g_fwd_g * sg if g_phase else d_fwd_g * sd
+            if pending:                        # D's forward needs the updated D
+                cpu = max(cpu, net) + pending[1]
+                pending = None
+            cpu += (g_fwd_d + g_bwd_d) * sg if g_phase else d_fwd_d * sd
+            layers, bwd, s = (model["g"], g_bwd, sg) if g_phase else (model["d"], d_bwd, sd)
+            for l in reversed(range(len(layers))):
+                cpu += bwd[l] * s
+                net = max(net, cpu) + bucket(layers, l)
+            pending = ("g", ug) if g_phase else ("d", ud)
+    return g_updated[-1] - g_updated[-2]
+
+
+def strong_efficiency(key, ranks, gbps, overlap=False, algorithm="rabenseifner"):
+    """T(1) / (N T(N)) at global batch 100; None once a rank would get less than one row."""
+    if ranks > GLOBAL_BATCH:
+        return None
+    rows = GLOBAL_BATCH / ranks
+    t1 = step_time(key, 1, GLOBAL_BATCH, gbps)["step_s"]
+    if overlap:
+        tn = overlapped_step_time(key, ranks, rows, gbps)
+    else:
+        tn = step_time(key, ranks, rows, gbps, algorithm=algorithm)["step_s"]
+    return t1 / (ranks * tn)
+
+
+def weak_efficiency(key, ranks, gbps, rows=WEAK_ROWS, overlap=False, algorithm="rabenseifner"):
+    """T(1, r) / T(N, r): the same rows per rank, global batch N r."""
+    t1 = step_time(key, 1, rows, gbps)["step_s"]
+    if overlap:
+        tn = overlapped_step_time(key, ranks, rows, gbps)
+    else:
+        tn = step_time(key, ranks, rows, gbps, algorithm=algorithm)["step_s"]
+    return t1 / tn
+
+
+def effective_rate(key):
+    """Flop/s of one rank computing a 100-row step, FLOPs by flops_per_example."""
+    fd, fg = flops_per_example(MODELS[key])
+    td, tg, _ = compute_time(key, GLOBAL_BATCH)
+    return (fd + fg) * GLOBAL_BATCH / (td + tg)
+
+
+def fit(paths):
+    """Fits a + b r to D (compute + data) and G compute over the rows of
+    tests/sim/measure.sh tables (1 rank, batch r), keeping for each r the fastest step of all the
+    files (other jobs on a shared machine only ever slow a run down); u is their median update."""
+    best = {}
+    for path in paths:
+        for line in open(path):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) < 10 or cells[0] != "1":
+                continue
+            r = float(cells[1])
+            ms = [float(c) / 1e3 for c in cells[3:10]]  # step, D, D ar, G, G ar, update, data
+            if r not in best or ms[0] < best[r][0]:
+                best[r] = ms
+    d = [(r, ms[1] + ms[6]) for r, ms in best.items()]
+    g = [(r, ms[3]) for r, ms in best.items()]
+    u = [ms[5] for ms in best.values()]
+    if len(d) < 2:
+        raise SystemExit("fit: need rows of at least two batch sizes")
+
+    def line(points):
+        """a + b r minimising the squared relative residuals, so that the few-row steps, which
+        strong scaling lives on, count as much as the 100-row ones."""
+        w = [1 / (y * y) for _, y in points]
+        sw = sum(w)
+        mx = sum(wi * x for wi, (x, _) in zip(w, points)) / sw
+        my = sum(wi * y for wi, (_, y) in zip(w, points)) / sw
+        b = (sum(wi * (x - mx) * (y - my) for wi, (x, y) in zip(w, points))
+             / sum(wi * (x - mx) ** 2 for wi, (x, _) in zip(w, points)))
+        a = my - b * mx
+        worst = max(abs(y - (a + b * x)) / y for x, y in points)
+        return a, b, worst
+
+    da, db, dw = line(d)
+    ga, gb, gw = line(g)
+    u.sort()
+    print(f'{{"d_a": {da:.5g}, "d_b": {db:.5g}, "g_a": {ga:.5g}, "g_b": {gb:.5g}, '
+          f'"u": {u[len(u) // 2]:.5g}}}  # worst relative residual: D {dw:.1%}, G {gw:.1%}')
+
+
+def pct(e):
+    return "—" if e is None else f"{100 * e:.0f}%"
+
+
+def print_tables():
+    print("**Sizes, bytes and FLOPs** (k = 1; bytes are float32 gradient buffers with 4 stats "
+          "floats)\n")
+    print("| model | G params | D params | bytes per D allreduce | bytes per G allreduce "
+          "| bytes per step | MFLOP per example, D step | MFLOP per example, G step "
+          "| compute per step, 1 rank x 100 rows (measured) | effective GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for key, m in MODELS.items():
+        bd, bg = buffer_floats(m["d"]) * FLOAT_BYTES, buffer_floats(m["g"]) * FLOAT_BYTES
+        fd, fg = flops_per_example(m)
+        td, tg, u = compute_time(key, GLOBAL_BATCH)
+        print(f"| {m['name']} | {params(m['g']):,} | {params(m['d']):,} | {bd / 1e6:.2f} MB "
+              f"| {bg / 1e6:.2f} MB | {(bd + bg) / 1e6:.1f} MB | {fd / 1e6:.1f} | {fg / 1e6:.1f} "
+              f"| {1e3 * (td + tg):.0f} ms + update {1e3 * u:.1f} ms "
+              f"| {(fd + fg) * GLOBAL_BATCH / (td + tg) / 1e9:.0f} |")
+
+    def table(title, eff):
+        print(f"\n**{title}**\n")
+        print("| model | Gbit/s | " + " | ".join(f"N={n}" for n in RANKS) + " |")
+        print("|---|---|" + "---|" * len(RANKS))
+        for key, m in MODELS.items():
+            for gbps in GBPS:
+                cells = " | ".join(pct(eff(key, n, gbps)) for n in RANKS)
+                print(f"| {key} | {gbps} | {cells} |")
+
+    table("Strong scaling, global batch 100 (rows per rank 100/N; — where N > 100)",
+          strong_efficiency)
+    table(f"Weak scaling, {WEAK_ROWS} rows per rank (global batch {WEAK_ROWS} N)",
+          weak_efficiency)
+
+    print("\n**Step time at 25 Gbit/s, milliseconds** (compute includes the update; "
+          "allreduce = D + G; sums: the allreduces' additions, left out of everything else)\n")
+    print("| model | regime | N | rows/rank | compute | allreduce | sums | step | efficiency "
+          "| speedup | step with overlap | efficiency with overlap |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for key in MODELS:
+        for regime, ranks in (("strong", 8), ("strong", 64), ("weak", 64), ("weak", 512),
+                              ("weak", 1024)):
+            rows = GLOBAL_BATCH / ranks if regime == "strong" else WEAK_ROWS
+            s = step_time(key, ranks, rows, 25)
+            o = overlapped_step_time(key, ranks, rows, 25)
+            e = (strong_efficiency if regime == "strong" else weak_efficiency)(key, ranks, 25)
+            eo = (strong_efficiency if regime == "strong" else weak_efficiency)(
+                key, ranks, 25, overlap=True)
+            m = MODELS[key]
+            n = buffer_floats(m["d"]) + buffer_floats(m["g"])
+            sums = 3 * FLOAT_BYTES * (ranks - 1) / ranks * n / STREAM  # read 2, write 1 float
+            print(f"| {key} | {regime} | {ranks} | {rows:g} | {1e3 * s['compute_s']:.1f} "
+                  f"| {1e3 * (s['d_allreduce_s'] + s['g_allreduce_s']):.1f} | {1e3 * sums:.1f} "
+                  f"| {1e3 * s['step_s']:.1f} | {pct(e)} "
+                  f"| {e * ranks:.1f}x | {1e3 * o:.1f} | {pct(eo)} |")
+
+    print("\n**Latency: Rabenseifner against the ring, MNIST, weak scaling at 25 Gbit/s**\n")
+    print("| alpha | algorithm | " + " | ".join(f"N={n}" for n in RANKS) + " |")
+    print("|---|---|" + "---|" * len(RANKS))
+    for alpha in (2e-6, 20e-6):
+        for algorithm in ("rabenseifner", "ring"):
+            cells = []
+            for n in RANKS:
+                t1 = step_time("mnist", 1, WEAK_ROWS, 25)["step_s"]
+                tn = step_time("mnist", n, WEAK_ROWS, 25, alpha=alpha, algorithm=algorithm)
+                cells.append(pct(t1 / tn["step_s"]))
+            print(f"| {alpha * 1e6:g} us | {algorithm} | " + " | ".join(cells) + " |")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("fit").add_argument("files", nargs="+")
+    sub.add_parser("rate").add_argument("--model", choices=sorted(MODELS), required=True)
+    for name in ("step", "skeleton-args"):
+        s = sub.add_parser(name)
+        s.add_argument("--model", choices=sorted(MODELS), required=True)
+        s.add_argument("--ranks", type=int, required=True)
+        s.add_argument("--rows", type=float, required=True, help="rows per rank")
+        s.add_argument("--k", type=int, default=1)
+        if name == "step":
+            s.add_argument("--gbps", type=float, required=True)
+            s.add_argument("--alpha", type=float, default=ALPHA, help="seconds per message")
+            s.add_argument("--algorithm", choices=("rabenseifner", "ring"),
+                           default="rabenseifner")
+        else:
+            s.add_argument("--host-speed", type=float, required=True, help="flop/s of a host")
+            s.add_argument("--scale", type=float, default=1,
+                           help="divide the buffers by this (and the links' bandwidth with it)")
+    a = p.parse_args()
+    if a.command is None:
+        print_tables()
+        return 0
+    if a.command == "fit":
+        fit(a.files)
+        return 0
+    if a.command == "rate":
+        print(f"{effective_rate(a.model):.4g}")
+        return 0
+    if a.ranks < 1 or a.rows <= 0 or a.k < 1:
+        p.error("--ranks and --k must be >= 1 and --rows > 0")
+    if a.command == "step":
+        t = step_time(a.model, a.ranks, a.rows, a.gbps, a.k, a.alpha, a.algorithm)
+        print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
+    else:
+        m = MODELS[a.model]
+        td, tg, u = compute_time(a.model, a.rows)
+        print(f"--d-floats {round(buffer_floats(m['d']) / a.scale)} "
+              f"--g-floats {round(buffer_floats(m['g']) / a.scale)} "
+              f"--d-flops {td * a.host_speed:.6g} --g-flops {tg * a.host_speed:.6g} "
+              f"--update-flops {u * a.host_speed:.6g} --k {a.k}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
