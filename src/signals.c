@@ -63,6 +63,7 @@ int mg_fpe_traps_wanted(mg_error *err)
 #endif
 }
 
+#ifndef MG_SANITIZED
 /* Async-signal-safe: write(2) and backtrace_symbols_fd only (backtrace was called once before,
  * so libgcc is loaded). SA_RESETHAND: returning re-runs the instruction, which now ends the
  * process with SIGFPE as without a handler (core dump included). */
@@ -83,6 +84,7 @@ static void on_fpe(int sig, siginfo_t *si, void *ctx)
     void *frames[64];
     backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
 }
+#endif
 
 void mg_fpe_traps(int on)
 {
