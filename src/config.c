@@ -336,7 +336,9 @@ static int is_null(const yaml_node_t *n)
            !strcmp(s, "NULL");
 }
 
-/* Key paths only appear in messages, where a cut one is acceptable. */
+/* Key paths only appear in messages, where a cut one is acceptable. A key is any YAML scalar, so
+ * a control character in it (a quoted "\n", a plain key folded over lines) is shown as '?', as
+ * in values (shown): a message is one line. A cut does not leave half a UTF-8 sequence. */
 static void join(char *out, const char *path, const char *key)
 {
     size_t n = 0;
@@ -344,8 +346,18 @@ static void join(char *out, const char *path, const char *key)
         out[n++] = *p;
     if (path[0] && n < KEY_LEN - 1)
         out[n++] = '.';
-    for (const char *p = key; *p && n < KEY_LEN - 1; p++)
-        out[n++] = *p;
+    const unsigned char *p = (const unsigned char *)key;
+    for (; *p && n < KEY_LEN - 1; p++)
+        out[n++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    if (*p) {
+        size_t lead = n;
+        while (lead > 0 && ((unsigned char)out[lead - 1] & 0xc0) == 0x80)
+            lead--;
+        unsigned char b = lead > 0 ? (unsigned char)out[lead - 1] : 0;
+        size_t len = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+        if (b >= 0xc0 && n - (lead - 1) < len)
+            n = lead - 1;
+    }
     out[n] = '\0';
 }
 

@@ -572,6 +572,19 @@ static void test_errors_keys(void)
     EXPECT_ERROR(MINIMAL "train:\n  k: 1\n  batch_size: 5\n  k: 2\n",
                  "cfg.yaml:12: train.k: duplicate key (first at line 10)");
     EXPECT_ERROR(MINIMAL "data: {}\n", "cfg.yaml:9: data: duplicate key (first at line 1)");
+    /* A key is any scalar: one with a line break (quoted, or a plain one folded over lines, as
+     * fuzz_config found) is shown on one line, like a bad value. */
+    EXPECT_ERROR(MINIMAL "train:\n  \"batch\\nsize\": 10\n",
+                 "cfg.yaml:10: train.batch?size: unknown key (did you mean train.batch_size?)");
+    EXPECT_ERROR(MINIMAL "train: {k: 1, e\n\n  irbeta1}\n",
+                 "cfg.yaml:9: train.e?irbeta1: unknown key");
+    /* A key path cut at its 255 bytes does not end in half a UTF-8 sequence ("é" is 2 bytes). */
+    char yaml[1024], want[1024], a[249];
+    memset(a, 'a', 248);
+    a[248] = '\0';
+    snprintf(yaml, sizeof yaml, MINIMAL "train:\n  %s\xc3\xa9: 1\n", a);
+    snprintf(want, sizeof want, "cfg.yaml:10: train.%s: unknown key", a);
+    EXPECT_ERROR(yaml, want);
     EXPECT_ERROR("seed: 1\n", "cfg.yaml: data.train_images: required key missing for format idx");
     EXPECT_ERROR("data: {train_images: x}\n", "cfg.yaml: generator.layers: required key missing");
     EXPECT_ERROR("data: {train_images: x}\ngenerator:\n  layers:\n",
