@@ -1091,22 +1091,33 @@ static int check_data(ctx *c, const mg_config *cfg)
     return 0;
 }
 
+/* A path as a message shows it: control characters (a quoted "\n" in the file) as '?'. */
+static const char *printable(char *buf, size_t n, const char *s)
+{
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && j + 1 < n; p++)
+        buf[j++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    buf[j] = '\0';
+    return buf;
+}
+
 static int check_files(ctx *c)
 {
     for (int i = 0; i < c->n_files; i++) {
         const char *path = c->files[i].dest;
         yaml_node_t *node = node_at(c, c->files[i].node);
+        char shown_path[MG_PATH_MAX];
         FILE *f = fopen(path, "rb");
         if (!f)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
-                           strerror(errno));
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
+                           printable(shown_path, sizeof shown_path, path), strerror(errno));
         /* fopen succeeds on a directory; reading it later would fail with a vaguer message. */
         struct stat st;
         int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
         fclose(f);
         if (dir && !c->files[i].dir_ok)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
-                           strerror(EISDIR));
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
+                           printable(shown_path, sizeof shown_path, path), strerror(EISDIR));
     }
     return 0;
 }

@@ -485,6 +485,14 @@ static void test_paths(void)
                     "generator: {layers: [{type: tanh, units: 2}]}\n"
                     "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
                     mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
+    /* A path with a line break (quoted in the file) is shown on one line. */
+    snprintf(want, sizeof want,
+             "%s:1: data.train_images: cannot open \"%s/a?b\": No such file or directory",
+             mg_test_path("cfg.yaml"), mg_test_tmpdir());
+    expect_error_at("data: {train_images: \"a\\nb\"}\n"
+                    "generator: {layers: [{type: tanh, units: 2}]}\n"
+                    "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
     snprintf(want, sizeof want, "%s:2: data.train_images: cannot open \"%s/.\": Is a directory",
              mg_test_path("cfg.yaml"), mg_test_tmpdir());
     expect_error_at("data:\n  train_images: .\n"
