@@ -1263,12 +1263,30 @@ static const char *real_str(char *buf, size_t n, double x)
     return buf;
 }
 
-/* Double-quoted, so paths with ": ", "#" or a leading "~" read back unchanged. */
+/* The length of the line break YAML 1.1 sees at p beyond ASCII's: NEL (U+0085), LS (U+2028) and
+ * PS (U+2029), which libyaml folds like a newline inside a quoted scalar and ends a comment at;
+ * 0 if there is none. The escape that writes it is "\\N", "\\L" or "\\P". */
+static size_t unicode_break(const unsigned char *p, char *escape)
+{
+    if (p[0] == 0xc2 && p[1] == 0x85)
+        return *escape = 'N', 2;
+    if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+        return *escape = p[2] == 0xa8 ? 'L' : 'P', 3;
+    return 0;
+}
+
+/* Double-quoted, so paths with ": ", "#" or a leading "~" read back unchanged; every line break
+ * escaped, since a raw one would read back as a space. */
 static void write_quoted(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
+        char escape;
+        size_t brk = unicode_break(p, &escape);
+        if (brk) {
+            fprintf(f, "\\%c", escape);
+            p += brk - 1;
+        } else if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\x%02x", *p);
@@ -1358,8 +1376,13 @@ int mg_config_write(const mg_config *cfg, FILE *f)
                "resolved.\n");
     if (cfg->source[0]) {
         fprintf(f, "# read from ");
-        for (const unsigned char *p = (const unsigned char *)cfg->source; *p; p++)
-            fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f); /* a newline would end the comment */
+        for (const unsigned char *p = (const unsigned char *)cfg->source; *p; p++) {
+            char escape;
+            size_t brk = unicode_break(p, &escape);
+            p += brk ? brk - 1 : 0;
+            /* a line break would end the comment */
+            fputc(brk || *p < 0x20 || *p == 0x7f ? '?' : *p, f);
+        }
         fputc('\n', f);
     }
     fprintf(f, "seed: %" PRIu64 "\n", cfg->seed);
