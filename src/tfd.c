@@ -277,11 +277,9 @@ static int v5_check(const tfd_file *f, mg_error *err)
             break;
         }
         uint32_t type = v5_u32(tag, big), bytes = v5_u32(tag + 4, big);
-        if (type >> 16) { /* a small element: 8 bytes in all */
-            at += 8;
-            continue;
-        }
-        if (bytes > (uint64_t)(end - at - 8)) {
+        /* libmatio refuses any other element at the top level (and its walk would then go on
+         * from inside it, out of step with this one). */
+        if ((type != V5_MATRIX && type != V5_COMPRESSED) || bytes > (uint64_t)(end - at - 8)) {
             rc = mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated", f->path);
             break;
         }
@@ -292,10 +290,10 @@ static int v5_check(const tfd_file *f, mg_error *err)
                 rc = mg_fail(err, "%s: cannot read: %s", f->path, strerror(errno));
             else if (v5_check_matrix(f, at, m, have, bytes, big, err) < 0)
                 rc = -1;
-        } else if (type == V5_COMPRESSED) {
+        } else {
             rc = v5_check_compressed(f, fp, at, bytes, big, err);
         }
-        at += 8 + (long long)(type == V5_COMPRESSED ? bytes : ((uint64_t)bytes + 7) / 8 * 8);
+        at += 8 + (long long)bytes; /* as libmatio steps: a matrix is padded inside its bytes */
     }
     fclose(fp);
     return rc;
