@@ -1,4 +1,4 @@
-/* Shared parts of the libFuzzer targets (tests/fuzz/README.md): the file each input becomes, and
+/* Shared parts of the libFuzzer targets (README.md, "Fuzzing"): the file each input becomes, and
  * the checks every reader must pass on any input, beyond not crashing:
  *   - it returns 0 or -1, and on -1 err.msg is one non-empty line that starts with the file's
  *     name (the path given, for a file; the name, for a configuration);
