@@ -346,7 +346,9 @@ static int is_null(const yaml_node_t *n)
            !strcmp(s, "NULL");
 }
 
-/* Key paths only appear in messages, where a cut one is acceptable. */
+/* Key paths only appear in messages, where a cut one is acceptable. A key is any YAML scalar, so
+ * a control character in it (a quoted "\n", a plain key folded over lines) is shown as '?', as
+ * in values (shown): a message is one line. A cut does not leave half a UTF-8 sequence. */
 static void join(char *out, const char *path, const char *key)
 {
     size_t n = 0;
@@ -354,8 +356,18 @@ static void join(char *out, const char *path, const char *key)
         out[n++] = *p;
     if (path[0] && n < KEY_LEN - 1)
         out[n++] = '.';
-    for (const char *p = key; *p && n < KEY_LEN - 1; p++)
-        out[n++] = *p;
+    const unsigned char *p = (const unsigned char *)key;
+    for (; *p && n < KEY_LEN - 1; p++)
+        out[n++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    if (*p) {
+        size_t lead = n;
+        while (lead > 0 && ((unsigned char)out[lead - 1] & 0xc0) == 0x80)
+            lead--;
+        unsigned char b = lead > 0 ? (unsigned char)out[lead - 1] : 0;
+        size_t len = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+        if (b >= 0xc0 && n - (lead - 1) < len)
+            n = lead - 1;
+    }
     out[n] = '\0';
 }
 
@@ -1089,22 +1101,33 @@ static int check_data(ctx *c, const mg_config *cfg)
     return 0;
 }
 
+/* A path as a message shows it: control characters (a quoted "\n" in the file) as '?'. */
+static const char *printable(char *buf, size_t n, const char *s)
+{
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && j + 1 < n; p++)
+        buf[j++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    buf[j] = '\0';
+    return buf;
+}
+
 static int check_files(ctx *c)
 {
     for (int i = 0; i < c->n_files; i++) {
         const char *path = c->files[i].dest;
         yaml_node_t *node = node_at(c, c->files[i].node);
+        char shown_path[MG_PATH_MAX];
         FILE *f = fopen(path, "rb");
         if (!f)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
-                           strerror(errno));
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
+                           printable(shown_path, sizeof shown_path, path), strerror(errno));
         /* fopen succeeds on a directory; reading it later would fail with a vaguer message. */
         struct stat st;
         int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
         fclose(f);
         if (dir && !c->files[i].dir_ok)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s", path,
-                           strerror(EISDIR));
+            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
+                           printable(shown_path, sizeof shown_path, path), strerror(EISDIR));
     }
     return 0;
 }
@@ -1250,12 +1273,30 @@ static const char *real_str(char *buf, size_t n, double x)
     return buf;
 }
 
-/* Double-quoted, so paths with ": ", "#" or a leading "~" read back unchanged. */
+/* The length of the line break YAML 1.1 sees at p beyond ASCII's: NEL (U+0085), LS (U+2028) and
+ * PS (U+2029), which libyaml folds like a newline inside a quoted scalar and ends a comment at;
+ * 0 if there is none. The escape that writes it is "\\N", "\\L" or "\\P". */
+static size_t unicode_break(const unsigned char *p, char *escape)
+{
+    if (p[0] == 0xc2 && p[1] == 0x85)
+        return *escape = 'N', 2;
+    if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+        return *escape = p[2] == 0xa8 ? 'L' : 'P', 3;
+    return 0;
+}
+
+/* Double-quoted, so paths with ": ", "#" or a leading "~" read back unchanged; every line break
+ * escaped, since a raw one would read back as a space. */
 static void write_quoted(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
+        char escape;
+        size_t brk = unicode_break(p, &escape);
+        if (brk) {
+            fprintf(f, "\\%c", escape);
+            p += brk - 1;
+        } else if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\x%02x", *p);
@@ -1345,8 +1386,13 @@ int mg_config_write(const mg_config *cfg, FILE *f)
                "resolved.\n");
     if (cfg->source[0]) {
         fprintf(f, "# read from ");
-        for (const unsigned char *p = (const unsigned char *)cfg->source; *p; p++)
-            fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f); /* a newline would end the comment */
+        for (const unsigned char *p = (const unsigned char *)cfg->source; *p; p++) {
+            char escape;
+            size_t brk = unicode_break(p, &escape);
+            p += brk ? brk - 1 : 0;
+            /* a line break would end the comment */
+            fputc(brk || *p < 0x20 || *p == 0x7f ? '?' : *p, f);
+        }
         fputc('\n', f);
     }
     fprintf(f, "seed: %" PRIu64 "\n", cfg->seed);

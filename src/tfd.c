@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define TFD_FOLDS 5
 /* 4096 x 4096 pixels, as the IDX reader: far above TFD's 96 x 96. */
@@ -38,6 +39,12 @@
 /* Examples copied per block: BLOCK output rows of 96 * 96 values stay in cache while the
  * column-major pixel planes are walked. */
 #define TFD_BLOCK 16
+/* A v5 variable's header sizes that no real file comes near (MATLAB names have at most 63
+ * characters; TFD's arrays have 2 or 3 dimensions), checked before libmatio allocates them. */
+#define V5_MAX_NAME 4096u
+#define V5_MAX_DIMS 1024u
+#define V5_MATRIX 14u     /* miMATRIX */
+#define V5_COMPRESSED 15u /* miCOMPRESSED: a zlib stream of one miMATRIX element */
 
 static const char *const split_names[] = {"unlabeled", "train", "valid", "test"};
 
@@ -161,6 +168,135 @@ static int tfd_stat(tfd_file *f, mg_error *err)
         return mg_fail(err, "%s: cannot open: %s", f->path, strerror(e));
     f->file_bytes = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
     return 0;
+}
+
+/* ---- MATLAB v5 structure, checked before libmatio walks it ----
+ *
+ * Listing a v5 file's variables (Mat_GetDir) reads every variable's header, and libmatio 1.5
+ * allocates (and fills) a name as long as the header says, before it finds the file is shorter:
+ * a 656-byte file asking for a 1.7 GB name took 1.7 GB and a second to refuse (found by
+ * fuzz_tfd). So the headers are walked here first: a 128-byte file header, then one element per
+ * variable, a tag (type, bytes) and its bytes; a matrix (uncompressed, or in a zlib stream)
+ * begins with its array flags (16 bytes), its dims (tag, 4 bytes each, padded to 8) and its name
+ * (tag and bytes, or a small element of at most 4 bytes inside its tag). */
+
+static uint32_t v5_u32(const unsigned char *p, int big)
+{
+    return big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* Bytes the header of a matrix needs: flags, dims tag, dims, name tag (the dims' size known). */
+#define V5_HEAD_MAX (24u + 4u * V5_MAX_DIMS + 8u)
+
+/* The first `have` bytes of a matrix of `total` bytes: 1 if its dims and name fit it and are of
+ * sane sizes, 0 if more bytes are needed to tell, -1 (err set) if not. */
+static int v5_check_matrix(const tfd_file *f, long long at, const unsigned char *m, size_t have,
+                           uint64_t total, int big, mg_error *err)
+{
+    if (have < 24)
+        return total < 24 ? mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated",
+                                    f->path)
+                          : 0;
+    uint32_t dims_type = v5_u32(m + 16, big), dims_bytes = v5_u32(m + 20, big);
+    uint64_t name_at = 24 + ((uint64_t)dims_bytes + 7) / 8 * 8;
+    if (dims_type >> 16) /* a small element: the dims inside the tag */
+        dims_bytes = dims_type >> 16, name_at = 24;
+    if (dims_bytes > 4 * V5_MAX_DIMS || name_at + 8 > total)
+        return mg_fail(err, "%s: damaged MATLAB v5 file: the variable at byte %lld has %u bytes "
+                       "of dimensions", f->path, at, dims_bytes);
+    if (have < name_at + 8)
+        return 0;
+    uint32_t name_type = v5_u32(m + name_at, big), name_bytes = v5_u32(m + name_at + 4, big);
+    if (name_type >> 16) /* a small element: the name inside the tag */
+        return 1;
+    if (name_bytes > V5_MAX_NAME || name_at + 8 + name_bytes > total)
+        return mg_fail(err, "%s: damaged MATLAB v5 file: the variable at byte %lld has a name of "
+                       "%u bytes", f->path, at, name_bytes);
+    return 1;
+}
+
+/* A compressed variable of `bytes` bytes at `at` (fp just after its tag): its stream is inflated
+ * only as far as the matrix header, which must then pass v5_check_matrix. A stream that does not
+ * inflate is left to libmatio, which says what is wrong. */
+static int v5_check_compressed(const tfd_file *f, FILE *fp, long long at, uint64_t bytes,
+                               int big, mg_error *err)
+{
+    unsigned char in[16384], out[8 + V5_HEAD_MAX];
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return mg_fail(err, "%s: out of memory", f->path);
+    z.next_out = out;
+    z.avail_out = sizeof out;
+    int rc = 0, zrc = Z_OK;
+    while (rc == 0 && zrc == Z_OK) {
+        if (z.avail_in == 0) {
+            size_t want = bytes < sizeof in ? (size_t)bytes : sizeof in;
+            if (want == 0 || fread(in, 1, want, fp) != want)
+                break;
+            bytes -= want;
+            z.next_in = in;
+            z.avail_in = (uInt)want;
+        }
+        zrc = inflate(&z, Z_NO_FLUSH);
+        size_t have = sizeof out - z.avail_out;
+        if (have >= 8 && v5_u32(out, big) == V5_MATRIX)
+            rc = v5_check_matrix(f, at, out + 8, have - 8, v5_u32(out + 4, big), big, err);
+        else if (have >= 8)
+            break; /* not a matrix: libmatio's to judge */
+        if (z.avail_out == 0)
+            break;
+    }
+    inflateEnd(&z);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Walks the variables of a v5 file (any other file is left to libmatio). */
+static int v5_check(const tfd_file *f, mg_error *err)
+{
+    if (f->file_bytes < 128)
+        return 0;
+    FILE *fp = fopen(f->path, "rb");
+    if (!fp)
+        return 0; /* libmatio reports it */
+    unsigned char h[128];
+    int rc = 0, big = -1;
+    if (fread(h, 1, sizeof h, fp) == sizeof h)
+        big = h[126] == 'M' && h[127] == 'I' ? 1 : h[126] == 'I' && h[127] == 'M' ? 0 : -1;
+    /* Version 0x0100 is v5; 0x0200 is v7.3, an HDF5 file behind the same header. */
+    if (big < 0 || (big ? h[124] << 8 | h[125] : h[125] << 8 | h[124]) != 0x0100) {
+        fclose(fp);
+        return 0;
+    }
+    const long long end = (long long)f->file_bytes;
+    for (long long at = 128; at < end && rc == 0;) {
+        unsigned char tag[8];
+        if (end - at < 8 || fseeko(fp, (off_t)at, SEEK_SET) != 0 || fread(tag, 1, 8, fp) != 8) {
+            rc = mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated", f->path);
+            break;
+        }
+        uint32_t type = v5_u32(tag, big), bytes = v5_u32(tag + 4, big);
+        /* libmatio refuses any other element at the top level (and its walk would then go on
+         * from inside it, out of step with this one). */
+        if ((type != V5_MATRIX && type != V5_COMPRESSED) || bytes > (uint64_t)(end - at - 8)) {
+            rc = mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated", f->path);
+            break;
+        }
+        if (type == V5_MATRIX) {
+            unsigned char m[V5_HEAD_MAX];
+            size_t have = bytes < sizeof m ? bytes : sizeof m;
+            if (fread(m, 1, have, fp) != have)
+                rc = mg_fail(err, "%s: cannot read: %s", f->path, strerror(errno));
+            else if (v5_check_matrix(f, at, m, have, bytes, big, err) < 0)
+                rc = -1;
+        } else {
+            rc = v5_check_compressed(f, fp, at, bytes, big, err);
+        }
+        at += 8 + (long long)bytes; /* as libmatio steps: a matrix is padded inside its bytes */
+    }
+    fclose(fp);
+    return rc;
 }
 
 /* For a variable the file lists that matio then fails to read, or reads only with complaints. */
@@ -397,7 +533,7 @@ static int tfd_read(tfd_file *f, mg_dataset *ds, int want_labs[2], int fold, int
     matvar_t *images_info = NULL, *folds_info = NULL, *lab_info[2] = {NULL, NULL};
     int rc = -1;
 
-    if (tfd_stat(f, err))
+    if (tfd_stat(f, err) || v5_check(f, err))
         return -1;
     if (Mat_LogInitFunc("mpigan", tfd_log) != 0)
         return mg_fail(err, "%s: cannot set up libmatio's logging", path);

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "mpigan/checkpoint.h"
+#include "mpigan/signals.h"
 
 const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_DATA] = "data",
@@ -59,6 +60,8 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
     t->nranks = mg_comm_size(comm);
     t->batch = cfg->train.batch_size;
     t->perm_epoch = -1;
+    if ((t->trap_fpe = mg_fpe_traps_wanted(err)) < 0)
+        return -1;
 
     const int n_g = cfg->generator.net.n_layers;
     const mg_layer_spec *g_out = &cfg->generator.net.layers[n_g - 1];
@@ -506,6 +509,8 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     stats->nonfinite = 0;
+    if (t->trap_fpe) /* only here: the hot loop is where a NaN starts; I/O and eval are not */
+        mg_fpe_traps(1);
     if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
     } else if (t->cfg.train.overlap && t->nranks > 1) {
@@ -516,6 +521,8 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
         g_update(t, t->cfg.train.k, stats);
     }
     t->step++;
+    if (t->trap_fpe)
+        mg_fpe_traps(0);
 }
 
 uint32_t mg_net_checksum(const mg_net *net)

@@ -522,6 +522,18 @@ static void edit_precision(hid_t f)
     CU_ASSERT_FATAL(H5Dclose(d) >= 0 && H5Sclose(space) >= 0);
 }
 
+/* h0/W of the right shape and type, never written: HDF5 would read zeros without an error. */
+static void edit_unwritten(hid_t f)
+{
+    CU_ASSERT_FATAL(H5Ldelete(f, "/generator/h0/W", H5P_DEFAULT) >= 0);
+    hsize_t dims[2] = {8, 24};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t same = sizeof(mg_real) == 4 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
+    hid_t d = H5Dcreate2(f, "/generator/h0/W", same, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0 && H5Dclose(d) >= 0 && H5Sclose(space) >= 0);
+}
+
 /* Where the data of a dataset sits in the file (its one chunk). */
 static long data_offset(const char *path, const char *name)
 {
@@ -630,6 +642,12 @@ static void test_load_errors(void)
              "%s: /generator/h0/W holds %d-bit floats, this build of mpigan uses %zu-bit floats", p,
              sizeof(mg_real) == 4 ? 64 : 32, 8 * sizeof(mg_real));
     expect_load_error(&t, &orig, p, want, "other precision");
+
+    p = edited_copy(good, "unwritten.h5", edit_unwritten);
+    snprintf(want, sizeof want,
+             "%s: /generator/h0/W holds no data in this file (never written, or stored in other "
+             "files)", p);
+    expect_load_error(&t, &orig, p, want, "tensor never written");
 
     /* h5py writes str attributes variable-length; mpigan reads only fixed-length ones. */
     p = edited_copy(good, "vlen.h5", edit_vlen_format);

@@ -485,6 +485,14 @@ static void test_paths(void)
                     "generator: {layers: [{type: tanh, units: 2}]}\n"
                     "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
                     mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
+    /* A path with a line break (quoted in the file) is shown on one line. */
+    snprintf(want, sizeof want,
+             "%s:1: data.train_images: cannot open \"%s/a?b\": No such file or directory",
+             mg_test_path("cfg.yaml"), mg_test_tmpdir());
+    expect_error_at("data: {train_images: \"a\\nb\"}\n"
+                    "generator: {layers: [{type: tanh, units: 2}]}\n"
+                    "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
     snprintf(want, sizeof want, "%s:2: data.train_images: cannot open \"%s/.\": Is a directory",
              mg_test_path("cfg.yaml"), mg_test_tmpdir());
     expect_error_at("data:\n  train_images: .\n"
@@ -572,6 +580,19 @@ static void test_errors_keys(void)
     EXPECT_ERROR(MINIMAL "train:\n  k: 1\n  batch_size: 5\n  k: 2\n",
                  "cfg.yaml:12: train.k: duplicate key (first at line 10)");
     EXPECT_ERROR(MINIMAL "data: {}\n", "cfg.yaml:9: data: duplicate key (first at line 1)");
+    /* A key is any scalar: one with a line break (quoted, or a plain one folded over lines, as
+     * fuzz_config found) is shown on one line, like a bad value. */
+    EXPECT_ERROR(MINIMAL "train:\n  \"batch\\nsize\": 10\n",
+                 "cfg.yaml:10: train.batch?size: unknown key (did you mean train.batch_size?)");
+    EXPECT_ERROR(MINIMAL "train: {k: 1, e\n\n  irbeta1}\n",
+                 "cfg.yaml:9: train.e?irbeta1: unknown key");
+    /* A key path cut at its 255 bytes does not end in half a UTF-8 sequence ("é" is 2 bytes). */
+    char yaml[1024], want[1024], a[249];
+    memset(a, 'a', 248);
+    a[248] = '\0';
+    snprintf(yaml, sizeof yaml, MINIMAL "train:\n  %s\xc3\xa9: 1\n", a);
+    snprintf(want, sizeof want, "cfg.yaml:10: train.%s: unknown key", a);
+    EXPECT_ERROR(yaml, want);
     EXPECT_ERROR("seed: 1\n", "cfg.yaml: data.train_images: required key missing for format idx");
     EXPECT_ERROR("data: {train_images: x}\n", "cfg.yaml: generator.layers: required key missing");
     EXPECT_ERROR("data: {train_images: x}\ngenerator:\n  layers:\n",
@@ -916,6 +937,13 @@ static void test_write_roundtrip(void)
               "        epochs: 0, steps: 9223372036854775807, check_every: 0, log_every: 1}\n"
               "output: {dir: \"r/\\ttab\\nnewline\\x01\"}\n",
               "odd-effective.yaml");
+    /* YAML's other line breaks (NEL, LS, PS), which a quoted scalar folds to a space unless
+     * escaped (fuzz_config found LS and NEL read back as spaces). */
+    roundtrip("data: {train_images: \"we ird: #\\\"x\\\\y.idx\", images: \"a\\Nb\\Lc\\Pd\"}\n"
+              "generator: {layers: [{type: tanh, units: 2}]}\n"
+              "discriminator: {layers: [{type: sigmoid, units: 1}]}\n"
+              "output: {dir: \"x\\u2028y\\x85z\"}\n",
+              "breaks-effective.yaml");
 
     /* Every key is written, defaults included. */
     mg_config cfg;
@@ -964,7 +992,7 @@ static void test_write_roundtrip(void)
 
     /* A source name cannot break out of its comment; names that other YAML readers would take
      * for a number, a boolean or null are quoted. */
-    snprintf(cfg.source, sizeof cfg.source, "evil\nseed: 5");
+    snprintf(cfg.source, sizeof cfg.source, "evil\nseed: 5\xe2\x80\xa8seed: 6");
     cfg.generator.net.layers[0] = cfg.discriminator.layers[0];
     snprintf(cfg.generator.net.layers[0].name, MG_NAME_MAX, "null");
     snprintf(cfg.discriminator.layers[0].name, MG_NAME_MAX, "007");
@@ -973,7 +1001,7 @@ static void test_write_roundtrip(void)
     CU_ASSERT_FATAL(m != NULL);
     CU_ASSERT_EQUAL(mg_config_write(&cfg, m), 0);
     fclose(m);
-    CU_ASSERT(strstr(text, "# read from evil?seed: 5\n") != NULL);
+    CU_ASSERT(strstr(text, "# read from evil?seed: 5?seed: 6\n") != NULL);
     CU_ASSERT(strstr(text, "\n    - name: \"null\"\n") != NULL);
     CU_ASSERT(strstr(text, "\n    - name: \"007\"\n") != NULL);
     mg_config back;

@@ -505,6 +505,35 @@ static void test_h5data_errors(void)
     ASSERT_READ_FAILS(p, "/images", NULL, 0, 10,
                       "/images holds 2147483648 examples, more than the limit 2147483647");
 
+    /* No data in the file: never written (HDF5 would read its fill value: zeros, as many as the
+     * header says), or stored in another file (external storage), which a file could point at
+     * anything readable. */
+    hsize_t dnone[4] = {100000, 1, 64, 64};
+    p = h5_file("unwritten.h5", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 4, dnone, NULL);
+    ASSERT_READ_FAILS(p, "/images", NULL, 0, -1,
+                      "/images holds no data in this file (never written, or stored in other "
+                      "files)");
+    p = mg_test_path("external.h5");
+    const char *outside = mg_test_write_file("outside.bin", u8, sizeof u8);
+    f = h5_new(p);
+    hid_t space = H5Screate_simple(4, d7, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    CU_ASSERT_FATAL(H5Pset_external(dcpl, outside, 0, 14) >= 0);
+    hid_t d = H5Dcreate2(f, "/images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0 && H5Dclose(d) >= 0 && H5Pclose(dcpl) >= 0 && H5Sclose(space) >= 0);
+    h5_put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_LLONG, 1, l7, NULL, 0);
+    h5_done(f);
+    ASSERT_READ_FAILS(p, "/images", NULL, 0, -1,
+                      "/images holds no data in this file (never written, or stored in other "
+                      "files)");
+    p = write_u8_file("u8_labels_unwritten.h5");
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0 && H5Ldelete(f, "/labels", H5P_DEFAULT) >= 0);
+    h5_put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_LLONG, 1, l7, NULL, 0);
+    h5_done(f);
+    ASSERT_READ_FAILS(p, "/images", "/labels", 0, -1,
+                      "/labels holds no data in this file (never written, or stored in other "
+                      "files)");
+
     /* Not HDF5 at all, cut short, missing. */
     p = mg_test_write_file("text.h5", "images = [1, 2, 3]\n", 19);
     ASSERT_READ_FAILS(p, "/images", NULL, 0, -1, "not an HDF5 file, or truncated");

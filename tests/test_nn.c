@@ -3,11 +3,18 @@
  * (Gradients themselves are checked in double in test_gradcheck.c.) */
 #include "mpigan/nn.h"
 
+#include <fenv.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mpigan/optim.h"
+#include "mpigan/signals.h"
 
 #include "testlib.h"
 
@@ -787,6 +794,71 @@ static void test_bias_from_mean(void)
     mg_net_free(&net);
 }
 
+/* What MPIGAN_TRAP_FPE traps (invalid, division by zero, overflow) must never be raised by the
+ * step's own handling of extreme values: logits far beyond where exp overflows, activations of
+ * them, and a learning rate decayed for a very long run. Only flags are read here, so the check
+ * holds in every build, with or without traps. */
+static void test_fpe_quiet_extremes(void)
+{
+    const mg_real l[6] = {-FLT_MAX, -1e30f, -1000, 1000, 1e30f, FLT_MAX};
+    mg_real dr[6], df[6], y[6], d[6], ones[6] = {1, 1, 1, 1, 1, 1};
+    double sr = 0, sf = 0;
+    feclearexcept(FE_ALL_EXCEPT);
+    double loss = mg_loss_d(dr, df, l, l, 6, 100, &sr, &sf);
+    loss += mg_loss_g(df, l, 6, MG_GEN_LOSS_NONSATURATING, 100);
+    loss += mg_loss_g(df, l, 6, MG_GEN_LOSS_MINIMAX, 100);
+    mg_act_forward(y, l, 6, MG_ACT_SIGMOID, 0);
+    mg_act_backward(d, ones, l, y, 6, MG_ACT_SIGMOID, 0);
+    mg_act_forward(y, l, 6, MG_ACT_TANH, 0);
+    mg_act_backward(d, ones, l, y, 6, MG_ACT_TANH, 0);
+    const mg_optim_spec sgd = {.type = MG_OPTIM_SGD, .lr = 0.1, .lr_decay = 1.1, .min_lr = 1e-6};
+    double lr = mg_optim_lr(&sgd, INT64_MAX / 2);
+    int raised = fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW);
+    if (raised)
+        fprintf(stderr, "\n  raised:%s%s%s\n", raised & FE_INVALID ? " invalid" : "",
+                raised & FE_DIVBYZERO ? " divbyzero" : "", raised & FE_OVERFLOW ? " overflow" : "");
+    CU_ASSERT_EQUAL(raised, 0);
+    CU_ASSERT(isfinite(loss)); /* softplus(FLT_MAX) is FLT_MAX: finite in double */
+    CU_ASSERT_EQUAL(lr, 1e-6);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT(isfinite(dr[i]) && isfinite(df[i]) && isfinite(d[i]));
+}
+
+/* MPIGAN_TRAP_FPE=1: a Debug build traps 0/0 (the child dies of SIGFPE) and stops trapping when
+ * told; any other build refuses the variable with one line rather than silently not trapping. */
+static void test_fpe_traps(void)
+{
+    mg_error err = {""};
+    unsetenv("MPIGAN_TRAP_FPE");
+    CU_ASSERT_EQUAL(mg_fpe_traps_wanted(&err), 0);
+    setenv("MPIGAN_TRAP_FPE", "0", 1);
+    CU_ASSERT_EQUAL(mg_fpe_traps_wanted(&err), 0);
+    setenv("MPIGAN_TRAP_FPE", "1", 1);
+#ifdef MG_FPE_TRAPS
+    CU_ASSERT_EQUAL(mg_fpe_traps_wanted(&err), 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mg_fpe_traps(1);
+        signal(SIGFPE, SIG_DFL); /* the end of the process is the test, not the handler's lines */
+        volatile double zero = 0, nan = zero / zero;
+        (void)nan;
+        _exit(0);
+    }
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGFPE);
+    mg_fpe_traps(1);
+    mg_fpe_traps(0);
+    volatile double zero = 0, nan = zero / zero;
+    CU_ASSERT(isnan(nan));
+#else
+    MG_ASSERT_FAILS(mg_fpe_traps_wanted(&err), err, "MPIGAN_TRAP_FPE=1",
+                    "floating-point traps need a Debug build (cmake -DCMAKE_BUILD_TYPE=Debug)");
+#endif
+    unsetenv("MPIGAN_TRAP_FPE");
+}
+
 static const mg_test tests[] = {
     {"gemm_small", test_gemm_small},
     {"gemm_blas_vs_ref", test_gemm_blas_vs_ref},
@@ -806,6 +878,8 @@ static const mg_test tests[] = {
     {"init_params", test_init_params},
     {"bias_from_mean", test_bias_from_mean},
     {"max_col_norm", test_max_col_norm},
+    {"fpe_quiet_extremes", test_fpe_quiet_extremes},
+    {"fpe_traps", test_fpe_traps},
     {NULL, NULL},
 };
 

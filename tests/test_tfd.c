@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "mpigan/datasets.h"
 
@@ -608,6 +609,49 @@ static void test_tfd_errors_damaged(void)
     snprintf(want, sizeof want,
              "images is 2147483647x6x6 uint8, more than a file of %zu bytes can hold", len);
     expect_error(path, 0, MG_TFD_TRAIN, 1, want);
+    free(b);
+
+    /* Header sizes libmatio would allocate before it finds the file shorter (fuzz_tfd: a
+     * 656-byte file took 1.7 GB for a variable's name): checked against the variable first. The
+     * name tag of images follows its dims (8 + 12 bytes, padded to 24): type 1, 6 bytes. */
+    b = slurp(write_mat("whole.mat", &formats[0], v, V_COUNT), &len);
+    unsigned char *name_tag = b + 128 + 8 + 16 + 24;
+    CU_ASSERT_EQUAL_FATAL(le32(name_tag), 1);
+    CU_ASSERT_EQUAL_FATAL(le32(name_tag + 4), 6);
+    const unsigned char huge[4] = {0x06, 0x2d, 0x6c, 0x69}; /* 1768697094, as the fuzzer found */
+    memcpy(name_tag + 4, huge, 4);
+    expect_error(mg_test_write_file("v5_name.mat", b, len), 0, MG_TFD_TRAIN, 1,
+                 "damaged MATLAB v5 file: the variable at byte 128 has a name of 1768697094 "
+                 "bytes");
+    memcpy(name_tag + 4, "\x06\0\0\0", 4);
+    unsigned char *dims_bytes = b + 128 + 8 + 16 + 4;
+    memset(dims_bytes, 0xff, 4);
+    expect_error(mg_test_write_file("v5_dims.mat", b, len), 0, MG_TFD_TRAIN, 1,
+                 "damaged MATLAB v5 file: the variable at byte 128 has 4294967295 bytes of "
+                 "dimensions");
+    free(b);
+    /* The same inside a compressed variable: its stream inflated, the name length changed,
+     * deflated again. */
+    b = slurp(write_mat("whole.mat", &formats[1], v, V_COUNT), &len);
+    CU_ASSERT_EQUAL_FATAL(le32(b + 128), 15);
+    size_t zlen = le32(b + 128 + 4);
+    uLongf plain_len = 8 + 16 + 24 + 8 + 8 + 8 + N * S * S + 64;
+    unsigned char *plain = mg_xmalloc(plain_len);
+    CU_ASSERT_FATAL(uncompress(plain, &plain_len, b + 136, zlen) == Z_OK);
+    CU_ASSERT_EQUAL_FATAL(le32(plain + 8 + 16 + 24 + 4), 6);
+    memcpy(plain + 8 + 16 + 24 + 4, huge, 4);
+    uLongf z_len = compressBound(plain_len);
+    unsigned char *z = mg_xmalloc(136 + z_len);
+    memcpy(z, b, 128);
+    CU_ASSERT_FATAL(compress(z + 136, &z_len, plain, plain_len) == Z_OK);
+    const unsigned char ztag[8] = {15, 0, 0, 0, (unsigned char)z_len, (unsigned char)(z_len >> 8),
+                                   (unsigned char)(z_len >> 16), 0};
+    memcpy(z + 128, ztag, 8);
+    expect_error(mg_test_write_file("v5z_name.mat", z, 136 + z_len), 0, MG_TFD_TRAIN, 1,
+                 "damaged MATLAB v5 file: the variable at byte 128 has a name of 1768697094 "
+                 "bytes");
+    free(z);
+    free(plain);
     free(b);
 
     /* Compressed (miCOMPRESSED, type 15), the variable's header inflates (listing the file's

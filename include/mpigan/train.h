@@ -75,11 +75,13 @@ typedef struct {
     /* Set by the caller on any rank (a signal arrived): the request travels with the step's
      * generator gradients, so every rank learns of it at the same step, with no extra message. */
     int stop_request;
+
+    int trap_fpe; /* MPIGAN_TRAP_FPE: each step runs with floating-point traps (signals.h) */
 } mg_trainer;
 
 /* Builds both networks and optimizers for `data` on communicator `comm`. Parameters are drawn on
- * rank 0 and broadcast. Fails (on every rank alike) if the batch does not split over the ranks
- * or the networks do not fit the data. */
+ * rank 0 and broadcast. Fails (on every rank alike) if the batch does not split over the ranks,
+ * the networks do not fit the data, or MPIGAN_TRAP_FPE asks for traps a build does not have. */
 int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err);
 void mg_trainer_free(mg_trainer *t);

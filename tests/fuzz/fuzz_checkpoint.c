@@ -1,0 +1,89 @@
+/* The checkpoint readers on any file: mg_checkpoint_read_info (whose configuration text then
+ * goes through mg_config_parse_networks, as `mpigan sample` does), mg_checkpoint_describe
+ * (`mpigan info`), and the loads into networks built from FUZZ_CKPT_CONFIG with SGD and with
+ * Adam, which must leave the networks untouched when they fail. */
+#define _GNU_SOURCE /* open_memstream */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "mpigan/checkpoint.h"
+
+/* A trainer with only what a load touches: networks and optimizers, no MPI. */
+static mg_trainer trainers[2];
+static mg_net gen;
+
+static void build(mg_trainer *t, const char *yaml)
+{
+    mg_error err;
+    mg_config cfg;
+    if (mg_config_parse_networks(&cfg, yaml, "fuzz.yaml", &err) ||
+        mg_net_init(&t->g, &cfg.generator.net, cfg.generator.noise_dim, 2, &err) ||
+        mg_net_init(&t->d, &cfg.discriminator, FUZZ_CKPT_SIDE * FUZZ_CKPT_SIDE, 4, &err) ||
+        mg_optim_init(&t->g_opt, &cfg.generator.net.optim, t->g.n_params, &err) ||
+        mg_optim_init(&t->d_opt, &cfg.discriminator.optim, t->d.n_params, &err)) {
+        fprintf(stderr, "fuzz_checkpoint: %s\n", err.msg);
+        abort();
+    }
+    t->cfg = cfg;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_hdf5_init();
+    build(&trainers[0], FUZZ_CKPT_CONFIG("sgd"));
+    build(&trainers[1], FUZZ_CKPT_CONFIG("adam"));
+    mg_error err;
+    if (mg_net_init(&gen, &trainers[0].cfg.generator.net, 4, 2, &err))
+        abort();
+    return 0;
+}
+
+static unsigned sum(const mg_trainer *t)
+{
+    return mg_net_checksum(&t->g) ^ mg_net_checksum(&t->d) ^ (unsigned)t->g_opt.t ^
+           (unsigned)t->step;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *path = fuzz_file(data, size, ".h5");
+    mg_error err = {""};
+    mg_checkpoint_info info;
+    int rc = mg_checkpoint_read_info(&info, path, &err);
+    fuzz_check_error(rc, &err, path);
+    fuzz_check_hdf5_closed();
+    if (rc == 0) {
+        mg_config cfg;
+        mg_error cerr;
+        fuzz_check_error(mg_config_parse_networks(&cfg, info.config_yaml, path, &cerr), &cerr,
+                         path);
+        mg_checkpoint_info_free(&info);
+    }
+
+    char *text = NULL;
+    size_t n = 0;
+    FILE *out = open_memstream(&text, &n);
+    rc = mg_checkpoint_describe(out, path, &err);
+    fclose(out);
+    free(text);
+    fuzz_check_error(rc, &err, path);
+    fuzz_check_hdf5_closed();
+
+    for (int i = 0; i < 2; i++) {
+        mg_trainer *t = &trainers[i];
+        unsigned before = sum(t);
+        rc = mg_checkpoint_load(t, path, &err);
+        fuzz_check_error(rc, &err, path);
+        fuzz_check_hdf5_closed();
+        if (rc != 0 && sum(t) != before) {
+            fprintf(stderr, "fuzz: a failed load changed the trainer\n");
+            abort();
+        }
+    }
+    rc = mg_checkpoint_load_generator(&gen, path, &err);
+    fuzz_check_error(rc, &err, path);
+    fuzz_check_hdf5_closed();
+    return 0;
+}
