@@ -626,9 +626,11 @@ static int rows_stored(hid_t dset, int rank, const hsize_t *dims, hsize_t lo, hs
         bytes *= dims[i];
     }
     if (layout == H5D_CONTIGUOUS) {
-        haddr_t addr = H5Dget_offset(dset); /* undefined: never written */
+        /* Never written: no storage. (H5Dget_offset of such a dataset adds a user block's size
+         * to HADDR_UNDEF, so a v7.3 .mat file shows 511, not an undefined address.) */
+        haddr_t addr = H5Dget_offset(dset);
         hsize_t size = H5Dget_storage_size(dset);
-        if (addr == HADDR_UNDEF)
+        if (addr == HADDR_UNDEF || size == 0)
             return 0;
         return size >= bytes && addr <= eof && bytes <= eof - addr ? 1 : -1;
     }
@@ -840,6 +842,17 @@ int mg_h5r_exists(hid_t file, const char *path, const char *name, mg_error *err)
             return 0;
     }
     return 1;
+}
+
+int mg_h5r_stored(hid_t file, const char *path, const char *name, mg_error *err)
+{
+    mg_h5_info info;
+    hid_t dset = open_dataset(file, path, name, &info, err);
+    if (dset < 0)
+        return -1;
+    int where = rows_stored(dset, info.rank, info.dims, 0, info.rank > 0 ? info.dims[0] : 1);
+    mg_h5_close(dset);
+    return where == 1 ? 0 : not_stored(where, path, name, err);
 }
 
 int mg_h5r_rows(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
