@@ -289,7 +289,7 @@ static int v73_check(const tfd_file *f, mg_error *err)
 
 /* Walks the variables of a v5 file, checks those of a v7.3 file (any other file is left to
  * libmatio). */
-static int v5_check(const tfd_file *f, mg_error *err)
+static int mat_check(const tfd_file *f, mg_error *err)
 {
     if (f->file_bytes < 128)
         return 0;
@@ -570,7 +570,7 @@ static int tfd_read(tfd_file *f, mg_dataset *ds, int want_labs[2], int fold, int
     matvar_t *images_info = NULL, *folds_info = NULL, *lab_info[2] = {NULL, NULL};
     int rc = -1;
 
-    if (tfd_stat(f, err) || v5_check(f, err))
+    if (tfd_stat(f, err) || mat_check(f, err))
         return -1;
     if (Mat_LogInitFunc("mpigan", tfd_log) != 0)
         return mg_fail(err, "%s: cannot set up libmatio's logging", path);
