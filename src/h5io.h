@@ -157,6 +157,13 @@ void mg_h5_type_str(char *buf, size_t n, const mg_h5_info *info);
  * "<path>: cannot read <prefix>" if that cannot be told. */
 int mg_h5r_exists(hid_t file, const char *path, const char *name, mg_error *err);
 
+/* 0 if every value of dataset name is stored in this file: "<path>: <name> holds no data in this
+ * file (never written, or stored in other files)" if HDF5 would read fill values or another
+ * file's bytes, "<path>: cannot read <name>" if a chunk is missing or the data lies past the end
+ * of the file. mg_h5r_dataset and mg_h5r_rows check the same before they read; this is for data
+ * another library (libmatio) will read. */
+int mg_h5r_stored(hid_t file, const char *path, const char *name, mg_error *err);
+
 /* Reads rows [first, first + count) of dataset name (along its first axis) into buf as mem_type:
  * count x dims[1] x ... values. As mg_h5r_dataset, the dataset must still have exactly (rank,
  * dims), as the caller found with mg_h5r_info, and the class of mem_type, so buf (sized from

@@ -534,6 +534,19 @@ static void test_h5data_errors(void)
                       "/labels holds no data in this file (never written, or stored in other "
                       "files)");
 
+    /* A version 0 superblock naming a driver information block whose stored size is 1.9 GB:
+     * H5Fopen allocated and filled that much for this 2 kB file (fuzz_h5data). */
+    p = h5_file("driver_info.h5", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 4, d7, u8);
+    FILE *fp = fopen(p, "r+b");
+    unsigned char sb[56];
+    CU_ASSERT_FATAL(fp && fread(sb, 1, sizeof sb, fp) == sizeof sb);
+    CU_ASSERT_FATAL(sb[8] == 0 && sb[13] == 8); /* version 0, 8-byte addresses */
+    const unsigned char drv_addr[8] = {0xff}, drv_size[4] = {0, 0, 0, 0x78};
+    CU_ASSERT_FATAL(fseek(fp, 48, SEEK_SET) == 0 && fwrite(drv_addr, 1, 8, fp) == 8);
+    CU_ASSERT_FATAL(fseek(fp, 0xff + 4, SEEK_SET) == 0 && fwrite(drv_size, 1, 4, fp) == 4);
+    CU_ASSERT_FATAL(fclose(fp) == 0);
+    ASSERT_READ_FAILS(p, "/images", NULL, 0, -1, "not an HDF5 file, or truncated");
+
     /* Not HDF5 at all, cut short, missing. */
     p = mg_test_write_file("text.h5", "images = [1, 2, 3]\n", 19);
     ASSERT_READ_FAILS(p, "/images", NULL, 0, -1, "not an HDF5 file, or truncated");

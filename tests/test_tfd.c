@@ -8,6 +8,7 @@
 #include "testlib.h"
 
 #include <fcntl.h>
+#include <hdf5.h>
 #include <math.h>
 #include <matio.h>
 #include <stdio.h>
@@ -653,6 +654,40 @@ static void test_tfd_errors_damaged(void)
     free(z);
     free(plain);
     free(b);
+
+    /* v7.3 (HDF5): folds replaced by a dataset never written, which HDF5 would read as zeros,
+     * or one of 16-byte floats: HDF5 converts what libmatio reads from the element size in the
+     * file, and allocated and filled gigabytes for a damaged one (fuzz_tfd). Both are refused
+     * by mpigan's own HDF5 reader before libmatio reads anything. */
+    for (int k = 0; k < 2; k++) {
+        const char *p73 = write_mat(k ? "v73_wide.mat" : "v73_unwritten.mat", &formats[2], v,
+                                    V_COUNT);
+        if (!p73)
+            break; /* this libmatio writes no v7.3 */
+        hid_t h = H5Fopen(p73, H5F_ACC_RDWR, H5P_DEFAULT);
+        CU_ASSERT_FATAL(h >= 0 && H5Ldelete(h, "folds", H5P_DEFAULT) >= 0);
+        hsize_t fdims[2] = {5, N}; /* MATLAB's (N, 5), as HDF5 sees it */
+        hid_t space = H5Screate_simple(2, fdims, NULL), scalar = H5Screate(H5S_SCALAR);
+        hid_t d = H5Dcreate2(h, "folds", k ? H5T_NATIVE_LDOUBLE : H5T_IEEE_F64LE, space,
+                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        long double wide[5 * N];
+        for (size_t i = 0; i < 5 * N; i++)
+            wide[i] = folds_cm[i];
+        CU_ASSERT_FATAL(d >= 0 && (!k || H5Dwrite(d, H5T_NATIVE_LDOUBLE, H5S_ALL, H5S_ALL,
+                                                  H5P_DEFAULT, wide) >= 0));
+        /* As libmatio marks a double, so that it would read this folds. */
+        hid_t str = H5Tcopy(H5T_C_S1);
+        CU_ASSERT_FATAL(str >= 0 && H5Tset_size(str, 6) >= 0);
+        hid_t a = H5Acreate2(d, "MATLAB_class", str, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        CU_ASSERT_FATAL(a >= 0 && H5Awrite(a, str, "double") >= 0 && H5Aclose(a) >= 0);
+        CU_ASSERT_FATAL(H5Tclose(str) >= 0 && H5Dclose(d) >= 0 && H5Sclose(space) >= 0 &&
+                        H5Sclose(scalar) >= 0 && H5Fclose(h) >= 0);
+        snprintf(want, sizeof want,
+                 k ? "folds holds %zu-byte values; MATLAB variables hold numbers of 1 to 8 bytes"
+                   : "folds holds no data in this file (never written, or stored in other files)",
+                 sizeof(long double));
+        expect_error(p73, 0, MG_TFD_TRAIN, 1, want);
+    }
 
     /* Compressed (miCOMPRESSED, type 15), the variable's header inflates (listing the file's
      * variables works) but its data does not: matio's complaint ends our line. */
