@@ -207,8 +207,11 @@ int mg_run_eval(const mg_eval_opts *o, const mg_comm *comm)
     /* The window's centres: the generator's samples, or the training examples. */
     if (!o->real) {
         mg_net g;
-        if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))
+        if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err)) {
+            mg_dataset_free(&valid);
+            mg_dataset_free(&test);
             return fail_all(comm, &err, MG_EXIT_INPUT);
+        }
         if (rank == 0 && mg_dataset_alloc(&mu, (int)o->samples, valid.channels, valid.height,
                                           valid.width, &err))
             mg_comm_abort(comm, 1);
