@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpigan/blas.h"
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
 #include "mpigan/data.h"
@@ -105,9 +106,10 @@ int main(int argc, char **argv)
     const double examples = (double)cfg.train.k * t.batch;
     printf("{\"gemm_calls\": %d, \"gflop_per_iteration\": %.4f, \"gemm_seconds\": %.6f, "
            "\"gemm_gflops\": %.1f, \"iteration_seconds\": %.6f, \"gemm_bound_samples_per_s\": "
-           "%.1f, \"samples_per_s\": %.1f, \"iteration_over_gemm\": %.4f, \"threads\": %d}\n",
+           "%.1f, \"samples_per_s\": %.1f, \"iteration_over_gemm\": %.4f, \"threads\": %d, "
+           "\"blas_kernels\": \"%s\"}\n",
            n_calls, flop / 1e9, g, flop / g / 1e9, it, examples / g, examples / it, it / g,
-           openblas_get_num_threads());
+           openblas_get_num_threads(), mg_blas_kernels());
     free(A);
     free(B);
     free(C);

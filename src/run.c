@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mpigan/blas.h"
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
 #include "mpigan/data.h"
@@ -301,10 +302,11 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
 
     const int64_t total = mg_trainer_total_steps(&t);
     if (rank == 0 && !o->quiet) {
-        printf("mpigan %s: %s, %d rank%s x %d thread%s, global batch %d (%d per rank), %d "
-               "training examples of %zu values\nG %zu parameters, D %zu parameters; ",
+        printf("mpigan %s: %s, %d rank%s x %d thread%s (OpenBLAS %s kernels), global batch %d "
+               "(%d per rank), %d training examples of %zu values\nG %zu parameters, D %zu "
+               "parameters; ",
                MPIGAN_VERSION, cfg.source, t.nranks, t.nranks == 1 ? "" : "s", threads,
-               threads == 1 ? "" : "s", t.batch, t.rows, data.n, data.dim, t.g.n_params,
+               threads == 1 ? "" : "s", mg_blas_kernels(), t.batch, t.rows, data.n, data.dim, t.g.n_params,
                t.d.n_params);
         if (o->resume)
             printf("resuming %s at step %lld of %lld", ckpt, (long long)t.step, (long long)total);
