@@ -239,6 +239,194 @@ void mg_comm_finish(mg_request *r)
     r->active = 0;
 }
 
+struct mg_reducer {
+    const mg_comm *c;
+    size_t n;
+    mg_real *own;     /* (n) this rank's buffer: its slot in the window, or private */
+    MPI_Win win;      /* MPI_WIN_NULL: private buffer, MPI_Allreduce */
+    MPI_Comm node;    /* the ranks sharing the window */
+    MPI_Comm across;  /* the ranks of the same node index on every node (MPI_COMM_NULL: 1 node) */
+    int node_rank, node_size;
+    mg_real **slot;   /* (node_size) every slot of the node */
+    size_t lo, hi;    /* this rank's chunk of every slot */
+};
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "mpigan: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return p;
+}
+
+/* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
+ * owners write into one cache line. */
+static size_t chunk_start(size_t n, int i, int k)
+{
+    return i >= k ? n : (size_t)((double)n * i / k) & ~(size_t)15;
+}
+
+/* Tries the shared window; 0 (on every rank alike) when it cannot be had. */
+static int reducer_share(mg_reducer *r, int group)
+{
+    const mg_comm *c = r->c;
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+    if (group > 0) { /* test hook: nodes of `group` ranks */
+        int nr;
+        MPI_CHECK(MPI_Comm_rank(node, &nr));
+        MPI_Comm sub;
+        MPI_CHECK(MPI_Comm_split(node, nr / group, nr, &sub));
+        MPI_CHECK(MPI_Comm_free(&node));
+        node = sub;
+    }
+    MPI_CHECK(MPI_Comm_rank(node, &r->node_rank));
+    MPI_CHECK(MPI_Comm_size(node, &r->node_size));
+    int sizes[2] = {r->node_size, -r->node_size}; /* max and -min in one call */
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, c->comm));
+    if (sizes[0] != -sizes[1] || r->node_size < 2) {
+        MPI_CHECK(MPI_Comm_free(&node));
+        return 0;
+    }
+    /* Each rank's slot is its own part of the window, padded to whole cache lines. */
+    const size_t padded = (r->n + 15) & ~(size_t)15;
+    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
+    void *mine = NULL;
+    MPI_Win win = MPI_WIN_NULL;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)(padded * sizeof(mg_real)), sizeof(mg_real),
+                                     MPI_INFO_NULL, node, &mine, &win);
+    int ok = rc == MPI_SUCCESS;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_ARE_FATAL));
+    if (!ok) {
+        if (rc == MPI_SUCCESS)
+            MPI_Win_free(&win);
+        MPI_CHECK(MPI_Comm_free(&node));
+        return 0;
+    }
+    r->win = win;
+    r->node = node;
+    r->slot = xcalloc((size_t)r->node_size, sizeof *r->slot);
+    for (int i = 0; i < r->node_size; i++) {
+        MPI_Aint bytes;
+        int disp;
+        MPI_CHECK(MPI_Win_shared_query(win, i, &bytes, &disp, &r->slot[i]));
+    }
+    r->own = r->slot[r->node_rank];
+    r->lo = chunk_start(r->n, r->node_rank, r->node_size);
+    r->hi = chunk_start(r->n, r->node_rank + 1, r->node_size);
+    /* Ranks of one node index across nodes; with a single node there is nobody to talk to. */
+    int nodes = c->size / r->node_size;
+    r->across = MPI_COMM_NULL;
+    if (nodes > 1)
+        MPI_CHECK(MPI_Comm_split(c->comm, r->node_rank, c->rank, &r->across));
+    /* One passive-target epoch for the window's life: MPI_Win_sync then orders the loads and
+     * stores around each node barrier (MPI-3's unified model). */
+    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
+    return 1;
+}
+
+mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group)
+{
+    mg_reducer *r = xcalloc(1, sizeof *r);
+    r->c = c;
+    r->n = n;
+    r->win = MPI_WIN_NULL;
+    r->node = r->across = MPI_COMM_NULL;
+    if (!(shared && c->size > 1 && reducer_share(r, group)))
+        r->own = xcalloc(n, sizeof *r->own);
+    return r;
+}
+
+void mg_reducer_free(mg_reducer *r)
+{
+    if (!r)
+        return;
+    if (r->win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(r->win);
+        MPI_Win_free(&r->win);
+        MPI_Comm_free(&r->node);
+        if (r->across != MPI_COMM_NULL)
+            MPI_Comm_free(&r->across);
+        free(r->slot);
+    } else {
+        free(r->own);
+    }
+    free(r);
+}
+
+mg_real *mg_reducer_buffer(const mg_reducer *r)
+{
+    return r->own;
+}
+
+int mg_reducer_shared(const mg_reducer *r)
+{
+    return r->win != MPI_WIN_NULL;
+}
+
+/* Every rank of the node has written what it wrote before this, and sees the others' writes. */
+static void node_barrier(const mg_reducer *r)
+{
+    MPI_CHECK(MPI_Win_sync(r->win));
+    MPI_CHECK(MPI_Barrier(r->node));
+    MPI_CHECK(MPI_Win_sync(r->win));
+}
+
+/* slot[0] + slot[1] + ... over [lo, hi), a block at a time so the sum stays in L1, written back
+ * into every slot (to = all) or only into slot `to`. */
+static void sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int to)
+{
+    enum { BLOCK = 1024 };
+    mg_real acc[BLOCK];
+    for (size_t b = lo; b < hi; b += BLOCK) {
+        const size_t m = hi - b < BLOCK ? hi - b : BLOCK;
+        memcpy(acc, slot[0] + b, m * sizeof *acc);
+        for (int i = 1; i < k; i++) {
+            const mg_real *restrict x = slot[i] + b;
+            for (size_t j = 0; j < m; j++)
+                acc[j] += x[j];
+        }
+        for (int i = 0; i < k; i++)
+            if (to < 0 || i == to)
+                memcpy(slot[i] + b, acc, m * sizeof *acc);
+    }
+}
+
+void mg_reducer_sum(mg_reducer *r)
+{
+    if (r->win == MPI_WIN_NULL) {
+        if (r->c->size > 1)
+            mg_comm_allreduce_sum(r->c, r->own, r->n);
+        return;
+    }
+    node_barrier(r);
+    if (r->across == MPI_COMM_NULL) {
+        sum_slots(r->slot, r->node_size, r->lo, r->hi, -1);
+    } else {
+        sum_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
+        for (size_t off = r->lo; off < r->hi; off += MG_MPI_CHUNK) {
+            size_t len = r->hi - off < MG_MPI_CHUNK ? r->hi - off : MG_MPI_CHUNK;
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->own + off, (int)len, MG_MPI_REAL, MPI_SUM,
+                                    r->across));
+        }
+        for (int i = 0; i < r->node_size; i++)
+            if (i != r->node_rank)
+                memcpy(r->slot[i] + r->lo, r->own + r->lo, (r->hi - r->lo) * sizeof *r->own);
+    }
+    node_barrier(r);
+}
+
+void mg_reducer_start(mg_reducer *r, mg_request *q)
+{
+    if (r->win == MPI_WIN_NULL && r->c->size > 1)
+        mg_comm_allreduce_start(r->c, r->own, r->n, q);
+    else
+        mg_reducer_sum(r);
+}
+
 /* Tag of "I am waiting in a collective" messages to rank 0. */
 #define STALL_TAG 4711
 

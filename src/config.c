@@ -201,6 +201,7 @@ static const field train_fields[] = {
     {"check_every", K_INT, CFG(train.check_every), AT_LEAST(0)},
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
     {"overlap", K_BOOL, CFG(train.overlap)},
+    {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = nonfinite_names},
     {"stall_seconds", K_REAL, CFG(train.stall_seconds), AT_LEAST(0)},
     END,
@@ -289,6 +290,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.check_every = 100;
     cfg->train.log_every = 50;
     cfg->train.overlap = 1;
+    cfg->train.shared_allreduce = 1;
     cfg->train.stall_seconds = 120;
     cfg->checkpoint.every = 1000;
     cfg->checkpoint.keep = 3;
@@ -1427,6 +1429,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
     fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
+    fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
     fprintf(f, "  nonfinite: %s\n", enum_name(nonfinite_names, (int)cfg->train.nonfinite));
     write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,

@@ -90,6 +90,15 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
         return -1;
     }
 
+    /* The gradients live in the reducers' buffers (a node's shared window, when it has one), so
+     * the backward passes write straight where the sum reads them; the networks' own gradient
+     * buffers stay untouched (never paged in). */
+    const int shared = cfg->train.shared_allreduce;
+    t->g_sum = mg_reducer_new(comm, t->g.n_params + MG_STATS_SLOTS, shared, 0);
+    t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, 0);
+    t->g.grads = mg_reducer_buffer(t->g_sum);
+    t->d.grads = mg_reducer_buffer(t->d_sum);
+
     const size_t dim = data->dim, rows = (size_t)t->rows;
     t->perm = mg_xmalloc((size_t)data->n * sizeof *t->perm);
     t->reduce = mg_request_new();
@@ -134,6 +143,8 @@ void mg_trainer_free(mg_trainer *t)
     free(t->dlogit);
     free(t->dx);
     mg_request_free(t->reduce);
+    mg_reducer_free(t->g_sum);
+    mg_reducer_free(t->d_sum);
     memset(t, 0, sizeof *t);
 }
 
@@ -340,7 +351,7 @@ static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
         mg_comm_barrier_start(t->comm, t->reduce);
         finish(t, t->reduce, net == &t->d ? "D" : "G");
     }
-    mg_comm_allreduce_sum(t->comm, net->grads, net->n_params + MG_STATS_SLOTS);
+    mg_reducer_sum(net == &t->d ? t->d_sum : t->g_sum);
     t->timer[timer] += now() - t0;
 }
 
@@ -440,9 +451,13 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         t1 = now();
         zero_grads(&t->d);
         d_gradients(t, j);
-        mg_comm_allreduce_start(t->comm, t->d.grads, t->d.n_params + MG_STATS_SLOTS, t->reduce);
         double t2 = now();
         t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+        if (mg_reducer_shared(t->d_sum))
+            reduce(t, &t->d, MG_TIMER_D_REDUCE); /* the sum is this rank's own work */
+        else
+            mg_reducer_start(t->d_sum, t->reduce);
+        t2 = now();
         t->g.progress = drive;
         t->g.progress_arg = t->reduce;
         if (j + 1 < k) {

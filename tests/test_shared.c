@@ -1,5 +1,6 @@
 /* The training set in each node's shared memory: loaded once, seen whole by every rank.
  * Run by mpiexec on 2 and 4 ranks (all on one node here). */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,6 +146,96 @@ static void test_load_errors_on_every_rank(void)
     }
 }
 
+/* ---- gradient sums (mg_reducer) ---- */
+
+/* Value i of rank r: integers times a power of two, so every sum is exact in float whatever the
+ * order of the additions, and a value summed twice, missed or taken from a stale round shows. */
+static mg_real exact_value(int r, size_t i, int round)
+{
+    return (mg_real)((double)((i * 31 + (size_t)r * 7 + (size_t)round * 5) % 1000) / 64);
+}
+
+/* Sums of `rounds` rounds in one reducer against the exact sums; the buffer is rewritten each
+ * round as a backward pass would, so a missing barrier shows as a stale or half-summed value. */
+static void check_exact_sums(const mg_comm *c, size_t n, int shared, int group, int want_shared)
+{
+    const int rank = mg_comm_rank(c), size = mg_comm_size(c);
+    mg_reducer *r = mg_reducer_new(c, n, shared, group);
+    CU_ASSERT_EQUAL(mg_reducer_shared(r), want_shared);
+    size_t bad = 0;
+    for (int round = 0; round < 3; round++) {
+        mg_real *x = mg_reducer_buffer(r);
+        for (size_t i = 0; i < n; i++)
+            x[i] = exact_value(rank, i, round);
+        mg_reducer_sum(r);
+        for (size_t i = 0; i < n; i++) {
+            double want = 0;
+            for (int q = 0; q < size; q++)
+                want += exact_value(q, i, round);
+            bad += x[i] != (mg_real)want;
+        }
+    }
+    if (bad)
+        printf("\n  n %zu, shared %d, group %d: %zu wrong sums on rank %d", n, shared, group, bad,
+               rank);
+    CU_ASSERT_EQUAL(bad, 0);
+    mg_reducer_free(r);
+}
+
+static void test_reducer_exact(void)
+{
+    const mg_comm *w = mg_comm_world();
+    const int size = mg_comm_size(w);
+    /* Sizes: empty chunks (fewer values than 16 per rank), a ragged end, a model-sized buffer. */
+    const size_t sizes[] = {1, 17, 1000, 123457};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        check_exact_sums(w, sizes[k], 1, 0, size > 1); /* one node: all in shared memory */
+        check_exact_sums(w, sizes[k], 0, 0, 0);        /* MPI_Allreduce */
+        check_exact_sums(w, sizes[k], 1, 1, 0);        /* nodes of one rank: MPI between them */
+        if (size == 4)                                 /* 2 nodes of 2: shared, then MPI */
+            check_exact_sums(w, sizes[k], 1, 2, 1);
+    }
+}
+
+static mg_real inexact_value(int r, size_t i)
+{
+    return (mg_real)(sin((double)(i + 1) * (r + 1) * 0.37) * 1e-3);
+}
+
+/* Inexact sums: the shared path gives what MPI_Allreduce gives, bit for bit on 2 ranks (a sum
+ * of two does not depend on order); on more, two orders of size - 1 float additions differ by at
+ * most 2 (size - 1) FLT_EPSILON times the sum of the magnitudes (Higham, Sec. 4.2). */
+static void test_reducer_matches_mpi(void)
+{
+    const mg_comm *w = mg_comm_world();
+    const int rank = mg_comm_rank(w), size = mg_comm_size(w);
+    const size_t n = 50003;
+    mg_reducer *a = mg_reducer_new(w, n, 1, 0), *b = mg_reducer_new(w, n, 0, 0);
+    mg_real *x = mg_reducer_buffer(a), *y = mg_reducer_buffer(b);
+    for (size_t i = 0; i < n; i++)
+        x[i] = y[i] = inexact_value(rank, i);
+    mg_reducer_sum(a);
+    mg_reducer_sum(b);
+    double worst = 0, differ = 0;
+    for (size_t i = 0; i < n; i++) {
+        double mag = 0;
+        for (int q = 0; q < size; q++)
+            mag += fabs((double)inexact_value(q, i));
+        const double d = fabs((double)x[i] - y[i]);
+        worst = fmax(worst, d / (2.0 * (size - 1) * (sizeof(mg_real) == 4 ? FLT_EPSILON : DBL_EPSILON) * mag));
+        differ += d > 0;
+    }
+    if (rank == 0)
+        printf("\n  %d ranks: shared vs MPI_Allreduce: %.0f of %zu sums differ; worst difference "
+               "%.3g of the bound",
+               size, differ, n, worst);
+    if (size == 2)
+        CU_ASSERT(differ == 0);
+    CU_ASSERT(worst <= 1);
+    mg_reducer_free(a);
+    mg_reducer_free(b);
+}
+
 int main(int argc, char **argv)
 {
     mg_comm_init(&argc, &argv);
@@ -153,6 +244,8 @@ int main(int argc, char **argv)
         {"values_shared", test_values_shared},
         {"private_copies_when_turned_off", test_private_copies_when_turned_off},
         {"load_errors_on_every_rank", test_load_errors_on_every_rank},
+        {"reducer_exact", test_reducer_exact},
+        {"reducer_matches_mpi", test_reducer_matches_mpi},
         {NULL, NULL},
     };
     int rc = mg_test_main("shared", tests, argc, argv);

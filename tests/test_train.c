@@ -184,6 +184,33 @@ static void test_overlap_same_as_blocking(void)
     mg_dataset_free(&ds);
 }
 
+/* Gradient sums through the node's shared memory train as MPI_Allreduce does: bit for bit on
+ * 2 ranks, within the rank-count tolerance of check_invariance on more. */
+static void test_shared_allreduce_same_as_mpi(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int size = mg_comm_size(world);
+    mg_dataset ds = mg_fixture_blobs(64);
+    static mg_real g[2][NG], d[2][ND];
+    double loss[2];
+    for (int v = 0; v < 2; v++) {
+        const char *set = v ? "train.shared_allreduce=false" : "train.shared_allreduce=true";
+        mg_config cfg = make_config_full(paper_sgd, &set, 1);
+        CU_ASSERT_EQUAL(cfg.train.shared_allreduce, !v);
+        train_on(world, &cfg, &ds, g[v], d[v], &loss[v]);
+    }
+    if (mg_comm_rank(world) == 0) {
+        double eg = max_rel_diff(g[1], g[0], NG), ed = max_rel_diff(d[1], d[0], ND);
+        printf("\n  shared-memory vs MPI gradient sums on %d ranks: max relative difference G "
+               "%.3g, D %.3g",
+               size, eg, ed);
+        if (size <= 2)
+            CU_ASSERT(eg == 0 && ed == 0);
+        CU_ASSERT(eg <= 1e-5 && ed <= 1e-5);
+    }
+    mg_dataset_free(&ds);
+}
+
 /* The stall inspector: the last rank arrives 2 s late at a barrier watched with 0.5 s; rank 0
  * names it, and only it. Then a prompt barrier reports no stall. */
 static void test_stall_reported(void)
@@ -268,6 +295,7 @@ int main(int argc, char **argv)
         {"invariance_alternating", test_invariance_alternating},
         {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
+        {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
         {"replica_drift_detected", test_replica_drift_detected},
         {"trainer_errors", test_trainer_errors},

@@ -47,6 +47,34 @@ typedef struct mg_request mg_request;
 mg_request *mg_request_new(void);
 void mg_request_free(mg_request *r);
 void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_request *r);
+/* Gradient sums over ranks: one buffer of n values per rank, summed in place.
+ *
+ * Shared: where every node holds the same number of ranks (more than one), each rank's buffer is
+ * its slot in one MPI-3 shared-memory window of its node, and a sum sends no message inside a
+ * node. After a node barrier, the rank of node index i adds up chunk i (n / ranks per node
+ * values) of every slot, in rank order, and writes the sum into chunk i of every slot; between
+ * nodes, the ranks of index i allreduce their chunk with MPI first. That is a hierarchical
+ * allreduce (reduce-scatter in shared memory, allreduce across nodes, allgather for free), and
+ * each rank reads n values and writes n however many ranks share the node, against about 2n
+ * moved through MPI's buffers by a shared-memory MPI_Allreduce. A second node barrier ends it.
+ * Otherwise (shared == 0, one rank, unequal nodes, or no window to be had) the buffer is private
+ * and the sum is MPI_Allreduce.
+ *
+ * Sums of two ranks are bit for bit those of MPI_Allreduce (a + b = b + a); with more ranks the
+ * order of the additions may differ from MPI's. `group` > 0 treats every `group` consecutive
+ * ranks of a node as a node of their own (tests of the path between nodes on one machine); 0
+ * takes the nodes as they are. Collective over c. */
+typedef struct mg_reducer mg_reducer;
+mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group);
+void mg_reducer_free(mg_reducer *r);
+mg_real *mg_reducer_buffer(const mg_reducer *r); /* (n) this rank's values, then their sum */
+int mg_reducer_shared(const mg_reducer *r);
+/* The sum, blocking. Collective over c. */
+void mg_reducer_sum(mg_reducer *r);
+/* The sum in flight: MPI_Iallreduce into q (finish with mg_comm_finish or _watched) for a
+ * private buffer; a shared buffer is summed at once, since its sum is the ranks' own work. */
+void mg_reducer_start(mg_reducer *r, mg_request *q);
+
 /* A barrier in flight (MPI_Ibarrier): waited for with mg_comm_finish_watched before a blocking
  * collective, it tells a stalled rank from a slow collective at the cost of one tiny message
  * round, and leaves the data to the blocking collective's faster algorithms. */

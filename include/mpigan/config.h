@@ -126,6 +126,7 @@ typedef struct {
         int check_every; /* steps between cross-rank parameter checksums (0 = never) */
         int log_every;   /* steps between progress lines and metrics records */
         int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
+        int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
         enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
         double stall_seconds; /* a gradient allreduce waiting longer: report the late ranks */
     } train;

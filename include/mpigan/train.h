@@ -68,6 +68,7 @@ typedef struct {
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+    mg_reducer *g_sum, *d_sum; /* gradient sums; G's and D's grads are their buffers */
     mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap); an arrival
                                barrier (train.stall_seconds) */
     int64_t skipped;        /* updates left out for NaN or Inf gradients (train.nonfinite) */
