@@ -24,12 +24,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TORCH_PYTHON = "/usr/bin/python3"
 
-# name, ranks, threads per rank, global batch, weak
+# name, ranks, threads per rank, global batch, weak, extra --set of mpigan (None: a PyTorch twin)
 CONFIGS = [
-    ("1 rank x 1 thread", 1, 1, 100, False),
-    ("1 rank x 2 threads", 1, 2, 100, False),
-    ("2 ranks x 1 thread, global batch 100 (strong)", 2, 1, 100, False),
-    ("2 ranks x 1 thread, 100 per rank (weak)", 2, 1, 200, True),
+    ("1 rank x 1 thread", 1, 1, 100, False, None),
+    ("1 rank x 2 threads", 1, 2, 100, False, None),
+    ("2 ranks x 1 thread, global batch 100 (strong)", 2, 1, 100, False, None),
+    ("2 ranks x 1 thread, 100 per rank (weak)", 2, 1, 200, True, None),
+    # The strong configuration with the gradients summed by MPI_Allreduce instead of the node's
+    # shared memory: the before/after of train.shared_allreduce in the same run.
+    ("  the same, MPI_Allreduce (shared_allreduce off)", 2, 1, 100, False,
+     "train.shared_allreduce=false"),
 ]
 
 
@@ -59,13 +63,13 @@ def gemm_bound(args):
     return json.loads(run(cmd, mpi_env(1), "gemm_bound").strip().splitlines()[-1])
 
 
-def mpigan_once(args, ranks, threads, batch, tmp, tag):
+def mpigan_once(args, ranks, threads, batch, extra, tmp, tag):
     out = os.path.join(tmp, tag)
     cmd = mpirun(ranks, threads) + [
         os.path.join(args.build, "mpigan"), "train", args.config, "--steps", str(args.steps),
         "--out", out, "--force", "--quiet", "--set", f"train.batch_size={batch}",
         "--set", "samples.every=0", "--set", "checkpoint.every=0",
-        "--set", f"train.log_every={max(1, args.steps // 10)}"]
+        "--set", f"train.log_every={max(1, args.steps // 10)}"] + (["--set", extra] if extra else [])
     run(cmd, mpi_env(threads), f"mpigan {tag}")
     with open(os.path.join(out, "run.json")) as f:
         rec = json.load(f)
@@ -139,22 +143,23 @@ def main():
         gemm = gemm_bound(args)
         results = {c[0]: {"mpigan": [], "torch": []} for c in CONFIGS}
         for r in range(args.repeats):
-            for name, ranks, threads, batch, weak in CONFIGS:
-                tag = f"r{ranks}t{threads}b{batch}"
-                results[name]["mpigan"].append(mpigan_once(args, ranks, threads, batch, tmp, tag))
-                if use_torch:
+            for i, (name, ranks, threads, batch, weak, extra) in enumerate(CONFIGS):
+                tag = f"c{i}r{ranks}t{threads}b{batch}"
+                results[name]["mpigan"].append(
+                    mpigan_once(args, ranks, threads, batch, extra, tmp, tag))
+                if use_torch and not extra:
                     results[name]["torch"].append(torch_once(args, ranks, threads, batch, weak))
                 print(f"  round {r + 1}/{args.repeats}: {name}: mpigan "
                       f"{results[name]['mpigan'][-1]['samples_per_s']:.0f} samples/s" +
                       (f", PyTorch {results[name]['torch'][-1]['samples_per_s']:.0f}"
-                       if use_torch else ""), file=sys.stderr)
+                       if use_torch and not extra else ""), file=sys.stderr)
         strong_dir = results[CONFIGS[2][0]]["mpigan"][-1]["run_dir"]
         parzen = parzen_eval(args, strong_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = []
-    for name, ranks, threads, batch, weak in CONFIGS:
+    for name, ranks, threads, batch, weak, extra in CONFIGS:
         runs = results[name]["mpigan"]
         rate = spread([x["samples_per_s"] for x in runs])
         mid = sorted(runs, key=lambda x: x["samples_per_s"])[len(runs) // 2]
@@ -166,7 +171,7 @@ def main():
                "allreduce_share": (t["d_allreduce"] + t["g_allreduce"]) / secs,
                "compute_share": (t["d_compute"] + t["g_compute"]) / secs,
                "peak_rss_mb": max(x["peak_rss_mb"] for x in runs)}
-        if use_torch:
+        if use_torch and not extra:
             row["torch"] = spread([x["samples_per_s"] for x in results[name]["torch"]])
             row["mpigan_over_torch"] = rate["median"] / row["torch"]["median"]
         rows.append(row)
@@ -192,7 +197,8 @@ def main():
     print(f"GEMM bound: {gemm['gflop_per_iteration']:.3f} GFLOP per iteration in "
           f"{gemm['gemm_calls']} GEMMs, {gemm['gemm_seconds'] * 1e3:.1f} ms at "
           f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s; "
-          f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms")
+          f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms (OpenBLAS "
+          f"{gemm.get('blas_kernels', '?')} kernels)")
     hdr = f"{'configuration':48} {'mpigan samples/s (min/med/max)':>32}"
     if use_torch:
         hdr += f" {'PyTorch (med)':>14} {'ratio':>6}"
@@ -201,8 +207,10 @@ def main():
     for r in rows:
         m = r["mpigan"]
         line = f"{r['config']:48} {m['min']:>10.0f} {m['median']:>10.0f} {m['max']:>10.0f}"
-        if use_torch:
+        if "torch" in r:
             line += f" {r['torch']['median']:>14.0f} {r['mpigan_over_torch']:>6.2f}"
+        elif use_torch:
+            line += f" {'':>14} {'':>6}"
         line += (f" {100 * r['compute_share']:>7.0f}% {100 * r['allreduce_share']:>8.0f}%"
                  f" {r['peak_rss_mb']:>6.0f} MB")
         print(line)
