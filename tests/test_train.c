@@ -5,6 +5,7 @@
  * on its first two ranks and on rank 0 alone (sub-communicators of one job), then compares. */
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -157,9 +158,11 @@ static void test_invariance_simultaneous_adam_minimax(void)
     check_invariance(adam, set, 3, "simultaneous, minimax, adam, normal prior");
 }
 
-/* D's allreduce in flight during G's forward pass computes what the blocking one does: on 2
- * ranks a sum of two is the same either way, bit for bit; on more, MPI may add in another order. */
-static void test_overlap_same_as_blocking(void)
+/* Trains on the whole job with `on` and with `off` set, and compares: bit for bit on 2 ranks,
+ * where a sum of two does not depend on the order of the additions, and within the rank-count
+ * tolerance of check_invariance on more. */
+static void check_same_sums(const char *on, const char *off, const char *also, size_t flag,
+                            const char *what)
 {
     const mg_comm *world = mg_comm_world();
     const int size = mg_comm_size(world);
@@ -167,48 +170,36 @@ static void test_overlap_same_as_blocking(void)
     static mg_real g[2][NG], d[2][ND];
     double loss[2];
     for (int v = 0; v < 2; v++) {
-        const char *set = v ? "train.overlap=false" : "train.overlap=true";
-        mg_config cfg = make_config_full(paper_sgd, &set, 1);
-        CU_ASSERT_EQUAL(cfg.train.overlap, !v);
+        const char *set[2] = {v ? off : on, also};
+        mg_config cfg = make_config_full(paper_sgd, set, also ? 2 : 1);
+        int took; /* the boolean at offset `flag` of cfg */
+        memcpy(&took, (const char *)&cfg + flag, sizeof took);
+        CU_ASSERT_EQUAL(took, !v);
         train_on(world, &cfg, &ds, g[v], d[v], &loss[v]);
     }
     if (mg_comm_rank(world) == 0) {
         double eg = max_rel_diff(g[1], g[0], NG), ed = max_rel_diff(d[1], d[0], ND);
-        printf("\n  overlapped vs blocking allreduce on %d ranks: max relative difference G %.3g, "
-               "D %.3g",
-               size, eg, ed);
-        if (size == 2)
+        printf("\n  %s on %d ranks: max relative difference G %.3g, D %.3g", what, size, eg, ed);
+        if (size <= 2)
             CU_ASSERT(eg == 0 && ed == 0);
         CU_ASSERT(eg <= 1e-5 && ed <= 1e-5);
     }
     mg_dataset_free(&ds);
 }
 
-/* Gradient sums through the node's shared memory train as MPI_Allreduce does: bit for bit on
- * 2 ranks, within the rank-count tolerance of check_invariance on more. */
+/* D's MPI allreduce in flight during G's forward pass computes what the blocking one does (with
+ * shared-memory sums, the default, D's sum is the ranks' own work and is not overlapped). */
+static void test_overlap_same_as_blocking(void)
+{
+    check_same_sums("train.overlap=true", "train.overlap=false", "train.shared_allreduce=false",
+                    offsetof(mg_config, train.overlap), "overlapped vs blocking MPI allreduce");
+}
+
+/* Gradient sums through the node's shared memory train as MPI_Allreduce does. */
 static void test_shared_allreduce_same_as_mpi(void)
 {
-    const mg_comm *world = mg_comm_world();
-    const int size = mg_comm_size(world);
-    mg_dataset ds = mg_fixture_blobs(64);
-    static mg_real g[2][NG], d[2][ND];
-    double loss[2];
-    for (int v = 0; v < 2; v++) {
-        const char *set = v ? "train.shared_allreduce=false" : "train.shared_allreduce=true";
-        mg_config cfg = make_config_full(paper_sgd, &set, 1);
-        CU_ASSERT_EQUAL(cfg.train.shared_allreduce, !v);
-        train_on(world, &cfg, &ds, g[v], d[v], &loss[v]);
-    }
-    if (mg_comm_rank(world) == 0) {
-        double eg = max_rel_diff(g[1], g[0], NG), ed = max_rel_diff(d[1], d[0], ND);
-        printf("\n  shared-memory vs MPI gradient sums on %d ranks: max relative difference G "
-               "%.3g, D %.3g",
-               size, eg, ed);
-        if (size <= 2)
-            CU_ASSERT(eg == 0 && ed == 0);
-        CU_ASSERT(eg <= 1e-5 && ed <= 1e-5);
-    }
-    mg_dataset_free(&ds);
+    check_same_sums("train.shared_allreduce=true", "train.shared_allreduce=false", NULL,
+                    offsetof(mg_config, train.shared_allreduce), "shared-memory vs MPI gradient sums");
 }
 
 /* The stall inspector: the last rank arrives 2 s late at a barrier watched with 0.5 s; rank 0
