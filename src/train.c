@@ -352,22 +352,12 @@ static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
     s->d_fake = slot[SLOT_D_FAKE] / t->batch;
 }
 
-/* 1 if every value is finite: x * 0 is NaN for NaN and +-Inf, 0 otherwise, and the loop
- * vectorises (no branch per value). */
-static int all_finite(const mg_real *x, size_t n)
-{
-    mg_real acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc += x[i] * (mg_real)0;
-    return acc == 0;
-}
-
 /* The allreduced gradients are the same on every rank, so every rank makes the same choice
  * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. */
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
     double t0 = now();
-    if (!all_finite(net->grads, net->n_params + MG_STATS_SLOTS)) {
+    if (!mg_all_finite(net->grads, net->n_params + MG_STATS_SLOTS)) {
         s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
         t->skipped++;
     } else {
