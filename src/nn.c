@@ -61,9 +61,9 @@ void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const 
     gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 1, out, n_out);
 }
 
-/* db(n) += column sums of dout(rows, n), accumulated in double a block of columns at a time so
- * the reads stay row-major. */
-static void colsum_add(mg_real *db, const mg_real *dout, int rows, int n)
+/* db(n) += column sums of dout(rows, n) (add 0: db = the sums, db not read), accumulated in double
+ * a block of columns at a time so the reads stay row-major. */
+static void colsum(mg_real *db, const mg_real *dout, int rows, int n, int add)
 {
     enum { BLOCK = 64 };
     double acc[BLOCK];
@@ -77,19 +77,19 @@ static void colsum_add(mg_real *db, const mg_real *dout, int rows, int n)
                 acc[j] += d[j];
         }
         for (int j = 0; j < nj; j++)
-            db[j0 + j] = (mg_real)(db[j0 + j] + acc[j]);
+            db[j0 + j] = (mg_real)(add ? db[j0 + j] + acc[j] : acc[j]);
     }
 }
 
 void mg_dense_backward(mg_real *dinp, mg_real *dW, mg_real *db, const mg_real *dout,
                        const mg_real *inp, const mg_real *W, int rows, int n_in, int n_out,
-                       mg_gemm_fn gemm)
+                       int add, mg_gemm_fn gemm)
 {
     // dinp (rows, n_in), dW (n_in, n_out), db (n_out), dout (rows, n_out), inp (rows, n_in)
     if (dW)
-        gemm(1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, 1, dW, n_out);
+        gemm(1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, add ? 1 : 0, dW, n_out);
     if (db)
-        colsum_add(db, dout, rows, n_out);
+        colsum(db, dout, rows, n_out, add);
     if (dinp)
         gemm(0, 1, rows, n_in, n_out, 1, dout, n_out, W, n_out, 0, dinp, n_in);
 }
@@ -479,7 +479,10 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
 {
     assert(row0 >= 0 && rows >= 0 && row0 + rows <= net->max_rows);
     const int weights = !(flags & MG_BACKWARD_NO_WEIGHTS);
+    const int add = !(flags & MG_BACKWARD_SET_GRADS);
     const int top = net->n_layers - 1;
+    if (rows == 0 && weights && !add) // the gradient of no rows
+        memset(net->grads, 0, net->n_params * sizeof *net->grads);
     if (rows == 0 || (!weights && !dinp))
         return;
 
@@ -499,7 +502,7 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         mg_dense_backward(dx, weights ? net->grads + L->w_off : NULL,
                           weights ? net->grads + L->b_off : NULL, d,
                           net->x[l] + (size_t)row0 * L->in, mg_net_weights(net, l), rows, L->in,
-                          L->width, net->gemm);
+                          L->width, add, net->gemm);
         if (!dx) // l == 0 without dinp
             break;
         if (net->dropped && layer_drops(L)) {

@@ -146,7 +146,7 @@ static void test_dense_forward_by_hand(void)
     /* Backward: dW += inp^T dout, db += colsum, dinp = dout W^T; NULLs skip. */
     const mg_real dout[4] = {1, 2, -1, 1};
     mg_real dW[6] = {10, 10, 10, 10, 10, 10}, db[2] = {1, 1}, dinp[6];
-    mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, mg_gemm_blas);
+    mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, 1, mg_gemm_blas);
     const mg_real want_dW[6] = {12, 11, 12, 14, 11, 18}, want_db[2] = {1, 4};
     const mg_real want_dinp[6] = {1, 2, 0, -1, 1, -3};
     for (int i = 0; i < 6; i++) {
@@ -155,9 +155,24 @@ static void test_dense_forward_by_hand(void)
     }
     CU_ASSERT_EQUAL(db[0], want_db[0]);
     CU_ASSERT_EQUAL(db[1], want_db[1]);
-    mg_dense_backward(NULL, NULL, NULL, dout, inp, W, 2, 3, 2, mg_gemm_blas);
+    mg_dense_backward(NULL, NULL, NULL, dout, inp, W, 2, 3, 2, 1, mg_gemm_blas);
     for (int i = 0; i < 6; i++)
         CU_ASSERT_EQUAL(dW[i], want_dW[i]);
+
+    /* add 0: dW = inp^T dout, db = colsum(dout), over NaN that must not be read. */
+    mg_gemm_fn fns[2] = {mg_gemm_blas, mg_gemm_ref};
+    for (int f = 0; f < 2; f++) {
+        for (int i = 0; i < 6; i++)
+            dW[i] = NAN;
+        db[0] = db[1] = NAN;
+        mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, 0, fns[f]);
+        for (int i = 0; i < 6; i++) {
+            CU_ASSERT_EQUAL(dW[i], want_dW[i] - 10);
+            CU_ASSERT_EQUAL(dinp[i], want_dinp[i]);
+        }
+        CU_ASSERT_EQUAL(db[0], want_db[0] - 1);
+        CU_ASSERT_EQUAL(db[1], want_db[1] - 1);
+    }
 }
 
 static void test_activations(void)
@@ -601,6 +616,53 @@ static void test_backward_no_weights(void)
     mg_net_free(&net);
 }
 
+/* MG_BACKWARD_SET_GRADS writes over every weight gradient (NaN before: none may be read) exactly
+ * what an adding backward puts into zeroed gradients, and an adding backward on top doubles them,
+ * exactly (x + x is exact, and both passes round the same sums); the stats slots stay untouched.
+ * With no rows it writes zeros. */
+static void test_backward_set_grads(void)
+{
+    enum { ROWS = 6, IN = 11 };
+    mg_net_spec spec = every_layer_spec();
+    mg_net net;
+    net_or_die(&net, &spec, IN, ROWS);
+    mg_net_init_params(&net, 8, 1);
+    mg_real x[ROWS * IN], dout[ROWS * 4], dx[ROWS * IN];
+    fill(x, ROWS * IN, -1, 1, 33);
+    fill(dout, ROWS * 4, -1, 1, 34);
+    const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
+    const mg_dropout drop = {{1, 2, 3}, ids};
+    const size_t np = net.n_params;
+    const mg_real stats[MG_STATS_SLOTS] = {1, 2, 3, 4};
+    mg_real *added = malloc(np * sizeof *added);
+    for (int use_ref = 0; use_ref < 2; use_ref++) {
+        net.gemm = use_ref ? mg_gemm_ref : mg_gemm_blas;
+        for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
+            mg_net_forward(&net, x, ROWS, &drop);
+            zero_grads(&net);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags);
+            memcpy(added, net.grads, np * sizeof *added);
+            for (size_t i = 0; i < np; i++)
+                net.grads[i] = NAN;
+            memcpy(net.grads + np, stats, sizeof stats);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags | MG_BACKWARD_SET_GRADS);
+            CU_ASSERT_EQUAL(memcmp(added, net.grads, np * sizeof *added), 0);
+            CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
+            CU_ASSERT(max_abs(added, np) > 0);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags);
+            size_t wrong = 0;
+            for (size_t i = 0; i < np; i++)
+                wrong += net.grads[i] != 2 * added[i];
+            CU_ASSERT_EQUAL(wrong, 0);
+            mg_net_backward(&net, NULL, dout, 0, 0, flags | MG_BACKWARD_SET_GRADS);
+            CU_ASSERT_EQUAL(max_abs(net.grads, np), 0);
+            CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
+        }
+    }
+    free(added);
+    mg_net_free(&net);
+}
+
 /* Backward over rows [3, 7) of a 10-row forward pass: the input gradient is those rows of a full
  * backward, and the weight gradients are those of a full backward whose dout is zero outside the
  * rows. Through mg_gemm_ref the zero rows add exact zeros, so the match is bit for bit; through
@@ -873,6 +935,7 @@ static const mg_test tests[] = {
     {"dropout_masks", test_dropout_masks},
     {"dropout_row_id", test_dropout_row_id},
     {"backward_no_weights", test_backward_no_weights},
+    {"backward_set_grads", test_backward_set_grads},
     {"backward_row_range", test_backward_row_range},
     {"net_init_errors", test_net_init_errors},
     {"init_params", test_init_params},
