@@ -52,13 +52,17 @@ void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, c
 
 /* ---- kernels ---- */
 
+/* The bias is added after the GEMM (beta 0), not copied into out before it (beta 1): rounded
+ * the same way as the fused bias and activation of mg_net_forward, which this plain pair of
+ * passes is the reference for. */
 void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const mg_real *b,
                       int rows, int n_in, int n_out, mg_gemm_fn gemm)
 {
     // out (rows, n_out), inp (rows, n_in), W (n_in, n_out), b (n_out)
+    gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 0, out, n_out);
     for (int r = 0; r < rows; r++)
-        memcpy(out + (size_t)r * n_out, b, (size_t)n_out * sizeof *out);
-    gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 1, out, n_out);
+        for (int j = 0; j < n_out; j++)
+            out[(size_t)r * n_out + j] += b[j];
 }
 
 /* db(n) += column sums of dout(rows, n) (add 0: db = the sums, db not read), accumulated in double
@@ -159,6 +163,56 @@ void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, con
     case MG_ACT_MAXOUT:
         assert(!"maxout goes through mg_maxout_backward");
         break;
+    }
+}
+
+/* One pass per row: pre += b, then the activation of the sum, so pre (which backward and
+ * mg_net_logits read) is written once while it is in cache. restrict: out and pre are separate
+ * buffers here, and the loops vectorise without an overlap check. */
+void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_real *restrict b,
+                         int rows, int width, enum mg_act act, double leak)
+{
+    // out (rows, width), pre (rows, width), b (width)
+    for (int r = 0; r < rows; r++) {
+        mg_real *p = pre + (size_t)r * width, *o = out + (size_t)r * width;
+        switch (act) {
+        case MG_ACT_LINEAR:
+            for (int j = 0; j < width; j++)
+                o[j] = p[j] = p[j] + b[j];
+            break;
+        case MG_ACT_RELU:
+            for (int j = 0; j < width; j++) {
+                const mg_real v = p[j] + b[j];
+                p[j] = v;
+                o[j] = v > 0 ? v : 0;
+            }
+            break;
+        case MG_ACT_LEAKY_RELU:
+            for (int j = 0; j < width; j++) {
+                const mg_real v = p[j] + b[j];
+                p[j] = v;
+                o[j] = v > 0 ? v : (mg_real)(leak * v);
+            }
+            break;
+        default: // sigmoid, tanh: the bias pass, then mg_act_forward's loop on the row in cache
+            for (int j = 0; j < width; j++)
+                p[j] += b[j];
+            mg_act_forward(o, p, (size_t)width, act, leak);
+            break;
+        }
+    }
+}
+
+void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_real *restrict pre,
+                            const mg_real *restrict b, int rows, int U, int P)
+{
+    // out (rows, U), argmax (rows, U), pre (rows, U * P), b (U * P)
+    const size_t width = (size_t)U * P;
+    for (int r = 0; r < rows; r++) {
+        mg_real *p = pre + (size_t)r * width;
+        for (size_t j = 0; j < width; j++)
+            p[j] += b[j];
+        mg_maxout_forward(out + (size_t)r * U, argmax + (size_t)r * U, p, 1, U, P);
     }
 }
 
@@ -437,14 +491,16 @@ const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const m
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
         net->x[l] = dropout_input(net, l, x, rows, drop);
-        mg_dense_forward(net->pre[l], net->x[l], mg_net_weights(net, l), mg_net_bias(net, l),
-                         rows, L->in, L->width, net->gemm);
+        /* pre = x W with beta 0, the bias added in the activation's pass (mg_dense_forward and
+         * the activation kernels, in two passes, are its reference). */
+        net->gemm(0, 0, rows, L->width, L->in, 1, net->x[l], L->in, mg_net_weights(net, l),
+                  L->width, 0, net->pre[l], L->width);
         if (L->spec.type == MG_ACT_MAXOUT)
-            mg_maxout_forward(net->out[l], net->argmax[l], net->pre[l], rows, L->units,
-                              L->spec.pieces);
+            mg_bias_maxout_forward(net->out[l], net->argmax[l], net->pre[l], mg_net_bias(net, l),
+                                   rows, L->units, L->spec.pieces);
         else
-            mg_act_forward(net->out[l], net->pre[l], (size_t)rows * L->width, L->spec.type,
-                           L->spec.leak);
+            mg_bias_act_forward(net->out[l], net->pre[l], mg_net_bias(net, l), rows, L->width,
+                                L->spec.type, L->spec.leak);
         x = net->out[l];
         if (net->progress)
             net->progress(net->progress_arg);

@@ -309,6 +309,38 @@ static void test_losses(void)
     CU_ASSERT(isfinite(mg_loss_d(NULL, NULL, big, rev, 2, 1, NULL, NULL)));
 }
 
+/* The fused bias and activation against its reference, the bias added in its own pass and then
+ * mg_act_forward (or mg_maxout_forward): the same operations, so the same bits, for pre and out. */
+static void test_bias_act_vs_separate(void)
+{
+    enum { ROWS = 5, WIDTH = 21, U = 7, P = 3 };
+    const enum mg_act acts[6] = {MG_ACT_LINEAR, MG_ACT_RELU, MG_ACT_LEAKY_RELU,
+                                 MG_ACT_SIGMOID, MG_ACT_TANH, MG_ACT_MAXOUT};
+    mg_real x[ROWS * WIDTH], b[WIDTH], pre[ROWS * WIDTH], ref[ROWS * WIDTH];
+    mg_real out[ROWS * WIDTH], out_ref[ROWS * WIDTH];
+    int32_t arg[ROWS * U], arg_ref[ROWS * U];
+    fill(x, ROWS * WIDTH, -3, 3, 60);
+    fill(b, WIDTH, -1, 1, 61);
+    x[3] = -b[3]; // a sum of exactly 0: relu'(0) and the maxout ties stay the reference's
+    for (int a = 0; a < 6; a++) {
+        memcpy(pre, x, sizeof x);
+        for (int r = 0; r < ROWS; r++)
+            for (int j = 0; j < WIDTH; j++)
+                ref[r * WIDTH + j] = x[r * WIDTH + j] + b[j];
+        if (acts[a] == MG_ACT_MAXOUT) {
+            mg_bias_maxout_forward(out, arg, pre, b, ROWS, U, P);
+            mg_maxout_forward(out_ref, arg_ref, ref, ROWS, U, P);
+            CU_ASSERT_EQUAL(memcmp(out, out_ref, ROWS * U * sizeof *out), 0);
+            CU_ASSERT_EQUAL(memcmp(arg, arg_ref, sizeof arg), 0);
+        } else {
+            mg_bias_act_forward(out, pre, b, ROWS, WIDTH, acts[a], 0.2);
+            mg_act_forward(out_ref, ref, ROWS * WIDTH, acts[a], 0.2);
+            CU_ASSERT_EQUAL(memcmp(out, out_ref, sizeof out), 0);
+        }
+        CU_ASSERT_EQUAL(memcmp(pre, ref, sizeof pre), 0);
+    }
+}
+
 /* Two rows, two units of three pieces; the ties pick the lowest piece. */
 static void test_maxout_routing(void)
 {
@@ -928,6 +960,7 @@ static const mg_test tests[] = {
     {"activations", test_activations},
     {"sigmoid_extremes", test_sigmoid_extremes},
     {"losses", test_losses},
+    {"bias_act_vs_separate", test_bias_act_vs_separate},
     {"maxout_routing", test_maxout_routing},
     {"net_layout", test_net_layout},
     {"net_forward_by_hand", test_net_forward_by_hand},

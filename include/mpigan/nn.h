@@ -48,6 +48,15 @@ void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act,
 void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak);
 
+/* Fused bias and activation, the forward pass's one sweep after its GEMM (beta 0): pre(rows,
+ * width) += b(width) in place, then out(rows, width) = act(pre). out must not alias pre.
+ * Rounds exactly as mg_dense_forward followed by mg_act_forward (the reference pair). */
+void mg_bias_act_forward(mg_real *out, mg_real *pre, const mg_real *b, int rows, int width,
+                         enum mg_act act, double leak);
+/* The same for maxout: pre(rows, U * P) += b(U * P), then mg_maxout_forward. */
+void mg_bias_maxout_forward(mg_real *out, int32_t *argmax, mg_real *pre, const mg_real *b,
+                            int rows, int U, int P);
+
 /* out(rows, U) = max over p of pre(rows, U * P) at column u * P + p; argmax keeps p. */
 void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P);
 /* dpre(rows, U * P) = dout routed to the winning piece, 0 elsewhere. */
