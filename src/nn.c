@@ -391,7 +391,7 @@ static size_t layout(mg_net *net, char *base)
     }
     net->dbuf[0] = carve(base, &off, R * max_wide * sizeof(mg_real));
     net->dbuf[1] = carve(base, &off, R * max_wide * sizeof(mg_real));
-    net->unit = carve(base, &off, max_in * sizeof(double));
+    net->u24 = carve(base, &off, max_in * sizeof(uint32_t));
     net->colnorm = carve(base, &off, max_wide * sizeof(double));
     return off;
 }
@@ -524,17 +524,20 @@ static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int ro
     if (!drop || !layer_drops(L))
         return x;
     const int in = L->in;
-    const double keep = L->spec.keep;
+    /* A unit u = k 2^-24 is kept when u < keep, that is when the integer k < keep 2^24, that is
+     * when k < ceil(keep 2^24) (keep 2^24 is exact): the same masks as comparing doubles. */
+    const uint32_t below = (uint32_t)ceil(L->spec.keep * 0x1p24);
     const mg_real scale = (mg_real)L->spec.input_scale;
     mg_rng_key k = drop->key;
     k.stream = drop->key.stream + (uint64_t)l;
     for (int r = 0; r < rows; r++) {
-        mg_rng_unit(net->unit, (size_t)in, &k, drop->row_id[r]);
+        mg_rng_u24(net->u24, (size_t)in, &k, drop->row_id[r]);
+        const uint32_t *u = net->u24;                 // (in)
         mg_real *m = net->mask[l] + (size_t)r * in;   // (in)
         mg_real *xd = net->xdrop[l] + (size_t)r * in; // (in)
         const mg_real *xr = x + (size_t)r * in;       // (in)
         for (int i = 0; i < in; i++) {
-            m[i] = net->unit[i] < keep ? scale : 0;
+            m[i] = u[i] < below ? scale : 0;
             xd[i] = xr[i] * m[i];
         }
     }

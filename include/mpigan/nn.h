@@ -111,7 +111,7 @@ typedef struct {
     int32_t *argmax[MG_MAX_LAYERS];  /* (rows, units) maxout winners */
     int dropped;                     /* the last forward pass applied dropout */
     mg_real *dbuf[2];                /* (max_rows, widest layer) backward ping-pong */
-    double *unit;                    /* (max widest input) uniforms for one row's mask */
+    uint32_t *u24;                   /* (widest input) 24-bit uniforms for one row's mask */
     double *colnorm;                 /* (widest layer) column norms for max_col_norm */
     void *arena;                     /* one allocation behind every buffer above */
 } mg_net;
