@@ -193,9 +193,45 @@ void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act,
     }
 }
 
+/* mg_act_backward in place (d = dpre = dout), as mg_net_backward calls it. A loop over dpre and
+ * dout that may be equal vectorises only behind an overlap check, which equal pointers fail: the
+ * ReLU layers of G ran scalar, with a branch per value. One pointer, restrict, vectorises. */
+static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pre,
+                                 const mg_real *restrict out, size_t n, enum mg_act act,
+                                 double leak)
+{
+    switch (act) {
+    case MG_ACT_LINEAR:
+        break;
+    case MG_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            d[i] = pre[i] > 0 ? d[i] : 0;
+        break;
+    case MG_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            d[i] = pre[i] > 0 ? d[i] : (mg_real)(leak * d[i]);
+        break;
+    case MG_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] * out[i] * (1 - out[i]);
+        break;
+    case MG_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] * (1 - out[i] * out[i]);
+        break;
+    case MG_ACT_MAXOUT:
+        assert(!"maxout goes through mg_maxout_backward");
+        break;
+    }
+}
+
 void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak)
 {
+    if (dpre == dout) {
+        act_backward_inplace(dpre, pre, out, n, act, leak);
+        return;
+    }
     switch (act) {
     case MG_ACT_LINEAR:
         if (dpre != dout)
