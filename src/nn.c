@@ -52,18 +52,22 @@ void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, c
 
 /* ---- kernels ---- */
 
+/* The bias is added after the GEMM (beta 0), not copied into out before it (beta 1): rounded
+ * the same way as the fused bias and activation of mg_net_forward, which this plain pair of
+ * passes is the reference for. */
 void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const mg_real *b,
                       int rows, int n_in, int n_out, mg_gemm_fn gemm)
 {
     // out (rows, n_out), inp (rows, n_in), W (n_in, n_out), b (n_out)
+    gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 0, out, n_out);
     for (int r = 0; r < rows; r++)
-        memcpy(out + (size_t)r * n_out, b, (size_t)n_out * sizeof *out);
-    gemm(0, 0, rows, n_out, n_in, 1, inp, n_in, W, n_out, 1, out, n_out);
+        for (int j = 0; j < n_out; j++)
+            out[(size_t)r * n_out + j] += b[j];
 }
 
-/* db(n) += column sums of dout(rows, n), accumulated in double a block of columns at a time so
- * the reads stay row-major. */
-static void colsum_add(mg_real *db, const mg_real *dout, int rows, int n)
+/* db(n) += column sums of dout(rows, n) (add 0: db = the sums, db not read), accumulated in double
+ * a block of columns at a time so the reads stay row-major. */
+static void colsum(mg_real *db, const mg_real *dout, int rows, int n, int add)
 {
     enum { BLOCK = 64 };
     double acc[BLOCK];
@@ -77,19 +81,19 @@ static void colsum_add(mg_real *db, const mg_real *dout, int rows, int n)
                 acc[j] += d[j];
         }
         for (int j = 0; j < nj; j++)
-            db[j0 + j] = (mg_real)(db[j0 + j] + acc[j]);
+            db[j0 + j] = (mg_real)(add ? db[j0 + j] + acc[j] : acc[j]);
     }
 }
 
 void mg_dense_backward(mg_real *dinp, mg_real *dW, mg_real *db, const mg_real *dout,
                        const mg_real *inp, const mg_real *W, int rows, int n_in, int n_out,
-                       mg_gemm_fn gemm)
+                       int add, mg_gemm_fn gemm)
 {
     // dinp (rows, n_in), dW (n_in, n_out), db (n_out), dout (rows, n_out), inp (rows, n_in)
     if (dW)
-        gemm(1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, 1, dW, n_out);
+        gemm(1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, add ? 1 : 0, dW, n_out);
     if (db)
-        colsum_add(db, dout, rows, n_out);
+        colsum(db, dout, rows, n_out, add);
     if (dinp)
         gemm(0, 1, rows, n_in, n_out, 1, dout, n_out, W, n_out, 0, dinp, n_in);
 }
@@ -102,6 +106,48 @@ static double sigmoid(double x)
     double e = exp(x);
     return e / (1 + e);
 }
+
+#ifndef MG_REAL_DOUBLE
+static inline uint32_t bits_of(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline float float_of(uint32_t b)
+{
+    float x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+/* e^-a for a >= 0 (or NaN) in float arithmetic, branch-free so that a loop of it vectorises
+ * (libm's expf does not without -ffast-math). Cephes's expf: -a = n ln2 + r, |r| <= ln2 / 2, with
+ * ln2 split in two (Cody-Waite) so r is exact, and a degree-7 polynomial for e^r. 2^n is applied
+ * as two exact powers of two, 2^(n - n/2) 2^(n/2), each a normal float for n >= -160, so a
+ * subnormal result is rounded once. a is clamped to 110 (e^-110 rounds to 0, as in libm) by an
+ * integer compare of its bits, which also sends NaN there: a float compare would not if-convert
+ * under -ftrapping-math. */
+static inline float exp_neg(float a)
+{
+    const uint32_t ab = bits_of(a), lim = 0x42dc0000u; // 110.0f
+    const float x = -float_of(ab < lim ? ab : lim);
+    const float magic = 0x1.8p23f; // adding it rounds to an integer: |x log2 e| < 2^22
+    const float t = (x * 1.44269504088896341f + magic) - magic;
+    const int32_t n = (int32_t)t;
+    const float r = (x - t * 0.693359375f) - t * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t n1 = n >> 1, n2 = n - n1; // both >= -80
+    return p * float_of((uint32_t)(n1 + 127) << 23) * float_of((uint32_t)(n2 + 127) << 23);
+}
+#endif
 
 void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak)
 {
@@ -119,8 +165,23 @@ void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act,
             out[i] = pre[i] > 0 ? pre[i] : (mg_real)(leak * pre[i]);
         break;
     case MG_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++)
+#ifdef MG_REAL_DOUBLE
+        for (size_t i = 0; i < n; i++) // the gradient checks' build: libm's exp in double
             out[i] = (mg_real)sigmoid(pre[i]);
+#else
+        /* With e = e^-|x| in float: 1 / (1 + e) when the sign bit of x is clear, e / (1 + e)
+         * when set (-0 gives 1/2 either way), NaN passed through: within 2 ulps of the double
+         * sigmoid rounded to float over [-120, 120] (1 at 0.75), and vectorised. The selects
+         * are on bits, as in exp_neg. */
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t xb = bits_of(pre[i]), ab = xb & 0x7fffffffu;
+            const uint32_t neg = (uint32_t)((int32_t)xb >> 31); // all ones when negative
+            const float e = exp_neg(float_of(ab));
+            const float y = float_of((bits_of(1.0f) & ~neg) | (bits_of(e) & neg)) / (1.0f + e);
+            const uint32_t nan = ab > 0x7f800000u ? ~0u : 0u;
+            out[i] = float_of((bits_of(y) & ~nan) | (xb & nan));
+        }
+#endif
         break;
     case MG_ACT_TANH:
         for (size_t i = 0; i < n; i++)
@@ -132,9 +193,45 @@ void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act,
     }
 }
 
+/* mg_act_backward in place (d = dpre = dout), as mg_net_backward calls it. A loop over dpre and
+ * dout that may be equal vectorises only behind an overlap check, which equal pointers fail: the
+ * ReLU layers of G ran scalar, with a branch per value. One pointer, restrict, vectorises. */
+static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pre,
+                                 const mg_real *restrict out, size_t n, enum mg_act act,
+                                 double leak)
+{
+    switch (act) {
+    case MG_ACT_LINEAR:
+        break;
+    case MG_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            d[i] = pre[i] > 0 ? d[i] : 0;
+        break;
+    case MG_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            d[i] = pre[i] > 0 ? d[i] : (mg_real)(leak * d[i]);
+        break;
+    case MG_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] * out[i] * (1 - out[i]);
+        break;
+    case MG_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] * (1 - out[i] * out[i]);
+        break;
+    case MG_ACT_MAXOUT:
+        assert(!"maxout goes through mg_maxout_backward");
+        break;
+    }
+}
+
 void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak)
 {
+    if (dpre == dout) {
+        act_backward_inplace(dpre, pre, out, n, act, leak);
+        return;
+    }
     switch (act) {
     case MG_ACT_LINEAR:
         if (dpre != dout)
@@ -159,6 +256,56 @@ void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, con
     case MG_ACT_MAXOUT:
         assert(!"maxout goes through mg_maxout_backward");
         break;
+    }
+}
+
+/* One pass per row: pre += b, then the activation of the sum, so pre (which backward and
+ * mg_net_logits read) is written once while it is in cache. restrict: out and pre are separate
+ * buffers here, and the loops vectorise without an overlap check. */
+void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_real *restrict b,
+                         int rows, int width, enum mg_act act, double leak)
+{
+    // out (rows, width), pre (rows, width), b (width)
+    for (int r = 0; r < rows; r++) {
+        mg_real *p = pre + (size_t)r * width, *o = out + (size_t)r * width;
+        switch (act) {
+        case MG_ACT_LINEAR:
+            for (int j = 0; j < width; j++)
+                o[j] = p[j] = p[j] + b[j];
+            break;
+        case MG_ACT_RELU:
+            for (int j = 0; j < width; j++) {
+                const mg_real v = p[j] + b[j];
+                p[j] = v;
+                o[j] = v > 0 ? v : 0;
+            }
+            break;
+        case MG_ACT_LEAKY_RELU:
+            for (int j = 0; j < width; j++) {
+                const mg_real v = p[j] + b[j];
+                p[j] = v;
+                o[j] = v > 0 ? v : (mg_real)(leak * v);
+            }
+            break;
+        default: // sigmoid, tanh: the bias pass, then mg_act_forward's loop on the row in cache
+            for (int j = 0; j < width; j++)
+                p[j] += b[j];
+            mg_act_forward(o, p, (size_t)width, act, leak);
+            break;
+        }
+    }
+}
+
+void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_real *restrict pre,
+                            const mg_real *restrict b, int rows, int U, int P)
+{
+    // out (rows, U), argmax (rows, U), pre (rows, U * P), b (U * P)
+    const size_t width = (size_t)U * P;
+    for (int r = 0; r < rows; r++) {
+        mg_real *p = pre + (size_t)r * width;
+        for (size_t j = 0; j < width; j++)
+            p[j] += b[j];
+        mg_maxout_forward(out + (size_t)r * U, argmax + (size_t)r * U, p, 1, U, P);
     }
 }
 
@@ -280,7 +427,7 @@ static size_t layout(mg_net *net, char *base)
     }
     net->dbuf[0] = carve(base, &off, R * max_wide * sizeof(mg_real));
     net->dbuf[1] = carve(base, &off, R * max_wide * sizeof(mg_real));
-    net->unit = carve(base, &off, max_in * sizeof(double));
+    net->u24 = carve(base, &off, max_in * sizeof(uint32_t));
     net->colnorm = carve(base, &off, max_wide * sizeof(double));
     return off;
 }
@@ -413,17 +560,20 @@ static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int ro
     if (!drop || !layer_drops(L))
         return x;
     const int in = L->in;
-    const double keep = L->spec.keep;
+    /* A unit u = k 2^-24 is kept when u < keep, that is when the integer k < keep 2^24, that is
+     * when k < ceil(keep 2^24) (keep 2^24 is exact): the same masks as comparing doubles. */
+    const uint32_t below = (uint32_t)ceil(L->spec.keep * 0x1p24);
     const mg_real scale = (mg_real)L->spec.input_scale;
     mg_rng_key k = drop->key;
     k.stream = drop->key.stream + (uint64_t)l;
     for (int r = 0; r < rows; r++) {
-        mg_rng_unit(net->unit, (size_t)in, &k, drop->row_id[r]);
+        mg_rng_u24(net->u24, (size_t)in, &k, drop->row_id[r]);
+        const uint32_t *u = net->u24;                 // (in)
         mg_real *m = net->mask[l] + (size_t)r * in;   // (in)
         mg_real *xd = net->xdrop[l] + (size_t)r * in; // (in)
         const mg_real *xr = x + (size_t)r * in;       // (in)
         for (int i = 0; i < in; i++) {
-            m[i] = net->unit[i] < keep ? scale : 0;
+            m[i] = u[i] < below ? scale : 0;
             xd[i] = xr[i] * m[i];
         }
     }
@@ -437,14 +587,16 @@ const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const m
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
         net->x[l] = dropout_input(net, l, x, rows, drop);
-        mg_dense_forward(net->pre[l], net->x[l], mg_net_weights(net, l), mg_net_bias(net, l),
-                         rows, L->in, L->width, net->gemm);
+        /* pre = x W with beta 0, the bias added in the activation's pass (mg_dense_forward and
+         * the activation kernels, in two passes, are its reference). */
+        net->gemm(0, 0, rows, L->width, L->in, 1, net->x[l], L->in, mg_net_weights(net, l),
+                  L->width, 0, net->pre[l], L->width);
         if (L->spec.type == MG_ACT_MAXOUT)
-            mg_maxout_forward(net->out[l], net->argmax[l], net->pre[l], rows, L->units,
-                              L->spec.pieces);
+            mg_bias_maxout_forward(net->out[l], net->argmax[l], net->pre[l], mg_net_bias(net, l),
+                                   rows, L->units, L->spec.pieces);
         else
-            mg_act_forward(net->out[l], net->pre[l], (size_t)rows * L->width, L->spec.type,
-                           L->spec.leak);
+            mg_bias_act_forward(net->out[l], net->pre[l], mg_net_bias(net, l), rows, L->width,
+                                L->spec.type, L->spec.leak);
         x = net->out[l];
         if (net->progress)
             net->progress(net->progress_arg);
@@ -479,7 +631,10 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
 {
     assert(row0 >= 0 && rows >= 0 && row0 + rows <= net->max_rows);
     const int weights = !(flags & MG_BACKWARD_NO_WEIGHTS);
+    const int add = !(flags & MG_BACKWARD_SET_GRADS);
     const int top = net->n_layers - 1;
+    if (rows == 0 && weights && !add) // the gradient of no rows
+        memset(net->grads, 0, net->n_params * sizeof *net->grads);
     if (rows == 0 || (!weights && !dinp))
         return;
 
@@ -499,7 +654,7 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         mg_dense_backward(dx, weights ? net->grads + L->w_off : NULL,
                           weights ? net->grads + L->b_off : NULL, d,
                           net->x[l] + (size_t)row0 * L->in, mg_net_weights(net, l), rows, L->in,
-                          L->width, net->gemm);
+                          L->width, add, net->gemm);
         if (!dx) // l == 0 without dinp
             break;
         if (net->dropped && layer_drops(L)) {

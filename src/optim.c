@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *err)
 {
@@ -44,6 +45,28 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
     return spec->momentum * (1 - alpha) + spec->final_momentum * alpha;
 }
 
+/* The update loops, one pass each over separate buffers (restrict: they vectorise without an
+ * overlap check). */
+static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g, size_t n,
+                mg_real lr, mg_real mu)
+{
+    for (size_t i = 0; i < n; i++) {
+        m[i] = mu * m[i] - lr * g[i];
+        p[i] += m[i];
+    }
+}
+
+static void adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
+                 const mg_real *restrict g, size_t n, mg_real step, mg_real eps, mg_real b1,
+                 mg_real b2)
+{
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= step * m[i] / (mg_sqrt(v[i]) + eps);
+    }
+}
+
 void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
 {
     const mg_optim_spec *s = &opt->spec;
@@ -52,10 +75,7 @@ void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t
     if (s->type == MG_OPTIM_SGD) {
         const mg_real lr = (mg_real)mg_optim_lr(s, opt->t);
         const mg_real mu = (mg_real)mg_optim_momentum(s, epochs);
-        for (size_t i = 0; i < n; i++) {
-            m[i] = mu * m[i] - lr * grads[i];
-            params[i] += m[i];
-        }
+        sgd(params, m, grads, n, lr, mu);
     } else {
         const double t = (double)(opt->t + 1);
         /* Bias corrections folded into the step size and epsilon, as in Kingma & Ba, Sec. 2. */
@@ -63,12 +83,30 @@ void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t
         const mg_real step = (mg_real)(s->lr * sqrt(c2) / c1);
         const mg_real eps = (mg_real)(s->eps * sqrt(c2));
         const mg_real b1 = (mg_real)s->beta1, b2 = (mg_real)s->beta2;
-        for (size_t i = 0; i < n; i++) {
-            const mg_real g = grads[i];
-            m[i] = b1 * m[i] + (1 - b1) * g;
-            v[i] = b2 * v[i] + (1 - b2) * g * g;
-            params[i] -= step * m[i] / (mg_sqrt(v[i]) + eps);
-        }
+        adam(params, m, v, grads, n, step, eps, b1, b2);
     }
     opt->t++;
+}
+
+/* An IEEE value is NaN or +-Inf exactly when its exponent bits are all ones. Adding one to the
+ * exponent field (bits & EXP) + EXP_ONE carries into the sign bit for those alone, so the OR of
+ * that over all values has its sign bit set iff one of them is not finite: integer AND, ADD and
+ * OR, which the compiler vectorises (memcpy of one value compiles to a plain load). */
+int mg_all_finite(const mg_real *x, size_t n)
+{
+#ifdef MG_REAL_DOUBLE
+    typedef uint64_t bits;
+    const bits exp = 0x7ff0000000000000u, exp_one = 0x0010000000000000u, sign = (bits)1 << 63;
+#else
+    typedef uint32_t bits;
+    const bits exp = 0x7f800000u, exp_one = 0x00800000u, sign = (bits)1 << 31;
+#endif
+    _Static_assert(sizeof(bits) == sizeof(mg_real), "mg_real is an IEEE binary32 or binary64");
+    bits acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bits b;
+        memcpy(&b, x + i, sizeof b);
+        acc |= (b & exp) + exp_one;
+    }
+    return !(acc & sign);
 }

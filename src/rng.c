@@ -63,6 +63,15 @@ void mg_rng_unit(double *out, size_t n, const mg_rng_key *key, uint64_t row)
     }
 }
 
+void mg_rng_u24(uint32_t *out, size_t n, const mg_rng_key *key, uint64_t row)
+{
+    for (size_t b = 0; b * 8 < n; b++) {
+        philox4x64_ctr_t w = rng_block(key, row, b);
+        for (size_t k = 0; k < 8 && b * 8 + k < n; k++)
+            out[b * 8 + k] = (uint32_t)(w.v[k / 2] >> (32 * (k % 2))) >> 8;
+    }
+}
+
 void mg_rng_uniform(mg_real *out, size_t n, double lo, double hi, const mg_rng_key *key,
                     uint64_t row)
 {

@@ -214,6 +214,15 @@ static void zero_grads(mg_net *net)
     memset(net->grads, 0, (net->n_params + MG_STATS_SLOTS) * sizeof *net->grads);
 }
 
+/* NaN in every weight gradient, as a backward with MG_BACKWARD_SET_GRADS must overwrite them all
+ * without reading them (the trainer's way; check_layer checks the adding way). */
+static void poison_grads(mg_net *net)
+{
+    for (size_t i = 0; i < net->n_params; i++)
+        net->grads[i] = NAN;
+    memset(net->grads + net->n_params, 0, MG_STATS_SLOTS * sizeof *net->grads);
+}
+
 /* Draws params (and non-zero biases) for attempt a. */
 static void draw_params(mg_net *net, uint64_t seed, uint64_t a)
 {
@@ -441,11 +450,11 @@ static void check_discriminator(mg_gemm_fn gemm, const char *what)
             break;
     }
     CU_ASSERT(margin >= MARGIN);
-    zero_grads(&p.d);
+    poison_grads(&p.d);
     d_objective(&p, &F);
     const mg_real *l = mg_net_logits(&p.d);
     mg_loss_d(dl, dl + D_ROWS, l, l + D_ROWS, D_ROWS, p.norm, NULL, NULL);
-    mg_net_backward(&p.d, dx, dl, 0, 2 * D_ROWS, MG_BACKWARD_FROM_LOGITS);
+    mg_net_backward(&p.d, dx, dl, 0, 2 * D_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
     tensor_list L = {.n = 0};
     add_net(&L, &p.d, "D");
     add(&L, "x", x, dx, 2 * D_ROWS * D_IN);
@@ -536,13 +545,13 @@ static void check_generator(int stacked, enum mg_gen_loss loss, const char *what
 
     /* The trainer's G step: D backward from the logits without weight gradients gives d(fake),
      * then G backward from its output. */
-    zero_grads(&p.g);
+    poison_grads(&p.g);
     zero_grads(&p.d);
     g_objective_at(&p, &row0);
     mg_loss_g(dl, mg_net_logits(&p.d) + row0, D_ROWS, loss, p.norm);
     mg_net_backward(&p.d, dx, dl, row0, D_ROWS,
                     MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
-    mg_net_backward(&p.g, NULL, dx, 0, D_ROWS, 0);
+    mg_net_backward(&p.g, NULL, dx, 0, D_ROWS, MG_BACKWARD_SET_GRADS);
     for (size_t i = 0; i < p.d.n_params + MG_STATS_SLOTS; i++)
         CU_ASSERT_EQUAL(p.d.grads[i], 0);
 

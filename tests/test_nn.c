@@ -146,7 +146,7 @@ static void test_dense_forward_by_hand(void)
     /* Backward: dW += inp^T dout, db += colsum, dinp = dout W^T; NULLs skip. */
     const mg_real dout[4] = {1, 2, -1, 1};
     mg_real dW[6] = {10, 10, 10, 10, 10, 10}, db[2] = {1, 1}, dinp[6];
-    mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, mg_gemm_blas);
+    mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, 1, mg_gemm_blas);
     const mg_real want_dW[6] = {12, 11, 12, 14, 11, 18}, want_db[2] = {1, 4};
     const mg_real want_dinp[6] = {1, 2, 0, -1, 1, -3};
     for (int i = 0; i < 6; i++) {
@@ -155,9 +155,24 @@ static void test_dense_forward_by_hand(void)
     }
     CU_ASSERT_EQUAL(db[0], want_db[0]);
     CU_ASSERT_EQUAL(db[1], want_db[1]);
-    mg_dense_backward(NULL, NULL, NULL, dout, inp, W, 2, 3, 2, mg_gemm_blas);
+    mg_dense_backward(NULL, NULL, NULL, dout, inp, W, 2, 3, 2, 1, mg_gemm_blas);
     for (int i = 0; i < 6; i++)
         CU_ASSERT_EQUAL(dW[i], want_dW[i]);
+
+    /* add 0: dW = inp^T dout, db = colsum(dout), over NaN that must not be read. */
+    mg_gemm_fn fns[2] = {mg_gemm_blas, mg_gemm_ref};
+    for (int f = 0; f < 2; f++) {
+        for (int i = 0; i < 6; i++)
+            dW[i] = NAN;
+        db[0] = db[1] = NAN;
+        mg_dense_backward(dinp, dW, db, dout, inp, W, 2, 3, 2, 0, fns[f]);
+        for (int i = 0; i < 6; i++) {
+            CU_ASSERT_EQUAL(dW[i], want_dW[i] - 10);
+            CU_ASSERT_EQUAL(dinp[i], want_dinp[i]);
+        }
+        CU_ASSERT_EQUAL(db[0], want_db[0] - 1);
+        CU_ASSERT_EQUAL(db[1], want_db[1] - 1);
+    }
 }
 
 static void test_activations(void)
@@ -237,6 +252,38 @@ static void test_sigmoid_extremes(void)
     CU_ASSERT_EQUAL(y[1], 1);
 }
 
+/* The float sigmoid (a polynomial e^x, vectorised) against the double one rounded to float, over
+ * 2^20 points of [-120, 120] (down into the subnormals and out to 0 and 1) and the specials. The
+ * bound, in ulps of the rounded reference (2^-149 for a subnormal or 0): e^x within 1, 1 + e and
+ * the quotient half each, the reference's own rounding half: 2.5. NaN stays NaN. */
+static void test_sigmoid_float(void)
+{
+    enum { N = 1 << 20 };
+    mg_real *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++)
+        x[i] = (mg_real)(-120 + 240.0 * i / N);
+    mg_act_forward(y, x, N, MG_ACT_SIGMOID, 0);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        const double ref = 1 / (1 + exp(-(double)x[i]));
+        const float r = (float)ref;
+        const double ulp = r == 0 ? 0x1p-149 : nextafterf(r, INFINITY) - r;
+        worst = fmax(worst, fabs(y[i] - (double)r) / ulp);
+    }
+    printf("\n    max error %.3g ulps (limit 2.5)", worst);
+    CU_ASSERT(worst <= 2.5);
+    const mg_real sx[6] = {-0.0f, 0, INFINITY, -INFINITY, NAN, -NAN};
+    mg_real sy[6];
+    mg_act_forward(sy, sx, 6, MG_ACT_SIGMOID, 0);
+    CU_ASSERT_EQUAL(sy[0], 0.5f);
+    CU_ASSERT_EQUAL(sy[1], 0.5f);
+    CU_ASSERT_EQUAL(sy[2], 1);
+    CU_ASSERT_EQUAL(sy[3], 0);
+    CU_ASSERT(isnan(sy[4]) && isnan(sy[5]));
+    free(x);
+    free(y);
+}
+
 /* softplus(0) = log 2; softplus(x) = x + softplus(-x); at +-1000 no overflow. Losses at logit 0
  * (D = 1/2): each term is log 2 and each gradient +-1/2 over norm. */
 static void test_losses(void)
@@ -292,6 +339,38 @@ static void test_losses(void)
     CU_ASSERT_EQUAL(df[0], -1);
     CU_ASSERT_EQUAL(df[1], 0);
     CU_ASSERT(isfinite(mg_loss_d(NULL, NULL, big, rev, 2, 1, NULL, NULL)));
+}
+
+/* The fused bias and activation against its reference, the bias added in its own pass and then
+ * mg_act_forward (or mg_maxout_forward): the same operations, so the same bits, for pre and out. */
+static void test_bias_act_vs_separate(void)
+{
+    enum { ROWS = 5, WIDTH = 21, U = 7, P = 3 };
+    const enum mg_act acts[6] = {MG_ACT_LINEAR, MG_ACT_RELU, MG_ACT_LEAKY_RELU,
+                                 MG_ACT_SIGMOID, MG_ACT_TANH, MG_ACT_MAXOUT};
+    mg_real x[ROWS * WIDTH], b[WIDTH], pre[ROWS * WIDTH], ref[ROWS * WIDTH];
+    mg_real out[ROWS * WIDTH], out_ref[ROWS * WIDTH];
+    int32_t arg[ROWS * U], arg_ref[ROWS * U];
+    fill(x, ROWS * WIDTH, -3, 3, 60);
+    fill(b, WIDTH, -1, 1, 61);
+    x[3] = -b[3]; // a sum of exactly 0: relu'(0) and the maxout ties stay the reference's
+    for (int a = 0; a < 6; a++) {
+        memcpy(pre, x, sizeof x);
+        for (int r = 0; r < ROWS; r++)
+            for (int j = 0; j < WIDTH; j++)
+                ref[r * WIDTH + j] = x[r * WIDTH + j] + b[j];
+        if (acts[a] == MG_ACT_MAXOUT) {
+            mg_bias_maxout_forward(out, arg, pre, b, ROWS, U, P);
+            mg_maxout_forward(out_ref, arg_ref, ref, ROWS, U, P);
+            CU_ASSERT_EQUAL(memcmp(out, out_ref, ROWS * U * sizeof *out), 0);
+            CU_ASSERT_EQUAL(memcmp(arg, arg_ref, sizeof arg), 0);
+        } else {
+            mg_bias_act_forward(out, pre, b, ROWS, WIDTH, acts[a], 0.2);
+            mg_act_forward(out_ref, ref, ROWS * WIDTH, acts[a], 0.2);
+            CU_ASSERT_EQUAL(memcmp(out, out_ref, sizeof out), 0);
+        }
+        CU_ASSERT_EQUAL(memcmp(pre, ref, sizeof pre), 0);
+    }
 }
 
 /* Two rows, two units of three pieces; the ties pick the lowest piece. */
@@ -601,6 +680,53 @@ static void test_backward_no_weights(void)
     mg_net_free(&net);
 }
 
+/* MG_BACKWARD_SET_GRADS writes over every weight gradient (NaN before: none may be read) exactly
+ * what an adding backward puts into zeroed gradients, and an adding backward on top doubles them,
+ * exactly (x + x is exact, and both passes round the same sums); the stats slots stay untouched.
+ * With no rows it writes zeros. */
+static void test_backward_set_grads(void)
+{
+    enum { ROWS = 6, IN = 11 };
+    mg_net_spec spec = every_layer_spec();
+    mg_net net;
+    net_or_die(&net, &spec, IN, ROWS);
+    mg_net_init_params(&net, 8, 1);
+    mg_real x[ROWS * IN], dout[ROWS * 4], dx[ROWS * IN];
+    fill(x, ROWS * IN, -1, 1, 33);
+    fill(dout, ROWS * 4, -1, 1, 34);
+    const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
+    const mg_dropout drop = {{1, 2, 3}, ids};
+    const size_t np = net.n_params;
+    const mg_real stats[MG_STATS_SLOTS] = {1, 2, 3, 4};
+    mg_real *added = malloc(np * sizeof *added);
+    for (int use_ref = 0; use_ref < 2; use_ref++) {
+        net.gemm = use_ref ? mg_gemm_ref : mg_gemm_blas;
+        for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
+            mg_net_forward(&net, x, ROWS, &drop);
+            zero_grads(&net);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags);
+            memcpy(added, net.grads, np * sizeof *added);
+            for (size_t i = 0; i < np; i++)
+                net.grads[i] = NAN;
+            memcpy(net.grads + np, stats, sizeof stats);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags | MG_BACKWARD_SET_GRADS);
+            CU_ASSERT_EQUAL(memcmp(added, net.grads, np * sizeof *added), 0);
+            CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
+            CU_ASSERT(max_abs(added, np) > 0);
+            mg_net_backward(&net, dx, dout, 0, ROWS, flags);
+            size_t wrong = 0;
+            for (size_t i = 0; i < np; i++)
+                wrong += net.grads[i] != 2 * added[i];
+            CU_ASSERT_EQUAL(wrong, 0);
+            mg_net_backward(&net, NULL, dout, 0, 0, flags | MG_BACKWARD_SET_GRADS);
+            CU_ASSERT_EQUAL(max_abs(net.grads, np), 0);
+            CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
+        }
+    }
+    free(added);
+    mg_net_free(&net);
+}
+
 /* Backward over rows [3, 7) of a 10-row forward pass: the input gradient is those rows of a full
  * backward, and the weight gradients are those of a full backward whose dout is zero outside the
  * rows. Through mg_gemm_ref the zero rows add exact zeros, so the match is bit for bit; through
@@ -866,6 +992,8 @@ static const mg_test tests[] = {
     {"activations", test_activations},
     {"sigmoid_extremes", test_sigmoid_extremes},
     {"losses", test_losses},
+    {"sigmoid_float", test_sigmoid_float},
+    {"bias_act_vs_separate", test_bias_act_vs_separate},
     {"maxout_routing", test_maxout_routing},
     {"net_layout", test_net_layout},
     {"net_forward_by_hand", test_net_forward_by_hand},
@@ -873,6 +1001,7 @@ static const mg_test tests[] = {
     {"dropout_masks", test_dropout_masks},
     {"dropout_row_id", test_dropout_row_id},
     {"backward_no_weights", test_backward_no_weights},
+    {"backward_set_grads", test_backward_set_grads},
     {"backward_row_range", test_backward_row_range},
     {"net_init_errors", test_net_init_errors},
     {"init_params", test_init_params},

@@ -96,6 +96,32 @@ static void test_adam_steps(void)
     mg_optim_free(&o);
 }
 
+/* mg_all_finite against isfinite, value by value: every special value at every position of
+ * arrays whose lengths cover a vector body and its tail, among extreme finite values. */
+static void test_all_finite(void)
+{
+    enum { N = 37 };
+    const mg_real finite[] = {0,       -0.0f,       1,           -1,   FLT_MAX, -FLT_MAX,
+                              FLT_MIN, FLT_MIN / 8, -FLT_MIN / 8, 1e38f}; // FLT_MIN / 8: subnormal
+    const mg_real bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    mg_real x[N];
+    int wrong = 0;
+    for (int n = 0; n <= N; n++) {
+        for (int i = 0; i < n; i++)
+            x[i] = finite[i % (sizeof finite / sizeof *finite)];
+        wrong += mg_all_finite(x, (size_t)n) != 1;
+        for (int at = 0; at < n; at++)
+            for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+                const mg_real keep = x[at];
+                x[at] = bad[b];
+                wrong += mg_all_finite(x, (size_t)n) != 0;
+                wrong += mg_all_finite(x, (size_t)at) != 1; // a bad value past n is not read
+                x[at] = keep;
+            }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 int main(int argc, char **argv)
 {
     static const mg_test tests[] = {
@@ -103,6 +129,7 @@ int main(int argc, char **argv)
         {"momentum_ramp", test_momentum_ramp},
         {"sgd_steps", test_sgd_steps},
         {"adam_steps", test_adam_steps},
+        {"all_finite", test_all_finite},
         {NULL, NULL},
     };
     return mg_test_main("optim", tests, argc, argv);

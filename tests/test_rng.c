@@ -76,8 +76,10 @@ static void test_rng_definition(void)
     enum { N = 37 };
     const uint64_t row = 42;
     double unit[N];
+    uint32_t u24[N];
     mg_real uni[N], nrm[N];
     mg_rng_unit(unit, N, &KEY, row);
+    mg_rng_u24(u24, N, &KEY, row);
     mg_rng_uniform(uni, N, -0.5, 2.0, &KEY, row);
     mg_rng_normal(nrm, N, &KEY, row);
     for (size_t i = 0; i < N; i++) {
@@ -85,6 +87,7 @@ static void test_rng_definition(void)
         uint32_t x = (uint32_t)(i % 2 ? w.v[(i % 8) / 2] >> 32 : w.v[(i % 8) / 2]);
         double u = (double)(x >> 8) / 16777216.0;
         CU_ASSERT_EQUAL(unit[i], u);
+        CU_ASSERT_EQUAL(u24[i], x >> 8);
         /* Rounding lo + (hi - lo) u to mg_real is half an ulp; allow one, at the scale of hi. */
         MG_ASSERT_CLOSE(uni[i], -0.5 + 2.5 * u, REAL_EPS * 2.0);
 

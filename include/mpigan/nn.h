@@ -1,8 +1,9 @@
 /* Multilayer perceptrons: layer kernels and a network over one contiguous parameter buffer.
  *
  * Kernels follow one convention: outputs first, then inputs, then sizes; backward kernels *add*
- * into weight and bias gradients (so a caller zeroes them once per step) and *write* input
- * gradients. Matrices are row-major; a batch is `rows` examples. Every GEMM goes through an
+ * into weight and bias gradients (so a caller zeroes them once per step) or, asked to, *write*
+ * them (a step whose one backward pass gives the whole gradient: no zeroing pass), and *write*
+ * input gradients. Matrices are row-major; a batch is `rows` examples. Every GEMM goes through an
  * mg_gemm_fn, so the BLAS path and its plain-C twin run the very same layer code. */
 #ifndef MPIGAN_NN_H
 #define MPIGAN_NN_H
@@ -34,17 +35,27 @@ void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, c
 void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const mg_real *b,
                       int rows, int n_in, int n_out, mg_gemm_fn gemm);
 /* dW(n_in, n_out) += inp^T dout; db(n_out) += colsum(dout); dinp(rows, n_in) = dout W^T.
+ * add 0: dW = inp^T dout and db = colsum(dout) instead, never reading them (a GEMM with beta 0).
  * dW/db NULL: skipped (the generator step needs no discriminator weight gradients); dinp NULL:
  * skipped. */
 void mg_dense_backward(mg_real *dinp, mg_real *dW, mg_real *db, const mg_real *dout,
                        const mg_real *inp, const mg_real *W, int rows, int n_in, int n_out,
-                       mg_gemm_fn gemm);
+                       int add, mg_gemm_fn gemm);
 
 /* Elementwise activations over n values; maxout is separate. out may alias pre. */
 void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak);
 /* dpre = dout * act'(pre), using out where that is cheaper (sigmoid, tanh). May alias dout. */
 void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak);
+
+/* Fused bias and activation, the forward pass's one sweep after its GEMM (beta 0): pre(rows,
+ * width) += b(width) in place, then out(rows, width) = act(pre). out must not alias pre.
+ * Rounds exactly as mg_dense_forward followed by mg_act_forward (the reference pair). */
+void mg_bias_act_forward(mg_real *out, mg_real *pre, const mg_real *b, int rows, int width,
+                         enum mg_act act, double leak);
+/* The same for maxout: pre(rows, U * P) += b(U * P), then mg_maxout_forward. */
+void mg_bias_maxout_forward(mg_real *out, int32_t *argmax, mg_real *pre, const mg_real *b,
+                            int rows, int U, int P);
 
 /* out(rows, U) = max over p of pre(rows, U * P) at column u * P + p; argmax keeps p. */
 void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P);
@@ -100,7 +111,7 @@ typedef struct {
     int32_t *argmax[MG_MAX_LAYERS];  /* (rows, units) maxout winners */
     int dropped;                     /* the last forward pass applied dropout */
     mg_real *dbuf[2];                /* (max_rows, widest layer) backward ping-pong */
-    double *unit;                    /* (max widest input) uniforms for one row's mask */
+    uint32_t *u24;                   /* (widest input) 24-bit uniforms for one row's mask */
     double *colnorm;                 /* (widest layer) column norms for max_col_norm */
     void *arena;                     /* one allocation behind every buffer above */
 } mg_net;
@@ -131,11 +142,14 @@ const mg_real *mg_net_logits(const mg_net *net);
 enum {
     MG_BACKWARD_FROM_LOGITS = 1, /* dout is the gradient of the last pre-activation */
     MG_BACKWARD_NO_WEIGHTS = 2,  /* only propagate to the input: no weight gradients */
+    MG_BACKWARD_SET_GRADS = 4,   /* write the weight gradients rather than add into them */
 };
 
 /* Backward over rows [row0, row0 + rows) of the last forward pass. dout (rows, out_dim) is the
- * gradient of the output (or of the logits); weight gradients are added into net->grads;
- * dinp (rows, in_dim) receives the input gradient unless NULL. */
+ * gradient of the output (or of the logits); weight gradients are added into net->grads, or with
+ * MG_BACKWARD_SET_GRADS written over its first n_params values (0 when rows is 0), which are then
+ * never read: a step with one backward pass per net needs no zeroing. The stats slots are never
+ * touched. dinp (rows, in_dim) receives the input gradient unless NULL. */
 void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, int rows,
                      int flags);
 

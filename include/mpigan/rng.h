@@ -36,8 +36,12 @@ void mg_rng_uniform(mg_real *out, size_t n, double lo, double hi, const mg_rng_k
 /* Standard normal (Box-Muller on 53-bit uniforms). */
 void mg_rng_normal(mg_real *out, size_t n, const mg_rng_key *key, uint64_t row);
 
-/* Uniform in [0, 1) at 24-bit resolution, as double: dropout masks compare it with `keep`. */
+/* Uniform in [0, 1) at 24-bit resolution, as double. */
 void mg_rng_unit(double *out, size_t n, const mg_rng_key *key, uint64_t row);
+
+/* The same numbers as integers: out[i] = 2^24 times mg_rng_unit's out[i], in [0, 2^24). Dropout
+ * compares them with a threshold, the same test as unit < keep without a double per value. */
+void mg_rng_u24(uint32_t *out, size_t n, const mg_rng_key *key, uint64_t row);
 
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 void mg_rng_permutation(uint32_t *perm, uint32_t n, const mg_rng_key *key);
