@@ -243,6 +243,7 @@ struct mg_reducer {
     const mg_comm *c;
     size_t n;
     mg_real *own;     /* (n) this rank's buffer: its slot in the window, or private */
+    int owns;         /* own was allocated here (a private buffer the caller did not give) */
     MPI_Win win;      /* MPI_WIN_NULL: private buffer, MPI_Allreduce */
     MPI_Comm node;    /* the ranks sharing the window */
     MPI_Comm across;  /* the ranks of the same node index on every node (MPI_COMM_NULL: 1 node) */
@@ -328,15 +329,17 @@ static int reducer_share(mg_reducer *r, int group)
     return 1;
 }
 
-mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group)
+mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg_real *buffer)
 {
     mg_reducer *r = xcalloc(1, sizeof *r);
     r->c = c;
     r->n = n;
     r->win = MPI_WIN_NULL;
     r->node = r->across = MPI_COMM_NULL;
-    if (!(shared && c->size > 1 && reducer_share(r, group)))
-        r->own = xcalloc(n, sizeof *r->own);
+    if (!(shared && c->size > 1 && reducer_share(r, group))) {
+        r->owns = buffer == NULL;
+        r->own = buffer ? buffer : xcalloc(n, sizeof *r->own);
+    }
     return r;
 }
 
@@ -351,7 +354,7 @@ void mg_reducer_free(mg_reducer *r)
         if (r->across != MPI_COMM_NULL)
             MPI_Comm_free(&r->across);
         free(r->slot);
-    } else {
+    } else if (r->owns) {
         free(r->own);
     }
     free(r);

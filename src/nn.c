@@ -489,7 +489,11 @@ int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, 
     net->gemm = mg_gemm_blas;
 
     size_t bytes = layout(net, NULL);
-    net->arena = mg_xcalloc(1, bytes);
+    net->arena = mg_big_alloc(bytes);
+    if (!net->arena)
+        return mg_fail(err, "network: out of memory for %zu bytes of parameters and buffers",
+                       bytes);
+    net->arena_bytes = bytes;
     layout(net, net->arena);
     return 0;
 }
@@ -526,7 +530,7 @@ void mg_net_constrain(mg_net *net)
 
 void mg_net_free(mg_net *net)
 {
-    free(net->arena);
+    mg_big_free(net->arena, net->arena_bytes);
     memset(net, 0, sizeof *net);
 }
 

@@ -9,8 +9,8 @@ int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *
     opt->spec = *spec;
     opt->n = n;
     opt->t = 0;
-    opt->m = calloc(n ? n : 1, sizeof *opt->m);
-    opt->v = spec->type == MG_OPTIM_ADAM ? calloc(n ? n : 1, sizeof *opt->v) : NULL;
+    opt->m = mg_big_alloc(n * sizeof *opt->m);
+    opt->v = spec->type == MG_OPTIM_ADAM ? mg_big_alloc(n * sizeof *opt->v) : NULL;
     if (!opt->m || (spec->type == MG_OPTIM_ADAM && !opt->v)) {
         mg_optim_free(opt);
         return mg_fail(err, "out of memory for optimizer state of %zu parameters", n);
@@ -20,8 +20,8 @@ int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *
 
 void mg_optim_free(mg_optim *opt)
 {
-    free(opt->m);
-    free(opt->v);
+    mg_big_free(opt->m, opt->n * sizeof *opt->m);
+    mg_big_free(opt->v, opt->n * sizeof *opt->v);
     opt->m = opt->v = NULL;
 }
 

@@ -90,12 +90,12 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
         return -1;
     }
 
-    /* The gradients live in the reducers' buffers (a node's shared window, when it has one), so
-     * the backward passes write straight where the sum reads them; the networks' own gradient
-     * buffers stay untouched (never paged in). */
+    /* The gradients live in the reducers' buffers: the networks' own, or with shared sums their
+     * slots in the node's window, so the backward passes write straight where the sum reads them
+     * (the networks' own gradient buffers then stay untouched, never paged in). */
     const int shared = cfg->train.shared_allreduce;
-    t->g_sum = mg_reducer_new(comm, t->g.n_params + MG_STATS_SLOTS, shared, 0);
-    t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, 0);
+    t->g_sum = mg_reducer_new(comm, t->g.n_params + MG_STATS_SLOTS, shared, 0, t->g.grads);
+    t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, 0, t->d.grads);
     t->g.grads = mg_reducer_buffer(t->g_sum);
     t->d.grads = mg_reducer_buffer(t->d_sum);
 

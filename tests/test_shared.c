@@ -160,7 +160,7 @@ static mg_real exact_value(int r, size_t i, int round)
 static void check_exact_sums(const mg_comm *c, size_t n, int shared, int group, int want_shared)
 {
     const int rank = mg_comm_rank(c), size = mg_comm_size(c);
-    mg_reducer *r = mg_reducer_new(c, n, shared, group);
+    mg_reducer *r = mg_reducer_new(c, n, shared, group, NULL);
     CU_ASSERT_EQUAL(mg_reducer_shared(r), want_shared);
     size_t bad = 0;
     for (int round = 0; round < 3; round++) {
@@ -210,7 +210,7 @@ static void test_reducer_matches_mpi(void)
     const mg_comm *w = mg_comm_world();
     const int rank = mg_comm_rank(w), size = mg_comm_size(w);
     const size_t n = 50003;
-    mg_reducer *a = mg_reducer_new(w, n, 1, 0), *b = mg_reducer_new(w, n, 0, 0);
+    mg_reducer *a = mg_reducer_new(w, n, 1, 0, NULL), *b = mg_reducer_new(w, n, 0, 0, NULL);
     mg_real *x = mg_reducer_buffer(a), *y = mg_reducer_buffer(b);
     for (size_t i = 0; i < n; i++)
         x[i] = y[i] = inexact_value(rank, i);

@@ -63,9 +63,10 @@ void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_reques
  * Sums of two ranks are bit for bit those of MPI_Allreduce (a + b = b + a); with more ranks the
  * order of the additions may differ from MPI's. `group` > 0 treats every `group` consecutive
  * ranks of a node as a node of their own (tests of the path between nodes on one machine); 0
- * takes the nodes as they are. Collective over c. */
+ * takes the nodes as they are. A private buffer is `buffer` when not NULL (the caller's, say a
+ * network's own gradients), else one allocated here. Collective over c. */
 typedef struct mg_reducer mg_reducer;
-mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group);
+mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg_real *buffer);
 void mg_reducer_free(mg_reducer *r);
 mg_real *mg_reducer_buffer(const mg_reducer *r); /* (n) this rank's values, then their sum */
 int mg_reducer_shared(const mg_reducer *r);

@@ -25,4 +25,14 @@ void *mg_xcalloc_at(size_t n, size_t size, const char *file, int line);
 #define mg_xmalloc(bytes) mg_xmalloc_at((bytes), __FILE__, __LINE__)
 #define mg_xcalloc(n, size) mg_xcalloc_at((n), (size), __FILE__, __LINE__)
 
+/* Large zeroed buffers (parameters, gradients, activations, optimizer state) on their own
+ * mapping, 2 MiB aligned and advised for transparent huge pages (Debian's default THP mode is
+ * madvise). A GEMM walking a 1200 x 1200 weight matrix row by row touches a new 4 KiB page every
+ * row; with 2 MiB pages the TLB covers a whole layer. Measured on the paper's MNIST model, 1 rank,
+ * 4 alternating pairs: 35.5-36.8 ms per iteration with 4 KiB pages, 34.5-35.1 ms advised. Pages
+ * are backed when first touched, so untouched parts cost no memory. NULL when out of memory;
+ * free with the same size. */
+void *mg_big_alloc(size_t bytes);
+void mg_big_free(void *p, size_t bytes);
+
 #endif

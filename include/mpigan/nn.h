@@ -114,6 +114,7 @@ typedef struct {
     uint32_t *u24;                   /* (widest input) 24-bit uniforms for one row's mask */
     double *colnorm;                 /* (widest layer) column norms for max_col_norm */
     void *arena;                     /* one allocation behind every buffer above */
+    size_t arena_bytes;
 } mg_net;
 
 /* Sizes every buffer from the spec; nothing is allocated after this. */
