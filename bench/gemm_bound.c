@@ -1,7 +1,9 @@
 /* The GEMM bound of one training iteration: every GEMM an iteration of the configured model
  * makes, recorded from a real iteration through a wrapping mg_gemm_fn, then replayed alone with
  * cblas_sgemm on buffers of the same shapes. The same program times the real iteration, so the
- * ratio iteration / GEMM bound comes from one run on the same core.
+ * ratio iteration / GEMM bound comes from one run on the same core. It also times the GEMMs inside
+ * the real iterations (gemm_in_iteration_seconds), which splits the gap between the two into GEMMs
+ * slower in place (operands cold, evicted by the rest of the step) and everything else.
  *
  * usage: gemm_bound CONFIG [ITERATIONS [REPEATS]]   (1 rank; one JSON line on stdout) */
 #include <cblas.h>
@@ -23,13 +25,16 @@ typedef struct {
 
 static call calls[MAX_CALLS];
 static int n_calls, recording;
+static double in_gemm; /* seconds inside the GEMMs of the timed iterations */
 
 static void recording_gemm(int ta, int tb, int M, int N, int K, mg_real alpha, const mg_real *A,
                            int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C, int ldc)
 {
     if (recording && n_calls < MAX_CALLS)
         calls[n_calls++] = (call){ta, tb, M, N, K};
+    double t0 = mg_comm_wtime();
     mg_gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    in_gemm += mg_comm_wtime() - t0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -83,6 +88,7 @@ int main(int argc, char **argv)
 
     /* Repeats alternate the two measurements, so drift on a shared machine hits both alike. */
     double *gemm_s = malloc(repeats * sizeof *gemm_s), *iter_s = malloc(repeats * sizeof *iter_s);
+    double *situ_s = malloc(repeats * sizeof *situ_s);
     for (int r = 0; r < repeats; r++) {
         double t0 = mg_comm_wtime();
         for (int it = 0; it < iters; it++)
@@ -94,27 +100,31 @@ int main(int argc, char **argv)
                             c->ta ? c->m : c->k, B, c->tb ? c->k : c->n, 0, C, c->n);
             }
         double t1 = mg_comm_wtime();
+        in_gemm = 0;
         for (int it = 0; it < iters; it++)
             mg_trainer_step(&t, &s);
         double t2 = mg_comm_wtime();
         gemm_s[r] = (t1 - t0) / iters;
         iter_s[r] = (t2 - t1) / iters;
+        situ_s[r] = in_gemm / iters;
     }
     qsort(gemm_s, repeats, sizeof *gemm_s, cmp_double);
     qsort(iter_s, repeats, sizeof *iter_s, cmp_double);
-    const double g = gemm_s[repeats / 2], it = iter_s[repeats / 2];
+    qsort(situ_s, repeats, sizeof *situ_s, cmp_double);
+    const double g = gemm_s[repeats / 2], it = iter_s[repeats / 2], situ = situ_s[repeats / 2];
     const double examples = (double)cfg.train.k * t.batch;
     printf("{\"gemm_calls\": %d, \"gflop_per_iteration\": %.4f, \"gemm_seconds\": %.6f, "
            "\"gemm_gflops\": %.1f, \"iteration_seconds\": %.6f, \"gemm_bound_samples_per_s\": "
-           "%.1f, \"samples_per_s\": %.1f, \"iteration_over_gemm\": %.4f, \"threads\": %d, "
-           "\"blas_kernels\": \"%s\"}\n",
-           n_calls, flop / 1e9, g, flop / g / 1e9, it, examples / g, examples / it, it / g,
+           "%.1f, \"samples_per_s\": %.1f, \"iteration_over_gemm\": %.4f, "
+           "\"gemm_in_iteration_seconds\": %.6f, \"threads\": %d, \"blas_kernels\": \"%s\"}\n",
+           n_calls, flop / 1e9, g, flop / g / 1e9, it, examples / g, examples / it, it / g, situ,
            openblas_get_num_threads(), mg_blas_kernels());
     free(A);
     free(B);
     free(C);
     free(gemm_s);
     free(iter_s);
+    free(situ_s);
     mg_trainer_free(&t);
     mg_dataset_free(&data);
     mg_comm_finalize();
