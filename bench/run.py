@@ -197,8 +197,9 @@ def main():
     print(f"GEMM bound: {gemm['gflop_per_iteration']:.3f} GFLOP per iteration in "
           f"{gemm['gemm_calls']} GEMMs, {gemm['gemm_seconds'] * 1e3:.1f} ms at "
           f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s; "
-          f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms (OpenBLAS "
-          f"{gemm.get('blas_kernels', '?')} kernels)")
+          f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms, of which "
+          f"{gemm['gemm_in_iteration_seconds'] * 1e3:.1f} ms in its GEMMs (OpenBLAS "
+          f"{gemm['blas_kernels']} kernels)")
     hdr = f"{'configuration':48} {'mpigan samples/s (min/med/max)':>32}"
     if use_torch:
         hdr += f" {'PyTorch (med)':>14} {'ratio':>6}"
