@@ -81,8 +81,12 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
                        data->height, data->width);
     t->rows = t->batch / t->nranks;
     t->batches_per_epoch = data->n / t->batch;
+    /* Alternating steps run G forward once for the fakes of all k D updates and of the G update
+     * (G does not change until the G update), so G holds (k + 1) blocks of rows. */
+    t->phases = cfg->train.mode == MG_MODE_SIMULTANEOUS ? 1 : cfg->train.k + 1;
 
-    if (mg_net_init(&t->g, &cfg->generator.net, cfg->generator.noise_dim, t->rows, err) ||
+    if (mg_net_init(&t->g, &cfg->generator.net, cfg->generator.noise_dim, t->phases * t->rows,
+                    err) ||
         mg_net_init(&t->d, &cfg->discriminator, (int)data->dim, 2 * t->rows, err) ||
         mg_optim_init(&t->g_opt, &cfg->generator.net.optim, t->g.n_params, err) ||
         mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d.n_params, err)) {
@@ -103,7 +107,8 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
     t->perm = mg_xmalloc((size_t)data->n * sizeof *t->perm);
     t->reduce = mg_request_new();
     t->row_id = mg_xmalloc(2 * rows * sizeof *t->row_id);
-    t->z = mg_xmalloc(rows * cfg->generator.noise_dim * sizeof *t->z);
+    t->g_row_id = mg_xmalloc((size_t)t->phases * rows * sizeof *t->g_row_id);
+    t->z = mg_xmalloc((size_t)t->phases * rows * cfg->generator.noise_dim * sizeof *t->z);
     t->xd = mg_xmalloc(2 * rows * dim * sizeof *t->xd);
     t->dlogit = mg_xmalloc(3 * rows * sizeof *t->dlogit);
     t->dx = mg_xmalloc(rows * dim * sizeof *t->dx);
@@ -114,6 +119,11 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
         t->row_id[i] = (uint64_t)t->rank * rows + i;
         t->row_id[rows + i] = (uint64_t)t->batch + (uint64_t)t->rank * rows + i;
     }
+    /* G's rows: fake row i of phase p is (p, global fake row id), which keys its dropout mask
+     * alike whether G runs the phases in one pass or one at a time. */
+    for (int p = 0; p < t->phases; p++)
+        for (size_t i = 0; i < rows; i++)
+            t->g_row_id[(size_t)p * rows + i] = ((uint64_t)p << 40) | t->row_id[rows + i];
 
     if (t->rank == 0) {
         mg_net_init_params(&t->g, cfg->seed, NET_G);
@@ -138,6 +148,7 @@ void mg_trainer_free(mg_trainer *t)
     mg_optim_free(&t->d_opt);
     free(t->perm);
     free(t->row_id);
+    free(t->g_row_id);
     free(t->z);
     free(t->xd);
     free(t->dlogit);
@@ -195,13 +206,14 @@ static void draw_prior(mg_real *z, int nz, enum mg_prior prior, const mg_rng_key
     }
 }
 
-/* z for this rank's fake rows, drawn by global row id. */
+/* z for this rank's fake rows of a phase, drawn by global row id, into block `phase` of z. */
 static void draw_noise(mg_trainer *t, int phase)
 {
     const int nz = t->cfg.generator.noise_dim;
     const mg_rng_key key = step_key(t, MG_STREAM_NOISE, (uint32_t)phase);
+    mg_real *z = t->z + (size_t)phase * t->rows * nz; // (rows, nz)
     for (int i = 0; i < t->rows; i++)
-        draw_prior(t->z + (size_t)i * nz, nz, t->cfg.generator.prior, &key, t->row_id[t->rows + i]);
+        draw_prior(z + (size_t)i * nz, nz, t->cfg.generator.prior, &key, t->row_id[t->rows + i]);
 }
 
 void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set)
@@ -288,11 +300,18 @@ static void gather_real(mg_trainer *t, int64_t minibatch)
         mg_dataset_row(t->data, idx[i], t->xd + i * dim);
 }
 
-/* G(z) for this rank's fake rows into xd[rows .. 2 rows). */
-static void generate_fakes(mg_trainer *t, int phase)
+/* G's forward pass on the noise of phases [phase, phase + n), rows from 0; returns G(z) of them,
+ * (n rows, dim). One dropout key serves the whole step: rows tell the phases apart. */
+static const mg_real *generate(mg_trainer *t, int phase, int n)
 {
-    mg_dropout gdrop = dropout_for(t, NET_G, phase, t->row_id + t->rows);
-    const mg_real *fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
+    const size_t at = (size_t)phase * t->rows;
+    mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at);
+    return mg_net_forward(&t->g, t->z + at * t->cfg.generator.noise_dim, n * t->rows, &gdrop);
+}
+
+/* Fakes (rows, dim) into D's input after the real rows: xd[rows .. 2 rows). */
+static void set_fakes(mg_trainer *t, const mg_real *fake)
+{
     memcpy(t->xd + (size_t)t->rows * t->data->dim, fake,
            (size_t)t->rows * t->data->dim * sizeof(mg_real));
 }
@@ -323,15 +342,16 @@ static void d_gradients(mg_trainer *t, int phase)
 }
 
 /* Gradient of G's loss through D. D's activations for the fake rows must be those of a forward
- * pass whose fake rows start at row `row0`; D's weights get no gradient. */
-static void g_gradients(mg_trainer *t, int row0, mg_real *dlogit)
+ * pass whose fake rows start at row `row0`, and G's those of a pass whose rows start at `g_row0`;
+ * D's weights get no gradient. */
+static void g_gradients(mg_trainer *t, int row0, int g_row0, mg_real *dlogit)
 {
     const int rows = t->rows;
     const mg_real *logit = mg_net_logits(&t->d) + row0; // (rows, 1)
     double loss = mg_loss_g(dlogit, logit, rows, t->cfg.train.generator_loss, t->batch);
     mg_net_backward(&t->d, t->dx, dlogit, row0, rows,
                     MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
-    mg_net_backward(&t->g, NULL, t->dx, 0, rows, MG_BACKWARD_SET_GRADS);
+    mg_net_backward(&t->g, NULL, t->dx, g_row0, rows, MG_BACKWARD_SET_GRADS);
     t->g.grads[t->g.n_params + SLOT_LOSS] = (mg_real)loss;
     t->g.grads[t->g.n_params + SLOT_STOP] = t->stop_request ? 1 : 0;
 }
@@ -381,13 +401,13 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
     t->timer[MG_TIMER_UPDATE] += now() - t0;
 }
 
-static void d_update(mg_trainer *t, int phase, mg_step_stats *s)
+/* D update `phase` on the fakes G made for it. */
+static void d_update(mg_trainer *t, int phase, const mg_real *fake, mg_step_stats *s)
 {
     double t0 = now();
     gather_real(t, t->minibatch);
-    draw_noise(t, phase);
+    set_fakes(t, fake);
     double t1 = now();
-    generate_fakes(t, phase);
     zero_grads(&t->d);
     d_gradients(t, phase);
     double t2 = now();
@@ -399,24 +419,39 @@ static void d_update(mg_trainer *t, int phase, mg_step_stats *s)
     t->minibatch++;
 }
 
-static void g_update(mg_trainer *t, int phase, mg_step_stats *s)
+/* The G update on the fakes G made for it, rows [g_row0, g_row0 + rows) of G's last pass. */
+static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_stats *s)
 {
-    double t0 = now();
-    draw_noise(t, phase);
+    const int k = t->cfg.train.k;
     double t1 = now();
-    mg_dropout gdrop = dropout_for(t, NET_G, phase, t->row_id + t->rows);
-    mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id + t->rows);
-    const mg_real *fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
+    mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows);
     mg_net_forward(&t->d, fake, t->rows, &ddrop);
     zero_grads(&t->g);
-    g_gradients(t, 0, t->dlogit);
-    double t2 = now();
-    t->timer[MG_TIMER_DATA] += t1 - t0;
-    t->timer[MG_TIMER_G_COMPUTE] += t2 - t1;
+    g_gradients(t, 0, g_row0, t->dlogit);
+    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
     s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
     update(t, &t->g_opt, &t->g, s);
+}
+
+/* Algorithm 1: k D updates, then the G update. G does not change until its own update, so one
+ * forward pass makes the fakes of all k + 1 phases (M = (k + 1) rows in G's GEMMs instead of
+ * k + 1 GEMMs of `rows`: one packing of each weight matrix, and larger GEMMs run faster). */
+static void alternating_step(mg_trainer *t, mg_step_stats *s)
+{
+    const int k = t->cfg.train.k;
+    const size_t block = (size_t)t->rows * t->data->dim;
+    double t0 = now();
+    for (int p = 0; p <= k; p++)
+        draw_noise(t, p);
+    double t1 = now();
+    const mg_real *fakes = generate(t, 0, k + 1); // (k + 1 blocks of rows, dim)
+    t->timer[MG_TIMER_DATA] += t1 - t0;
+    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
+    for (int j = 0; j < k; j++)
+        d_update(t, j, fakes + (size_t)j * block, s);
+    g_update(t, fakes + (size_t)k * block, k * t->rows, s);
 }
 
 /* Progress for D's allreduce in flight, between the layers of a forward pass. */
@@ -425,18 +460,20 @@ static void drive(void *request)
     mg_comm_progress(request);
 }
 
-/* Algorithm 1 with D's gradient allreduce overlapped: while it is in flight the rank does the
- * next work that does not read D's parameters (the next D step's real rows, noise and fakes, or
- * the G step's noise and G forward pass), driving MPI's progress after each of G's layers. The
- * arithmetic is that of d_update and g_update in the same order. */
+/* Algorithm 1 with D's gradient allreduce overlapped, for sums by MPI: while it is in flight the
+ * rank does the next work that does not read D's parameters (the next D step's real rows and
+ * fakes, or the G update's fakes), driving MPI's progress after each of G's layers. G therefore
+ * runs one phase at a time here, the same rows with the same noise and dropout as
+ * alternating_step's single pass. */
 static void overlapped_step(mg_trainer *t, mg_step_stats *s)
 {
     const int k = t->cfg.train.k;
     double t0 = now();
     gather_real(t, t->minibatch);
-    draw_noise(t, 0);
+    for (int p = 0; p <= k; p++)
+        draw_noise(t, p);
     double t1 = now();
-    generate_fakes(t, 0);
+    set_fakes(t, generate(t, 0, 1));
     t->timer[MG_TIMER_DATA] += t1 - t0;
     t->timer[MG_TIMER_D_COMPUTE] += now() - t1;
     const mg_real *fake = NULL;
@@ -446,27 +483,18 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         d_gradients(t, j);
         double t2 = now();
         t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
-        if (mg_reducer_shared(t->d_sum))
-            reduce(t, &t->d, MG_TIMER_D_REDUCE); /* the sum is this rank's own work */
-        else
-            mg_reducer_start(t->d_sum, t->reduce);
-        t2 = now();
+        mg_reducer_start(t->d_sum, t->reduce);
         t->g.progress = drive;
         t->g.progress_arg = t->reduce;
         if (j + 1 < k) {
             gather_real(t, t->minibatch + 1);
-            draw_noise(t, j + 1);
             double t3 = now();
-            generate_fakes(t, j + 1);
+            set_fakes(t, generate(t, j + 1, 1));
             t->timer[MG_TIMER_DATA] += t3 - t2;
             t->timer[MG_TIMER_D_COMPUTE] += now() - t3;
         } else {
-            draw_noise(t, k);
-            double t3 = now();
-            mg_dropout gdrop = dropout_for(t, NET_G, k, t->row_id + t->rows);
-            fake = mg_net_forward(&t->g, t->z, t->rows, &gdrop);
-            t->timer[MG_TIMER_DATA] += t3 - t2;
-            t->timer[MG_TIMER_G_COMPUTE] += now() - t3;
+            fake = generate(t, k, 1);
+            t->timer[MG_TIMER_G_COMPUTE] += now() - t2;
         }
         t->g.progress = NULL;
         double t4 = now();
@@ -476,16 +504,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         update(t, &t->d_opt, &t->d, s);
         t->minibatch++;
     }
-    t1 = now();
-    mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows);
-    mg_net_forward(&t->d, fake, t->rows, &ddrop);
-    zero_grads(&t->g);
-    g_gradients(t, 0, t->dlogit);
-    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
-    reduce(t, &t->g, MG_TIMER_G_REDUCE);
-    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
-    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
-    update(t, &t->g_opt, &t->g, s);
+    g_update(t, fake, 0, s);
 }
 
 /* The original code's update: one minibatch, both gradients from the same D forward pass, both
@@ -496,11 +515,11 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     gather_real(t, t->minibatch);
     draw_noise(t, 0);
     double t1 = now();
-    generate_fakes(t, 0);
+    set_fakes(t, generate(t, 0, 1));
     zero_grads(&t->d);
     zero_grads(&t->g);
     d_gradients(t, 0);
-    g_gradients(t, t->rows, t->dlogit + 2 * t->rows);
+    g_gradients(t, t->rows, 0, t->dlogit + 2 * t->rows);
     double t2 = now();
     t->timer[MG_TIMER_DATA] += t1 - t0;
     t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
@@ -521,12 +540,10 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
         mg_fpe_traps(1);
     if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
-    } else if (t->cfg.train.overlap && t->nranks > 1) {
+    } else if (t->cfg.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum)) {
         overlapped_step(t, stats);
     } else {
-        for (int j = 0; j < t->cfg.train.k; j++)
-            d_update(t, j, stats);
-        g_update(t, t->cfg.train.k, stats);
+        alternating_step(t, stats);
     }
     t->step++;
     if (t->trap_fpe)

@@ -62,7 +62,9 @@ typedef struct {
     uint32_t *perm;         /* (data->n) data order of the current epoch */
     int64_t perm_epoch;     /* epoch perm belongs to */
     uint64_t *row_id;       /* (2 rows) global row index: real rows, then fake rows */
-    mg_real *z;             /* (rows, noise_dim) */
+    int phases;             /* blocks of rows G makes per step: k + 1 (simultaneous: 1) */
+    uint64_t *g_row_id;     /* (phases, rows) G's row ids: phase and global fake row */
+    mg_real *z;             /* (phases, rows, noise_dim) noise of each phase of the step */
     mg_real *xd;            /* (2 rows, dim) D's input: this rank's real rows, then fake rows */
     mg_real *dlogit;        /* (2 rows) */
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
