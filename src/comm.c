@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "simd.h"
+
 struct mg_comm {
     MPI_Comm comm;
     int rank, size, node_size;
@@ -380,7 +382,7 @@ static void node_barrier(const mg_reducer *r)
 
 /* slot[0] + slot[1] + ... over [lo, hi), a block at a time so the sum stays in L1, written back
  * into every slot (to = all) or only into slot `to`. */
-static void sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int to)
+MG_HOT static void sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int to)
 {
     enum { BLOCK = 1024 };
     mg_real acc[BLOCK];

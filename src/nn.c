@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simd.h"
+
 /* ---- GEMM ---- */
 
 void mg_gemm_blas(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
@@ -67,7 +69,7 @@ void mg_dense_forward(mg_real *out, const mg_real *inp, const mg_real *W, const 
 
 /* db(n) += column sums of dout(rows, n) (add 0: db = the sums, db not read), accumulated in double
  * a block of columns at a time so the reads stay row-major. */
-static void colsum(mg_real *db, const mg_real *dout, int rows, int n, int add)
+MG_HOT static void colsum(mg_real *db, const mg_real *dout, int rows, int n, int add)
 {
     enum { BLOCK = 64 };
     double acc[BLOCK];
@@ -149,7 +151,7 @@ static inline float exp_neg(float a)
 }
 #endif
 
-void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak)
+MG_HOT void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act, double leak)
 {
     switch (act) {
     case MG_ACT_LINEAR:
@@ -196,7 +198,7 @@ void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_act act,
 /* mg_act_backward in place (d = dpre = dout), as mg_net_backward calls it. A loop over dpre and
  * dout that may be equal vectorises only behind an overlap check, which equal pointers fail: the
  * ReLU layers of G ran scalar, with a branch per value. One pointer, restrict, vectorises. */
-static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pre,
+MG_HOT static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pre,
                                  const mg_real *restrict out, size_t n, enum mg_act act,
                                  double leak)
 {
@@ -225,7 +227,7 @@ static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pr
     }
 }
 
-void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
+MG_HOT void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak)
 {
     if (dpre == dout) {
@@ -262,7 +264,7 @@ void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, con
 /* One pass per row: pre += b, then the activation of the sum, so pre (which backward and
  * mg_net_logits read) is written once while it is in cache. restrict: out and pre are separate
  * buffers here, and the loops vectorise without an overlap check. */
-void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_real *restrict b,
+MG_HOT void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_real *restrict b,
                          int rows, int width, enum mg_act act, double leak)
 {
     // out (rows, width), pre (rows, width), b (width)
@@ -296,7 +298,7 @@ void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_
     }
 }
 
-void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_real *restrict pre,
+MG_HOT void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_real *restrict pre,
                             const mg_real *restrict b, int rows, int U, int P)
 {
     // out (rows, U), argmax (rows, U), pre (rows, U * P), b (U * P)
@@ -309,7 +311,7 @@ void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_
     }
 }
 
-void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P)
+MG_HOT void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P)
 {
     // out (rows, U), argmax (rows, U), pre (rows, U * P)
     const size_t n = (size_t)rows * U;
@@ -324,7 +326,7 @@ void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int ro
     }
 }
 
-void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t *argmax, int rows,
+MG_HOT void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t *argmax, int rows,
                         int U, int P)
 {
     // dpre (rows, U * P), dout (rows, U), argmax (rows, U)
@@ -557,6 +559,23 @@ mg_real *mg_net_bias(const mg_net *net, int l)
 
 /* x[l] for layer l: the input itself, or a copy with row r's units dropped by the mask drawn
  * from (key with stream + l, row_id[r]), so a row's mask never depends on where the row sits. */
+/* One row of dropout: m = scale where u < below, else 0; xd = x m. */
+MG_HOT static void mask_row(mg_real *restrict m, mg_real *restrict xd, const mg_real *restrict x,
+                            const uint32_t *restrict u, uint32_t below, mg_real scale, int n)
+{
+    for (int i = 0; i < n; i++) {
+        m[i] = u[i] < below ? scale : 0;
+        xd[i] = x[i] * m[i];
+    }
+}
+
+/* d *= m, the mask's gradient. */
+MG_HOT static void mask_grad(mg_real *restrict d, const mg_real *restrict m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] *= m[i];
+}
+
 static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int rows,
                                     const mg_dropout *drop)
 {
@@ -572,14 +591,8 @@ static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int ro
     k.stream = drop->key.stream + (uint64_t)l;
     for (int r = 0; r < rows; r++) {
         mg_rng_u24(net->u24, (size_t)in, &k, drop->row_id[r]);
-        const uint32_t *u = net->u24;                 // (in)
-        mg_real *m = net->mask[l] + (size_t)r * in;   // (in)
-        mg_real *xd = net->xdrop[l] + (size_t)r * in; // (in)
-        const mg_real *xr = x + (size_t)r * in;       // (in)
-        for (int i = 0; i < in; i++) {
-            m[i] = u[i] < below ? scale : 0;
-            xd[i] = xr[i] * m[i];
-        }
+        mask_row(net->mask[l] + (size_t)r * in, net->xdrop[l] + (size_t)r * in,
+                 x + (size_t)r * in, net->u24, below, scale, in);
     }
     return net->xdrop[l];
 }
@@ -662,10 +675,7 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         if (!dx) // l == 0 without dinp
             break;
         if (net->dropped && layer_drops(L)) {
-            const mg_real *m = net->mask[l] + (size_t)row0 * L->in; // (rows, in)
-            const size_t n = (size_t)rows * L->in;
-            for (size_t i = 0; i < n; i++)
-                dx[i] *= m[i];
+            mask_grad(dx, net->mask[l] + (size_t)row0 * L->in, (size_t)rows * L->in);
         }
         if (l == 0)
             break;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simd.h"
+
 int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *err)
 {
     opt->spec = *spec;
@@ -47,7 +49,7 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
 
 /* The update loops, one pass each over separate buffers (restrict: they vectorise without an
  * overlap check). */
-static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g, size_t n,
+MG_HOT static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g, size_t n,
                 mg_real lr, mg_real mu)
 {
     for (size_t i = 0; i < n; i++) {
@@ -56,7 +58,7 @@ static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restric
     }
 }
 
-static void adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
+MG_HOT static void adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
                  const mg_real *restrict g, size_t n, mg_real step, mg_real eps, mg_real b1,
                  mg_real b2)
 {
@@ -92,7 +94,7 @@ void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t
  * exponent field (bits & EXP) + EXP_ONE carries into the sign bit for those alone, so the OR of
  * that over all values has its sign bit set iff one of them is not finite: integer AND, ADD and
  * OR, which the compiler vectorises (memcpy of one value compiles to a plain load). */
-int mg_all_finite(const mg_real *x, size_t n)
+MG_HOT int mg_all_finite(const mg_real *x, size_t n)
 {
 #ifdef MG_REAL_DOUBLE
     typedef uint64_t bits;
