@@ -3,6 +3,7 @@
 #include "mpigan/comm.h"
 
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,8 @@ struct mg_reducer {
     int node_rank, node_size;
     mg_real **slot;   /* (node_size) every slot of the node */
     size_t lo, hi;    /* this rank's chunk of every slot */
+    size_t flag;      /* where in its own slot an owner says whether its chunk's sums are finite */
+    int finite;       /* every value of the last shared sum is finite */
 };
 
 static void *xcalloc(size_t n, size_t size)
@@ -293,12 +296,14 @@ static int reducer_share(mg_reducer *r, int group)
         MPI_CHECK(MPI_Comm_free(&node));
         return 0;
     }
-    /* Each rank's slot is its own part of the window, padded to whole cache lines. */
+    /* Each rank's slot is its own part of the window, padded to whole cache lines, then one
+     * line for its flag. */
     const size_t padded = (r->n + 15) & ~(size_t)15;
+    r->flag = padded;
     MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
     void *mine = NULL;
     MPI_Win win = MPI_WIN_NULL;
-    int rc = MPI_Win_allocate_shared((MPI_Aint)(padded * sizeof(mg_real)), sizeof(mg_real),
+    int rc = MPI_Win_allocate_shared((MPI_Aint)((padded + 16) * sizeof(mg_real)), sizeof(mg_real),
                                      MPI_INFO_NULL, node, &mine, &win);
     int ok = rc == MPI_SUCCESS;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
@@ -380,12 +385,33 @@ static void node_barrier(const mg_reducer *r)
     MPI_CHECK(MPI_Win_sync(r->win));
 }
 
+/* Non-zero when some x[0..m) is NaN or +-Inf: all exponent bits set. Integer operations, so the
+ * loop vectorises and raises no floating-point exception. */
+static inline int any_nonfinite(const mg_real *restrict x, size_t m)
+{
+#ifdef MG_REAL_DOUBLE
+    typedef uint64_t word;
+    const word exp_mask = 0x7ff0000000000000ull;
+#else
+    typedef uint32_t word;
+    const word exp_mask = 0x7f800000u;
+#endif
+    word bad = 0;
+    for (size_t j = 0; j < m; j++) {
+        word w;
+        memcpy(&w, x + j, sizeof w);
+        bad |= (word)((w & exp_mask) == exp_mask);
+    }
+    return bad != 0;
+}
+
 /* slot[0] + slot[1] + ... over [lo, hi), a block at a time so the sum stays in L1, written back
- * into every slot (to = all) or only into slot `to`. */
-MG_HOT static void sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int to)
+ * into every slot (all) or only into slot `to`. Returns non-zero if a sum is not finite. */
+MG_HOT static int sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int all, int to)
 {
     enum { BLOCK = 1024 };
     mg_real acc[BLOCK];
+    int bad = 0;
     for (size_t b = lo; b < hi; b += BLOCK) {
         const size_t m = hi - b < BLOCK ? hi - b : BLOCK;
         memcpy(acc, slot[0] + b, m * sizeof *acc);
@@ -394,10 +420,27 @@ MG_HOT static void sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, 
             for (size_t j = 0; j < m; j++)
                 acc[j] += x[j];
         }
+        bad |= any_nonfinite(acc, m);
         for (int i = 0; i < k; i++)
-            if (to < 0 || i == to)
+            if (all || i == to)
                 memcpy(slot[i] + b, acc, m * sizeof *acc);
     }
+    return bad;
+}
+
+/* Slot `from`'s [lo, hi) into every other slot; non-zero if a value is not finite. */
+MG_HOT static int spread_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int from)
+{
+    enum { BLOCK = 1024 };
+    int bad = 0;
+    for (size_t b = lo; b < hi; b += BLOCK) {
+        const size_t m = hi - b < BLOCK ? hi - b : BLOCK;
+        bad |= any_nonfinite(slot[from] + b, m);
+        for (int i = 0; i < k; i++)
+            if (i != from)
+                memcpy(slot[i] + b, slot[from] + b, m * sizeof **slot);
+    }
+    return bad;
 }
 
 void mg_reducer_sum(mg_reducer *r)
@@ -408,20 +451,30 @@ void mg_reducer_sum(mg_reducer *r)
         return;
     }
     node_barrier(r);
+    int bad;
     if (r->across == MPI_COMM_NULL) {
-        sum_slots(r->slot, r->node_size, r->lo, r->hi, -1);
+        bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 1, -1);
     } else {
-        sum_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
+        sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
         for (size_t off = r->lo; off < r->hi; off += MG_MPI_CHUNK) {
             size_t len = r->hi - off < MG_MPI_CHUNK ? r->hi - off : MG_MPI_CHUNK;
             MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->own + off, (int)len, MG_MPI_REAL, MPI_SUM,
                                     r->across));
         }
-        for (int i = 0; i < r->node_size; i++)
-            if (i != r->node_rank)
-                memcpy(r->slot[i] + r->lo, r->own + r->lo, (r->hi - r->lo) * sizeof *r->own);
+        bad = spread_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
     }
+    /* Every chunk's sums are the same on every node, so is every owner's word, and every rank
+     * reads the same verdict after the barrier. */
+    r->own[r->flag] = (mg_real)bad;
     node_barrier(r);
+    r->finite = 1;
+    for (int i = 0; i < r->node_size; i++)
+        r->finite &= r->slot[i][r->flag] == 0;
+}
+
+int mg_reducer_finite(const mg_reducer *r)
+{
+    return r->finite;
 }
 
 void mg_reducer_start(mg_reducer *r, mg_request *q)

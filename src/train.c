@@ -391,7 +391,12 @@ static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
     double t0 = now();
-    if (!mg_all_finite(net->grads, net->n_params + MG_STATS_SLOTS)) {
+    const mg_reducer *sum = net == &t->d ? t->d_sum : t->g_sum;
+    /* A shared sum checked its values as it made them; otherwise one pass over the buffer. */
+    const int finite = mg_reducer_shared(sum)
+                           ? mg_reducer_finite(sum)
+                           : mg_all_finite(net->grads, net->n_params + MG_STATS_SLOTS);
+    if (!finite) {
         s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
         t->skipped++;
     } else {

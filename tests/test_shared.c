@@ -197,6 +197,42 @@ static void test_reducer_exact(void)
     }
 }
 
+/* The finite verdict of a shared sum: one NaN, +Inf or -Inf put by one rank at one position
+ * (first, a chunk boundary, the last) makes every rank see "not finite"; a clean round after it
+ * "finite" again. Also on 2 nodes of 2 (4 ranks). */
+static void test_reducer_finite(void)
+{
+    const mg_comm *w = mg_comm_world();
+    const int rank = mg_comm_rank(w), size = mg_comm_size(w);
+    if (size < 2)
+        return;
+    const size_t n = 5003;
+    const mg_real bad_values[3] = {NAN, INFINITY, -INFINITY};
+    const size_t at[3] = {0, n / 2, n - 1};
+    for (int group = 0; group <= (size == 4 ? 2 : 0); group += 2) {
+        mg_reducer *r = mg_reducer_new(w, n, 1, group, NULL);
+        CU_ASSERT_FATAL(mg_reducer_shared(r));
+        mg_real *x = mg_reducer_buffer(r);
+        int wrong = 0;
+        for (int v = 0; v < 3; v++)
+            for (int p = 0; p < 3; p++) {
+                const int who = (v + p) % size;
+                for (size_t i = 0; i < n; i++)
+                    x[i] = exact_value(rank, i, 0);
+                if (rank == who)
+                    x[at[p]] = bad_values[v];
+                mg_reducer_sum(r);
+                wrong += mg_reducer_finite(r) != 0;
+                for (size_t i = 0; i < n; i++)
+                    x[i] = exact_value(rank, i, 1);
+                mg_reducer_sum(r);
+                wrong += mg_reducer_finite(r) != 1;
+            }
+        CU_ASSERT_EQUAL(wrong, 0);
+        mg_reducer_free(r);
+    }
+}
+
 static mg_real inexact_value(int r, size_t i)
 {
     return (mg_real)(sin((double)(i + 1) * (r + 1) * 0.37) * 1e-3);
@@ -246,6 +282,7 @@ int main(int argc, char **argv)
         {"load_errors_on_every_rank", test_load_errors_on_every_rank},
         {"reducer_exact", test_reducer_exact},
         {"reducer_matches_mpi", test_reducer_matches_mpi},
+        {"reducer_finite", test_reducer_finite},
         {NULL, NULL},
     };
     int rc = mg_test_main("shared", tests, argc, argv);

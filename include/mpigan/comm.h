@@ -72,6 +72,10 @@ mg_real *mg_reducer_buffer(const mg_reducer *r); /* (n) this rank's values, then
 int mg_reducer_shared(const mg_reducer *r);
 /* The sum, blocking. Collective over c. */
 void mg_reducer_sum(mg_reducer *r);
+/* After a shared sum: non-zero iff every summed value is finite (no NaN, no +-Inf), the same
+ * answer on every rank. The owners check their chunks as they sum them, in L1, so a caller needs
+ * no pass of its own over the buffer. Meaningless for a private buffer (check it yourself). */
+int mg_reducer_finite(const mg_reducer *r);
 /* The sum in flight: MPI_Iallreduce into q (finish with mg_comm_finish or _watched) for a
  * private buffer; a shared buffer is summed at once, since its sum is the ranks' own work. */
 void mg_reducer_start(mg_reducer *r, mg_request *q);
