@@ -199,8 +199,8 @@ MG_HOT void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_a
  * dout that may be equal vectorises only behind an overlap check, which equal pointers fail: the
  * ReLU layers of G ran scalar, with a branch per value. One pointer, restrict, vectorises. */
 MG_HOT static void act_backward_inplace(mg_real *restrict d, const mg_real *restrict pre,
-                                 const mg_real *restrict out, size_t n, enum mg_act act,
-                                 double leak)
+                                        const mg_real *restrict out, size_t n, enum mg_act act,
+                                        double leak)
 {
     switch (act) {
     case MG_ACT_LINEAR:
@@ -227,45 +227,21 @@ MG_HOT static void act_backward_inplace(mg_real *restrict d, const mg_real *rest
     }
 }
 
-MG_HOT void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
+/* Out of place (only the top layer's, once per backward pass) as a copy, then in place. */
+void mg_act_backward(mg_real *dpre, const mg_real *dout, const mg_real *pre, const mg_real *out,
                      size_t n, enum mg_act act, double leak)
 {
-    if (dpre == dout) {
-        act_backward_inplace(dpre, pre, out, n, act, leak);
-        return;
-    }
-    switch (act) {
-    case MG_ACT_LINEAR:
-        if (dpre != dout)
-            memmove(dpre, dout, n * sizeof *dpre);
-        break;
-    case MG_ACT_RELU: // relu'(0) = 0
-        for (size_t i = 0; i < n; i++)
-            dpre[i] = pre[i] > 0 ? dout[i] : 0;
-        break;
-    case MG_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < n; i++)
-            dpre[i] = pre[i] > 0 ? dout[i] : (mg_real)(leak * dout[i]);
-        break;
-    case MG_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++)
-            dpre[i] = dout[i] * out[i] * (1 - out[i]);
-        break;
-    case MG_ACT_TANH:
-        for (size_t i = 0; i < n; i++)
-            dpre[i] = dout[i] * (1 - out[i] * out[i]);
-        break;
-    case MG_ACT_MAXOUT:
-        assert(!"maxout goes through mg_maxout_backward");
-        break;
-    }
+    if (dpre != dout)
+        memmove(dpre, dout, n * sizeof *dpre);
+    act_backward_inplace(dpre, pre, out, n, act, leak);
 }
 
 /* One pass per row: pre += b, then the activation of the sum, so pre (which backward and
  * mg_net_logits read) is written once while it is in cache. restrict: out and pre are separate
  * buffers here, and the loops vectorise without an overlap check. */
-MG_HOT void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, const mg_real *restrict b,
-                         int rows, int width, enum mg_act act, double leak)
+MG_HOT void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre,
+                                const mg_real *restrict b, int rows, int width, enum mg_act act,
+                                double leak)
 {
     // out (rows, width), pre (rows, width), b (width)
     for (int r = 0; r < rows; r++) {
@@ -298,8 +274,9 @@ MG_HOT void mg_bias_act_forward(mg_real *restrict out, mg_real *restrict pre, co
     }
 }
 
-MG_HOT void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax, mg_real *restrict pre,
-                            const mg_real *restrict b, int rows, int U, int P)
+MG_HOT void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argmax,
+                                   mg_real *restrict pre, const mg_real *restrict b, int rows,
+                                   int U, int P)
 {
     // out (rows, U), argmax (rows, U), pre (rows, U * P), b (U * P)
     const size_t width = (size_t)U * P;
@@ -311,7 +288,8 @@ MG_HOT void mg_bias_maxout_forward(mg_real *restrict out, int32_t *restrict argm
     }
 }
 
-MG_HOT void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U, int P)
+MG_HOT void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int rows, int U,
+                              int P)
 {
     // out (rows, U), argmax (rows, U), pre (rows, U * P)
     const size_t n = (size_t)rows * U;

@@ -49,8 +49,8 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
 
 /* The update loops, one pass each over separate buffers (restrict: they vectorise without an
  * overlap check). */
-MG_HOT static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g, size_t n,
-                mg_real lr, mg_real mu)
+MG_HOT static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g,
+                       size_t n, mg_real lr, mg_real mu)
 {
     for (size_t i = 0; i < n; i++) {
         m[i] = mu * m[i] - lr * g[i];
@@ -59,8 +59,8 @@ MG_HOT static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *
 }
 
 MG_HOT static void adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
-                 const mg_real *restrict g, size_t n, mg_real step, mg_real eps, mg_real b1,
-                 mg_real b2)
+                        const mg_real *restrict g, size_t n, mg_real step, mg_real eps,
+                        mg_real b1, mg_real b2)
 {
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];
