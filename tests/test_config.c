@@ -269,6 +269,8 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.train.steps, 0);
     CU_ASSERT_EQUAL(cfg.train.check_every, 100);
     CU_ASSERT_EQUAL(cfg.train.log_every, 50);
+    CU_ASSERT_EQUAL(cfg.train.overlap, 1);
+    CU_ASSERT_EQUAL(cfg.train.shared_allreduce, 1);
     CU_ASSERT_STRING_EQUAL(cfg.output.dir, "");
 
     /* mg_config_defaults plus the given keys is exactly the parsed struct, padding included. */
@@ -376,6 +378,10 @@ static void test_bools(void)
                  "cfg.yaml:2: generator.output_bias_from_data: expected true or false, got \"1\"");
     EXPECT_ERROR("generator:\n  output_bias_from_data:\n",
                  "cfg.yaml:2: generator.output_bias_from_data: expected true or false, got \"\"");
+    EXPECT_ERROR("train:\n  shared_allreduce: sometimes\n",
+                 "cfg.yaml:2: train.shared_allreduce: expected true or false, got \"sometimes\"");
+    PARSE_OK(&cfg, MINIMAL "train: {shared_allreduce: off}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.shared_allreduce, 0);
 }
 
 static void test_ints(void)
