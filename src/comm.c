@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "simd.h"
@@ -91,6 +92,27 @@ int mg_comm_node_size(const mg_comm *c)
     return c->node_size;
 }
 
+/* Open MPI backs a shared window with a file in its osc_sm_backing_directory (/dev/shm by
+ * default), which the node's first rank creates. When that fails, that rank returns an error while
+ * the node's others wait in the window's own broadcast: the job hangs instead of failing (Open MPI
+ * 4.1). So the node's first rank first checks that the directory has room for `bytes` and a margin,
+ * and no rank of c tries unless every node has it. (With another MPI the directory may not exist:
+ * then no window is tried, and the callers keep private buffers.) Collective over c. */
+static int nodes_have_room(const mg_comm *c, MPI_Comm node, size_t bytes)
+{
+    int node_rank, ok = 1;
+    MPI_CHECK(MPI_Comm_rank(node, &node_rank));
+    if (node_rank == 0) {
+        const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+        struct statvfs st;
+        ok = statvfs(dir && *dir ? dir : "/dev/shm", &st) == 0 &&
+             (double)st.f_bavail * (double)st.f_frsize >= 1.05 * (double)bytes + (16 << 20);
+    }
+    MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, node));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    return ok;
+}
+
 mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
 {
     mg_shared *s = calloc(1, sizeof *s);
@@ -102,7 +124,11 @@ mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
     MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &s->node));
     MPI_CHECK(MPI_Comm_rank(s->node, &node_rank));
     MPI_CHECK(MPI_Comm_split(c->comm, node_rank == 0 ? 0 : MPI_UNDEFINED, c->rank, &s->leaders));
-    /* The window's allocation may fail (a small /dev/shm): ask every rank before using it. */
+    if (!nodes_have_room(c, s->node, bytes)) {
+        mg_comm_shared_free(s);
+        return NULL;
+    }
+    /* The window's allocation may still fail: ask every rank before using it. */
     MPI_CHECK(MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN));
     void *mine = NULL;
     int rc = MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
@@ -300,6 +326,10 @@ static int reducer_share(mg_reducer *r, int group)
      * line for its flag. */
     const size_t padded = (r->n + 15) & ~(size_t)15;
     r->flag = padded;
+    if (!nodes_have_room(c, node, (size_t)r->node_size * (padded + 16) * sizeof(mg_real))) {
+        MPI_CHECK(MPI_Comm_free(&node));
+        return 0;
+    }
     MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
     void *mine = NULL;
     MPI_Win win = MPI_WIN_NULL;

@@ -259,12 +259,16 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
         return -1;
     fprintf(f,
             "{\n  \"mpigan_version\": \"%s\",\n  \"config\": \"%s\",\n  \"ranks\": %d,\n"
-            "  \"threads_per_rank\": %d,\n  \"blas_kernels\": \"%s\",\n  \"global_batch\": %d,\n  \"steps\": %lld,\n"
+            "  \"threads_per_rank\": %d,\n  \"blas_kernels\": \"%s\",\n"
+            "  \"gradient_sums\": \"%s\",\n"
+            "  \"global_batch\": %d,\n  \"steps\": %lld,\n"
             "  \"epochs\": %.6f,\n  \"seconds\": %.3f,\n  \"samples_per_s\": %.1f,\n"
             "  \"memory_mb\": {\"rss_min\": %.1f, \"rss_max\": %.1f, \"pss_min\": %.1f, "
             "\"pss_max\": %.1f, \"pss_sum\": %.1f, \"peak_rss_max\": %.1f},\n"
             "  \"timers\": {",
-            MPIGAN_VERSION, t->cfg.source, t->nranks, r->threads, mg_blas_kernels(), t->batch, (long long)t->step,
+            MPIGAN_VERSION, t->cfg.source, t->nranks, r->threads, mg_blas_kernels(),
+            mg_trainer_sums(t),
+            t->batch, (long long)t->step,
             mg_trainer_epoch(t), seconds, rate, r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4], r->mem[5]);
     for (int i = 0; i < MG_TIMER_COUNT; i++)
         fprintf(f, "%s\n    \"%s\": {\"min\": %.4f, \"mean\": %.4f, \"max\": %.4f}",

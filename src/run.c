@@ -313,10 +313,11 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         else
             printf("%lld steps", (long long)total);
         printf("; run directory %s\n", dir);
-        printf("training set %.0f MB (%s), %s\n",
+        printf("training set %.0f MB (%s), %s; gradient sums: %s\n",
                (double)data.n * data.dim * (data.bytes ? 1 : sizeof(mg_real)) / (1 << 20),
                data.bytes ? "pixel bytes" : "float values",
-               data.shared ? "one copy per node in shared memory" : "one copy per rank");
+               data.shared ? "one copy per node in shared memory" : "one copy per rank",
+               mg_trainer_sums(&t));
         fflush(stdout);
     }
 

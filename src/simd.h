@@ -10,14 +10,15 @@
  * The clones give the same bits: the library is compiled with -ffp-contract=off (no a * b + c
  * fused into an FMA in one clone and not another), and these loops do elementwise IEEE
  * operations or integer reductions only, whose results do not depend on the vector width. Ranks
- * on CPUs of different generations stay exact replicas. Off (plain functions) with other
- * compilers, off x86-64, and in builds for AVX2 or more (-march=native, MPIGAN_NATIVE), which
- * need no clones. */
+ * on CPUs of different generations stay exact replicas (tests/same_bits.sh compares this build
+ * with a -march=native one and with one without clones, -DMPIGAN_SIMD_CLONES=OFF, which is what a
+ * CPU without AVX2 runs). Off (plain functions) with other compilers, off x86-64, and in builds
+ * for AVX2 or more (-march=native, MPIGAN_NATIVE), which need no clones. */
 #ifndef MPIGAN_SIMD_H
 #define MPIGAN_SIMD_H
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) &&      \
-    !defined(__AVX2__)
+    !defined(__AVX2__) && !defined(MPIGAN_NO_CLONES)
 #define MG_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MG_HOT

@@ -538,6 +538,13 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     t->minibatch++;
 }
 
+const char *mg_trainer_sums(const mg_trainer *t)
+{
+    if (t->nranks == 1)
+        return "none";
+    return mg_reducer_shared(t->g_sum) ? "shared-memory" : "MPI_Allreduce";
+}
+
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     stats->nonfinite = 0;

@@ -301,6 +301,15 @@ run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set da
   --set data.valid_count=60 --steps 3 --out "$tmp/h5run-private" --set data.shared_memory=false
 expect_status "train with shared memory off" 0
 expect_grep "private training sets" "$tmp/out" "training set .* MB (pixel bytes), one copy per rank"
+expect_grep "shared gradient sums" "$tmp/h5run/run.json" '"gradient_sums": "shared-memory"'
+# No room for Open MPI's shared-memory windows (its backing directory missing): the training set
+# and the gradient sums fall back to private buffers and MPI, instead of hanging in the window's
+# allocation (Open MPI 4.1 returns the error on the node's first rank only).
+OMPI_MCA_osc_sm_backing_directory=/nonexistent/mpigan-test \
+  timeout 120 "$mpiexec" -q --oversubscribe -np 2 "$mpigan" train "$smoke" --steps 3 \
+  --out "$tmp/noshm" >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_status "no room for shared windows" 0
+expect_grep "no shared windows" "$tmp/out" "one copy per rank; gradient sums: MPI_Allreduce"
 
 # the paper's three models load and train for 2 steps on generated data of the right shape
 run 1 train "$src/configs/mnist.yaml" --set data.train_images="$g/idx/train-images-idx3-ubyte.gz" \

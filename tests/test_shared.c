@@ -192,8 +192,10 @@ static void test_reducer_exact(void)
         check_exact_sums(w, sizes[k], 1, 0, size > 1); /* one node: all in shared memory */
         check_exact_sums(w, sizes[k], 0, 0, 0);        /* MPI_Allreduce */
         check_exact_sums(w, sizes[k], 1, 1, 0);        /* nodes of one rank: MPI between them */
-        if (size == 4)                                 /* 2 nodes of 2: shared, then MPI */
-            check_exact_sums(w, sizes[k], 1, 2, 1);
+        if (size == 4) {
+            check_exact_sums(w, sizes[k], 1, 2, 1); /* 2 nodes of 2: shared, then MPI */
+            check_exact_sums(w, sizes[k], 1, 3, 0); /* nodes of 3 and 1: MPI alone */
+        }
     }
 }
 
@@ -208,14 +210,17 @@ static void test_reducer_finite(void)
         return;
     const size_t n = 5003;
     const mg_real bad_values[3] = {NAN, INFINITY, -INFINITY};
-    const size_t at[3] = {0, n / 2, n - 1};
+    /* The first value, both sides of the boundary between the first two chunks (comm.c's
+     * chunk_start: n i / ranks rounded down to 16 values), the last value. */
+    const size_t edge = (size_t)((double)n / size) & ~(size_t)15;
+    const size_t at[4] = {0, edge - 1, edge, n - 1};
     for (int group = 0; group <= (size == 4 ? 2 : 0); group += 2) {
         mg_reducer *r = mg_reducer_new(w, n, 1, group, NULL);
         CU_ASSERT_FATAL(mg_reducer_shared(r));
         mg_real *x = mg_reducer_buffer(r);
         int wrong = 0;
         for (int v = 0; v < 3; v++)
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < 4; p++) {
                 const int who = (v + p) % size;
                 for (size_t i = 0; i < n; i++)
                     x[i] = exact_value(rank, i, 0);

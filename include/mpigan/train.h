@@ -89,6 +89,12 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err);
 void mg_trainer_free(mg_trainer *t);
 
+/* How the gradients are summed: "shared-memory" (a window per node, MPI between nodes: comm.h),
+ * "MPI_Allreduce", or "none" on one rank. The two sums train the same up to the rounding of
+ * OpenBLAS: with MPI sums and train.overlap, G runs one phase of a step at a time instead of all
+ * in one pass, and OpenBLAS rounds a row by the GEMM's row count. */
+const char *mg_trainer_sums(const mg_trainer *t);
+
 /* One step of Algorithm 1 (or one simultaneous update). */
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats);
 
