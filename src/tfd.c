@@ -287,12 +287,13 @@ static int v73_check(const tfd_file *f, mg_error *err)
     return rc;
 }
 
-/* Walks the variables of a v5 file, checks those of a v7.3 file (any other file is left to
- * libmatio). */
+/* Walks the variables of a v5 file, checks those of a v7.3 file, and refuses any other file
+ * before libmatio sees it: libmatio would read it as MATLAB v4, whose headerless records it
+ * trusts (a 250-byte file made it allocate 1.7 GB; TFD was never distributed as v4). */
 static int mat_check(const tfd_file *f, mg_error *err)
 {
     if (f->file_bytes < 128)
-        return 0;
+        return mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated", f->path);
     FILE *fp = fopen(f->path, "rb");
     if (!fp)
         return 0; /* libmatio reports it */
@@ -304,7 +305,9 @@ static int mat_check(const tfd_file *f, mg_error *err)
     int version = big < 0 ? 0 : big ? h[124] << 8 | h[125] : h[125] << 8 | h[124];
     if (version != 0x0100) {
         fclose(fp);
-        return version == 0x0200 ? v73_check(f, err) : 0;
+        if (version == 0x0200)
+            return v73_check(f, err);
+        return mg_fail(err, "%s: not a MATLAB .mat file (v5 or v7.3), or truncated", f->path);
     }
     const long long end = (long long)f->file_bytes;
     for (long long at = 128; at < end && rc == 0;) {

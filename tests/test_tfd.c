@@ -442,6 +442,12 @@ static void test_tfd_errors_args(void)
                  "not a MATLAB .mat file (v5 or v7.3), or truncated");
     expect_error(mg_test_write_file("empty.mat", "", 0), 0, MG_TFD_TRAIN, 1,
                  "not a MATLAB .mat file (v5 or v7.3), or truncated");
+    /* A MATLAB v4 record header (type 2, then rows, columns, imaginary flag and a name length
+     * of 0x4d41544c): libmatio's v4 reader allocated the 1.3 GB name before reading it (found by
+     * the fuzzer, a 250-byte file). Refused before libmatio sees it. */
+    unsigned char v4[256] = {2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x4c, 0x54, 0x41, 0x4d};
+    expect_error(mg_test_write_file("v4.mat", (const char *)v4, sizeof v4), 0, MG_TFD_TRAIN, 1,
+                 "not a MATLAB .mat file (v5 or v7.3), or truncated");
 }
 
 /* Each bad variable, in every format. */
