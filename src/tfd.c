@@ -204,7 +204,10 @@ static int v5_check_matrix(const tfd_file *f, long long at, const unsigned char 
     uint64_t name_at = 24 + ((uint64_t)dims_bytes + 7) / 8 * 8;
     if (dims_type >> 16) /* a small element: the dims inside the tag */
         dims_bytes = dims_type >> 16, name_at = 24;
-    if (dims_bytes > 4 * V5_MAX_DIMS || name_at + 8 > total)
+    /* Dimensions are int32s: a byte count off a multiple of 4 has libmatio read the name tag
+     * from inside them, where this walk would not (fuzz_tfd: 10 bytes of dims, then 3.2 GB
+     * asked for a name). */
+    if (dims_bytes % 4 != 0 || dims_bytes > 4 * V5_MAX_DIMS || name_at + 8 > total)
         return mg_fail(err, "%s: damaged MATLAB v5 file: the variable at byte %lld has %u bytes "
                        "of dimensions", f->path, at, dims_bytes);
     if (have < name_at + 8)

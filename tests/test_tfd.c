@@ -636,6 +636,11 @@ static void test_tfd_errors_damaged(void)
     expect_error(mg_test_write_file("v5_dims.mat", b, len), 0, MG_TFD_TRAIN, 1,
                  "damaged MATLAB v5 file: the variable at byte 128 has 4294967295 bytes of "
                  "dimensions");
+    /* Dims of 10 bytes, not whole int32s: libmatio then read a name tag 8 bytes before this
+     * walk's (fuzz_tfd: a 656-byte file took 3.2 GB of resident memory before it was refused). */
+    memcpy(dims_bytes, "\x0a\0\0\0", 4);
+    expect_error(mg_test_write_file("v5_dims10.mat", b, len), 0, MG_TFD_TRAIN, 1,
+                 "damaged MATLAB v5 file: the variable at byte 128 has 10 bytes of dimensions");
     free(b);
     /* The same inside a compressed variable: its stream inflated, the name length changed,
      * deflated again. */
