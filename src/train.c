@@ -356,6 +356,12 @@ static void g_gradients(mg_trainer *t, int row0, int g_row0, mg_real *dlogit)
     t->g.grads[t->g.n_params + SLOT_STOP] = t->stop_request ? 1 : 0;
 }
 
+/* The reducer that sums a network's gradients. */
+static mg_reducer *sum_of(const mg_trainer *t, const mg_net *net)
+{
+    return net == &t->d ? t->d_sum : t->g_sum;
+}
+
 /* Waits for the allreduce in flight in r, reporting a stall (train.stall_seconds). */
 static void finish(mg_trainer *t, mg_request *r, const char *net)
 {
@@ -374,7 +380,7 @@ static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
         mg_comm_barrier_start(t->comm, t->reduce);
         finish(t, t->reduce, net == &t->d ? "D" : "G");
     }
-    mg_reducer_sum(net == &t->d ? t->d_sum : t->g_sum);
+    mg_reducer_sum(sum_of(t, net));
     t->timer[timer] += now() - t0;
 }
 
@@ -391,7 +397,7 @@ static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
     double t0 = now();
-    const mg_reducer *sum = net == &t->d ? t->d_sum : t->g_sum;
+    const mg_reducer *sum = sum_of(t, net);
     /* A shared sum checked its values as it made them; otherwise one pass over the buffer. */
     const int finite = mg_reducer_shared(sum)
                            ? mg_reducer_finite(sum)
