@@ -14,7 +14,8 @@
 #include "mpigan/blas.h"
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/splits.h"
 #include "mpigan/train.h"
 
 #define MAX_CALLS 256
@@ -57,7 +58,7 @@ int main(int argc, char **argv)
     mg_dataset data;
     mg_trainer t;
     if (mg_config_load(&cfg, argv[1], NULL, 0, &err) ||
-        mg_dataset_load_train(&data, &cfg, comm, &err) ||
+        mg_split_load_train(&data, &cfg, comm, &err) ||
         mg_trainer_init(&t, &cfg, &data, comm, &err)) {
         fprintf(stderr, "gemm_bound: %s\n", err.msg);
         return 2;
@@ -126,7 +127,7 @@ int main(int argc, char **argv)
     free(iter_s);
     free(situ_s);
     mg_trainer_free(&t);
-    mg_dataset_free(&data);
+    mg_dataset_unload(&data);
     mg_comm_finalize();
     return 0;
 }

@@ -11,7 +11,7 @@
 /* open, fstat, O_CLOEXEC: POSIX.1-2008, also under -std=c11. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
 
 #include <errno.h>
 #include <fcntl.h>

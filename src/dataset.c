@@ -1,257 +1,118 @@
-/* The training split a configuration names, in any supported format, loaded once per node. */
+/* A set of examples in memory (dataset.h): allocation, rows as values, the pixel means. */
+#include "mpigan/dataset.h"
+
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpigan/comm.h"
-#include "mpigan/config.h"
-#include "mpigan/data.h"
-#include "mpigan/datasets.h"
-
-/* The training examples of a source of n examples: the first train_count (0: all but the last
- * valid_count, which validate). */
-static int select_train(mg_dataset *ds, const mg_config *cfg, const char *what, mg_error *err)
-{
-    const int64_t have = ds->n;
-    const int train = cfg->data.train_count, valid = cfg->data.valid_count;
-    if ((int64_t)train + valid > have || (train == 0 && valid >= have))
-        return mg_fail(err,
-                       "%s: data.train_count %d + data.valid_count %d is more than the %lld "
-                       "examples of the file",
-                       what, train, valid, (long long)have);
-    ds->n = train > 0 ? train : (int)(have - valid); /* the rest stays allocated, unused */
-    return 0;
-}
-
-static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    mg_idx_header h;
-    const char *path = cfg->data.train_images;
-    if (mg_idx_read_header(&h, path, err))
-        return -1;
-    /* Read only what trains: the split is checked against the header first. */
-    mg_dataset probe = {.n = (int)h.dims[0]};
-    if (select_train(&probe, cfg, path, err))
-        return -1;
-    /* Pixels that stay pixels are read as bytes: no float copy of the whole set ever exists. */
-    if (cfg->data.preprocess == MG_PREPROCESS_SCALE)
-        return mg_idx_read_image_bytes(ds, path, 0, probe.n, err);
-    return mg_idx_read_images(ds, path, 0, probe.n, err);
-}
-
-/* data_batch_1.bin ... data_batch_5.bin, all 50,000 examples. */
-static int read_cifar10_all(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    char names[5][MG_PATH_MAX + 32];
-    const char *files[5];
-    for (int i = 0; i < 5; i++) {
-        snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", cfg->data.path, i + 1);
-        files[i] = names[i];
-    }
-    return mg_cifar10_read(ds, NULL, files, 5, err);
-}
-
-static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    if (read_cifar10_all(ds, cfg, err))
-        return -1;
-    char what[MG_PATH_MAX + 64];
-    snprintf(what, sizeof what, "%s/data_batch_{1..5}.bin", cfg->data.path);
-    return select_train(ds, cfg, what, err);
-}
-
-static int read_tfd(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    if (mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
-                    (enum mg_tfd_split)cfg->data.split, err))
-        return -1;
-    return select_train(ds, cfg, cfg->data.path, err);
-}
-
-static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    /* Labels do not train a GAN, but a named labels dataset is read, so that one that does not
-     * match the images is an error now rather than in a later evaluation. */
-    const char *labels_name = cfg->data.labels[0] ? cfg->data.labels : NULL;
-    int32_t *labels = NULL;
-    if (mg_h5data_read(ds, labels_name ? &labels : NULL, cfg->data.path, cfg->data.images,
-                       labels_name, 0, -1, err))
-        return -1;
-    free(labels);
-    return select_train(ds, cfg, cfg->data.path, err);
-}
-
-int mg_dataset_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    static const struct {
-        const char *format;
-        int (*read)(mg_dataset *, const mg_config *, mg_error *);
-    } readers[] = {
-        {"idx", read_idx}, {"cifar10", read_cifar10}, {"tfd", read_tfd}, {"hdf5", read_hdf5}};
-    memset(ds, 0, sizeof *ds);
-    for (size_t i = 0; i < sizeof readers / sizeof *readers; i++) {
-        if (strcmp(cfg->data.format, readers[i].format) != 0)
-            continue;
-        if (readers[i].read(ds, cfg, err)) {
-            mg_dataset_free(ds);
-            return -1;
-        }
-        if (cfg->data.preprocess == MG_PREPROCESS_GCN)
-            mg_gcn(ds, cfg->data.gcn_scale);
-        return 0;
-    }
-    return mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
-}
-
-/* Keeps rows [first, first + count) of ds, moved to the front (the rest stays allocated). */
-static void keep_rows(mg_dataset *ds, int first, int count)
-{
-    if (first > 0)
-        memmove(ds->x, ds->x + (size_t)first * ds->dim, (size_t)count * ds->dim * sizeof *ds->x);
-    ds->n = count;
-}
-
-static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    const char *format = cfg->data.format;
-    const int valid = cfg->data.valid_count;
-    if (valid == 0) {
-        if (!strcmp(format, "tfd"))
-            return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_VALID, err);
-        return mg_fail(err, "%s: data.valid_count is 0: there are no validation examples",
-                       cfg->source);
-    }
-    if (!strcmp(format, "idx")) {
-        mg_idx_header h;
-        if (mg_idx_read_header(&h, cfg->data.train_images, err))
-            return -1;
-        if (valid > (int64_t)h.dims[0])
-            return mg_fail(err, "%s: data.valid_count %d is more than the %lld examples of the file",
-                           cfg->data.train_images, valid, (long long)h.dims[0]);
-        return mg_idx_read_images(ds, cfg->data.train_images, (int)h.dims[0] - valid, valid, err);
-    }
-    /* The other formats: the whole source, then its last valid_count examples. */
-    int rc = !strcmp(format, "cifar10") ? read_cifar10_all(ds, cfg, err)
-             : !strcmp(format, "tfd")   ? mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
-                                                      (enum mg_tfd_split)cfg->data.split, err)
-                                        : mg_h5data_read(ds, NULL, cfg->data.path, cfg->data.images,
-                                                         NULL, 0, -1, err);
-    if (rc)
-        return -1;
-    if (valid > ds->n)
-        return mg_fail(err, "%s: data.valid_count %d is more than the %d examples of the file",
-                       cfg->data.path, valid, ds->n);
-    keep_rows(ds, ds->n - valid, valid);
-    return 0;
-}
-
-static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
-{
-    const char *format = cfg->data.format;
-    if (!strcmp(format, "idx")) {
-        if (!cfg->data.test_images[0])
-            return mg_fail(err, "%s: data.test_images is not set: there is no test set",
-                           cfg->source);
-        return mg_idx_read_images(ds, cfg->data.test_images, 0, -1, err);
-    }
-    if (!strcmp(format, "cifar10")) {
-        char name[MG_PATH_MAX + 32];
-        snprintf(name, sizeof name, "%s/test_batch.bin", cfg->data.path);
-        const char *files[1] = {name};
-        return mg_cifar10_read(ds, NULL, files, 1, err);
-    }
-    if (!strcmp(format, "tfd"))
-        return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_TEST, err);
-    if (!cfg->data.test_path[0])
-        return mg_fail(err, "%s: data.test_path is not set: there is no test set", cfg->source);
-    return mg_h5data_read(ds, NULL, cfg->data.test_path, cfg->data.images, NULL, 0, -1, err);
-}
-
-int mg_dataset_read_split(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which,
-                          int max_count, mg_error *err)
+int mg_dataset_alloc(mg_dataset *ds, int n, int channels, int height, int width, mg_error *err)
 {
     memset(ds, 0, sizeof *ds);
-    if ((which == MG_SPLIT_VALID ? read_valid : read_test)(ds, cfg, err)) {
-        mg_dataset_free(ds);
-        return -1;
-    }
-    if (max_count > 0 && ds->n > max_count)
-        keep_rows(ds, 0, max_count);
-    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
-        mg_gcn(ds, cfg->data.gcn_scale);
+    if (n < 0 || channels < 1 || height < 1 || width < 1)
+        return mg_fail(err, "mg_dataset_alloc: bad shape (%d, %d, %d, %d)", n, channels, height,
+                       width);
+    /* Each factor is below 2^31, so each product is checked against SIZE_MAX before it is
+     * formed. */
+    size_t dim = (size_t)channels;
+    if ((size_t)height > SIZE_MAX / dim || (size_t)width > SIZE_MAX / (dim * (size_t)height))
+        return mg_fail(err, "mg_dataset_alloc: shape (%d, %d, %d) too large", channels, height,
+                       width);
+    dim *= (size_t)height * (size_t)width;
+    size_t rows = n ? (size_t)n : 1;
+    if (dim > SIZE_MAX / sizeof(mg_real) / rows)
+        return mg_fail(err, "mg_dataset_alloc: %d examples of %zu values too large", n, dim);
+    ds->x = calloc(rows * dim, sizeof(mg_real));
+    if (!ds->x)
+        return mg_fail(err, "mg_dataset_alloc: out of memory (%d examples of %zu values)", n,
+                       dim);
+    ds->n = n;
+    ds->channels = channels;
+    ds->height = height;
+    ds->width = width;
+    ds->dim = dim;
     return 0;
 }
 
-/* Rank 0: byte-valued examples held as floats (CIFAR-10, TFD, uint8 HDF5 read by the general
- * readers) are turned into bytes, 4 times smaller; other values stay as they are. */
-static int compact(mg_dataset *ds, mg_error *err)
+void mg_dataset_free(mg_dataset *ds)
 {
-    const size_t n = (size_t)ds->n * ds->dim;
-    if (ds->bytes || !mg_values_are_bytes(ds->x, n))
-        return 0;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b)
-        return mg_fail(err, "out of memory for %zu bytes of training examples", n);
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)lrint(ds->x[i] * 255.0);
-    free(ds->x);
-    ds->x = NULL;
-    ds->bytes = b;
-    return 0;
-}
-
-int mg_dataset_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *comm,
-                          mg_error *err)
-{
-    const int rank = mg_comm_rank(comm);
-    mg_dataset mine = {0};
-    /* n, channels, height, width, kept as bytes; n = 0 means rank 0 failed */
-    int shape[5] = {0};
-    if (rank == 0 && mg_dataset_read_train(&mine, cfg, err) == 0 && compact(&mine, err) == 0)
-        memcpy(shape, (int[5]){mine.n, mine.channels, mine.height, mine.width, mine.bytes != NULL},
-               sizeof shape);
-    mg_comm_bcast(comm, shape, sizeof shape, 0);
-    if (shape[0] == 0) {
-        mg_dataset_free(&mine);
-        return -1;
-    }
-
-    memset(ds, 0, sizeof *ds);
-    ds->n = shape[0];
-    ds->channels = shape[1];
-    ds->height = shape[2];
-    ds->width = shape[3];
-    ds->dim = (size_t)shape[1] * shape[2] * shape[3];
-    const int as_bytes = shape[4];
-    const size_t bytes = (size_t)ds->n * ds->dim * (as_bytes ? 1 : sizeof(mg_real));
-    void *base = NULL;
-    if (cfg->data.shared_memory)
-        ds->shared = mg_comm_shared_alloc(comm, bytes, &base);
+    if (!ds)
+        return;
     if (ds->shared) {
-        if (as_bytes)
-            ds->bytes = base;
-        else
-            ds->x = base;
-        if (rank == 0) /* rank 0 leads its node */
-            memcpy(base, as_bytes ? (void *)mine.bytes : (void *)mine.x, bytes);
-        mg_dataset_free(&mine);
-        mg_comm_shared_bcast(comm, ds->shared, 0);
-        return 0;
+        fprintf(stderr, "mpigan: internal error: mg_dataset_free of a shared dataset "
+                        "(mg_dataset_unload frees it, collectively)\n");
+        abort();
     }
-    /* Shared memory turned off, or no window to be had: every rank keeps a private copy. */
-    if (rank == 0) {
-        *ds = mine;
+    free(ds->x);
+    free(ds->bytes);
+    memset(ds, 0, sizeof *ds);
+}
+
+void mg_dataset_unload(mg_dataset *ds)
+{
+    if (ds && ds->shared) {
+        mg_comm_shared_free(ds->shared); /* collective over the loader's communicator */
+        memset(ds, 0, sizeof *ds);
+    }
+    mg_dataset_free(ds);
+}
+
+void mg_dataset_row(const mg_dataset *ds, size_t i, mg_real *out)
+{
+    if (ds->bytes) {
+        const uint8_t *b = ds->bytes + i * ds->dim; /* (dim) */
+        for (size_t j = 0; j < ds->dim; j++)
+            out[j] = mg_byte_value(b[j]);
     } else {
-        void *p = malloc(bytes ? bytes : 1);
-        if (!p)
-            mg_comm_abort(comm, 1); /* out of memory on one rank alone */
-        if (as_bytes)
-            ds->bytes = p;
-        else
-            ds->x = p;
+        memcpy(out, ds->x + i * ds->dim, ds->dim * sizeof *out);
     }
-    mg_comm_bcast(comm, as_bytes ? (void *)ds->bytes : (void *)ds->x, bytes, 0);
+}
+
+int mg_dataset_widen(mg_dataset *ds, mg_error *err)
+{
+    if (!ds->bytes)
+        return 0;
+    const size_t n = (size_t)ds->n * ds->dim;
+    mg_real *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x)
+        return mg_fail(err, "out of memory for %zu values", n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = mg_byte_value(ds->bytes[i]);
+    free(ds->bytes);
+    ds->bytes = NULL;
+    ds->x = x;
     return 0;
+}
+
+int mg_values_are_bytes(const mg_real *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* x in [0, 1] (else the byte is out of range), then exactly the byte's value. */
+        if (!(x[i] >= 0 && x[i] <= 1) || x[i] != mg_byte_value((uint8_t)lrint(x[i] * 255.0)))
+            return 0;
+    }
+    return 1;
+}
+
+void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean)
+{
+    /* Sums in double: 60000 floats of ~0.3 summed in float would lose ~4 digits. With no
+     * examples the mean is taken as 0. */
+    for (size_t j = 0; j < ds->dim; j++)
+        mean[j] = 0.0;
+    if (ds->n <= 0)
+        return;
+    for (int i = 0; i < ds->n; i++) {
+        if (ds->bytes) {
+            const uint8_t *b = ds->bytes + (size_t)i * ds->dim; /* (dim) */
+            for (size_t j = 0; j < ds->dim; j++)
+                mean[j] += mg_byte_value(b[j]);
+            continue;
+        }
+        const mg_real *x = ds->x + (size_t)i * ds->dim; /* (dim) */
+        for (size_t j = 0; j < ds->dim; j++)
+            mean[j] += x[j];
+    }
+    for (size_t j = 0; j < ds->dim; j++)
+        mean[j] /= ds->n;
 }

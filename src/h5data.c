@@ -13,7 +13,7 @@
  *   /images    (N, C, H, W) uint8 when every value is a byte / 255 exactly as the readers make it,
  *              else float32; chunks of up to 256 examples, shuffle + gzip level 1 + Fletcher32
  *   /labels    (N) int32, when given */
-#include "mpigan/datasets.h"
+#include "mpigan/h5data.h"
 
 #include <float.h>
 #include <limits.h>

@@ -8,6 +8,8 @@
 
 #include "mpigan/comm.h"
 #include "mpigan/real.h"
+#include "mpigan/evaluate.h"
+#include "mpigan/plot.h"
 #include "mpigan/run.h"
 
 #define MAX_OVERRIDES 256
@@ -499,7 +501,7 @@ int main(int argc, char **argv)
         mg_plot_opts o;
         if ((code = parse_plot(&o, argc - 1, argv + 1)) >= 0)
             return code;
-        return mg_run_plot(&o);
+        return mg_plot_run_dir(&o);
     } else if (!strcmp(cmd, "train")) {
         mg_train_opts o;
         if ((code = parse_train(&o, argc - 1, argv + 1)) >= 0)
@@ -517,7 +519,7 @@ int main(int argc, char **argv)
         if ((code = parse_eval(&o, argc - 1, argv + 1)) >= 0)
             return code;
         mg_comm_init(&argc, &argv);
-        code = mg_run_eval(&o, mg_comm_world());
+        code = mg_evaluate(&o, mg_comm_world());
     } else {
         if (launcher_rank() == 0)
             fprintf(stderr, "mpigan: unknown command '%s' (see 'mpigan --help')\n", cmd);

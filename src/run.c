@@ -17,8 +17,11 @@
 #include "mpigan/blas.h"
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
+#include "mpigan/h5data.h"
+#include "mpigan/idx.h"
+#include "mpigan/splits.h"
+#include "mpigan/tfd.h"
 #include "mpigan/image.h"
 #include "mpigan/parzen.h"
 #include "mpigan/sampleset.h"
@@ -173,7 +176,7 @@ static int evaluator_init(evaluator *e, const mg_trainer *t, mg_error *err)
     memset(e, 0, sizeof *e);
     const double every = cfg->eval.every;
     e->next = (floor(mg_trainer_epoch(t) / every + 1e-9) + 1) * every;
-    if (mg_dataset_read_split(&e->valid, cfg, MG_SPLIT_VALID, cfg->eval.points, err))
+    if (mg_split_read(&e->valid, cfg, MG_SPLIT_VALID, cfg->eval.points, err))
         return -1;
     if (e->valid.dim != t->data->dim) {
         size_t have = e->valid.dim;
@@ -245,19 +248,19 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
 
     mg_dataset data = {0};
-    if (mg_dataset_load_train(&data, &cfg, comm, &err))
+    if (mg_split_load_train(&data, &cfg, comm, &err))
         return fail_all(comm, &err, MG_EXIT_INPUT);
 
     int threads = mg_threads_choose(comm);
     mg_trainer t;
     if (mg_trainer_init(&t, &cfg, &data, comm, &err)) {
-        mg_dataset_free(&data);
+        mg_dataset_unload(&data);
         return fail_all(comm, &err, MG_EXIT_INPUT);
     }
     if (o->resume) {
         if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load(&t, ckpt, &err) == 0)) {
             mg_trainer_free(&t);
-            mg_dataset_free(&data);
+            mg_dataset_unload(&data);
             return fail_all(comm, &err, MG_EXIT_INPUT);
         }
         mg_trainer_broadcast_state(&t);
@@ -296,7 +299,7 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
         evaluator_free(&ev);
         snapshots_free(&snap);
         mg_trainer_free(&t);
-        mg_dataset_free(&data);
+        mg_dataset_unload(&data);
         return fail_all(comm, &err, MG_EXIT_INPUT);
     }
 
@@ -412,7 +415,7 @@ int mg_run_train(const mg_train_opts *o, const mg_comm *comm)
     evaluator_free(&ev);
     snapshots_free(&snap);
     mg_trainer_free(&t);
-    mg_dataset_free(&data);
+    mg_dataset_unload(&data);
     return status;
 }
 

@@ -11,7 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/idx.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 

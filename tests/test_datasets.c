@@ -13,7 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
+#include "mpigan/h5data.h"
+#include "mpigan/splits.h"
+#include "mpigan/tfd.h"
 
 #ifdef MG_REAL_DOUBLE
 #define MG_EPS DBL_EPSILON

@@ -8,7 +8,8 @@
 
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/splits.h"
 #include "testlib.h"
 
 /* An IDX file of n 4x5 images whose pixel k of image i is (i * 7 + k) % 256, written by rank 0. */
@@ -73,7 +74,7 @@ static void test_values_shared(void)
     cfg.data.preprocess = MG_PREPROCESS_GCN;
     mg_dataset ds;
     mg_error err;
-    CU_ASSERT_FATAL(mg_dataset_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
+    CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
     CU_ASSERT(ds.shared != NULL);
     CU_ASSERT_FATAL(ds.x != NULL && ds.bytes == NULL);
     /* Each example centred: its values sum to 0. */
@@ -81,7 +82,7 @@ static void test_values_shared(void)
     for (int k = 0; k < 20; k++)
         sum += ds.x[7 * 20 + k];
     MG_ASSERT_CLOSE(sum, 0, 1e-4);
-    mg_dataset_free(&ds);
+    mg_dataset_unload(&ds);
 }
 
 static void test_one_copy_per_node(void)
@@ -91,7 +92,7 @@ static void test_one_copy_per_node(void)
     mg_config cfg = config_for(write_idx(300));
     mg_dataset ds;
     mg_error err;
-    CU_ASSERT_FATAL(mg_dataset_load_train(&ds, &cfg, world, &err) == 0);
+    CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, world, &err) == 0);
     CU_ASSERT(ds.shared != NULL);
     CU_ASSERT_EQUAL(ds.n, 250);
     CU_ASSERT_EQUAL(ds.dim, 20);
@@ -106,7 +107,7 @@ static void test_one_copy_per_node(void)
     CU_ASSERT(mg_comm_all_same(world, ds.bytes[123] == 42));
     CU_ASSERT(ds.bytes[123] == 42);
     mg_comm_barrier(world);
-    mg_dataset_free(&ds);
+    mg_dataset_unload(&ds);
 }
 
 static void test_private_copies_when_turned_off(void)
@@ -115,7 +116,7 @@ static void test_private_copies_when_turned_off(void)
     cfg.data.shared_memory = 0;
     mg_dataset ds;
     mg_error err;
-    CU_ASSERT_FATAL(mg_dataset_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
+    CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
     CU_ASSERT(ds.shared == NULL);
     CU_ASSERT_EQUAL(ds.n, 250);
     CU_ASSERT_FATAL(ds.bytes != NULL);
@@ -126,7 +127,7 @@ static void test_private_copies_when_turned_off(void)
         ds.bytes[123] = 42;
     mg_comm_barrier(mg_comm_world());
     CU_ASSERT((ds.bytes[123] == 42) == (mg_comm_rank(mg_comm_world()) == 0));
-    mg_dataset_free(&ds);
+    mg_dataset_unload(&ds);
 }
 
 static void test_load_errors_on_every_rank(void)
@@ -135,7 +136,7 @@ static void test_load_errors_on_every_rank(void)
     cfg.data.train_count = 290; /* + 50 validation > 300 */
     mg_dataset ds;
     mg_error err = {{0}};
-    CU_ASSERT(mg_dataset_load_train(&ds, &cfg, mg_comm_world(), &err) == -1);
+    CU_ASSERT(mg_split_load_train(&ds, &cfg, mg_comm_world(), &err) == -1);
     if (mg_comm_rank(mg_comm_world()) == 0) {
         char want[8192];
         snprintf(want, sizeof want,

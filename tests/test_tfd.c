@@ -18,7 +18,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
+#include "mpigan/h5data.h"
+#include "mpigan/splits.h"
+#include "mpigan/tfd.h"
 
 /* The standard file: N examples of S x S pixels. */
 #define N 12

@@ -12,7 +12,8 @@
 
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/splits.h"
 #include "mpigan/rng.h"
 #include "mpigan/train.h"
 #include "fixtures.h"

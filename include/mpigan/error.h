@@ -9,6 +9,14 @@
 
 #define MG_ERROR_LEN 1024
 
+/* What the mpigan program exits with; every command returns one. */
+enum {
+    MG_EXIT_OK = 0,
+    MG_EXIT_RUNTIME = 1, /* failed while running: a write failed, replicas drifted apart */
+    MG_EXIT_INPUT = 2,   /* bad input found before any work: command line, config, data, files */
+    MG_EXIT_STOPPED = 3, /* stopped by a signal after writing a checkpoint: resume, or requeue */
+};
+
 typedef struct {
     char msg[MG_ERROR_LEN];
 } mg_error;

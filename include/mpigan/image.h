@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
 #include "mpigan/error.h"
 #include "mpigan/nn.h"
 #include "mpigan/real.h"

@@ -28,4 +28,15 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
 int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int height,
                    mg_error *err);
 
+/* `mpigan plot RUN_DIR`, serial (README "Evaluating and plotting"): the training curves, a Parzen
+ * curve per eval record and a sample grid of the newest checkpoint, into out (NULL: RUN_DIR/plots).
+ * Returns the process exit status (MG_EXIT_*). */
+typedef struct {
+    const char *run_dir;
+    const char *out;                 /* NULL: RUN_DIR/plots */
+    int width, height;               /* of each curve, in pixels */
+} mg_plot_opts;
+
+int mg_plot_run_dir(const mg_plot_opts *o);
+
 #endif

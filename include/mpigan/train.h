@@ -12,7 +12,7 @@
 
 #include "mpigan/comm.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
 #include "mpigan/error.h"
 #include "mpigan/nn.h"
 #include "mpigan/optim.h"

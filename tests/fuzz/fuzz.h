@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/idx.h"
 #include "mpigan/error.h"
 
 /* Writes the input to this process's scratch file (in $TMPDIR, else /tmp; `suffix` such as

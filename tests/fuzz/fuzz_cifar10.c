@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

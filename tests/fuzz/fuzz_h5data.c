@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "mpigan/datasets.h"
+#include "mpigan/h5data.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/idx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "mpigan/datasets.h"
+#include "mpigan/tfd.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -18,7 +18,10 @@
 
 #include "fuzz.h"
 #include "mpigan/checkpoint.h"
-#include "mpigan/datasets.h"
+#include "mpigan/cifar10.h"
+#include "mpigan/h5data.h"
+#include "mpigan/splits.h"
+#include "mpigan/tfd.h"
 
 static const char *dir;
 

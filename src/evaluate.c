@@ -4,7 +4,7 @@
  * samples are drawn over all ranks (mg_generate) and every rank gets all of them. Points are
  * split over the ranks in whole blocks of MG_PARZEN_ROWS, and rank 0 sums their log-likelihoods
  * in point order, so the printed figures do not depend on the rank count. */
-#include "mpigan/run.h"
+#include "mpigan/evaluate.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -15,7 +15,8 @@
 
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
-#include "mpigan/data.h"
+#include "mpigan/dataset.h"
+#include "mpigan/splits.h"
 #include "mpigan/parzen.h"
 #include "mpigan/train.h"
 
@@ -69,7 +70,7 @@ static int parzen_over_ranks(double *ll, const mg_dataset *points, const mg_data
  * or nothing (the generator's are drawn collectively afterwards). */
 static int real_samples(mg_dataset *mu, const mg_config *cfg, int64_t n, mg_error *err)
 {
-    if (mg_dataset_read_train(mu, cfg, err))
+    if (mg_split_read_train(mu, cfg, err))
         return -1;
     if (mu->n < n) {
         int have = mu->n;
@@ -163,8 +164,8 @@ static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *ste
     const size_t dim = (size_t)info.channels * info.height * info.width;
     *step = info.step;
     mg_checkpoint_info_free(&info);
-    if (rc || mg_dataset_read_split(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
-        mg_dataset_read_split(test, cfg, MG_SPLIT_TEST, o->test_points, err) ||
+    if (rc || mg_split_read(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
+        mg_split_read(test, cfg, MG_SPLIT_TEST, o->test_points, err) ||
         (o->real && real_samples(mu, cfg, o->samples, err)))
         return -1;
     const mg_dataset *sets[3] = {valid, test, o->real ? mu : NULL};
@@ -184,7 +185,7 @@ static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *ste
     return 0;
 }
 
-int mg_run_eval(const mg_eval_opts *o, const mg_comm *comm)
+int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
 {
     const int rank = mg_comm_rank(comm);
     const double t0 = mg_comm_wtime();
