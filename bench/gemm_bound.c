@@ -57,9 +57,10 @@ int main(int argc, char **argv)
     mg_error err;
     mg_dataset data;
     mg_trainer t;
+    mg_gan_spec spec;
     if (mg_config_load(&cfg, argv[1], NULL, 0, &err) ||
         mg_split_load_train(&data, &cfg, comm, &err) ||
-        mg_trainer_init(&t, &cfg, &data, comm, &err)) {
+        (spec = mg_config_gan(&cfg), mg_trainer_init(&t, &spec, &data, comm, &err))) {
         fprintf(stderr, "gemm_bound: %s\n", err.msg);
         return 2;
     }

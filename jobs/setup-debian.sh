@@ -14,6 +14,7 @@ packages="
   libcunit1-dev
   librandom123-dev
   libyaml-dev
+  libjansson-dev
   zlib1g-dev
   python3
   dataset-fashion-mnist

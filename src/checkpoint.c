@@ -9,6 +9,9 @@
  *   /generator/optimizer   attributes type, t, lr, momentum (sgd) or beta1, beta2, eps (adam);
  *                          datasets m (n_params) and, for adam, v (n_params)
  *   /discriminator/...     the same
+ *   /metrics               attributes skipped, elapsed_s, window_steps, window_d_loss,
+ *                          window_g_loss, window_d_real, window_d_fake: the run's record keeping
+ *                          (optional: files written before it load with zeros)
  *
  * Tensors are float32 (float64 from the double build, which `real` names); a load checks the
  * stored type is mg_real. Strings are fixed-length. The file is in the HDF5 1.8 format (metadata
@@ -19,12 +22,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5io.h"
+#include "mpigan/files.h"
 
 #ifndef MPIGAN_VERSION
 #error "MPIGAN_VERSION must be defined by the build"
@@ -35,6 +40,9 @@ static const char *const net_names[2] = {"generator", "discriminator"};
 
 /* /generator/optimizer holds the optimizer state, so no layer may be called that. */
 #define OPTIM_GROUP "optimizer"
+
+/* The run's record keeping: the counters behind metrics.jsonl. */
+#define METRICS_GROUP "/metrics"
 
 /* HDF5 object names: a group "/discriminator/<name, < MG_NAME_MAX>", an object in it. */
 #define GRP_MAX 96
@@ -153,37 +161,57 @@ static int write_net(hid_t f, int which, const mg_net *net, const mg_optim *opt,
     return write_optim(f, net_names[which], opt, epochs, what);
 }
 
-static int write_all(hid_t f, const mg_trainer *t, const char *config_yaml, mg_error *what)
+/* The metrics record in progress and the counters the run's records need. */
+static int write_metrics(hid_t f, const mg_checkpoint_state *t, mg_error *what)
+{
+    const mg_metrics_window *w = t->window;
+    return mg_h5w_group(f, METRICS_GROUP, what) ||
+           attr_i64(f, METRICS_GROUP, "skipped", *t->skipped, what) ||
+           attr_f64(f, METRICS_GROUP, "elapsed_s", *t->elapsed_s, what) ||
+           attr_i64(f, METRICS_GROUP, "window_steps", w->steps, what) ||
+           attr_f64(f, METRICS_GROUP, "window_d_loss", w->d_loss, what) ||
+           attr_f64(f, METRICS_GROUP, "window_g_loss", w->g_loss, what) ||
+           attr_f64(f, METRICS_GROUP, "window_d_real", w->d_real, what) ||
+           attr_f64(f, METRICS_GROUP, "window_d_fake", w->d_fake, what)
+               ? -1
+               : 0;
+}
+
+static int write_all(hid_t f, const mg_checkpoint_state *t, const char *config_yaml,
+                     mg_error *what)
 {
     char created[32];
     mg_h5_now_iso8601(created, sizeof created);
-    const uint64_t seed = t->cfg.seed;
-    const int64_t epochs = t->batches_per_epoch > 0 ? t->minibatch / t->batches_per_epoch : 0;
+    const uint64_t seed = t->seed;
+    const int64_t minibatch = *t->minibatch;
+    const int64_t epochs = t->batches_per_epoch > 0 ? minibatch / t->batches_per_epoch : 0;
+    const double epoch =
+        t->batches_per_epoch > 0 ? (double)minibatch / (double)t->batches_per_epoch : 0;
     if (mg_h5w_attr_str(f, "/", "format", MG_CHECKPOINT_FORMAT, what) ||
         attr_int(f, "/", "format_version", MG_CHECKPOINT_VERSION, what) ||
         mg_h5w_attr_str(f, "/", "mpigan_version", MPIGAN_VERSION, what) ||
-        attr_i64(f, "/", "step", t->step, what) ||
-        attr_i64(f, "/", "minibatch", t->minibatch, what) ||
-        attr_f64(f, "/", "epoch", mg_trainer_epoch(t), what) ||
+        attr_i64(f, "/", "step", *t->step, what) ||
+        attr_i64(f, "/", "minibatch", minibatch, what) ||
+        attr_f64(f, "/", "epoch", epoch, what) ||
         mg_h5w_attr(f, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed, what) ||
-        attr_int(f, "/", "ranks", t->nranks, what) ||
-        attr_int(f, "/", "batch_size", t->batch, what) ||
-        attr_int(f, "/", "channels", t->data->channels, what) ||
-        attr_int(f, "/", "height", t->data->height, what) ||
-        attr_int(f, "/", "width", t->data->width, what) ||
+        attr_int(f, "/", "ranks", t->ranks, what) ||
+        attr_int(f, "/", "batch_size", t->batch_size, what) ||
+        attr_int(f, "/", "channels", t->channels, what) ||
+        attr_int(f, "/", "height", t->height, what) ||
+        attr_int(f, "/", "width", t->width, what) ||
         mg_h5w_attr_str(f, "/", "real", MG_REAL_NAME, what) ||
         mg_h5w_attr_str(f, "/", "created", created, what))
         return -1;
     if (mg_h5w_text(f, "/config", config_yaml ? config_yaml : "", what))
         return -1;
-    if (write_net(f, NET_G, &t->g, &t->g_opt, epochs, what) ||
-        write_net(f, NET_D, &t->d, &t->d_opt, epochs, what))
+    if (write_net(f, NET_G, t->g, t->g_opt, epochs, what) ||
+        write_net(f, NET_D, t->d, t->d_opt, epochs, what))
         return -1;
-    return 0;
+    return write_metrics(f, t, what);
 }
 
 typedef struct {
-    const mg_trainer *t;
+    const mg_checkpoint_state *t;
     const char *config_yaml;
 } write_ctx;
 
@@ -193,14 +221,14 @@ static int fill_checkpoint(hid_t f, const void *ctx, mg_error *what)
     return write_all(f, w->t, w->config_yaml, what);
 }
 
-int mg_checkpoint_write(const mg_trainer *t, const char *config_yaml, const char *path,
+int mg_checkpoint_write(const mg_checkpoint_state *t, const char *config_yaml, const char *path,
                         mg_error *err)
 {
     mg_error what;
     write_ctx w = {t, config_yaml};
     /* Parameters and the optimizers' state: momentum for SGD, two moments for Adam. */
-    const double states = (double)t->g.n_params * (t->g_opt.spec.type == MG_OPTIM_ADAM ? 3 : 2) +
-                          (double)t->d.n_params * (t->d_opt.spec.type == MG_OPTIM_ADAM ? 3 : 2);
+    const double states = (double)t->g->n_params * (t->g_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2) +
+                          (double)t->d->n_params * (t->d_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2);
     if (mg_h5_write_new(path, fill_checkpoint, &w, states * sizeof(float), &what))
         return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
     return 0;
@@ -426,7 +454,39 @@ static int read_counter(hid_t f, const char *path, const char *name, int64_t *v,
     return 0;
 }
 
-int mg_checkpoint_load(mg_trainer *t, const char *path, mg_error *err)
+/* What /metrics holds, or zeros for a checkpoint written before it existed. */
+typedef struct {
+    int64_t skipped;
+    double elapsed_s;
+    mg_metrics_window window;
+} metrics_state;
+
+static int read_metrics(hid_t f, const char *path, metrics_state *m, mg_error *err)
+{
+    memset(m, 0, sizeof *m);
+    int there = mg_h5r_exists(f, path, METRICS_GROUP, err);
+    if (there <= 0)
+        return there;
+    double *reals[] = {&m->elapsed_s, &m->window.d_loss, &m->window.g_loss, &m->window.d_real,
+                       &m->window.d_fake};
+    const char *const real_names[] = {"elapsed_s", "window_d_loss", "window_g_loss",
+                                      "window_d_real", "window_d_fake"};
+    if (mg_h5r_attr_i64(f, path, METRICS_GROUP, "skipped", &m->skipped, err) ||
+        mg_h5r_attr_i64(f, path, METRICS_GROUP, "window_steps", &m->window.steps, err))
+        return -1;
+    if (m->skipped < 0 || m->window.steps < 0)
+        return mg_fail(err, "%s: " METRICS_GROUP " holds a negative count", path);
+    for (int i = 0; i < 5; i++) {
+        if (mg_h5r_attr_f64(f, path, METRICS_GROUP, real_names[i], reals[i], err))
+            return -1;
+        if (!isfinite(*reals[i]))
+            return mg_fail(err, "%s: " METRICS_GROUP " attribute %s is not finite", path,
+                           real_names[i]);
+    }
+    return 0;
+}
+
+int mg_checkpoint_load(const mg_checkpoint_state *t, const char *path, mg_error *err)
 {
     hid_t f;
     if (mg_h5_open(&f, path, 0, err))
@@ -439,26 +499,32 @@ int mg_checkpoint_load(mg_trainer *t, const char *path, mg_error *err)
     if (rc == 0)
         rc = read_counter(f, path, "minibatch", &minibatch, err);
     if (rc == 0)
-        rc = read_net(f, path, NET_G, &t->g, &t->g_opt, &g, err);
+        rc = read_net(f, path, NET_G, t->g, t->g_opt, &g, err);
     if (rc == 0)
-        rc = read_net(f, path, NET_D, &t->d, &t->d_opt, &d, err);
+        rc = read_net(f, path, NET_D, t->d, t->d_opt, &d, err);
+    metrics_state m;
+    if (rc == 0)
+        rc = read_metrics(f, path, &m, err);
     if (H5Fclose(f) < 0 && rc == 0)
         rc = mg_fail(err, "%s: cannot close", path);
     if (rc == 0) {
-        /* Everything was read: only now does the trainer change, so a failed load leaves it as
-         * it was. */
-        memcpy(t->g.params, g.params, t->g.n_params * sizeof(mg_real));
-        memcpy(t->d.params, d.params, t->d.n_params * sizeof(mg_real));
-        memcpy(t->g_opt.m, g.m, t->g_opt.n * sizeof(mg_real));
-        memcpy(t->d_opt.m, d.m, t->d_opt.n * sizeof(mg_real));
-        if (t->g_opt.v)
-            memcpy(t->g_opt.v, g.v, t->g_opt.n * sizeof(mg_real));
-        if (t->d_opt.v)
-            memcpy(t->d_opt.v, d.v, t->d_opt.n * sizeof(mg_real));
-        t->g_opt.t = g.t;
-        t->d_opt.t = d.t;
-        t->step = step;
-        t->minibatch = minibatch;
+        /* Everything was read: only now do the objects change, so a failed load leaves them as
+         * they were. */
+        memcpy(t->g->params, g.params, t->g->n_params * sizeof(mg_real));
+        memcpy(t->d->params, d.params, t->d->n_params * sizeof(mg_real));
+        memcpy(t->g_opt->m, g.m, t->g_opt->n * sizeof(mg_real));
+        memcpy(t->d_opt->m, d.m, t->d_opt->n * sizeof(mg_real));
+        if (t->g_opt->v)
+            memcpy(t->g_opt->v, g.v, t->g_opt->n * sizeof(mg_real));
+        if (t->d_opt->v)
+            memcpy(t->d_opt->v, d.v, t->d_opt->n * sizeof(mg_real));
+        t->g_opt->t = g.t;
+        t->d_opt->t = d.t;
+        *t->step = step;
+        *t->minibatch = minibatch;
+        *t->skipped = m.skipped;
+        *t->elapsed_s = m.elapsed_s;
+        *t->window = m.window;
     }
     net_state_free(&g);
     net_state_free(&d);
@@ -781,13 +847,13 @@ int mg_checkpoint_find_latest(char *path, size_t n, const char *dir, mg_error *e
     return rc;
 }
 
-int mg_checkpoint_save(const mg_trainer *t, const char *config_yaml, const char *dir, int keep,
-                       char *path_out, size_t path_n, mg_error *err)
+int mg_checkpoint_save(const mg_checkpoint_state *t, const char *config_yaml, const char *dir,
+                       int keep, char *path_out, size_t path_n, mg_error *err)
 {
     if (keep < 1)
         return mg_fail(err, "%s: cannot keep %d checkpoints: keep at least 1", dir, keep);
     char name[64], path[MG_PATH_MAX], link_tmp[MG_PATH_MAX], link[MG_PATH_MAX];
-    snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)t->step);
+    snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)*t->step);
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
         snprintf(link_tmp, sizeof link_tmp, "%s/latest.h5.tmp", dir) >= (int)sizeof link_tmp ||
         snprintf(link, sizeof link, "%s/latest.h5", dir) >= (int)sizeof link)

@@ -22,46 +22,12 @@
 #define MAX_FIELDS 16               /* keys in the largest mapping */
 #define MAX_CONFIG_BYTES (16 << 20) /* anything larger is not a configuration file */
 
-/* Name tables indexed by the enums, so the order of an enum cannot drift from its names. */
-static const char *const act_names[] = {
-    [MG_ACT_LINEAR] = "linear",   [MG_ACT_RELU] = "relu", [MG_ACT_LEAKY_RELU] = "leaky_relu",
-    [MG_ACT_SIGMOID] = "sigmoid", [MG_ACT_TANH] = "tanh", [MG_ACT_MAXOUT] = "maxout",
-    [MG_ACT_MAXOUT + 1] = NULL,
-};
-static const char *const prior_names[] = {
-    [MG_PRIOR_UNIFORM] = "uniform",
-    [MG_PRIOR_UNIFORM_SQRT3] = "uniform_sqrt3",
-    [MG_PRIOR_NORMAL] = "normal",
-    [MG_PRIOR_NORMAL + 1] = NULL,
-};
-static const char *const mode_names[] = {
-    [MG_MODE_ALTERNATING] = "alternating",
-    [MG_MODE_SIMULTANEOUS] = "simultaneous",
-    [MG_MODE_SIMULTANEOUS + 1] = NULL,
-};
-static const char *const loss_names[] = {
-    [MG_GEN_LOSS_NONSATURATING] = "nonsaturating",
-    [MG_GEN_LOSS_MINIMAX] = "minimax",
-    [MG_GEN_LOSS_MINIMAX + 1] = NULL,
-};
-static const char *const nonfinite_names[] = {
-    [MG_NONFINITE_STOP] = "stop",
-    [MG_NONFINITE_SKIP] = "skip",
-    [MG_NONFINITE_SKIP + 1] = NULL,
-};
-static const char *const optim_names[] = {
-    [MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", [MG_OPTIM_ADAM + 1] = NULL};
+/* Name tables of the model's enums live with the model (nn.h, optim.h, rng.h, train.h); these are
+ * the configuration's own. */
 static const char *const format_names[] = {"idx", "cifar10", "tfd", "hdf5", NULL};
 static const char *const split_names[] = {"unlabeled", "train", "valid", "test", NULL};
 static const char *const preprocess_names[] = {
     [MG_PREPROCESS_SCALE] = "scale", [MG_PREPROCESS_GCN] = "gcn", NULL};
-
-const char *mg_act_name(enum mg_act act)
-{
-    if ((int)act < 0 || act > MG_ACT_MAXOUT)
-        return "unknown";
-    return act_names[act];
-}
 
 /* ---- Schema ---------------------------------------------------------------------------------- */
 
@@ -128,7 +94,7 @@ _Static_assert(L_N < MAX_FIELDS && O_N < MAX_FIELDS, "collect() sizes its arrays
 
 static const field layer_fields[] = {
     [L_NAME] = {"name", K_IDENT, LAYER(name)},
-    [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = act_names},
+    [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = mg_act_names},
     [L_UNITS] = {"units", K_INT, LAYER(units), .flags = F_REQUIRED | F_MIN, .min = 1},
     [L_PIECES] = {"pieces", K_INT, LAYER(pieces), AT_LEAST(2), .only = ONLY(MG_ACT_MAXOUT)},
     [L_IRANGE] = {"irange", K_REAL, LAYER(irange), AT_LEAST(0)},
@@ -143,7 +109,7 @@ static const field layer_fields[] = {
 #define SGD .only = ONLY(MG_OPTIM_SGD)
 #define ADAM .only = ONLY(MG_OPTIM_ADAM)
 static const field optim_fields[] = {
-    [O_TYPE] = {"type", K_ENUM, OPT(type), .names = optim_names},
+    [O_TYPE] = {"type", K_ENUM, OPT(type), .names = mg_optim_names},
     [O_LR] = {"lr", K_REAL, OPT(lr), ABOVE(0)},
     [O_LR_DECAY] = {"lr_decay", K_REAL, OPT(lr_decay), AT_LEAST(1), SGD},
     [O_MIN_LR] = {"min_lr", K_REAL, OPT(min_lr), AT_LEAST(0), SGD},
@@ -178,15 +144,15 @@ static const field data_fields[] = {
 
 static const field generator_fields[] = {
     {"noise_dim", K_INT, CFG(generator.noise_dim), AT_LEAST(1)},
-    {"prior", K_ENUM, CFG(generator.prior), .names = prior_names},
+    {"prior", K_ENUM, CFG(generator.prior), .names = mg_prior_names},
     {"output_bias_from_data", K_BOOL, CFG(generator.output_bias_from_data)},
     {"layers", K_LAYERS, CFG(generator.net), .flags = F_REQUIRED},
-    {"optimizer", K_OPTIM, CFG(generator.net.optim)},
+    {"optimizer", K_OPTIM, CFG(generator.optim)},
     END,
 };
 
 static const field discriminator_fields[] = {
-    {"layers", K_LAYERS, CFG(discriminator), .flags = F_REQUIRED | F_DISCRIMINATOR},
+    {"layers", K_LAYERS, CFG(discriminator.net), .flags = F_REQUIRED | F_DISCRIMINATOR},
     {"optimizer", K_OPTIM, CFG(discriminator.optim)},
     END,
 };
@@ -194,15 +160,15 @@ static const field discriminator_fields[] = {
 static const field train_fields[] = {
     {"batch_size", K_INT, CFG(train.batch_size), AT_LEAST(1)},
     {"k", K_INT, CFG(train.k), AT_LEAST(1)},
-    {"mode", K_ENUM, CFG(train.mode), .names = mode_names},
-    {"generator_loss", K_ENUM, CFG(train.generator_loss), .names = loss_names},
+    {"mode", K_ENUM, CFG(train.mode), .names = mg_mode_names},
+    {"generator_loss", K_ENUM, CFG(train.generator_loss), .names = mg_gen_loss_names},
     {"epochs", K_INT, CFG(train.epochs), AT_LEAST(0)},
     {"steps", K_I64, CFG(train.steps), AT_LEAST(0)},
     {"check_every", K_INT, CFG(train.check_every), AT_LEAST(0)},
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
-    {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = nonfinite_names},
+    {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = mg_nonfinite_names},
     {"stall_seconds", K_REAL, CFG(train.stall_seconds), AT_LEAST(0)},
     END,
 };
@@ -279,7 +245,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->generator.noise_dim = 100;
     cfg->generator.prior = MG_PRIOR_UNIFORM;
     cfg->generator.output_bias_from_data = 0;
-    optim_defaults(&cfg->generator.net.optim);
+    optim_defaults(&cfg->generator.optim);
     optim_defaults(&cfg->discriminator.optim);
     cfg->train.batch_size = 100;
     cfg->train.k = 1;
@@ -759,7 +725,7 @@ static int convert_layer(ctx *c, yaml_node_t *map, const char *path, int index, 
         return fail_missing(c, kpath, "");
     /* The type decides which keys are allowed and what the defaults are. */
     if (convert_scalar(c, &layer_fields[L_TYPE], node_at(c, value[L_TYPE]), kpath, (char *)l) ||
-        check_only(c, layer_fields, key, path, (int)l->type, act_names))
+        check_only(c, layer_fields, key, path, (int)l->type, mg_act_names))
         return -1;
     l->pieces = l->type == MG_ACT_MAXOUT ? 0 : 1;
     l->irange = 0.05;
@@ -838,7 +804,7 @@ static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_sp
         return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
                        "the discriminator's last layer must be sigmoid with 1 unit (got %s, %d "
                        "unit%s)",
-                       act_names[last->type], last->units, last->units == 1 ? "" : "s");
+                       mg_act_names[last->type], last->units, last->units == 1 ? "" : "s");
     }
     return 0;
 }
@@ -855,7 +821,7 @@ static int convert_optim(ctx *c, yaml_node_t *map, const char *path, mg_optim_sp
     if (value[O_TYPE] &&
         convert_scalar(c, &optim_fields[O_TYPE], node_at(c, value[O_TYPE]), kpath, (char *)o))
         return -1;
-    if (check_only(c, optim_fields, key, path, (int)o->type, optim_names))
+    if (check_only(c, optim_fields, key, path, (int)o->type, mg_optim_names))
         return -1;
     /* Adam's steps are normalized, so it wants a far smaller rate than SGD (Radford et al.). */
     if (o->type == MG_OPTIM_ADAM)
@@ -1211,6 +1177,17 @@ out:
     return rc;
 }
 
+mg_gan_spec mg_config_gan(const mg_config *cfg)
+{
+    mg_gan_spec spec;
+    memset(&spec, 0, sizeof spec); /* padding too: the spec is compared and sent as bytes */
+    spec.seed = cfg->seed;
+    spec.generator = cfg->generator;
+    spec.discriminator = cfg->discriminator;
+    spec.train = cfg->train;
+    return spec;
+}
+
 int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name, mg_error *err)
 {
     return parse_bytes(cfg, text, strlen(text), name, NULL, 0, 0, err);
@@ -1344,7 +1321,7 @@ static int plain_name(const char *s)
     return 1;
 }
 
-static void write_net(FILE *f, const mg_net_spec *net)
+static void write_net(FILE *f, const mg_net_spec *net, const mg_optim_spec *o)
 {
     fprintf(f, "  layers:\n");
     for (int i = 0; i < net->n_layers; i++) {
@@ -1365,8 +1342,7 @@ static void write_net(FILE *f, const mg_net_spec *net)
             write_real(f, "      ", "leak", l->leak);
         write_real(f, "      ", "max_col_norm", l->max_col_norm);
     }
-    const mg_optim_spec *o = &net->optim;
-    fprintf(f, "  optimizer:\n    type: %s\n", enum_name(optim_names, (int)o->type));
+    fprintf(f, "  optimizer:\n    type: %s\n", enum_name(mg_optim_names, (int)o->type));
     write_real(f, "    ", "lr", o->lr);
     if (o->type == MG_OPTIM_SGD) {
         write_real(f, "    ", "lr_decay", o->lr_decay);
@@ -1417,20 +1393,20 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     write_real(f, "  ", "gcn_scale", cfg->data.gcn_scale);
     fprintf(f, "  shared_memory: %s\n", cfg->data.shared_memory ? "true" : "false");
     fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
-            cfg->generator.noise_dim, enum_name(prior_names, (int)cfg->generator.prior),
+            cfg->generator.noise_dim, enum_name(mg_prior_names, (int)cfg->generator.prior),
             cfg->generator.output_bias_from_data ? "true" : "false");
-    write_net(f, &cfg->generator.net);
+    write_net(f, &cfg->generator.net, &cfg->generator.optim);
     fprintf(f, "discriminator:\n");
-    write_net(f, &cfg->discriminator);
+    write_net(f, &cfg->discriminator.net, &cfg->discriminator.optim);
     fprintf(f,
             "train:\n  batch_size: %d\n  k: %d\n  mode: %s\n  generator_loss: %s\n  epochs: %d\n"
             "  steps: %" PRId64 "\n  check_every: %d\n  log_every: %d\n",
-            cfg->train.batch_size, cfg->train.k, enum_name(mode_names, (int)cfg->train.mode),
-            enum_name(loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
+            cfg->train.batch_size, cfg->train.k, enum_name(mg_mode_names, (int)cfg->train.mode),
+            enum_name(mg_gen_loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
             cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
     fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
-    fprintf(f, "  nonfinite: %s\n", enum_name(nonfinite_names, (int)cfg->train.nonfinite));
+    fprintf(f, "  nonfinite: %s\n", enum_name(mg_nonfinite_names, (int)cfg->train.nonfinite));
     write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
             cfg->checkpoint.keep);

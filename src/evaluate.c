@@ -6,6 +6,7 @@
  * in point order, so the printed figures do not depend on the rank count. */
 #include "mpigan/evaluate.h"
 
+
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -13,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpigan/blas.h"
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
 #include "mpigan/dataset.h"
+#include "mpigan/generate.h"
 #include "mpigan/splits.h"
 #include "mpigan/parzen.h"
 #include "mpigan/train.h"
@@ -224,7 +227,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         mg_net_free(&g);
     }
     share(&mu, comm);
-    mg_threads_choose(comm); /* after sampling, which ran on one thread */
+    mg_blas_threads_choose(mg_comm_node_size(comm)); /* after sampling, which ran on one thread */
     const double t1 = mg_comm_wtime();
 
     /* sigma: the grid value with the best mean validation log-likelihood. */

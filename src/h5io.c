@@ -156,7 +156,7 @@ int mg_h5_create(hid_t *file, const char *path, mg_error *err)
     hid_t fapl = file_access(1);
     *file = -1;
     if (fapl >= 0)
-        *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        *file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl); /* never an existing file */
     mg_h5_close(fapl);
     if (*file < 0)
         return mg_fail(err, "cannot create %s", path);
@@ -184,65 +184,6 @@ int mg_h5_finish(hid_t file, mg_error *err)
     if (H5Fclose(file) < 0 && rc == 0)
         rc = mg_fail(err, "cannot close the file");
     return rc;
-}
-
-/* The directory part of path: "." for a bare name, "/" for "/name". */
-static int dir_of(char *dir, size_t n, const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    size_t len = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
-    if (len + 2 > n)
-        return -1;
-    if (slash == NULL)
-        strcpy(dir, ".");
-    else {
-        memcpy(dir, path, len);
-        dir[len] = '\0';
-    }
-    return 0;
-}
-
-int mg_h5_dir_writable(const char *path, mg_error *err)
-{
-    char dir[4096];
-    struct stat st;
-    if (dir_of(dir, sizeof dir, path) != 0)
-        return mg_fail(err, "%s", strerror(ENAMETOOLONG));
-    if (stat(dir, &st) != 0)
-        return mg_fail(err, "%s", strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return mg_fail(err, "%s", strerror(ENOTDIR));
-    if (access(dir, W_OK | X_OK) != 0)
-        return mg_fail(err, "%s", strerror(errno));
-    return 0;
-}
-
-int mg_h5_commit(const char *tmp, const char *path, mg_error *err)
-{
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0)
-        return mg_fail(err, "cannot open %s to sync it: %s", tmp, strerror(errno));
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return mg_fail(err, "cannot sync %s: %s", tmp, strerror(e));
-    }
-    if (close(fd) != 0)
-        return mg_fail(err, "cannot close %s: %s", tmp, strerror(errno));
-    if (rename(tmp, path) != 0)
-        return mg_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    /* The rename is durable once the directory is synced. Best effort: path already is the
-     * complete new file, so failing now would report an error about a good checkpoint (and some
-     * file systems refuse fsync on a directory). */
-    char dir[4096];
-    if (dir_of(dir, sizeof dir, path) == 0) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            (void)close(dfd);
-        }
-    }
-    return 0;
 }
 
 void mg_h5_now_iso8601(char *buf, size_t n)
@@ -855,37 +796,22 @@ void mg_h5_type_str(char *buf, size_t n, const mg_h5_info *info)
     }
 }
 
-int mg_h5_room(const char *path, double bytes, mg_error *what)
-{
-    char dir[4096];
-    struct statvfs fs;
-    const double need = bytes * 1.05 + (1 << 20);
-    if (dir_of(dir, sizeof dir, path) == 0 && statvfs(dir, &fs) == 0 &&
-        (double)fs.f_bavail * fs.f_frsize < need)
-        return mg_fail(what, "no room: %.0f bytes free on its file system, about %.0f needed",
-                       (double)fs.f_bavail * fs.f_frsize, need);
-    return 0;
-}
-
 int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
                     const void *ctx, double bytes, mg_error *what)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mg_fail(what, "path too long");
-    if (mg_h5_dir_writable(path, what) || mg_h5_room(path, bytes, what))
+    char tmp[MG_PATH_MAX + 32];
+    if (mg_file_dir_writable(path, what) || mg_file_room(path, bytes, what) ||
+        mg_file_temp_name(tmp, sizeof tmp, path, what))
         return -1;
     hid_t f;
-    if (mg_h5_create(&f, tmp, what)) {
-        unlink(tmp);
+    if (mg_h5_create(&f, tmp, what))
         return -1;
-    }
     int rc = fill(f, ctx, what);
     /* Closed on every path; the first failure is the one reported. */
     if (mg_h5_finish(f, rc ? NULL : what))
         rc = -1;
     if (rc == 0)
-        rc = mg_h5_commit(tmp, path, what);
+        rc = mg_file_commit_name(tmp, path, what);
     if (rc)
         unlink(tmp);
     return rc;

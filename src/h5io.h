@@ -5,7 +5,7 @@
  * closes what it opens, on every path, and checks every HDF5 return code.
  *
  * Errors come in two forms, because writing and reading report differently:
- *  - writers (mg_h5w_*, mg_h5_create, mg_h5_finish, mg_h5_dir_writable, mg_h5_commit) put only
+ *  - writers (mg_h5w_*, mg_h5_create, mg_h5_finish, mg_h5_write_new) put only
  *    *what failed* in err ("cannot create /generator/h0/W"); the caller knows which file the
  *    user asked for and prefixes "<path>: cannot write checkpoint: ".
  *  - readers (mg_h5_open, mg_h5r_*) put the whole line the user sees, starting "<path>: ".
@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "mpigan/error.h"
+#include "mpigan/files.h"
 #include "mpigan/real.h"
 
 #define MG_H5_MAX_RANK 5
@@ -47,29 +48,17 @@ void mg_h5_close(hid_t id);
  * "<path>: not an HDF5 file, or truncated". */
 int mg_h5_open(hid_t *file, const char *path, int writable, mg_error *err);
 
-/* Creates (truncates) path, in the HDF5 1.8 file format (metadata with checksums). */
+/* Creates path, which must not exist (H5F_ACC_EXCL: never through a planted link), in the HDF5
+ * 1.8 file format (metadata with checksums). */
 int mg_h5_create(hid_t *file, const char *path, mg_error *err);
 
 /* Flushes and closes a file written to; fails if any object of it is still open (a leak here
  * would keep the file open behind H5Fclose's back, unflushed). The file is closed either way. */
 int mg_h5_finish(hid_t file, mg_error *err);
 
-/* Checks that the directory `path` would be created in exists and is writable, so that the
- * common failures read as the system's own words ("No such file or directory"). */
-int mg_h5_dir_writable(const char *path, mg_error *err);
-
-/* fsync(tmp), then rename(tmp, path), then (best effort) fsync of the directory: afterwards path
- * is the complete new file, even across a power cut. */
-int mg_h5_commit(const char *tmp, const char *path, mg_error *err);
-
-/* 0 if path's file system has room for `bytes` more (with 5% and 1 MB for HDF5's metadata),
- * else -1 with how much is free. A write that ran out of space half-way would leave HDF5 holding
- * a file it cannot close (it crashes at exit) or an append half done: refused before it starts. */
-int mg_h5_room(const char *path, double bytes, mg_error *what);
-
-/* A new file at path, never half of one: checks the directory and that its file system has room
- * for about `bytes`, creates path.tmp, lets `fill` write the content, finishes, commits (fsync and
- * rename). On failure path.tmp is removed, path is untouched, and `what` says what failed without
+/* A new file at path, never half of one (files.h): checks the directory and that its file system
+ * has room for about `bytes`, creates a fresh temporary beside it exclusively, lets `fill` write
+ * the content, finishes, commits (fsync, rename, fsync of the directory). On failure path.tmp is removed, path is untouched, and `what` says what failed without
  * naming path (callers prefix it). */
 int mg_h5_write_new(const char *path, int (*fill)(hid_t f, const void *ctx, mg_error *what),
                     const void *ctx, double bytes, mg_error *what);

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpigan/files.h"
+
 enum { GRID_BORDER = 128, GRID_SEP = 3 };
 static const unsigned char GRID_SEP_RGB[3] = {255, 220, 0};
 /* 2^28 pixels (768 MiB as RGB for any reader that decodes it whole) is far beyond any sample
@@ -182,24 +184,16 @@ int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C,
         return mg_fail(err, "%s: grid of %lld x %lld pixels is too large", path,
                        (long long)g.width, (long long)g.height);
 
-    const size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof ".tmp");
     unsigned char *row = malloc((size_t)g.width * (g.rgb ? 3 : 1)); // (width) pixels
-    if (!tmp || !row) {
-        free(tmp);
-        free(row);
+    if (!row)
         return mg_fail(err, "%s: cannot write PNG: out of memory", path);
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", sizeof ".tmp");
-
-    png_sink sink = {.f = fopen(tmp, "wb")};
-    if (!sink.f) {
-        snprintf(sink.reason, sizeof sink.reason, "%s", strerror(errno));
-        free(tmp);
+    mg_file out;
+    mg_error what;
+    if (mg_file_create(&out, path, &what)) {
         free(row);
-        return mg_fail(err, "%s: cannot write PNG: %s", path, sink.reason);
+        return mg_fail(err, "%s: cannot write PNG: %s", path, what.msg);
     }
+    png_sink sink = {.f = out.f};
     int rc = -1;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_png_error,
                                               on_png_warning);
@@ -213,19 +207,14 @@ int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C,
     png_destroy_write_struct(&png, &info);
     free(row);
 
-    // fclose flushes the last buffered bytes: its failure is a failed write like any other
-    if (fclose(sink.f) != 0 && rc == 0) {
-        snprintf(sink.reason, sizeof sink.reason, "%s", strerror(errno));
-        rc = -1;
+    // the commit flushes the last buffered bytes: its failure is a failed write like any other
+    if (rc != 0) {
+        mg_file_discard(&out);
+        return mg_fail(err, "%s: cannot write PNG: %s", path, sink.reason);
     }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        snprintf(sink.reason, sizeof sink.reason, "%s", strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0)
-        remove(tmp);
-    free(tmp);
-    return rc == 0 ? 0 : mg_fail(err, "%s: cannot write PNG: %s", path, sink.reason);
+    if (mg_file_commit(&out, &what))
+        return mg_fail(err, "%s: cannot write PNG: %s", path, what.msg);
+    return 0;
 }
 
 /* ---- nearest neighbours ---- */

@@ -1,55 +1,28 @@
-/* Multilayer perceptrons: GEMM (BLAS and its plain-C twin), layer kernels, losses, and a network
- * over one contiguous parameter buffer. See include/mpigan/nn.h for the contract. */
+/* Multilayer perceptrons: layer kernels, losses, and a network over one contiguous parameter
+ * buffer. See include/mpigan/nn.h for the contract. */
 #include "mpigan/nn.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "simd.h"
 
-/* ---- GEMM ---- */
+const char *const mg_act_names[] = {
+    [MG_ACT_LINEAR] = "linear",   [MG_ACT_RELU] = "relu", [MG_ACT_LEAKY_RELU] = "leaky_relu",
+    [MG_ACT_SIGMOID] = "sigmoid", [MG_ACT_TANH] = "tanh", [MG_ACT_MAXOUT] = "maxout",
+    [MG_ACT_MAXOUT + 1] = NULL,
+};
 
-void mg_gemm_blas(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
-                  const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C,
-                  int ldc)
+const char *mg_act_name(enum mg_act act)
 {
-    if (M <= 0 || N <= 0)
-        return;
-#ifdef MG_REAL_DOUBLE
-    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
-}
-
-/* The reference: one dot product per element, accumulated in double and rounded once, so it is
- * at least as accurate as any BLAS it is compared with. beta == 0 never reads C (BLAS rule). */
-void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, const mg_real *A,
-                 int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C, int ldc)
-{
-    const size_t sa_i = trans_a ? 1 : (size_t)lda, sa_k = trans_a ? (size_t)lda : 1;
-    const size_t sb_k = trans_b ? 1 : (size_t)ldb, sb_j = trans_b ? (size_t)ldb : 1;
-    for (int i = 0; i < M; i++) {
-        for (int j = 0; j < N; j++) {
-            double acc = 0;
-            const mg_real *a = A + i * sa_i; // row i of op(A)
-            const mg_real *b = B + j * sb_j; // column j of op(B)
-            for (int k = 0; k < K; k++)
-                acc += (double)a[k * sa_k] * (double)b[k * sb_k];
-            mg_real *c = C + (size_t)i * ldc + j;
-            double v = (double)alpha * acc;
-            if (beta != 0)
-                v += (double)beta * (double)*c;
-            *c = (mg_real)v;
-        }
-    }
+    if ((int)act < 0 || act > MG_ACT_MAXOUT)
+        return "unknown";
+    return mg_act_names[act];
 }
 
 /* ---- kernels ---- */
@@ -315,6 +288,12 @@ MG_HOT void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t
 }
 
 /* ---- losses ---- */
+
+const char *const mg_gen_loss_names[] = {
+    [MG_GEN_LOSS_NONSATURATING] = "nonsaturating",
+    [MG_GEN_LOSS_MINIMAX] = "minimax",
+    [MG_GEN_LOSS_MINIMAX + 1] = NULL,
+};
 
 double mg_softplus(double x)
 {
@@ -680,4 +659,18 @@ void mg_net_bias_from_mean(mg_net *net, const double *mean)
         p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
         b[j] = (mg_real)log(p / (1 - p));
     }
+}
+
+uint32_t mg_net_checksum(const mg_net *net)
+{
+    const unsigned char *p = (const unsigned char *)net->params;
+    size_t left = net->n_params * sizeof(mg_real);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (left > 0) { /* crc32 takes a uInt length */
+        uInt len = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, p, len);
+        p += len;
+        left -= len;
+    }
+    return (uint32_t)crc;
 }

@@ -6,6 +6,8 @@
 
 #include "simd.h"
 
+const char *const mg_optim_names[] = {[MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", NULL};
+
 int mg_optim_init(mg_optim *opt, const mg_optim_spec *spec, size_t n, mg_error *err)
 {
     opt->spec = *spec;

@@ -25,6 +25,7 @@
 
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
+#include "mpigan/generate.h"
 #include "mpigan/image.h"
 #include "mpigan/nn.h"
 #include "mpigan/splits.h"

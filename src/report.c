@@ -1,14 +1,20 @@
+/* What a run tells its user (report.h): the progress line, metrics.jsonl and run.json, written by
+ * rank 0 through jansson, every write checked. */
+#define _POSIX_C_SOURCE 200809L /* fileno, fsync */
 #include "mpigan/report.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mpigan/blas.h"
-#include "mpigan/comm.h"
+
+/* Digits of the reals in the records: more than a float holds, fewer than 17 noisy ones. */
+#define RECORD_PRECISION 9
 
 void mg_memory_mb(double *rss, double *pss)
 {
@@ -33,71 +39,13 @@ double mg_peak_rss_mb(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : -1; /* Linux: kB */
 }
 
-static int mkdir_p(const char *dir, mg_error *err)
+void mg_memory_over_ranks(mg_memory *m, const mg_comm *comm)
 {
-    char path[MG_PATH_MAX];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return mg_fail(err, "%s: path too long", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return mg_fail(err, "%s: cannot create directory: %s", path, strerror(errno));
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return mg_fail(err, "%s: not a directory", dir);
-    return 0;
-}
-
-/* Writes through a temporary name and renames, so a reader never sees half a file. */
-static FILE *open_tmp(char *tmp, size_t n, const char *dir, const char *name, mg_error *err)
-{
-    snprintf(tmp, n, "%s/.%s.tmp", dir, name);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        mg_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
-    return f;
-}
-
-static int close_rename(FILE *f, const char *tmp, const char *dir, const char *name, mg_error *err)
-{
-    char path[MG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        unlink(tmp);
-        return mg_fail(err, "%s: write failed: %s", path, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return mg_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
-int mg_run_dir_create(const char *dir, const mg_config *cfg, int force, mg_error *err)
-{
-    if (mkdir_p(dir, err))
-        return -1;
-    char path[MG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    if (!force && access(path, F_OK) == 0)
-        return mg_fail(err,
-                       "%s: already holds a run (metrics.jsonl): choose another directory with "
-                       "--out, or pass --force to overwrite it",
-                       dir);
-    char tmp[MG_PATH_MAX + 64];
-    FILE *f = open_tmp(tmp, sizeof tmp, dir, "config.yaml", err);
-    if (!f)
-        return -1;
-    mg_config_write(cfg, f);
-    return close_rename(f, tmp, dir, "config.yaml", err);
+    double rss, pss, sum, lo;
+    mg_memory_mb(&rss, &pss);
+    mg_comm_minmaxsum(comm, rss, &m->rss_min, &m->rss_max, &sum);
+    mg_comm_minmaxsum(comm, pss, &m->pss_min, &m->pss_max, &m->pss_sum);
+    mg_comm_minmaxsum(comm, mg_peak_rss_mb(), &lo, &m->peak_rss_max, &sum);
 }
 
 /* A batch job's output goes to a file even when mpirun hands the ranks a terminal; an
@@ -111,50 +59,45 @@ static int want_redraw(enum mg_progress mode, FILE *out)
     return isatty(fileno(out));
 }
 
-int mg_metrics_trim(const char *dir, int64_t step, mg_error *err)
-{
-    char path[MG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *in = fopen(path, "r");
-    if (!in)
-        return errno == ENOENT ? 0 : mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
-    char tmp[MG_PATH_MAX + 64];
-    FILE *out = open_tmp(tmp, sizeof tmp, dir, "metrics.jsonl", err);
-    if (!out) {
-        fclose(in);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
-        long long s;
-        if (sscanf(line, "{\"step\": %lld", &s) == 1 && s > step)
-            break; /* records are in step order */
-        fputs(line, out);
-    }
-    free(line);
-    fclose(in);
-    return close_rename(out, tmp, dir, "metrics.jsonl", err);
-}
-
-int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threads, int quiet,
-                   enum mg_progress progress, mg_error *err)
+int mg_report_open(mg_report *r, const char *dir, const mg_config *cfg, const mg_trainer *t,
+                   int threads, int quiet, enum mg_progress progress,
+                   const mg_metrics_window *window, double elapsed_s, mg_error *err)
 {
     memset(r, 0, sizeof *r);
+    r->metrics = -1;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
+    snprintf(r->source, sizeof r->source, "%s", cfg->source);
     char path[MG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    r->metrics = fopen(path, "a");
-    if (!r->metrics)
-        return mg_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    mg_error what;
+    if (mg_file_open_append(&r->metrics, path, &what))
+        return mg_fail(err, "%s: cannot write: %s", path, what.msg);
     r->out = stdout;
     r->tty = want_redraw(progress, stdout);
     r->quiet = quiet;
     r->threads = threads;
+    r->log_every = cfg->train.log_every;
+    r->eval_samples = cfg->eval.samples;
     r->t_start = r->t_mark = r->t_drawn = mg_comm_wtime();
+    r->elapsed_before = elapsed_s;
     r->step_mark = r->step_start = t->step;
     r->total_steps = mg_trainer_total_steps(t);
+    if (window)
+        r->window = *window;
     return 0;
+}
+
+double mg_report_elapsed(const mg_report *r)
+{
+    return r->elapsed_before + (mg_comm_wtime() - r->t_start);
+}
+
+void mg_report_parzen(mg_report *r, int points, double ll, double sigma)
+{
+    r->parzen_pending = 1;
+    r->parzen_points = points;
+    r->parzen_ll = ll;
+    r->parzen_sigma = sigma;
 }
 
 static void format_eta(char *buf, size_t n, double s)
@@ -168,7 +111,7 @@ static void format_eta(char *buf, size_t n, double s)
 
 static double examples_per_step(const mg_trainer *t)
 {
-    int k = t->cfg.train.mode == MG_MODE_SIMULTANEOUS ? 1 : t->cfg.train.k;
+    int k = t->spec.train.mode == MG_MODE_SIMULTANEOUS ? 1 : t->spec.train.k;
     return (double)t->batch * k;
 }
 
@@ -189,106 +132,169 @@ static void draw(mg_report *r, const mg_trainer *t, const mg_step_stats *m, doub
     fflush(r->out);
 }
 
-void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s)
+/* key: x into obj, or null when x is not finite, named in the record's "not_finite" object with
+ * what it was: JSON has no NaN or Inf, and a record with them would not parse. */
+static void put_real(json_t *obj, json_t *not_finite, const char *key, double x)
 {
-    r->sum.d_loss += s->d_loss;
-    r->sum.g_loss += s->g_loss;
-    r->sum.d_real += s->d_real;
-    r->sum.d_fake += s->d_fake;
-    r->n++;
+    if (isfinite(x)) {
+        json_object_set_new(obj, key, json_real(x));
+        return;
+    }
+    json_object_set_new(obj, key, json_null());
+    json_object_set_new(not_finite, key, json_string(isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"));
+}
+
+/* The record of the interval that ends at this step; its JSON text (malloc'd) or NULL. */
+static char *record(const mg_report *r, const mg_trainer *t, const mg_step_stats *m, double rate,
+                    double elapsed)
+{
+    json_t *o = json_object(), *bad = json_object();
+    const int64_t epochs = t->minibatch / t->batches_per_epoch;
+    json_object_set_new(o, "step", json_integer(t->step));
+    put_real(o, bad, "epoch", mg_trainer_epoch(t));
+    put_real(o, bad, "d_loss", m->d_loss);
+    put_real(o, bad, "g_loss", m->g_loss);
+    put_real(o, bad, "d_real", m->d_real);
+    put_real(o, bad, "d_fake", m->d_fake);
+    put_real(o, bad, "lr_d", mg_optim_lr(&t->d_opt.spec, t->d_opt.t));
+    put_real(o, bad, "lr_g", mg_optim_lr(&t->g_opt.spec, t->g_opt.t));
+    put_real(o, bad, "momentum_d", mg_optim_momentum(&t->d_opt.spec, epochs));
+    put_real(o, bad, "momentum_g", mg_optim_momentum(&t->g_opt.spec, epochs));
+    put_real(o, bad, "samples_per_s", rate);
+    put_real(o, bad, "elapsed_s", elapsed);
+    if (r->parzen_pending) {
+        put_real(o, bad, "parzen_ll", r->parzen_ll);
+        put_real(o, bad, "parzen_sigma", r->parzen_sigma);
+    }
+    if (t->skipped)
+        json_object_set_new(o, "skipped", json_integer(t->skipped));
+    if (json_object_size(bad))
+        json_object_set(o, "not_finite", bad);
+    json_decref(bad);
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(RECORD_PRECISION));
+    json_decref(o);
+    return text;
+}
+
+int mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s, mg_error *err)
+{
+    r->window.steps++;
+    r->window.d_loss += s->d_loss;
+    r->window.g_loss += s->g_loss;
+    r->window.d_real += s->d_real;
+    r->window.d_fake += s->d_fake;
     double tnow = mg_comm_wtime();
-    int boundary = t->step % t->cfg.train.log_every == 0 || t->step == r->total_steps ||
-                   r->parzen_pending;
+    int boundary = t->step % r->log_every == 0 || t->step == r->total_steps || r->parzen_pending;
     if (!boundary) {
         /* On a terminal the line follows every step, a few times a second at most. */
         if (r->tty && !r->quiet && tnow - r->t_drawn > 0.2) {
-            double rate = examples_per_step(t) * (double)(t->step - r->step_mark) / (tnow - r->t_mark);
+            double rate =
+                examples_per_step(t) * (double)(t->step - r->step_mark) / (tnow - r->t_mark);
             draw(r, t, s, rate, 0);
             r->t_drawn = tnow;
         }
-        return;
+        return 0;
     }
-    const double n = r->n;
-    mg_step_stats m = {.d_loss = r->sum.d_loss / n, .g_loss = r->sum.g_loss / n,
-                       .d_real = r->sum.d_real / n, .d_fake = r->sum.d_fake / n};
+    const double n = (double)r->window.steps;
+    mg_step_stats m = {.d_loss = r->window.d_loss / n, .g_loss = r->window.g_loss / n,
+                       .d_real = r->window.d_real / n, .d_fake = r->window.d_fake / n};
     double dt = tnow - r->t_mark;
     double rate = dt > 0 ? examples_per_step(t) * (double)(t->step - r->step_mark) / dt : 0;
-    fprintf(r->metrics,
-            "{\"step\": %lld, \"epoch\": %.6f, \"d_loss\": %.6g, \"g_loss\": %.6g, \"d_real\": "
-            "%.6g, \"d_fake\": %.6g, \"lr_d\": %.6g, \"lr_g\": %.6g, \"momentum_d\": %.6g, "
-            "\"momentum_g\": %.6g, \"samples_per_s\": %.1f, \"elapsed_s\": %.3f",
-            (long long)t->step, mg_trainer_epoch(t), m.d_loss, m.g_loss, m.d_real, m.d_fake,
-            mg_optim_lr(&t->d_opt.spec, t->d_opt.t), mg_optim_lr(&t->g_opt.spec, t->g_opt.t),
-            mg_optim_momentum(&t->d_opt.spec, t->minibatch / t->batches_per_epoch),
-            mg_optim_momentum(&t->g_opt.spec, t->minibatch / t->batches_per_epoch), rate,
-            tnow - r->t_start);
-    if (r->parzen_pending)
-        fprintf(r->metrics, ", \"parzen_ll\": %.6g, \"parzen_sigma\": %.6g", r->parzen_ll,
-                r->parzen_sigma);
-    if (t->skipped)
-        fprintf(r->metrics, ", \"skipped\": %lld", (long long)t->skipped);
-    fprintf(r->metrics, "}\n");
-    fflush(r->metrics);
+    char *text = record(r, t, &m, rate, mg_report_elapsed(r));
+    mg_error what;
+    int rc = 0;
+    if (!text) {
+        rc = mg_fail(err, "%s/metrics.jsonl: cannot write the record of step %lld: out of memory",
+                     r->dir, (long long)t->step);
+    } else {
+        const size_t len = strlen(text);
+        text[len] = '\n'; /* over the terminator: the record and its newline in one write */
+        if (mg_file_append(r->metrics, text, len + 1, &what))
+            rc = mg_fail(err, "%s/metrics.jsonl: cannot write the record of step %lld: %s",
+                         r->dir, (long long)t->step, what.msg);
+        free(text);
+    }
     if (!r->quiet)
         draw(r, t, &m, rate, 1);
     if (!r->quiet && r->parzen_pending)
         fprintf(r->out, "Parzen log-likelihood of %d validation examples: %.2f (sigma %.4g, %d "
                         "samples)\n",
-                r->parzen_points, r->parzen_ll, r->parzen_sigma, t->cfg.eval.samples);
+                r->parzen_points, r->parzen_ll, r->parzen_sigma, r->eval_samples);
     r->parzen_pending = 0;
-    memset(&r->sum, 0, sizeof r->sum);
-    r->n = 0;
+    memset(&r->window, 0, sizeof r->window);
     r->t_mark = r->t_drawn = tnow;
     r->step_mark = t->step;
+    return rc;
+}
+
+int mg_report_sync(mg_report *r, mg_error *err)
+{
+    if (fsync(r->metrics) != 0)
+        return mg_fail(err, "%s/metrics.jsonl: cannot sync: %s", r->dir, strerror(errno));
+    return 0;
+}
+
+static json_t *minmeanmax(double min, double mean, double max)
+{
+    return json_pack("{s:f, s:f, s:f}", "min", min, "mean", mean, "max", max);
 }
 
 int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const double *tmean,
-                    const double *tmax, mg_error *err)
+                    const double *tmax, const mg_memory *mem, mg_error *err)
 {
     double seconds = mg_comm_wtime() - r->t_start;
     double rate =
         seconds > 0 ? examples_per_step(t) * (double)(t->step - r->step_start) / seconds : 0;
-    int bad = fclose(r->metrics) != 0;
-    r->metrics = NULL;
-    if (bad)
-        return mg_fail(err, "%s/metrics.jsonl: write failed: %s", r->dir, strerror(errno));
+    int rc = 0;
+    if (fsync(r->metrics) != 0 || close(r->metrics) != 0)
+        rc = mg_fail(err, "%s/metrics.jsonl: write failed: %s", r->dir, strerror(errno));
+    r->metrics = -1;
+    if (rc)
+        return -1;
 
-    char tmp[MG_PATH_MAX + 64];
-    FILE *f = open_tmp(tmp, sizeof tmp, r->dir, "run.json", err);
-    if (!f)
-        return -1;
-    fprintf(f,
-            "{\n  \"mpigan_version\": \"%s\",\n  \"config\": \"%s\",\n  \"ranks\": %d,\n"
-            "  \"threads_per_rank\": %d,\n  \"blas_kernels\": \"%s\",\n"
-            "  \"gradient_sums\": \"%s\",\n"
-            "  \"global_batch\": %d,\n  \"steps\": %lld,\n"
-            "  \"epochs\": %.6f,\n  \"seconds\": %.3f,\n  \"samples_per_s\": %.1f,\n"
-            "  \"memory_mb\": {\"rss_min\": %.1f, \"rss_max\": %.1f, \"pss_min\": %.1f, "
-            "\"pss_max\": %.1f, \"pss_sum\": %.1f, \"peak_rss_max\": %.1f},\n"
-            "  \"timers\": {",
-            MPIGAN_VERSION, t->cfg.source, t->nranks, r->threads, mg_blas_kernels(),
-            mg_trainer_sums(t),
-            t->batch, (long long)t->step,
-            mg_trainer_epoch(t), seconds, rate, r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4], r->mem[5]);
+    json_t *timers = json_object();
     for (int i = 0; i < MG_TIMER_COUNT; i++)
-        fprintf(f, "%s\n    \"%s\": {\"min\": %.4f, \"mean\": %.4f, \"max\": %.4f}",
-                i ? "," : "", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
-    fprintf(f, "\n  }\n}\n");
-    if (close_rename(f, tmp, r->dir, "run.json", err))
-        return -1;
+        json_object_set_new(timers, mg_timer_names[i], minmeanmax(tmin[i], tmean[i], tmax[i]));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:i, s:i, s:s, s:s, s:i, s:I, s:f, s:f, s:f, s:f,"
+        " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:o}",
+        "mpigan_version", MPIGAN_VERSION, "config", r->source, "ranks", t->nranks,
+        "threads_per_rank", r->threads, "blas_kernels", mg_blas_kernels(), "gradient_sums",
+        mg_trainer_sums(t), "global_batch", t->batch, "steps", (json_int_t)t->step, "epochs",
+        mg_trainer_epoch(t), "seconds", seconds, "elapsed_s", mg_report_elapsed(r),
+        "samples_per_s", rate, "memory_mb", "rss_min", mem->rss_min, "rss_max", mem->rss_max,
+        "pss_min", mem->pss_min, "pss_max", mem->pss_max, "pss_sum", mem->pss_sum,
+        "peak_rss_max", mem->peak_rss_max, "timers", timers);
+    char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(2) |
+                                       JSON_REAL_PRECISION(RECORD_PRECISION))
+                   : NULL;
+    json_decref(o);
+    char path[MG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/run.json", r->dir);
+    mg_error what;
+    if (!text)
+        return mg_fail(err, "%s: cannot write: out of memory", path);
+    const size_t len = strlen(text);
+    text[len] = '\n';
+    rc = mg_file_write(path, text, len + 1, &what);
+    free(text);
+    if (rc)
+        return mg_fail(err, "%s: cannot write: %s", path, what.msg);
 
     if (!r->quiet) {
-        fprintf(r->out, "done: step %lld, epoch %.2f; %lld steps in %.1f s, %.0f samples/s on %d rank%s x "
-                        "%d thread%s\n",
-                (long long)t->step, mg_trainer_epoch(t), (long long)(t->step - r->step_start), seconds,
-                rate, t->nranks,
-                t->nranks == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s");
+        fprintf(r->out, "done: step %lld, epoch %.2f; %lld steps in %.1f s, %.0f samples/s on %d "
+                        "rank%s x %d thread%s\n",
+                (long long)t->step, mg_trainer_epoch(t), (long long)(t->step - r->step_start),
+                seconds, rate, t->nranks, t->nranks == 1 ? "" : "s", r->threads,
+                r->threads == 1 ? "" : "s");
         fprintf(r->out, "time per rank (s, min/mean/max):");
         for (int i = 0; i < MG_TIMER_COUNT; i++)
             fprintf(r->out, "  %s %.2f/%.2f/%.2f", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
-        fprintf(r->out, "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks %.0f; "
-                        "peak RSS %.0f\n",
-                r->mem[0], r->mem[1], r->mem[2], r->mem[3], r->mem[4], r->mem[5]);
+        fprintf(r->out,
+                "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks "
+                "%.0f; peak RSS %.0f\n",
+                mem->rss_min, mem->rss_max, mem->pss_min, mem->pss_max, mem->pss_sum,
+                mem->peak_rss_max);
         fprintf(r->out, "run directory: %s\n", r->dir);
     }
     return 0;

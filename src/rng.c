@@ -132,3 +132,26 @@ void mg_rng_permutation(uint32_t *perm, uint32_t n, const mg_rng_key *key)
         perm[j] = tmp;
     }
 }
+
+const char *const mg_prior_names[] = {
+    [MG_PRIOR_UNIFORM] = "uniform",
+    [MG_PRIOR_UNIFORM_SQRT3] = "uniform_sqrt3",
+    [MG_PRIOR_NORMAL] = "normal",
+    [MG_PRIOR_NORMAL + 1] = NULL,
+};
+
+void mg_rng_prior(mg_real *out, size_t n, enum mg_prior prior, const mg_rng_key *key,
+                  uint64_t row)
+{
+    switch (prior) {
+    case MG_PRIOR_UNIFORM:
+        mg_rng_uniform(out, n, -1.0, 1.0, key, row);
+        break;
+    case MG_PRIOR_UNIFORM_SQRT3:
+        mg_rng_uniform(out, n, -sqrt(3.0), sqrt(3.0), key, row);
+        break;
+    case MG_PRIOR_NORMAL:
+        mg_rng_normal(out, n, key, row);
+        break;
+    }
+}

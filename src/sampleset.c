@@ -225,7 +225,7 @@ int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape
     /* An append writes in place: one that ran out of space half-way would leave the file
      * damaged, with every earlier snapshot. Room for it is checked first. */
     mg_error room;
-    if (mg_h5_room(path, image_bytes(shape, 0), &room))
+    if (mg_file_room(path, image_bytes(shape, 0), &room))
         return mg_fail(err, "%s: cannot append samples: %s", path, room.msg);
     hid_t f;
     if (mg_h5_open(&f, path, 1, err))

@@ -1,15 +1,22 @@
-#define _GNU_SOURCE /* sched_getaffinity */
 #include "mpigan/train.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
-#include "mpigan/checkpoint.h"
-#include "mpigan/signals.h"
+#include "mpigan/fpe.h"
+
+const char *const mg_nonfinite_names[] = {
+    [MG_NONFINITE_STOP] = "stop",
+    [MG_NONFINITE_SKIP] = "skip",
+    [MG_NONFINITE_SKIP + 1] = NULL,
+};
+const char *const mg_mode_names[] = {
+    [MG_MODE_ALTERNATING] = "alternating",
+    [MG_MODE_SIMULTANEOUS] = "simultaneous",
+    [MG_MODE_SIMULTANEOUS + 1] = NULL,
+};
 
 const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_DATA] = "data",
@@ -28,32 +35,21 @@ enum { NET_G = 0, NET_D = 1 };
 /* Stats slots at the end of the gradient buffers (see MG_STATS_SLOTS). */
 enum { SLOT_LOSS = 0, SLOT_D_REAL = 1, SLOT_D_FAKE = 2, SLOT_STOP = 3 };
 
-/* The sub-stream of sample-set noise, apart from the noise of any training phase. */
-#define SAMPLE_NOISE_SUB 0xffffu
-
-int mg_threads_choose(const mg_comm *comm)
+/* Charges the time since the last lap (or the start of the step) to timer `which`: a step's
+ * phases are timed by one mark, with `lap(t, MG_TIMER_DATA)` after each. */
+static void lap(mg_trainer *t, enum mg_timer which)
 {
-    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
-        /* The cores this rank may run on (mpirun binds each rank to one by default), shared
-         * with the other ranks of the node when they are not bound. */
-        cpu_set_t set;
-        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-        int per_rank = cpus >= mg_comm_node_size(comm) ? cpus / mg_comm_node_size(comm) : 1;
-        openblas_set_num_threads(per_rank > 0 ? per_rank : 1);
-    }
-    return openblas_get_num_threads();
+    const double now = mg_comm_wtime();
+    t->timer[which] += now - t->mark;
+    t->mark = now;
 }
 
-static double now(void)
-{
-    return mg_comm_wtime();
-}
-
-int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
+int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err)
 {
     memset(t, 0, sizeof *t);
-    t->cfg = *cfg;
+    t->spec = *spec;
+    const mg_gan_spec *cfg = spec;
     t->comm = comm;
     t->data = data;
     t->rank = mg_comm_rank(comm);
@@ -67,17 +63,17 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
     const mg_layer_spec *g_out = &cfg->generator.net.layers[n_g - 1];
     if (t->batch % t->nranks != 0)
         return mg_fail(err,
-                       "%s: train.batch_size %d does not split over %d ranks: use a multiple of "
-                       "the rank count",
-                       cfg->source, t->batch, t->nranks);
+                       "train.batch_size %d does not split over %d ranks: use a multiple of the "
+                       "rank count",
+                       t->batch, t->nranks);
     if (data->n < t->batch)
-        return mg_fail(err, "%s: the training split has %d examples, fewer than one batch of %d",
-                       cfg->source, data->n, t->batch);
+        return mg_fail(err, "the training split has %d examples, fewer than one batch of %d",
+                       data->n, t->batch);
     if ((size_t)g_out->units != data->dim)
         return mg_fail(err,
-                       "%s: generator.layers.%d.units is %d but the data has %zu values per "
+                       "generator.layers.%d.units is %d but the data has %zu values per "
                        "example (%dx%dx%d)",
-                       cfg->source, n_g - 1, g_out->units, data->dim, data->channels,
+                       n_g - 1, g_out->units, data->dim, data->channels,
                        data->height, data->width);
     t->rows = t->batch / t->nranks;
     t->batches_per_epoch = data->n / t->batch;
@@ -87,8 +83,8 @@ int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
 
     if (mg_net_init(&t->g, &cfg->generator.net, cfg->generator.noise_dim, t->phases * t->rows,
                     err) ||
-        mg_net_init(&t->d, &cfg->discriminator, (int)data->dim, 2 * t->rows, err) ||
-        mg_optim_init(&t->g_opt, &cfg->generator.net.optim, t->g.n_params, err) ||
+        mg_net_init(&t->d, &cfg->discriminator.net, (int)data->dim, 2 * t->rows, err) ||
+        mg_optim_init(&t->g_opt, &cfg->generator.optim, t->g.n_params, err) ||
         mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d.n_params, err)) {
         mg_trainer_free(t);
         return -1;
@@ -161,10 +157,10 @@ void mg_trainer_free(mg_trainer *t)
 
 int64_t mg_trainer_total_steps(const mg_trainer *t)
 {
-    if (t->cfg.train.steps > 0)
-        return t->cfg.train.steps;
-    int64_t batches = (int64_t)t->cfg.train.epochs * t->batches_per_epoch;
-    int64_t per_step = t->cfg.train.mode == MG_MODE_SIMULTANEOUS ? 1 : t->cfg.train.k;
+    if (t->spec.train.steps > 0)
+        return t->spec.train.steps;
+    int64_t batches = (int64_t)t->spec.train.epochs * t->batches_per_epoch;
+    int64_t per_step = t->spec.train.mode == MG_MODE_SIMULTANEOUS ? 1 : t->spec.train.k;
     return (batches + per_step - 1) / per_step;
 }
 
@@ -181,7 +177,7 @@ static int64_t epochs_done(const mg_trainer *t)
 /* The `phase` of a step tells its RNG draws apart: D update j has phase j, the G update phase k. */
 static mg_rng_key step_key(const mg_trainer *t, enum mg_stream_kind kind, uint32_t sub)
 {
-    return (mg_rng_key){.seed = t->cfg.seed, .stream = mg_rng_stream(kind, sub), .step = (uint64_t)t->step};
+    return (mg_rng_key){.seed = t->spec.seed, .stream = mg_rng_stream(kind, sub), .step = (uint64_t)t->step};
 }
 
 static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uint64_t *row_id)
@@ -190,89 +186,20 @@ static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uin
     return (mg_dropout){.key = step_key(t, MG_STREAM_DROPOUT, sub), .row_id = row_id};
 }
 
-/* One noise vector z (nz) from the configured prior. */
-static void draw_prior(mg_real *z, int nz, enum mg_prior prior, const mg_rng_key *key, uint64_t row)
-{
-    switch (prior) {
-    case MG_PRIOR_UNIFORM:
-        mg_rng_uniform(z, nz, -1.0, 1.0, key, row);
-        break;
-    case MG_PRIOR_UNIFORM_SQRT3:
-        mg_rng_uniform(z, nz, -sqrt(3.0), sqrt(3.0), key, row);
-        break;
-    case MG_PRIOR_NORMAL:
-        mg_rng_normal(z, nz, key, row);
-        break;
-    }
-}
-
 /* z for this rank's fake rows of a phase, drawn by global row id, into block `phase` of z. */
 static void draw_noise(mg_trainer *t, int phase)
 {
-    const int nz = t->cfg.generator.noise_dim;
+    const int nz = t->spec.generator.noise_dim;
     const mg_rng_key key = step_key(t, MG_STREAM_NOISE, (uint32_t)phase);
     mg_real *z = t->z + (size_t)phase * t->rows * nz; // (rows, nz)
     for (int i = 0; i < t->rows; i++)
-        draw_prior(z + (size_t)i * nz, nz, t->cfg.generator.prior, &key, t->row_id[t->rows + i]);
-}
-
-void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set)
-{
-    const int nz = cfg->generator.noise_dim;
-    const mg_rng_key key = {.seed = cfg->seed,
-                            .stream = mg_rng_stream(MG_STREAM_NOISE, SAMPLE_NOISE_SUB),
-                            .step = set};
-    for (int i = 0; i < n; i++)
-        draw_prior(z + (size_t)i * nz, nz, cfg->generator.prior, &key, (uint64_t)(first + i));
-}
-
-int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char *path,
-                      const mg_comm *comm, mg_error *err)
-{
-    const int rank = mg_comm_rank(comm);
-    int ok = mg_net_init(g, &cfg->generator.net, cfg->generator.noise_dim, max_rows, err) == 0;
-    if (!mg_comm_all_ok(comm, ok))
-        return -1;
-    if (!mg_comm_all_ok(comm, rank != 0 || mg_checkpoint_load_generator(g, path, err) == 0)) {
-        mg_net_free(g);
-        return -1;
-    }
-    mg_comm_bcast(comm, g->params, g->n_params * sizeof(mg_real), 0);
-    return 0;
-}
-
-void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
-                 const mg_comm *comm, int root)
-{
-    const int rank = mg_comm_rank(comm), size = mg_comm_size(comm);
-    const int nz = cfg->generator.noise_dim;
-    const size_t dim = (size_t)g->out_dim;
-    const int64_t chunks = (n + MG_GENERATE_CHUNK - 1) / MG_GENERATE_CHUNK;
-    const int64_t lo = chunks * rank / size * MG_GENERATE_CHUNK;
-    const int64_t end = chunks * (rank + 1) / size * MG_GENERATE_CHUNK;
-    const int64_t hi = end < n ? end : n;
-    const int rows = (int)(hi - lo);
-    mg_real *my_z = mg_xmalloc(((size_t)rows * nz + 1) * sizeof *my_z);
-    mg_real *my_x = mg_xmalloc(((size_t)rows * dim + 1) * sizeof *my_x);
-    mg_sample_noise(my_z, cfg, lo, rows, set);
-    /* OpenBLAS's sums depend on its thread count, which depends on the ranks per node. */
-    const int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    for (int i = 0; i < rows; i += MG_GENERATE_CHUNK) {
-        const int m = rows - i < MG_GENERATE_CHUNK ? rows - i : MG_GENERATE_CHUNK;
-        const mg_real *out = mg_net_forward(g, my_z + (size_t)i * nz, m, NULL);
-        memcpy(my_x + (size_t)i * dim, out, (size_t)m * dim * sizeof *my_x);
-    }
-    openblas_set_num_threads(threads);
-    mg_comm_gather(comm, my_x, (size_t)rows * dim * sizeof *my_x, x, root);
-    mg_comm_gather(comm, my_z, (size_t)rows * nz * sizeof *my_z, z, root);
-    free(my_x);
-    free(my_z);
+        mg_rng_prior(z + (size_t)i * nz, (size_t)nz, t->spec.generator.prior, &key,
+                     t->row_id[t->rows + i]);
 }
 
 void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out)
 {
-    const int nz = t->cfg.generator.noise_dim;
+    const int nz = t->spec.generator.noise_dim;
     const size_t dim = (size_t)t->g.out_dim;
     for (int i = 0; i < n; i += t->rows) {
         int rows = n - i < t->rows ? n - i : t->rows;
@@ -288,7 +215,7 @@ static void gather_real(mg_trainer *t, int64_t minibatch)
     const int64_t epoch = minibatch / t->batches_per_epoch;
     const int64_t pos = minibatch % t->batches_per_epoch;
     if (epoch != t->perm_epoch) {
-        mg_rng_key key = {.seed = t->cfg.seed,
+        mg_rng_key key = {.seed = t->spec.seed,
                           .stream = mg_rng_stream(MG_STREAM_PERMUTATION, 0),
                           .step = (uint64_t)epoch};
         mg_rng_permutation(t->perm, (uint32_t)t->data->n, &key);
@@ -306,7 +233,7 @@ static const mg_real *generate(mg_trainer *t, int phase, int n)
 {
     const size_t at = (size_t)phase * t->rows;
     mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at);
-    return mg_net_forward(&t->g, t->z + at * t->cfg.generator.noise_dim, n * t->rows, &gdrop);
+    return mg_net_forward(&t->g, t->z + at * t->spec.generator.noise_dim, n * t->rows, &gdrop);
 }
 
 /* Fakes (rows, dim) into D's input after the real rows: xd[rows .. 2 rows). */
@@ -348,7 +275,7 @@ static void g_gradients(mg_trainer *t, int row0, int g_row0, mg_real *dlogit)
 {
     const int rows = t->rows;
     const mg_real *logit = mg_net_logits(&t->d) + row0; // (rows, 1)
-    double loss = mg_loss_g(dlogit, logit, rows, t->cfg.train.generator_loss, t->batch);
+    double loss = mg_loss_g(dlogit, logit, rows, t->spec.train.generator_loss, t->batch);
     mg_net_backward(&t->d, t->dx, dlogit, row0, rows,
                     MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
     mg_net_backward(&t->g, NULL, t->dx, g_row0, rows, MG_BACKWARD_SET_GRADS);
@@ -368,20 +295,19 @@ static void finish(mg_trainer *t, mg_request *r, const char *net)
     char what[96];
     snprintf(what, sizeof what, "the %s gradient allreduce of step %lld", net,
              (long long)t->step + 1);
-    mg_comm_finish_watched(t->comm, r, t->cfg.train.stall_seconds, what, NULL, 0);
+    mg_comm_finish_watched(t->comm, r, t->spec.train.stall_seconds, what, NULL, 0);
 }
 
 /* Blocking allreduce (Open MPI's are faster than its MPI_Iallreduce: 18-20 against 23-25 ms
  * for G's 10 MB on 2 ranks here), after an arrival barrier that the stall inspector watches. */
 static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
 {
-    double t0 = now();
-    if (t->cfg.train.stall_seconds > 0 && t->nranks > 1) {
+    if (t->spec.train.stall_seconds > 0 && t->nranks > 1) {
         mg_comm_barrier_start(t->comm, t->reduce);
         finish(t, t->reduce, net == &t->d ? "D" : "G");
     }
     mg_reducer_sum(sum_of(t, net));
-    t->timer[timer] += now() - t0;
+    lap(t, timer);
 }
 
 static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
@@ -392,11 +318,16 @@ static void read_d_stats(const mg_trainer *t, mg_step_stats *s)
     s->d_fake = slot[SLOT_D_FAKE] / t->batch;
 }
 
+static void read_g_stats(const mg_trainer *t, mg_step_stats *s)
+{
+    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
+    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
+}
+
 /* The allreduced gradients are the same on every rank, so every rank makes the same choice
  * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. */
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
-    double t0 = now();
     const mg_reducer *sum = sum_of(t, net);
     /* A shared sum checked its values as it made them; otherwise one pass over the buffer. */
     const int finite = mg_reducer_shared(sum)
@@ -409,21 +340,18 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         mg_optim_step(opt, net->params, net->grads, epochs_done(t));
         mg_net_constrain(net);
     }
-    t->timer[MG_TIMER_UPDATE] += now() - t0;
+    lap(t, MG_TIMER_UPDATE);
 }
 
 /* D update `phase` on the fakes G made for it. */
 static void d_update(mg_trainer *t, int phase, const mg_real *fake, mg_step_stats *s)
 {
-    double t0 = now();
     gather_real(t, t->minibatch);
     set_fakes(t, fake);
-    double t1 = now();
+    lap(t, MG_TIMER_DATA);
     zero_grads(&t->d);
     d_gradients(t, phase);
-    double t2 = now();
-    t->timer[MG_TIMER_DATA] += t1 - t0;
-    t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+    lap(t, MG_TIMER_D_COMPUTE);
     reduce(t, &t->d, MG_TIMER_D_REDUCE);
     read_d_stats(t, s);
     update(t, &t->d_opt, &t->d, s);
@@ -433,16 +361,14 @@ static void d_update(mg_trainer *t, int phase, const mg_real *fake, mg_step_stat
 /* The G update on the fakes G made for it, rows [g_row0, g_row0 + rows) of G's last pass. */
 static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_stats *s)
 {
-    const int k = t->cfg.train.k;
-    double t1 = now();
+    const int k = t->spec.train.k;
     mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows);
     mg_net_forward(&t->d, fake, t->rows, &ddrop);
     zero_grads(&t->g);
     g_gradients(t, 0, g_row0, t->dlogit);
-    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
+    lap(t, MG_TIMER_G_COMPUTE);
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
-    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
-    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
+    read_g_stats(t, s);
     update(t, &t->g_opt, &t->g, s);
 }
 
@@ -451,15 +377,13 @@ static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_sta
  * k + 1 GEMMs of `rows`: one packing of each weight matrix, and larger GEMMs run faster). */
 static void alternating_step(mg_trainer *t, mg_step_stats *s)
 {
-    const int k = t->cfg.train.k;
+    const int k = t->spec.train.k;
     const size_t block = (size_t)t->rows * t->data->dim;
-    double t0 = now();
     for (int p = 0; p <= k; p++)
         draw_noise(t, p);
-    double t1 = now();
+    lap(t, MG_TIMER_DATA);
     const mg_real *fakes = generate(t, 0, k + 1); // (k + 1 blocks of rows, dim)
-    t->timer[MG_TIMER_DATA] += t1 - t0;
-    t->timer[MG_TIMER_G_COMPUTE] += now() - t1;
+    lap(t, MG_TIMER_G_COMPUTE);
     for (int j = 0; j < k; j++)
         d_update(t, j, fakes + (size_t)j * block, s);
     g_update(t, fakes + (size_t)k * block, k * t->rows, s);
@@ -478,39 +402,33 @@ static void drive(void *request)
  * alternating_step's single pass. */
 static void overlapped_step(mg_trainer *t, mg_step_stats *s)
 {
-    const int k = t->cfg.train.k;
-    double t0 = now();
+    const int k = t->spec.train.k;
     gather_real(t, t->minibatch);
     for (int p = 0; p <= k; p++)
         draw_noise(t, p);
-    double t1 = now();
+    lap(t, MG_TIMER_DATA);
     set_fakes(t, generate(t, 0, 1));
-    t->timer[MG_TIMER_DATA] += t1 - t0;
-    t->timer[MG_TIMER_D_COMPUTE] += now() - t1;
+    lap(t, MG_TIMER_D_COMPUTE);
     const mg_real *fake = NULL;
     for (int j = 0; j < k; j++) {
-        t1 = now();
         zero_grads(&t->d);
         d_gradients(t, j);
-        double t2 = now();
-        t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+        lap(t, MG_TIMER_D_COMPUTE);
         mg_reducer_start(t->d_sum, t->reduce);
         t->g.progress = drive;
         t->g.progress_arg = t->reduce;
         if (j + 1 < k) {
             gather_real(t, t->minibatch + 1);
-            double t3 = now();
+            lap(t, MG_TIMER_DATA);
             set_fakes(t, generate(t, j + 1, 1));
-            t->timer[MG_TIMER_DATA] += t3 - t2;
-            t->timer[MG_TIMER_D_COMPUTE] += now() - t3;
+            lap(t, MG_TIMER_D_COMPUTE);
         } else {
             fake = generate(t, k, 1);
-            t->timer[MG_TIMER_G_COMPUTE] += now() - t2;
+            lap(t, MG_TIMER_G_COMPUTE);
         }
         t->g.progress = NULL;
-        double t4 = now();
         finish(t, t->reduce, "D");
-        t->timer[MG_TIMER_D_REDUCE] += now() - t4;
+        lap(t, MG_TIMER_D_REDUCE);
         read_d_stats(t, s);
         update(t, &t->d_opt, &t->d, s);
         t->minibatch++;
@@ -522,23 +440,19 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
  * networks updated from the parameters they had before it. */
 static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
 {
-    double t0 = now();
     gather_real(t, t->minibatch);
     draw_noise(t, 0);
-    double t1 = now();
+    lap(t, MG_TIMER_DATA);
     set_fakes(t, generate(t, 0, 1));
     zero_grads(&t->d);
     zero_grads(&t->g);
     d_gradients(t, 0);
     g_gradients(t, t->rows, 0, t->dlogit + 2 * t->rows);
-    double t2 = now();
-    t->timer[MG_TIMER_DATA] += t1 - t0;
-    t->timer[MG_TIMER_D_COMPUTE] += t2 - t1;
+    lap(t, MG_TIMER_D_COMPUTE);
     reduce(t, &t->d, MG_TIMER_D_REDUCE);
     reduce(t, &t->g, MG_TIMER_G_REDUCE);
     read_d_stats(t, s);
-    s->g_loss = t->g.grads[t->g.n_params + SLOT_LOSS] / t->batch;
-    s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
+    read_g_stats(t, s);
     update(t, &t->d_opt, &t->d, s);
     update(t, &t->g_opt, &t->g, s);
     t->minibatch++;
@@ -554,11 +468,12 @@ const char *mg_trainer_sums(const mg_trainer *t)
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     stats->nonfinite = 0;
+    t->mark = mg_comm_wtime();
     if (t->trap_fpe) /* only here: the hot loop is where a NaN starts; I/O and eval are not */
         mg_fpe_traps(1);
-    if (t->cfg.train.mode == MG_MODE_SIMULTANEOUS) {
+    if (t->spec.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
-    } else if (t->cfg.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum)) {
+    } else if (t->spec.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum)) {
         overlapped_step(t, stats);
     } else {
         alternating_step(t, stats);
@@ -566,20 +481,6 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
     t->step++;
     if (t->trap_fpe)
         mg_fpe_traps(0);
-}
-
-uint32_t mg_net_checksum(const mg_net *net)
-{
-    const unsigned char *p = (const unsigned char *)net->params;
-    size_t left = net->n_params * sizeof(mg_real);
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (left > 0) { /* crc32 takes a uInt length */
-        uInt len = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        crc = crc32(crc, p, len);
-        p += len;
-        left -= len;
-    }
-    return (uint32_t)crc;
 }
 
 int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err)

@@ -22,3 +22,43 @@ mg_dataset mg_fixture_blobs(int n)
     }
     return ds;
 }
+
+int mg_fixture_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
+                       const mg_comm *comm, mg_error *err)
+{
+    const mg_gan_spec spec = mg_config_gan(cfg);
+    return mg_trainer_init(t, &spec, ds, comm, err);
+}
+
+static mg_metrics_window fixture_window;
+static double fixture_elapsed;
+
+mg_checkpoint_state mg_fixture_state(mg_trainer *t)
+{
+    return (mg_checkpoint_state){
+        .g = &t->g, .d = &t->d, .g_opt = &t->g_opt, .d_opt = &t->d_opt,
+        .step = &t->step, .minibatch = &t->minibatch, .skipped = &t->skipped,
+        .window = &fixture_window, .elapsed_s = &fixture_elapsed,
+        .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
+        .batch_size = t->batch, .channels = t->data->channels, .height = t->data->height,
+        .width = t->data->width};
+}
+
+int mg_fixture_write(const mg_trainer *t, const char *yaml, const char *path, mg_error *err)
+{
+    const mg_checkpoint_state s = mg_fixture_state((mg_trainer *)t);
+    return mg_checkpoint_write(&s, yaml, path, err);
+}
+
+int mg_fixture_load(mg_trainer *t, const char *path, mg_error *err)
+{
+    const mg_checkpoint_state s = mg_fixture_state(t);
+    return mg_checkpoint_load(&s, path, err);
+}
+
+int mg_fixture_save(const mg_trainer *t, const char *yaml, const char *dir, int keep, char *out,
+                    size_t n, mg_error *err)
+{
+    const mg_checkpoint_state s = mg_fixture_state((mg_trainer *)t);
+    return mg_checkpoint_save(&s, yaml, dir, keep, out, n, err);
+}

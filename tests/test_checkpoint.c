@@ -5,6 +5,7 @@
  * bit, what the run that never stopped computes. Then: a bad file gives one exact line and leaves
  * the trainer untouched; a failed write leaves the old checkpoint in place. */
 #define _GNU_SOURCE /* open_memstream */
+#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <hdf5.h>
@@ -99,7 +100,7 @@ static void init_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *
                          const mg_comm *comm)
 {
     mg_error err;
-    int rc = mg_trainer_init(t, cfg, ds, comm, &err);
+    int rc = mg_fixture_trainer(t, cfg, ds, comm, &err);
     if (rc)
         fprintf(stderr, "trainer: %s\n", err.msg);
     CU_ASSERT_FATAL(rc == 0);
@@ -119,7 +120,7 @@ static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char
     if (t->rank == 0) {
         char *yaml = config_yaml(cfg);
         mg_error err;
-        rc = mg_checkpoint_write(t, yaml, path, &err);
+        rc = mg_fixture_write(t, yaml, path, &err);
         if (rc)
             fprintf(stderr, "write: %s\n", err.msg);
         free(yaml);
@@ -134,7 +135,7 @@ static void load_on_rank0(mg_trainer *t, const char *path)
     int rc = 0;
     if (t->rank == 0) {
         mg_error err;
-        rc = mg_checkpoint_load(t, path, &err);
+        rc = mg_fixture_load(t, path, &err);
         if (rc)
             fprintf(stderr, "load: %s\n", err.msg);
     }
@@ -429,7 +430,7 @@ static void test_info_and_config_text(void)
     CU_ASSERT(memcmp(&back.discriminator, &cfg.discriminator, sizeof cfg.discriminator) == 0);
     CU_ASSERT(memcmp(&back.train, &cfg.train, sizeof cfg.train) == 0);
     CU_ASSERT_EQUAL(back.seed, cfg.seed);
-    CU_ASSERT_STRING_EQUAL(back.discriminator.layers[0].name, "h0");
+    CU_ASSERT_STRING_EQUAL(back.discriminator.net.layers[0].name, "h0");
     mg_checkpoint_info_free(&info);
     CU_ASSERT(info.config_yaml == NULL);
 
@@ -572,7 +573,7 @@ static void expect_load_error(mg_trainer *t, const state *orig, const char *path
                               const char *what)
 {
     mg_error err = {{0}};
-    int rc = mg_checkpoint_load(t, path, &err);
+    int rc = mg_fixture_load(t, path, &err);
     CU_ASSERT(rc == -1);
     if (want) {
         if (strcmp(err.msg, want) != 0)
@@ -738,7 +739,7 @@ static void test_damaged_files(void)
             other_text += strcmp(info.config_yaml, yaml) != 0;
             mg_checkpoint_info_free(&info);
         }
-        if (mg_checkpoint_load(&t, path, &err) == 0) {
+        if (mg_fixture_load(&t, path, &err) == 0) {
             loaded++;
             other_numbers += !same_state(&t, &saved);
             mg_trainer_free(&t); /* back to the fresh trainer for the next file */
@@ -847,6 +848,25 @@ static void test_load_mismatch_errors(void)
 
 /* ---- failed writes leave what was there ---- */
 
+/* Entries of path's directory named "<base of path>.tmp-*": temporaries left behind. */
+static int temporaries(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    CU_ASSERT_FATAL(slash != NULL);
+    *slash = '\0';
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s.tmp-", slash + 1);
+    DIR *d = opendir(dir);
+    CU_ASSERT_FATAL(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
 static void test_write_errors(void)
 {
     if (!self)
@@ -862,13 +882,13 @@ static void test_write_errors(void)
 
     /* Root ignores permission bits, so the unwritable places are ones that cannot exist. */
     const char *p = mg_test_path("no-such-dir/ckpt.h5");
-    CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
+    CU_ASSERT(mg_fixture_write(&t, yaml, p, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot write checkpoint: No such file or directory", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
 
     mg_test_write_file("a-file", "x", 1);
     p = mg_test_path("a-file/ckpt.h5");
-    CU_ASSERT(mg_checkpoint_write(&t, yaml, p, &err) == -1);
+    CU_ASSERT(mg_fixture_write(&t, yaml, p, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot write checkpoint: Not a directory", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
 
@@ -876,7 +896,7 @@ static void test_write_errors(void)
     char target[4200];
     snprintf(target, sizeof target, "%s", mg_test_path("target.h5"));
     snprintf(tmp, sizeof tmp, "%s.tmp", target);
-    CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, target, &err) == 0);
+    CU_ASSERT_FATAL(mg_fixture_write(&t, yaml, target, &err) == 0);
     state written = take_state(&t);
     const long size = file_size(target);
 
@@ -892,27 +912,34 @@ static void test_write_errors(void)
     mg_trainer tb;
     init_trainer(&tb, &bad, &ds, self);
     snprintf(tb.g.layer[1].spec.name, sizeof tb.g.layer[1].spec.name, "optimizer");
-    CU_ASSERT(mg_checkpoint_write(&tb, bad_yaml, target, &err) == -1);
+    CU_ASSERT(mg_fixture_write(&tb, bad_yaml, target, &err) == -1);
     snprintf(want, sizeof want,
              "%s: cannot write checkpoint: generator layer 1 is named \"optimizer\", the name of "
              "the optimizer state: rename the layer",
              target);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
-    CU_ASSERT(!file_exists(tmp));
+    CU_ASSERT_EQUAL(temporaries(target), 0);
     mg_trainer_free(&tb);
     free(bad_yaml);
 
-    /* Failing at create: the temporary name is taken by a directory. */
+    /* What someone planted where the old writer put its temporary (a directory, a link to a file
+     * of theirs) neither blocks the write nor is written through: the temporary is a fresh name,
+     * created exclusively. */
     CU_ASSERT_FATAL(mkdir(tmp, 0700) == 0);
-    CU_ASSERT(mg_checkpoint_write(&t, yaml, target, &err) == -1);
-    snprintf(want, sizeof want, "%s: cannot write checkpoint: cannot create %s", target, tmp);
-    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    const char *victim = mg_test_write_file("victim", "precious", 8);
+    char planted[4400];
+    snprintf(planted, sizeof planted, "%s.tmp-aaaaaa", target);
+    CU_ASSERT_FATAL(symlink(victim, planted) == 0);
+    CU_ASSERT(mg_fixture_write(&t, yaml, target, &err) == 0);
+    CU_ASSERT_EQUAL(file_size(victim), 8);
     CU_ASSERT_FATAL(rmdir(tmp) == 0);
+    CU_ASSERT_FATAL(unlink(planted) == 0);
+    CU_ASSERT_EQUAL(temporaries(target), 0);
 
     CU_ASSERT_EQUAL(file_size(target), size);
     mg_trainer fresh;
     init_trainer(&fresh, &cfg, &ds, self);
-    CU_ASSERT(mg_checkpoint_load(&fresh, target, &err) == 0);
+    CU_ASSERT(mg_fixture_load(&fresh, target, &err) == 0);
     CU_ASSERT(same_state(&fresh, &written));
     mg_trainer_free(&fresh);
 
@@ -949,7 +976,7 @@ static void test_save_and_rotation(void)
     for (int i = 1; i <= 4; i++) {
         train(&t, 1);
         char out[4400];
-        CU_ASSERT_FATAL(mg_checkpoint_save(&t, yaml, dir, 2, out, sizeof out, &err) == 0);
+        CU_ASSERT_FATAL(mg_fixture_save(&t, yaml, dir, 2, out, sizeof out, &err) == 0);
         snprintf(want, sizeof want, "%s/ckpt-%08d.h5", dir, i);
         CU_ASSERT_STRING_EQUAL(out, want);
     }
@@ -976,12 +1003,12 @@ static void test_save_and_rotation(void)
     state s = take_state(&t);
     mg_trainer fresh;
     init_trainer(&fresh, &cfg, &ds, self);
-    CU_ASSERT(mg_checkpoint_load(&fresh, link, &err) == 0);
+    CU_ASSERT(mg_fixture_load(&fresh, link, &err) == 0);
     CU_ASSERT(same_state(&fresh, &s));
     mg_trainer_free(&fresh);
     free_state(&s);
 
-    CU_ASSERT(mg_checkpoint_save(&t, yaml, dir, 0, NULL, 0, &err) == -1);
+    CU_ASSERT(mg_fixture_save(&t, yaml, dir, 0, NULL, 0, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot keep 0 checkpoints: keep at least 1", dir);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
     snprintf(path, sizeof path, "%s/gone", dir);
@@ -1130,10 +1157,10 @@ static void test_paper_model(void)
     char *yaml = config_yaml(&cfg);
     const char *path = mg_test_path("paper.h5");
     double t0 = seconds();
-    CU_ASSERT_FATAL(mg_checkpoint_write(&t, yaml, path, &err) == 0);
+    CU_ASSERT_FATAL(mg_fixture_write(&t, yaml, path, &err) == 0);
     init_trainer(&back, &cfg, &ds, self);
     double t1 = seconds();
-    CU_ASSERT_FATAL(mg_checkpoint_load(&back, path, &err) == 0);
+    CU_ASSERT_FATAL(mg_fixture_load(&back, path, &err) == 0);
     double t2 = seconds();
     state s = take_state(&t);
     CU_ASSERT(same_state(&back, &s));

@@ -188,9 +188,9 @@ static void test_paper_mnist(void)
         CU_ASSERT_EQUAL(g->layers[i].input_scale, 1.0);
         CU_ASSERT_EQUAL(g->layers[i].leak, 0.0);
     }
-    check_sgd(&g->optim);
+    check_sgd(&cfg.generator.optim);
 
-    const mg_net_spec *d = &cfg.discriminator;
+    const mg_net_spec *d = &cfg.discriminator.net;
     CU_ASSERT_EQUAL_FATAL(d->n_layers, 3);
     CU_ASSERT_STRING_EQUAL(d->layers[0].name, "h0");
     CU_ASSERT_EQUAL(d->layers[0].type, MG_ACT_MAXOUT);
@@ -209,7 +209,7 @@ static void test_paper_mnist(void)
     CU_ASSERT_EQUAL(d->layers[2].units, 1);
     CU_ASSERT_EQUAL(d->layers[2].pieces, 1);
     CU_ASSERT_EQUAL(d->layers[2].input_scale, 2.0);
-    check_sgd(&d->optim); /* through the YAML alias */
+    check_sgd(&cfg.discriminator.optim); /* through the YAML alias */
 
     CU_ASSERT_EQUAL(cfg.train.batch_size, 100);
     CU_ASSERT_EQUAL(cfg.train.k, 1);
@@ -253,7 +253,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.generator.noise_dim, 100);
     CU_ASSERT_EQUAL(cfg.generator.prior, MG_PRIOR_UNIFORM);
     CU_ASSERT_EQUAL(cfg.generator.output_bias_from_data, 0);
-    check_default_optim(&cfg.generator.net.optim);
+    check_default_optim(&cfg.generator.optim);
     check_default_optim(&cfg.discriminator.optim);
     const mg_layer_spec *l = &cfg.generator.net.layers[0];
     CU_ASSERT_STRING_EQUAL(l->name, "h0");
@@ -286,9 +286,9 @@ static void test_defaults(void)
                                                    .irange = 0.05,
                                                    .keep = 1.0,
                                                    .input_scale = 1.0};
-    want.discriminator.n_layers = 1;
-    want.discriminator.layers[0] = want.generator.net.layers[0];
-    want.discriminator.layers[0].units = 1;
+    want.discriminator.net.n_layers = 1;
+    want.discriminator.net.layers[0] = want.generator.net.layers[0];
+    want.discriminator.net.layers[0].units = 1;
     CU_ASSERT(memcmp(&cfg, &want, sizeof cfg) == 0);
 
     /* Empty sections are all defaults. */
@@ -326,7 +326,7 @@ static void test_layer_defaults(void)
     CU_ASSERT_STRING_EQUAL(l[3].name, "Out_1");
     CU_ASSERT_EQUAL(l[3].type, MG_ACT_TANH);
     CU_ASSERT_EQUAL(l[3].irange, 0.0);
-    CU_ASSERT_EQUAL(cfg.discriminator.layers[0].type, MG_ACT_LINEAR);
+    CU_ASSERT_EQUAL(cfg.discriminator.net.layers[0].type, MG_ACT_LINEAR);
     const mg_optim_spec *o = &cfg.discriminator.optim;
     CU_ASSERT_EQUAL(o->type, MG_OPTIM_ADAM);
     CU_ASSERT_EQUAL(o->lr, 0.0002); /* Adam's own default */
@@ -767,7 +767,7 @@ static void test_errors_layers(void)
     touch("train.idx");
     mg_config cfg;
     PARSE_OK(&cfg, MINIMAL, NULL, 0);
-    CU_ASSERT_STRING_EQUAL(cfg.discriminator.layers[0].name, cfg.generator.net.layers[0].name);
+    CU_ASSERT_STRING_EQUAL(cfg.discriminator.net.layers[0].name, cfg.generator.net.layers[0].name);
 }
 
 static void test_errors_optimizer(void)
@@ -799,10 +799,10 @@ static void test_overrides(void)
     PARSE_OK(&cfg, MINIMAL "train:\n  batch_size: 100\n  epochs: 9\n", good, 8);
     CU_ASSERT_EQUAL(cfg.train.batch_size, 50);
     CU_ASSERT_EQUAL(cfg.train.k, 3);
-    CU_ASSERT_EQUAL(cfg.generator.net.optim.type, MG_OPTIM_ADAM);
-    CU_ASSERT_EQUAL(cfg.generator.net.optim.lr, 0.0002);
-    CU_ASSERT_EQUAL(cfg.discriminator.layers[0].keep, 0.5);
-    CU_ASSERT_EQUAL(cfg.discriminator.layers[0].input_scale, 2.0);
+    CU_ASSERT_EQUAL(cfg.generator.optim.type, MG_OPTIM_ADAM);
+    CU_ASSERT_EQUAL(cfg.generator.optim.lr, 0.0002);
+    CU_ASSERT_EQUAL(cfg.discriminator.net.layers[0].keep, 0.5);
+    CU_ASSERT_EQUAL(cfg.discriminator.net.layers[0].input_scale, 2.0);
     CU_ASSERT_EQUAL(cfg.generator.output_bias_from_data, 1);
     CU_ASSERT_STRING_EQUAL(cfg.output.dir, "runs/a=b c");
     CU_ASSERT_EQUAL(cfg.train.epochs, 4);
@@ -999,9 +999,9 @@ static void test_write_roundtrip(void)
     /* A source name cannot break out of its comment; names that other YAML readers would take
      * for a number, a boolean or null are quoted. */
     snprintf(cfg.source, sizeof cfg.source, "evil\nseed: 5\xe2\x80\xa8seed: 6");
-    cfg.generator.net.layers[0] = cfg.discriminator.layers[0];
+    cfg.generator.net.layers[0] = cfg.discriminator.net.layers[0];
     snprintf(cfg.generator.net.layers[0].name, MG_NAME_MAX, "null");
-    snprintf(cfg.discriminator.layers[0].name, MG_NAME_MAX, "007");
+    snprintf(cfg.discriminator.net.layers[0].name, MG_NAME_MAX, "007");
     text = NULL;
     m = open_memstream(&text, &n);
     CU_ASSERT_FATAL(m != NULL);

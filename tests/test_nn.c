@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "mpigan/optim.h"
-#include "mpigan/signals.h"
+#include "mpigan/fpe.h"
 
 #include "testlib.h"
 

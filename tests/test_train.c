@@ -70,7 +70,7 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
 {
     mg_trainer t;
     mg_error err;
-    int rc = mg_trainer_init(&t, cfg, ds, comm, &err);
+    int rc = mg_fixture_trainer(&t, cfg, ds, comm, &err);
     if (rc)
         fprintf(stderr, "trainer: %s\n", err.msg);
     CU_ASSERT_FATAL(rc == 0);
@@ -145,7 +145,7 @@ static void check_invariance(const char *const optim[2], const char *const *set,
         /* Training moved the parameters: the comparison is not between two initialisations. */
         mg_trainer t0;
         mg_error err;
-        CU_ASSERT_FATAL(mg_trainer_init(&t0, &cfg, &ds, self, &err) == 0);
+        CU_ASSERT_FATAL(mg_fixture_trainer(&t0, &cfg, &ds, self, &err) == 0);
         CU_ASSERT(max_rel_diff(t0.d.params, d[2], ND) > 1e-3);
         mg_trainer_free(&t0);
         mg_comm_free(self);
@@ -252,7 +252,7 @@ static void test_replica_drift_detected(void)
     mg_config cfg = make_config(NULL);
     mg_trainer t;
     mg_error err;
-    CU_ASSERT_FATAL(mg_trainer_init(&t, &cfg, &ds, world, &err) == 0);
+    CU_ASSERT_FATAL(mg_fixture_trainer(&t, &cfg, &ds, world, &err) == 0);
     mg_step_stats s;
     mg_trainer_step(&t, &s);
     CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
@@ -278,22 +278,22 @@ static void test_trainer_errors(void)
 
     if (size > 1) {
         mg_config cfg = make_config("train.batch_size=9");
-        CU_ASSERT(mg_trainer_init(&t, &cfg, &ds, world, &err) == -1);
+        CU_ASSERT(mg_fixture_trainer(&t, &cfg, &ds, world, &err) == -1);
         snprintf(msg, sizeof msg,
-                 "test.yaml: train.batch_size 9 does not split over %d ranks: use a multiple of "
-                 "the rank count",
+                 "train.batch_size 9 does not split over %d ranks: use a multiple of the rank "
+                 "count",
                  size);
         CU_ASSERT_STRING_EQUAL(err.msg, msg);
     }
     mg_config big = make_config("train.batch_size=128");
-    CU_ASSERT(mg_trainer_init(&t, &big, &ds, world, &err) == -1);
+    CU_ASSERT(mg_fixture_trainer(&t, &big, &ds, world, &err) == -1);
     CU_ASSERT_STRING_EQUAL(err.msg,
-                           "test.yaml: the training split has 64 examples, fewer than one batch of 128");
+                           "the training split has 64 examples, fewer than one batch of 128");
 
     mg_config wide = make_config("generator.layers.1.units=35");
-    CU_ASSERT(mg_trainer_init(&t, &wide, &ds, world, &err) == -1);
-    CU_ASSERT_STRING_EQUAL(err.msg, "test.yaml: generator.layers.1.units is 35 but the data has 36 "
-                                    "values per example (1x6x6)");
+    CU_ASSERT(mg_fixture_trainer(&t, &wide, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "generator.layers.1.units is 35 but the data has 36 values "
+                                    "per example (1x6x6)");
     mg_dataset_free(&ds);
 }
 

@@ -1,6 +1,8 @@
 /* Checkpoints: one HDF5 file holding everything a run needs to continue exactly.
  *
- * Rank 0 writes and reads them; the trainer broadcasts what was read (mg_trainer_broadcast_state).
+ * Rank 0 writes and reads them through a plain view of what they hold (mg_checkpoint_state: the
+ * networks, their optimizers and the counters); the trainer broadcasts what was read
+ * (mg_trainer_broadcast_state).
  * Nothing random needs saving: every random number is a function of (seed, step, row), so the
  * step counters and the configuration are the whole RNG state. The schema is documented in
  * README.md ("Checkpoint files"). */
@@ -11,7 +13,8 @@
 #include <stdio.h>
 
 #include "mpigan/error.h"
-#include "mpigan/train.h"
+#include "mpigan/nn.h"
+#include "mpigan/optim.h"
 
 #define MG_CHECKPOINT_FORMAT "mpigan-checkpoint"
 #define MG_CHECKPOINT_VERSION 1
@@ -29,20 +32,45 @@ typedef struct {
     char *config_yaml;  /* the run's effective configuration (malloc'd; mg_checkpoint_info_free) */
 } mg_checkpoint_info;
 
-/* Writes the whole trainer state to `path`, through `path`.tmp and a rename, so that `path` is
+/* The metrics record in progress when a checkpoint is written (report.h): the sums over the steps
+ * since the last record, so that a resumed run writes the records of an uninterrupted one. */
+typedef struct {
+    int64_t steps;                         /* steps summed */
+    double d_loss, g_loss, d_real, d_fake; /* sums of the steps' means */
+} mg_metrics_window;
+
+/* What a checkpoint holds, as a view of the caller's objects: a write reads them, a load writes
+ * into them (and only after the whole file was read and checked). */
+typedef struct {
+    mg_net *g, *d;             /* parameters */
+    mg_optim *g_opt, *d_opt;   /* optimizer state and update counts */
+    int64_t *step;             /* completed steps (generator updates) */
+    int64_t *minibatch;        /* real minibatches consumed */
+    int64_t *skipped;          /* updates left out for NaN or Inf gradients (train.nonfinite) */
+    mg_metrics_window *window; /* the metrics record in progress */
+    double *elapsed_s;         /* training seconds of the run so far */
+    /* Written for readers (mpigan info, sampling), not loaded: */
+    int64_t batches_per_epoch; /* for the fractional epoch */
+    uint64_t seed;
+    int ranks, batch_size;     /* of the run that writes it */
+    int channels, height, width; /* one example, G's output */
+} mg_checkpoint_state;
+
+/* Writes the whole state to `path`, through `path`.tmp and a rename, so that `path` is
  * either the old file or the complete new one. `config_yaml` is the effective configuration. */
-int mg_checkpoint_write(const mg_trainer *t, const char *config_yaml, const char *path,
+int mg_checkpoint_write(const mg_checkpoint_state *s, const char *config_yaml, const char *path,
                         mg_error *err);
 
 /* Reads the attributes and the configuration text. Checks the format name and version. */
 int mg_checkpoint_read_info(mg_checkpoint_info *info, const char *path, mg_error *err);
 void mg_checkpoint_info_free(mg_checkpoint_info *info);
 
-/* Loads parameters, optimizer state and counters into t, whose networks were built from a
- * configuration: every tensor must exist with the shape t expects, else the error names the first
- * that does not ("<path>: /generator/h1/W has shape (1200, 600) in the checkpoint, the
- * configuration makes it (1200, 1200)"). Only this process's t is touched. */
-int mg_checkpoint_load(mg_trainer *t, const char *path, mg_error *err);
+/* Loads parameters, optimizer state and counters into s's objects, whose networks were built from
+ * a configuration: every tensor must exist with the shape they expect, else the error names the
+ * first that does not ("<path>: /generator/h1/W has shape (1200, 600) in the checkpoint, the
+ * configuration makes it (1200, 1200)"). Only this process's objects are touched, and nothing
+ * is when the load fails. */
+int mg_checkpoint_load(const mg_checkpoint_state *s, const char *path, mg_error *err);
 
 /* Loads only the generator's parameters into g (built from the checkpoint's configuration), for
  * sampling; the same checks as mg_checkpoint_load. */
@@ -54,8 +82,8 @@ long long mg_checkpoint_step_of(const char *path);
 /* In run directory `dir`: writes ckpt-<step, 8 digits>.h5, points latest.h5 (a symbolic link,
  * replaced atomically) at it, and deletes the oldest ckpt-*.h5 beyond the newest `keep`. The path
  * written goes to path_out (may be NULL). */
-int mg_checkpoint_save(const mg_trainer *t, const char *config_yaml, const char *dir, int keep,
-                       char *path_out, size_t path_n, mg_error *err);
+int mg_checkpoint_save(const mg_checkpoint_state *s, const char *config_yaml, const char *dir,
+                       int keep, char *path_out, size_t path_n, mg_error *err);
 
 /* The newest checkpoint of run directory `dir` (by step in the file name). */
 int mg_checkpoint_find_latest(char *path, size_t n, const char *dir, mg_error *err);

@@ -11,79 +11,14 @@
 #include <stdio.h>
 
 #include "mpigan/error.h"
-
-#define MG_MAX_LAYERS 16
-#define MG_PATH_MAX 1024
-#define MG_NAME_MAX 32
-
-/* A layer is a dense map followed by an activation; `maxout` takes the max over `pieces` linear
- * pieces per unit. */
-enum mg_act {
-    MG_ACT_LINEAR,
-    MG_ACT_RELU,
-    MG_ACT_LEAKY_RELU,
-    MG_ACT_SIGMOID,
-    MG_ACT_TANH,
-    MG_ACT_MAXOUT,
-};
-
-typedef struct {
-    char name[MG_NAME_MAX]; /* checkpoint tensor names use it: /generator/h0/W */
-    enum mg_act type;
-    int units;
-    int pieces;         /* maxout: linear pieces per unit; 1 for the other types */
-    double irange;      /* weights drawn uniform in [-irange, irange]; biases start at 0 */
-    double keep;        /* dropout on this layer's input: probability of keeping a unit (1 = off) */
-    double input_scale; /* factor on kept inputs during training; default 1/keep (inverted) */
-    double leak;        /* leaky_relu: slope for negative inputs */
-    double max_col_norm; /* after each update, each column of W (one output's weights) is scaled
-                            down to at most this L2 norm (pylearn2's max_col_norm); 0 = off */
-} mg_layer_spec;
-
-enum mg_optim_type { MG_OPTIM_SGD, MG_OPTIM_ADAM };
+#include "mpigan/files.h"
+#include "mpigan/nn.h"
+#include "mpigan/optim.h"
+#include "mpigan/train.h"
 
 enum mg_preprocess {
     MG_PREPROCESS_SCALE, /* pixels in [0, 1] (bytes / 255), as the file gives them */
     MG_PREPROCESS_GCN,   /* global contrast normalisation: per example centred, L2 norm gcn_scale */
-};
-
-typedef struct {
-    enum mg_optim_type type;
-    double lr;               /* base learning rate */
-    double lr_decay;         /* sgd: lr after t updates = max(min_lr, lr / lr_decay^t) */
-    double min_lr;
-    double momentum;         /* sgd: momentum before momentum_start */
-    double final_momentum;   /* sgd: reached at momentum_saturate, linear ramp in between */
-    int momentum_start;      /* epochs (completed passes over the training split) */
-    int momentum_saturate;
-    double beta1, beta2, eps; /* adam */
-} mg_optim_spec;
-
-typedef struct {
-    int n_layers;
-    mg_layer_spec layers[MG_MAX_LAYERS];
-    mg_optim_spec optim;
-} mg_net_spec;
-
-enum mg_prior {
-    MG_PRIOR_UNIFORM,       /* uniform(-1, 1) */
-    MG_PRIOR_UNIFORM_SQRT3, /* uniform(-sqrt 3, sqrt 3): unit variance */
-    MG_PRIOR_NORMAL,        /* standard normal */
-};
-
-enum mg_gen_loss {
-    MG_GEN_LOSS_NONSATURATING, /* G minimizes -log D(G(z)) */
-    MG_GEN_LOSS_MINIMAX,       /* G minimizes log(1 - D(G(z))) */
-};
-
-enum mg_nonfinite {
-    MG_NONFINITE_STOP, /* NaN or Inf in a gradient: no update, the run stops at that step */
-    MG_NONFINITE_SKIP, /* no update of that network at that step; the run goes on */
-};
-
-enum mg_mode {
-    MG_MODE_ALTERNATING,  /* Algorithm 1: k D steps, then one G step */
-    MG_MODE_SIMULTANEOUS, /* the original code: one minibatch, D and G updated together */
 };
 
 typedef struct {
@@ -107,29 +42,10 @@ typedef struct {
         int shared_memory; /* the ranks of a node share one copy of the training set */
     } data;
 
-    struct {
-        int noise_dim;
-        enum mg_prior prior;
-        int output_bias_from_data; /* output bias = logit of the training set's pixel means */
-        mg_net_spec net;
-    } generator;
+    mg_generator_spec generator;
+    mg_discriminator_spec discriminator; /* the last layer must be sigmoid with 1 unit */
 
-    mg_net_spec discriminator; /* the last layer must be sigmoid with 1 unit */
-
-    struct {
-        int batch_size; /* global minibatch, split evenly over ranks */
-        int k;          /* discriminator steps per generator step */
-        enum mg_mode mode;
-        enum mg_gen_loss generator_loss;
-        int epochs;      /* length of the run in passes over the training split ... */
-        int64_t steps;   /* ... unless steps > 0: generator updates */
-        int check_every; /* steps between cross-rank parameter checksums (0 = never) */
-        int log_every;   /* steps between progress lines and metrics records */
-        int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
-        int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
-        enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
-        double stall_seconds; /* a gradient allreduce waiting longer: report the late ranks */
-    } train;
+    mg_train_spec train;
 
     struct {
         int every; /* steps between checkpoints (0: only at the end and when stopped) */
@@ -175,6 +91,7 @@ int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name,
 /* Writes the effective configuration as YAML that mg_config_load reads back to the same struct. */
 int mg_config_write(const mg_config *cfg, FILE *f);
 
-const char *mg_act_name(enum mg_act act);
+/* What the trainer needs of cfg: seed, generator, discriminator and training loop. */
+mg_gan_spec mg_config_gan(const mg_config *cfg);
 
 #endif

@@ -11,22 +11,48 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mpigan/config.h"
+#include "mpigan/blas.h"
 #include "mpigan/error.h"
 #include "mpigan/real.h"
 #include "mpigan/rng.h"
 
-/* C(M,N) = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_x is non-zero:
- * the cblas_?gemm contract restricted to what the layers need. */
-typedef void (*mg_gemm_fn)(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
-                           const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta,
-                           mg_real *C, int ldc);
+#define MG_MAX_LAYERS 16
+#define MG_NAME_MAX 32
 
-void mg_gemm_blas(int trans_a, int trans_b, int M, int N, int K, mg_real alpha,
-                  const mg_real *A, int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C,
-                  int ldc);
-void mg_gemm_ref(int trans_a, int trans_b, int M, int N, int K, mg_real alpha, const mg_real *A,
-                 int lda, const mg_real *B, int ldb, mg_real beta, mg_real *C, int ldc);
+/* ---- specification: what a configuration says about a network ---- */
+
+/* A layer is a dense map followed by an activation; `maxout` takes the max over `pieces` linear
+ * pieces per unit. */
+enum mg_act {
+    MG_ACT_LINEAR,
+    MG_ACT_RELU,
+    MG_ACT_LEAKY_RELU,
+    MG_ACT_SIGMOID,
+    MG_ACT_TANH,
+    MG_ACT_MAXOUT,
+};
+/* The activations' names, as configurations and checkpoints spell them, indexed by enum mg_act
+ * and ended by NULL. */
+extern const char *const mg_act_names[];
+const char *mg_act_name(enum mg_act act); /* "unknown" for a value out of range */
+
+typedef struct {
+    char name[MG_NAME_MAX]; /* checkpoint tensor names use it: /generator/h0/W */
+    enum mg_act type;
+    int units;
+    int pieces;         /* maxout: linear pieces per unit; 1 for the other types */
+    double irange;      /* weights drawn uniform in [-irange, irange]; biases start at 0 */
+    double keep;        /* dropout on this layer's input: probability of keeping a unit (1 = off) */
+    double input_scale; /* factor on kept inputs during training; default 1/keep (inverted) */
+    double leak;        /* leaky_relu: slope for negative inputs */
+    double max_col_norm; /* after each update, each column of W (one output's weights) is scaled
+                            down to at most this L2 norm (pylearn2's max_col_norm); 0 = off */
+} mg_layer_spec;
+
+typedef struct {
+    int n_layers;
+    mg_layer_spec layers[MG_MAX_LAYERS];
+} mg_net_spec;
 
 /* ---- kernels ---- */
 
@@ -62,6 +88,14 @@ void mg_maxout_forward(mg_real *out, int32_t *argmax, const mg_real *pre, int ro
 /* dpre(rows, U * P) = dout routed to the winning piece, 0 elsewhere. */
 void mg_maxout_backward(mg_real *dpre, const mg_real *dout, const int32_t *argmax, int rows,
                         int U, int P);
+
+/* The generator's loss. */
+enum mg_gen_loss {
+    MG_GEN_LOSS_NONSATURATING, /* G minimizes -log D(G(z)) */
+    MG_GEN_LOSS_MINIMAX,       /* G minimizes log(1 - D(G(z))) */
+};
+/* Their names, indexed by enum mg_gen_loss and ended by NULL. */
+extern const char *const mg_gen_loss_names[];
 
 /* ---- losses, computed from the discriminator's logits l = D's pre-sigmoid output ----
  * Each returns the *sum* of the per-example losses of its rows and writes dlogit already divided
@@ -161,5 +195,8 @@ void mg_net_constrain(mg_net *net);
 
 /* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data. */
 void mg_net_bias_from_mean(mg_net *net, const double *mean);
+
+/* CRC-32 of a network's parameter bytes: replicas on every rank must have the same. */
+uint32_t mg_net_checksum(const mg_net *net);
 
 #endif

@@ -6,9 +6,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mpigan/config.h"
 #include "mpigan/error.h"
 #include "mpigan/real.h"
+
+enum mg_optim_type { MG_OPTIM_SGD, MG_OPTIM_ADAM };
+/* "sgd", "adam", indexed by enum mg_optim_type and ended by NULL. */
+extern const char *const mg_optim_names[];
+
+/* What a configuration says about an optimizer. */
+typedef struct {
+    enum mg_optim_type type;
+    double lr;               /* base learning rate */
+    double lr_decay;         /* sgd: lr after t updates = max(min_lr, lr / lr_decay^t) */
+    double min_lr;
+    double momentum;         /* sgd: momentum before momentum_start */
+    double final_momentum;   /* sgd: reached at momentum_saturate, linear ramp in between */
+    int momentum_start;      /* epochs (completed passes over the training split) */
+    int momentum_saturate;
+    double beta1, beta2, eps; /* adam */
+} mg_optim_spec;
 
 typedef struct {
     mg_optim_spec spec;

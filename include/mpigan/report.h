@@ -1,12 +1,19 @@
 /* What a run tells its user, written by rank 0 alone: the progress line (redrawn in place on a
  * terminal, plain periodic lines in a batch log), metrics.jsonl (one JSON record per log
- * interval, means over the interval) and run.json (the run record at the end). */
+ * interval, means over the interval) and run.json (the run record at the end). Every write is
+ * checked: a record that cannot be written whole stops the run (mg_report_step fails), and
+ * metrics.jsonl never holds half a record. */
 #ifndef MPIGAN_REPORT_H
 #define MPIGAN_REPORT_H
 
+#include <stdint.h>
 #include <stdio.h>
 
+#include "mpigan/checkpoint.h"
+#include "mpigan/comm.h"
+#include "mpigan/config.h"
 #include "mpigan/error.h"
+#include "mpigan/files.h"
 #include "mpigan/train.h"
 
 enum mg_progress {
@@ -15,49 +22,63 @@ enum mg_progress {
     MG_PROGRESS_LINES,  /* a plain line every train.log_every steps */
 };
 
+/* Resident memory over the ranks, in MB, at the end of a run. */
+typedef struct {
+    double rss_min, rss_max; /* resident set */
+    double pss_min, pss_max; /* proportional set: a page shared by k processes counts 1/k */
+    double pss_sum;          /* all ranks: the node's shared copy of the data counts once */
+    double peak_rss_max;     /* the highest peak RSS of any rank */
+} mg_memory;
+
+/* Collective over comm: every rank's figures, reduced (the result on every rank). */
+void mg_memory_over_ranks(mg_memory *m, const mg_comm *comm);
+
+/* This process's resident memory in MB: RSS, and PSS (from /proc/self/smaps_rollup; -1 where
+ * unavailable). */
+void mg_memory_mb(double *rss, double *pss);
+/* This process's peak resident memory so far, in MB (getrusage). */
+double mg_peak_rss_mb(void);
+
 typedef struct {
     char dir[MG_PATH_MAX];
-    FILE *metrics;
+    char source[MG_PATH_MAX]; /* the configuration file, for run.json */
+    int metrics;         /* metrics.jsonl, open for appending */
     FILE *out;           /* where progress goes (stdout) */
     int tty;             /* redraw one line in place */
     int quiet;
     int threads;
-    double t_start;      /* wall clock at the first step */
+    int log_every;       /* train.log_every */
+    int eval_samples;    /* eval.samples, for the progress line of an estimate */
+    double t_start;      /* wall clock at the first step of this process */
     double t_mark;       /* wall clock at the start of the current interval */
     double t_drawn;      /* last terminal redraw */
-    int64_t step_mark;   /* step at the start of the current interval */
+    double elapsed_before; /* training seconds of the run before this process (a resumed run) */
+    int64_t step_mark;   /* step at the start of the current interval, in this process */
     int64_t step_start;  /* step at the start of this process's run (a resumed run's) */
     int64_t total_steps;
-    double mem[6];       /* MB over ranks at the end: RSS min, max; PSS min, max, sum; peak RSS max */
-    mg_step_stats sum;   /* sums over the current interval */
-    int n;               /* steps in the current interval */
+    mg_metrics_window window; /* sums over the current interval (a checkpoint carries them) */
     int parzen_pending;  /* a Parzen estimate for this step: its record is written now */
     int parzen_points;
     double parzen_ll, parzen_sigma;
 } mg_report;
 
-/* This process's resident memory in MB: RSS, and PSS, which counts a page shared by k processes
- * as 1/k (so a node's shared data set shows once per node, not once per rank). From
- * /proc/self/smaps_rollup; -1 where unavailable. */
-void mg_memory_mb(double *rss, double *pss);
-/* This process's peak resident memory so far, in MB (getrusage). */
-double mg_peak_rss_mb(void);
-
-/* Creates the run directory (parents too) and writes config.yaml. A directory that already
- * holds a run (metrics.jsonl) is refused unless `force`. */
-int mg_run_dir_create(const char *dir, const mg_config *cfg, int force, mg_error *err);
-
-/* For a resumed run: drops the records of metrics.jsonl after `step` (written after the
- * checkpoint the run resumes from, and about to be written again). Missing file: nothing to do. */
-int mg_metrics_trim(const char *dir, int64_t step, mg_error *err);
-
-/* Opens metrics.jsonl in dir for appending. */
-int mg_report_open(mg_report *r, const char *dir, const mg_trainer *t, int threads, int quiet,
-                   enum mg_progress progress, mg_error *err);
-/* Called after every step with its stats. */
-void mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s);
-/* Final line, run.json; timers are mg_trainer_timers' output. */
+/* Opens metrics.jsonl in dir for appending (never through a link). A resumed run passes the
+ * window and the training seconds its checkpoint carried (else NULL and 0), so that its records
+ * are those of an uninterrupted run. */
+int mg_report_open(mg_report *r, const char *dir, const mg_config *cfg, const mg_trainer *t,
+                   int threads, int quiet, enum mg_progress progress,
+                   const mg_metrics_window *window, double elapsed_s, mg_error *err);
+/* After every step with its stats: the progress line, and at the end of an interval the metrics
+ * record. -1 (err set) if the record could not be written: the run must stop. */
+int mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s, mg_error *err);
+/* A Parzen estimate of this step, for its record and progress line. */
+void mg_report_parzen(mg_report *r, int points, double ll, double sigma);
+/* Training seconds of the run so far, resumed parts included. */
+double mg_report_elapsed(const mg_report *r);
+/* metrics.jsonl to disk (fsync), before a checkpoint says the run got this far. */
+int mg_report_sync(mg_report *r, mg_error *err);
+/* The final line, run.json (timers are mg_trainer_timers' output); closes metrics.jsonl. */
 int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const double *tmean,
-                    const double *tmax, mg_error *err);
+                    const double *tmax, const mg_memory *mem, mg_error *err);
 
 #endif

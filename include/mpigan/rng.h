@@ -43,6 +43,19 @@ void mg_rng_unit(double *out, size_t n, const mg_rng_key *key, uint64_t row);
  * compares them with a threshold, the same test as unit < keep without a double per value. */
 void mg_rng_u24(uint32_t *out, size_t n, const mg_rng_key *key, uint64_t row);
 
+/* The distributions of G's noise. */
+enum mg_prior {
+    MG_PRIOR_UNIFORM,       /* uniform(-1, 1) */
+    MG_PRIOR_UNIFORM_SQRT3, /* uniform(-sqrt 3, sqrt 3): unit variance */
+    MG_PRIOR_NORMAL,        /* standard normal */
+};
+/* Their names, indexed by enum mg_prior and ended by NULL. */
+extern const char *const mg_prior_names[];
+
+/* out[i] for i < n from `prior`, the numbers of (key, row). */
+void mg_rng_prior(mg_real *out, size_t n, enum mg_prior prior, const mg_rng_key *key,
+                  uint64_t row);
+
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 void mg_rng_permutation(uint32_t *perm, uint32_t n, const mg_rng_key *key);
 

@@ -8,17 +8,7 @@
 
 #include "mpigan/comm.h"
 #include "mpigan/error.h"
-#include "mpigan/report.h"
-
-typedef struct {
-    const char *config;              /* NULL when resuming: the checkpoint's configuration */
-    const char *const *overrides;    /* "key=value" */
-    int n_overrides;
-    const char *out;                 /* run directory, or NULL */
-    const char *resume;              /* checkpoint file, run directory, "latest", or NULL */
-    int force, quiet;
-    enum mg_progress progress;
-} mg_train_opts;
+#include "mpigan/session.h"
 
 typedef struct {
     const char *checkpoint;          /* file, or run directory (its latest checkpoint) */

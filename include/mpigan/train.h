@@ -11,11 +11,63 @@
 #include <stdint.h>
 
 #include "mpigan/comm.h"
-#include "mpigan/config.h"
 #include "mpigan/dataset.h"
 #include "mpigan/error.h"
 #include "mpigan/nn.h"
 #include "mpigan/optim.h"
+#include "mpigan/rng.h"
+
+/* ---- specification: what a configuration says about the game and the training loop ---- */
+
+enum mg_nonfinite {
+    MG_NONFINITE_STOP, /* NaN or Inf in a gradient: no update, the run stops at that step */
+    MG_NONFINITE_SKIP, /* no update of that network at that step; the run goes on */
+};
+
+enum mg_mode {
+    MG_MODE_ALTERNATING,  /* Algorithm 1: k D steps, then one G step */
+    MG_MODE_SIMULTANEOUS, /* the original code: one minibatch, D and G updated together */
+};
+
+/* Names as configurations spell them, indexed by the enums and ended by NULL. */
+extern const char *const mg_nonfinite_names[];
+extern const char *const mg_mode_names[];
+
+typedef struct {
+    int noise_dim;
+    enum mg_prior prior;
+    int output_bias_from_data; /* output bias = logit of the training set's pixel means */
+    mg_net_spec net;
+    mg_optim_spec optim;
+} mg_generator_spec;
+
+typedef struct {
+    mg_net_spec net; /* the last layer must be sigmoid with 1 unit */
+    mg_optim_spec optim;
+} mg_discriminator_spec;
+
+typedef struct {
+    int batch_size; /* global minibatch, split evenly over ranks */
+    int k;          /* discriminator steps per generator step */
+    enum mg_mode mode;
+    enum mg_gen_loss generator_loss;
+    int epochs;      /* length of the run in passes over the training split ... */
+    int64_t steps;   /* ... unless steps > 0: generator updates */
+    int check_every; /* steps between cross-rank parameter checksums (0 = never) */
+    int log_every;   /* steps between progress lines and metrics records */
+    int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
+    int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
+    enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
+    double stall_seconds; /* a gradient allreduce waiting longer: report the late ranks */
+} mg_train_spec;
+
+/* Everything the trainer is built from: plain data, the same on every rank. */
+typedef struct {
+    uint64_t seed; /* every random number of the run: (seed, stream, step, row) */
+    mg_generator_spec generator;
+    mg_discriminator_spec discriminator;
+    mg_train_spec train;
+} mg_gan_spec;
 
 /* Where the time of a step goes. */
 enum mg_timer {
@@ -45,7 +97,7 @@ typedef struct {
 enum { MG_NET_D = 1, MG_NET_G = 2 };
 
 typedef struct {
-    mg_config cfg;
+    mg_gan_spec spec;
     const mg_comm *comm;
     const mg_dataset *data; /* the training split, identical on every rank */
     int rank, nranks;
@@ -70,6 +122,7 @@ typedef struct {
     mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+    double mark;            /* wall clock of the last lap of a step's timers (train.c) */
     mg_reducer *g_sum, *d_sum; /* gradient sums; G's and D's grads are their buffers */
     mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap); an arrival
                                barrier (train.stall_seconds) */
@@ -84,8 +137,10 @@ typedef struct {
 
 /* Builds both networks and optimizers for `data` on communicator `comm`. Parameters are drawn on
  * rank 0 and broadcast. Fails (on every rank alike) if the batch does not split over the ranks,
- * the networks do not fit the data, or MPIGAN_TRAP_FPE asks for traps a build does not have. */
-int mg_trainer_init(mg_trainer *t, const mg_config *cfg, const mg_dataset *data,
+ * the networks do not fit the data, or MPIGAN_TRAP_FPE asks for traps a build does not have;
+ * the message names the configuration key ("train.batch_size 100 does not split over 3 ranks:
+ * ..."), and the caller names the file. */
+int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err);
 void mg_trainer_free(mg_trainer *t);
 
@@ -102,28 +157,6 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats);
  * G's training buffers: call between steps only. Not collective. */
 void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out);
 
-/* Noise rows [first, first + n) of a sample set into z (n, noise_dim): drawn from the configured
- * prior by (seed, set, row), so a set is the same whichever rank draws which rows. Set 0 is the
- * fixed noise of the training snapshots. */
-void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set);
-
-/* Collective: G as cfg describes it, for up to max_rows rows per pass, its parameters read from
- * checkpoint `path` by rank 0 and broadcast. On an error every rank returns -1 (err set on rank
- * 0) with nothing to free. */
-int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char *path,
-                      const mg_comm *comm, mg_error *err);
-
-/* Rows of G's output per forward pass of mg_generate: g must be made for at least this many. */
-#define MG_GENERATE_CHUNK 256
-
-/* Collective: n samples of G (no dropout) for rows 0..n-1 of noise set `set`. The ranks compute
- * whole chunks of MG_GENERATE_CHUNK rows with one BLAS thread each (restored afterwards), so
- * every forward pass has the same rows and shape on any number of ranks, and the samples are the
- * same bit for bit. x (n, G's output) and z (n, noise_dim) are filled on root; other ranks may
- * pass NULL. */
-void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
-                 const mg_comm *comm, int root);
-
 /* Steps the configured run lasts. */
 int64_t mg_trainer_total_steps(const mg_trainer *t);
 double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
@@ -131,18 +164,11 @@ double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
 /* Compares a checksum of both networks' parameters over ranks. */
 int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err);
 
-/* CRC-32 of a network's parameter bytes. */
-uint32_t mg_net_checksum(const mg_net *net);
-
 /* Collective: rank 0's parameters, optimizer state and counters to every rank (after rank 0 loaded
  * a checkpoint). */
 void mg_trainer_broadcast_state(mg_trainer *t);
 
 /* Collective: each timer's min, mean and max over ranks, in seconds. */
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max);
-
-/* Sets OpenBLAS threads per rank unless OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) says: the cores
- * this rank may run on, shared among the node's ranks. Returns the count in force. */
-int mg_threads_choose(const mg_comm *comm);
 
 #endif

@@ -21,7 +21,7 @@ static void build(mg_trainer *t, const char *yaml)
     if (mg_config_parse_networks(&cfg, yaml, "fuzz.yaml", &err) ||
         mg_net_init(&t->g, &cfg.generator.net, cfg.generator.noise_dim, 2, &err) ||
         mg_net_init(&t->d, &cfg.discriminator, FUZZ_CKPT_SIDE * FUZZ_CKPT_SIDE, 4, &err) ||
-        mg_optim_init(&t->g_opt, &cfg.generator.net.optim, t->g.n_params, &err) ||
+        mg_optim_init(&t->g_opt, &cfg.generator.optim, t->g.n_params, &err) ||
         mg_optim_init(&t->d_opt, &cfg.discriminator.optim, t->d.n_params, &err)) {
         fprintf(stderr, "fuzz_checkpoint: %s\n", err.msg);
         abort();

@@ -181,7 +181,7 @@ static void checkpoint_seed(const char *name, const char *optim)
     if (mg_config_parse_networks(&t.cfg, yaml, "seed.yaml", &err) ||
         mg_net_init(&t.g, &t.cfg.generator.net, t.cfg.generator.noise_dim, 2, &err) ||
         mg_net_init(&t.d, &t.cfg.discriminator, FUZZ_CKPT_SIDE * FUZZ_CKPT_SIDE, 4, &err) ||
-        mg_optim_init(&t.g_opt, &t.cfg.generator.net.optim, t.g.n_params, &err) ||
+        mg_optim_init(&t.g_opt, &t.cfg.generator.optim, t.g.n_params, &err) ||
         mg_optim_init(&t.d_opt, &t.cfg.discriminator.optim, t.d.n_params, &err))
         die(err.msg);
     mg_net_init_params(&t.g, t.cfg.seed, 0);

@@ -1,0 +1,512 @@
+/* A training session (session.h): mpigan train's prolog, loop and epilog. Rank 0 reads, prints and
+ * writes; every decision that ends a run is agreed by all ranks, so none is left waiting in a
+ * collective. */
+#define _GNU_SOURCE /* open_memstream */
+#include "mpigan/session.h"
+
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpigan/blas.h"
+#include "mpigan/checkpoint.h"
+#include "mpigan/config.h"
+#include "mpigan/generate.h"
+#include "mpigan/image.h"
+#include "mpigan/parzen.h"
+#include "mpigan/rundir.h"
+#include "mpigan/sampleset.h"
+#include "mpigan/signals.h"
+#include "mpigan/splits.h"
+#include "mpigan/train.h"
+
+/* Rank 0's buffers for sample snapshots, sized once. */
+typedef struct {
+    int count, cols, rows;
+    mg_real *z;    /* (count, noise_dim) the fixed noise */
+    mg_real *x;    /* (count, dim) G's output */
+    mg_real *q;    /* (rows, dim) each grid row's last sample */
+    mg_real *nb;   /* (rows, dim) its nearest training example */
+    int *idx;      /* (rows) */
+} snapshots;
+
+/* Rank 0's Parzen estimates during training (eval.every epochs): fixed noise, the first
+ * eval.points validation examples, the default sigma grid. */
+typedef struct {
+    mg_dataset valid;
+    mg_real *z, *x; /* (samples, noise_dim), (samples, dim) */
+    double *ll;     /* (points, EVAL_SIGMAS) */
+} evaluator;
+
+#define EVAL_SIGMAS 10
+#define EVAL_NOISE_SET 2 /* apart from the snapshots' (0) and mpigan sample's default (1) */
+
+struct mg_session {
+    const mg_comm *comm;
+    int rank;
+    mg_train_opts opts;
+    mg_config cfg;
+    mg_error err;
+    char ckpt[MG_PATH_MAX];        /* the checkpoint resumed from, or "" */
+    char dir[MG_PATH_MAX];         /* the run directory */
+    int threads;                   /* OpenBLAS threads per rank */
+    mg_dataset data;               /* the training split, one copy per node */
+    mg_trainer t;
+    int64_t total;                 /* steps the run lasts */
+    /* The metrics record in progress and the training seconds, as a checkpoint carries them. */
+    mg_metrics_window window;
+    double elapsed_s;
+    double next_eval;              /* the epoch of the next Parzen estimate (eval.every) */
+    int64_t saved_at;              /* step of the newest checkpoint, -1 if none */
+    char saved[MG_PATH_MAX + 64];  /* its file */
+    int stopped;                   /* a stop signal ended the run */
+    /* rank 0 */
+    char *yaml;                    /* the effective configuration, as checkpoints keep it */
+    mg_report report;
+    int reporting;                 /* report is open */
+    snapshots snap;
+    evaluator eval;
+};
+
+/* Rank 0 prints the error that every rank shares; all return `status`. */
+static int fail(const mg_session *s, int status)
+{
+    if (s->rank == 0)
+        fprintf(stderr, "mpigan: %s\n", s->err.msg);
+    return status;
+}
+
+/* Rank 0 does `what` (0 or -1, err set); every rank learns whether it worked. The time goes to
+ * the io timer. */
+static int on_rank0(mg_session *s, int (*what)(mg_session *))
+{
+    const double t0 = mg_comm_wtime();
+    int ok = mg_comm_all_ok(s->comm, s->rank != 0 || what(s) == 0);
+    s->t.timer[MG_TIMER_IO] += mg_comm_wtime() - t0;
+    return ok;
+}
+
+/* What a checkpoint of this session holds. */
+static mg_checkpoint_state state_of(mg_session *s)
+{
+    mg_trainer *t = &s->t;
+    return (mg_checkpoint_state){
+        .g = &t->g, .d = &t->d, .g_opt = &t->g_opt, .d_opt = &t->d_opt,
+        .step = &t->step, .minibatch = &t->minibatch, .skipped = &t->skipped,
+        .window = &s->window, .elapsed_s = &s->elapsed_s,
+        .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
+        .batch_size = t->batch, .channels = s->data.channels, .height = s->data.height,
+        .width = s->data.width};
+}
+
+/* ---- sample snapshots (rank 0) ---- */
+
+static void snapshots_init(snapshots *p, const mg_config *cfg, size_t dim)
+{
+    p->count = cfg->samples.count;
+    p->cols = cfg->samples.columns;
+    if (p->cols <= 0)
+        while ((int64_t)p->cols * p->cols < p->count)
+            p->cols++;
+    p->rows = (p->count + p->cols - 1) / p->cols;
+    p->z = mg_xmalloc((size_t)p->count * cfg->generator.noise_dim * sizeof *p->z);
+    p->x = mg_xmalloc((size_t)p->count * dim * sizeof *p->x);
+    p->q = mg_xmalloc((size_t)p->rows * dim * sizeof *p->q);
+    p->nb = mg_xmalloc((size_t)p->rows * dim * sizeof *p->nb);
+    p->idx = mg_xmalloc((size_t)p->rows * sizeof *p->idx);
+    mg_sample_noise(p->z, cfg, 0, p->count, 0);
+}
+
+static void snapshots_free(snapshots *p)
+{
+    free(p->z);
+    free(p->x);
+    free(p->q);
+    free(p->nb);
+    free(p->idx);
+    memset(p, 0, sizeof *p);
+}
+
+/* G's output for the fixed noise, appended to samples.h5 and drawn as a grid. */
+static int take_snapshot(mg_session *s)
+{
+    snapshots *p = &s->snap;
+    mg_trainer *t = &s->t;
+    const mg_dataset *data = &s->data;
+    const size_t dim = data->dim;
+    mg_trainer_generate(t, p->z, p->count, p->x);
+    mg_image_shape shape = {p->count, data->channels, data->height, data->width};
+    char path[MG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/samples.h5", s->dir);
+    if (mg_sampleset_append(path, p->x, shape, p->z, s->cfg.generator.noise_dim, t->step,
+                            &s->err))
+        return -1;
+    if (!s->cfg.samples.png)
+        return 0;
+    const mg_real *nb = NULL;
+    if (s->cfg.samples.nearest) {
+        for (int r = 0; r < p->rows; r++) {
+            int last = (r + 1) * p->cols < p->count ? (r + 1) * p->cols - 1 : p->count - 1;
+            memcpy(p->q + (size_t)r * dim, p->x + (size_t)last * dim, dim * sizeof *p->q);
+        }
+        if (mg_nearest_in(p->idx, p->q, p->rows, data, t->g.gemm, &s->err))
+            return -1;
+        for (int r = 0; r < p->rows; r++)
+            mg_dataset_row(data, (size_t)p->idx[r], p->nb + (size_t)r * dim);
+        nb = p->nb;
+    }
+    snprintf(path, sizeof path, "%s/samples-%08lld.png", s->dir, (long long)t->step);
+    return mg_png_grid(path, p->x, p->count, p->cols, data->channels, data->height, data->width,
+                       nb, &s->err);
+}
+
+/* ---- Parzen estimates during training (rank 0) ---- */
+
+static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
+{
+    const mg_config *cfg = &s->cfg;
+    memset(e, 0, sizeof *e);
+    if (mg_split_read(&e->valid, cfg, MG_SPLIT_VALID, cfg->eval.points, err))
+        return -1;
+    if (e->valid.dim != s->data.dim) {
+        size_t have = e->valid.dim;
+        mg_dataset_free(&e->valid);
+        return mg_fail(err, "%s: eval: the validation examples have %zu values, the training "
+                            "examples %zu",
+                       cfg->source, have, s->data.dim);
+    }
+    const int n = cfg->eval.samples;
+    e->z = mg_xmalloc((size_t)n * cfg->generator.noise_dim * sizeof *e->z);
+    e->x = mg_xmalloc((size_t)n * s->data.dim * sizeof *e->x);
+    e->ll = mg_xmalloc((size_t)e->valid.n * EVAL_SIGMAS * sizeof *e->ll);
+    mg_sample_noise(e->z, cfg, 0, n, EVAL_NOISE_SET);
+    return 0;
+}
+
+static void evaluator_free(evaluator *e)
+{
+    mg_dataset_free(&e->valid);
+    free(e->z);
+    free(e->x);
+    free(e->ll);
+    memset(e, 0, sizeof *e);
+}
+
+/* The best mean validation log-likelihood over the grid, for the report's next record. */
+static int evaluate(mg_session *s)
+{
+    evaluator *e = &s->eval;
+    mg_trainer *t = &s->t;
+    const double t0 = mg_comm_wtime();
+    const int n = s->cfg.eval.samples;
+    double sigmas[EVAL_SIGMAS], mean[EVAL_SIGMAS];
+    mg_parzen_grid(sigmas, EVAL_SIGMAS, 0.1, 1.0);
+    mg_trainer_generate(t, e->z, n, e->x);
+    int rc = mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, sigmas,
+                          EVAL_SIGMAS, &s->err);
+    if (rc == 0) {
+        const int best = mg_parzen_select(e->ll, e->valid.n, EVAL_SIGMAS, mean);
+        mg_report_parzen(&s->report, e->valid.n, best >= 0 ? mean[best] : NAN,
+                         best >= 0 ? sigmas[best] : NAN);
+    }
+    t->timer[MG_TIMER_EVAL] += mg_comm_wtime() - t0;
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+static int save_checkpoint(mg_session *s)
+{
+    s->window = s->report.window;
+    s->elapsed_s = mg_report_elapsed(&s->report);
+    mg_checkpoint_state st = state_of(s);
+    /* The records up to this step reach the disk before the checkpoint says the run got here. */
+    if (mg_report_sync(&s->report, &s->err))
+        return -1;
+    return mg_checkpoint_save(&st, s->yaml, s->dir, s->cfg.checkpoint.keep, s->saved,
+                              sizeof s->saved, &s->err);
+}
+
+static int load_checkpoint(mg_session *s)
+{
+    mg_checkpoint_state st = state_of(s);
+    return mg_checkpoint_load(&st, s->ckpt, &s->err);
+}
+
+/* ---- opening ---- */
+
+/* Rank 0: the configuration of the run: the file given, or the checkpoint's own. */
+static int read_config(mg_session *s)
+{
+    const mg_train_opts *o = &s->opts;
+    mg_error *err = &s->err;
+    if (o->resume && mg_checkpoint_resolve(s->ckpt, sizeof s->ckpt, o->resume, o->out, err))
+        return -1;
+    if (o->config || !o->resume)
+        return mg_config_load(&s->cfg, o->config, o->overrides, o->n_overrides, err);
+    mg_checkpoint_info info;
+    if (mg_checkpoint_read_info(&info, s->ckpt, err))
+        return -1;
+    int rc = mg_config_parse(&s->cfg, info.config_yaml, s->ckpt, o->overrides, o->n_overrides,
+                             err);
+    mg_checkpoint_info_free(&info);
+    return rc;
+}
+
+/* Resuming from an older checkpoint into a directory that holds newer ones would mix two
+ * histories (and `latest` would name the wrong one): refused, or with --force the newer ones go. */
+static int later_checkpoints(const char *dir, int64_t step, int force, mg_error *err)
+{
+    char newest[MG_PATH_MAX + 64];
+    mg_error none;
+    while (mg_checkpoint_find_latest(newest, sizeof newest, dir, &none) == 0 &&
+           mg_checkpoint_step_of(newest) > step) {
+        if (!force)
+            return mg_fail(err,
+                           "%s: holds checkpoints after step %lld (%s): resume into another "
+                           "--out, or pass --force to delete them",
+                           dir, (long long)step, newest);
+        if (unlink(newest) != 0)
+            return mg_fail(err, "%s: cannot delete: %m", newest);
+    }
+    return 0;
+}
+
+static char *config_text(const mg_config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f || mg_config_write(cfg, f) != 0 || fclose(f) != 0) {
+        fprintf(stderr, "mpigan: out of memory writing the configuration\n");
+        exit(MG_EXIT_RUNTIME);
+    }
+    return text;
+}
+
+/* The run directory: --out, else the resumed checkpoint's, else the configuration's, else
+ * runs/<config name>-<date>-<time>. */
+static void choose_dir(mg_session *s)
+{
+    const mg_train_opts *o = &s->opts;
+    if (o->out) {
+        snprintf(s->dir, sizeof s->dir, "%s", o->out);
+    } else if (o->resume) {
+        char tmp[MG_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", s->ckpt);
+        snprintf(s->dir, sizeof s->dir, "%s", dirname(tmp));
+    } else if (s->cfg.output.dir[0]) {
+        snprintf(s->dir, sizeof s->dir, "%s", s->cfg.output.dir);
+    } else {
+        const char *base = strrchr(o->config, '/');
+        base = base ? base + 1 : o->config;
+        size_t len = strcspn(base, ".");
+        char stamp[32];
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(s->dir, sizeof s->dir, "runs/%.*s-%s", (int)len, base, stamp);
+    }
+}
+
+/* Rank 0: the run directory ready to be written, the report open, snapshots and estimates set
+ * up. */
+static int prepare_dir(mg_session *s)
+{
+    const mg_train_opts *o = &s->opts;
+    mg_error *err = &s->err;
+    s->yaml = config_text(&s->cfg);
+    if ((o->resume && later_checkpoints(s->dir, s->t.step, o->force, err)) ||
+        mg_rundir_create(s->dir, &s->cfg, o->force || o->resume, err) ||
+        (o->resume && mg_rundir_trim_metrics(s->dir, s->t.step, err)) ||
+        mg_report_open(&s->report, s->dir, &s->cfg, &s->t, s->threads, o->quiet, o->progress,
+                       o->resume ? &s->window : NULL, o->resume ? s->elapsed_s : 0, err))
+        return -1;
+    s->reporting = 1;
+    if (s->cfg.samples.every > 0)
+        snapshots_init(&s->snap, &s->cfg, s->data.dim);
+    if (s->cfg.eval.every > 0 && evaluator_init(&s->eval, s, err))
+        return -1;
+    return 0;
+}
+
+static void banner(const mg_session *s)
+{
+    const mg_trainer *t = &s->t;
+    const mg_dataset *data = &s->data;
+    printf("mpigan %s: %s, %d rank%s x %d thread%s (OpenBLAS %s kernels), global batch %d "
+           "(%d per rank), %d training examples of %zu values\nG %zu parameters, D %zu "
+           "parameters; ",
+           MPIGAN_VERSION, s->cfg.source, t->nranks, t->nranks == 1 ? "" : "s", s->threads,
+           s->threads == 1 ? "" : "s", mg_blas_kernels(), t->batch, t->rows, data->n, data->dim,
+           t->g.n_params, t->d.n_params);
+    if (s->opts.resume)
+        printf("resuming %s at step %lld of %lld", s->ckpt, (long long)t->step,
+               (long long)s->total);
+    else
+        printf("%lld steps", (long long)s->total);
+    printf("; run directory %s\n", s->dir);
+    printf("training set %.0f MB (%s), %s; gradient sums: %s\n",
+           (double)data->n * data->dim * (data->bytes ? 1 : sizeof(mg_real)) / (1 << 20),
+           data->bytes ? "pixel bytes" : "float values",
+           data->shared ? "one copy per node in shared memory" : "one copy per rank",
+           mg_trainer_sums(t));
+    fflush(stdout);
+}
+
+/* Everything a session holds, freed on every path (what was never made is zero). */
+static void session_free(mg_session *s)
+{
+    if (s->reporting && s->report.metrics >= 0)
+        close(s->report.metrics);
+    free(s->yaml);
+    evaluator_free(&s->eval);
+    snapshots_free(&s->snap);
+    mg_trainer_free(&s->t);
+    mg_dataset_unload(&s->data);
+    free(s);
+}
+
+/* Frees what open made and returns `status`, rank 0 printing the error first. */
+static int open_failed(mg_session *s, int status)
+{
+    fail(s, status);
+    session_free(s);
+    return status;
+}
+
+int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *comm)
+{
+    *out = NULL;
+    mg_session *s = mg_xcalloc(1, sizeof *s);
+    s->comm = comm;
+    s->rank = mg_comm_rank(comm);
+    s->opts = *o;
+    s->saved_at = -1;
+
+    if (!mg_comm_all_ok(comm, s->rank != 0 || read_config(s) == 0))
+        return open_failed(s, MG_EXIT_INPUT);
+    mg_comm_bcast(comm, &s->cfg, sizeof s->cfg, 0);
+    mg_comm_bcast(comm, s->ckpt, sizeof s->ckpt, 0);
+
+    if (mg_split_load_train(&s->data, &s->cfg, comm, &s->err))
+        return open_failed(s, MG_EXIT_INPUT);
+    s->threads = mg_blas_threads_choose(mg_comm_node_size(comm));
+    const mg_gan_spec spec = mg_config_gan(&s->cfg);
+    mg_error why;
+    if (mg_trainer_init(&s->t, &spec, &s->data, comm, &why)) {
+        mg_fail(&s->err, "%s: %s", s->cfg.source, why.msg);
+        return open_failed(s, MG_EXIT_INPUT);
+    }
+    if (o->resume) {
+        if (!mg_comm_all_ok(comm, s->rank != 0 || load_checkpoint(s) == 0))
+            return open_failed(s, MG_EXIT_INPUT);
+        mg_trainer_broadcast_state(&s->t);
+    }
+    s->saved_at = o->resume ? s->t.step : -1;
+    s->total = mg_trainer_total_steps(&s->t);
+    if (s->cfg.eval.every > 0) {
+        const double every = s->cfg.eval.every;
+        s->next_eval = (floor(mg_trainer_epoch(&s->t) / every + 1e-9) + 1) * every;
+    }
+    choose_dir(s);
+    if (!mg_comm_all_ok(comm, s->rank != 0 || prepare_dir(s) == 0))
+        return open_failed(s, MG_EXIT_INPUT);
+    if (s->rank == 0 && !o->quiet)
+        banner(s);
+    mg_signals_install();
+    *out = s;
+    return MG_EXIT_OK;
+}
+
+/* ---- the loop ---- */
+
+int mg_session_done(const mg_session *s)
+{
+    return s->stopped || s->t.step >= s->total;
+}
+
+int mg_session_step(mg_session *s)
+{
+    mg_trainer *t = &s->t;
+    const mg_config *cfg = &s->cfg;
+    mg_step_stats stats;
+    t->stop_request = mg_signals_pending() != 0;
+    mg_trainer_step(t, &stats);
+    /* Every rank knows when rank 0 estimates and writes a record, so that only those steps
+     * agree on whether the writing worked. */
+    const int estimate = cfg->eval.every > 0 && mg_trainer_epoch(t) >= s->next_eval - 1e-9;
+    const int record = estimate || t->step % cfg->train.log_every == 0 || t->step == s->total;
+    if (estimate) {
+        s->next_eval += cfg->eval.every;
+        if (s->rank == 0 && evaluate(s))
+            fprintf(stderr, "mpigan: %s\n", s->err.msg); /* a lost estimate, not a lost run */
+    }
+    const int reported = s->rank != 0 || mg_report_step(&s->report, t, &stats, &s->err) == 0;
+    if (record && !mg_comm_all_ok(s->comm, reported))
+        return fail(s, MG_EXIT_RUNTIME);
+    if (stats.nonfinite && cfg->train.nonfinite == MG_NONFINITE_STOP) {
+        /* Every rank saw the same allreduced gradients: all stop here, no checkpoint of it. */
+        mg_fail(&s->err,
+                "step %lld: NaN or Inf in the %s gradients, not applied; stopped. The newest "
+                "checkpoint holds the last good state: resume from it (with a lower learning "
+                "rate, say), or set train.nonfinite: skip",
+                (long long)t->step,
+                stats.nonfinite == (MG_NET_D | MG_NET_G) ? "discriminator's and generator's"
+                : stats.nonfinite == MG_NET_D            ? "discriminator's"
+                                                         : "generator's");
+        return fail(s, MG_EXIT_RUNTIME);
+    }
+    if (cfg->train.check_every > 0 && t->step % cfg->train.check_every == 0 &&
+        mg_trainer_check_replicas(t, &s->err))
+        return fail(s, MG_EXIT_RUNTIME);
+    if (cfg->samples.every > 0 && t->step % cfg->samples.every == 0 &&
+        !on_rank0(s, take_snapshot))
+        return fail(s, MG_EXIT_RUNTIME);
+    s->stopped = stats.stop;
+    if (s->stopped || (cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0)) {
+        if (!on_rank0(s, save_checkpoint))
+            return fail(s, MG_EXIT_RUNTIME);
+        s->saved_at = t->step;
+    }
+    return s->stopped ? MG_EXIT_STOPPED : MG_EXIT_OK;
+}
+
+/* ---- closing ---- */
+
+int mg_session_close(mg_session *s, int status)
+{
+    mg_trainer *t = &s->t;
+    const mg_config *cfg = &s->cfg;
+    /* The end of a run is a checkpoint too, and its last snapshot. */
+    if (status == MG_EXIT_OK && s->saved_at != t->step) {
+        if (cfg->samples.every > 0 && t->step % cfg->samples.every != 0 &&
+            !on_rank0(s, take_snapshot))
+            status = fail(s, MG_EXIT_RUNTIME);
+        if (status == MG_EXIT_OK && !on_rank0(s, save_checkpoint))
+            status = fail(s, MG_EXIT_RUNTIME);
+    }
+    double tmin[MG_TIMER_COUNT], tmean[MG_TIMER_COUNT], tmax[MG_TIMER_COUNT];
+    mg_trainer_timers(t, tmin, tmean, tmax);
+    /* Resident memory per rank at the end, when training has touched the data: RSS, and PSS,
+     * which counts the node's shared copy of the training set once per node. */
+    mg_memory mem;
+    mg_memory_over_ranks(&mem, s->comm);
+    if (s->rank == 0) {
+        if (mg_report_close(&s->report, t, tmin, tmean, tmax, &mem, &s->err)) {
+            fprintf(stderr, "mpigan: %s\n", s->err.msg);
+            if (status == MG_EXIT_OK || status == MG_EXIT_STOPPED)
+                status = MG_EXIT_RUNTIME;
+        }
+        if (status == MG_EXIT_STOPPED)
+            fprintf(stderr,
+                    "mpigan: stopped by a signal at step %lld; checkpoint %s written; continue "
+                    "with: mpigan train --resume %s\n",
+                    (long long)t->step, s->saved, s->dir);
+    }
+    session_free(s);
+    return status;
+}
