@@ -5,7 +5,7 @@ set -eu
 packages="
   build-essential cmake pkg-config
   openmpi-bin libopenmpi-dev
-  libopenblas-dev
+  libopenblas-dev liblapacke-dev
   libhdf5-openmpi-dev hdf5-tools
   libpng-dev
   gnuplot-nox
