@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "mpigan/error.h"
 #include "simd.h"
 
 struct mg_comm {
@@ -49,6 +50,48 @@ static struct mg_comm world;
 
 /* Counts above INT_MAX go in pieces: MPI counts are ints. */
 #define MG_MPI_CHUNK ((size_t)1 << 30)
+
+/* The one chunking loop: fn(base + off * size, count, arg) over [0, n) in pieces of at most
+ * MG_MPI_CHUNK elements of `size` bytes. */
+static void for_chunks(void *base, size_t n, size_t size, void (*fn)(void *p, int count, void *arg),
+                       void *arg)
+{
+    for (size_t off = 0; off < n; off += MG_MPI_CHUNK) {
+        const size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
+        fn((char *)base + off * size, (int)len, arg);
+    }
+}
+
+/* The pieces' operations: a sum of mg_real in place, a broadcast and point-to-point of bytes. */
+typedef struct {
+    MPI_Comm comm;
+    int peer; /* root of a broadcast, source or destination of a message */
+    int tag;
+} chunk_op;
+
+static void sum_piece(void *p, int count, void *arg)
+{
+    const chunk_op *op = arg;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, count, MG_MPI_REAL, MPI_SUM, op->comm));
+}
+
+static void bcast_piece(void *p, int count, void *arg)
+{
+    const chunk_op *op = arg;
+    MPI_CHECK(MPI_Bcast(p, count, MPI_BYTE, op->peer, op->comm));
+}
+
+static void send_piece(void *p, int count, void *arg)
+{
+    const chunk_op *op = arg;
+    MPI_CHECK(MPI_Send(p, count, MPI_BYTE, op->peer, op->tag, op->comm));
+}
+
+static void recv_piece(void *p, int count, void *arg)
+{
+    const chunk_op *op = arg;
+    MPI_CHECK(MPI_Recv(p, count, MPI_BYTE, op->peer, op->tag, op->comm, MPI_STATUS_IGNORE));
+}
 
 static void describe(struct mg_comm *c)
 {
@@ -113,32 +156,38 @@ static int nodes_have_room(const mg_comm *c, MPI_Comm node, size_t bytes)
     return ok;
 }
 
+/* The one way to make a shared window: collective over c, each rank of `node` giving `mine` bytes
+ * (the node `node_bytes` in all). 1 with *win on every rank, or 0 with MPI_WIN_NULL on every rank:
+ * no room on some node, or the allocation failed somewhere (asked of every rank before use). */
+static int window_alloc(const mg_comm *c, MPI_Comm node, size_t mine, int disp_unit,
+                        size_t node_bytes, MPI_Win *win)
+{
+    *win = MPI_WIN_NULL;
+    if (!nodes_have_room(c, node, node_bytes))
+        return 0;
+    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
+    void *base = NULL;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)mine, disp_unit, MPI_INFO_NULL, node, &base, win);
+    int ok = rc == MPI_SUCCESS;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_ARE_FATAL));
+    if (!ok) {
+        if (rc == MPI_SUCCESS)
+            MPI_Win_free(win);
+        *win = MPI_WIN_NULL;
+    }
+    return ok;
+}
+
 mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
 {
-    mg_shared *s = calloc(1, sizeof *s);
-    if (!s) {
-        fprintf(stderr, "mpigan: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    mg_shared *s = mg_xcalloc(1, sizeof *s);
     int node_rank;
     MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &s->node));
     MPI_CHECK(MPI_Comm_rank(s->node, &node_rank));
     MPI_CHECK(MPI_Comm_split(c->comm, node_rank == 0 ? 0 : MPI_UNDEFINED, c->rank, &s->leaders));
-    if (!nodes_have_room(c, s->node, bytes)) {
-        mg_comm_shared_free(s);
-        return NULL;
-    }
-    /* The window's allocation may still fail: ask every rank before using it. */
-    MPI_CHECK(MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN));
-    void *mine = NULL;
-    int rc = MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
-                                     s->node, &mine, &s->win);
-    int ok = rc == MPI_SUCCESS;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
-    MPI_CHECK(MPI_Comm_set_errhandler(s->node, MPI_ERRORS_ARE_FATAL));
-    if (!ok) {
-        if (rc == MPI_SUCCESS)
-            MPI_Win_free(&s->win);
+    /* One block per node, held by its first rank. */
+    if (!window_alloc(c, s->node, node_rank == 0 ? bytes : 0, 1, bytes, &s->win)) {
         mg_comm_shared_free(s);
         return NULL;
     }
@@ -161,10 +210,8 @@ void mg_comm_shared_bcast(const mg_comm *c, mg_shared *s, int root)
         MPI_CHECK(MPI_Comm_rank(s->leaders, &me));
         int cand = leader_root ? me : -1;
         MPI_CHECK(MPI_Allreduce(&cand, &who, 1, MPI_INT, MPI_MAX, s->leaders));
-        for (size_t off = 0; off < s->bytes; off += MG_MPI_CHUNK) {
-            size_t len = s->bytes - off < MG_MPI_CHUNK ? s->bytes - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Bcast((char *)s->base + off, (int)len, MPI_BYTE, who, s->leaders));
-        }
+        chunk_op op = {.comm = s->leaders, .peer = who};
+        for_chunks(s->base, s->bytes, 1, bcast_piece, &op);
     }
     MPI_CHECK(MPI_Win_fence(0, s->win));
 }
@@ -187,11 +234,7 @@ mg_comm *mg_comm_split(const mg_comm *c, int color)
     MPI_CHECK(MPI_Comm_split(c->comm, color < 0 ? MPI_UNDEFINED : color, c->rank, &sub));
     if (sub == MPI_COMM_NULL)
         return NULL;
-    mg_comm *s = malloc(sizeof *s);
-    if (!s) {
-        fprintf(stderr, "mpigan: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    mg_comm *s = mg_xmalloc(sizeof *s);
     s->comm = sub;
     describe(s);
     return s;
@@ -207,10 +250,8 @@ void mg_comm_free(mg_comm *c)
 
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
 {
-    for (size_t off = 0; off < n; off += MG_MPI_CHUNK) {
-        size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MG_MPI_REAL, MPI_SUM, c->comm));
-    }
+    chunk_op op = {.comm = c->comm};
+    for_chunks(buf, n, sizeof *buf, sum_piece, &op);
 }
 
 struct mg_request {
@@ -220,11 +261,7 @@ struct mg_request {
 
 mg_request *mg_request_new(void)
 {
-    mg_request *r = calloc(1, sizeof *r);
-    if (!r) {
-        fprintf(stderr, "mpigan: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    mg_request *r = mg_xcalloc(1, sizeof *r);
     r->req = MPI_REQUEST_NULL;
     return r;
 }
@@ -283,16 +320,6 @@ struct mg_reducer {
     int finite;       /* every value of the last shared sum is finite */
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "mpigan: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    return p;
-}
-
 /* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
  * owners write into one cache line. */
 static size_t chunk_start(size_t n, int i, int k)
@@ -326,27 +353,16 @@ static int reducer_share(mg_reducer *r, int group)
      * line for its flag. */
     const size_t padded = (r->n + 15) & ~(size_t)15;
     r->flag = padded;
-    if (!nodes_have_room(c, node, (size_t)r->node_size * (padded + 16) * sizeof(mg_real))) {
-        MPI_CHECK(MPI_Comm_free(&node));
-        return 0;
-    }
-    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
-    void *mine = NULL;
-    MPI_Win win = MPI_WIN_NULL;
-    int rc = MPI_Win_allocate_shared((MPI_Aint)((padded + 16) * sizeof(mg_real)), sizeof(mg_real),
-                                     MPI_INFO_NULL, node, &mine, &win);
-    int ok = rc == MPI_SUCCESS;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
-    MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_ARE_FATAL));
-    if (!ok) {
-        if (rc == MPI_SUCCESS)
-            MPI_Win_free(&win);
+    const size_t slot_bytes = (padded + 16) * sizeof(mg_real);
+    MPI_Win win;
+    if (!window_alloc(c, node, slot_bytes, sizeof(mg_real), (size_t)r->node_size * slot_bytes,
+                      &win)) {
         MPI_CHECK(MPI_Comm_free(&node));
         return 0;
     }
     r->win = win;
     r->node = node;
-    r->slot = xcalloc((size_t)r->node_size, sizeof *r->slot);
+    r->slot = mg_xcalloc((size_t)r->node_size, sizeof *r->slot);
     for (int i = 0; i < r->node_size; i++) {
         MPI_Aint bytes;
         int disp;
@@ -368,14 +384,14 @@ static int reducer_share(mg_reducer *r, int group)
 
 mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg_real *buffer)
 {
-    mg_reducer *r = xcalloc(1, sizeof *r);
+    mg_reducer *r = mg_xcalloc(1, sizeof *r);
     r->c = c;
     r->n = n;
     r->win = MPI_WIN_NULL;
     r->node = r->across = MPI_COMM_NULL;
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
-        r->own = buffer ? buffer : xcalloc(n, sizeof *r->own);
+        r->own = buffer ? buffer : mg_xcalloc(n, sizeof *r->own);
     }
     return r;
 }
@@ -415,26 +431,6 @@ static void node_barrier(const mg_reducer *r)
     MPI_CHECK(MPI_Win_sync(r->win));
 }
 
-/* Non-zero when some x[0..m) is NaN or +-Inf: all exponent bits set. Integer operations, so the
- * loop vectorises and raises no floating-point exception. */
-static inline int any_nonfinite(const mg_real *restrict x, size_t m)
-{
-#ifdef MG_REAL_DOUBLE
-    typedef uint64_t word;
-    const word exp_mask = 0x7ff0000000000000ull;
-#else
-    typedef uint32_t word;
-    const word exp_mask = 0x7f800000u;
-#endif
-    word bad = 0;
-    for (size_t j = 0; j < m; j++) {
-        word w;
-        memcpy(&w, x + j, sizeof w);
-        bad |= (word)((w & exp_mask) == exp_mask);
-    }
-    return bad != 0;
-}
-
 /* slot[0] + slot[1] + ... over [lo, hi), a block at a time so the sum stays in L1, written back
  * into every slot (all) or only into slot `to`. Returns non-zero if a sum is not finite. */
 MG_HOT static int sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, int all, int to)
@@ -450,7 +446,7 @@ MG_HOT static int sum_slots(mg_real *const *slot, int k, size_t lo, size_t hi, i
             for (size_t j = 0; j < m; j++)
                 acc[j] += x[j];
         }
-        bad |= any_nonfinite(acc, m);
+        bad |= !mg_finite_bits(acc, m);
         for (int i = 0; i < k; i++)
             if (all || i == to)
                 memcpy(slot[i] + b, acc, m * sizeof *acc);
@@ -465,7 +461,7 @@ MG_HOT static int spread_slots(mg_real *const *slot, int k, size_t lo, size_t hi
     int bad = 0;
     for (size_t b = lo; b < hi; b += BLOCK) {
         const size_t m = hi - b < BLOCK ? hi - b : BLOCK;
-        bad |= any_nonfinite(slot[from] + b, m);
+        bad |= !mg_finite_bits(slot[from] + b, m);
         for (int i = 0; i < k; i++)
             if (i != from)
                 memcpy(slot[i] + b, slot[from] + b, m * sizeof **slot);
@@ -486,11 +482,8 @@ void mg_reducer_sum(mg_reducer *r)
         bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 1, -1);
     } else {
         sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
-        for (size_t off = r->lo; off < r->hi; off += MG_MPI_CHUNK) {
-            size_t len = r->hi - off < MG_MPI_CHUNK ? r->hi - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->own + off, (int)len, MG_MPI_REAL, MPI_SUM,
-                                    r->across));
-        }
+        chunk_op op = {.comm = r->across};
+        for_chunks(r->own + r->lo, r->hi - r->lo, sizeof *r->own, sum_piece, &op);
         bad = spread_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
     }
     /* Every chunk's sums are the same on every node, so is every owner's word, and every rank
@@ -608,10 +601,8 @@ int mg_comm_finish_watched(const mg_comm *c, mg_request *r, double stall_s, cons
 
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)
 {
-    for (size_t off = 0; off < bytes; off += MG_MPI_CHUNK) {
-        size_t len = bytes - off < MG_MPI_CHUNK ? bytes - off : MG_MPI_CHUNK;
-        MPI_CHECK(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, root, c->comm));
-    }
+    chunk_op op = {.comm = c->comm, .peer = root};
+    for_chunks(buf, bytes, 1, bcast_piece, &op);
 }
 
 /* Point to point in rank order rather than MPI_Gatherv, whose int counts and displacements cap
@@ -621,10 +612,8 @@ void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv
     if (c->rank != root) {
         unsigned long long n = bytes;
         MPI_CHECK(MPI_Send(&n, 1, MPI_UNSIGNED_LONG_LONG, root, 0, c->comm));
-        for (size_t off = 0; off < bytes; off += MG_MPI_CHUNK) {
-            size_t len = bytes - off < MG_MPI_CHUNK ? bytes - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Send((const char *)send + off, (int)len, MPI_BYTE, root, 1, c->comm));
-        }
+        chunk_op op = {.comm = c->comm, .peer = root, .tag = 1};
+        for_chunks((void *)send, bytes, 1, send_piece, &op);
         return;
     }
     char *at = recv;
@@ -634,10 +623,9 @@ void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv
             MPI_CHECK(MPI_Recv(&n, 1, MPI_UNSIGNED_LONG_LONG, r, 0, c->comm, MPI_STATUS_IGNORE));
         else if (bytes)
             memcpy(at, send, bytes);
-        for (size_t off = 0; r != root && off < n; off += MG_MPI_CHUNK) {
-            size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
-            MPI_CHECK(MPI_Recv(at + off, (int)len, MPI_BYTE, r, 1, c->comm, MPI_STATUS_IGNORE));
-        }
+        chunk_op op = {.comm = c->comm, .peer = r, .tag = 1};
+        if (r != root)
+            for_chunks(at, n, 1, recv_piece, &op);
         at += n;
     }
 }

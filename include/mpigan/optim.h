@@ -49,8 +49,4 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs);
  * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr mhat / (sqrt(vhat) + eps) */
 void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs);
 
-/* 1 if none of x(n) is NaN or +-Inf: the check before an update. A test on the exponent bits,
- * so it vectorises without -ffast-math (x * 0 in float does not: the sum's order is fixed). */
-int mg_all_finite(const mg_real *x, size_t n);
-
 #endif

@@ -16,6 +16,20 @@ typedef float mg_real;
 #define MG_REAL_NAME "float"
 #define mg_sqrt sqrtf
 #define mg_exp expf
+
+#include <stddef.h>
+
+/* 1 if none of x(n) is NaN or +-Inf: the check before an update, of parameters before a
+ * checkpoint, and of tensors a checkpoint loads. Vectorised; raises no floating-point exception. */
+int mg_all_finite(const mg_real *x, size_t n);
+
 #endif
+
+
+#include <stddef.h>
+
+/* 1 if none of x(n) is NaN or +-Inf: the check before an update, of parameters before a
+ * checkpoint, and of tensors a checkpoint loads. Vectorised; raises no floating-point exception. */
+int mg_all_finite(const mg_real *x, size_t n);
 
 #endif
