@@ -1,7 +1,12 @@
+#define _GNU_SOURCE /* open_memstream */
 #include "fixtures.h"
 
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testlib.h"
 
 #include "mpigan/rng.h"
 
@@ -61,4 +66,69 @@ int mg_fixture_save(const mg_trainer *t, const char *yaml, const char *dir, int 
 {
     const mg_checkpoint_state s = mg_fixture_state((mg_trainer *)t);
     return mg_checkpoint_save(&s, yaml, dir, keep, out, n, err);
+}
+
+const char *const mg_fixture_sgd[2] = {
+    "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
+    " momentum_start: 1, momentum_saturate: 3}",
+    "{type: sgd, lr: 0.1, momentum: 0.5}"};
+const char *const mg_fixture_adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
+                                        "{type: adam, lr: 0.002}"};
+
+mg_config mg_fixture_config(const char *const optim[2], const char *g_layers, int steps,
+                            const char *const *set, int n_set)
+{
+    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "seed: 5\n"
+             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
+             "generator:\n"
+             "  noise_dim: 8\n"
+             "  output_bias_from_data: true\n"
+             "  layers:\n%s"
+             "  optimizer: %s\n"
+             "discriminator:\n"
+             "  layers:\n"
+             "    - {type: maxout, units: 12, pieces: 3, irange: 0.3, keep: 0.8}\n"
+             "    - {type: tanh, units: 10, irange: 0.3, keep: 0.5}\n"
+             "    - {type: sigmoid, units: 1, irange: 0.3, keep: 0.5}\n"
+             "  optimizer: %s\n"
+             "train: {batch_size: 8, k: 2, steps: %d}\n",
+             dummy, g_layers, optim[0], optim[1], steps);
+    mg_config cfg;
+    mg_error err;
+    int rc = mg_config_parse(&cfg, text, "test.yaml", set, n_set, &err);
+    if (rc)
+        fprintf(stderr, "config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    return cfg;
+}
+
+char *mg_fixture_yaml(const mg_config *cfg)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_FATAL(mg_config_write(cfg, f) == 0);
+    CU_ASSERT_FATAL(fclose(f) == 0);
+    return text;
+}
+
+void mg_fixture_trainer_ok(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
+                           const mg_comm *comm)
+{
+    mg_error err;
+    int rc = mg_fixture_trainer(t, cfg, ds, comm, &err);
+    if (rc)
+        fprintf(stderr, "trainer: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+}
+
+void mg_fixture_train(mg_trainer *t, int steps)
+{
+    mg_step_stats s;
+    for (int i = 0; i < steps; i++)
+        mg_trainer_step(t, &s);
 }

@@ -11,6 +11,29 @@
  * something to learn; the same for every rank and run. */
 mg_dataset mg_fixture_blobs(int n);
 
+/* The test model's optimizers, G's and D's: the paper's SGD schedule at a small scale (momentum
+ * ramp over epochs 1 to 3), and Adam. */
+extern const char *const mg_fixture_sgd[2];
+extern const char *const mg_fixture_adam[2];
+
+/* G's layers of the test model, without and with dropout on G's first layer. */
+#define MG_FIXTURE_G_LAYERS                                                                    \
+    "    - {type: relu, units: 24, irange: 0.3}\n"                                             \
+    "    - {type: sigmoid, units: 36, irange: 0.3}\n"
+#define MG_FIXTURE_G_LAYERS_DROPOUT                                                            \
+    "    - {type: relu, units: 24, irange: 0.3, keep: 0.8}\n"                                  \
+    "    - {type: sigmoid, units: 36, irange: 0.3}\n"
+
+/* The test model for mg_fixture_blobs: G 8 -> 24 -> 36 (g_layers), D 36 -> maxout 12x3 -> tanh 10
+ * -> 1 with dropout, the optimizers `optim` (G's, D's), global batch 8, k 2, `steps` steps, with
+ * "key=value" overrides as --set applies them. A configuration that does not parse fails the
+ * test. */
+mg_config mg_fixture_config(const char *const optim[2], const char *g_layers, int steps,
+                            const char *const *set, int n_set);
+
+/* The effective configuration as YAML (malloc'd), what a run stores in its checkpoints. */
+char *mg_fixture_yaml(const mg_config *cfg);
+
 /* mg_trainer_init with the trainer's part of a configuration. */
 int mg_fixture_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
                        const mg_comm *comm, mg_error *err);
@@ -24,5 +47,12 @@ int mg_fixture_write(const mg_trainer *t, const char *yaml, const char *path, mg
 int mg_fixture_load(mg_trainer *t, const char *path, mg_error *err);
 int mg_fixture_save(const mg_trainer *t, const char *yaml, const char *dir, int keep, char *out,
                     size_t n, mg_error *err);
+
+/* That, or the test fails with the reason. */
+void mg_fixture_trainer_ok(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
+                           const mg_comm *comm);
+
+/* `steps` training steps. */
+void mg_fixture_train(mg_trainer *t, int steps);
 
 #endif

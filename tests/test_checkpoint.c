@@ -25,6 +25,7 @@
 #include "mpigan/rng.h"
 #include "mpigan/train.h"
 #include "fixtures.h"
+#include "helpers.h"
 #include "testlib.h"
 
 #define N_STEPS 10 /* the resume tests: 2n steps straight against n, checkpoint, n */
@@ -32,16 +33,8 @@
 static mg_comm *self; /* rank 0 alone (NULL on the other ranks) */
 
 
-static const char *const sgd[2] = {
-    "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
-    " momentum_start: 1, momentum_saturate: 3}",
-    "{type: sgd, lr: 0.1, momentum: 0.5}"};
-static const char *const adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
-                                    "{type: adam, lr: 0.002}"};
-
-#define G_LAYERS                                                                               \
-    "    - {type: relu, units: 24, irange: 0.3}\n"                                             \
-    "    - {type: sigmoid, units: 36, irange: 0.3}\n"
+static const char *const *const sgd = mg_fixture_sgd;
+static const char *const *const adam = mg_fixture_adam;
 
 /* The test model: G 8 -> 24 -> 36, D 36 -> maxout 12x3 -> 10 -> 1, with dropout in D. 64
  * examples in batches of 8 make an epoch 8 minibatches, so 2 x 10 steps of k = 2 cross the
@@ -49,76 +42,23 @@ static const char *const adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
 static mg_config make_config_with(const char *const optim[2], const char *g_layers,
                                   const char *const *set, int n_set)
 {
-    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
-    char text[4096];
-    snprintf(text, sizeof text,
-             "seed: 5\n"
-             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
-             "generator:\n"
-             "  noise_dim: 8\n"
-             "  output_bias_from_data: true\n"
-             "  layers:\n%s"
-             "  optimizer: %s\n"
-             "discriminator:\n"
-             "  layers:\n"
-             "    - {type: maxout, units: 12, pieces: 3, irange: 0.3, keep: 0.8}\n"
-             "    - {type: tanh, units: 10, irange: 0.3, keep: 0.5}\n"
-             "    - {type: sigmoid, units: 1, irange: 0.3, keep: 0.5}\n"
-             "  optimizer: %s\n"
-             "train: {batch_size: 8, k: 2, steps: 100}\n",
-             dummy, g_layers, optim[0], optim[1]);
-    mg_config cfg;
-    mg_error err;
-    int rc = mg_config_parse(&cfg, text, "test.yaml", set, n_set, &err);
-    if (rc)
-        fprintf(stderr, "config: %s\n", err.msg);
-    CU_ASSERT_FATAL(rc == 0);
-    return cfg;
+    return mg_fixture_config(optim, g_layers, 100, set, n_set);
 }
 
 static mg_config make_config(const char *const optim[2])
 {
-    return make_config_with(optim, G_LAYERS, NULL, 0);
+    return make_config_with(optim, MG_FIXTURE_G_LAYERS, NULL, 0);
 }
 
 /* Sizes of the test networks: G 8*24+24 + 24*36+36, D 36*36+36 + 12*10+10 + 10+1. */
 enum { NG = 8 * 24 + 24 + 24 * 36 + 36, ND = 36 * 36 + 36 + 12 * 10 + 10 + 10 + 1 };
-
-/* The effective configuration as YAML (malloc'd), what a run stores in its checkpoints. */
-static char *config_yaml(const mg_config *cfg)
-{
-    char *text = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    CU_ASSERT_FATAL(f != NULL);
-    CU_ASSERT_FATAL(mg_config_write(cfg, f) == 0);
-    CU_ASSERT_FATAL(fclose(f) == 0);
-    return text;
-}
-
-static void init_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
-                         const mg_comm *comm)
-{
-    mg_error err;
-    int rc = mg_fixture_trainer(t, cfg, ds, comm, &err);
-    if (rc)
-        fprintf(stderr, "trainer: %s\n", err.msg);
-    CU_ASSERT_FATAL(rc == 0);
-}
-
-static void train(mg_trainer *t, int steps)
-{
-    mg_step_stats s;
-    for (int i = 0; i < steps; i++)
-        mg_trainer_step(t, &s);
-}
 
 /* Rank 0 writes t to path; every rank learns whether that worked. */
 static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char *path)
 {
     int rc = 0;
     if (t->rank == 0) {
-        char *yaml = config_yaml(cfg);
+        char *yaml = mg_fixture_yaml(cfg);
         mg_error err;
         rc = mg_fixture_write(t, yaml, path, &err);
         if (rc)
@@ -202,22 +142,6 @@ static int same_state(const mg_trainer *t, const state *s)
            t->minibatch == s->minibatch;
 }
 
-static double max_abs_diff(const mg_real *a, const mg_real *b, size_t n)
-{
-    double diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff = fmax(diff, fabs((double)a[i] - b[i]));
-    return diff;
-}
-
-static double max_rel_diff(const mg_real *a, const mg_real *b, size_t n)
-{
-    double scale = 0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs((double)a[i]));
-    return max_abs_diff(a, b, n) / scale;
-}
-
 /* Every file and object a test opened is closed again. */
 static void assert_no_open_hdf5(void)
 {
@@ -266,11 +190,11 @@ static void check_round_trip(const char *const optim[2], const char *name)
     mg_config cfg = make_config(optim);
     const char *path = mg_test_path(name);
     mg_trainer a, b;
-    init_trainer(&a, &cfg, &ds, world);
-    train(&a, 3);
+    mg_fixture_trainer_ok(&a, &cfg, &ds, world);
+    mg_fixture_train(&a, 3);
     write_on_rank0(&a, &cfg, path);
 
-    init_trainer(&b, &cfg, &ds, world);
+    mg_fixture_trainer_ok(&b, &cfg, &ds, world);
     state before = take_state(&b);
     CU_ASSERT(!same_state(&a, &before)); /* else the test could not fail */
     load_on_rank0(&b, path);
@@ -310,23 +234,23 @@ static void check_resume_exact(const char *const optim[2], const char *what, con
     const char *path = mg_test_path(name);
 
     mg_trainer a, b, c;
-    init_trainer(&a, &cfg, &ds, world); /* run A: 2n steps straight */
-    train(&a, 2 * N_STEPS);
+    mg_fixture_trainer_ok(&a, &cfg, &ds, world); /* run A: 2n steps straight */
+    mg_fixture_train(&a, 2 * N_STEPS);
 
-    init_trainer(&b, &cfg, &ds, world); /* run B: n steps, checkpoint, stop */
-    train(&b, N_STEPS);
+    mg_fixture_trainer_ok(&b, &cfg, &ds, world); /* run B: n steps, checkpoint, stop */
+    mg_fixture_train(&b, N_STEPS);
     write_on_rank0(&b, &cfg, path);
     mg_trainer_free(&b);
 
-    init_trainer(&c, &cfg, &ds, world); /* run B resumed: n more */
+    mg_fixture_trainer_ok(&c, &cfg, &ds, world); /* run B resumed: n more */
     load_on_rank0(&c, path);
     CU_ASSERT_EQUAL(c.step, N_STEPS);
-    train(&c, N_STEPS);
+    mg_fixture_train(&c, N_STEPS);
 
     int same = memcmp(a.g.params, c.g.params, NG * sizeof(mg_real)) == 0 &&
                memcmp(a.d.params, c.d.params, ND * sizeof(mg_real)) == 0;
-    double dg = max_abs_diff(a.g.params, c.g.params, NG);
-    double dd = max_abs_diff(a.d.params, c.d.params, ND);
+    double dg = mg_test_max_diff(a.g.params, c.g.params, NG);
+    double dd = mg_test_max_diff(a.d.params, c.d.params, ND);
     if (mg_comm_rank(world) == 0)
         printf("\n  %s on %d rank%s: 2 x %d steps straight vs %d, checkpoint, %d: max difference "
                "G %g, D %g",
@@ -362,22 +286,22 @@ static void test_resume_across_rank_counts(void)
     const char *path = mg_test_path("resume-ranks.h5");
     mg_trainer a, b;
     if (self) {
-        init_trainer(&b, &cfg, &ds, self);
-        train(&b, N_STEPS);
+        mg_fixture_trainer_ok(&b, &cfg, &ds, self);
+        mg_fixture_train(&b, N_STEPS);
         write_on_rank0(&b, &cfg, path);
         mg_trainer_free(&b);
     }
-    init_trainer(&b, &cfg, &ds, world);
+    mg_fixture_trainer_ok(&b, &cfg, &ds, world);
     load_on_rank0(&b, path);
-    train(&b, N_STEPS);
-    init_trainer(&a, &cfg, &ds, world);
-    train(&a, 2 * N_STEPS);
+    mg_fixture_train(&b, N_STEPS);
+    mg_fixture_trainer_ok(&a, &cfg, &ds, world);
+    mg_fixture_train(&a, 2 * N_STEPS);
     if (rank == 0) {
         /* As in test_train: summation order differs between rank counts, and 20 steps of SGD
          * with momentum amplify float rounding (FLT_EPSILON = 1.2e-7) by a few hundred at most. */
         const double tol = 1e-5;
-        double eg = max_rel_diff(a.g.params, b.g.params, NG);
-        double ed = max_rel_diff(a.d.params, b.d.params, ND);
+        double eg = mg_test_max_rel_diff(a.g.params, b.g.params, NG);
+        double ed = mg_test_max_rel_diff(a.d.params, b.d.params, ND);
         printf("\n  %d steps on 1 rank, then %d on %d: max relative difference to %d straight on "
                "%d: G %.3g, D %.3g (tolerance %.0e)",
                N_STEPS, N_STEPS, mg_comm_size(world), 2 * N_STEPS, mg_comm_size(world), eg, ed,
@@ -401,8 +325,8 @@ static void test_info_and_config_text(void)
     mg_config cfg = make_config(sgd);
     const char *path = mg_test_path("info.h5");
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
-    train(&t, 5);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
+    mg_fixture_train(&t, 5);
     write_on_rank0(&t, &cfg, path);
 
     mg_checkpoint_info info;
@@ -597,12 +521,12 @@ static void test_load_errors(void)
     char good[4200], want[10000];
     snprintf(good, sizeof good, "%s", mg_test_path("good.h5"));
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
-    train(&t, 2);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
+    mg_fixture_train(&t, 2);
     write_on_rank0(&t, &cfg, good);
     mg_trainer_free(&t);
 
-    init_trainer(&t, &cfg, &ds, self); /* the trainer every bad load must leave alone */
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self); /* the trainer every bad load must leave alone */
     state orig = take_state(&t);
 
     const char *p = mg_test_path("missing.h5");
@@ -715,12 +639,12 @@ static void test_damaged_files(void)
     snprintf(good, sizeof good, "%s", mg_test_path("damage-good.h5"));
     snprintf(path, sizeof path, "%s", mg_test_path("damaged.h5"));
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
-    train(&t, 2);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
+    mg_fixture_train(&t, 2);
     write_on_rank0(&t, &cfg, good);
     state saved = take_state(&t);
     mg_trainer_free(&t);
-    init_trainer(&t, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
     state fresh = take_state(&t);
 
     const long size = file_size(good), stride = 97; /* prime: every alignment of every field */
@@ -743,7 +667,7 @@ static void test_damaged_files(void)
             loaded++;
             other_numbers += !same_state(&t, &saved);
             mg_trainer_free(&t); /* back to the fresh trainer for the next file */
-            init_trainer(&t, &cfg, &ds, self);
+            mg_fixture_trainer_ok(&t, &cfg, &ds, self);
         } else {
             failed++;
             touched += !same_state(&t, &fresh);
@@ -776,7 +700,7 @@ static void expect_mismatch(const char *good, const mg_config *cfg, const mg_dat
     char want[10000];
     snprintf(want, sizeof want, "%s: %s", good, want_after_path);
     mg_trainer t;
-    init_trainer(&t, cfg, ds, self);
+    mg_fixture_trainer_ok(&t, cfg, ds, self);
     state orig = take_state(&t);
     expect_load_error(&t, &orig, good, want, what);
     free_state(&orig);
@@ -792,19 +716,19 @@ static void test_load_mismatch_errors(void)
     char good[4200];
     snprintf(good, sizeof good, "%s", mg_test_path("good-mismatch.h5"));
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
     write_on_rank0(&t, &cfg, good);
     mg_trainer_free(&t);
 
     const char *wider = "generator.layers.0.units=20";
-    mg_config c = make_config_with(sgd, G_LAYERS, &wider, 1);
+    mg_config c = make_config_with(sgd, MG_FIXTURE_G_LAYERS, &wider, 1);
     expect_mismatch(good, &c, &ds,
                     "/generator/h0/W has shape (8, 24) in the checkpoint, the configuration makes "
                     "it (8, 20)",
                     "hidden width");
 
     const char *pieces = "discriminator.layers.0.pieces=2";
-    c = make_config_with(sgd, G_LAYERS, &pieces, 1);
+    c = make_config_with(sgd, MG_FIXTURE_G_LAYERS, &pieces, 1);
     expect_mismatch(good, &c, &ds,
                     "/discriminator/h0/W has shape (36, 12, 3) in the checkpoint, the "
                     "configuration makes it (36, 12, 2)",
@@ -873,12 +797,12 @@ static void test_write_errors(void)
         return;
     mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
-    char *yaml = config_yaml(&cfg);
+    char *yaml = mg_fixture_yaml(&cfg);
     char want[10000], tmp[4400];
     mg_error err;
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
-    train(&t, 2);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
+    mg_fixture_train(&t, 2);
 
     /* Root ignores permission bits, so the unwritable places are ones that cannot exist. */
     const char *p = mg_test_path("no-such-dir/ckpt.h5");
@@ -908,9 +832,9 @@ static void test_write_errors(void)
         "    - {type: relu, units: 24, irange: 0.3}\n"
         "    - {name: out, type: sigmoid, units: 36, irange: 0.3}\n",
         NULL, 0);
-    char *bad_yaml = config_yaml(&bad);
+    char *bad_yaml = mg_fixture_yaml(&bad);
     mg_trainer tb;
-    init_trainer(&tb, &bad, &ds, self);
+    mg_fixture_trainer_ok(&tb, &bad, &ds, self);
     snprintf(tb.g.layer[1].spec.name, sizeof tb.g.layer[1].spec.name, "optimizer");
     CU_ASSERT(mg_fixture_write(&tb, bad_yaml, target, &err) == -1);
     snprintf(want, sizeof want,
@@ -938,7 +862,7 @@ static void test_write_errors(void)
 
     CU_ASSERT_EQUAL(file_size(target), size);
     mg_trainer fresh;
-    init_trainer(&fresh, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&fresh, &cfg, &ds, self);
     CU_ASSERT(mg_fixture_load(&fresh, target, &err) == 0);
     CU_ASSERT(same_state(&fresh, &written));
     mg_trainer_free(&fresh);
@@ -958,7 +882,7 @@ static void test_save_and_rotation(void)
         return;
     mg_dataset ds = mg_fixture_blobs(64);
     mg_config cfg = make_config(sgd);
-    char *yaml = config_yaml(&cfg);
+    char *yaml = mg_fixture_yaml(&cfg);
     char dir[4200], path[4400], want[10000], link[4400], target[256];
     mg_error err;
     snprintf(dir, sizeof dir, "%s/run", mg_test_tmpdir());
@@ -969,12 +893,12 @@ static void test_save_and_rotation(void)
     CU_ASSERT_STRING_EQUAL(err.msg, want);
 
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
     /* Something else in the directory that looks almost like a checkpoint must survive. */
     FILE *f = fopen(strcat(strcpy(path, dir), "/ckpt-notes.h5"), "w");
     CU_ASSERT_FATAL(f && fclose(f) == 0);
     for (int i = 1; i <= 4; i++) {
-        train(&t, 1);
+        mg_fixture_train(&t, 1);
         char out[4400];
         CU_ASSERT_FATAL(mg_fixture_save(&t, yaml, dir, 2, out, sizeof out, &err) == 0);
         snprintf(want, sizeof want, "%s/ckpt-%08d.h5", dir, i);
@@ -1002,7 +926,7 @@ static void test_save_and_rotation(void)
     /* latest.h5 loads like the file it names. */
     state s = take_state(&t);
     mg_trainer fresh;
-    init_trainer(&fresh, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&fresh, &cfg, &ds, self);
     CU_ASSERT(mg_fixture_load(&fresh, link, &err) == 0);
     CU_ASSERT(same_state(&fresh, &s));
     mg_trainer_free(&fresh);
@@ -1041,8 +965,8 @@ static void test_describe(void)
     mg_config cfg = make_config(g_adam);
     const char *path = mg_test_path("describe.h5");
     mg_trainer t;
-    init_trainer(&t, &cfg, &ds, self);
-    train(&t, 3);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
+    mg_fixture_train(&t, 3);
     write_on_rank0(&t, &cfg, path);
 
     char *text = NULL;
@@ -1151,14 +1075,14 @@ static void test_paper_model(void)
     for (size_t i = 0; i < (size_t)ds.n * ds.dim; i++)
         ds.x[i] = (mg_real)((i * 7919) % 256) / 255;
     mg_trainer t, back;
-    init_trainer(&t, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&t, &cfg, &ds, self);
     for (size_t i = 0; i < t.g_opt.n; i++) /* momentum buffers worth storing */
         t.g_opt.m[i] = t.g.params[i] * (mg_real)1e-3;
-    char *yaml = config_yaml(&cfg);
+    char *yaml = mg_fixture_yaml(&cfg);
     const char *path = mg_test_path("paper.h5");
     double t0 = seconds();
     CU_ASSERT_FATAL(mg_fixture_write(&t, yaml, path, &err) == 0);
-    init_trainer(&back, &cfg, &ds, self);
+    mg_fixture_trainer_ok(&back, &cfg, &ds, self);
     double t1 = seconds();
     CU_ASSERT_FATAL(mg_fixture_load(&back, path, &err) == 0);
     double t2 = seconds();

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "testlib.h"
 
 #ifndef MG_REAL_DOUBLE
@@ -42,8 +43,7 @@ static double tolerance(double F)
 
 static void fill(mg_real *x, size_t n, double lo, double hi, uint64_t row)
 {
-    const mg_rng_key key = {.seed = 1406, .stream = 2661, .step = 0};
-    mg_rng_uniform(x, n, lo, hi, &key, row);
+    mg_test_fill(x, n, lo, hi, 1406, 2661, row);
 }
 
 /* ---- the checker ---- */
@@ -196,22 +196,7 @@ static double kink_margin(const mg_net *net, int rows)
 
 static mg_layer_spec layer(enum mg_act type, int units, int pieces, double irange, double keep)
 {
-    return (mg_layer_spec){.type = type, .units = units, .pieces = pieces, .irange = irange,
-                           .keep = keep, .input_scale = 1 / keep, .leak = 0.3};
-}
-
-static void net_or_die(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows)
-{
-    mg_error err = {{0}};
-    if (mg_net_init(net, spec, in_dim, max_rows, &err)) {
-        fprintf(stderr, "mg_net_init: %s\n", err.msg);
-        exit(2);
-    }
-}
-
-static void zero_grads(mg_net *net)
-{
-    memset(net->grads, 0, (net->n_params + MG_STATS_SLOTS) * sizeof *net->grads);
+    return mg_test_layer(NULL, type, units, pieces, irange, keep, 0.3);
 }
 
 /* NaN in every weight gradient, as a backward with MG_BACKWARD_SET_GRADS must overwrite them all
@@ -259,7 +244,7 @@ static void check_layer(const char *what, mg_layer_spec spec_layer, const mg_dro
     mg_net_spec spec = {.n_layers = 1};
     spec.layers[0] = spec_layer;
     layer_problem p = {.rows = ROWS, .drop = drop};
-    net_or_die(&p.net, &spec, IN, ROWS);
+    mg_test_net(&p.net, &spec, IN, ROWS);
     const int out = p.net.out_dim;
     p.x = malloc(ROWS * IN * sizeof *p.x);
     p.dx = malloc(ROWS * IN * sizeof *p.dx);
@@ -275,7 +260,7 @@ static void check_layer(const char *what, mg_layer_spec spec_layer, const mg_dro
             break;
     }
     CU_ASSERT(margin >= MARGIN);
-    zero_grads(&p.net);
+    mg_test_zero_grads(&p.net);
     layer_objective(&p, &F);
     mg_net_backward(&p.net, p.dx, p.c, 0, ROWS, 0);
     tensor_list L = {.n = 0};
@@ -433,7 +418,7 @@ static void check_discriminator(mg_gemm_fn gemm, const char *what)
 {
     d_problem p = {.norm = D_ROWS};
     mg_net_spec spec = small_d_spec();
-    net_or_die(&p.d, &spec, D_IN, 2 * D_ROWS);
+    mg_test_net(&p.d, &spec, D_IN, 2 * D_ROWS);
     p.d.gemm = gemm;
     for (int i = 0; i < 2 * D_ROWS; i++)
         p.ids[i] = 100 + (uint64_t)i;
@@ -519,8 +504,8 @@ static void check_generator(int stacked, enum mg_gen_loss loss, const char *what
     gspec.layers[0] = layer(MG_ACT_RELU, 6, 1, 1, 1);
     gspec.layers[1] = layer(MG_ACT_RELU, 7, 1, 1, 0.9);
     gspec.layers[2] = layer(MG_ACT_SIGMOID, D_IN, 1, 1, 1);
-    net_or_die(&p.g, &gspec, Z_DIM, D_ROWS);
-    net_or_die(&p.d, &dspec, D_IN, 2 * D_ROWS);
+    mg_test_net(&p.g, &gspec, Z_DIM, D_ROWS);
+    mg_test_net(&p.d, &dspec, D_IN, 2 * D_ROWS);
     for (int i = 0; i < 2 * D_ROWS; i++)
         p.ids[i] = 300 + (uint64_t)i;
     p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids + D_ROWS};
@@ -546,7 +531,7 @@ static void check_generator(int stacked, enum mg_gen_loss loss, const char *what
     /* The trainer's G step: D backward from the logits without weight gradients gives d(fake),
      * then G backward from its output. */
     poison_grads(&p.g);
-    zero_grads(&p.d);
+    mg_test_zero_grads(&p.d);
     g_objective_at(&p, &row0);
     mg_loss_g(dl, mg_net_logits(&p.d) + row0, D_ROWS, loss, p.norm);
     mg_net_backward(&p.d, dx, dl, row0, D_ROWS,

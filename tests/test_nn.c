@@ -16,37 +16,18 @@
 #include "mpigan/optim.h"
 #include "mpigan/fpe.h"
 
+#include "helpers.h"
 #include "testlib.h"
 
-/* Test data from the library's own counter-based generator: fixed, and independent of libc. */
-static void fill(mg_real *x, size_t n, double lo, double hi, uint64_t row)
+/* Test data: fixed values of the library's own generator. */
+static void fill_nn(mg_real *x, size_t n, double lo, double hi, uint64_t row)
 {
-    const mg_rng_key key = {.seed = 20140610, .stream = 777, .step = 0};
-    mg_rng_uniform(x, n, lo, hi, &key, row);
+    mg_test_fill(x, n, lo, hi, 20140610, 777, row);
 }
 
 static mg_layer_spec layer(const char *name, enum mg_act type, int units, int pieces, double keep)
 {
-    mg_layer_spec s = {.type = type, .units = units, .pieces = pieces, .irange = 0.5,
-                       .keep = keep, .input_scale = 1 / keep, .leak = 0.2};
-    snprintf(s.name, sizeof s.name, "%s", name);
-    return s;
-}
-
-static double max_abs(const mg_real *x, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-static double max_diff(const mg_real *a, const mg_real *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)a[i] - b[i]));
-    return m;
+    return mg_test_layer(name, type, units, pieces, 0.5, keep, 0.2);
 }
 
 /* ---- GEMM ---- */
@@ -88,9 +69,9 @@ static void test_gemm_blas_vs_ref(void)
             const int lda = (ta ? M : K) + PAD, ldb = (tb ? K : N) + PAD, ldc = N + PAD;
             mg_real A[(K + PAD) * (M + PAD)], B[(K + PAD) * (N + PAD)];
             mg_real C0[M * ldc], Cb[M * ldc], Cr[M * ldc];
-            fill(A, sizeof A / sizeof *A, -1, 1, 1);
-            fill(B, sizeof B / sizeof *B, -1, 1, 2);
-            fill(C0, sizeof C0 / sizeof *C0, -1, 1, 3);
+            fill_nn(A, sizeof A / sizeof *A, -1, 1, 1);
+            fill_nn(B, sizeof B / sizeof *B, -1, 1, 2);
+            fill_nn(C0, sizeof C0 / sizeof *C0, -1, 1, 3);
             for (int zero_beta = 0; zero_beta < 2; zero_beta++) {
                 const mg_real be = zero_beta ? 0 : beta;
                 memcpy(Cb, C0, sizeof Cb);
@@ -351,8 +332,8 @@ static void test_bias_act_vs_separate(void)
     mg_real x[ROWS * WIDTH], b[WIDTH], pre[ROWS * WIDTH], ref[ROWS * WIDTH];
     mg_real out[ROWS * WIDTH], out_ref[ROWS * WIDTH];
     int32_t arg[ROWS * U], arg_ref[ROWS * U];
-    fill(x, ROWS * WIDTH, -3, 3, 60);
-    fill(b, WIDTH, -1, 1, 61);
+    fill_nn(x, ROWS * WIDTH, -3, 3, 60);
+    fill_nn(b, WIDTH, -1, 1, 61);
     x[3] = -b[3]; // a sum of exactly 0: relu'(0) and the maxout ties stay the reference's
     for (int a = 0; a < 6; a++) {
         memcpy(pre, x, sizeof x);
@@ -415,25 +396,11 @@ static mg_net_spec every_layer_spec(void)
     return s;
 }
 
-static void net_or_die(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows)
-{
-    mg_error err = {{0}};
-    if (mg_net_init(net, spec, in_dim, max_rows, &err)) {
-        fprintf(stderr, "mg_net_init: %s\n", err.msg);
-        exit(2);
-    }
-}
-
-static void zero_grads(mg_net *net)
-{
-    memset(net->grads, 0, (net->n_params + MG_STATS_SLOTS) * sizeof *net->grads);
-}
-
 static void test_net_layout(void)
 {
     mg_net_spec spec = every_layer_spec();
     mg_net net;
-    net_or_die(&net, &spec, 11, 10);
+    mg_test_net(&net, &spec, 11, 10);
     const int in[6] = {11, 7, 9, 8, 6, 5}, width[6] = {21, 9, 8, 6, 5, 4};
     size_t off = 0;
     for (int l = 0; l < 6; l++) {
@@ -453,7 +420,7 @@ static void test_net_layout(void)
     CU_ASSERT_EQUAL(net.in_dim, 11);
     CU_ASSERT_EQUAL(net.out_dim, 4);
     CU_ASSERT(net.gemm == mg_gemm_blas);
-    CU_ASSERT_EQUAL(max_abs(net.grads, net.n_params + MG_STATS_SLOTS), 0);
+    CU_ASSERT_EQUAL(mg_test_max_abs(net.grads, net.n_params + MG_STATS_SLOTS), 0);
     mg_net_free(&net);
     CU_ASSERT(net.arena == NULL);
 }
@@ -465,7 +432,7 @@ static void test_net_forward_by_hand(void)
     spec.layers[0] = layer("h", MG_ACT_RELU, 2, 1, 1);
     spec.layers[1] = layer("y", MG_ACT_SIGMOID, 1, 1, 1);
     mg_net net;
-    net_or_die(&net, &spec, 2, 2);
+    mg_test_net(&net, &spec, 2, 2);
     const mg_real W0[4] = {1, -1, 2, 1}, b0[2] = {0, 0.5f}, W1[2] = {1, -2}, b1[1] = {0.25f};
     memcpy(mg_net_weights(&net, 0), W0, sizeof W0);
     memcpy(mg_net_bias(&net, 0), b0, sizeof b0);
@@ -495,18 +462,18 @@ static void test_net_blas_vs_ref(void)
     enum { ROWS = 10, IN = 11 };
     mg_net_spec spec = every_layer_spec();
     mg_net a, b;
-    net_or_die(&a, &spec, IN, ROWS);
-    net_or_die(&b, &spec, IN, ROWS);
+    mg_test_net(&a, &spec, IN, ROWS);
+    mg_test_net(&b, &spec, IN, ROWS);
     mg_net_init_params(&a, 5, 1);
     mg_net_init_params(&b, 5, 1);
     for (int l = 0; l < a.n_layers; l++) { // non-zero biases
-        fill(mg_net_bias(&a, l), (size_t)a.layer[l].width, -0.2, 0.2, 100 + l);
-        fill(mg_net_bias(&b, l), (size_t)b.layer[l].width, -0.2, 0.2, 100 + l);
+        fill_nn(mg_net_bias(&a, l), (size_t)a.layer[l].width, -0.2, 0.2, 100 + l);
+        fill_nn(mg_net_bias(&b, l), (size_t)b.layer[l].width, -0.2, 0.2, 100 + l);
     }
     b.gemm = mg_gemm_ref;
     mg_real x[ROWS * IN], dout[ROWS * 4], dxa[ROWS * IN], dxb[ROWS * IN];
-    fill(x, ROWS * IN, -1, 1, 7);
-    fill(dout, ROWS * 4, -1, 1, 8);
+    fill_nn(x, ROWS * IN, -1, 1, 7);
+    fill_nn(dout, ROWS * 4, -1, 1, 8);
     uint64_t ids[ROWS];
     for (int i = 0; i < ROWS; i++)
         ids[i] = 1000 + 3 * i;
@@ -521,22 +488,22 @@ static void test_net_blas_vs_ref(void)
         depth += a.layer[l].in + a.layer[l].width;
     const double rel = depth * FLT_EPSILON;
     double e, worst = 0;
-    e = max_diff(ya, yb, ROWS * 4);
-    CU_ASSERT(e <= rel * max_abs(yb, ROWS * 4));
+    e = mg_test_max_diff(ya, yb, ROWS * 4);
+    CU_ASSERT(e <= rel * mg_test_max_abs(yb, ROWS * 4));
     printf("\n    depth %d, tol %.3g x scale; output: |diff| %.3g", depth, rel, e);
-    e = max_diff(dxa, dxb, ROWS * IN);
-    CU_ASSERT(e <= rel * max_abs(dxb, ROWS * IN));
-    printf(", dinp: %.3g (scale %.3g)", e, max_abs(dxb, ROWS * IN));
+    e = mg_test_max_diff(dxa, dxb, ROWS * IN);
+    CU_ASSERT(e <= rel * mg_test_max_abs(dxb, ROWS * IN));
+    printf(", dinp: %.3g (scale %.3g)", e, mg_test_max_abs(dxb, ROWS * IN));
     for (int l = 0; l < a.n_layers; l++) {
         const mg_layer *L = &a.layer[l];
         const size_t nw = (size_t)L->in * L->width;
-        double ew = max_diff(a.grads + L->w_off, b.grads + L->w_off, nw);
-        double eb = max_diff(a.grads + L->b_off, b.grads + L->b_off, (size_t)L->width);
-        CU_ASSERT(ew <= rel * max_abs(b.grads + L->w_off, nw));
-        CU_ASSERT(eb <= rel * max_abs(b.grads + L->b_off, (size_t)L->width));
-        CU_ASSERT(max_abs(b.grads + L->w_off, nw) > 0); // every layer got a gradient
-        worst = fmax(worst, fmax(ew / max_abs(b.grads + L->w_off, nw),
-                                 eb / max_abs(b.grads + L->b_off, (size_t)L->width)));
+        double ew = mg_test_max_diff(a.grads + L->w_off, b.grads + L->w_off, nw);
+        double eb = mg_test_max_diff(a.grads + L->b_off, b.grads + L->b_off, (size_t)L->width);
+        CU_ASSERT(ew <= rel * mg_test_max_abs(b.grads + L->w_off, nw));
+        CU_ASSERT(eb <= rel * mg_test_max_abs(b.grads + L->b_off, (size_t)L->width));
+        CU_ASSERT(mg_test_max_abs(b.grads + L->w_off, nw) > 0); // every layer got a gradient
+        worst = fmax(worst, fmax(ew / mg_test_max_abs(b.grads + L->w_off, nw),
+                                 eb / mg_test_max_abs(b.grads + L->b_off, (size_t)L->width)));
     }
     printf(", grads: max |diff|/scale %.3g", worst);
     mg_net_free(&a);
@@ -553,10 +520,10 @@ static void test_dropout_masks(void)
     spec.layers[0].input_scale = 2;
     spec.layers[1] = layer("y", MG_ACT_LINEAR, 3, 1, 0.4);
     mg_net net;
-    net_or_die(&net, &spec, IN, ROWS);
+    mg_test_net(&net, &spec, IN, ROWS);
     mg_net_init_params(&net, 1, 0);
     mg_real *x = malloc(ROWS * IN * sizeof *x);
-    fill(x, ROWS * IN, 0.5, 1, 9); // non-zero inputs: a zero in xdrop means dropped
+    fill_nn(x, ROWS * IN, 0.5, 1, 9); // non-zero inputs: a zero in xdrop means dropped
     uint64_t *ids = malloc(ROWS * sizeof *ids);
     for (int i = 0; i < ROWS; i++)
         ids[i] = (uint64_t)i * 7919;
@@ -599,7 +566,7 @@ static void test_dropout_masks(void)
     mg_net_spec plain = spec;
     plain.layers[0].keep = plain.layers[1].keep = 1;
     mg_net ref;
-    net_or_die(&ref, &plain, IN, ROWS);
+    mg_test_net(&ref, &plain, IN, ROWS);
     mg_net_init_params(&ref, 1, 0);
     const mg_real *y = mg_net_forward(&net, x, ROWS, NULL);
     const mg_real *yr = mg_net_forward(&ref, x, ROWS, &drop); // keep 1: drop has no effect
@@ -621,14 +588,14 @@ static void test_dropout_row_id(void)
 {
     mg_net_spec spec = every_layer_spec();
     mg_net a, b;
-    net_or_die(&a, &spec, 11, 8);
-    net_or_die(&b, &spec, 11, 8);
+    mg_test_net(&a, &spec, 11, 8);
+    mg_test_net(&b, &spec, 11, 8);
     a.gemm = b.gemm = mg_gemm_ref;
     mg_net_init_params(&a, 3, 1);
     mg_net_init_params(&b, 3, 1);
     mg_real xa[6 * 11], xb[8 * 11];
-    fill(xa, 6 * 11, -1, 1, 20);
-    fill(xb, 8 * 11, -1, 1, 21);
+    fill_nn(xa, 6 * 11, -1, 1, 20);
+    fill_nn(xb, 8 * 11, -1, 1, 21);
     memcpy(xb + 5 * 11, xa, 11 * sizeof *xa);
     const uint64_t ida[6] = {42, 1, 2, 3, 4, 5}, idb[8] = {9, 8, 7, 6, 5, 42, 3, 2};
     const mg_rng_key key = {77, 88, 99};
@@ -640,7 +607,7 @@ static void test_dropout_row_id(void)
             continue;
         const int in = a.layer[l].in;
         CU_ASSERT_EQUAL(memcmp(a.mask[l], b.mask[l] + 5 * in, in * sizeof(mg_real)), 0);
-        CU_ASSERT(max_abs(a.mask[l], (size_t)in) > 0);
+        CU_ASSERT(mg_test_max_abs(a.mask[l], (size_t)in) > 0);
     }
     CU_ASSERT_EQUAL(memcmp(ya, yb + 5 * 4, 4 * sizeof *ya), 0);
     /* A different id draws a different mask. */
@@ -656,11 +623,11 @@ static void test_backward_no_weights(void)
     enum { ROWS = 6, IN = 11 };
     mg_net_spec spec = every_layer_spec();
     mg_net net;
-    net_or_die(&net, &spec, IN, ROWS);
+    mg_test_net(&net, &spec, IN, ROWS);
     mg_net_init_params(&net, 8, 1);
     mg_real x[ROWS * IN], dout[ROWS * 4], dx_full[ROWS * IN], dx[ROWS * IN];
-    fill(x, ROWS * IN, -1, 1, 30);
-    fill(dout, ROWS * 4, -1, 1, 31);
+    fill_nn(x, ROWS * IN, -1, 1, 30);
+    fill_nn(dout, ROWS * 4, -1, 1, 31);
     const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
     const mg_dropout drop = {{1, 2, 3}, ids};
     const size_t ng = net.n_params + MG_STATS_SLOTS;
@@ -668,7 +635,7 @@ static void test_backward_no_weights(void)
     for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
         mg_net_forward(&net, x, ROWS, &drop);
         mg_net_backward(&net, dx_full, dout, 0, ROWS, flags);
-        fill(net.grads, ng, -1, 1, 32);
+        fill_nn(net.grads, ng, -1, 1, 32);
         memcpy(saved, net.grads, ng * sizeof *saved);
         mg_net_backward(&net, dx, dout, 0, ROWS, flags | MG_BACKWARD_NO_WEIGHTS);
         CU_ASSERT_EQUAL(memcmp(saved, net.grads, ng * sizeof *saved), 0);
@@ -689,11 +656,11 @@ static void test_backward_set_grads(void)
     enum { ROWS = 6, IN = 11 };
     mg_net_spec spec = every_layer_spec();
     mg_net net;
-    net_or_die(&net, &spec, IN, ROWS);
+    mg_test_net(&net, &spec, IN, ROWS);
     mg_net_init_params(&net, 8, 1);
     mg_real x[ROWS * IN], dout[ROWS * 4], dx[ROWS * IN];
-    fill(x, ROWS * IN, -1, 1, 33);
-    fill(dout, ROWS * 4, -1, 1, 34);
+    fill_nn(x, ROWS * IN, -1, 1, 33);
+    fill_nn(dout, ROWS * 4, -1, 1, 34);
     const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
     const mg_dropout drop = {{1, 2, 3}, ids};
     const size_t np = net.n_params;
@@ -703,7 +670,7 @@ static void test_backward_set_grads(void)
         net.gemm = use_ref ? mg_gemm_ref : mg_gemm_blas;
         for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
             mg_net_forward(&net, x, ROWS, &drop);
-            zero_grads(&net);
+            mg_test_zero_grads(&net);
             mg_net_backward(&net, dx, dout, 0, ROWS, flags);
             memcpy(added, net.grads, np * sizeof *added);
             for (size_t i = 0; i < np; i++)
@@ -712,14 +679,14 @@ static void test_backward_set_grads(void)
             mg_net_backward(&net, dx, dout, 0, ROWS, flags | MG_BACKWARD_SET_GRADS);
             CU_ASSERT_EQUAL(memcmp(added, net.grads, np * sizeof *added), 0);
             CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
-            CU_ASSERT(max_abs(added, np) > 0);
+            CU_ASSERT(mg_test_max_abs(added, np) > 0);
             mg_net_backward(&net, dx, dout, 0, ROWS, flags);
             size_t wrong = 0;
             for (size_t i = 0; i < np; i++)
                 wrong += net.grads[i] != 2 * added[i];
             CU_ASSERT_EQUAL(wrong, 0);
             mg_net_backward(&net, NULL, dout, 0, 0, flags | MG_BACKWARD_SET_GRADS);
-            CU_ASSERT_EQUAL(max_abs(net.grads, np), 0);
+            CU_ASSERT_EQUAL(mg_test_max_abs(net.grads, np), 0);
             CU_ASSERT_EQUAL(memcmp(stats, net.grads + np, sizeof stats), 0);
         }
     }
@@ -736,12 +703,12 @@ static void test_backward_row_range(void)
     enum { ROWS = 10, IN = 11, R0 = 3, NR = 4, OUT = 4 };
     mg_net_spec spec = every_layer_spec();
     mg_net net;
-    net_or_die(&net, &spec, IN, ROWS);
+    mg_test_net(&net, &spec, IN, ROWS);
     mg_net_init_params(&net, 9, 1);
     mg_real x[ROWS * IN], dout[ROWS * OUT], dzero[ROWS * OUT];
     mg_real dx_full[ROWS * IN], dx_sub[NR * IN];
-    fill(x, ROWS * IN, -1, 1, 40);
-    fill(dout, ROWS * OUT, -1, 1, 41);
+    fill_nn(x, ROWS * IN, -1, 1, 40);
+    fill_nn(dout, ROWS * OUT, -1, 1, 41);
     memset(dzero, 0, sizeof dzero);
     memcpy(dzero + R0 * OUT, dout + R0 * OUT, NR * OUT * sizeof *dout);
     uint64_t ids[ROWS];
@@ -755,23 +722,23 @@ static void test_backward_row_range(void)
         net.gemm = use_ref ? mg_gemm_ref : mg_gemm_blas;
         for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
             mg_net_forward(&net, x, ROWS, &drop);
-            zero_grads(&net);
+            mg_test_zero_grads(&net);
             mg_net_backward(&net, dx_sub, dout + R0 * OUT, R0, NR, flags);
             memcpy(g_sub, net.grads, np * sizeof *g_sub);
-            zero_grads(&net);
+            mg_test_zero_grads(&net);
             mg_net_backward(&net, dx_full, dzero, 0, ROWS, flags);
-            const double ex = max_diff(dx_sub, dx_full + R0 * IN, NR * IN);
-            const double eg = max_diff(g_sub, net.grads, np);
-            const double tx = use_ref ? 0 : ROWS * FLT_EPSILON * max_abs(dx_sub, NR * IN);
-            const double tg = use_ref ? 0 : ROWS * FLT_EPSILON * max_abs(g_sub, np);
+            const double ex = mg_test_max_diff(dx_sub, dx_full + R0 * IN, NR * IN);
+            const double eg = mg_test_max_diff(g_sub, net.grads, np);
+            const double tx = use_ref ? 0 : ROWS * FLT_EPSILON * mg_test_max_abs(dx_sub, NR * IN);
+            const double tg = use_ref ? 0 : ROWS * FLT_EPSILON * mg_test_max_abs(g_sub, np);
             CU_ASSERT(ex <= tx);
             CU_ASSERT(eg <= tg);
-            CU_ASSERT(max_abs(g_sub, np) > 0);
+            CU_ASSERT(mg_test_max_abs(g_sub, np) > 0);
             printf("\n    %s, flags %d: dinp |diff| %.3g (tol %.3g), grads |diff| %.3g (tol %.3g)",
                    use_ref ? "ref" : "blas", flags, ex, tx, eg, tg);
             /* The other rows of dinp are the full backward's, zero-dout rows: zero. */
-            CU_ASSERT_EQUAL(max_abs(dx_full, R0 * IN), 0);
-            CU_ASSERT_EQUAL(max_abs(dx_full + (R0 + NR) * IN, (ROWS - R0 - NR) * IN), 0);
+            CU_ASSERT_EQUAL(mg_test_max_abs(dx_full, R0 * IN), 0);
+            CU_ASSERT_EQUAL(mg_test_max_abs(dx_full + (R0 + NR) * IN, (ROWS - R0 - NR) * IN), 0);
         }
     }
     free(g_sub);
@@ -843,9 +810,9 @@ static void test_init_params(void)
     spec.layers[1].irange = 0.05;
     spec.layers[3].irange = 2;
     mg_net a, b, c;
-    net_or_die(&a, &spec, 11, 2);
-    net_or_die(&b, &spec, 11, 2);
-    net_or_die(&c, &spec, 11, 2);
+    mg_test_net(&a, &spec, 11, 2);
+    mg_test_net(&b, &spec, 11, 2);
+    mg_test_net(&c, &spec, 11, 2);
     for (size_t i = 0; i < a.n_params; i++)
         b.params[i] = 123; // overwritten, biases too
     mg_net_init_params(&a, 99, 1);
@@ -858,9 +825,9 @@ static void test_init_params(void)
         const size_t n = (size_t)L->in * L->width;
         const mg_real *W = mg_net_weights(&a, l);
         const double r = L->spec.irange;
-        CU_ASSERT(max_abs(W, n) <= r);
-        CU_ASSERT(max_abs(W, n) > 0.5 * r); // spread over the range, not squeezed
-        CU_ASSERT_EQUAL(max_abs(mg_net_bias(&a, l), (size_t)L->width), 0);
+        CU_ASSERT(mg_test_max_abs(W, n) <= r);
+        CU_ASSERT(mg_test_max_abs(W, n) > 0.5 * r); // spread over the range, not squeezed
+        CU_ASSERT_EQUAL(mg_test_max_abs(mg_net_bias(&a, l), (size_t)L->width), 0);
         /* The documented draw: key (seed, stream(INIT, net_id), step l), row 0. */
         mg_real *want = malloc(n * sizeof *want);
         const mg_rng_key key = {99, mg_rng_stream(MG_STREAM_INIT, 1), (uint64_t)l};
@@ -882,7 +849,7 @@ static void test_max_col_norm(void)
     spec.layers[0].max_col_norm = 1.0;
     spec.layers[1] = layer("y", MG_ACT_SIGMOID, 1, 1, 1); /* no limit */
     mg_net net;
-    net_or_die(&net, &spec, 3, 1);
+    mg_test_net(&net, &spec, 3, 1);
     mg_real *W = mg_net_weights(&net, 0), *V = mg_net_weights(&net, 1);
     /* Columns: (2, 0, 0) norm 2; (0.3, 0.4, 0) norm 0.5; (1, 2, 2) norm 3; (0, 0, 1) norm 1. */
     const mg_real w[12] = {2, 0.3f, 1, 0, 0, 0.4f, 2, 0, 0, 0, 2, 1};
@@ -903,7 +870,7 @@ static void test_bias_from_mean(void)
     spec.layers[0] = layer("h", MG_ACT_RELU, 3, 1, 1);
     spec.layers[1] = layer("y", MG_ACT_SIGMOID, 5, 1, 1);
     mg_net net;
-    net_or_die(&net, &spec, 2, 1);
+    mg_test_net(&net, &spec, 2, 1);
     const double mean[5] = {0, 0.25, 0.5, 1, 0.9};
     mg_net_bias_from_mean(&net, mean);
     const mg_real *b = mg_net_bias(&net, 1);
@@ -911,7 +878,7 @@ static void test_bias_from_mean(void)
     const double want[5] = {lo, -log(3.0), 0, -lo, log(9.0)};
     for (int j = 0; j < 5; j++)
         MG_ASSERT_CLOSE(b[j], want[j], FLT_EPSILON * fmax(1, fabs(want[j])));
-    CU_ASSERT_EQUAL(max_abs(mg_net_bias(&net, 0), 3), 0); // only the last layer
+    CU_ASSERT_EQUAL(mg_test_max_abs(mg_net_bias(&net, 0), 3), 0); // only the last layer
     /* With zero weights the output is the data mean (clamped). */
     const mg_real x[2] = {1, 2};
     const mg_real *y = mg_net_forward(&net, x, 1, NULL);

@@ -17,46 +17,18 @@
 #include "mpigan/rng.h"
 #include "mpigan/train.h"
 #include "fixtures.h"
+#include "helpers.h"
 #include "testlib.h"
 
 #define STEPS 20
 
 
 /* The test model, with "key=value" overrides as --set would apply them. */
-static const char *const paper_sgd[2] = {
-    "{type: sgd, lr: 0.1, lr_decay: 1.0001, momentum: 0.5, final_momentum: 0.7,"
-    " momentum_start: 1, momentum_saturate: 3}",
-    "{type: sgd, lr: 0.1, momentum: 0.5}"};
+static const char *const *const paper_sgd = mg_fixture_sgd;
 
 static mg_config make_config_full(const char *const optim[2], const char *const *set, int n_set)
 {
-    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
-    char text[4096];
-    snprintf(text, sizeof text,
-             "seed: 5\n"
-             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
-             "generator:\n"
-             "  noise_dim: 8\n"
-             "  output_bias_from_data: true\n"
-             "  layers:\n"
-             "    - {type: relu, units: 24, irange: 0.3, keep: 0.8}\n"
-             "    - {type: sigmoid, units: 36, irange: 0.3}\n"
-             "  optimizer: %s\n"
-             "discriminator:\n"
-             "  layers:\n"
-             "    - {type: maxout, units: 12, pieces: 3, irange: 0.3, keep: 0.8}\n"
-             "    - {type: tanh, units: 10, irange: 0.3, keep: 0.5}\n"
-             "    - {type: sigmoid, units: 1, irange: 0.3, keep: 0.5}\n"
-             "  optimizer: %s\n"
-             "train: {batch_size: 8, k: 2, steps: %d}\n",
-             dummy, optim[0], optim[1], STEPS);
-    mg_config cfg;
-    mg_error err;
-    int rc = mg_config_parse(&cfg, text, "test.yaml", set, n_set, &err);
-    if (rc)
-        fprintf(stderr, "config: %s\n", err.msg);
-    CU_ASSERT_FATAL(rc == 0);
-    return cfg;
+    return mg_fixture_config(optim, MG_FIXTURE_G_LAYERS_DROPOUT, STEPS, set, n_set);
 }
 
 static mg_config make_config(const char *set)
@@ -93,16 +65,6 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
     mg_trainer_free(&t);
 }
 
-static double max_rel_diff(const mg_real *a, const mg_real *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - b[i]));
-        scale = fmax(scale, fabs((double)a[i]));
-    }
-    return diff / scale;
-}
-
 static void train_on(const mg_comm *comm, const mg_config *cfg, const mg_dataset *ds, mg_real *g,
                      mg_real *d, double *d_loss)
 {
@@ -136,7 +98,7 @@ static void check_invariance(const char *const optim[2], const char *const *set,
          * float rounding (FLT_EPSILON = 1.2e-7) by a few hundred at most here. */
         const double tol = 1e-5;
         for (int v = 0; v < 2; v++) {
-            double eg = max_rel_diff(g[2], g[v], NG), ed = max_rel_diff(d[2], d[v], ND);
+            double eg = mg_test_max_rel_diff(g[2], g[v], NG), ed = mg_test_max_rel_diff(d[2], d[v], ND);
             printf("\n  %s: %d ranks vs 1: max relative difference G %.3g, D %.3g (tolerance %.0e); "
                    "final D loss %.6f vs %.6f",
                    what, sizes[v], eg, ed, tol, loss[v], loss[2]);
@@ -146,7 +108,7 @@ static void check_invariance(const char *const optim[2], const char *const *set,
         mg_trainer t0;
         mg_error err;
         CU_ASSERT_FATAL(mg_fixture_trainer(&t0, &cfg, &ds, self, &err) == 0);
-        CU_ASSERT(max_rel_diff(t0.d.params, d[2], ND) > 1e-3);
+        CU_ASSERT(mg_test_max_rel_diff(t0.d.params, d[2], ND) > 1e-3);
         mg_trainer_free(&t0);
         mg_comm_free(self);
     } else {
@@ -164,9 +126,7 @@ static void test_invariance_simultaneous_adam_minimax(void)
 {
     static const char *const set[] = {
         "train.mode=simultaneous", "train.generator_loss=minimax", "generator.prior=normal"};
-    static const char *const adam[2] = {"{type: adam, lr: 0.001, beta1: 0.5}",
-                                        "{type: adam, lr: 0.002}"};
-    check_invariance(adam, set, 3, "simultaneous, minimax, adam, normal prior");
+    check_invariance(mg_fixture_adam, set, 3, "simultaneous, minimax, adam, normal prior");
 }
 
 /* Trains on the whole job with `on` and with `off` set (and `also`, if not NULL), and compares:
@@ -191,7 +151,7 @@ static void check_same_sums(const char *on, const char *off, const char *also, s
         train_with(world, &cfg, &ds, gemm, g[v], d[v], &loss[v]);
     }
     if (mg_comm_rank(world) == 0) {
-        double eg = max_rel_diff(g[1], g[0], NG), ed = max_rel_diff(d[1], d[0], ND);
+        double eg = mg_test_max_rel_diff(g[1], g[0], NG), ed = mg_test_max_rel_diff(d[1], d[0], ND);
         printf("\n  %s on %d ranks: max relative difference G %.3g, D %.3g", what, size, eg, ed);
         if (size == 2)
             CU_ASSERT(eg == 0 && ed == 0);
