@@ -73,26 +73,22 @@ train() { # train MODE N [--set ...]: one run, its run.json in $out/runs/MODE-N
 
 json() { echo "$out/runs/$1-$2/run.json"; }
 value() { # value KEY MODE N: a top-level number of that run's run.json
-  sed -n "s/^ *\"$1\": \([0-9.eE+-]*\),*\$/\1/p" "$(json "$2" "$3")"
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$(json "$2" "$3")" "$1"
 }
 row() { # row MODE N N1 RATE1: the CSV row of run MODE-N, efficiency against rate RATE1 at N1 ranks
-  awk -v mode="$1" -v n1="$3" -v rate1="$4" '
-    function num(s) { gsub(/[^0-9.eE+-]/, "", s); return s + 0 }
-    $1 == "\"ranks\":"            { ranks = num($2) }
-    $1 == "\"threads_per_rank\":" { threads = num($2) }
-    $1 == "\"global_batch\":"     { batch = num($2) }
-    $1 == "\"steps\":"            { steps = num($2) }
-    $1 == "\"seconds\":"          { seconds = num($2) }
-    $1 == "\"samples_per_s\":"    { rate = num($2) }
-    # a timer: "d_compute": {"min": 0.47, "mean": 0.64, "max": 0.81},
-    $2 == "{\"min\":" && $4 == "\"mean\":" { name = $1; gsub(/[":]/, "", name); t[name] = num($5) }
-    END {
-      if (!steps || !rate || !ranks) { print "scaling.sh: " FILENAME ": no ranks, steps or samples_per_s"; exit 1 }
-      printf "%s,%d,%d,%d,%d,%.1f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", mode, ranks, threads, batch,
-             steps, rate, seconds / steps, (t["d_compute"] + t["g_compute"]) / steps,
-             (t["d_allreduce"] + t["g_allreduce"]) / steps, t["data"] / steps, t["update"] / steps,
-             t["io"] / steps, (rate / rate1) / (ranks / n1)
-    }' "$(json "$1" "$2")"
+  python3 - "$(json "$1" "$2")" "$1" "$3" "$4" <<'PY'
+import json, sys
+path, mode, n1, rate1 = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+r = json.load(open(path))
+steps, rate, ranks = r.get("steps"), r.get("samples_per_s"), r.get("ranks")
+if not steps or not rate or not ranks:
+    sys.exit(f"scaling.sh: {path}: no ranks, steps or samples_per_s")
+t = {name: v["mean"] for name, v in r["timers"].items()}
+print(f"{mode},{ranks},{r['threads_per_rank']},{r['global_batch']},{steps},{rate:.1f},"
+      f"{r['seconds'] / steps:.6f},{(t['d_compute'] + t['g_compute']) / steps:.6f},"
+      f"{(t['d_allreduce'] + t['g_allreduce']) / steps:.6f},{t['data'] / steps:.6f},"
+      f"{t['update'] / steps:.6f},{t['io'] / steps:.6f},{(rate / rate1) / (ranks / n1):.3f}")
+PY
 }
 
 # shellcheck disable=SC2086

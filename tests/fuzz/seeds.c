@@ -18,6 +18,7 @@
 
 #include "fuzz.h"
 #include "mpigan/checkpoint.h"
+#include "mpigan/config.h"
 #include "mpigan/cifar10.h"
 #include "mpigan/h5data.h"
 #include "mpigan/splits.h"
@@ -175,27 +176,33 @@ static void checkpoint_seed(const char *name, const char *optim)
     char yaml[2048];
     snprintf(yaml, sizeof yaml, FUZZ_CKPT_CONFIG("%s"), optim, optim);
     mg_error err;
-    mg_trainer t;
-    memset(&t, 0, sizeof t);
-    mg_dataset data = {.n = 8, .channels = 1, .height = FUZZ_CKPT_SIDE, .width = FUZZ_CKPT_SIDE};
-    if (mg_config_parse_networks(&t.cfg, yaml, "seed.yaml", &err) ||
-        mg_net_init(&t.g, &t.cfg.generator.net, t.cfg.generator.noise_dim, 2, &err) ||
-        mg_net_init(&t.d, &t.cfg.discriminator, FUZZ_CKPT_SIDE * FUZZ_CKPT_SIDE, 4, &err) ||
-        mg_optim_init(&t.g_opt, &t.cfg.generator.optim, t.g.n_params, &err) ||
-        mg_optim_init(&t.d_opt, &t.cfg.discriminator.optim, t.d.n_params, &err))
+    mg_config cfg;
+    mg_net g, d;
+    mg_optim g_opt, d_opt;
+    if (mg_config_parse_networks(&cfg, yaml, "seed.yaml", &err) ||
+        mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, 2, &err) ||
+        mg_net_init(&d, &cfg.discriminator.net, FUZZ_CKPT_SIDE * FUZZ_CKPT_SIDE, 4, &err) ||
+        mg_optim_init(&g_opt, &cfg.generator.optim, g.n_params, &err) ||
+        mg_optim_init(&d_opt, &cfg.discriminator.optim, d.n_params, &err))
         die(err.msg);
-    mg_net_init_params(&t.g, t.cfg.seed, 0);
-    mg_net_init_params(&t.d, t.cfg.seed, 1);
-    t.data = &data;
-    t.nranks = 1;
-    t.batch = 4;
-    t.batches_per_epoch = 2;
-    t.step = 3;
-    t.minibatch = 3;
-    t.g_opt.t = t.d_opt.t = 3;
-    if (mg_checkpoint_write(&t, yaml, seed_path("fuzz_checkpoint", name), &err))
+    mg_net_init_params(&g, cfg.seed, 0);
+    mg_net_init_params(&d, cfg.seed, 1);
+    int64_t step = 3, minibatch = 3, skipped = 0;
+    mg_metrics_window window = {.steps = 1, .d_loss = 1.3, .g_loss = 0.7, .d_real = 0.5,
+                                .d_fake = 0.5};
+    double elapsed = 1.5;
+    g_opt.t = d_opt.t = 3;
+    const mg_checkpoint_state st = {
+        .g = &g, .d = &d, .g_opt = &g_opt, .d_opt = &d_opt, .step = &step,
+        .minibatch = &minibatch, .skipped = &skipped, .window = &window, .elapsed_s = &elapsed,
+        .batches_per_epoch = 2, .seed = cfg.seed, .ranks = 1, .batch_size = 4, .channels = 1,
+        .height = FUZZ_CKPT_SIDE, .width = FUZZ_CKPT_SIDE};
+    if (mg_checkpoint_write(&st, yaml, seed_path("fuzz_checkpoint", name), &err))
         die(err.msg);
-    mg_trainer_free(&t);
+    mg_net_free(&g);
+    mg_net_free(&d);
+    mg_optim_free(&g_opt);
+    mg_optim_free(&d_opt);
 }
 
 int main(int argc, char **argv)
