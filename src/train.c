@@ -169,11 +169,6 @@ double mg_trainer_epoch(const mg_trainer *t)
     return (double)t->minibatch / (double)t->batches_per_epoch;
 }
 
-static int64_t epochs_done(const mg_trainer *t)
-{
-    return t->minibatch / t->batches_per_epoch;
-}
-
 /* The `phase` of a step tells its RNG draws apart: D update j has phase j, the G update phase k. */
 static mg_rng_key step_key(const mg_trainer *t, enum mg_stream_kind kind, uint32_t sub)
 {
@@ -337,7 +332,7 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
         t->skipped++;
     } else {
-        mg_optim_step(opt, net->params, net->grads, epochs_done(t));
+        mg_optim_step(opt, net->params, net->grads, t->step_epochs);
         mg_net_constrain(net);
     }
     lap(t, MG_TIMER_UPDATE);
@@ -469,6 +464,7 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     stats->nonfinite = 0;
     t->mark = mg_comm_wtime();
+    t->step_epochs = t->minibatch / t->batches_per_epoch;
     if (t->trap_fpe) /* only here: the hot loop is where a NaN starts; I/O and eval are not */
         mg_fpe_traps(1);
     if (t->spec.train.mode == MG_MODE_SIMULTANEOUS) {

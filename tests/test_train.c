@@ -227,6 +227,55 @@ static void test_replica_drift_detected(void)
     mg_dataset_free(&ds);
 }
 
+/* The momentum of G's update in the step just taken: (m_new + lr g) / m_old, from the elements
+ * whose old velocity is large enough for the float rounding of the update not to matter. */
+static double g_momentum(const mg_trainer *t, const mg_real *m_old, double lr)
+{
+    double sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < t->g_opt.n; i++) {
+        if (fabs(m_old[i]) < 1e-3)
+            continue;
+        sum += ((double)t->g_opt.m[i] + lr * t->g.grads[i]) / m_old[i];
+        n++;
+    }
+    CU_ASSERT_FATAL(n > 0);
+    return sum / n;
+}
+
+/* A step across an epoch boundary: with 8 minibatches an epoch and k = 3, step 2 consumes
+ * minibatches 6, 7 and 8. Every update of it, G's included, uses the momentum of the epochs done
+ * when it began (0: momentum 0.5), not that of the minibatch count G's update sees (1: 0.9). */
+static void test_one_epoch_count_per_step(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = mg_fixture_blobs(64);
+    static const char *const jump[2] = {
+        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 1,"
+        " momentum_saturate: 1}",
+        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 1,"
+        " momentum_saturate: 1}"};
+    const char *set = "train.k=3";
+    mg_config cfg = make_config_full(jump, &set, 1);
+    mg_trainer t;
+    mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+    mg_fixture_train(&t, 2);
+    CU_ASSERT_EQUAL(t.minibatch, 6);
+    mg_real *m_old = malloc(t.g_opt.n * sizeof *m_old);
+    CU_ASSERT_FATAL(m_old != NULL);
+    memcpy(m_old, t.g_opt.m, t.g_opt.n * sizeof *m_old);
+    const double lr = mg_optim_lr(&t.g_opt.spec, t.g_opt.t);
+    mg_fixture_train(&t, 1);
+    CU_ASSERT_EQUAL(t.minibatch, 9);
+    const double mu = g_momentum(&t, m_old, lr);
+    const double want = mg_optim_momentum(&t.g_opt.spec, 0);
+    MG_ASSERT_CLOSE(mu, want, 1e-3);
+    CU_ASSERT(fabs(mu - mg_optim_momentum(&t.g_opt.spec, 1)) > 0.1); /* the test can tell */
+    free(m_old);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+}
+
 static void test_trainer_errors(void)
 {
     const mg_comm *world = mg_comm_world();
@@ -267,6 +316,7 @@ int main(int argc, char **argv)
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
         {"replica_drift_detected", test_replica_drift_detected},
+        {"one_epoch_count_per_step", test_one_epoch_count_per_step},
         {"trainer_errors", test_trainer_errors},
         {NULL, NULL},
     };

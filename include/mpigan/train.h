@@ -110,6 +110,9 @@ typedef struct {
     int64_t step;           /* completed steps (generator updates) */
     int64_t minibatch;      /* real minibatches consumed so far */
     int64_t batches_per_epoch;
+    int64_t step_epochs;    /* completed epochs when the current step began: every update of a
+                               step, D's and G's, uses the momentum of this count, as in the
+                               released code, whose momentum changes between epochs only */
 
     uint32_t *perm;         /* (data->n) data order of the current epoch */
     int64_t perm_epoch;     /* epoch perm belongs to */
