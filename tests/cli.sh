@@ -137,6 +137,46 @@ if [ -r "$fashion" ]; then
   fi
   # metrics.jsonl of the resumed run: one record per step, none twice
   [ "$(sed -n 's/^{"step": \([0-9]*\),.*/\1/p' "$tmp/sig/metrics.jsonl" | uniq -d | wc -l)" -eq 0 ] && ok || fail "metrics.jsonl repeats steps after resume"
+  # A loss that overflows (lr 1000): every record is still strict JSON, the value null and named
+  # in not_finite; mpigan plot draws the run.
+  run 1 train "$src/configs/smoke.yaml" --out "$tmp/diverge" --steps 30 --set train.log_every=1 \
+    --set train.nonfinite=skip --set generator.optimizer.lr=1000 --set discriminator.optimizer.lr=1000 --quiet
+  expect_status "a diverging run with nonfinite: skip" 0
+  python3 - "$tmp/diverge/metrics.jsonl" <<'PY' && ok || fail "metrics.jsonl of a diverging run is not strict JSON with its not_finite fields"
+import json, sys
+def refuse(token):
+    raise ValueError(token)
+seen = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line, parse_constant=refuse)
+    for key, what in r.get("not_finite", {}).items():
+        assert r[key] is None and what in ("nan", "inf", "-inf"), (key, what)
+        seen += 1
+sys.exit(0 if seen else 1)
+PY
+  # A resume inside a record's window (log_every 10, checkpoint at 15): the records equal those of
+  # an uninterrupted run but for the timings, the window's sums travelling in the checkpoint.
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/win" --steps 25 --set train.log_every=10 \
+    --set checkpoint.every=15 --set samples.every=0 --quiet
+  run 2 train --resume "$tmp/win/ckpt-00000015.h5" --force --steps 40 --quiet
+  expect_status "resume inside a record's window" 0
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/win-straight" --steps 40 --set train.log_every=10 \
+    --set checkpoint.every=15 --set samples.every=0 --quiet
+  python3 - "$tmp/win/metrics.jsonl" "$tmp/win-straight/metrics.jsonl" <<'PY' && ok || fail "a resumed run's records differ from an uninterrupted run's"
+import json, sys
+def records(path):
+    out = []
+    for line in open(path):
+        r = json.loads(line)
+        for k in ("samples_per_s", "elapsed_s"):
+            r.pop(k)
+        out.append(r)
+    return out
+a, b = records(sys.argv[1]), records(sys.argv[2])
+if a != b or [r["step"] for r in a] != [10, 20, 30, 40]:
+    print("resumed:", a, "\nstraight:", b)
+    sys.exit(1)
+PY
 
   # --- sampling: the same samples, bit for bit, on 1, 2 and 3 ranks ---
   run 1 sample "$tmp/straight" -n 300 -o "$tmp/s1.h5" --png "$tmp/s1.png"
