@@ -167,7 +167,23 @@ if [ -r "$fashion" ]; then
     a=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e1.json"); b=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e$np.json")
     [ -n "$a" ] && [ "$a" = "$b" ] && ok || fail "eval differs between 1 and $np ranks: $a / $b"
   done
-  expect_grep "eval record" "$tmp/e1.json" '"valid_ll": \[[-0-9.e]*, '
+  expect_grep "eval record" "$tmp/e1.json" '^  "valid_ll": \[$'
+  a=$(sed -n '/"valid_ll"/,/\]/p' "$tmp/e1.json"); b=$(sed -n '/"valid_ll"/,/\]/p' "$tmp/e3.json")
+  [ "$(echo "$a" | grep -c '^    -*[0-9][0-9.e+-]*,*$')" -eq 10 ] && [ "$a" = "$b" ] && ok || fail "eval record: valid_ll is not 10 numbers, the same on 1 and 3 ranks: $a"
+  # a checkpoint path with a quote, a backslash and a newline: a JSON string like any other, which
+  # the plot (jansson) reads back
+  q="$tmp/say \"cheese\" \\
+run"
+  mkdir -p "$q" && cp "$tmp/straight/$last" "$tmp/straight/metrics.jsonl" "$q/"
+  run 1 eval "$q" -n 100 --valid 50 --test 100 --set data.test_images=$t10k --quiet
+  expect_status "eval of a checkpoint with a quote in its path" 0
+  expect_grep "eval record names the checkpoint" "$q/eval-$(printf %08d $target).json" \
+    '^  "checkpoint": ".*/say \\"cheese\\" \\\\\\nrun/'"$last"'",$'
+  if command -v gnuplot >/dev/null; then
+    "$mpigan" plot "$q" -o "$tmp/qplots" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect_status "plot reads the record of a path with a quote" 0
+    [ -s "$tmp/qplots/parzen-$(printf %08d $target).png" ] && ok || fail "plot: no Parzen curve of the record of a path with a quote"
+  fi
   run 2 eval "$tmp/straight" -n 700 --valid 300 --test 600 --set data.test_images=$t10k --real --quiet
   expect_status "eval --real" 0
   [ -s "$tmp/straight/eval-$(printf %08d $target)-real.json" ] && ok || fail "eval --real wrote no record beside the checkpoint"

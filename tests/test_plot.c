@@ -6,6 +6,8 @@
 #include "mpigan/plot.h"
 
 #include <dirent.h>
+#include <jansson.h>
+#include <math.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpigan/evaluate.h"
 #include "testlib.h"
 
 static const char *const PNGS[4] = {"losses.png", "d_outputs.png", "throughput.png",
@@ -428,6 +431,84 @@ static void test_parzen(void)
     CU_ASSERT_EQUAL_FATAL(mg_plot_parzen(eval, png, 320, 240, &err), 0);
     assert_png(png, 320, 240);
     CU_ASSERT(file_exists(mg_test_path("curve.gp")));
+}
+
+/* The record `mpigan eval` writes, exactly, and read back by the plot: a checkpoint path with a
+ * quote, a backslash and a newline is a JSON string like any other; values that are not finite
+ * are null, and "not_finite" says what they were. */
+static void test_eval_record(void)
+{
+    const double sigmas[3] = {0.1, 0.316227766, 1}, valid_ll[3] = {-12.5, -INFINITY, NAN};
+    mg_eval_record r = {.checkpoint = "/runs/a \"quoted\" \\ dir\nx/ckpt-00000050.h5",
+                        .step = 50, .real = 0, .ranks = 2, .samples = 700, .valid_points = 300,
+                        .test_points = 600, .n_sigma = 3, .chosen = 0, .sigmas = sigmas,
+                        .valid_ll = valid_ll, .test_ll = -INFINITY, .test_se = NAN,
+                        .seconds = {0.25, 1.0004, 2.0006, 3.2514}};
+    const path_buf eval = keep(mg_test_path("eval-00000050.json"));
+    mg_error err = {""};
+    CU_ASSERT_EQUAL_FATAL(mg_eval_write_record(eval.s, &r, &err), 0);
+    size_t n;
+    char *text = read_all(eval.s, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_STRING_EQUAL(text, "{\n"
+                                 "  \"checkpoint\": \"/runs/a \\\"quoted\\\" \\\\ dir\\nx/ckpt-00000050.h5\",\n"
+                                 "  \"step\": 50,\n"
+                                 "  \"real\": false,\n"
+                                 "  \"ranks\": 2,\n"
+                                 "  \"samples\": 700,\n"
+                                 "  \"valid_points\": 300,\n"
+                                 "  \"test_points\": 600,\n"
+                                 "  \"sigmas\": [\n    0.1,\n    0.316227766,\n    1.0\n  ],\n"
+                                 "  \"valid_ll\": [\n    -12.5,\n    null,\n    null\n  ],\n"
+                                 "  \"sigma\": 0.1,\n"
+                                 "  \"test_ll\": null,\n"
+                                 "  \"test_se\": null,\n"
+                                 "  \"seconds\": 3.251,\n"
+                                 "  \"timers\": {\n"
+                                 "    \"samples\": 0.25,\n"
+                                 "    \"validation\": 1.0,\n"
+                                 "    \"test\": 2.001\n"
+                                 "  },\n"
+                                 "  \"not_finite\": {\n"
+                                 "    \"valid_ll\": [\n      null,\n      \"-inf\",\n      \"nan\"\n    ],\n"
+                                 "    \"test_ll\": \"-inf\",\n"
+                                 "    \"test_se\": \"nan\"\n"
+                                 "  }\n"
+                                 "}\n");
+    free(text);
+    json_error_t je;
+    json_t *o = json_load_file(eval.s, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "checkpoint")), r.checkpoint);
+    json_decref(o);
+
+    // the plot draws it: the points that are not finite are NaN (left out), the title says -inf
+    const path_buf png = keep(mg_test_path("eval-record.png"));
+    const int rc = mg_plot_parzen(eval.s, png.s, 640, 480, &err);
+    if (rc)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    assert_png(png.s, 640, 480);
+    char *gp = read_all(mg_test_path("eval-record.gp"), &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gp);
+    CU_ASSERT_PTR_NOT_NULL(strstr(gp, "0.1 -12.5\n0.316227766 NaN\n1 NaN\nEOD\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(gp, "test LL -inf ± nan nats at σ = 0.1"));
+    free(gp);
+
+    // a path that is not UTF-8, which a JSON string cannot hold
+    r.checkpoint = "/runs/caf\xe9/ckpt.h5";
+    CU_ASSERT_EQUAL_FATAL(mg_eval_write_record(eval.s, &r, &err), 0);
+    o = json_load_file(eval.s, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "checkpoint")),
+                           "/runs/caf\xef\xbf\xbd/ckpt.h5");
+    json_decref(o);
+
+    // written whole or not at all, through files.h, and the message names the file
+    const char *nowhere = mg_test_path("no-such-dir/eval.json");
+    MG_ASSERT_FAILS(mg_eval_write_record(nowhere, &r, &err), err, nowhere,
+                    "cannot write: No such file or directory");
+    assert_no_temporaries(mg_test_tmpdir());
 }
 
 /* Each bad metrics file: its exact message, and nothing written (the output directory is not
@@ -884,6 +965,7 @@ static const mg_test tests[] = {
     {"metrics_diverged", test_metrics_diverged},
     {"metrics_order_and_nan", test_metrics_order_and_nan},
     {"parzen", test_parzen},
+    {"eval_record", test_eval_record},
     {"metrics_errors", test_metrics_errors},
     {"parzen_errors", test_parzen_errors},
     {"gnuplot_errors", test_gnuplot_errors},
