@@ -478,7 +478,10 @@ static int parse_record(const char *line, size_t n, double *v, unsigned *seen)
         const json_t *x = json_object_get(o, column_names[c]);
         if (!x)
             continue;
-        rc = number_of(x, json_object_get(not_finite, column_names[c]), &v[c]);
+        // a step is a count, always written as one: never null
+        rc = c == COL_STEP && !json_is_number(x)
+                 ? -1
+                 : number_of(x, json_object_get(not_finite, column_names[c]), &v[c]);
         *seen |= 1u << c;
     }
     json_decref(o);
@@ -487,9 +490,10 @@ static int parse_record(const char *line, size_t n, double *v, unsigned *seen)
 
 /* Checks (out NULL) or converts to columns (out a data file) at most max_lines lines of
  * metrics.jsonl; blank lines are skipped. Returns the number of records or -1; *lines is the
- * number of lines read, *parzen is set if a record carries a finite Parzen log-likelihood. */
+ * number of lines read; *finite gets bit c set if a record holds a finite value in column c
+ * (a curve with none has nothing to scale its axis to). */
 static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines, long *lines,
-                           int *parzen, mg_error *err)
+                           unsigned *finite, mg_error *err)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -515,8 +519,9 @@ static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines
             break;
         }
         records++;
-        if (seen & 1u << COL_PARZEN_LL && isfinite(v[COL_PARZEN_LL]))
-            *parzen = 1;
+        for (int c = 0; c < N_COLUMNS; c++)
+            if (seen & 1u << c && isfinite(v[c]))
+                *finite |= 1u << c;
         if (!out)
             continue;
         for (int c = 0; c < N_COLUMNS; c++) {
@@ -552,15 +557,16 @@ static char *run_name(const char *path)
  * shows nothing. */
 enum { FEW_RECORDS = 100 };
 
+/* finite: convert_metrics's columns with a finite value. */
 static void write_metrics_script(FILE *f, const char *run, int width, int height, int records,
-                                 int parzen)
+                                 unsigned finite)
 {
     fputs("# Training curves of a run from metrics.dat, written by mpigan plot.\n", f);
     gp_preamble(f, "plots.gp", width, height);
     fprintf(f,
             "# metrics.dat: one row per record of metrics.jsonl; '?' is a field the record did "
             "not\n"
-            "# carry (skipped, not drawn as zero), NaN a value that was not finite\n"
+            "# carry (skipped, not drawn as zero), NaN a value that was not finite (a gap)\n"
             "set datafile missing '?'\n"
             "file = 'metrics.dat'\n"
             "curve = '%s'\n"
@@ -596,12 +602,14 @@ static void write_metrics_script(FILE *f, const char *run, int width, int height
     gp_title(f, run, "training throughput, mean over each log interval");
     fprintf(f,
             "set ylabel 'samples/s (training examples per second)'\n"
-            "set yrange [0:*]\n"
+            "%s"
             "plot file using %d:%d with @curve lw 2 notitle\n"
             "unset output\n"
             "set autoscale y\n",
+            finite & 1u << COL_RATE ? "set yrange [0:*]\n"
+                                    : "set yrange [0:1] # no finite value to scale it to\n",
             COL_STEP + 1, COL_RATE + 1);
-    if (!parzen)
+    if (!(finite & 1u << COL_PARZEN_LL))
         return;
 
     fputs("\nset output prefix.'parzen_training.png'\n", f);
@@ -627,8 +635,8 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
     // checked whole before anything is written, so a bad file leaves no trace; the conversion
     // then reads the same lines, though a running training may append more meanwhile
     long lines;
-    int parzen = 0;
-    int records = convert_metrics(in, metrics_path, NULL, LONG_MAX, &lines, &parzen, err);
+    unsigned finite = 0;
+    int records = convert_metrics(in, metrics_path, NULL, LONG_MAX, &lines, &finite, err);
     if (records == 0)
         records = mg_fail(err, "%s: no records to plot", metrics_path);
     mg_file dat;
@@ -641,7 +649,7 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
         fprintf(dat.f, " %s", column_names[c]);
     putc('\n', dat.f);
     rewind(in);
-    records = convert_metrics(in, metrics_path, dat.f, lines, &lines, &parzen, err);
+    records = convert_metrics(in, metrics_path, dat.f, lines, &lines, &finite, err);
     fclose(in);
     if (records < 0) {
         mg_file_discard(&dat);
@@ -651,11 +659,11 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
     if (text_commit(&dat, err) || text_create(&gp, out_dir, "plots.gp", err))
         return -1;
     char *run = run_name(metrics_path);
-    write_metrics_script(gp.f, run, width, height, records, parzen);
+    write_metrics_script(gp.f, run, width, height, records, finite);
     free(run);
     if (text_commit(&gp, err))
         return -1;
-    const int n = parzen ? 4 : 3;
+    const int n = finite & 1u << COL_PARZEN_LL ? 4 : 3;
     return draw(out_dir, "plots.gp", pngs, n, err) ? -1 : n;
 }
 
@@ -797,7 +805,9 @@ static void write_parzen_script(FILE *f, const eval_record *e, const char *scrip
     fputs("# The Parzen window validation curve of an eval record, written by mpigan plot.\n", f);
     gp_preamble(f, script, width, height);
     fputs("$valid << EOD\n# sigma, mean validation log-likelihood (NaN: not finite)\n", f);
+    int finite = 0;
     for (int i = 0; i < e->n_sigmas; i++) {
+        finite += isfinite(e->valid_ll[i]) != 0;
         gp_number(f, "%.9g", e->sigmas[i]);
         putc(' ', f);
         gp_number(f, "%.9g", e->valid_ll[i]);
@@ -824,12 +834,13 @@ static void write_parzen_script(FILE *f, const eval_record *e, const char *scrip
             "set xlabel 'window width σ (data units, log scale)'\n"
             "set ylabel 'mean validation log-likelihood (nats)'\n"
             "set key below\n"
+            "%s"
             "chosen = %.9g\n"
             "set arrow from chosen, graph 0 to chosen, graph 1 nohead dt 2 lw 2 lc 'red'\n"
             "plot $valid using 1:2 with linespoints lw 2 pt 7 title 'validation set', \\\n"
             "     NaN with lines dt 2 lw 2 lc 'red' title sprintf('chosen σ = %%g', chosen)\n"
             "unset output\n",
-            e->sigma);
+            finite ? "" : "set yrange [-1:1] # no finite value to scale it to\n", e->sigma);
 }
 
 int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int height,

@@ -339,12 +339,12 @@ static void test_metrics_diverged(void)
                            "10 NaN NaN 1 0.625 22084.2204 NaN 0.1 0.2 0.02116614 1000 0.0999972\n");
     free(dat);
 
-    // D and G loss never finite: their plot has no point of data, and is drawn all the same
+    // nothing but the steps ever finite: each plot has no point of data, and is drawn all the same
     write_text(metrics.s,
-               "{\"step\": 1, \"d_loss\": null, \"g_loss\": null, \"d_real\": 1.0, \"d_fake\": 0.5, "
-               "\"samples_per_s\": 100, \"not_finite\": {\"d_loss\": \"nan\", \"g_loss\": \"nan\"}}\n"
-               "{\"step\": 2, \"d_loss\": null, \"g_loss\": null, \"d_real\": 1.0, \"d_fake\": 0.5, "
-               "\"samples_per_s\": 100, \"not_finite\": {\"d_loss\": \"nan\", \"g_loss\": \"nan\"}}\n");
+               "{\"step\": 1, \"d_loss\": null, \"g_loss\": null, \"d_real\": null, \"d_fake\": null, "
+               "\"samples_per_s\": null}\n"
+               "{\"step\": 2, \"d_loss\": null, \"g_loss\": null, \"d_real\": null, \"d_fake\": null, "
+               "\"samples_per_s\": null, \"not_finite\": {\"d_loss\": \"nan\", \"g_loss\": \"nan\"}}\n");
     rc = mg_plot_metrics(metrics.s, out.s, 640, 480, &err);
     if (rc < 0)
         fprintf(stderr, "\n  %s", err.msg);
@@ -413,7 +413,7 @@ static void test_parzen(void)
     const char *eval = mg_test_write_file("eval.json", EVAL, sizeof EVAL - 1);
     const char *png = mg_test_path("parzen.png");
     mg_error err = {""};
-    const int rc = mg_plot_parzen(eval, png, 700, 500, &err);
+    int rc = mg_plot_parzen(eval, png, 700, 500, &err);
     if (rc < 0)
         fprintf(stderr, "\n  %s", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -431,6 +431,18 @@ static void test_parzen(void)
     CU_ASSERT_EQUAL_FATAL(mg_plot_parzen(eval, png, 320, 240, &err), 0);
     assert_png(png, 320, 240);
     CU_ASSERT(file_exists(mg_test_path("curve.gp")));
+
+    // no finite validation log-likelihood at all: a curve with no point, drawn all the same
+    static const char none[] = "{\"sigmas\": [0.2, 0.3], \"valid_ll\": [null, null], \"sigma\": 0.2, "
+                               "\"test_ll\": null, \"test_se\": null, \"real\": false, "
+                               "\"samples\": 5}";
+    eval = mg_test_write_file("eval-none.json", none, sizeof none - 1);
+    png = mg_test_path("none.png");
+    rc = mg_plot_parzen(eval, png, 320, 240, &err);
+    if (rc < 0)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+    assert_png(png, 320, 240);
 }
 
 /* The record `mpigan eval` writes, exactly, and read back by the plot: a checkpoint path with a
@@ -543,6 +555,9 @@ static void test_metrics_errors(void)
         "{'step': 2}",
         "[1, 2]",
         "{\"step\": true}",
+        // a step is a count, which mpigan always writes as a number
+        "{\"step\": null, \"d_loss\": 1.4, \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
+        "\"samples_per_s\": 100}",
         "{\"step\": [2]}",
         // a value that is not finite is null, or a bare nan of an older record, never a string
         "{\"step\": 2, \"d_loss\": \"nan\", \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
