@@ -6,8 +6,7 @@
  * in point order, so the printed figures do not depend on the rank count. */
 #include "mpigan/evaluate.h"
 
-
-#include <errno.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
 #include "mpigan/dataset.h"
+#include "mpigan/files.h"
 #include "mpigan/generate.h"
 #include "mpigan/splits.h"
 #include "mpigan/parzen.h"
@@ -85,61 +85,108 @@ static int real_samples(mg_dataset *mu, const mg_config *cfg, int64_t n, mg_erro
     return mg_dataset_widen(mu, err);
 }
 
-static void json_array(FILE *f, const char *key, const double *v, int n)
+/* What a value that is not finite was, for the record's "not_finite" object. */
+static const char *nonfinite_name(double x)
 {
-    fprintf(f, "  \"%s\": [", key);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s%.9g", i ? ", " : "", v[i]);
-    fprintf(f, "],\n");
+    return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
 }
 
-static void json_string(FILE *f, const char *key, const char *s)
+/* key: x into obj, or null when x is not finite, named in not_finite with what it was, as in
+ * metrics.jsonl: JSON has no NaN or Inf. */
+static void put_real(json_t *obj, json_t *not_finite, const char *key, double x)
 {
-    fprintf(f, "  \"%s\": \"", key);
-    for (; *s; s++)
-        fprintf(f, *s == '"' || *s == '\\' ? "\\%c" : "%c", *s);
-    fprintf(f, "\",\n");
-}
-
-typedef struct {
-    const char *checkpoint;
-    int64_t step;
-    int real, ranks;
-    int64_t samples;
-    int valid_points, test_points, n_sigma, chosen;
-    const double *sigmas, *valid_ll;
-    double test_ll, test_se, seconds[4]; /* samples, validation, test, total */
-} record;
-
-static int write_record(const char *path, const record *r, mg_error *err)
-{
-    char tmp[MG_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return mg_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "{\n");
-    json_string(f, "checkpoint", r->checkpoint);
-    fprintf(f, "  \"step\": %lld,\n  \"real\": %s,\n  \"ranks\": %d,\n  \"samples\": %lld,\n"
-               "  \"valid_points\": %d,\n  \"test_points\": %d,\n",
-            (long long)r->step, r->real ? "true" : "false", r->ranks, (long long)r->samples,
-            r->valid_points, r->test_points);
-    json_array(f, "sigmas", r->sigmas, r->n_sigma);
-    json_array(f, "valid_ll", r->valid_ll, r->n_sigma);
-    fprintf(f, "  \"sigma\": %.9g,\n  \"test_ll\": %.9g,\n  \"test_se\": %.9g,\n",
-            r->sigmas[r->chosen], r->test_ll, r->test_se);
-    fprintf(f, "  \"seconds\": %.3f,\n  \"timers\": {\"samples\": %.3f, \"validation\": %.3f, "
-               "\"test\": %.3f}\n}\n",
-            r->seconds[3], r->seconds[0], r->seconds[1], r->seconds[2]);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mg_fail(err, "%s: cannot write: %s", path, strerror(e));
+    if (isfinite(x)) {
+        json_object_set_new(obj, key, json_real(x));
+        return;
     }
+    json_object_set_new(obj, key, json_null());
+    json_object_set_new(not_finite, key, json_string(nonfinite_name(x)));
+}
+
+/* key: v[0..n) into obj, each value that is not finite null; if there is one, not_finite gets an
+ * array as long with what each of those was, and null for the others. */
+static void put_reals(json_t *obj, json_t *not_finite, const char *key, const double *v, int n)
+{
+    json_t *a = json_array(), *what = json_array();
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        const int finite = isfinite(v[i]);
+        json_array_append_new(a, finite ? json_real(v[i]) : json_null());
+        json_array_append_new(what, finite ? json_null() : json_string(nonfinite_name(v[i])));
+        any |= !finite;
+    }
+    json_object_set_new(obj, key, a);
+    if (any)
+        json_object_set(not_finite, key, what);
+    json_decref(what);
+}
+
+/* s as a JSON string. JSON holds only UTF-8, and a path is bytes: a path that is not UTF-8 is
+ * written with U+FFFD for each of its non-ASCII bytes. */
+static json_t *path_string(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *t = mg_xmalloc(3 * strlen(s) + 1), *p = t;
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x80) {
+            *p++ = *s;
+        } else {
+            memcpy(p, "\xef\xbf\xbd", 3);
+            p += 3;
+        }
+    }
+    *p = '\0';
+    j = json_string(t);
+    free(t);
+    return j;
+}
+
+/* Seconds to the millisecond: more digits would be noise. */
+static json_t *seconds(double s)
+{
+    return json_real(round(s * 1000) / 1000);
+}
+
+int mg_eval_write_record(const char *path, const mg_eval_record *r, mg_error *err)
+{
+    json_t *o = json_object(), *bad = json_object();
+    json_object_set_new(o, "checkpoint", path_string(r->checkpoint));
+    json_object_set_new(o, "step", json_integer(r->step));
+    json_object_set_new(o, "real", json_boolean(r->real));
+    json_object_set_new(o, "ranks", json_integer(r->ranks));
+    json_object_set_new(o, "samples", json_integer(r->samples));
+    json_object_set_new(o, "valid_points", json_integer(r->valid_points));
+    json_object_set_new(o, "test_points", json_integer(r->test_points));
+    put_reals(o, bad, "sigmas", r->sigmas, r->n_sigma);
+    put_reals(o, bad, "valid_ll", r->valid_ll, r->n_sigma);
+    put_real(o, bad, "sigma", r->sigmas[r->chosen]);
+    put_real(o, bad, "test_ll", r->test_ll);
+    put_real(o, bad, "test_se", r->test_se);
+    json_object_set_new(o, "seconds", seconds(r->seconds[3]));
+    json_object_set_new(o, "timers",
+                        json_pack("{s:o, s:o, s:o}", "samples", seconds(r->seconds[0]),
+                                  "validation", seconds(r->seconds[1]), "test",
+                                  seconds(r->seconds[2])));
+    if (json_object_size(bad))
+        json_object_set(o, "not_finite", bad);
+    json_decref(bad);
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!text)
+        return mg_fail(err, "%s: cannot write: out of memory", path);
+    const size_t len = strlen(text);
+    text[len] = '\n'; /* over the terminator: the record ends its line */
+    mg_error what;
+    const int rc = mg_file_write(path, text, len + 1, &what);
+    free(text);
+    if (rc)
+        return mg_fail(err, "%s: cannot write: %s", path, what.msg);
     return 0;
 }
 
-static void print_table(const record *r, const char *out)
+static void print_table(const mg_eval_record *r, const char *out)
 {
     printf("Parzen window log-likelihood of %s (step %lld), on %d rank%s\n", r->checkpoint,
            (long long)r->step, r->ranks, r->ranks == 1 ? "" : "s");
@@ -255,13 +302,13 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     }
     const double t3 = mg_comm_wtime();
     if (rank == 0) {
-        record r = {.checkpoint = ckpt, .step = step, .real = o->real,
+        mg_eval_record r = {.checkpoint = ckpt, .step = step, .real = o->real,
                     .ranks = mg_comm_size(comm), .samples = o->samples,
                     .valid_points = valid.n, .test_points = test.n, .n_sigma = ns,
                     .chosen = chosen, .sigmas = sigmas, .valid_ll = valid_mean,
                     .seconds = {t1 - t0, t2 - t1, t3 - t2, t3 - t0}};
         mg_parzen_mean_se(ll, test.n, 1, 0, &r.test_ll, &r.test_se);
-        if (write_record(out, &r, &err)) {
+        if (mg_eval_write_record(out, &r, &err)) {
             fprintf(stderr, "mpigan: %s\n", err.msg);
             status = MG_EXIT_RUNTIME;
         } else if (!o->quiet) {

@@ -2,6 +2,8 @@
  * calls the library; everything else lives in libmpigan.
  *
  * Exit status: see MG_EXIT_* in mpigan/run.h and `mpigan --help`. */
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,12 +158,17 @@ static int launcher_rank(void)
     return 0;
 }
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
 {
     if (launcher_rank() == 0) {
+        va_list ap;
+        va_start(ap, fmt);
         fprintf(stderr, "mpigan: ");
-        fprintf(stderr, fmt, arg);
+        vfprintf(stderr, fmt, ap);
         fprintf(stderr, " (see 'mpigan %s --help')\n", cmd);
+        va_end(ap);
     }
     return MG_EXIT_INPUT;
 }
@@ -183,11 +190,116 @@ static int is_count(const char *s)
     return 1;
 }
 
-static int takes_value(const char *arg, const char *const *opts)
+/* ---- one command's arguments, through getopt_long ---- */
+
+/* Options without a short form, numbered above every character. */
+enum {
+    OPT_SET = 256, OPT_STEPS, OPT_EPOCHS, OPT_OUT, OPT_RESUME, OPT_PROGRESS, OPT_FORCE, OPT_QUIET,
+    OPT_PNG, OPT_COLUMNS, OPT_NOISE_SET, OPT_VALID, OPT_TEST, OPT_SIGMAS, OPT_REAL, OPT_SIZE,
+    OPT_FOLD, OPT_SPLIT,
+};
+
+#define HELP_OPTION {"help", no_argument, NULL, 'h'}
+
+/* The arguments of one command, argv[0] its name. Options and positional arguments may come in
+ * any order ("train --out DIR CONFIG", "train CONFIG --out DIR"), an option's value as the next
+ * argument or after '=' (--set=KEY=VALUE), a long option by any unambiguous prefix, and
+ * everything after "--" is positional. */
+typedef struct {
+    const char *cmd;                 /* for "see 'mpigan CMD --help'" */
+    const char *shorts;              /* the short options, as getopt's optstring */
+    const struct option *longs;      /* ending with a zero entry */
+    char optstring[32];
+    int argc;
+    char **argv;
+    int rest;                        /* past "--", or past the last option */
+} args;
+
+static void args_start(args *a, const char *cmd, const char *shorts,
+                       const struct option *longs, int argc, char **argv)
 {
-    for (; *opts; opts++)
-        if (!strcmp(arg, *opts))
-            return 1;
+    a->cmd = cmd;
+    a->shorts = shorts;
+    a->longs = longs;
+    /* '-': positional arguments come back in order, as option 1, whatever POSIXLY_CORRECT says,
+     * so that they may stand before and after options; ':' reports a missing value as ':'. */
+    snprintf(a->optstring, sizeof a->optstring, "-:%s", shorts);
+    a->argc = argc;
+    a->argv = argv;
+    a->rest = 0;
+    optind = 0; /* glibc: 0 starts getopt afresh, for each command parsed */
+    opterr = 0; /* its messages are replaced by mpigan's one line */
+}
+
+/* An option's name: "--set" for one written long (perhaps abbreviated, perhaps with "=VALUE"),
+ * else "-n". */
+static const char *option_name(const args *a, int val, int written_long)
+{
+    static char buf[64];
+    for (const struct option *o = a->longs; written_long && o->name; o++)
+        if (o->val == val) {
+            snprintf(buf, sizeof buf, "--%s", o->name);
+            return buf;
+        }
+    snprintf(buf, sizeof buf, "-%c", val);
+    return buf;
+}
+
+/* getopt_long's '?' as mpigan's line. optopt tells the cases apart: one of this command's options
+ * (only a long one, given "=VALUE" though it takes none), another character (an unknown short
+ * option; the argument holding it may be a cluster, "-qx"), or 0 (an unknown long option, or an
+ * abbreviation of several: getopt_long has moved past it). */
+static int bad_option(const args *a)
+{
+    const int known = optopt >= 256 || (optopt > 0 && optopt != ':' && strchr(a->shorts, optopt));
+    if (known)
+        return usage_error(a->cmd, "%s takes no value", option_name(a, optopt, 1));
+    if (optopt != 0)
+        return usage_error(a->cmd, "unknown option -%c", optopt);
+    const char *written = a->argv[optind - 1];
+    const size_t len = strcspn(written + 2, "=");
+    char candidates[256] = "";
+    int n = 0;
+    for (const struct option *o = a->longs; o->name; o++)
+        if (strncmp(o->name, written + 2, len) == 0) {
+            const size_t used = strlen(candidates);
+            snprintf(candidates + used, sizeof candidates - used, "%s--%s", n++ ? ", " : "",
+                     o->name);
+        }
+    if (n > 1)
+        return usage_error(a->cmd, "option %.*s is ambiguous: %s", (int)len + 2, written,
+                           candidates);
+    return usage_error(a->cmd, "unknown option %s", written);
+}
+
+/* The next argument: an option's character (or OPT_*) with its value in *value, 1 for a
+ * positional argument in *value, 0 at the end, or -1 after printing what is wrong (the caller
+ * returns MG_EXIT_INPUT). */
+static int args_next(args *a, const char **value)
+{
+    if (!a->rest) {
+        const int c = getopt_long(a->argc, a->argv, a->optstring, a->longs, NULL);
+        if (c == ':') {
+            // getopt_long has moved past the option, the last argument: "--set" or "-n" (or "-qn")
+            const char *written = a->argv[optind - 1];
+            usage_error(a->cmd, "%s needs a value",
+                        option_name(a, optopt, strncmp(written, "--", 2) == 0));
+            return -1;
+        }
+        if (c == '?') {
+            bad_option(a);
+            return -1;
+        }
+        if (c != -1) {
+            *value = optarg;
+            return c;
+        }
+        a->rest = 1; /* getopt_long left optind at the arguments after "--", if any */
+    }
+    if (optind < a->argc) {
+        *value = a->argv[optind++];
+        return 1;
+    }
     return 0;
 }
 
@@ -196,36 +308,52 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
 {
     static const char *overrides[MAX_OVERRIDES];
     static char steps_set[64], epochs_set[64];
-    static const char *const valued[] = {"--set", "--steps", "--epochs", "--out", "--resume",
-                                         "--progress", NULL};
+    static const struct option longs[] = {
+        HELP_OPTION,
+        {"set", required_argument, NULL, OPT_SET},
+        {"steps", required_argument, NULL, OPT_STEPS},
+        {"epochs", required_argument, NULL, OPT_EPOCHS},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"resume", required_argument, NULL, OPT_RESUME},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {NULL, 0, NULL, 0},
+    };
     memset(o, 0, sizeof *o);
     o->overrides = overrides;
     steps_set[0] = epochs_set[0] = '\0';
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (takes_value(arg, valued)) {
-            if (!val)
-                return usage_error("train", "%s needs a value", arg);
-            i++;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+    args a;
+    args_start(&a, "train", "h", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        switch (c) {
+        case -1:
+            return MG_EXIT_INPUT;
+        case 'h':
             return help(usage_train);
-        } else if (!strcmp(arg, "--set")) {
+        case OPT_SET:
+            /* two places stay for --epochs and --steps */
             if (o->n_overrides >= MAX_OVERRIDES - 2)
-                return usage_error("train", "too many --set options (at most %s)", "253");
+                return usage_error("train", "too many --set options (at most %d)",
+                                   MAX_OVERRIDES - 2);
             overrides[o->n_overrides++] = val;
-        } else if (!strcmp(arg, "--steps") || !strcmp(arg, "--epochs")) {
+            break;
+        case OPT_STEPS:
+        case OPT_EPOCHS:
             if (!is_count(val))
-                return usage_error("train", "%s needs a whole number", arg);
-            int steps = !strcmp(arg, "--steps");
-            snprintf(steps ? steps_set : epochs_set, sizeof steps_set, "train.%s=%s",
-                     steps ? "steps" : "epochs", val);
-        } else if (!strcmp(arg, "--out")) {
+                return usage_error("train", "--%s needs a whole number",
+                                   c == OPT_STEPS ? "steps" : "epochs");
+            snprintf(c == OPT_STEPS ? steps_set : epochs_set, sizeof steps_set, "train.%s=%s",
+                     c == OPT_STEPS ? "steps" : "epochs", val);
+            break;
+        case OPT_OUT:
             o->out = val;
-        } else if (!strcmp(arg, "--resume")) {
+            break;
+        case OPT_RESUME:
             o->resume = val;
-        } else if (!strcmp(arg, "--progress")) {
+            break;
+        case OPT_PROGRESS:
             if (!strcmp(val, "auto"))
                 o->progress = MG_PROGRESS_AUTO;
             else if (!strcmp(val, "redraw"))
@@ -234,20 +362,21 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
                 o->progress = MG_PROGRESS_LINES;
             else
                 return usage_error("train", "--progress takes auto, redraw or lines, not %s", val);
-        } else if (!strcmp(arg, "--force")) {
+            break;
+        case OPT_FORCE:
             o->force = 1;
-        } else if (!strcmp(arg, "--quiet")) {
+            break;
+        case OPT_QUIET:
             o->quiet = 1;
-        } else if (arg[0] == '-') {
-            return usage_error("train", "unknown option %s", arg);
-        } else if (o->config) {
-            return usage_error("train", "one configuration file only; extra argument %s", arg);
-        } else {
-            o->config = arg;
+            break;
+        default: /* 1: the configuration */
+            if (o->config)
+                return usage_error("train", "one configuration file only; extra argument %s", val);
+            o->config = val;
         }
     }
     if (!o->config && !o->resume)
-        return usage_error("train", "%s", "train needs a configuration file (or --resume)");
+        return usage_error("train", "train needs a configuration file (or --resume)");
     /* The dedicated options go last, so they win over --set like a later --set would. */
     if (epochs_set[0])
         overrides[o->n_overrides++] = epochs_set;
@@ -258,48 +387,58 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
 
 static int parse_sample(mg_sample_opts *o, int argc, char **argv)
 {
-    static const char *const valued[] = {"-n", "-o", "--png", "--columns", "--noise-set", NULL};
+    static const struct option longs[] = {
+        HELP_OPTION,
+        {"png", required_argument, NULL, OPT_PNG},
+        {"columns", required_argument, NULL, OPT_COLUMNS},
+        {"noise-set", required_argument, NULL, OPT_NOISE_SET},
+        {NULL, 0, NULL, 0},
+    };
     memset(o, 0, sizeof *o);
     o->n = -1;
     o->set = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (takes_value(arg, valued)) {
-            if (!val)
-                return usage_error("sample", "%s needs a value", arg);
-            i++;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+    args a;
+    args_start(&a, "sample", "hn:o:", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        switch (c) {
+        case -1:
+            return MG_EXIT_INPUT;
+        case 'h':
             return help(usage_sample);
-        } else if (!strcmp(arg, "-n") || !strcmp(arg, "--columns") || !strcmp(arg, "--noise-set")) {
+        case 'n':
+        case OPT_COLUMNS:
+        case OPT_NOISE_SET: {
             if (!is_count(val))
-                return usage_error("sample", "%s needs a whole number", arg);
-            long long v = atoll(val);
-            if (!strcmp(arg, "-n"))
+                return usage_error("sample", "%s needs a whole number",
+                                   c == 'n' ? "-n" : c == OPT_COLUMNS ? "--columns" : "--noise-set");
+            const long long v = atoll(val);
+            if (c == 'n')
                 o->n = v;
-            else if (!strcmp(arg, "--columns"))
+            else if (c == OPT_COLUMNS)
                 o->columns = v > 100000 ? 100000 : (int)v;
             else
                 o->set = (uint64_t)v;
-        } else if (!strcmp(arg, "-o")) {
+            break;
+        }
+        case 'o':
             o->out = val;
-        } else if (!strcmp(arg, "--png")) {
+            break;
+        case OPT_PNG:
             o->png = val;
-        } else if (arg[0] == '-') {
-            return usage_error("sample", "unknown option %s", arg);
-        } else if (o->checkpoint) {
-            return usage_error("sample", "one checkpoint only; extra argument %s", arg);
-        } else {
-            o->checkpoint = arg;
+            break;
+        default: /* 1: the checkpoint */
+            if (o->checkpoint)
+                return usage_error("sample", "one checkpoint only; extra argument %s", val);
+            o->checkpoint = val;
         }
     }
     if (!o->checkpoint)
-        return usage_error("sample", "%s", "sample needs a checkpoint");
+        return usage_error("sample", "sample needs a checkpoint");
     if (o->n < 1)
-        return usage_error("sample", "%s", "sample needs -n N, N >= 1");
+        return usage_error("sample", "sample needs -n N, N >= 1");
     if (!o->out)
-        return usage_error("sample", "%s", "sample needs -o FILE.h5");
+        return usage_error("sample", "sample needs -o FILE.h5");
     return -1;
 }
 
@@ -320,8 +459,17 @@ static int parse_sigmas(mg_eval_opts *o, const char *val)
 static int parse_eval(mg_eval_opts *o, int argc, char **argv)
 {
     static const char *overrides[MAX_OVERRIDES];
-    static const char *const valued[] = {"-n", "--valid", "--test", "--sigmas", "--noise-set",
-                                         "--set", "-o", NULL};
+    static const struct option longs[] = {
+        HELP_OPTION,
+        {"valid", required_argument, NULL, OPT_VALID},
+        {"test", required_argument, NULL, OPT_TEST},
+        {"sigmas", required_argument, NULL, OPT_SIGMAS},
+        {"real", no_argument, NULL, OPT_REAL},
+        {"noise-set", required_argument, NULL, OPT_NOISE_SET},
+        {"set", required_argument, NULL, OPT_SET},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {NULL, 0, NULL, 0},
+    };
     memset(o, 0, sizeof *o);
     o->overrides = overrides;
     o->samples = 10000;
@@ -330,91 +478,107 @@ static int parse_eval(mg_eval_opts *o, int argc, char **argv)
     o->sigma_hi = 1.0;
     o->n_sigmas = 10;
     o->set = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (takes_value(arg, valued)) {
-            if (!val)
-                return usage_error("eval", "%s needs a value", arg);
-            i++;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+    args a;
+    args_start(&a, "eval", "hn:o:", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        switch (c) {
+        case -1:
+            return MG_EXIT_INPUT;
+        case 'h':
             return help(usage_eval);
-        } else if (!strcmp(arg, "-n") || !strcmp(arg, "--valid") || !strcmp(arg, "--test") ||
-                   !strcmp(arg, "--noise-set")) {
-            if (!is_count(val) || (strcmp(arg, "--noise-set") && atoll(val) > 100000000))
-                return usage_error("eval", "%s needs a whole number", arg);
-            long long v = atoll(val);
-            if (!strcmp(arg, "-n"))
+        case 'n':
+        case OPT_VALID:
+        case OPT_TEST:
+        case OPT_NOISE_SET: {
+            if (!is_count(val) || (c != OPT_NOISE_SET && atoll(val) > 100000000))
+                return usage_error("eval", "%s needs a whole number",
+                                   c == 'n'         ? "-n"
+                                   : c == OPT_VALID ? "--valid"
+                                   : c == OPT_TEST  ? "--test"
+                                                    : "--noise-set");
+            const long long v = atoll(val);
+            if (c == 'n')
                 o->samples = v;
-            else if (!strcmp(arg, "--valid"))
+            else if (c == OPT_VALID)
                 o->valid_points = (int)v;
-            else if (!strcmp(arg, "--test"))
+            else if (c == OPT_TEST)
                 o->test_points = (int)v;
             else
                 o->set = (uint64_t)v;
-        } else if (!strcmp(arg, "--sigmas")) {
+            break;
+        }
+        case OPT_SIGMAS:
             if (parse_sigmas(o, val))
                 return usage_error("eval", "--sigmas takes LO,HI,K with 0 < LO <= HI and K from 1 "
                                            "to 1000, not %s", val);
-        } else if (!strcmp(arg, "--set")) {
+            break;
+        case OPT_SET:
             if (o->n_overrides >= MAX_OVERRIDES)
-                return usage_error("eval", "too many --set options (at most %s)", "256");
+                return usage_error("eval", "too many --set options (at most %d)", MAX_OVERRIDES);
             overrides[o->n_overrides++] = val;
-        } else if (!strcmp(arg, "-o")) {
+            break;
+        case 'o':
             o->out = val;
-        } else if (!strcmp(arg, "--real")) {
+            break;
+        case OPT_REAL:
             o->real = 1;
-        } else if (!strcmp(arg, "--quiet")) {
+            break;
+        case OPT_QUIET:
             o->quiet = 1;
-        } else if (arg[0] == '-') {
-            return usage_error("eval", "unknown option %s", arg);
-        } else if (o->checkpoint) {
-            return usage_error("eval", "one checkpoint only; extra argument %s", arg);
-        } else {
-            o->checkpoint = arg;
+            break;
+        default: /* 1: the checkpoint */
+            if (o->checkpoint)
+                return usage_error("eval", "one checkpoint only; extra argument %s", val);
+            o->checkpoint = val;
         }
     }
     if (!o->checkpoint)
-        return usage_error("eval", "%s", "eval needs a checkpoint");
+        return usage_error("eval", "eval needs a checkpoint");
     if (o->samples < 1 || o->valid_points < 1)
-        return usage_error("eval", "%s", "eval needs -n and --valid of at least 1");
+        return usage_error("eval", "eval needs -n and --valid of at least 1");
     return -1;
 }
 
 static int parse_plot(mg_plot_opts *o, int argc, char **argv)
 {
-    static const char *const valued[] = {"-o", "--size", NULL};
+    static const struct option longs[] = {
+        HELP_OPTION,
+        {"size", required_argument, NULL, OPT_SIZE},
+        {NULL, 0, NULL, 0},
+    };
     memset(o, 0, sizeof *o);
     o->width = 900;
     o->height = 560;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (takes_value(arg, valued)) {
-            if (!val)
-                return usage_error("plot", "%s needs a value", arg);
-            i++;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+    args a;
+    args_start(&a, "plot", "ho:", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        switch (c) {
+        case -1:
+            return MG_EXIT_INPUT;
+        case 'h':
             return help(usage_plot);
-        } else if (!strcmp(arg, "-o")) {
+        case 'o':
             o->out = val;
-        } else if (!strcmp(arg, "--size")) {
+            break;
+        case OPT_SIZE: {
             int used = 0;
             if (sscanf(val, "%dx%d%n", &o->width, &o->height, &used) != 2 || val[used] ||
-                o->width < 64 || o->height < 64 || o->width > 10000 || o->height > 10000)
-                return usage_error("plot", "--size takes WxH, each 64 to 10000, not %s", val);
-        } else if (arg[0] == '-') {
-            return usage_error("plot", "unknown option %s", arg);
-        } else if (o->run_dir) {
-            return usage_error("plot", "one run directory only; extra argument %s", arg);
-        } else {
-            o->run_dir = arg;
+                o->width < MG_PLOT_MIN_SIDE || o->height < MG_PLOT_MIN_SIDE ||
+                o->width > MG_PLOT_MAX_SIDE || o->height > MG_PLOT_MAX_SIDE)
+                return usage_error("plot", "--size takes WxH, each %d to %d, not %s",
+                                   MG_PLOT_MIN_SIDE, MG_PLOT_MAX_SIDE, val);
+            break;
+        }
+        default: /* 1: the run directory */
+            if (o->run_dir)
+                return usage_error("plot", "one run directory only; extra argument %s", val);
+            o->run_dir = val;
         }
     }
     if (!o->run_dir)
-        return usage_error("plot", "%s", "plot needs a run directory");
+        return usage_error("plot", "plot needs a run directory");
     return -1;
 }
 
@@ -422,52 +586,79 @@ static int parse_prepare(mg_prepare_opts *o, int argc, char **argv)
 {
     static const char *inputs[256];
     static const char *const splits[] = {"unlabeled", "train", "valid", "test"};
-    static const char *const valued[] = {"-o", "--fold", "--split", NULL};
+    static const struct option longs[] = {
+        HELP_OPTION,
+        {"fold", required_argument, NULL, OPT_FOLD},
+        {"split", required_argument, NULL, OPT_SPLIT},
+        {NULL, 0, NULL, 0},
+    };
     memset(o, 0, sizeof *o);
     o->inputs = inputs;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (takes_value(arg, valued)) {
-            if (!val)
-                return usage_error("prepare", "%s needs a value", arg);
-            i++;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+    args a;
+    args_start(&a, "prepare", "ho:", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        switch (c) {
+        case -1:
+            return MG_EXIT_INPUT;
+        case 'h':
             return help(usage_prepare);
-        } else if (!strcmp(arg, "-o")) {
+        case 'o':
             o->out = val;
-        } else if (!strcmp(arg, "--fold")) {
+            break;
+        case OPT_FOLD:
             if (!is_count(val) || atoi(val) > 4)
                 return usage_error("prepare", "--fold takes 0 to 4, not %s", val);
             o->fold = atoi(val);
-        } else if (!strcmp(arg, "--split")) {
+            break;
+        case OPT_SPLIT:
             o->split = -1;
             for (int k = 0; k < 4; k++)
                 if (!strcmp(val, splits[k]))
                     o->split = k;
             if (o->split < 0)
-                return usage_error("prepare", "--split takes unlabeled, train, valid or test, not %s",
-                                   val);
-        } else if (arg[0] == '-') {
-            return usage_error("prepare", "unknown option %s", arg);
-        } else if (!o->format) {
-            o->format = arg;
-        } else if (o->n_inputs < 256) {
-            inputs[o->n_inputs++] = arg;
-        } else {
-            return usage_error("prepare", "too many inputs (at most %s)", "256");
+                return usage_error("prepare",
+                                   "--split takes unlabeled, train, valid or test, not %s", val);
+            break;
+        default: /* 1: the format, then the inputs */
+            if (!o->format)
+                o->format = val;
+            else if (o->n_inputs < 256)
+                inputs[o->n_inputs++] = val;
+            else
+                return usage_error("prepare", "too many inputs (at most %d)", 256);
         }
     }
     if (!o->format)
-        return usage_error("prepare", "%s", "prepare needs a format: idx, cifar10 or tfd");
+        return usage_error("prepare", "prepare needs a format: idx, cifar10 or tfd");
     if (strcmp(o->format, "idx") && strcmp(o->format, "cifar10") && strcmp(o->format, "tfd"))
         return usage_error("prepare", "format %s is not one of idx, cifar10, tfd", o->format);
     int max_inputs = !strcmp(o->format, "idx") ? 2 : !strcmp(o->format, "tfd") ? 1 : 256;
     if (o->n_inputs < 1 || o->n_inputs > max_inputs)
         return usage_error("prepare", "wrong number of inputs for %s", o->format);
     if (!o->out)
-        return usage_error("prepare", "%s", "prepare needs -o OUT.h5");
+        return usage_error("prepare", "prepare needs -o OUT.h5");
+    return -1;
+}
+
+/* info CHECKPOINT: *checkpoint, or the exit status. */
+static int parse_info(const char **checkpoint, int argc, char **argv)
+{
+    static const struct option longs[] = {HELP_OPTION, {NULL, 0, NULL, 0}};
+    int n = 0;
+    args a;
+    args_start(&a, "info", "h", longs, argc, argv);
+    const char *val;
+    for (int c; (c = args_next(&a, &val)) != 0;) {
+        if (c == -1)
+            return MG_EXIT_INPUT;
+        if (c == 'h')
+            return help(usage_info);
+        if (n++ == 0)
+            *checkpoint = val;
+    }
+    if (n != 1)
+        return usage_error("info", "info takes one checkpoint");
     return -1;
 }
 
@@ -487,11 +678,10 @@ int main(int argc, char **argv)
 
     int code;
     if (!strcmp(cmd, "info")) {
-        if (argc != 3)
-            return usage_error("info", "%s", "info takes one checkpoint");
-        if (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))
-            return help(usage_info);
-        return mg_run_info(argv[2]);
+        const char *checkpoint = NULL;
+        if ((code = parse_info(&checkpoint, argc - 1, argv + 1)) >= 0)
+            return code;
+        return mg_run_info(checkpoint);
     } else if (!strcmp(cmd, "prepare")) {
         mg_prepare_opts o;
         if ((code = parse_prepare(&o, argc - 1, argv + 1)) >= 0)

@@ -1,11 +1,13 @@
-/* Plots through gnuplot: the inputs are parsed and checked here, written out as a plain data file
- * and a gnuplot script, and gnuplot is run on the script in the output directory as
+/* Plots through gnuplot: the inputs are read with jansson and checked here, written out as a
+ * plain data file and a gnuplot script (through files.h), and gnuplot is run on the script in the
+ * output directory as
  *
- *   gnuplot -e "suffix='.tmp'" SCRIPT
+ *   gnuplot -e "prefix='.plot-XXXXXX/'" SCRIPT
  *
- * The script names each picture NAME.suffix, with suffix '' unless set, so the same script
- * writes temporary names for us (renamed into place only when gnuplot succeeded and wrote every
- * picture) and the final names when a user reruns `gnuplot SCRIPT` after restyling it. */
+ * The script names each picture prefix.NAME, with prefix '' unless set, so the same script writes
+ * into a fresh private directory for us (whose pictures are moved into place only when gnuplot
+ * succeeded and wrote every one) and the final names when a user reruns `gnuplot SCRIPT` after
+ * restyling it. */
 #define _GNU_SOURCE /* pipe2, posix_spawn_file_actions_addchdir_np, strcasestr */
 #include "mpigan/plot.h"
 
@@ -23,8 +25,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "mpigan/checkpoint.h"
 #include "mpigan/config.h"
+#include "mpigan/files.h"
 #include "mpigan/generate.h"
 #include "mpigan/image.h"
 #include "mpigan/nn.h"
@@ -72,172 +77,110 @@ static int mkdir_p(const char *dir, mg_error *err)
     return rc;
 }
 
-/* A text file written as PATH.tmp and renamed into place by out_commit, so that a reader (or
- * gnuplot) never sees half of it. */
-typedef struct {
-    char *path, *tmp;
-    FILE *f;
-} out_file;
-
-static int out_open(out_file *o, const char *dir, const char *name, mg_error *err)
+/* A text file (metrics.dat, a gnuplot script) through files.h: a fresh exclusive temporary beside
+ * DIR/NAME, renamed over it by text_commit, so that neither gnuplot nor a reader sees half of it
+ * and nothing is written through a link planted at a temporary name. */
+static int text_create(mg_file *o, const char *dir, const char *name, mg_error *err)
 {
-    o->path = xjoin(dir, "/", name);
-    o->tmp = xjoin(o->path, ".tmp", "");
-    o->f = fopen(o->tmp, "w");
-    if (o->f)
-        return 0;
-    mg_fail(err, "%s: cannot write: %s", o->path, strerror(errno));
-    free(o->path);
-    free(o->tmp);
-    return -1;
-}
-
-static void out_abandon(out_file *o)
-{
-    fclose(o->f);
-    remove(o->tmp);
-    free(o->path);
-    free(o->tmp);
-}
-
-static int out_commit(out_file *o, mg_error *err)
-{
-    int rc = 0;
-    const int bad = ferror(o->f);
-    if (fclose(o->f) != 0 || bad)
-        rc = mg_fail(err, "%s: write failed: %s", o->path, strerror(errno));
-    else if (rename(o->tmp, o->path) != 0)
-        rc = mg_fail(err, "%s: cannot rename into place: %s", o->path, strerror(errno));
-    if (rc != 0)
-        remove(o->tmp);
-    free(o->path);
-    free(o->tmp);
+    char *path = xjoin(dir, "/", name);
+    mg_error what;
+    int rc = mg_file_create(o, path, &what);
+    if (rc)
+        mg_fail(err, "%s: cannot write: %s", path, what.msg);
+    free(path);
     return rc;
 }
 
-/* ---- JSON scanning ---- */
-
-static const char *skip_ws(const char *p)
+static int text_commit(mg_file *o, mg_error *err)
 {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
+    mg_error what;
+    if (mg_file_commit(o, &what))
+        return mg_fail(err, "%s: cannot write: %s", o->path, what.msg);
+    return 0;
 }
 
-static int is_digit(char c)
+/* ---- reading records ---- */
+
+/* path opened for reading through files.h, which refuses what is not a regular file (a FIFO would
+ * block, a directory is no record); NULL with "PATH: cannot read: ..." in err. */
+static FILE *open_record(const char *path, mg_error *err)
 {
-    return c >= '0' && c <= '9';
+    int fd;
+    mg_error what;
+    if (mg_file_open_read(&fd, path, &what)) {
+        mg_fail(err, "%s: cannot read: %s", path, what.msg);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
-/* A JSON number at *p into *v, advancing *p past it. Also nan, -nan, inf and -inf: printf's %g
- * writes them for a diverged loss (mg_report does), and such a run is one a user wants to see. */
-static int scan_number(const char **p, double *v)
+static int is_word_char(char c)
 {
-    const char *s = *p, *q = s;
-    if (*q == '-')
-        q++;
-    if (strncmp(q, "nan", 3) == 0 || strncmp(q, "inf", 3) == 0) {
-        *v = q[0] == 'n' ? NAN : s[0] == '-' ? -INFINITY : INFINITY;
-        *p = q + 3;
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '_' || c == '.' || c == '+' || c == '-';
+}
+
+/* Records of mpigan before its JSON went through jansson were printed with %g, which writes a
+ * value that is not finite as a bare nan, -nan, inf or -inf: not JSON. Outside strings, each such
+ * token becomes null, which is how mpigan writes one now, so jansson reads those records too.
+ * Everything else is left as it is (newlines included: jansson's line numbers are the file's).
+ * text: n bytes without a NUL; returns a new string of at most n + n / 3 + 1 bytes. */
+static char *null_for_bare_nonfinite(const char *text, size_t n)
+{
+    char *out = mg_xmalloc(n + n / 3 + 1), *o = out;
+    int in_string = 0;
+    for (size_t i = 0; i < n;) {
+        if (in_string) {
+            if (text[i] == '"')
+                in_string = 0;
+            else if (text[i] == '\\' && i + 1 < n)
+                *o++ = text[i++]; // the escaped character is copied next, whatever it is
+            *o++ = text[i++];
+            continue;
+        }
+        const size_t sign = text[i] == '-', end = i + sign + 3;
+        if (end <= n && (!memcmp(text + i + sign, "nan", 3) || !memcmp(text + i + sign, "inf", 3)) &&
+            (i == 0 || !is_word_char(text[i - 1])) && (end == n || !is_word_char(text[end]))) {
+            memcpy(o, "null", 4);
+            o += 4;
+            i = end;
+            continue;
+        }
+        in_string = text[i] == '"';
+        *o++ = text[i++];
+    }
+    *o = '\0';
+    return out;
+}
+
+/* text (n bytes, no NUL) as JSON, older records' bare non-finite tokens read as null; NULL with
+ * jansson's error in *e. Keys must not repeat: which of two values would be meant? */
+static json_t *load_json(const char *text, size_t n, json_error_t *e)
+{
+    char *clean = null_for_bare_nonfinite(text, n);
+    json_t *j = json_loads(clean, JSON_REJECT_DUPLICATES, e);
+    free(clean);
+    return j;
+}
+
+/* A number of a record into *v: a JSON number, or null, which stands for a value that was not
+ * finite (JSON has none): NaN, or what the record's "not_finite" entry for it says ("inf",
+ * "-inf", "nan"). -1 for any other type. */
+static int number_of(const json_t *x, const json_t *not_finite, double *v)
+{
+    if (json_is_number(x)) {
+        *v = json_number_value(x);
         return 0;
     }
-    if (*q == '0')
-        q++;
-    else if (is_digit(*q))
-        while (is_digit(*q))
-            q++;
-    else
+    if (!json_is_null(x))
         return -1;
-    if (*q == '.') {
-        if (!is_digit(*++q))
-            return -1;
-        while (is_digit(*q))
-            q++;
-    }
-    if (*q == 'e' || *q == 'E') {
-        q += q[1] == '+' || q[1] == '-' ? 2 : 1;
-        if (!is_digit(*q))
-            return -1;
-        while (is_digit(*q))
-            q++;
-    }
-    // strtod on a copy of exactly the checked span: on the text itself it would also read what
-    // JSON forbids (hex, "0x1p3"); nobody writes a number of 64 characters
-    char buf[64];
-    if (q - s >= (long)sizeof buf)
-        return -1;
-    memcpy(buf, s, q - s);
-    buf[q - s] = '\0';
-    *v = strtod(buf, NULL);
-    *p = q;
-    return 0;
-}
-
-/* A JSON string at *p: its raw text (escapes left as they are) and length, *p moved past it. */
-static int scan_string(const char **p, const char **s, size_t *len)
-{
-    const char *q = *p;
-    if (*q != '"')
-        return -1;
-    *s = ++q;
-    for (; *q != '"'; q++) {
-        if ((unsigned char)*q < 0x20) // the end of the text included
-            return -1;
-        if (*q == '\\' && (unsigned char)*++q < 0x20)
-            return -1;
-    }
-    *len = (size_t)(q - *s);
-    *p = q + 1;
-    return 0;
-}
-
-static int key_is(const char *key, size_t len, const char *name)
-{
-    return strlen(name) == len && memcmp(key, name, len) == 0;
-}
-
-/* Any JSON value, skipped; depth bounds the recursion on hostile input. */
-static int skip_value(const char **p, int depth)
-{
-    const char *q = *p, *s;
-    size_t len;
-    double x;
-    if (depth > 64)
-        return -1;
-    if (*q == '"') {
-        if (scan_string(&q, &s, &len))
-            return -1;
-    } else if (*q == '[' || *q == '{') {
-        const char close = *q == '[' ? ']' : '}';
-        q = skip_ws(q + 1);
-        if (*q != close)
-            for (;;) {
-                if (close == '}') {
-                    if (scan_string(&q, &s, &len))
-                        return -1;
-                    q = skip_ws(q);
-                    if (*q != ':')
-                        return -1;
-                    q = skip_ws(q + 1);
-                }
-                if (skip_value(&q, depth + 1))
-                    return -1;
-                q = skip_ws(q);
-                if (*q == close)
-                    break;
-                if (*q != ',')
-                    return -1;
-                q = skip_ws(q + 1);
-            }
-        q++;
-    } else if (strncmp(q, "true", 4) == 0 || strncmp(q, "null", 4) == 0) {
-        q += 4;
-    } else if (strncmp(q, "false", 5) == 0) {
-        q += 5;
-    } else if (scan_number(&q, &x)) {
-        return -1;
-    }
-    *p = q;
+    const char *what = json_string_value(not_finite);
+    *v = !what ? NAN : !strcmp(what, "inf") ? INFINITY : !strcmp(what, "-inf") ? -INFINITY : NAN;
     return 0;
 }
 
@@ -273,9 +216,9 @@ static void gp_preamble(FILE *f, const char *script, int width, int height)
 {
     fprintf(f,
             "# Rerun in this directory after restyling: gnuplot %s\n"
-            "# (mpigan plot runs it as gnuplot -e \"suffix='.tmp'\" %s and renames the pictures "
-            "into place.)\n"
-            "if (!exists(\"suffix\")) suffix = ''\n"
+            "# (mpigan plot runs it as gnuplot -e \"prefix='.plot-XXXXXX/'\" %s: the pictures go\n"
+            "# into a fresh private directory, and mpigan moves them into place.)\n"
+            "if (!exists(\"prefix\")) prefix = ''\n"
             "set encoding utf8\n"
             "set terminal pngcairo size %d,%d noenhanced font ',10'\n"
             "set grid\n",
@@ -374,9 +317,10 @@ static char *find_gnuplot(mg_error *err)
     return NULL;
 }
 
-/* Runs gnuplot on `script` in dir, its output collected for the error message. posix_spawn
- * starts gnuplot in dir without a fork of this (possibly large, possibly MPI) process. */
-static int run_gnuplot(const char *dir, const char *script, mg_error *err)
+/* Runs `gnuplot -e SETTING script` in dir, its output collected for the error message.
+ * posix_spawn starts gnuplot in dir without a fork of this (possibly large, possibly MPI)
+ * process. */
+static int run_gnuplot(const char *dir, const char *setting, const char *script, mg_error *err)
 {
     char *bin = find_gnuplot(err);
     if (!bin)
@@ -387,7 +331,7 @@ static int run_gnuplot(const char *dir, const char *script, mg_error *err)
     int pipe_fd[2] = {-1, -1}, rc = -1, status = 0;
     pid_t pid;
     posix_spawn_file_actions_t fa;
-    char *argv[] = {(char *)bin, "-e", "suffix='.tmp'", (char *)script, NULL};
+    char *argv[] = {bin, "-e", (char *)setting, (char *)script, NULL};
     if (pipe2(pipe_fd, O_CLOEXEC) != 0) {
         mg_fail(err, "%s: cannot run gnuplot: %s", script_path, strerror(errno));
         goto done;
@@ -442,34 +386,57 @@ done:
     return rc;
 }
 
-/* Runs `script` in dir, which writes each of names[0..n), n <= 4, as NAME.tmp, and renames those
- * into place once gnuplot succeeded and wrote them all. On any failure the temporary files go and
+/* Removes the private directory of a gnuplot run and whatever is in it (the pictures of a failed
+ * run, or something a stand-in for gnuplot made): only this process writes there. */
+static void remove_private(const char *priv)
+{
+    DIR *d = opendir(priv);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    rmdir(priv);
+}
+
+/* Runs `script` in dir, which writes each of names[0..n) as prefix.NAME, and moves them into place
+ * once gnuplot succeeded and wrote them all. prefix is a fresh private directory in dir (mkdtemp:
+ * mode 0700, a name nobody could have planted a link at), so gnuplot, which opens its output by
+ * name and follows links, never writes through one. On any failure the private directory goes and
  * the pictures of an earlier run stay as they were. */
 static int draw(const char *dir, const char *script, const char *const *names, int n,
                 mg_error *err)
 {
+    char *priv = xjoin(dir, "/.plot-XXXXXX", "");
+    if (!mkdtemp(priv)) {
+        mg_fail(err, "%s: cannot create directory: %s", priv, strerror(errno));
+        free(priv);
+        return -1;
+    }
+    // relative to dir, where gnuplot runs; mkdtemp's letters need no quoting
+    char *setting = xjoin("prefix='", strrchr(priv, '/') + 1, "/'");
+    int rc = run_gnuplot(dir, setting, script, err);
+    free(setting);
     char *tmp[4];
     for (int i = 0; i < n; i++) {
-        char *path = xjoin(dir, "/", names[i]);
-        tmp[i] = xjoin(path, ".tmp", "");
-        free(path);
-        remove(tmp[i]); // left by a crashed run, it must not pass for gnuplot's work
-    }
-    int rc = run_gnuplot(dir, script, err);
-    for (int i = 0; i < n && rc == 0; i++)
-        if (access(tmp[i], F_OK) != 0)
+        tmp[i] = xjoin(priv, "/", names[i]);
+        struct stat st;
+        if (rc == 0 && (lstat(tmp[i], &st) != 0 || !S_ISREG(st.st_mode)))
             rc = mg_fail(err, "%s/%s: gnuplot wrote no %s", dir, script, names[i]);
+    }
     for (int i = 0; i < n; i++) {
         if (rc == 0) {
             char *path = xjoin(dir, "/", names[i]);
-            if (rename(tmp[i], path) != 0)
-                rc = mg_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
+            mg_error what;
+            if (mg_file_commit_name(tmp[i], path, &what))
+                rc = mg_fail(err, "%s: cannot write: %s", path, what.msg);
             free(path);
         }
-        if (rc != 0)
-            remove(tmp[i]);
         free(tmp[i]);
     }
+    remove_private(priv);
+    free(priv);
     return rc;
 }
 
@@ -496,51 +463,37 @@ static const char *const column_names[N_COLUMNS] = {
     "parzen_ll", "parzen_sigma", "epoch", "elapsed_s", "lr_d", "lr_g"};
 #define REQUIRED_COLUMNS ((1u << COL_PARZEN_LL) - 1)
 
-/* One metrics record: a flat JSON object of numbers. v[c] is set for each column c in *seen;
- * other keys are allowed (later versions may add fields) but their values must be numbers too. */
-static int parse_record(const char *p, double *v, unsigned *seen)
+/* One metrics record (one line of n bytes, no NUL): a JSON object whose columns hold numbers, or
+ * null for a value that was not finite (a diverged loss: drawn as a gap, not an error). v[c] is
+ * set for each column c in *seen. Other keys may hold anything: later versions add fields, and
+ * mpigan itself adds "skipped" and "not_finite". */
+static int parse_record(const char *line, size_t n, double *v, unsigned *seen)
 {
     *seen = 0;
-    p = skip_ws(p);
-    if (*p != '{')
-        return -1;
-    p = skip_ws(p + 1);
-    if (*p != '}')
-        for (;;) {
-            const char *key;
-            size_t len;
-            double x;
-            if (scan_string(&p, &key, &len))
-                return -1;
-            p = skip_ws(p);
-            if (*p != ':')
-                return -1;
-            p = skip_ws(p + 1);
-            if (scan_number(&p, &x))
-                return -1;
-            for (int c = 0; c < N_COLUMNS; c++) {
-                if (!key_is(key, len, column_names[c]))
-                    continue;
-                if (*seen & 1u << c)
-                    return -1; // which of two values is meant?
-                *seen |= 1u << c;
-                v[c] = x;
-            }
-            p = skip_ws(p);
-            if (*p == '}')
-                break;
-            if (*p != ',')
-                return -1;
-            p = skip_ws(p + 1);
-        }
-    return *skip_ws(p + 1) == '\0' ? 0 : -1;
+    json_error_t e;
+    json_t *o = load_json(line, n, &e);
+    const json_t *not_finite = json_object_get(o, "not_finite");
+    int rc = json_is_object(o) ? 0 : -1;
+    for (int c = 0; c < N_COLUMNS && rc == 0; c++) {
+        const json_t *x = json_object_get(o, column_names[c]);
+        if (!x)
+            continue;
+        // a step is a count, always written as one: never null
+        rc = c == COL_STEP && !json_is_number(x)
+                 ? -1
+                 : number_of(x, json_object_get(not_finite, column_names[c]), &v[c]);
+        *seen |= 1u << c;
+    }
+    json_decref(o);
+    return rc;
 }
 
 /* Checks (out NULL) or converts to columns (out a data file) at most max_lines lines of
  * metrics.jsonl; blank lines are skipped. Returns the number of records or -1; *lines is the
- * number of lines read, *parzen is set if a record carries a finite Parzen log-likelihood. */
+ * number of lines read; *finite gets bit c set if a record holds a finite value in column c
+ * (a curve with none has nothing to scale its axis to). */
 static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines, long *lines,
-                           int *parzen, mg_error *err)
+                           unsigned *finite, mg_error *err)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -554,7 +507,7 @@ static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines
             continue;
         double v[N_COLUMNS];
         unsigned seen;
-        if (!text || parse_record(line, v, &seen) != 0) {
+        if (!text || parse_record(line, (size_t)len, v, &seen) != 0) {
             rc = mg_fail(err, "%s:%ld: not a metrics record", path, *lines);
             break;
         }
@@ -566,8 +519,9 @@ static int convert_metrics(FILE *in, const char *path, FILE *out, long max_lines
             break;
         }
         records++;
-        if (seen & 1u << COL_PARZEN_LL && isfinite(v[COL_PARZEN_LL]))
-            *parzen = 1;
+        for (int c = 0; c < N_COLUMNS; c++)
+            if (seen & 1u << c && isfinite(v[c]))
+                *finite |= 1u << c;
         if (!out)
             continue;
         for (int c = 0; c < N_COLUMNS; c++) {
@@ -603,15 +557,16 @@ static char *run_name(const char *path)
  * shows nothing. */
 enum { FEW_RECORDS = 100 };
 
+/* finite: convert_metrics's columns with a finite value. */
 static void write_metrics_script(FILE *f, const char *run, int width, int height, int records,
-                                 int parzen)
+                                 unsigned finite)
 {
     fputs("# Training curves of a run from metrics.dat, written by mpigan plot.\n", f);
     gp_preamble(f, "plots.gp", width, height);
     fprintf(f,
             "# metrics.dat: one row per record of metrics.jsonl; '?' is a field the record did "
             "not\n"
-            "# carry (skipped, not drawn as zero), NaN a value that was not finite\n"
+            "# carry (skipped, not drawn as zero), NaN a value that was not finite (a gap)\n"
             "set datafile missing '?'\n"
             "file = 'metrics.dat'\n"
             "curve = '%s'\n"
@@ -619,7 +574,7 @@ static void write_metrics_script(FILE *f, const char *run, int width, int height
             "set xlabel 'training step'\n\n",
             records <= FEW_RECORDS ? "linespoints pt 7 ps 0.6" : "lines");
 
-    fputs("set output 'losses.png'.suffix\n", f);
+    fputs("set output prefix.'losses.png'\n", f);
     gp_title(f, run, "D and G loss, mean over each log interval");
     fprintf(f,
             "set ylabel 'loss (nats)'\n"
@@ -631,7 +586,7 @@ static void write_metrics_script(FILE *f, const char *run, int width, int height
             "unset output\n\n",
             COL_STEP + 1, COL_D_LOSS + 1, COL_STEP + 1, COL_G_LOSS + 1);
 
-    fputs("set output 'd_outputs.png'.suffix\n", f);
+    fputs("set output prefix.'d_outputs.png'\n", f);
     gp_title(f, run, "D output, mean over each log interval");
     fprintf(f,
             "set ylabel 'D output (probability of real)'\n"
@@ -643,19 +598,21 @@ static void write_metrics_script(FILE *f, const char *run, int width, int height
             "set autoscale y\n\n",
             COL_STEP + 1, COL_D_REAL + 1, COL_STEP + 1, COL_D_FAKE + 1);
 
-    fputs("set output 'throughput.png'.suffix\n", f);
+    fputs("set output prefix.'throughput.png'\n", f);
     gp_title(f, run, "training throughput, mean over each log interval");
     fprintf(f,
             "set ylabel 'samples/s (training examples per second)'\n"
-            "set yrange [0:*]\n"
+            "%s"
             "plot file using %d:%d with @curve lw 2 notitle\n"
             "unset output\n"
             "set autoscale y\n",
+            finite & 1u << COL_RATE ? "set yrange [0:*]\n"
+                                    : "set yrange [0:1] # no finite value to scale it to\n",
             COL_STEP + 1, COL_RATE + 1);
-    if (!parzen)
+    if (!(finite & 1u << COL_PARZEN_LL))
         return;
 
-    fputs("\nset output 'parzen_training.png'.suffix\n", f);
+    fputs("\nset output prefix.'parzen_training.png'\n", f);
     gp_title(f, run, "Parzen window log-likelihood during training");
     fprintf(f,
             "set ylabel 'mean log-likelihood (nats)'\n"
@@ -671,19 +628,19 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
                                        "parzen_training.png"};
     if (check_size(out_dir, width, height, err))
         return -1;
-    FILE *in = fopen(metrics_path, "r");
+    FILE *in = open_record(metrics_path, err);
     if (!in)
-        return mg_fail(err, "%s: cannot read: %s", metrics_path, strerror(errno));
+        return -1;
 
     // checked whole before anything is written, so a bad file leaves no trace; the conversion
     // then reads the same lines, though a running training may append more meanwhile
     long lines;
-    int parzen = 0;
-    int records = convert_metrics(in, metrics_path, NULL, LONG_MAX, &lines, &parzen, err);
+    unsigned finite = 0;
+    int records = convert_metrics(in, metrics_path, NULL, LONG_MAX, &lines, &finite, err);
     if (records == 0)
         records = mg_fail(err, "%s: no records to plot", metrics_path);
-    out_file dat;
-    if (records < 0 || mkdir_p(out_dir, err) || out_open(&dat, out_dir, "metrics.dat", err)) {
+    mg_file dat;
+    if (records < 0 || mkdir_p(out_dir, err) || text_create(&dat, out_dir, "metrics.dat", err)) {
         fclose(in);
         return -1;
     }
@@ -692,21 +649,21 @@ int mg_plot_metrics(const char *metrics_path, const char *out_dir, int width, in
         fprintf(dat.f, " %s", column_names[c]);
     putc('\n', dat.f);
     rewind(in);
-    records = convert_metrics(in, metrics_path, dat.f, lines, &lines, &parzen, err);
+    records = convert_metrics(in, metrics_path, dat.f, lines, &lines, &finite, err);
     fclose(in);
     if (records < 0) {
-        out_abandon(&dat);
+        mg_file_discard(&dat);
         return -1;
     }
-    out_file gp;
-    if (out_commit(&dat, err) || out_open(&gp, out_dir, "plots.gp", err))
+    mg_file gp;
+    if (text_commit(&dat, err) || text_create(&gp, out_dir, "plots.gp", err))
         return -1;
     char *run = run_name(metrics_path);
-    write_metrics_script(gp.f, run, width, height, records, parzen);
+    write_metrics_script(gp.f, run, width, height, records, finite);
     free(run);
-    if (out_commit(&gp, err))
+    if (text_commit(&gp, err))
         return -1;
-    const int n = parzen ? 4 : 3;
+    const int n = finite & 1u << COL_PARZEN_LL ? 4 : 3;
     return draw(out_dir, "plots.gp", pngs, n, err) ? -1 : n;
 }
 
@@ -730,114 +687,73 @@ typedef struct {
     int real, has_step;
 } eval_record;
 
-/* An array of at most EVAL_MAX_SIGMAS numbers: 0, -1 if it is not one, -2 if it is longer. */
-static int scan_array(const char **p, double *x, int *n)
+/* An array of at most EVAL_MAX_SIGMAS numbers (null: not finite, as number_of), not_finite its
+ * entry in the record's "not_finite" object (an array as long, or NULL): 0, -1 if it is not such
+ * an array, -2 if it is longer. */
+static int array_of(const json_t *a, const json_t *not_finite, double *x, int *n)
 {
-    const char *q = *p;
     *n = 0;
-    if (*q != '[')
+    if (!json_is_array(a))
         return -1;
-    q = skip_ws(q + 1);
-    if (*q != ']')
-        for (;;) {
-            if (*n == EVAL_MAX_SIGMAS)
-                return -2;
-            if (scan_number(&q, &x[*n]))
-                return -1;
-            ++*n;
-            q = skip_ws(q);
-            if (*q == ']')
-                break;
-            if (*q != ',')
-                return -1;
-            q = skip_ws(q + 1);
-        }
-    *p = q + 1;
+    if (json_array_size(a) > EVAL_MAX_SIGMAS)
+        return -2;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (number_of(json_array_get(a, i), json_array_get(not_finite, i), &x[i]))
+            return -1;
+    *n = (int)json_array_size(a);
     return 0;
 }
 
-/* The value of field f at *p: 0, -1 if it has another type, -2 for an array that is too long. */
-static int scan_field(const char **p, eval_record *e, int f)
+/* The field f of the record o into e: 0, -1 if it has another type, -2 for an array that is too
+ * long. */
+static int field_of(const json_t *o, eval_record *e, int f)
 {
     double *num[E_FIELDS] = {[E_SIGMA] = &e->sigma, [E_TEST_LL] = &e->test_ll,
                              [E_TEST_SE] = &e->test_se, [E_SAMPLES] = &e->samples,
                              [E_STEP] = &e->step};
+    const json_t *x = json_object_get(o, eval_keys[f]);
+    const json_t *not_finite = json_object_get(json_object_get(o, "not_finite"), eval_keys[f]);
     switch (f) {
     case E_SIGMAS:
-        return scan_array(p, e->sigmas, &e->n_sigmas);
+        return array_of(x, not_finite, e->sigmas, &e->n_sigmas);
     case E_VALID_LL:
-        return scan_array(p, e->valid_ll, &e->n_ll);
+        return array_of(x, not_finite, e->valid_ll, &e->n_ll);
     case E_REAL:
-        if (strncmp(*p, "true", 4) == 0 || strncmp(*p, "false", 5) == 0) {
-            e->real = **p == 't';
-            *p += e->real ? 4 : 5;
-            return 0;
-        }
-        return -1;
+        e->real = json_is_true(x);
+        return json_is_boolean(x) ? 0 : -1;
+    case E_STEP: // optional, and only for the title: a step that is not a number is none
+        e->has_step = json_is_number(x);
+        e->step = json_number_value(x);
+        return x && !json_is_number(x) && !json_is_null(x) ? -1 : 0;
     default:
-        return scan_number(p, num[f]);
+        return number_of(x, not_finite, num[f]);
     }
 }
 
-static int line_of(const char *text, const char *p)
+/* text: the n bytes of the file path, without a NUL. */
+static int parse_eval(const char *path, const char *text, size_t n, eval_record *e, mg_error *err)
 {
-    int line = 1;
-    for (; text < p; text++)
-        line += *text == '\n';
-    return line;
-}
-
-static int parse_eval(const char *path, const char *text, eval_record *e, mg_error *err)
-{
-    unsigned seen = 0;
-    const char *p = skip_ws(text);
-    if (*p != '{')
-        goto malformed;
-    p = skip_ws(p + 1);
-    if (*p != '}')
-        for (;;) {
-            const char *key;
-            size_t len;
-            if (scan_string(&p, &key, &len))
-                goto malformed;
-            p = skip_ws(p);
-            if (*p != ':')
-                goto malformed;
-            p = skip_ws(p + 1);
-            int f = 0;
-            while (f < E_FIELDS && !key_is(key, len, eval_keys[f]))
-                f++;
-            if (f == E_FIELDS) {
-                if (skip_value(&p, 0))
-                    goto malformed;
-            } else {
-                if (seen & 1u << f)
-                    return mg_fail(err, "%s: \"%s\" appears twice", path, eval_keys[f]);
-                seen |= 1u << f;
-                const int rc = scan_field(&p, e, f);
-                if (rc == -2)
-                    return mg_fail(err, "%s: \"%s\" has more than %d entries", path,
-                                   eval_keys[f], EVAL_MAX_SIGMAS);
-                if (rc)
-                    return mg_fail(err, "%s: no \"%s\" %s", path, eval_keys[f], eval_kinds[f]);
-            }
-            p = skip_ws(p);
-            if (*p == '}')
-                break;
-            if (*p != ',')
-                goto malformed;
-            p = skip_ws(p + 1);
-        }
-    p = skip_ws(p + 1);
-    if (*p != '\0')
-        goto malformed;
-    for (int f = 0; f < E_STEP; f++)
-        if (!(seen & 1u << f))
-            return mg_fail(err, "%s: no \"%s\" %s", path, eval_keys[f], eval_kinds[f]);
-    e->has_step = (seen >> E_STEP) & 1;
-    return 0;
-malformed:
-    return mg_fail(err, "%s:%d: malformed JSON", path, line_of(text, p));
+    json_error_t je;
+    json_t *o = load_json(text, n, &je);
+    if (!o) {
+        // jansson names a repeated key only by the text around it
+        if (json_error_code(&je) == json_error_duplicate_key)
+            return mg_fail(err, "%s:%d: %s", path, je.line, je.text);
+        return mg_fail(err, "%s:%d: malformed JSON", path, je.line > 0 ? je.line : 1);
+    }
+    int rc = 0;
+    if (!json_is_object(o))
+        rc = mg_fail(err, "%s: not a JSON object", path);
+    for (int f = 0; f < E_FIELDS && rc == 0; f++) {
+        const int r = field_of(o, e, f);
+        if (r == -2)
+            rc = mg_fail(err, "%s: \"%s\" has more than %d entries", path, eval_keys[f],
+                         EVAL_MAX_SIGMAS);
+        else if (r)
+            rc = mg_fail(err, "%s: no \"%s\" %s", path, eval_keys[f], eval_kinds[f]);
+    }
+    json_decref(o);
+    return rc;
 }
 
 /* What the plot needs beyond the types: matching arrays, and positive widths for the log axis. */
@@ -859,29 +775,27 @@ static int check_eval(const char *path, const eval_record *e, mg_error *err)
     return 0;
 }
 
-/* The whole file as a string, or NULL. */
-static char *read_text(const char *path, mg_error *err)
+/* The whole file (*n bytes, NUL-terminated), or NULL. */
+static char *read_text(const char *path, size_t *n, mg_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mg_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    FILE *f = open_record(path, err);
+    if (!f)
         return NULL;
-    }
     char *text = mg_xmalloc(EVAL_MAX_BYTES + 1);
-    const size_t n = fread(text, 1, EVAL_MAX_BYTES + 1, f);
+    *n = fread(text, 1, EVAL_MAX_BYTES + 1, f);
     const int e = ferror(f) ? errno : 0;
     fclose(f);
     if (e)
         mg_fail(err, "%s: cannot read: %s", path, strerror(e));
-    else if (n > EVAL_MAX_BYTES)
+    else if (*n > EVAL_MAX_BYTES)
         mg_fail(err, "%s: larger than %d bytes: not an eval record", path, EVAL_MAX_BYTES);
-    else if (memchr(text, '\0', n))
+    else if (memchr(text, '\0', *n))
         mg_fail(err, "%s: not a text file", path);
-    if (e || n > EVAL_MAX_BYTES || memchr(text, '\0', n)) {
+    if (e || *n > EVAL_MAX_BYTES || memchr(text, '\0', *n)) {
         free(text);
         return NULL;
     }
-    text[n] = '\0';
+    text[*n] = '\0';
     return text;
 }
 
@@ -891,15 +805,17 @@ static void write_parzen_script(FILE *f, const eval_record *e, const char *scrip
     fputs("# The Parzen window validation curve of an eval record, written by mpigan plot.\n", f);
     gp_preamble(f, script, width, height);
     fputs("$valid << EOD\n# sigma, mean validation log-likelihood (NaN: not finite)\n", f);
+    int finite = 0;
     for (int i = 0; i < e->n_sigmas; i++) {
+        finite += isfinite(e->valid_ll[i]) != 0;
         gp_number(f, "%.9g", e->sigmas[i]);
         putc(' ', f);
         gp_number(f, "%.9g", e->valid_ll[i]);
         putc('\n', f);
     }
-    fputs("EOD\n\nset output ", f);
+    fputs("EOD\n\nset output prefix.", f);
     gp_string(f, png);
-    fputs(".suffix\n", f);
+    putc('\n', f);
 
     // two lines: the result, then what it was measured on
     char result[256], source[128];
@@ -918,12 +834,13 @@ static void write_parzen_script(FILE *f, const eval_record *e, const char *scrip
             "set xlabel 'window width σ (data units, log scale)'\n"
             "set ylabel 'mean validation log-likelihood (nats)'\n"
             "set key below\n"
+            "%s"
             "chosen = %.9g\n"
             "set arrow from chosen, graph 0 to chosen, graph 1 nohead dt 2 lw 2 lc 'red'\n"
             "plot $valid using 1:2 with linespoints lw 2 pt 7 title 'validation set', \\\n"
             "     NaN with lines dt 2 lw 2 lc 'red' title sprintf('chosen σ = %%g', chosen)\n"
             "unset output\n",
-            e->sigma);
+            finite ? "" : "set yrange [-1:1] # no finite value to scale it to\n", e->sigma);
 }
 
 int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int height,
@@ -940,14 +857,15 @@ int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int h
             return mg_fail(err, "%s: control character in the file name", png_path);
 
     eval_record *e = mg_xmalloc(sizeof *e);
-    char *text = read_text(eval_json, err);
-    int rc = text ? parse_eval(eval_json, text, e, err) : -1;
+    size_t n_text;
+    char *text = read_text(eval_json, &n_text, err);
+    int rc = text ? parse_eval(eval_json, text, n_text, e, err) : -1;
     free(text);
     if (rc == 0)
         rc = check_eval(eval_json, e, err);
 
     char *dir = NULL, *script = NULL;
-    out_file gp;
+    mg_file gp;
     if (rc == 0) {
         // dir of png_path, and its name with .png replaced by .gp
         dir = slash ? xjoin(png_path, "", "") : xjoin(".", "", "");
@@ -957,11 +875,11 @@ int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int h
         script = xjoin(png, ".gp", "");
         if (n > 4 && strcmp(png + n - 4, ".png") == 0)
             strcpy(script + n - 4, ".gp");
-        rc = out_open(&gp, dir, script, err);
+        rc = text_create(&gp, dir, script, err);
     }
     if (rc == 0) {
         write_parzen_script(gp.f, e, script, png, width, height);
-        rc = out_commit(&gp, err);
+        rc = text_commit(&gp, err);
     }
     if (rc == 0)
         rc = draw(dir, script, &png, 1, err);

@@ -45,6 +45,40 @@ expect_error "bad --steps" "mpigan: --steps needs a whole number (see 'mpigan tr
 expect_error "bad --progress" "mpigan: --progress takes auto, redraw or lines, not fancy (see 'mpigan train --help')"
 "$mpigan" train x.yaml --bogus >"$tmp/out" 2>"$tmp/err"; status=$?
 expect_error "unknown option" "mpigan: unknown option --bogus (see 'mpigan train --help')"
+# getopt_long: options before and after the positional argument (POSIXLY_CORRECT or not), a value
+# after '=', unique abbreviations, '--'; each bad option one line
+usage() { # usage WHAT LINE ARGS...: mpigan ARGS without mpiexec, expecting the one line
+  what=$1 line=$2; shift 2
+  "$mpigan" "$@" >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_error "$what" "$line"
+}
+usage "--steps before CONFIG" "mpigan: --steps needs a whole number (see 'mpigan train --help')" train --steps ten x.yaml
+usage "--steps=VALUE" "mpigan: --steps needs a whole number (see 'mpigan train --help')" train x.yaml --steps=ten
+usage "abbreviated --steps" "mpigan: --steps needs a whole number (see 'mpigan train --help')" train x.yaml --ste ten
+POSIXLY_CORRECT=1 "$mpigan" train x.yaml --steps ten >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "POSIXLY_CORRECT: an option after CONFIG" "mpigan: --steps needs a whole number (see 'mpigan train --help')"
+usage "no value" "mpigan: --steps needs a value (see 'mpigan train --help')" train x.yaml --steps
+usage "unknown option before CONFIG" "mpigan: unknown option --bogus (see 'mpigan train --help')" train --bogus x.yaml
+usage "unknown option with a value" "mpigan: unknown option --bogus=1 (see 'mpigan train --help')" train x.yaml --bogus=1
+usage "unknown short option" "mpigan: unknown option -x (see 'mpigan train --help')" train x.yaml -x
+usage "unknown short option in a cluster" "mpigan: unknown option -x (see 'mpigan train --help')" train x.yaml --force -xq
+usage "a value for a flag" "mpigan: --force takes no value (see 'mpigan train --help')" train x.yaml --force=yes
+usage "ambiguous option" "mpigan: option --s is ambiguous: --set, --steps (see 'mpigan train --help')" train x.yaml --s 5
+usage "two configs" "mpigan: one configuration file only; extra argument y.yaml (see 'mpigan train --help')" train x.yaml y.yaml
+usage "after --" "mpigan: one configuration file only; extra argument --steps (see 'mpigan train --help')" train x.yaml -- --steps
+usage "sample -n without a value" "mpigan: -n needs a value (see 'mpigan sample --help')" sample ckpt.h5 -o s.h5 -n
+usage "sample -n after -o" "mpigan: -n needs a whole number (see 'mpigan sample --help')" sample -o s.h5 ckpt.h5 -n ten
+usage "eval --real=VALUE" "mpigan: --real takes no value (see 'mpigan eval --help')" eval ckpt.h5 --real=yes
+usage "plot after --" "mpigan: -run: not a run directory: No such file or directory" plot -- -run
+usage "prepare --fold first" "mpigan: --fold takes 0 to 4, not 9 (see 'mpigan prepare --help')" prepare --fold 9 tfd x.mat -o y.h5
+usage "info of two" "mpigan: info takes one checkpoint (see 'mpigan info --help')" info a.h5 b.h5
+usage "info --bogus" "mpigan: unknown option --bogus (see 'mpigan info --help')" info --bogus
+"$mpigan" train x.yaml --out d -h >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_status "train -h after CONFIG" 0
+expect_grep "train -h after CONFIG prints the usage" "$tmp/out" "^usage: mpirun -np N mpigan train CONFIG"
+# under mpiexec the line comes once, from rank 0
+run 2 train x.yaml --steps
+expect_error "usage error on 2 ranks" "mpigan: --steps needs a value (see 'mpigan train --help')"
 
 # --- bad configurations: one line from rank 0 only, even on 2 ranks ---
 cat >"$tmp/bad.yaml" <<YAML
@@ -58,6 +92,8 @@ run 2 train "$tmp/missing.yaml"
 expect_error "missing config" "mpigan: $tmp/missing.yaml: cannot open: No such file or directory"
 run 2 train "$src/configs/smoke.yaml" --set train.mode=both
 expect_error "bad --set" "mpigan: --set train.mode: expected one of alternating, simultaneous; got \"both\""
+run 2 train --set=train.mode=both "$src/configs/smoke.yaml"
+expect_error "bad --set=KEY=VALUE before CONFIG" "mpigan: --set train.mode: expected one of alternating, simultaneous; got \"both\""
 sed "s|$fashion|$tmp/nowhere.gz|" "$src/configs/smoke.yaml" >"$tmp/nodata.yaml"
 run 2 train "$tmp/nodata.yaml"
 expect_error "missing data" "mpigan: $tmp/nodata.yaml:6: data.train_images: cannot open \"$tmp/nowhere.gz\": No such file or directory"
@@ -97,6 +133,11 @@ if [ -r "$fashion" ]; then
   run 1 train "$tmp/run/config.yaml" --steps 3 --out "$tmp/again"
   expect_status "rerun from config copy" 0
   expect_grep "3 steps" "$tmp/out" "done: step 3,"
+  # --set in order, later ones winning; --steps after every --set, wherever it stands
+  run 1 train "$src/configs/smoke.yaml" --set train.steps=9 --out "$tmp/order1" --set=train.steps=4 --progress lines
+  expect_grep "--set in order" "$tmp/out" "done: step 4,"
+  run 1 train --steps 3 "$src/configs/smoke.yaml" --set train.steps=9 --out "$tmp/order2" --progress lines
+  expect_grep "--steps last" "$tmp/out" "done: step 3,"
 
   # --- checkpoints, resume, graceful stop ---
   [ -L "$tmp/run/latest.h5" ] && [ -f "$tmp/run/ckpt-00000050.h5" ] && ok || fail "end-of-run checkpoint and latest.h5"
@@ -207,7 +248,23 @@ PY
     a=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e1.json"); b=$(grep -E '"(sigma|test_ll|test_se)"' "$tmp/e$np.json")
     [ -n "$a" ] && [ "$a" = "$b" ] && ok || fail "eval differs between 1 and $np ranks: $a / $b"
   done
-  expect_grep "eval record" "$tmp/e1.json" '"valid_ll": \[[-0-9.e]*, '
+  expect_grep "eval record" "$tmp/e1.json" '^  "valid_ll": \[$'
+  a=$(sed -n '/"valid_ll"/,/\]/p' "$tmp/e1.json"); b=$(sed -n '/"valid_ll"/,/\]/p' "$tmp/e3.json")
+  [ "$(echo "$a" | grep -c '^    -*[0-9][0-9.e+-]*,*$')" -eq 10 ] && [ "$a" = "$b" ] && ok || fail "eval record: valid_ll is not 10 numbers, the same on 1 and 3 ranks: $a"
+  # a checkpoint path with a quote, a backslash and a newline: a JSON string like any other, which
+  # the plot (jansson) reads back
+  q="$tmp/say \"cheese\" \\
+run"
+  mkdir -p "$q" && cp "$tmp/straight/$last" "$tmp/straight/metrics.jsonl" "$q/"
+  run 1 eval "$q" -n 100 --valid 50 --test 100 --set data.test_images=$t10k --quiet
+  expect_status "eval of a checkpoint with a quote in its path" 0
+  expect_grep "eval record names the checkpoint" "$q/eval-$(printf %08d $target).json" \
+    '^  "checkpoint": ".*/say \\"cheese\\" \\\\\\nrun/'"$last"'",$'
+  if command -v gnuplot >/dev/null; then
+    "$mpigan" plot "$q" -o "$tmp/qplots" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect_status "plot reads the record of a path with a quote" 0
+    [ -s "$tmp/qplots/parzen-$(printf %08d $target).png" ] && ok || fail "plot: no Parzen curve of the record of a path with a quote"
+  fi
   run 2 eval "$tmp/straight" -n 700 --valid 300 --test 600 --set data.test_images=$t10k --real --quiet
   expect_status "eval --real" 0
   [ -s "$tmp/straight/eval-$(printf %08d $target)-real.json" ] && ok || fail "eval --real wrote no record beside the checkpoint"

@@ -5,6 +5,9 @@
 #define _GNU_SOURCE /* setenv, unsetenv */
 #include "mpigan/plot.h"
 
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpigan/evaluate.h"
 #include "testlib.h"
 
 static const char *const PNGS[4] = {"losses.png", "d_outputs.png", "throughput.png",
@@ -111,17 +115,32 @@ static void assert_png(const char *path, int width, int height)
     png_image_free(&img);
 }
 
-/* None of the pictures nor their temporary names. */
+/* Nothing of a plot's making but its files: no temporary text file ("NAME.tmp-XXXXXX"), no
+ * private directory of gnuplot's pictures (".plot-XXXXXX"), nor a picture at an old fixed
+ * temporary name ("NAME.tmp"). */
+static void assert_no_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return; // never created: nothing left either
+    for (struct dirent *e; (e = readdir(d));) {
+        const int left = strstr(e->d_name, ".tmp") || !strncmp(e->d_name, ".plot-", 6);
+        if (left)
+            fprintf(stderr, "\n  %s: left behind", path_in(dir, e->d_name));
+        CU_ASSERT_FALSE(left);
+    }
+    closedir(d);
+}
+
+/* None of the pictures nor any temporary. */
 static void assert_no_png(const char *dir)
 {
-    char tmp[64];
     for (int i = 0; i < 4; i++) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", PNGS[i]);
-        if (file_exists(path_in(dir, PNGS[i])) || file_exists(path_in(dir, tmp)))
+        if (file_exists(path_in(dir, PNGS[i])))
             fprintf(stderr, "\n  %s: left behind", path_in(dir, PNGS[i]));
         CU_ASSERT_FALSE(file_exists(path_in(dir, PNGS[i])));
-        CU_ASSERT_FALSE(file_exists(path_in(dir, tmp)));
     }
+    assert_no_temporaries(dir);
 }
 
 /* Record i (step 100 (i + 1)): the values as mg_report prints them (%.6g); every 10th record
@@ -219,13 +238,7 @@ static void test_metrics_with_parzen(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(gp, "set datafile missing '?'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(gp, "set title 'run-parzen: ")); // the run's name
     free(gp);
-    CU_ASSERT_FALSE(file_exists(path_in(out, "metrics.dat.tmp")));
-    CU_ASSERT_FALSE(file_exists(path_in(out, "plots.gp.tmp")));
-    for (int i = 0; i < 4; i++) {
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, "%s.tmp", PNGS[i]);
-        CU_ASSERT_FALSE(file_exists(path_in(out, tmp)));
-    }
+    assert_no_temporaries(out);
 }
 
 /* Without Parzen fields: three plots, no parzen_training.png, another size. */
@@ -279,8 +292,71 @@ static void test_metrics_rerun(void)
         assert_png(path_in(out, PNGS[i]), 500, 400);
 }
 
-/* Keys in any order, unknown keys, blank lines, and the nan and inf that printf writes for a
- * diverged loss: plotted, with NaN in metrics.dat (undefined to gnuplot). */
+/* A diverged run as mpigan writes it (here with discriminator.optimizer.lr 1000 and
+ * train.nonfinite skip): a loss that is not finite is null, named with what it was in the record's
+ * "not_finite" object. Each such point is NaN in metrics.dat, which gnuplot leaves out of its
+ * curve (a gap), and the run is plotted; so is one whose losses were never finite at all. */
+static void test_metrics_diverged(void)
+{
+    CU_ASSERT_EQUAL(mkdir(mg_test_path("run-diverged"), 0700), 0);
+    const path_buf metrics = keep(path_in(mg_test_path("run-diverged"), "metrics.jsonl"));
+    write_text(metrics.s,
+               "{\"step\": 7, \"epoch\": 0.14, \"d_loss\": 7.9101382e32, \"g_loss\": 6.17708078e26, "
+               "\"d_real\": 1.0, \"d_fake\": 1.0, \"lr_d\": 1000.0, \"lr_g\": 0.0999972, "
+               "\"momentum_d\": 0.5, \"momentum_g\": 0.5, \"samples_per_s\": 22128.2754, "
+               "\"elapsed_s\": 0.015566566}\n"
+               "{\"step\": 8, \"epoch\": 0.16, \"d_loss\": 8.23359565e34, \"g_loss\": null, "
+               "\"d_real\": 0.0250000004, \"d_fake\": 0.800000012, \"lr_d\": 1000.0, "
+               "\"lr_g\": 0.0999972, \"momentum_d\": 0.5, \"momentum_g\": 0.5, "
+               "\"samples_per_s\": 21640.3727, \"elapsed_s\": 0.017414873, \"skipped\": 1, "
+               "\"not_finite\": {\"g_loss\": \"inf\"}}\n"
+               "{\"step\": 9, \"epoch\": 0.18, \"d_loss\": null, \"g_loss\": null, \"d_real\": 1.0, "
+               "\"d_fake\": 0.649999976, \"lr_d\": 1000.0, \"lr_g\": 0.0999972, \"momentum_d\": 0.5, "
+               "\"momentum_g\": 0.5, \"samples_per_s\": 20618.461, \"elapsed_s\": 0.019354902, "
+               "\"skipped\": 3, \"not_finite\": {\"d_loss\": \"inf\", \"g_loss\": \"inf\"}}\n"
+               "{\"step\": 10, \"epoch\": 0.2, \"d_loss\": null, \"g_loss\": null, \"d_real\": 1.0, "
+               "\"d_fake\": 0.625, \"lr_d\": 1000.0, \"lr_g\": 0.0999972, \"momentum_d\": 0.5, "
+               "\"momentum_g\": 0.5, \"samples_per_s\": 22084.2204, \"elapsed_s\": 0.02116614, "
+               "\"parzen_ll\": null, \"parzen_sigma\": 0.1, \"skipped\": 5, "
+               "\"not_finite\": {\"d_loss\": \"inf\", \"g_loss\": \"-inf\", \"parzen_ll\": \"nan\"}}\n");
+    const path_buf out = keep(path_in(mg_test_path("run-diverged"), "plots"));
+    mg_error err = {""};
+    int rc = mg_plot_metrics(metrics.s, out.s, 640, 480, &err);
+    if (rc < 0)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 3); // a parzen_ll that is not finite is no Parzen curve
+    for (int i = 0; i < 3; i++)
+        assert_png(path_in(out.s, PNGS[i]), 640, 480);
+    size_t len;
+    char *dat = read_all(path_in(out.s, "metrics.dat"), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dat);
+    CU_ASSERT_STRING_EQUAL(strchr(dat, '\n') + 1,
+                           "7 7.9101382e+32 6.17708078e+26 1 1 22128.2754 ? ? 0.14 0.015566566 1000 "
+                           "0.0999972\n"
+                           "8 8.23359565e+34 NaN 0.0250000004 0.800000012 21640.3727 ? ? 0.16 "
+                           "0.017414873 1000 0.0999972\n"
+                           "9 NaN NaN 1 0.649999976 20618.461 ? ? 0.18 0.019354902 1000 0.0999972\n"
+                           "10 NaN NaN 1 0.625 22084.2204 NaN 0.1 0.2 0.02116614 1000 0.0999972\n");
+    free(dat);
+
+    // nothing but the steps ever finite: each plot has no point of data, and is drawn all the same
+    write_text(metrics.s,
+               "{\"step\": 1, \"d_loss\": null, \"g_loss\": null, \"d_real\": null, \"d_fake\": null, "
+               "\"samples_per_s\": null}\n"
+               "{\"step\": 2, \"d_loss\": null, \"g_loss\": null, \"d_real\": null, \"d_fake\": null, "
+               "\"samples_per_s\": null, \"not_finite\": {\"d_loss\": \"nan\", \"g_loss\": \"nan\"}}\n");
+    rc = mg_plot_metrics(metrics.s, out.s, 640, 480, &err);
+    if (rc < 0)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 3);
+    for (int i = 0; i < 3; i++)
+        assert_png(path_in(out.s, PNGS[i]), 640, 480);
+    assert_no_temporaries(out.s);
+}
+
+/* Records of mpigan before jansson wrote them (printf's %.6g: bare nan, -nan, inf and -inf, which
+ * are not JSON) are still read: those values are NaN in metrics.dat, like null. Also keys in any
+ * order, unknown keys of any type, blank lines, and "nan" inside a string left alone. */
 static void test_metrics_order_and_nan(void)
 {
     CU_ASSERT_EQUAL(mkdir(mg_test_path("run-nan"), 0700), 0);
@@ -291,6 +367,7 @@ static void test_metrics_order_and_nan(void)
                "\"samples_per_s\": 100}\n"
                "\n   \t\n"
                "{ \"future_field\" : -1.5e-3 , \"samples_per_s\":110,\"d_fake\":0.4,"
+               "\"note\": \"inf: \\\"nan\\\", -nan\", \"more\": {\"a\": [true, null, -inf]},"
                "\"d_real\":0.6,\"g_loss\":0.8,\"d_loss\":1.3,\"step\":2 }\r\n"
                "{\"step\": 3, \"d_loss\": nan, \"g_loss\": -inf, \"d_real\": 0.7, "
                "\"d_fake\": -nan, \"samples_per_s\": 120, \"parzen_ll\": nan}\n"
@@ -336,13 +413,13 @@ static void test_parzen(void)
     const char *eval = mg_test_write_file("eval.json", EVAL, sizeof EVAL - 1);
     const char *png = mg_test_path("parzen.png");
     mg_error err = {""};
-    const int rc = mg_plot_parzen(eval, png, 700, 500, &err);
+    int rc = mg_plot_parzen(eval, png, 700, 500, &err);
     if (rc < 0)
         fprintf(stderr, "\n  %s", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     assert_png(png, 700, 500);
     CU_ASSERT(file_exists(mg_test_path("parzen.gp")));
-    CU_ASSERT_FALSE(file_exists(mg_test_path("parzen.png.tmp")));
+    assert_no_temporaries(mg_test_tmpdir());
 
     // one line, other key order, values of other types to skip, a name without .png
     static const char compact[] =
@@ -354,6 +431,96 @@ static void test_parzen(void)
     CU_ASSERT_EQUAL_FATAL(mg_plot_parzen(eval, png, 320, 240, &err), 0);
     assert_png(png, 320, 240);
     CU_ASSERT(file_exists(mg_test_path("curve.gp")));
+
+    // no finite validation log-likelihood at all: a curve with no point, drawn all the same
+    static const char none[] = "{\"sigmas\": [0.2, 0.3], \"valid_ll\": [null, null], \"sigma\": 0.2, "
+                               "\"test_ll\": null, \"test_se\": null, \"real\": false, "
+                               "\"samples\": 5}";
+    eval = mg_test_write_file("eval-none.json", none, sizeof none - 1);
+    png = mg_test_path("none.png");
+    rc = mg_plot_parzen(eval, png, 320, 240, &err);
+    if (rc < 0)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+    assert_png(png, 320, 240);
+}
+
+/* The record `mpigan eval` writes, exactly, and read back by the plot: a checkpoint path with a
+ * quote, a backslash and a newline is a JSON string like any other; values that are not finite
+ * are null, and "not_finite" says what they were. */
+static void test_eval_record(void)
+{
+    const double sigmas[3] = {0.1, 0.316227766, 1}, valid_ll[3] = {-12.5, -INFINITY, NAN};
+    mg_eval_record r = {.checkpoint = "/runs/a \"quoted\" \\ dir\nx/ckpt-00000050.h5",
+                        .step = 50, .real = 0, .ranks = 2, .samples = 700, .valid_points = 300,
+                        .test_points = 600, .n_sigma = 3, .chosen = 0, .sigmas = sigmas,
+                        .valid_ll = valid_ll, .test_ll = -INFINITY, .test_se = NAN,
+                        .seconds = {0.25, 1.0004, 2.0006, 3.2514}};
+    const path_buf eval = keep(mg_test_path("eval-00000050.json"));
+    mg_error err = {""};
+    CU_ASSERT_EQUAL_FATAL(mg_eval_write_record(eval.s, &r, &err), 0);
+    size_t n;
+    char *text = read_all(eval.s, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_STRING_EQUAL(text, "{\n"
+                                 "  \"checkpoint\": \"/runs/a \\\"quoted\\\" \\\\ dir\\nx/ckpt-00000050.h5\",\n"
+                                 "  \"step\": 50,\n"
+                                 "  \"real\": false,\n"
+                                 "  \"ranks\": 2,\n"
+                                 "  \"samples\": 700,\n"
+                                 "  \"valid_points\": 300,\n"
+                                 "  \"test_points\": 600,\n"
+                                 "  \"sigmas\": [\n    0.1,\n    0.316227766,\n    1.0\n  ],\n"
+                                 "  \"valid_ll\": [\n    -12.5,\n    null,\n    null\n  ],\n"
+                                 "  \"sigma\": 0.1,\n"
+                                 "  \"test_ll\": null,\n"
+                                 "  \"test_se\": null,\n"
+                                 "  \"seconds\": 3.251,\n"
+                                 "  \"timers\": {\n"
+                                 "    \"samples\": 0.25,\n"
+                                 "    \"validation\": 1.0,\n"
+                                 "    \"test\": 2.001\n"
+                                 "  },\n"
+                                 "  \"not_finite\": {\n"
+                                 "    \"valid_ll\": [\n      null,\n      \"-inf\",\n      \"nan\"\n    ],\n"
+                                 "    \"test_ll\": \"-inf\",\n"
+                                 "    \"test_se\": \"nan\"\n"
+                                 "  }\n"
+                                 "}\n");
+    free(text);
+    json_error_t je;
+    json_t *o = json_load_file(eval.s, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "checkpoint")), r.checkpoint);
+    json_decref(o);
+
+    // the plot draws it: the points that are not finite are NaN (left out), the title says -inf
+    const path_buf png = keep(mg_test_path("eval-record.png"));
+    const int rc = mg_plot_parzen(eval.s, png.s, 640, 480, &err);
+    if (rc)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    assert_png(png.s, 640, 480);
+    char *gp = read_all(mg_test_path("eval-record.gp"), &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gp);
+    CU_ASSERT_PTR_NOT_NULL(strstr(gp, "0.1 -12.5\n0.316227766 NaN\n1 NaN\nEOD\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(gp, "test LL -inf ± nan nats at σ = 0.1"));
+    free(gp);
+
+    // a path that is not UTF-8, which a JSON string cannot hold
+    r.checkpoint = "/runs/caf\xe9/ckpt.h5";
+    CU_ASSERT_EQUAL_FATAL(mg_eval_write_record(eval.s, &r, &err), 0);
+    o = json_load_file(eval.s, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "checkpoint")),
+                           "/runs/caf\xef\xbf\xbd/ckpt.h5");
+    json_decref(o);
+
+    // written whole or not at all, through files.h, and the message names the file
+    const char *nowhere = mg_test_path("no-such-dir/eval.json");
+    MG_ASSERT_FAILS(mg_eval_write_record(nowhere, &r, &err), err, nowhere,
+                    "cannot write: No such file or directory");
+    assert_no_temporaries(mg_test_tmpdir());
 }
 
 /* Each bad metrics file: its exact message, and nothing written (the output directory is not
@@ -387,7 +554,18 @@ static void test_metrics_errors(void)
         "{\"step\": 2, \"d_loss\": 1.4", // cut short, as by a crash mid-write
         "{'step': 2}",
         "[1, 2]",
-        "{\"step\": 2, \"note\": \"text\"}",
+        "{\"step\": true}",
+        // a step is a count, which mpigan always writes as a number
+        "{\"step\": null, \"d_loss\": 1.4, \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
+        "\"samples_per_s\": 100}",
+        "{\"step\": [2]}",
+        // a value that is not finite is null, or a bare nan of an older record, never a string
+        "{\"step\": 2, \"d_loss\": \"nan\", \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
+        "\"samples_per_s\": 100}",
+        "{\"step\": 2, \"d_loss\": NaN, \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
+        "\"samples_per_s\": 100}",
+        "{\"step\": 2, \"d_loss\": --inf, \"g_loss\": 0.7, \"d_real\": 0.5, \"d_fake\": 0.5, "
+        "\"samples_per_s\": 100}",
         "{\"st\\u0065p\": 2, \"d_loss\": nanx}",
     };
     for (size_t k = 0; k < sizeof bad_lines / sizeof *bad_lines; k++) {
@@ -455,7 +633,9 @@ static void test_parzen_errors(void)
         {"{\"valid_ll\": [1, 2], ", "no \"sigmas\" array of numbers"},
         {"{\"sigmas\": \"0.1 0.2\", \"valid_ll\": [1, 2], ", "no \"sigmas\" array of numbers"},
         {"{\"sigmas\": [0.1, \"0.2\"], \"valid_ll\": [1, 2], ", "no \"sigmas\" array of numbers"},
-        {"{\"sigmas\": [0.1, 0.2,], \"valid_ll\": [1, 2], ", "no \"sigmas\" array of numbers"},
+        {"{\"sigmas\": [0.1, null, true], \"valid_ll\": [1, 2, 3], ",
+         "no \"sigmas\" array of numbers"},
+        {"{\"sigmas\": {\"0\": 0.1}, \"valid_ll\": [1], ", "no \"sigmas\" array of numbers"},
         {"{\"sigmas\": [0.1, 0.2], ", "no \"valid_ll\" array of numbers"},
         {"{\"sigmas\": [0.1, 0.2], \"valid_ll\": [1], ",
          "\"sigmas\" has 2 entries but \"valid_ll\" has 1"},
@@ -466,8 +646,11 @@ static void test_parzen_errors(void)
          "sigmas[1] = 0 is not a positive width"},
         {"{\"sigmas\": [0.1, -0.2], \"valid_ll\": [1, 2], ",
          "sigmas[1] = -0.2 is not a positive width"},
-        {"{\"sigmas\": [0.1, 0.2], \"sigma\": 0.1, \"valid_ll\": [1, 2], ",
-         "\"sigma\" appears twice"},
+        // null: a value that was not finite, what it was in "not_finite" if the record says
+        {"{\"sigmas\": [0.1, null], \"valid_ll\": [1, 2], ", "sigmas[1] = nan is not a positive width"},
+        {"{\"sigmas\": [0.1, null], \"valid_ll\": [1, 2], \"not_finite\": {\"sigmas\": [null, "
+         "\"inf\"]}, ",
+         "sigmas[1] = inf is not a positive width"},
     };
     char text[30000];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -489,9 +672,22 @@ static void test_parzen_errors(void)
         {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": 1, \"test_ll\": 1, \"real\": true, "
          "\"samples\": 10}",
          "no \"test_se\" number"},
-        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": null, \"test_ll\": 1, \"test_se\": 1, "
+        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": \"1\", \"test_ll\": 1, \"test_se\": 1, "
          "\"real\": true, \"samples\": 10}",
          "no \"sigma\" number"},
+        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": null, \"test_ll\": 1, \"test_se\": 1, "
+         "\"real\": true, \"samples\": 10}",
+         "\"sigma\" = nan is not a positive width"},
+        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": null, \"test_ll\": 1, \"test_se\": 1, "
+         "\"real\": true, \"samples\": 10, \"not_finite\": {\"sigma\": \"inf\"}}",
+         "\"sigma\" = inf is not a positive width"},
+        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": 1, \"test_ll\": 1, \"test_se\": 1, "
+         "\"real\": true, \"samples\": 10, \"step\": \"1000\"}",
+         "no \"step\" number"},
+        {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": 1, \"test_ll\": 1, \"test_se\": 1, "
+         "\"real\": true, \"samples\": null}",
+         "\"samples\" = nan is not a count"},
+        {"[1, 2]", "not a JSON object"},
         {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": -1, \"test_ll\": 1, \"test_se\": 1, "
          "\"real\": true, \"samples\": 10}",
          "\"sigma\" = -1 is not a positive width"},
@@ -504,7 +700,8 @@ static void test_parzen_errors(void)
     };
     for (size_t k = 0; k < sizeof whole / sizeof *whole; k++) {
         // the NUL case is written whole, the others up to their end
-        const size_t n = k == 6 ? strlen(whole[k].text) + 3 : strlen(whole[k].text);
+        const int nul = strcmp(whole[k].what, "not a text file") == 0;
+        const size_t n = nul ? strlen(whole[k].text) + 3 : strlen(whole[k].text);
         mg_test_write_file("bad-eval.json", whole[k].text, n);
         MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, eval, "%s",
                         whole[k].what);
@@ -519,31 +716,47 @@ static void test_parzen_errors(void)
     MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, eval,
                     "\"sigmas\" has more than 1000 entries");
 
-    // malformed JSON, by line: a missing comma on line 4, a bad value of an unknown key on line
-    // 2, text after the object on line 3, an empty file
+    // malformed JSON, by line (jansson's): a missing comma on line 4, a bad value of an unknown
+    // key on line 2, text after the object on line 3, an empty file
+    static char deep[3010] = "{\"a\": ";
+    char where[4300];
     static const struct {
         const char *text;
         int line;
+        const char *what; // NULL: malformed JSON
     } syntax[] = {
-        {"{\n  \"sigmas\": [1],\n  \"valid_ll\": [1]\n  \"sigma\": 1\n}", 4},
-        {"{\n  \"checkpoint\": /path,\n  \"sigmas\": [1]\n}", 2},
+        {"{\n  \"sigmas\": [1],\n  \"valid_ll\": [1]\n  \"sigma\": 1\n}", 4, NULL},
+        {"{\n  \"checkpoint\": /path,\n  \"sigmas\": [1]\n}", 2, NULL},
         {"{\"sigmas\": [1], \"valid_ll\": [1], \"sigma\": 1, \"test_ll\": 1, \"test_se\": 1,\n"
          "\"real\": true, \"samples\": 10}\n"
          "{}",
-         3},
-        {"{\"a\": [1, 2,]}", 1},
-        {"{\"a\": {\"b\" 1}}", 1},
-        {"{\"a\": tru}", 1},
-        {"{\"a\": \"unterminated\n\"}", 1},
-        {"", 1},
-        {"[1, 2]", 1},
+         3, NULL},
+        {"{\"a\": [1, 2,]}", 1, NULL},
+        {"{\"a\": {\"b\" 1}}", 1, NULL},
+        {"{\"a\": tru}", 1, NULL},
+        {"{\"a\": \"unterminated\n\"}", 1, NULL},
+        {"", 1, NULL},
+        {"{\"sigmas\": [0.1, 0.2,], \"valid_ll\": [1, 2]}", 1, NULL},
+        {"{\"a\": {\"b\": 1},\n \"c\": [{\"d\": 2, \"d\": 3}]}", 2, // a repeated key, however deep
+         "duplicate object key near '\"d\"'"},
+        {"{\"a\": nan1}", 1, NULL}, // not a bare nan of an older record
+        {deep, 1, NULL},
     };
+    // deeper than jansson's limit (2048 levels): refused, not a crash
+    for (int i = 0; i < 3000; i++)
+        deep[6 + i] = '[';
     for (size_t k = 0; k < sizeof syntax / sizeof *syntax; k++) {
         write_text(eval, syntax[k].text);
-        char where[4300];
         snprintf(where, sizeof where, "%s:%d", eval, syntax[k].line);
-        MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, where, "malformed JSON");
+        MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, where, "%s",
+                        syntax[k].what ? syntax[k].what : "malformed JSON");
     }
+    // a key twice: jansson names it by the text around it
+    write_text(eval, "{\"sigmas\": [0.1, 0.2], \"sigma\": 0.1, \"valid_ll\": [1, 2],\n"
+                     "\"sigma\": 0.2, \"test_ll\": 1, \"test_se\": 0.1, \"real\": false, \"samples\": 10}");
+    snprintf(where, sizeof where, "%s:2", eval);
+    MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, where,
+                    "duplicate object key near '\"sigma\"'");
 
     const char *good = mg_test_write_file("good-eval.json", EVAL, sizeof EVAL - 1);
     MG_ASSERT_FAILS(mg_plot_parzen(good, png, 640, 20, &err), err, png,
@@ -558,7 +771,78 @@ static void test_parzen_errors(void)
 
     CU_ASSERT_FALSE(file_exists(png));
     CU_ASSERT_FALSE(file_exists(mg_test_path("bad-parzen.gp")));
-    CU_ASSERT_FALSE(file_exists(mg_test_path("bad-parzen.png.tmp")));
+    assert_no_temporaries(mg_test_tmpdir());
+}
+
+static int is_link_to(const char *path, const char *target)
+{
+    char buf[4200];
+    struct stat st;
+    const ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0 || lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+        return 0;
+    buf[n] = '\0';
+    return strcmp(buf, target) == 0;
+}
+
+static int is_regular(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void assert_victim(const char *victim)
+{
+    size_t n;
+    char *text = read_all(victim, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_STRING_EQUAL(text, "precious\n");
+    free(text);
+}
+
+/* Links planted where an older mpigan put its temporaries (NAME.tmp, opened by name by fopen and
+ * by gnuplot, which follow links) and at the final names: nothing is written through any of them.
+ * The planted temporaries are not mpigan's and stay; a link at a final name is replaced by the new
+ * file, as rename replaces it. */
+static void test_planted_links(void)
+{
+    static const char *const planted[] = {"losses.png.tmp", "d_outputs.png.tmp",
+                                          "throughput.png.tmp", "parzen_training.png.tmp",
+                                          "metrics.dat.tmp", "plots.gp.tmp"};
+    const path_buf metrics = keep(write_metrics("run-links", 20, 1)),
+                   out = keep(path_in(mg_test_path("run-links"), "plots")),
+                   victim = keep(mg_test_write_file("victim", "precious\n", 9));
+    CU_ASSERT_EQUAL_FATAL(mkdir(out.s, 0700), 0);
+    for (size_t i = 0; i < sizeof planted / sizeof *planted; i++)
+        CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(out.s, planted[i])), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(out.s, "losses.png")), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(out.s, "metrics.dat")), 0);
+    mg_error err = {""};
+    const int rc = mg_plot_metrics(metrics.s, out.s, 640, 480, &err);
+    if (rc < 0)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 4);
+    assert_victim(victim.s);
+    for (size_t i = 0; i < sizeof planted / sizeof *planted; i++)
+        CU_ASSERT(is_link_to(path_in(out.s, planted[i]), victim.s));
+    CU_ASSERT(is_regular(path_in(out.s, "losses.png")));
+    CU_ASSERT(is_regular(path_in(out.s, "metrics.dat")));
+    assert_png(path_in(out.s, "losses.png"), 640, 480);
+    assert_dat(out.s, 20, 1);
+
+    // the Parzen curve, its script and picture
+    const path_buf dir = keep(mg_test_path("parzen-links")),
+                   eval = keep(mg_test_write_file("links-eval.json", EVAL, sizeof EVAL - 1));
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir.s, 0700), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(dir.s, "curve.png.tmp")), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(dir.s, "curve.gp.tmp")), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim.s, path_in(dir.s, "curve.png")), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_plot_parzen(eval.s, path_in(dir.s, "curve.png"), 640, 480, &err), 0);
+    assert_victim(victim.s);
+    CU_ASSERT(is_link_to(path_in(dir.s, "curve.png.tmp"), victim.s));
+    CU_ASSERT(is_link_to(path_in(dir.s, "curve.gp.tmp"), victim.s));
+    assert_png(path_in(dir.s, "curve.png"), 640, 480);
+    CU_ASSERT(is_regular(path_in(dir.s, "curve.png")));
 }
 
 /* An executable shell script standing in for gnuplot. */
@@ -592,7 +876,7 @@ static void test_gnuplot_errors(void)
     MG_ASSERT_FAILS(mg_plot_parzen(eval, png, 640, 480, &err), err, "/nonexistent/gnuplot",
                     "cannot run gnuplot (MPIGAN_GNUPLOT): No such file or directory");
     CU_ASSERT_FALSE(file_exists(png));
-    CU_ASSERT_FALSE(file_exists(mg_test_path("gp-parzen.png.tmp")));
+    assert_no_temporaries(mg_test_tmpdir());
     CU_ASSERT_EQUAL_FATAL(setenv("MPIGAN_GNUPLOT", eval, 1), 0);
     MG_ASSERT_FAILS(mg_plot_metrics(metrics, fresh, 640, 480, &err), err, eval,
                     "cannot run gnuplot (MPIGAN_GNUPLOT): Permission denied");
@@ -638,8 +922,9 @@ static void test_gnuplot_errors(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(before);
     const path_buf script = keep(path_in(out, "plots.gp"));
 
-    // gnuplot's own form, after a warning and an echo of the command; one picture already made
-    fake_gnuplot("fail.sh", "echo junk > losses.png.tmp\n"
+    // gnuplot's own form, after a warning and an echo of the command; one picture already made.
+    // The stand-ins write where mpigan tells gnuplot to, its argument 2: prefix='DIR/'.
+    fake_gnuplot("fail.sh", "eval \"$2\"; echo junk > \"${prefix}losses.png\"\n"
                             "echo '\"plots.gp\" line 3: warning: Skipping data file' >&2\n"
                             "echo 'plot file using 1:5' >&2\n"
                             "echo '                   ^' >&2\n"
@@ -649,11 +934,15 @@ static void test_gnuplot_errors(void)
         const char *fake, *body, *what;
     } fails[] = {
         {"fail.sh", NULL, "x range is invalid"},
-        {"other.sh", "echo 'something else went wrong' >&2; echo junk > d_outputs.png.tmp; exit 3",
+        {"other.sh",
+         "echo 'something else went wrong' >&2; eval \"$2\"; echo junk > ${prefix}d_outputs.png; "
+         "exit 3",
          "gnuplot: something else went wrong"},
         {"quiet.sh", "exit 2", "gnuplot failed (exit status 2)"},
-        {"killed.sh", "echo junk > losses.png.tmp; kill -9 $$", "gnuplot killed by signal 9"},
-        {"lazy.sh", "echo junk > losses.png.tmp; exit 0", "gnuplot wrote no d_outputs.png"},
+        {"killed.sh", "eval \"$2\"; echo junk > ${prefix}losses.png; kill -9 $$",
+         "gnuplot killed by signal 9"},
+        {"lazy.sh", "eval \"$2\"; echo junk > ${prefix}losses.png; exit 0",
+         "gnuplot wrote no d_outputs.png"},
     };
     for (size_t k = 0; k < sizeof fails / sizeof *fails; k++) {
         const char *fake = fails[k].body ? fake_gnuplot(fails[k].fake, fails[k].body)
@@ -671,11 +960,7 @@ static void test_gnuplot_errors(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(after);
         CU_ASSERT(n_after == n_before && memcmp(before, after, n_before) == 0);
         free(after);
-        for (int i = 0; i < 4; i++) {
-            char tmp[64];
-            snprintf(tmp, sizeof tmp, "%s.tmp", PNGS[i]);
-            CU_ASSERT_FALSE(file_exists(path_in(out, tmp)));
-        }
+        assert_no_temporaries(out);
     }
     CU_ASSERT_EQUAL(setenv("MPIGAN_GNUPLOT", mg_test_path("fail.sh"), 1), 0);
     char where[4300];
@@ -692,11 +977,14 @@ static const mg_test tests[] = {
     {"metrics_without_parzen", test_metrics_without_parzen},
     {"metrics_one_record", test_metrics_one_record},
     {"metrics_rerun", test_metrics_rerun},
+    {"metrics_diverged", test_metrics_diverged},
     {"metrics_order_and_nan", test_metrics_order_and_nan},
     {"parzen", test_parzen},
+    {"eval_record", test_eval_record},
     {"metrics_errors", test_metrics_errors},
     {"parzen_errors", test_parzen_errors},
     {"gnuplot_errors", test_gnuplot_errors},
+    {"planted_links", test_planted_links},
     {NULL, NULL},
 };
 

@@ -26,4 +26,26 @@ typedef struct {
 /* Collective over comm; returns the process exit status (MG_EXIT_*). */
 int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm);
 
+/* What an evaluation found, as its record holds it. */
+typedef struct {
+    const char *checkpoint;
+    int64_t step;
+    int real, ranks;
+    int64_t samples;
+    int valid_points, test_points;
+    int n_sigma, chosen;             /* the grid's size; the index of the chosen sigma */
+    const double *sigmas, *valid_ll; /* (n_sigma) each: the grid, the mean validation LL at each */
+    double test_ll, test_se;
+    double seconds[4];               /* samples, validation, test, total */
+} mg_eval_record;
+
+/* The record as a JSON object (jansson, indented) at path, written whole or not at all
+ * (files.h): checkpoint, step, real, ranks, samples, valid_points, test_points, sigmas, valid_ll,
+ * sigma, test_ll, test_se, seconds and timers (samples, validation, test). A value that is not
+ * finite is null, and the object "not_finite" says what it was, as in metrics.jsonl: "inf",
+ * "-inf" or "nan" for a number, and for an array one as long, with null for its finite entries.
+ * A checkpoint path that is not UTF-8 has U+FFFD for each of its non-ASCII bytes. Returns 0, or
+ * -1 with "PATH: cannot write: ..." in err. */
+int mg_eval_write_record(const char *path, const mg_eval_record *r, mg_error *err);
+
 #endif
