@@ -21,6 +21,7 @@
 #include "mpigan/generate.h"
 #include "mpigan/splits.h"
 #include "mpigan/parzen.h"
+#include "mpigan/record.h"
 #include "mpigan/train.h"
 
 #define MAX_SIGMAS 1000
@@ -85,64 +86,6 @@ static int real_samples(mg_dataset *mu, const mg_config *cfg, int64_t n, mg_erro
     return mg_dataset_widen(mu, err);
 }
 
-/* What a value that is not finite was, for the record's "not_finite" object. */
-static const char *nonfinite_name(double x)
-{
-    return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
-}
-
-/* key: x into obj, or null when x is not finite, named in not_finite with what it was, as in
- * metrics.jsonl: JSON has no NaN or Inf. */
-static void put_real(json_t *obj, json_t *not_finite, const char *key, double x)
-{
-    if (isfinite(x)) {
-        json_object_set_new(obj, key, json_real(x));
-        return;
-    }
-    json_object_set_new(obj, key, json_null());
-    json_object_set_new(not_finite, key, json_string(nonfinite_name(x)));
-}
-
-/* key: v[0..n) into obj, each value that is not finite null; if there is one, not_finite gets an
- * array as long with what each of those was, and null for the others. */
-static void put_reals(json_t *obj, json_t *not_finite, const char *key, const double *v, int n)
-{
-    json_t *a = json_array(), *what = json_array();
-    int any = 0;
-    for (int i = 0; i < n; i++) {
-        const int finite = isfinite(v[i]);
-        json_array_append_new(a, finite ? json_real(v[i]) : json_null());
-        json_array_append_new(what, finite ? json_null() : json_string(nonfinite_name(v[i])));
-        any |= !finite;
-    }
-    json_object_set_new(obj, key, a);
-    if (any)
-        json_object_set(not_finite, key, what);
-    json_decref(what);
-}
-
-/* s as a JSON string. JSON holds only UTF-8, and a path is bytes: a path that is not UTF-8 is
- * written with U+FFFD for each of its non-ASCII bytes. */
-static json_t *path_string(const char *s)
-{
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *t = mg_xmalloc(3 * strlen(s) + 1), *p = t;
-    for (; *s; s++) {
-        if ((unsigned char)*s < 0x80) {
-            *p++ = *s;
-        } else {
-            memcpy(p, "\xef\xbf\xbd", 3);
-            p += 3;
-        }
-    }
-    *p = '\0';
-    j = json_string(t);
-    free(t);
-    return j;
-}
-
 /* Seconds to the millisecond: more digits would be noise. */
 static json_t *seconds(double s)
 {
@@ -152,26 +95,24 @@ static json_t *seconds(double s)
 int mg_eval_write_record(const char *path, const mg_eval_record *r, mg_error *err)
 {
     json_t *o = json_object(), *bad = json_object();
-    json_object_set_new(o, "checkpoint", path_string(r->checkpoint));
+    json_object_set_new(o, "checkpoint", mg_record_path(r->checkpoint));
     json_object_set_new(o, "step", json_integer(r->step));
     json_object_set_new(o, "real", json_boolean(r->real));
     json_object_set_new(o, "ranks", json_integer(r->ranks));
     json_object_set_new(o, "samples", json_integer(r->samples));
     json_object_set_new(o, "valid_points", json_integer(r->valid_points));
     json_object_set_new(o, "test_points", json_integer(r->test_points));
-    put_reals(o, bad, "sigmas", r->sigmas, r->n_sigma);
-    put_reals(o, bad, "valid_ll", r->valid_ll, r->n_sigma);
-    put_real(o, bad, "sigma", r->sigmas[r->chosen]);
-    put_real(o, bad, "test_ll", r->test_ll);
-    put_real(o, bad, "test_se", r->test_se);
+    mg_record_reals(o, bad, "sigmas", r->sigmas, r->n_sigma);
+    mg_record_reals(o, bad, "valid_ll", r->valid_ll, r->n_sigma);
+    mg_record_real(o, bad, "sigma", r->sigmas[r->chosen]);
+    mg_record_real(o, bad, "test_ll", r->test_ll);
+    mg_record_real(o, bad, "test_se", r->test_se);
     json_object_set_new(o, "seconds", seconds(r->seconds[3]));
     json_object_set_new(o, "timers",
                         json_pack("{s:o, s:o, s:o}", "samples", seconds(r->seconds[0]),
                                   "validation", seconds(r->seconds[1]), "test",
                                   seconds(r->seconds[2])));
-    if (json_object_size(bad))
-        json_object_set(o, "not_finite", bad);
-    json_decref(bad);
+    mg_record_finish(o, bad);
     char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(o);
     if (!text)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mpigan/blas.h"
+#include "mpigan/record.h"
 
 /* Digits of the reals in the records: more than a float holds, fewer than 17 noisy ones. */
 #define RECORD_PRECISION 9
@@ -132,18 +133,6 @@ static void draw(mg_report *r, const mg_trainer *t, const mg_step_stats *m, doub
     fflush(r->out);
 }
 
-/* key: x into obj, or null when x is not finite, named in the record's "not_finite" object with
- * what it was: JSON has no NaN or Inf, and a record with them would not parse. */
-static void put_real(json_t *obj, json_t *not_finite, const char *key, double x)
-{
-    if (isfinite(x)) {
-        json_object_set_new(obj, key, json_real(x));
-        return;
-    }
-    json_object_set_new(obj, key, json_null());
-    json_object_set_new(not_finite, key, json_string(isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"));
-}
-
 /* The record of the interval that ends at this step; its JSON text (malloc'd) or NULL. */
 static char *record(const mg_report *r, const mg_trainer *t, const mg_step_stats *m, double rate,
                     double elapsed)
@@ -151,26 +140,24 @@ static char *record(const mg_report *r, const mg_trainer *t, const mg_step_stats
     json_t *o = json_object(), *bad = json_object();
     const int64_t epochs = t->minibatch / t->batches_per_epoch;
     json_object_set_new(o, "step", json_integer(t->step));
-    put_real(o, bad, "epoch", mg_trainer_epoch(t));
-    put_real(o, bad, "d_loss", m->d_loss);
-    put_real(o, bad, "g_loss", m->g_loss);
-    put_real(o, bad, "d_real", m->d_real);
-    put_real(o, bad, "d_fake", m->d_fake);
-    put_real(o, bad, "lr_d", mg_optim_lr(&t->d_opt.spec, t->d_opt.t));
-    put_real(o, bad, "lr_g", mg_optim_lr(&t->g_opt.spec, t->g_opt.t));
-    put_real(o, bad, "momentum_d", mg_optim_momentum(&t->d_opt.spec, epochs));
-    put_real(o, bad, "momentum_g", mg_optim_momentum(&t->g_opt.spec, epochs));
-    put_real(o, bad, "samples_per_s", rate);
-    put_real(o, bad, "elapsed_s", elapsed);
+    mg_record_real(o, bad, "epoch", mg_trainer_epoch(t));
+    mg_record_real(o, bad, "d_loss", m->d_loss);
+    mg_record_real(o, bad, "g_loss", m->g_loss);
+    mg_record_real(o, bad, "d_real", m->d_real);
+    mg_record_real(o, bad, "d_fake", m->d_fake);
+    mg_record_real(o, bad, "lr_d", mg_optim_lr(&t->d_opt.spec, t->d_opt.t));
+    mg_record_real(o, bad, "lr_g", mg_optim_lr(&t->g_opt.spec, t->g_opt.t));
+    mg_record_real(o, bad, "momentum_d", mg_optim_momentum(&t->d_opt.spec, epochs));
+    mg_record_real(o, bad, "momentum_g", mg_optim_momentum(&t->g_opt.spec, epochs));
+    mg_record_real(o, bad, "samples_per_s", rate);
+    mg_record_real(o, bad, "elapsed_s", elapsed);
     if (r->parzen_pending) {
-        put_real(o, bad, "parzen_ll", r->parzen_ll);
-        put_real(o, bad, "parzen_sigma", r->parzen_sigma);
+        mg_record_real(o, bad, "parzen_ll", r->parzen_ll);
+        mg_record_real(o, bad, "parzen_sigma", r->parzen_sigma);
     }
     if (t->skipped)
         json_object_set_new(o, "skipped", json_integer(t->skipped));
-    if (json_object_size(bad))
-        json_object_set(o, "not_finite", bad);
-    json_decref(bad);
+    mg_record_finish(o, bad);
     char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(RECORD_PRECISION));
     json_decref(o);
     return text;
@@ -256,9 +243,9 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
     for (int i = 0; i < MG_TIMER_COUNT; i++)
         json_object_set_new(timers, mg_timer_names[i], minmeanmax(tmin[i], tmean[i], tmax[i]));
     json_t *o = json_pack(
-        "{s:s, s:s, s:i, s:i, s:s, s:s, s:i, s:I, s:f, s:f, s:f, s:f,"
+        "{s:s, s:o, s:i, s:i, s:s, s:s, s:i, s:I, s:f, s:f, s:f, s:f,"
         " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:o}",
-        "mpigan_version", MPIGAN_VERSION, "config", r->source, "ranks", t->nranks,
+        "mpigan_version", MPIGAN_VERSION, "config", mg_record_path(r->source), "ranks", t->nranks,
         "threads_per_rank", r->threads, "blas_kernels", mg_blas_kernels(), "gradient_sums",
         mg_trainer_sums(t), "global_batch", t->batch, "steps", (json_int_t)t->step, "epochs",
         mg_trainer_epoch(t), "seconds", seconds, "elapsed_s", mg_report_elapsed(r),
