@@ -221,10 +221,35 @@ static int fill_checkpoint(hid_t f, const void *ctx, mg_error *what)
     return write_all(f, w->t, w->config_yaml, what);
 }
 
+/* The name of the first of s's tensors that holds NaN or Inf, or NULL: such a state is never
+ * written, so that a checkpoint (and latest.h5) always holds a state a run can continue from. */
+static const char *not_finite(const mg_checkpoint_state *s)
+{
+    const struct {
+        const char *name;
+        const mg_real *x;
+        size_t n;
+    } parts[] = {
+        {"the generator's parameters", s->g->params, s->g->n_params},
+        {"the discriminator's parameters", s->d->params, s->d->n_params},
+        {"the generator's optimizer state", s->g_opt->m, s->g_opt->n},
+        {"the generator's optimizer state", s->g_opt->v, s->g_opt->v ? s->g_opt->n : 0},
+        {"the discriminator's optimizer state", s->d_opt->m, s->d_opt->n},
+        {"the discriminator's optimizer state", s->d_opt->v, s->d_opt->v ? s->d_opt->n : 0},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (parts[i].n && !mg_all_finite(parts[i].x, parts[i].n))
+            return parts[i].name;
+    return NULL;
+}
+
 int mg_checkpoint_write(const mg_checkpoint_state *t, const char *config_yaml, const char *path,
                         mg_error *err)
 {
     mg_error what;
+    const char *bad = not_finite(t);
+    if (bad)
+        return mg_fail(err, "%s: not written: NaN or Inf in %s", path, bad);
     write_ctx w = {t, config_yaml};
     /* Parameters and the optimizers' state: momentum for SGD, two moments for Adam. */
     const double states = (double)t->g->n_params * (t->g_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2) +
@@ -275,7 +300,15 @@ static int read_tensor(hid_t f, const char *path, const char *name, int rank,
         return mg_fail(err, "%s: %s holds %s, this build of mpigan uses %zu-bit floats", path,
                        name, have, 8 * sizeof(mg_real));
     }
-    return mg_h5r_dataset(f, path, name, MG_H5_REAL_MEM, rank, dims, buf, err);
+    if (mg_h5r_dataset(f, path, name, MG_H5_REAL_MEM, rank, dims, buf, err))
+        return -1;
+    /* A state that is not good never loads: no run resumes from it, no sample is drawn from it. */
+    size_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)dims[i];
+    if (!mg_all_finite(buf, n))
+        return mg_fail(err, "%s: %s holds NaN or Inf: not a state to continue from", path, name);
+    return 0;
 }
 
 /* The layers a checkpoint holds for one network, in order. */
@@ -852,10 +885,9 @@ int mg_checkpoint_save(const mg_checkpoint_state *t, const char *config_yaml, co
 {
     if (keep < 1)
         return mg_fail(err, "%s: cannot keep %d checkpoints: keep at least 1", dir, keep);
-    char name[64], path[MG_PATH_MAX], link_tmp[MG_PATH_MAX], link[MG_PATH_MAX];
+    char name[64], path[MG_PATH_MAX], link_tmp[MG_PATH_MAX + 32], link[MG_PATH_MAX];
     snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)*t->step);
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(link_tmp, sizeof link_tmp, "%s/latest.h5.tmp", dir) >= (int)sizeof link_tmp ||
         snprintf(link, sizeof link, "%s/latest.h5", dir) >= (int)sizeof link)
         return mg_fail(err, "%s/%s: path too long", dir, name);
     if (mg_checkpoint_write(t, config_yaml, path, err))
@@ -864,13 +896,17 @@ int mg_checkpoint_save(const mg_checkpoint_state *t, const char *config_yaml, co
         return mg_fail(err, "%s: path too long", path);
 
     /* latest.h5 -> ckpt-<step>.h5, relative so the run directory can move. A new link under a
-     * temporary name renamed over the old one: there is always a latest.h5. */
-    if ((unlink(link_tmp) != 0 && errno != ENOENT) || symlink(name, link_tmp) != 0 ||
-        rename(link_tmp, link) != 0) {
+     * fresh temporary name (symlink() creates it exclusively), renamed over the old one: there
+     * is always a latest.h5, and it is never a file someone else put there. */
+    mg_error what;
+    if (mg_file_temp_name(link_tmp, sizeof link_tmp, link, &what))
+        return mg_fail(err, "%s: cannot point it at %s: %s", link, name, what.msg);
+    if (symlink(name, link_tmp) != 0 || rename(link_tmp, link) != 0) {
         int e = errno;
         unlink(link_tmp);
         return mg_fail(err, "%s: cannot point it at %s: %s", link, name, strerror(e));
     }
+    mg_file_sync_dir(link);
 
     ckpt_file *files;
     int count;
@@ -891,6 +927,24 @@ int mg_checkpoint_save(const mg_checkpoint_state *t, const char *config_yaml, co
     return rc;
 }
 
+int mg_checkpoint_find_current(char *path, size_t n, const char *dir, mg_error *err)
+{
+    char link[MG_PATH_MAX + 16], target[256];
+    if (snprintf(link, sizeof link, "%s/latest.h5", dir) >= (int)sizeof link)
+        return mg_fail(err, "%s: path too long", dir);
+    /* Only a link to a checkpoint's own name in dir counts: latest.h5 is mpigan's. */
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len > 0) {
+        target[len] = '\0';
+        struct stat st;
+        int lenp = snprintf(path, n, "%s/%s", dir, target);
+        if (ckpt_step(target) >= 0 && lenp > 0 && (size_t)lenp < n && lstat(path, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return 0;
+    }
+    return mg_checkpoint_find_latest(path, n, dir, err);
+}
+
 int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *dir, mg_error *err)
 {
     struct stat st;
@@ -898,7 +952,7 @@ int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *di
                      : stat(spec, &st) == 0 && S_ISDIR(st.st_mode) ? spec
                                                                     : NULL;
     if (in)
-        return mg_checkpoint_find_latest(path, n, in, err);
+        return mg_checkpoint_find_current(path, n, in, err);
     if (snprintf(path, n, "%s", spec) >= (int)n)
         return mg_fail(err, "%s: path too long", spec);
     return 0;

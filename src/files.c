@@ -114,9 +114,15 @@ int mg_file_commit_name(const char *tmp, const char *path, mg_error *what)
         return mg_fail(what, "%s", strerror(errno));
     if (rename(tmp, path) != 0)
         return mg_fail(what, "%s", strerror(errno));
-    /* The rename is durable once the directory is synced. Best effort: path already is the
-     * complete new file, so failing now would report an error about a good file (and some file
-     * systems refuse fsync on a directory). */
+    mg_file_sync_dir(path);
+    return 0;
+}
+
+void mg_file_sync_dir(const char *path)
+{
+    /* A rename is durable once the directory is synced. Best effort: path already is the complete
+     * new file, so failing now would report an error about a good file (and some file systems
+     * refuse fsync on a directory). */
     char dir[MG_PATH_MAX + 64];
     if (dir_of(dir, sizeof dir, path) == 0) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -125,7 +131,6 @@ int mg_file_commit_name(const char *tmp, const char *path, mg_error *what)
             (void)close(dfd);
         }
     }
-    return 0;
 }
 
 int mg_file_create(mg_file *o, const char *path, mg_error *what)

@@ -164,25 +164,38 @@ static int write_png(png_structp png, png_infop info, const grid *g, unsigned ch
     return 0;
 }
 
+/* The grid's size in pixels, or -1 with what is wrong. */
+static int grid_size(int n, int cols, int C, int H, int W, int neighbours, int64_t *width,
+                     int64_t *height, mg_error *what)
+{
+    if (n < 1 || cols < 1 || H < 1 || W < 1)
+        return mg_fail(what, "nothing to draw (n %d, cols %d, H %d, W %d)", n, cols, H, W);
+    if (C != 1 && C != 3)
+        return mg_fail(what, "cannot draw images with %d channels (1 or 3)", C);
+    // each factor < 2^31, so every sum and product here stays below 2^63
+    const int64_t rows = ((int64_t)n + cols - 1) / cols;
+    *width = 1 + (int64_t)cols * ((int64_t)W + 1) + (neighbours ? GRID_SEP + (int64_t)W + 2 : 0);
+    *height = 1 + rows * ((int64_t)H + 1);
+    if (*width > GRID_MAX_SIDE || *height > GRID_MAX_SIDE || *width * *height > GRID_MAX_PIXELS)
+        return mg_fail(what, "grid of %lld x %lld pixels is too large", (long long)*width,
+                       (long long)*height);
+    return 0;
+}
+
+int mg_png_grid_fits(int n, int cols, int C, int H, int W, int neighbours, mg_error *what)
+{
+    int64_t w, h;
+    return grid_size(n, cols, C, H, W, neighbours, &w, &h, what);
+}
+
 int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
                 const mg_real *neighbours, mg_error *err)
 {
-    if (n < 1 || cols < 1 || H < 1 || W < 1)
-        return mg_fail(err, "%s: nothing to draw (n %d, cols %d, H %d, W %d)", path, n, cols, H,
-                       W);
-    if (C != 1 && C != 3)
-        return mg_fail(err, "%s: cannot draw images with %d channels (1 or 3)", path, C);
-
-    // each factor < 2^31, so every sum and product here stays below 2^63
     grid g = {.n = n, .cols = cols, .C = C, .H = H, .W = W, .rgb = C == 3 || neighbours,
               .images = images, .neighbours = neighbours};
-    const int64_t rows = ((int64_t)n + cols - 1) / cols;
-    g.width = 1 + (int64_t)cols * ((int64_t)W + 1) + (neighbours ? GRID_SEP + (int64_t)W + 2 : 0);
-    g.height = 1 + rows * ((int64_t)H + 1);
-    if (g.width > GRID_MAX_SIDE || g.height > GRID_MAX_SIDE ||
-        g.width * g.height > GRID_MAX_PIXELS)
-        return mg_fail(err, "%s: grid of %lld x %lld pixels is too large", path,
-                       (long long)g.width, (long long)g.height);
+    mg_error why;
+    if (grid_size(n, cols, C, H, W, neighbours != NULL, &g.width, &g.height, &why))
+        return mg_fail(err, "%s: %s", path, why.msg);
 
     unsigned char *row = malloc((size_t)g.width * (g.rgb ? 3 : 1)); // (width) pixels
     if (!row)

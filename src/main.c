@@ -13,6 +13,7 @@
 #include "mpigan/evaluate.h"
 #include "mpigan/plot.h"
 #include "mpigan/run.h"
+#include "mpigan/signals.h"
 
 #define MAX_OVERRIDES 256
 
@@ -664,6 +665,11 @@ static int parse_info(const char **checkpoint, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* First of all: a stop signal (SLURM's time-limit warning, a requeue, scancel) that arrives
+     * while MPI starts, the data load or a checkpoint is read must not kill the rank. It is
+     * queued, and the run stops with a checkpoint at the end of its first step (status 3). */
+    if (argc >= 2 && !strcmp(argv[1], "train"))
+        mg_signals_install();
     if (argc < 2) {
         fputs(usage_main, stderr);
         return MG_EXIT_INPUT;

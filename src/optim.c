@@ -51,35 +51,42 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
 
 /* The update loops, one pass each over separate buffers (restrict: they vectorise without an
  * overlap check). */
-MG_HOT static void sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g,
-                       size_t n, mg_real lr, mg_real mu)
+MG_HOT static int sgd(mg_real *restrict p, mg_real *restrict m, const mg_real *restrict g,
+                      size_t n, mg_real lr, mg_real mu)
 {
+    mg_bits marks = 0;
     for (size_t i = 0; i < n; i++) {
         m[i] = mu * m[i] - lr * g[i];
         p[i] += m[i];
+        marks |= mg_nonfinite_mark(p[i]);
     }
+    return mg_marks_finite(marks);
 }
 
-MG_HOT static void adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
-                        const mg_real *restrict g, size_t n, mg_real step, mg_real eps,
-                        mg_real b1, mg_real b2)
+MG_HOT static int adam(mg_real *restrict p, mg_real *restrict m, mg_real *restrict v,
+                       const mg_real *restrict g, size_t n, mg_real step, mg_real eps, mg_real b1,
+                       mg_real b2)
 {
+    mg_bits marks = 0;
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];
         v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
         p[i] -= step * m[i] / (mg_sqrt(v[i]) + eps);
+        marks |= mg_nonfinite_mark(p[i]);
     }
+    return mg_marks_finite(marks);
 }
 
-void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
+int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
 {
+    int finite;
     const mg_optim_spec *s = &opt->spec;
     size_t n = opt->n;
     mg_real *m = opt->m, *v = opt->v;
     if (s->type == MG_OPTIM_SGD) {
         const mg_real lr = (mg_real)mg_optim_lr(s, opt->t);
         const mg_real mu = (mg_real)mg_optim_momentum(s, epochs);
-        sgd(params, m, grads, n, lr, mu);
+        finite = sgd(params, m, grads, n, lr, mu);
     } else {
         const double t = (double)(opt->t + 1);
         /* Bias corrections folded into the step size and epsilon, as in Kingma & Ba, Sec. 2. */
@@ -87,7 +94,8 @@ void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t
         const mg_real step = (mg_real)(s->lr * sqrt(c2) / c1);
         const mg_real eps = (mg_real)(s->eps * sqrt(c2));
         const mg_real b1 = (mg_real)s->beta1, b2 = (mg_real)s->beta2;
-        adam(params, m, v, grads, n, step, eps, b1, b2);
+        finite = adam(params, m, v, grads, n, step, eps, b1, b2);
     }
     opt->t++;
+    return finite;
 }

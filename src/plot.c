@@ -936,7 +936,7 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
 {
     char ckpt[MG_PATH_MAX];
     mg_error none;
-    if (mg_checkpoint_find_latest(ckpt, sizeof ckpt, run_dir, &none))
+    if (mg_checkpoint_find_current(ckpt, sizeof ckpt, run_dir, &none))
         return 0;
     mg_checkpoint_info info;
     if (mg_checkpoint_read_info(&info, ckpt, err))

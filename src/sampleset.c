@@ -215,12 +215,16 @@ int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape
         return -1;
     const sample_args a = {.x = x, .z = z, .shape = shape, .noise_dim = noise_dim, .step = step};
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (lstat(path, &st) != 0) {
         if (errno != ENOENT)
             return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
         /* A new file goes through a temporary name too: a crash never leaves half a header. */
         return write_new(path, "append", fill_snapshots, &a, image_bytes(shape, noise_dim), err);
     }
+    /* Appended in place: never through a link, never into a FIFO or a device. */
+    if (!S_ISREG(st.st_mode))
+        return mg_fail(err, "%s: cannot append samples: %s", path,
+                       S_ISLNK(st.st_mode) ? "a symbolic link, not a file" : "not a regular file");
 
     /* An append writes in place: one that ran out of space half-way would leave the file
      * damaged, with every earlier snapshot. Room for it is checked first. */
@@ -273,4 +277,63 @@ int mg_sampleset_write(const char *path, const mg_real *x, mg_image_shape shape,
     const sample_args a = {.x = x, .z = z, .shape = shape, .noise_dim = noise_dim,
                            .checkpoint = checkpoint, .step = step};
     return write_new(path, "write", fill_samples, &a, image_bytes(shape, noise_dim), err);
+}
+
+int mg_sampleset_trim(const char *path, int64_t step, int64_t *kept, mg_error *err)
+{
+    mg_h5_quiet();
+    *kept = 0;
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mg_fail(err, "%s: cannot trim samples: %s", path,
+                       S_ISLNK(st.st_mode) ? "a symbolic link, not a file" : "not a regular file");
+    hid_t f;
+    if (mg_h5_open(&f, path, 1, err))
+        return -1;
+    mg_h5_info s_info, st_info;
+    int rc = mg_h5r_format(f, path, SAMPLES_FORMAT, SAMPLES_VERSION, "sample file", err) ||
+                     mg_h5r_info(f, path, "/samples", &s_info, err) ||
+                     mg_h5r_info(f, path, "/steps", &st_info, err)
+                 ? -1
+                 : 0;
+    if (rc == 0 && (s_info.rank != 5 || st_info.rank != 1 || st_info.cls != H5T_INTEGER ||
+                    st_info.dims[0] != s_info.dims[0])) {
+        char have[128];
+        mg_h5_shape_str(have, sizeof have, st_info.rank, st_info.dims);
+        rc = mg_fail(err, "%s: /steps has shape %s, /samples holds %llu snapshots", path, have,
+                     (unsigned long long)s_info.dims[0]);
+    }
+    const hsize_t n = rc == 0 ? st_info.dims[0] : 0;
+    int64_t *steps = mg_xmalloc((n ? n : 1) * sizeof *steps);
+    if (rc == 0 && n > 0)
+        rc = mg_h5r_dataset(f, path, "/steps", H5T_NATIVE_INT64, 1, &n, steps, err);
+    /* Snapshots are in step order: keep those up to `step`, the ones a run resumed there has. */
+    hsize_t k = 0;
+    while (rc == 0 && k < n && steps[k] <= step)
+        k++;
+    free(steps);
+    mg_error what = {{0}};
+    if (rc == 0 && k < n) {
+        /* /steps first: a crash between the two leaves /samples long, which the next append
+         * reports rather than misattributing a snapshot. */
+        hsize_t dims[5];
+        memcpy(dims, s_info.dims, sizeof dims);
+        dims[0] = k;
+        hid_t d1 = H5Dopen2(f, "/steps", H5P_DEFAULT);
+        if (d1 < 0 || H5Dset_extent(d1, &k) < 0)
+            rc = mg_fail(&what, "cannot shorten /steps");
+        mg_h5_close(d1);
+        hid_t d2 = rc == 0 ? H5Dopen2(f, "/samples", H5P_DEFAULT) : -1;
+        if (rc == 0 && (d2 < 0 || H5Dset_extent(d2, dims) < 0))
+            rc = mg_fail(&what, "cannot shorten /samples");
+        mg_h5_close(d2);
+    }
+    if (mg_h5_finish(f, rc ? NULL : &what))
+        rc = -1;
+    if (rc && what.msg[0])
+        return mg_fail(err, "%s: cannot trim samples: %s", path, what.msg);
+    *kept = (int64_t)k;
+    return rc;
 }

@@ -65,6 +65,11 @@ struct mg_session {
     char saved[MG_PATH_MAX + 64];  /* its file */
     int stopped;                   /* a stop signal ended the run */
     /* rank 0 */
+    mg_rundir rundir;              /* locked while the session lasts */
+    int started;                   /* the run directory was changed for this run */
+    int opened;                    /* mg_session_open succeeded */
+    double stop_checked;           /* when rank 0 last looked for a STOP file */
+    int stop_by_file;              /* rank 0 found one */
     char *yaml;                    /* the effective configuration, as checkpoints keep it */
     mg_report report;
     int reporting;                 /* report is open */
@@ -105,20 +110,39 @@ static mg_checkpoint_state state_of(mg_session *s)
 
 /* ---- sample snapshots (rank 0) ---- */
 
-static void snapshots_init(snapshots *p, const mg_config *cfg, size_t dim)
+/* Sized and checked before the run directory changes: a grid that cannot be drawn, or buffers
+ * that do not fit in memory, stop the run before it starts, not at its first snapshot. */
+static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *data,
+                          mg_error *err)
 {
+    const size_t dim = data->dim;
     p->count = cfg->samples.count;
-    p->cols = cfg->samples.columns;
-    if (p->cols <= 0)
-        while ((int64_t)p->cols * p->cols < p->count)
-            p->cols++;
-    p->rows = (p->count + p->cols - 1) / p->cols;
-    p->z = mg_xmalloc((size_t)p->count * cfg->generator.noise_dim * sizeof *p->z);
-    p->x = mg_xmalloc((size_t)p->count * dim * sizeof *p->x);
-    p->q = mg_xmalloc((size_t)p->rows * dim * sizeof *p->q);
-    p->nb = mg_xmalloc((size_t)p->rows * dim * sizeof *p->nb);
-    p->idx = mg_xmalloc((size_t)p->rows * sizeof *p->idx);
+    int64_t cols = cfg->samples.columns;
+    if (cols <= 0)
+        while (cols * cols < p->count)
+            cols++;
+    if (cols > p->count)
+        cols = p->count; /* more columns than samples draw empty cells */
+    p->cols = (int)cols;
+    p->rows = (int)(((int64_t)p->count + cols - 1) / cols);
+    mg_error why;
+    if (cfg->samples.png && mg_png_grid_fits(p->count, p->cols, data->channels, data->height,
+                                             data->width, cfg->samples.nearest, &why))
+        return mg_fail(err, "%s: samples.count %d in samples.columns %d: %s", cfg->source,
+                       p->count, cfg->samples.columns, why.msg);
+    const double bytes = ((double)p->count * (cfg->generator.noise_dim + (double)dim) +
+                          2.0 * p->rows * (double)dim) * sizeof(mg_real) +
+                         (double)p->rows * sizeof(int);
+    p->z = malloc((size_t)p->count * cfg->generator.noise_dim * sizeof *p->z);
+    p->x = malloc((size_t)p->count * dim * sizeof *p->x);
+    p->q = malloc((size_t)p->rows * dim * sizeof *p->q);
+    p->nb = malloc((size_t)p->rows * dim * sizeof *p->nb);
+    p->idx = malloc((size_t)p->rows * sizeof *p->idx);
+    if (!p->z || !p->x || !p->q || !p->nb || !p->idx)
+        return mg_fail(err, "%s: samples.count %d: out of memory for the snapshots (%.0f MB)",
+                       cfg->source, p->count, bytes / (1 << 20));
     mg_sample_noise(p->z, cfg, 0, p->count, 0);
+    return 0;
 }
 
 static void snapshots_free(snapshots *p)
@@ -257,22 +281,25 @@ static int read_config(mg_session *s)
     return rc;
 }
 
+/* Checkpoints of the run directory after `step` (a resume from an older one): their count, and
+ * the newest's path in newest. */
+static int later_checkpoints(const char *dir, int64_t step, char *newest, size_t n)
+{
+    mg_error none;
+    if (mg_checkpoint_find_latest(newest, n, dir, &none) != 0 ||
+        mg_checkpoint_step_of(newest) <= step)
+        return 0;
+    return 1;
+}
+
 /* Resuming from an older checkpoint into a directory that holds newer ones would mix two
- * histories (and `latest` would name the wrong one): refused, or with --force the newer ones go. */
-static int later_checkpoints(const char *dir, int64_t step, int force, mg_error *err)
+ * histories: refused, or with --force the newer ones go. */
+static int drop_later_checkpoints(const char *dir, int64_t step, mg_error *err)
 {
     char newest[MG_PATH_MAX + 64];
-    mg_error none;
-    while (mg_checkpoint_find_latest(newest, sizeof newest, dir, &none) == 0 &&
-           mg_checkpoint_step_of(newest) > step) {
-        if (!force)
-            return mg_fail(err,
-                           "%s: holds checkpoints after step %lld (%s): resume into another "
-                           "--out, or pass --force to delete them",
-                           dir, (long long)step, newest);
+    while (later_checkpoints(dir, step, newest, sizeof newest))
         if (unlink(newest) != 0)
             return mg_fail(err, "%s: cannot delete: %m", newest);
-    }
     return 0;
 }
 
@@ -312,24 +339,49 @@ static void choose_dir(mg_session *s)
     }
 }
 
-/* Rank 0: the run directory ready to be written, the report open, snapshots and estimates set
- * up. */
+/* Rank 0: the run directory locked and checked, and everything the run needs of it and of its
+ * data checked, before anything in it is created, trimmed, moved or deleted; then the directory
+ * made ready and the report open. */
 static int prepare_dir(mg_session *s)
 {
     const mg_train_opts *o = &s->opts;
+    const mg_config *cfg = &s->cfg;
     mg_error *err = &s->err;
-    s->yaml = config_text(&s->cfg);
-    if ((o->resume && later_checkpoints(s->dir, s->t.step, o->force, err)) ||
-        mg_rundir_create(s->dir, &s->cfg, o->force || o->resume, err) ||
-        (o->resume && mg_rundir_trim_metrics(s->dir, s->t.step, err)) ||
-        mg_report_open(&s->report, s->dir, &s->cfg, &s->t, s->threads, o->quiet, o->progress,
+    if (mg_rundir_open(&s->rundir, s->dir, err))
+        return -1;
+    s->yaml = config_text(cfg);
+    char newest[MG_PATH_MAX + 64];
+    if (o->resume && !o->force && later_checkpoints(s->dir, s->t.step, newest, sizeof newest))
+        return mg_fail(err,
+                       "%s: holds checkpoints after step %lld (%s): resume into another --out, or "
+                       "pass --force to delete them",
+                       s->dir, (long long)s->t.step, newest);
+    if (!o->resume && !o->force && s->rundir.holds_run)
+        return mg_fail(err,
+                       "%s: already holds a run (metrics.jsonl or checkpoints): choose another "
+                       "directory with --out, or pass --force to move its files aside",
+                       s->dir);
+    if ((cfg->samples.every > 0 && snapshots_init(&s->snap, cfg, &s->data, err)) ||
+        (cfg->eval.every > 0 && evaluator_init(&s->eval, s, err)))
+        return -1;
+
+    /* Everything is checked: from here on the directory changes. */
+    s->started = 1;
+    if (!o->resume && s->rundir.holds_run) {
+        char moved[MG_PATH_MAX + 64];
+        if (mg_rundir_move_aside(&s->rundir, moved, sizeof moved, err))
+            return -1;
+        fprintf(stderr, "mpigan: %s held a run (--force): its files are now in %s\n", s->dir,
+                moved);
+    }
+    if (o->resume && (drop_later_checkpoints(s->dir, s->t.step, err) ||
+                      mg_rundir_trim(&s->rundir, s->t.step, err)))
+        return -1;
+    if (mg_rundir_write_config(&s->rundir, cfg, err) ||
+        mg_report_open(&s->report, s->dir, cfg, &s->t, s->threads, o->quiet, o->progress,
                        o->resume ? &s->window : NULL, o->resume ? s->elapsed_s : 0, err))
         return -1;
     s->reporting = 1;
-    if (s->cfg.samples.every > 0)
-        snapshots_init(&s->snap, &s->cfg, s->data.dim);
-    if (s->cfg.eval.every > 0 && evaluator_init(&s->eval, s, err))
-        return -1;
     return 0;
 }
 
@@ -362,6 +414,12 @@ static void session_free(mg_session *s)
 {
     if (s->reporting && s->report.metrics >= 0)
         close(s->report.metrics);
+    /* A directory this run made goes again if the run never started (a failed check, or a full
+     * disk at its first write); any other is only unlocked. */
+    if (s->opened)
+        mg_rundir_close(&s->rundir);
+    else
+        mg_rundir_abandon(&s->rundir);
     free(s->yaml);
     evaluator_free(&s->eval);
     snapshots_free(&s->snap);
@@ -382,6 +440,7 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
 {
     *out = NULL;
     mg_session *s = mg_xcalloc(1, sizeof *s);
+    s->rundir.lock = -1;
     s->comm = comm;
     s->rank = mg_comm_rank(comm);
     s->opts = *o;
@@ -407,6 +466,8 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
         mg_trainer_broadcast_state(&s->t);
     }
     s->saved_at = o->resume ? s->t.step : -1;
+    if (o->resume)
+        snprintf(s->saved, sizeof s->saved, "%s", s->ckpt);
     s->total = mg_trainer_total_steps(&s->t);
     if (s->cfg.eval.every > 0) {
         const double every = s->cfg.eval.every;
@@ -418,6 +479,7 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
     if (s->rank == 0 && !o->quiet)
         banner(s);
     mg_signals_install();
+    s->opened = 1;
     *out = s;
     return MG_EXIT_OK;
 }
@@ -429,12 +491,43 @@ int mg_session_done(const mg_session *s)
     return s->stopped || s->t.step >= s->total;
 }
 
+/* Rank 0: a file named STOP in the run directory asks the run to stop like SIGUSR1 (what a job
+ * script uses when its signal may come before the ranks can take one). Looked for at most once a
+ * second, since a stat on a parallel file system is not free; taken away when honoured. */
+static int stop_file(mg_session *s)
+{
+    const double now = mg_comm_wtime();
+    if (s->rank != 0 || now - s->stop_checked < 1.0)
+        return 0;
+    s->stop_checked = now;
+    char path[MG_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/STOP", s->dir);
+    if (access(path, F_OK) != 0)
+        return 0;
+    unlink(path);
+    fprintf(stderr, "mpigan: %s found: stopping at the end of this step\n", path);
+    s->stop_by_file = 1;
+    return 1;
+}
+
+/* Where a run that must stop can continue from: its newest checkpoint, if it has one. */
+static const char *last_good(mg_session *s)
+{
+    static char text[MG_PATH_MAX + 160];
+    if (s->saved_at < 0)
+        return "No checkpoint was written before it: start again";
+    snprintf(text, sizeof text, "The newest checkpoint, %s (step %lld), holds the last good state: "
+                                "resume from it",
+             s->saved, (long long)s->saved_at);
+    return text;
+}
+
 int mg_session_step(mg_session *s)
 {
     mg_trainer *t = &s->t;
     const mg_config *cfg = &s->cfg;
     mg_step_stats stats;
-    t->stop_request = mg_signals_pending() != 0;
+    t->stop_request = mg_signals_pending() != 0 || stop_file(s);
     mg_trainer_step(t, &stats);
     /* Every rank knows when rank 0 estimates and writes a record, so that only those steps
      * agree on whether the writing worked. */
@@ -448,16 +541,28 @@ int mg_session_step(mg_session *s)
     const int reported = s->rank != 0 || mg_report_step(&s->report, t, &stats, &s->err) == 0;
     if (record && !mg_comm_all_ok(s->comm, reported))
         return fail(s, MG_EXIT_RUNTIME);
+    if (stats.bad_params) {
+        /* Every rank made the same update: all stop here, and nothing of it is ever saved. */
+        mg_fail(&s->err,
+                "step %lld: the %s update made its parameters NaN or Inf (finite gradients, too "
+                "large a learning rate?); stopped without a checkpoint. %s",
+                (long long)t->step,
+                stats.bad_params == (MG_NET_D | MG_NET_G) ? "discriminator's and generator's"
+                : stats.bad_params == MG_NET_D            ? "discriminator's"
+                                                          : "generator's",
+                last_good(s));
+        return fail(s, MG_EXIT_RUNTIME);
+    }
     if (stats.nonfinite && cfg->train.nonfinite == MG_NONFINITE_STOP) {
         /* Every rank saw the same allreduced gradients: all stop here, no checkpoint of it. */
         mg_fail(&s->err,
-                "step %lld: NaN or Inf in the %s gradients, not applied; stopped. The newest "
-                "checkpoint holds the last good state: resume from it (with a lower learning "
-                "rate, say), or set train.nonfinite: skip",
+                "step %lld: NaN or Inf in the %s gradients, not applied; stopped. %s (with a "
+                "lower learning rate, say), or set train.nonfinite: skip",
                 (long long)t->step,
                 stats.nonfinite == (MG_NET_D | MG_NET_G) ? "discriminator's and generator's"
                 : stats.nonfinite == MG_NET_D            ? "discriminator's"
-                                                         : "generator's");
+                                                         : "generator's",
+                last_good(s));
         return fail(s, MG_EXIT_RUNTIME);
     }
     if (cfg->train.check_every > 0 && t->step % cfg->train.check_every == 0 &&
@@ -503,9 +608,10 @@ int mg_session_close(mg_session *s, int status)
         }
         if (status == MG_EXIT_STOPPED)
             fprintf(stderr,
-                    "mpigan: stopped by a signal at step %lld; checkpoint %s written; continue "
+                    "mpigan: stopped by %s at step %lld; checkpoint %s written; continue "
                     "with: mpigan train --resume %s\n",
-                    (long long)t->step, s->saved, s->dir);
+                    s->stop_by_file ? "a STOP file" : "a signal", (long long)t->step, s->saved,
+                    s->dir);
     }
     session_free(s);
     return status;

@@ -29,29 +29,46 @@
 
 #include "mpigan/real.h"
 
-/* The one finite check (mg_all_finite, and the shared gradient sums' check of each block they
- * sum, comm.c): non-zero iff none of x[0..n) is NaN or +-Inf. An IEEE value is NaN or +-Inf
+/* The one finite check (mg_all_finite, the optimizer's check of the parameters it writes, and
+ * the shared gradient sums' check of each block they sum, comm.c). An IEEE value is NaN or +-Inf
  * exactly when its exponent bits are all ones. Adding one to the exponent field (bits & EXP) +
  * EXP_ONE carries into the sign bit for those alone, so the OR of that over all values has its
  * sign bit set iff one of them is not finite: integer AND, ADD and OR, which the compiler
  * vectorises (memcpy of one value compiles to a plain load), and no floating-point exception. */
+#ifdef MG_REAL_DOUBLE
+typedef uint64_t mg_bits;
+#define MG_BITS_EXP 0x7ff0000000000000u
+#define MG_BITS_EXP_ONE 0x0010000000000000u
+#define MG_BITS_SIGN ((mg_bits)1 << 63)
+#else
+typedef uint32_t mg_bits;
+#define MG_BITS_EXP 0x7f800000u
+#define MG_BITS_EXP_ONE 0x00800000u
+#define MG_BITS_SIGN ((mg_bits)1 << 31)
+#endif
+_Static_assert(sizeof(mg_bits) == sizeof(mg_real), "mg_real is an IEEE binary32 or binary64");
+
+/* x's mark: its sign bit is set iff x is NaN or +-Inf. OR the marks of many values together and
+ * test the sign bit once (mg_marks_finite). */
+static inline mg_bits mg_nonfinite_mark(mg_real x)
+{
+    mg_bits b;
+    memcpy(&b, &x, sizeof b);
+    return (b & MG_BITS_EXP) + MG_BITS_EXP_ONE;
+}
+
+static inline int mg_marks_finite(mg_bits marks)
+{
+    return !(marks & MG_BITS_SIGN);
+}
+
+/* Non-zero iff none of x[0..n) is NaN or +-Inf. */
 static inline int mg_finite_bits(const mg_real *restrict x, size_t n)
 {
-#ifdef MG_REAL_DOUBLE
-    typedef uint64_t bits;
-    const bits exp = 0x7ff0000000000000u, exp_one = 0x0010000000000000u, sign = (bits)1 << 63;
-#else
-    typedef uint32_t bits;
-    const bits exp = 0x7f800000u, exp_one = 0x00800000u, sign = (bits)1 << 31;
-#endif
-    _Static_assert(sizeof(bits) == sizeof(mg_real), "mg_real is an IEEE binary32 or binary64");
-    bits acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        bits b;
-        memcpy(&b, x + i, sizeof b);
-        acc |= (b & exp) + exp_one;
-    }
-    return !(acc & sign);
+    mg_bits acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= mg_nonfinite_mark(x[i]);
+    return mg_marks_finite(acc);
 }
 
 #endif

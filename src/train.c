@@ -332,7 +332,8 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
         t->skipped++;
     } else {
-        mg_optim_step(opt, net->params, net->grads, t->step_epochs);
+        if (!mg_optim_step(opt, net->params, net->grads, t->step_epochs))
+            s->bad_params |= net == &t->d ? MG_NET_D : MG_NET_G;
         mg_net_constrain(net);
     }
     lap(t, MG_TIMER_UPDATE);
@@ -462,7 +463,7 @@ const char *mg_trainer_sums(const mg_trainer *t)
 
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
-    stats->nonfinite = 0;
+    stats->nonfinite = stats->bad_params = 0;
     t->mark = mg_comm_wtime();
     t->step_epochs = t->minibatch / t->batches_per_epoch;
     if (t->trap_fpe) /* only here: the hot loop is where a NaN starts; I/O and eval are not */

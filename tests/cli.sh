@@ -122,12 +122,22 @@ if [ -r "$fashion" ]; then
   expect_grep "config copy" "$tmp/run/config.yaml" "log_every: 5"
   [ ! -s "$tmp/err" ] && ok || fail "a clean run wrote to stderr"
 
-  # the same directory again is refused, then allowed with --force
-  run 2 train "$src/configs/smoke.yaml" --out "$tmp/run" --steps 2
-  expect_error "run dir reuse" "mpigan: $tmp/run: already holds a run (metrics.jsonl): choose another directory with --out, or pass --force to overwrite it"
-  run 2 train "$src/configs/smoke.yaml" --out "$tmp/run" --steps 2 --force --quiet
+  # the same directory again is refused, then allowed with --force, which moves the old run's
+  # files aside: a clean run, never two runs' checkpoints side by side
+  cp -a "$tmp/run" "$tmp/forced"
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/forced" --steps 2
+  expect_error "run dir reuse" "mpigan: $tmp/forced: already holds a run (metrics.jsonl or checkpoints): choose another directory with --out, or pass --force to move its files aside"
+  run 2 train "$src/configs/smoke.yaml" --out "$tmp/forced" --steps 2 --force --quiet
   expect_status "--force" 0
   [ ! -s "$tmp/out" ] && ok || fail "--quiet printed progress"
+  expect_grep "--force says where the old run went" "$tmp/err" "mpigan: $tmp/forced held a run (--force): its files are now in $tmp/forced/previous-"
+  aside=$(ls -d "$tmp/forced"/previous-* 2>/dev/null | head -1)
+  [ -f "$aside/ckpt-00000050.h5" ] && [ -f "$aside/metrics.jsonl" ] && [ ! -e "$tmp/forced/ckpt-00000050.h5" ] \
+    && ok || fail "--force: the old run's files are not in $aside"
+  [ "$(readlink "$tmp/forced/latest.h5")" = ckpt-00000002.h5 ] && [ "$(wc -l <"$tmp/forced/metrics.jsonl")" -eq 1 ] \
+    && ok || fail "--force: not a clean run"
+  "$mpigan" info "$tmp/forced" >"$tmp/out" 2>"$tmp/err"
+  expect_grep "--force: info follows the new run" "$tmp/out" "^step  *2$"
 
   # the configuration a run wrote is a valid configuration
   run 1 train "$tmp/run/config.yaml" --steps 3 --out "$tmp/again"

@@ -460,6 +460,29 @@ static void edit_unwritten(hid_t f)
     CU_ASSERT_FATAL(d >= 0 && H5Dclose(d) >= 0 && H5Sclose(space) >= 0);
 }
 
+/* One NaN in /generator/h0/W (8, 24), written through HDF5 so every checksum is valid, and one
+ * +Inf in D's SGD velocity: states no run may continue from. */
+static void set_one(hid_t f, const char *name, hsize_t at, double value)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), space = H5Dget_space(d);
+    hsize_t start[2] = {at, 0}, one[2] = {1, 1};
+    int rank = H5Sget_simple_extent_ndims(space);
+    hid_t mem = H5Screate_simple(rank, one, NULL);
+    CU_ASSERT_FATAL(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, one, NULL) >= 0);
+    CU_ASSERT_FATAL(H5Dwrite(d, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, &value) >= 0);
+    CU_ASSERT_FATAL(H5Sclose(mem) >= 0 && H5Sclose(space) >= 0 && H5Dclose(d) >= 0);
+}
+
+static void edit_nan_weight(hid_t f)
+{
+    set_one(f, "/generator/h0/W", 3, NAN);
+}
+
+static void edit_inf_velocity(hid_t f)
+{
+    set_one(f, "/discriminator/optimizer/m", 5, INFINITY);
+}
+
 /* Where the data of a dataset sits in the file (its one chunk). */
 static long data_offset(const char *path, const char *name)
 {
@@ -574,6 +597,22 @@ static void test_load_errors(void)
              "%s: /generator/h0/W holds no data in this file (never written, or stored in other "
              "files)", p);
     expect_load_error(&t, &orig, p, want, "tensor never written");
+
+    /* NaN and Inf in a file whose checksums all hold: never loaded, for a resume or a sample. */
+    p = edited_copy(good, "nan.h5", edit_nan_weight);
+    snprintf(want, sizeof want,
+             "%s: /generator/h0/W holds NaN or Inf: not a state to continue from", p);
+    expect_load_error(&t, &orig, p, want, "a NaN in G's weights");
+    mg_net g;
+    mg_error gerr;
+    CU_ASSERT_FATAL(mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, 2, &gerr) == 0);
+    CU_ASSERT(mg_checkpoint_load_generator(&g, p, &gerr) == -1);
+    CU_ASSERT_STRING_EQUAL(gerr.msg, want);
+    mg_net_free(&g);
+    p = edited_copy(good, "inf.h5", edit_inf_velocity);
+    snprintf(want, sizeof want,
+             "%s: /discriminator/optimizer/m holds NaN or Inf: not a state to continue from", p);
+    expect_load_error(&t, &orig, p, want, "an Inf in D's velocity");
 
     /* h5py writes str attributes variable-length; mpigan reads only fixed-length ones. */
     p = edited_copy(good, "vlen.h5", edit_vlen_format);
@@ -815,6 +854,24 @@ static void test_write_errors(void)
     CU_ASSERT(mg_fixture_write(&t, yaml, p, &err) == -1);
     snprintf(want, sizeof want, "%s: cannot write checkpoint: Not a directory", p);
     CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    /* Parameters or optimizer state that are not finite are never written. */
+    p = mg_test_path("nan-params.h5");
+    const mg_real kept = t.g.params[3];
+    t.g.params[3] = NAN;
+    CU_ASSERT(mg_fixture_write(&t, yaml, p, &err) == -1);
+    snprintf(want, sizeof want, "%s: not written: NaN or Inf in the generator's parameters", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    t.g.params[3] = kept;
+    const mg_real kept_m = t.d_opt.m[0];
+    t.d_opt.m[0] = -INFINITY;
+    CU_ASSERT(mg_fixture_write(&t, yaml, p, &err) == -1);
+    snprintf(want, sizeof want,
+             "%s: not written: NaN or Inf in the discriminator's optimizer state", p);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    t.d_opt.m[0] = kept_m;
+    CU_ASSERT(!file_exists(p));
+    CU_ASSERT_EQUAL(temporaries(p), 0);
 
     /* A good checkpoint in place, then writes that fail: it stays, whole and loadable. */
     char target[4200];

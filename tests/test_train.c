@@ -276,6 +276,26 @@ static void test_one_epoch_count_per_step(void)
     mg_dataset_free(&ds);
 }
 
+/* An update that makes parameters NaN or Inf from finite gradients (a rate too large for float)
+ * is reported by the step, on every rank alike, so that the run stops with nothing saved. */
+static void test_bad_params_reported(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = mg_fixture_blobs(64);
+    mg_config cfg = make_config(NULL);
+    mg_trainer t;
+    mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+    mg_step_stats s;
+    mg_trainer_step(&t, &s);
+    CU_ASSERT_EQUAL(s.bad_params, 0);
+    t.d_opt.spec.lr = INFINITY; /* what a configuration can no longer give (config.c) */
+    mg_trainer_step(&t, &s);
+    CU_ASSERT_EQUAL(s.bad_params & MG_NET_D, MG_NET_D);
+    CU_ASSERT(!mg_all_finite(t.d.params, t.d.n_params));
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
+}
+
 static void test_trainer_errors(void)
 {
     const mg_comm *world = mg_comm_world();
@@ -317,6 +337,7 @@ int main(int argc, char **argv)
         {"stall_reported", test_stall_reported},
         {"replica_drift_detected", test_replica_drift_detected},
         {"one_epoch_count_per_step", test_one_epoch_count_per_step},
+        {"bad_params_reported", test_bad_params_reported},
         {"trainer_errors", test_trainer_errors},
         {NULL, NULL},
     };

@@ -85,11 +85,16 @@ long long mg_checkpoint_step_of(const char *path);
 int mg_checkpoint_save(const mg_checkpoint_state *s, const char *config_yaml, const char *dir,
                        int keep, char *path_out, size_t path_n, mg_error *err);
 
-/* The newest checkpoint of run directory `dir` (by step in the file name). */
+/* The checkpoint of run directory `dir` with the highest step in its file name. */
 int mg_checkpoint_find_latest(char *path, size_t n, const char *dir, mg_error *err);
 
-/* What a user may name a checkpoint by: a checkpoint file; a run directory (its newest
- * checkpoint); or "latest", the newest checkpoint of `dir` (NULL: the current directory). */
+/* The checkpoint a run directory continues from: the one its latest.h5 names (a link to a
+ * ckpt-<step>.h5 in dir), else the one of the highest step. */
+int mg_checkpoint_find_current(char *path, size_t n, const char *dir, mg_error *err);
+
+/* What a user may name a checkpoint by: a checkpoint file; a run directory (the checkpoint it
+ * continues from: mg_checkpoint_find_current); or "latest", that of `dir` (NULL: the current
+ * directory). */
 int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *dir, mg_error *err);
 
 /* `mpigan info`: step, epoch, versions, configuration summary and every tensor with its shape. */

@@ -36,6 +36,9 @@ int mg_file_temp_name(char *tmp, size_t n, const char *path, mg_error *what);
  * complete new file, even across a power cut. */
 int mg_file_commit_name(const char *tmp, const char *path, mg_error *what);
 
+/* fsync of the directory that holds path, best effort: what makes a rename there durable. */
+void mg_file_sync_dir(const char *path);
+
 /* A new file written through stdio. */
 typedef struct {
     FILE *f;

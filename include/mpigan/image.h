@@ -17,6 +17,11 @@
 int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
                 const mg_real *neighbours, mg_error *err);
 
+/* 0 if mg_png_grid can draw n images (C, H, W) in cols columns (with the neighbour column when
+ * `neighbours`), else -1 with what is wrong ("grid of 100001 x 29 pixels is too large"): for a
+ * run to check before it starts rather than at its first snapshot. */
+int mg_png_grid_fits(int n, int cols, int C, int H, int W, int neighbours, mg_error *what);
+
 /* idx[i] = argmin_j ||q_i - data_j||^2 for q (nq, dim) and data (n, dim), with the distances
  * computed as ||q||^2 - 2 q.d + ||d||^2 through `gemm` in blocks of data rows (no allocation
  * beyond one block of (nq, block) products, made here). */

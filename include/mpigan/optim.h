@@ -46,7 +46,9 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs);
 
 /* One update of params from grads (both (n)).
  * sgd:  v = mu v - lr g;  p += v
- * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr mhat / (sqrt(vhat) + eps) */
-void mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs);
+ * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr mhat / (sqrt(vhat) + eps)
+ * Returns 1 if every parameter it wrote is finite, 0 if the update made one NaN or +-Inf (finite
+ * gradients times too large a rate): checked in the update's own loop, at no extra pass. */
+int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs);
 
 #endif

@@ -1,19 +1,58 @@
 /* A run directory: where a training run writes its configuration, records, checkpoints and
- * samples (README "What a run writes"). Rank 0 alone calls these. */
+ * samples (README "What a run writes"). Rank 0 alone calls these.
+ *
+ * mg_rundir_open makes the directory if it is missing and takes an exclusive lock on it
+ * (`.mpigan.lock`, an fcntl lock, which NFS and Lustre mounted with locks honour) that lasts until
+ * mg_rundir_close: no two runs write into one directory. It checks the entries mpigan writes: a
+ * symbolic link, a FIFO or a directory where mpigan keeps a file is refused, never written
+ * through. Nothing in the directory changes until the caller has checked everything else and
+ * calls the functions that change it; a run that fails before then leaves the directory as it
+ * was (mg_rundir_abandon removes one that open made). */
 #ifndef MPIGAN_RUNDIR_H
 #define MPIGAN_RUNDIR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mpigan/config.h"
 #include "mpigan/error.h"
+#include "mpigan/files.h"
 
-/* Creates the run directory (parents too) and writes config.yaml. A directory that already
- * holds a run (metrics.jsonl) is refused unless `force`. */
-int mg_rundir_create(const char *dir, const mg_config *cfg, int force, mg_error *err);
+typedef struct {
+    char dir[MG_PATH_MAX];
+    int lock;      /* descriptor that holds the lock, or -1 */
+    int created;   /* open made the directory */
+    int holds_run; /* a run wrote here before (metrics.jsonl or a checkpoint) */
+} mg_rundir;
 
-/* For a resumed run: drops the records of metrics.jsonl after `step` (written after the
- * checkpoint the run resumes from, and about to be written again). Missing file: nothing to do. */
-int mg_rundir_trim_metrics(const char *dir, int64_t step, mg_error *err);
+/* Longest name a run writes in its directory, with a temporary's suffix: a directory path must
+ * leave room for it under MG_PATH_MAX. */
+#define MG_RUNDIR_NAME_MAX 40
+
+/* Makes dir if missing (parents too), locks it, and checks its entries. "<dir>: another mpigan
+ * run is writing here (pid 123 on node7): ..." when the lock is taken; a file system without locks
+ * gives a warning on stderr and no lock. */
+int mg_rundir_open(mg_rundir *r, const char *dir, mg_error *err);
+
+/* The run did not start: unlocks, and removes the directory if open made it and it holds
+ * nothing of a run. */
+void mg_rundir_abandon(mg_rundir *r);
+
+/* Unlocks. */
+void mg_rundir_close(mg_rundir *r);
+
+/* A new run (--force) into a directory that holds one: the old run's files (records,
+ * checkpoints, samples, pictures, evaluation records, plots) move into dir/previous-<date-time>,
+ * whose path goes to moved (n bytes; "" when there was nothing to move). */
+int mg_rundir_move_aside(mg_rundir *r, char *moved, size_t n, mg_error *err);
+
+/* Writes config.yaml, the effective configuration. */
+int mg_rundir_write_config(const mg_rundir *r, const mg_config *cfg, mg_error *err);
+
+/* For a resumed run: drops what was written after `step` (after the checkpoint the run resumes
+ * from, and about to be written again): the records of metrics.jsonl, the snapshots of
+ * samples.h5 and their pictures samples-<step>.png, so that the files equal an uninterrupted
+ * run's. */
+int mg_rundir_trim(const mg_rundir *r, int64_t step, mg_error *err);
 
 #endif

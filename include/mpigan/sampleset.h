@@ -25,4 +25,9 @@ int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape
 int mg_sampleset_write(const char *path, const mg_real *x, mg_image_shape shape, const mg_real *z,
                        int noise_dim, const char *checkpoint, int64_t step, mg_error *err);
 
+/* For a resumed run: drops the snapshots of `path` taken after `step` (written after the
+ * checkpoint the run resumes from, and about to be taken again), so that the file equals that
+ * of an uninterrupted run. A missing file: nothing to do. *kept receives the snapshots left. */
+int mg_sampleset_trim(const char *path, int64_t step, int64_t *kept, mg_error *err);
+
 #endif

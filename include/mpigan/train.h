@@ -92,6 +92,9 @@ typedef struct {
     int stop;       /* some rank asked to stop (mg_trainer.stop_request) during this step */
     int nonfinite;  /* NaN or Inf in this step's allreduced gradients: MG_NET_D and/or MG_NET_G
                        bits; that network was not updated */
+    int bad_params; /* an update of this step made that network's parameters NaN or Inf (finite
+                       gradients, too large a rate): MG_NET_D and/or MG_NET_G bits. Nothing can
+                       be saved of it; a run stops */
 } mg_step_stats;
 
 enum { MG_NET_D = 1, MG_NET_G = 2 };
