@@ -57,7 +57,8 @@ flags_for() { # flags_for N: mpirun's flags for N ranks
   if [ -n "${MPIRUN_FLAGS+set}" ]; then echo "$MPIRUN_FLAGS"; return; fi
   f="-q --bind-to none"   # let the OS place ranks: binding fights whatever else runs here
   [ "$(id -u)" -ne 0 ] || f="$f --allow-run-as-root"
-  [ $(($1 * threads)) -le "$(nproc)" ] || f="$f --oversubscribe"
+  # the machine's CPUs; not nproc, which honours OMP_NUM_THREADS (GNU coreutils)
+  [ $(($1 * threads)) -le "$(getconf _NPROCESSORS_ONLN)" ] || f="$f --oversubscribe"
   echo "$f"
 }
 

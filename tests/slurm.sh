@@ -91,7 +91,10 @@ while [ ! -S "$sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 munge -n -S "$sock" | unmunge -S "$sock" >/dev/null 2>&1 || { cat "$tmp/munge/munged.out"; skip_logs "munged does not answer on $sock"; }
 
 host=$(hostname -s)
-cpus=$(nproc)
+# The machine's CPUs, which slurmd finds too. Not nproc: GNU nproc honours OMP_NUM_THREADS and
+# OMP_THREAD_LIMIT, and with OMP_NUM_THREADS=1 the node would have one CPU and a 2-task job
+# would never start.
+cpus=$(getconf _NPROCESSORS_ONLN)
 # Ports away from SLURM's 6817/6818, different for concurrent runs of this test.
 port=$((46000 + ($$ % 500) * 4))
 cat >"$tmp/slurm.conf" <<EOF
