@@ -55,9 +55,12 @@ export OPENBLAS_NUM_THREADS="$threads"
 
 flags_for() { # flags_for N: mpirun's flags for N ranks
   if [ -n "${MPIRUN_FLAGS+set}" ]; then echo "$MPIRUN_FLAGS"; return; fi
-  f="-q --bind-to none"   # let the OS place ranks: binding fights whatever else runs here
+  # Not -q: a run here never ends with mpigan's status 3, and -q would also hide Open MPI's
+  # explanation of a real failure (a rank killed by a signal, a failed launch).
+  f="--bind-to none"   # let the OS place ranks: binding fights whatever else runs here
   [ "$(id -u)" -ne 0 ] || f="$f --allow-run-as-root"
-  [ $(($1 * threads)) -le "$(nproc)" ] || f="$f --oversubscribe"
+  # the machine's CPUs; not nproc, which honours OMP_NUM_THREADS (GNU coreutils)
+  [ $(($1 * threads)) -le "$(getconf _NPROCESSORS_ONLN)" ] || f="$f --oversubscribe"
   echo "$f"
 }
 

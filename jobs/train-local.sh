@@ -13,7 +13,8 @@ mpigan=${MPIGAN:-$here/build/mpigan}
 
 flags="-q"                                                  # after a failure mpigan's own line says why
 [ "$(id -u)" -eq 0 ] && flags="$flags --allow-run-as-root"  # Open MPI refuses root otherwise
-[ "$ranks" -gt "$(nproc)" ] && flags="$flags --oversubscribe" # more ranks than cores
+# More ranks than CPUs. Not nproc: it honours OMP_NUM_THREADS (GNU coreutils).
+[ "$ranks" -gt "$(getconf _NPROCESSORS_ONLN)" ] && flags="$flags --oversubscribe"
 # mpirun gives the ranks a terminal even when its own output is a file: say which it is.
 progress=lines
 [ -t 1 ] && progress=redraw

@@ -41,10 +41,13 @@ double mg_optim_lr(const mg_optim_spec *spec, int64_t t)
 
 double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs)
 {
-    int w = spec->momentum_saturate - spec->momentum_start;
+    /* pylearn2's MomentumAdjustor counts its on_monitor calls: one before the first epoch and
+     * one after each, so after `epochs` completed passes its count is epochs + 1. */
+    const int64_t count = epochs + 1;
+    const int64_t w = (int64_t)spec->momentum_saturate - spec->momentum_start;
     if (w <= 0)
-        return epochs >= spec->momentum_start ? spec->final_momentum : spec->momentum;
-    double alpha = (double)(epochs - spec->momentum_start) / w;
+        return count >= spec->momentum_start ? spec->final_momentum : spec->momentum;
+    double alpha = (double)(count - spec->momentum_start) / (double)w;
     alpha = alpha < 0 ? 0 : alpha > 1 ? 1 : alpha;
     return spec->momentum * (1 - alpha) + spec->final_momentum * alpha;
 }

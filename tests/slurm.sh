@@ -6,7 +6,10 @@
 #   2. the time-limit warning (USR1 to the batch shell, sent with scancel --batch) makes the job
 #      checkpoint, exit 3 and requeue itself, and that the requeued job resumes and ends with
 #      the parameters of an uninterrupted run, bit for bit (h5diff);
-#   3. jobs/scaling.sbatch writes its CSV for 1 and 2 ranks.
+#   3. scancel (SIGTERM to every process of the job) leaves a checkpoint, and the log names it
+#      and its step; a job that fails says why (Open MPI's notices) and that it saved nothing;
+#   4. jobs/scaling.sbatch writes its CSV for 1 and 2 ranks.
+# In every job's log Open MPI's notices of the expected exit status 3 must be absent.
 # Needs root (it runs the daemons); installs munge and SLURM from Debian's archive if missing.
 # Exits 77 (skipped) when SLURM cannot be brought up here, printing why and the daemons' logs.
 # usage: slurm.sh MPIGAN SOURCE_DIR [MPIEXEC]
@@ -91,7 +94,10 @@ while [ ! -S "$sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 munge -n -S "$sock" | unmunge -S "$sock" >/dev/null 2>&1 || { cat "$tmp/munge/munged.out"; skip_logs "munged does not answer on $sock"; }
 
 host=$(hostname -s)
-cpus=$(nproc)
+# The machine's CPUs, which slurmd finds too. Not nproc: GNU nproc honours OMP_NUM_THREADS and
+# OMP_THREAD_LIMIT, and with OMP_NUM_THREADS=1 the node would have one CPU and a 2-task job
+# would never start.
+cpus=$(getconf _NPROCESSORS_ONLN)
 # Ports away from SLURM's 6817/6818, different for concurrent runs of this test.
 port=$((46000 + ($$ % 500) * 4))
 cat >"$tmp/slurm.conf" <<EOF
@@ -152,6 +158,28 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 MPIGAN="$mpigan
 cd "$tmp/submit" || fail "cd $tmp/submit"
 state_of() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
 field() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+ended() { # ended JOB: wait up to 60 s for the job to end; prints its state
+  i=0
+  while [ $i -lt 600 ]; do
+    s=$(state_of "$1")
+    case $s in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE) break;; esac
+    sleep 0.1; i=$((i + 1))
+  done
+  echo "$s"
+}
+quiet() { # quiet LOG: no notice of Open MPI's about an exit with status 3 in LOG
+  ! grep -q "terminated normally, but\|exited with non-zero status" "$1" ||
+    ! grep -q "Exit code: *3$" "$1" || fail "$1 holds Open MPI's notices of an exit with status 3"
+}
+saved() { # saved LOG RUN: the log's last checkpoint line names RUN's newest checkpoint and its step
+  line=$(grep "checkpoint: this job saved $2/ckpt-" "$1" | tail -n 1)
+  file=$(readlink "$2/latest.h5") || fail "$2 has no latest.h5"
+  want=$("$mpigan" info "$2/$file" | sed -n 's/^step  *//p')
+  case $line in
+    *"saved $2/$file, step $want, written at "*) ;;
+    *) fail "$1: '$line' does not name $2/$file at step $want" ;;
+  esac
+}
 
 # --- 1. a short job to the end
 timeout 90 sbatch --wait --job-name=smoke --ntasks=2 --time=5 "$src/jobs/train.sbatch" "$smoke" >"$tmp/sbatch.out" 2>&1
@@ -162,6 +190,8 @@ run=runs/smoke-$id
 [ -f "$run/ckpt-00000050.h5" ] && [ -L "$run/latest.h5" ] || fail "job 1: no checkpoint ckpt-00000050.h5 in $run"
 [ -f "$run/samples.h5" ] && [ -f "$run/samples-00000050.png" ] || fail "job 1: no samples in $run"
 grep -q "done: step 50," "mpigan-$id.log" || fail "job 1: the log has no summary line"
+saved "mpigan-$id.log" "$run"
+run1=$run
 say "job 1 ($id): 50 steps on 2 tasks, checkpoint and samples in $run"
 
 # --- 2. a longer job, stopped by the time-limit warning, requeued and resumed
@@ -182,17 +212,16 @@ while ! [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null && [ $i -lt 300 ]; do sl
 [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null || fail "job 2 was not requeued (Restarts=$(field "$id" Restarts), state $(state_of "$id"))"
 grep -q "mpigan: stopped by a signal at step [0-9]*; checkpoint" "$log" || fail "job 2: no checkpoint on USR1 in $log"
 stop=$(sed -n 's/.*stopped by a signal at step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
+grep -q "checkpoint: this job saved runs/long-$id/ckpt-0*$stop.h5, step $stop, written at " "$log" ||
+  fail "job 2: the log does not say that ckpt-$stop was saved"
 say "job 2 ($id): checkpointed at step $stop and requeued; waiting for it to start again"
-i=0
-while [ $i -lt 1200 ]; do
-  s=$(state_of "$id")
-  case $s in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE) break;; esac
-  sleep 0.1; i=$((i + 1))
-done
+s=$(ended "$id")
 [ "$s" = COMPLETED ] || fail "job 2: state $s after the requeue, not COMPLETED (exit code $(field "$id" ExitCode))"
 grep -q "train.sbatch .*: job $id start 1 .*--resume runs/long-$id" "$log" || fail "job 2: the second start did not resume"
 grep -q "resuming .*ckpt-0*$stop.h5 at step $stop of $steps" "$log" || fail "job 2: no resume banner for step $stop"
 grep -q "done: step $steps," "$log" || fail "job 2: the resumed run did not finish"
+saved "$log" "runs/long-$id"
+quiet "$log"
 say "job 2 ($id): resumed at step $stop and finished $steps steps (Restarts=$(field "$id" Restarts))"
 
 # The same run without a stop, straight through mpirun: the same parameters, bit for bit.
@@ -207,14 +236,47 @@ for net in generator discriminator; do
 done
 say "job 2 ($id): /generator and /discriminator equal to an uninterrupted $steps-step run (h5diff)"
 
-# --- 3. jobs/scaling.sbatch, submitted from the repository as its comments say; everything it
+# --- 3. scancel: SIGTERM to every process of the job at once, mpirun included, which then ends the
+# job itself and no longer relays what the ranks print. The ranks checkpoint all the same, and
+# the script reads the run directory to say so.
+# shellcheck disable=SC2086
+id=$(sbatch --parsable --job-name=cancel --ntasks=2 --time=10 "$src/jobs/train.sbatch" "$smoke" $opts) ||
+  fail "job 3: sbatch refused it"
+id=${id%%;*}
+log=mpigan-$id.log
+i=0
+while ! grep -q "^epoch .* step [1-9][0-9]*0/$steps " "$log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "^epoch .* step" "$log" 2>/dev/null || fail "job 3 ($id) shows no progress after 60 s (state $(state_of "$id"))"
+scancel "$id" || fail "scancel $id"
+s=$(ended "$id")
+[ "$s" = CANCELLED ] || fail "job 3: state $s after scancel, not CANCELLED"
+i=0
+while ! grep -q "checkpoint: " "$log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+saved "$log" "runs/cancel-$id"
+[ "$(field "$id" Restarts)" = 0 ] || fail "job 3 was requeued after scancel"
+say "job 3 ($id): scancel; $(grep "checkpoint: " "$log" | sed 's/.*checkpoint: //')"
+
+# A job that fails: Open MPI's notices stay, and the log says that the job saved nothing (a
+# resume of job 1's run with a bad override; its checkpoint stays the newest).
+timeout 60 sbatch --wait --job-name=bad --ntasks=2 --export=ALL,RUN_DIR="$run1" "$src/jobs/train.sbatch" "$smoke" \
+  --set train.k=0 >"$tmp/sbatch.out" 2>&1
+id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$tmp/sbatch.out")
+log=mpigan-$id.log
+grep -q "^mpigan: --set train.k: must be >= 1, got 0$" "$log" || fail "job 3b: no error line of mpigan's in $log"
+grep -q "^ *Exit code: *2$" "$log" || fail "job 3b: Open MPI's notice of exit code 2 is missing in $log"
+grep -q "mpirun exited with status 2$" "$log" || fail "job 3b: no status line in $log"
+grep -q "checkpoint: this job saved none; the newest is still $run1/ckpt-00000050.h5, step 50$" "$log" ||
+  fail "job 3b: the log does not say that nothing was saved"
+say "job 3b ($id): a failing job keeps Open MPI's notices and says it saved nothing"
+
+# --- 4. jobs/scaling.sbatch, submitted from the repository as its comments say; everything it
 # writes goes to the temporary directory
 (cd "$src" && timeout 120 sbatch --wait --ntasks=2 --output="$tmp/submit/scaling-%j.log" jobs/scaling.sbatch \
   -c configs/smoke.yaml -s 20 -o "$tmp/scaling") >"$tmp/sbatch.out" 2>&1 ||
-  { cat "$tmp/sbatch.out"; fail "job 3 (scaling.sbatch) failed"; }
+  { cat "$tmp/sbatch.out"; fail "job 4 (scaling.sbatch) failed"; }
 id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$tmp/sbatch.out")
 csv=$tmp/scaling/scaling.csv
 [ "$(grep -c '^strong,[12],1,40,20,' "$csv" 2>/dev/null)" -eq 2 ] &&
-  [ "$(grep -c '^weak,[12],1,[48]0,20,' "$csv")" -eq 2 ] || { cat "$csv"; fail "job 3: $csv lacks the runs on 1 and 2 ranks"; }
-say "job 3 ($id): scaling.sbatch on 1 and 2 ranks: $csv"
+  [ "$(grep -c '^weak,[12],1,[48]0,20,' "$csv")" -eq 2 ] || { cat "$csv"; fail "job 4: $csv lacks the runs on 1 and 2 ranks"; }
+say "job 4 ($id): scaling.sbatch on 1 and 2 ranks: $csv"
 echo "slurm: passed in $(($(date +%s) - t0)) s"

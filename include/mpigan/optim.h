@@ -40,8 +40,14 @@ void mg_optim_free(mg_optim *opt);
 /* Learning rate of update t (0-based): sgd lr / lr_decay^t floored at min_lr; adam: lr. */
 double mg_optim_lr(const mg_optim_spec *spec, int64_t t);
 
-/* Momentum once `epochs` passes are complete: `momentum` until momentum_start, then linear to
- * final_momentum at momentum_saturate (pylearn2's MomentumAdjustor). */
+/* Momentum of the updates made once `epochs` passes over the training split are complete,
+ * exactly pylearn2's MomentumAdjustor(final_momentum, start = momentum_start,
+ * saturate = momentum_saturate) as the paper's released code runs it: its count of on_monitor
+ * calls (one before the first epoch, one after each) is c = epochs + 1, and the momentum is
+ *   momentum (1 - a) + final_momentum a,  a = clip((c - start) / (saturate - start), 0, 1),
+ * or, when saturate == start, final_momentum once c >= start and momentum before.
+ * So with start 1, saturate 250 (the paper's): epoch 0 trains at momentum, epoch e at
+ * a = e / 249, and epochs 249 on at final_momentum. */
 double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs);
 
 /* One update of params from grads (both (n)).
