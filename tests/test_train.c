@@ -251,10 +251,10 @@ static void test_one_epoch_count_per_step(void)
     const mg_comm *world = mg_comm_world();
     mg_dataset ds = mg_fixture_blobs(64);
     static const char *const jump[2] = {
-        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 1,"
-        " momentum_saturate: 1}",
-        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 1,"
-        " momentum_saturate: 1}"};
+        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 2,"
+        " momentum_saturate: 2}",
+        "{type: sgd, lr: 0.1, momentum: 0.5, final_momentum: 0.9, momentum_start: 2,"
+        " momentum_saturate: 2}"};
     const char *set = "train.k=3";
     mg_config cfg = make_config_full(jump, &set, 1);
     mg_trainer t;
