@@ -1144,7 +1144,7 @@ static void test_errors_depth(void)
         n += (size_t)snprintf(block + n, sizeof block - n, "%*sk%d:\n", 2 * i, "", i);
     snprintf(block + n, sizeof block - n, "%*sv: 1\n", 2 * 65, "");
     EXPECT_ERROR(block, "cfg.yaml:65: nesting deeper than 64 levels");
-    char flow[256] = "a: "; /* the top-level mapping and 63 lists: 64 levels */
+    char flow[512] = "a: "; /* the top-level mapping and 63 lists: 64 levels */
     for (int i = 0; i < 63; i++)
         strcat(flow, "[");
     for (int i = 0; i < 63; i++)
