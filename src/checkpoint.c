@@ -561,7 +561,7 @@ int mg_checkpoint_load(const mg_checkpoint_state *t, const char *path, mg_error 
     }
     net_state_free(&g);
     net_state_free(&d);
-    return rc;
+    return rc ? mg_file_one_line(err) : 0; /* the file's name, shown on one line */
 }
 
 int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err)
@@ -578,7 +578,7 @@ int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err)
     if (rc == 0)
         memcpy(g->params, s.params, g->n_params * sizeof(mg_real));
     net_state_free(&s);
-    return rc;
+    return rc ? mg_file_one_line(err) : 0;
 }
 
 /* The root attributes and the configuration text of an open checkpoint. */
@@ -627,7 +627,7 @@ int mg_checkpoint_read_info(mg_checkpoint_info *info, const char *path, mg_error
         rc = mg_fail(err, "%s: cannot close", path);
     if (rc)
         mg_checkpoint_info_free(info);
-    return rc;
+    return rc ? mg_file_one_line(err) : 0;
 }
 
 void mg_checkpoint_info_free(mg_checkpoint_info *info)
@@ -779,7 +779,7 @@ int mg_checkpoint_describe(FILE *out, const char *path, mg_error *err)
     if (rc == 0 && (fwrite(text, 1, n, out) != n || fflush(out) != 0))
         rc = mg_fail(err, "cannot print the description of %s: %s", path, strerror(errno));
     free(text);
-    return rc;
+    return rc ? mg_file_one_line(err) : 0;
 }
 
 /* ---- run directories ---- */
@@ -952,8 +952,10 @@ int mg_checkpoint_resolve(char *path, size_t n, const char *spec, const char *di
                      : stat(spec, &st) == 0 && S_ISDIR(st.st_mode) ? spec
                                                                     : NULL;
     if (in)
-        return mg_checkpoint_find_current(path, n, in, err);
-    if (snprintf(path, n, "%s", spec) >= (int)n)
-        return mg_fail(err, "%s: path too long", spec);
+        return mg_checkpoint_find_current(path, n, in, err) ? mg_file_one_line(err) : 0;
+    if (snprintf(path, n, "%s", spec) >= (int)n) {
+        mg_fail(err, "%s: path too long", spec);
+        return mg_file_one_line(err);
+    }
     return 0;
 }

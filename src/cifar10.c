@@ -8,13 +8,13 @@
  * and measured (fstat) before anything is allocated, and must be a whole number of records. The
  * official batches hold 10,000 records each; any whole number is accepted. Records are numbered
  * from 0 within their file in messages. */
-/* open, fstat, O_CLOEXEC: POSIX.1-2008, also under -std=c11. */
+/* fstat: POSIX.1-2008, also under -std=c11. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "mpigan/cifar10.h"
+#include "mpigan/files.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,17 +39,13 @@ static int cifar_open(cifar_file *f, const char *path, mg_error *err)
 {
     f->path = path;
     f->records = 0;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0)
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* A regular file only: a FIFO would block open(2), and has no size to check. */
+    if (mg_file_open_input(&f->fd, path, err))
+        return -1;
     struct stat st;
     int rc = 0;
     if (fstat(f->fd, &st) != 0)
         rc = mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    else if (S_ISDIR(st.st_mode))
-        rc = mg_fail(err, "%s: cannot open: %s", path, strerror(EISDIR));
-    else if (!S_ISREG(st.st_mode)) /* a pipe has no size to check before allocating */
-        rc = mg_fail(err, "%s: not a regular file; CIFAR-10 batches are read by their size", path);
     if (rc == 0) {
         long long bytes = (long long)st.st_size;
         long long records = bytes / CIFAR_RECORD, over = bytes % CIFAR_RECORD;
@@ -162,7 +158,7 @@ int mg_cifar10_read(mg_dataset *ds, uint8_t **labels, const char *const *files, 
     if (rc) {
         free(lab);
         mg_dataset_free(ds);
-        return -1;
+        return mg_file_one_line(err); /* a newline in a file's name shown as '?' */
     }
     if (labels)
         *labels = lab;

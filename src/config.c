@@ -6,6 +6,8 @@
 #include "mpigan/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -17,6 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
+
+#ifndef NAME_MAX
+#define NAME_MAX 255
+#endif
+#ifdef PATH_MAX
+_Static_assert(MG_PATH_MAX <= PATH_MAX, "a path mpigan holds must be one the system accepts");
+#endif
 
 #define KEY_LEN 256                 /* key paths in messages; longer (unknown) keys are cut */
 #define MAX_FIELDS 16               /* keys in the largest mapping */
@@ -56,6 +65,8 @@ enum {
     F_DISCRIMINATOR = 1 << 5,
     F_DIR_OK = 1 << 6,   /* K_PATH: a folder will do (CIFAR-10's batches) */
     F_NONEMPTY = 1 << 7, /* K_PATH: optional, but not given empty */
+    F_ZERO_OFF = 1 << 8, /* 0 (off) is allowed besides the range [min, max] */
+    F_RUN_DIR = 1 << 9,  /* K_STR: a run directory, with room for the file names put in it */
 };
 
 /* `only` restricts a key to one layer or optimizer type; 0 means any, so it stores type + 1. */
@@ -77,6 +88,7 @@ typedef struct field {
 #define LAYER(m) AT(mg_layer_spec, m)
 #define OPT(m) AT(mg_optim_spec, m)
 #define AT_LEAST(x) .flags = F_MIN, .min = (x)
+#define RANGE(lo, hi) .flags = F_MIN | F_MAX, .min = (lo), .max = (hi)
 #define ABOVE(x) .flags = F_MIN | F_MIN_OPEN, .min = (x)
 #define UNIT_CLOSED_OPEN .flags = F_MIN | F_MAX | F_MAX_OPEN, .min = 0, .max = 1 /* [0, 1) */
 #define END {.key = NULL}
@@ -95,8 +107,10 @@ _Static_assert(L_N < MAX_FIELDS && O_N < MAX_FIELDS, "collect() sizes its arrays
 static const field layer_fields[] = {
     [L_NAME] = {"name", K_IDENT, LAYER(name)},
     [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = mg_act_names},
-    [L_UNITS] = {"units", K_INT, LAYER(units), .flags = F_REQUIRED | F_MIN, .min = 1},
-    [L_PIECES] = {"pieces", K_INT, LAYER(pieces), AT_LEAST(2), .only = ONLY(MG_ACT_MAXOUT)},
+    [L_UNITS] = {"units", K_INT, LAYER(units), .flags = F_REQUIRED | F_MIN | F_MAX, .min = 1,
+                 .max = MG_CONFIG_MAX_DIM},
+    [L_PIECES] = {"pieces", K_INT, LAYER(pieces), RANGE(2, MG_CONFIG_MAX_PIECES),
+                  .only = ONLY(MG_ACT_MAXOUT)},
     [L_IRANGE] = {"irange", K_REAL, LAYER(irange), AT_LEAST(0)},
     [L_KEEP] = {"keep", K_REAL, LAYER(keep), .flags = F_MIN | F_MIN_OPEN | F_MAX, .min = 0,
                 .max = 1},
@@ -143,7 +157,7 @@ static const field data_fields[] = {
 };
 
 static const field generator_fields[] = {
-    {"noise_dim", K_INT, CFG(generator.noise_dim), AT_LEAST(1)},
+    {"noise_dim", K_INT, CFG(generator.noise_dim), RANGE(1, MG_CONFIG_MAX_DIM)},
     {"prior", K_ENUM, CFG(generator.prior), .names = mg_prior_names},
     {"output_bias_from_data", K_BOOL, CFG(generator.output_bias_from_data)},
     {"layers", K_LAYERS, CFG(generator.net), .flags = F_REQUIRED},
@@ -158,8 +172,8 @@ static const field discriminator_fields[] = {
 };
 
 static const field train_fields[] = {
-    {"batch_size", K_INT, CFG(train.batch_size), AT_LEAST(1)},
-    {"k", K_INT, CFG(train.k), AT_LEAST(1)},
+    {"batch_size", K_INT, CFG(train.batch_size), RANGE(1, MG_CONFIG_MAX_DIM)},
+    {"k", K_INT, CFG(train.k), RANGE(1, MG_CONFIG_MAX_K)},
     {"mode", K_ENUM, CFG(train.mode), .names = mg_mode_names},
     {"generator_loss", K_ENUM, CFG(train.generator_loss), .names = mg_gen_loss_names},
     {"epochs", K_INT, CFG(train.epochs), AT_LEAST(0)},
@@ -169,7 +183,8 @@ static const field train_fields[] = {
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = mg_nonfinite_names},
-    {"stall_seconds", K_REAL, CFG(train.stall_seconds), AT_LEAST(0)},
+    {"stall_seconds", K_REAL, CFG(train.stall_seconds), .flags = F_MIN | F_MAX | F_ZERO_OFF,
+     .min = MG_STALL_MIN_SECONDS, .max = MG_STALL_MAX_SECONDS},
     END,
 };
 
@@ -181,22 +196,22 @@ static const field checkpoint_fields[] = {
 
 static const field samples_fields[] = {
     {"every", K_INT, CFG(samples.every), AT_LEAST(0)},
-    {"count", K_INT, CFG(samples.count), AT_LEAST(1)},
-    {"columns", K_INT, CFG(samples.columns), AT_LEAST(0)},
+    {"count", K_INT, CFG(samples.count), RANGE(1, MG_CONFIG_MAX_DIM)},
+    {"columns", K_INT, CFG(samples.columns), RANGE(0, MG_CONFIG_MAX_DIM)},
     {"png", K_BOOL, CFG(samples.png)},
     {"nearest", K_BOOL, CFG(samples.nearest)},
     END,
 };
 
 static const field output_fields[] = {
-    {"dir", K_STR, CFG(output.dir)},
+    {"dir", K_STR, CFG(output.dir), .flags = F_RUN_DIR},
     END,
 };
 
 static const field eval_fields[] = {
     {"every", K_INT, CFG(eval.every), AT_LEAST(0)},
-    {"samples", K_INT, CFG(eval.samples), AT_LEAST(1)},
-    {"points", K_INT, CFG(eval.points), AT_LEAST(1)},
+    {"samples", K_INT, CFG(eval.samples), RANGE(1, MG_CONFIG_MAX_DIM)},
+    {"points", K_INT, CFG(eval.points), RANGE(1, MG_CONFIG_MAX_DIM)},
     END,
 };
 
@@ -287,6 +302,13 @@ typedef struct {
         int dir_ok;
     } files[3]; /* data files to check once everything else is valid */
     int n_files;
+    /* Where each integer key was given (its destination in the struct and its node), so that the
+     * checks of sizes that combine keys can point at a line. A key left at its default has none. */
+    struct {
+        const void *dest;
+        int node;
+    } given[256];
+    int n_given;
     /* The first required key found missing. Reported only after every given value was checked:
      * an error with a line number is the more useful one to see first. */
     char missing[KEY_LEN];
@@ -363,9 +385,13 @@ static const char *shown(char *buf, size_t n, const yaml_node_t *node)
     return buf;
 }
 
+/* Nodes an override added have no place in the file. The copies an override makes of a part the
+ * file shares through an alias (unshare) keep the original's place, and with it its line. */
 static int from_set(const ctx *c, const yaml_node_t *node)
 {
-    return (int)(node - c->doc.nodes.start) + 1 > c->n_file_nodes;
+    const yaml_mark_t *m = &node->start_mark;
+    return (int)(node - c->doc.nodes.start) + 1 > c->n_file_nodes && !m->index && !m->line &&
+           !m->column;
 }
 
 /* Fails with "<file>:<line>: <key>: <problem>", or "--set <key>: <problem>" when the node came
@@ -453,20 +479,65 @@ static int parse_bool(const char *s, int *out)
     return NUM_BAD;
 }
 
+/* v within f's bounds; with `rounded`, v and the bounds as mg_real (0.01 as a float is below
+ * 0.01 as a double, and still the bound's own value). */
+static int in_bounds(const field *f, double v, int rounded)
+{
+    if ((f->flags & F_ZERO_OFF) && v == 0)
+        return 1;
+    const double lo = rounded ? (mg_real)f->min : f->min, hi = rounded ? (mg_real)f->max : f->max;
+    int lo_ok = !(f->flags & F_MIN) || (f->flags & F_MIN_OPEN ? v > lo : v >= lo);
+    int hi_ok = !(f->flags & F_MAX) || (f->flags & F_MAX_OPEN ? v < hi : v <= hi);
+    return lo_ok && hi_ok;
+}
+
+/* "must be >= 1" or "must be in [0, 1)", from the field's bounds. */
+static const char *bounds_str(char *buf, size_t n, const field *f)
+{
+    char lo[40], hi[40]; /* bounds are short decimals: 0.01, 86400, 16777216 */
+    snprintf(lo, sizeof lo, "%.15g", f->min);
+    snprintf(hi, sizeof hi, "%.15g", f->max);
+    if (!(f->flags & F_MAX))
+        snprintf(buf, n, "must be %s %s", f->flags & F_MIN_OPEN ? ">" : ">=", lo);
+    else
+        snprintf(buf, n, "must be %sin %c%s, %s%c", f->flags & F_ZERO_OFF ? "0 (off) or " : "",
+                 f->flags & F_MIN_OPEN ? '(' : '[', lo, hi, f->flags & F_MAX_OPEN ? ')' : ']');
+    return buf;
+}
+
 static int check_bounds(ctx *c, const field *f, const yaml_node_t *node, const char *key,
                         double v)
 {
-    int lo_ok = !(f->flags & F_MIN) || (f->flags & F_MIN_OPEN ? v > f->min : v >= f->min);
-    int hi_ok = !(f->flags & F_MAX) || (f->flags & F_MAX_OPEN ? v < f->max : v <= f->max);
-    if (lo_ok && hi_ok)
+    if (in_bounds(f, v, 0))
         return 0;
-    char got[80];
-    shown(got, sizeof got, node);
-    if (!(f->flags & F_MAX))
-        return fail_at(c, node, key, "must be %s %g, got %s", f->flags & F_MIN_OPEN ? ">" : ">=",
-                       f->min, got);
-    return fail_at(c, node, key, "must be in %c%g, %g%c, got %s", f->flags & F_MIN_OPEN ? '(' : '[',
-                   f->min, f->max, f->flags & F_MAX_OPEN ? ')' : ']', got);
+    char got[80], bounds[128];
+    return fail_at(c, node, key, "%s, got %s", bounds_str(bounds, sizeof bounds, f),
+                   shown(got, sizeof got, node));
+}
+
+/* Every real is used as an mg_real (float in the trainer): a value finite as a double can be Inf
+ * there (1e39), a positive one 0 (5e-324), one below 1 be 1 (0.99999999 as a momentum), a
+ * tiny one subnormal, which flush-to-zero arithmetic reads as 0. So the bounds are checked again
+ * on the value rounded to mg_real, and what is left must be a normal number or 0. */
+static int check_real_precision(ctx *c, const field *f, const yaml_node_t *node, const char *key,
+                                double v)
+{
+    const int single = sizeof(mg_real) == sizeof(float);
+    const double max = single ? FLT_MAX : DBL_MAX, min = single ? FLT_MIN : DBL_MIN;
+    const char *precision = single ? "single" : "double";
+    char got[80], bounds[128];
+    if (fabs(v) > max) /* checked first: converting it would be undefined */
+        return fail_at(c, node, key, "%s is beyond %s precision (largest %g)",
+                       shown(got, sizeof got, node), precision, max);
+    const double r = (mg_real)v;
+    if (!in_bounds(f, r, 1))
+        return fail_at(c, node, key, "%s, got %s (%g in %s precision)",
+                       bounds_str(bounds, sizeof bounds, f), shown(got, sizeof got, node), r,
+                       precision);
+    if (r != 0 && fabs(r) < min)
+        return fail_at(c, node, key, "%s is too close to 0 for %s precision (smallest normal %g)",
+                       shown(got, sizeof got, node), precision, min);
+    return 0;
 }
 
 static int lookup_name(const char *const *names, const char *s)
@@ -516,6 +587,28 @@ static int resolve_path(ctx *c, const field *f, const yaml_node_t *node, const c
     return 0;
 }
 
+/* A run directory whose own files fit in MG_PATH_MAX (session.c and checkpoint.c compose
+ * "<dir>/ckpt-<step>.h5" and the like into buffers of that size), and whose every name the file
+ * system can hold: a longer one would fail only after its parents were created. */
+static int check_run_dir(ctx *c, const yaml_node_t *node, const char *key, const char *s)
+{
+    const size_t len = strlen(s), max = MG_PATH_MAX - 1 - MG_RUN_NAME_ROOM;
+    if (len > max)
+        return fail_at(c, node, key,
+                       "%zu characters, more than the %zu a run directory may have (its files' "
+                       "paths must fit in %d)",
+                       len, max, MG_PATH_MAX - 1);
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n > NAME_MAX)
+            return fail_at(c, node, key,
+                           "a name of %zu characters in it, more than the %d a file name may have",
+                           n, NAME_MAX);
+        p += n + (p[n] == '/');
+    }
+    return 0;
+}
+
 static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const char *key,
                           char *base)
 {
@@ -545,6 +638,12 @@ static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const
             *(int *)dest = (int)v;
         else
             *(int64_t *)dest = v;
+        /* Later entries win: a --set replaces the file's value, and the alias-shared values of
+         * two destinations get one entry each. Beyond the table, a message names no line. */
+        if (c->n_given < (int)(sizeof c->given / sizeof *c->given)) {
+            c->given[c->n_given].dest = dest;
+            c->given[c->n_given++].node = (int)(node - c->doc.nodes.start) + 1;
+        }
         return 0;
     }
     case K_U64: {
@@ -571,7 +670,7 @@ static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const
         if (rc == NUM_RANGE)
             return fail_at(c, node, key, "expected a finite number, got \"%s\"",
                            shown(got, sizeof got, node));
-        if (check_bounds(c, f, node, key, v))
+        if (check_bounds(c, f, node, key, v) || check_real_precision(c, f, node, key, v))
             return -1;
         *(double *)dest = v;
         return 0;
@@ -611,6 +710,8 @@ static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const
             return resolve_path(c, f, node, key, s, dest);
         if (strlen(s) >= f->size)
             return fail_at(c, node, key, "too long (at most %zu characters)", f->size - 1);
+        if ((f->flags & F_RUN_DIR) && check_run_dir(c, node, key, s))
+            return -1;
         memcpy(dest, s, strlen(s) + 1);
         return 0;
     default:
@@ -914,6 +1015,57 @@ static void relink(ctx *c, int parent, int slot, int child)
         p->data.sequence.items.start[slot] = child;
 }
 
+/* How many places name node `id`: the root is named by the document, every other node by the
+ * mapping values and list items that hold it (more than one when the file shares it with an
+ * alias, `optimizer: *sgd`). */
+static int references(ctx *c, int id)
+{
+    int n = id == 1;
+    for (yaml_node_t *node = c->doc.nodes.start; node < c->doc.nodes.top; node++) {
+        if (node->type == YAML_MAPPING_NODE) {
+            for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+                 p < node->data.mapping.pairs.top; p++)
+                n += p->value == id;
+        } else if (node->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *i = node->data.sequence.items.start;
+                 i < node->data.sequence.items.top; i++)
+                n += *i == id;
+        }
+    }
+    return n;
+}
+
+/* Puts a copy of the mapping or list `id` in slot `slot` of `parent`, holding the same children,
+ * so that an edit below it changes this path alone, not the other places that share `id`. The
+ * copy's id, or 0 (err set). Children shared in turn are copied as the walk reaches them. */
+static int unshare(ctx *c, int parent, int slot, int id, const char *set)
+{
+    const yaml_node_t *node = node_at(c, id);
+    const yaml_mark_t start = node->start_mark, end = node->end_mark;
+    const int mapping = node->type == YAML_MAPPING_NODE;
+    const int n = mapping ? (int)(node->data.mapping.pairs.top - node->data.mapping.pairs.start)
+                          : (int)(node->data.sequence.items.top - node->data.sequence.items.start);
+    int copy = mapping ? yaml_document_add_mapping(&c->doc, NULL, node->data.mapping.style)
+                       : yaml_document_add_sequence(&c->doc, NULL, node->data.sequence.style);
+    for (int i = 0; copy && i < n; i++) {
+        node = node_at(c, id); /* adding nodes may move them */
+        int ok = mapping ? yaml_document_append_mapping_pair(
+                               &c->doc, copy, node->data.mapping.pairs.start[i].key,
+                               node->data.mapping.pairs.start[i].value)
+                         : yaml_document_append_sequence_item(
+                               &c->doc, copy, node->data.sequence.items.start[i]);
+        if (!ok)
+            copy = 0;
+    }
+    if (!copy)
+        return mg_fail(c->err, "--set %s: out of memory", set), 0;
+    yaml_node_t *made = node_at(c, copy);
+    made->start_mark = start;
+    made->end_mark = end;
+    relink(c, parent, slot, copy);
+    return copy;
+}
+
 /* Edits the tree for one "dotted.key=value": existing values are replaced, missing keys and
  * sections are added, so that the converted result cannot tell an override from the file except
  * by node id. Node pointers move when nodes are added, so only ids are kept across additions. */
@@ -940,6 +1092,13 @@ static int apply_override(ctx *c, const char *set)
                 return -1;
             relink(c, parent, slot, m);
             id = m;
+            node = node_at(c, id);
+        } else if (parent &&
+                   (node->type == YAML_MAPPING_NODE || node->type == YAML_SEQUENCE_NODE) &&
+                   references(c, id) > 1) {
+            /* Shared by an alias: `--set generator.optimizer.lr` must not change D's rate too. */
+            if (!(id = unshare(c, parent, slot, id, set)))
+                return -1;
             node = node_at(c, id);
         }
         int next = 0;
@@ -1006,8 +1165,45 @@ static int apply_override(ctx *c, const char *set)
 
 /* ---- Entry points ---------------------------------------------------------------------------- */
 
+/* libyaml's scanner checks every open flow level on every token (its simple keys), so a document
+ * nested d deep costs d^2: 200,000 levels (400 kB of '[') took over a minute, and 16 MiB would
+ * take hours. The schema needs 4 levels. So the events are read first, without building
+ * anything, and reading stops at the first level past MG_CONFIG_MAX_DEPTH: the work done is then
+ * bounded whatever follows. A syntax error ends this pass quietly; the load reports it. */
+static int check_depth(ctx *c, const char *bytes, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return mg_fail(c->err, "%s: out of memory", c->name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)bytes, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break;
+        const yaml_event_type_t type = ev.type;
+        const size_t line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MG_CONFIG_MAX_DEPTH) {
+                rc = mg_fail(c->err, "%s:%zu: nesting deeper than %d levels", c->name, line,
+                             MG_CONFIG_MAX_DEPTH);
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (type == YAML_STREAM_END_EVENT) {
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 static int load_document(ctx *c, const char *bytes, size_t len)
 {
+    if (check_depth(c, bytes, len))
+        return -1;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return mg_fail(c->err, "%s: out of memory", c->name);
@@ -1069,6 +1265,228 @@ static int check_data(ctx *c, const mg_config *cfg)
     return 0;
 }
 
+/* ---- Sizes that combine keys ------------------------------------------------------------------
+ *
+ * Each key has its own bounds, but the buffers a run allocates are products of several: G's
+ * activations hold (k + 1) x batch_size rows of each layer's width. Every such product must fit
+ * in MG_CONFIG_MAX_VALUES (GEMM sizes and row offsets are ints); the message names the largest
+ * factor's key, the one most likely set by mistake. Ranks split the batch, so one rank's share is
+ * smaller; the bound is taken for one rank, which must be able to run any configuration. */
+
+/* The sample grid's limits, as image.c draws it (mg_png_grid): 1-pixel borders around cells. */
+#define GRID_MAX_SIDE INT64_C(1000000)
+#define GRID_MAX_PIXELS (INT64_C(1) << 28)
+
+typedef struct {
+    char label[KEY_LEN + 8]; /* "(train.k + 1)", "train.batch_size", "2" */
+    char key[KEY_LEN];       /* the key it comes from, "" for a constant */
+    int64_t value;           /* its value in the product */
+    int64_t own;             /* the key's own value, as the message quotes it */
+    const void *dest;        /* where the key's value is in the struct (NULL: a constant) */
+} factor;
+
+static factor key_factor(const char *label, const char *key, const void *dest, int64_t own,
+                         int64_t value)
+{
+    factor f = {.value = value, .own = own, .dest = dest};
+    snprintf(f.label, sizeof f.label, "%s", label);
+    snprintf(f.key, sizeof f.key, "%s", key);
+    return f;
+}
+
+static factor int_factor(const char *key, const int *dest)
+{
+    return key_factor(key, key, dest, *dest, *dest);
+}
+
+static factor const_factor(int64_t value)
+{
+    factor f = {.value = value, .own = value};
+    snprintf(f.label, sizeof f.label, "%lld", (long long)value);
+    return f;
+}
+
+/* Fails at the node key was given at ("--set key: ..." for an override), or without a line when
+ * the key kept its default. */
+__attribute__((format(printf, 4, 5))) static int fail_key(ctx *c, const void *dest,
+                                                          const char *key, const char *fmt, ...)
+{
+    char problem[MG_ERROR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    for (int i = c->n_given - 1; i >= 0; i--)
+        if (c->given[i].dest == dest)
+            return fail_at(c, node_at(c, c->given[i].node), key, "%s", problem);
+    return mg_fail(c->err, "%s: %s: %s", c->name, key, problem);
+}
+
+/* The product of f[0..n) (each >= 1) must be at most limit: "train.k: 65534 makes (train.k + 1) x
+ * train.batch_size x generator.layers.0.units = 65535 x 100 x 1200 = 7864200000 values in ...". */
+static int check_product(ctx *c, const factor *f, int n, int64_t limit, const char *what)
+{
+    int64_t p = 1;
+    int over = 0, big = -1;
+    double approx = 1;
+    for (int i = 0; i < n; i++) {
+        approx *= (double)f[i].value;
+        if (!over && f[i].value > 0 && p > INT64_MAX / f[i].value)
+            over = 1;
+        else if (!over)
+            p *= f[i].value;
+        if (f[i].dest && (big < 0 || f[i].value >= f[big].value)) /* ties: the later, a layer's own */
+            big = i;
+    }
+    if (!over && p <= limit)
+        return 0;
+    char labels[1024] = "", values[256] = "", total[48];
+    size_t nl = 0, nv = 0;
+    for (int i = 0; i < n; i++) {
+        nl += (size_t)snprintf(labels + nl, nl < sizeof labels ? sizeof labels - nl : 0, "%s%s",
+                               i ? " x " : "", f[i].label);
+        nv += (size_t)snprintf(values + nv, nv < sizeof values ? sizeof values - nv : 0,
+                               "%s%lld", i ? " x " : "", (long long)f[i].value);
+    }
+    if (over)
+        snprintf(total, sizeof total, "%.4g", approx);
+    else
+        snprintf(total, sizeof total, "%lld", (long long)p);
+    return fail_key(c, f[big].dest, f[big].key, "%lld makes %s = %s = %s %s, more than %lld",
+                    (long long)f[big].own, labels, values, total, what, (long long)limit);
+}
+
+/* A network as nn.c lays it out for `rows` rows (the product of n_rows factors) of `in` inputs:
+ * for every layer, rows x width activations, rows x inputs inputs and inputs x width weights,
+ * where width = units (x pieces for maxout). */
+static int check_net(ctx *c, const char *name, const char *who, const mg_net_spec *net,
+                     const factor *rows, int n_rows, factor in)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer_spec *L = &net->layers[l];
+        char key[KEY_LEN], what[96];
+        factor w[2], f[6];
+        int n_w = 1, n;
+        snprintf(key, sizeof key, "%s.layers.%d.units", name, l);
+        w[0] = int_factor(key, &L->units);
+        if (L->type == MG_ACT_MAXOUT) {
+            snprintf(key, sizeof key, "%s.layers.%d.pieces", name, l);
+            w[n_w++] = int_factor(key, &L->pieces);
+        }
+        n = 0;
+        for (int i = 0; i < n_rows; i++)
+            f[n++] = rows[i];
+        for (int i = 0; i < n_w; i++)
+            f[n++] = w[i];
+        snprintf(what, sizeof what, "activations in %s's layer %d", who, l);
+        if (check_product(c, f, n, MG_CONFIG_MAX_VALUES, what))
+            return -1;
+        n = 0;
+        for (int i = 0; i < n_rows; i++)
+            f[n++] = rows[i];
+        f[n++] = in;
+        snprintf(what, sizeof what, "inputs of %s's layer %d", who, l);
+        if (check_product(c, f, n, MG_CONFIG_MAX_VALUES, what))
+            return -1;
+        n = 0;
+        f[n++] = in;
+        for (int i = 0; i < n_w; i++)
+            f[n++] = w[i];
+        snprintf(what, sizeof what, "weights in %s's layer %d", who, l);
+        if (check_product(c, f, n, MG_CONFIG_MAX_VALUES, what))
+            return -1;
+        in = w[0];
+    }
+    return 0;
+}
+
+/* The smallest sample grid mg_png_grid could draw for samples.count images of the generator's
+ * output (images of at least 1 pixel a side, and at least units / 3 pixels each): if even that is
+ * beyond its limits, the configuration is wrong now, not at the first snapshot. */
+static int check_grid(ctx *c, const mg_config *cfg, int64_t units)
+{
+    const int count = cfg->samples.count, given = cfg->samples.columns;
+    int64_t cols = given;
+    if (cols <= 0)
+        for (cols = 1; cols * cols < count; cols++)
+            ;
+    const int64_t rows = (count + cols - 1) / cols;
+    const void *dest = given ? (const void *)&cfg->samples.columns : &cfg->samples.count;
+    const char *key = given ? "samples.columns" : "samples.count";
+    const int own = given ? given : count;
+    if (1 + 2 * cols > GRID_MAX_SIDE)
+        return fail_key(c, dest, key,
+                        "%d makes a sample grid of %lld columns, at least %lld pixels wide, more "
+                        "than %lld",
+                        own, (long long)cols, (long long)(1 + 2 * cols), (long long)GRID_MAX_SIDE);
+    if (1 + 2 * rows > GRID_MAX_SIDE)
+        return fail_key(c, dest, key,
+                        "%d makes a sample grid of %lld rows, at least %lld pixels tall, more than "
+                        "%lld",
+                        own, (long long)rows, (long long)(1 + 2 * rows), (long long)GRID_MAX_SIDE);
+    const int64_t per = (units + 2) / 3; /* at most 3 channels */
+    if (count * per > GRID_MAX_PIXELS)
+        return fail_key(c, &cfg->samples.count, "samples.count",
+                        "%d makes a sample grid of at least %lld pixels (images of %lld values, "
+                        "at least %lld pixels each), more than %lld",
+                        count, (long long)(count * per), (long long)units, (long long)per,
+                        (long long)GRID_MAX_PIXELS);
+    return 0;
+}
+
+/* Every size the trainer (train.c, nn.c), the snapshots and the Parzen estimates (session.c,
+ * image.c) and the generator (generate.c) form from the configuration. */
+static int check_sizes(ctx *c, const mg_config *cfg)
+{
+    const mg_net_spec *gnet = &cfg->generator.net, *dnet = &cfg->discriminator.net;
+    if (gnet->n_layers < 1 || dnet->n_layers < 1)
+        return 0; /* reported as missing */
+    char key[KEY_LEN];
+    const int last = gnet->n_layers - 1;
+    snprintf(key, sizeof key, "generator.layers.%d.units", last);
+    const factor units = int_factor(key, &gnet->layers[last].units);
+    const factor batch = int_factor("train.batch_size", &cfg->train.batch_size);
+    const factor noise = int_factor("generator.noise_dim", &cfg->generator.noise_dim);
+    const int alternating = cfg->train.mode == MG_MODE_ALTERNATING;
+    /* G makes the fakes of all k + 1 phases of a step in one pass (train.c). */
+    const factor g_rows[2] = {key_factor("(train.k + 1)", "train.k", &cfg->train.k, cfg->train.k,
+                                         (int64_t)cfg->train.k + 1),
+                              batch};
+    const factor d_rows[2] = {const_factor(2), batch}; /* real and fake rows */
+    if (check_net(c, "generator", "G", gnet, alternating ? g_rows : g_rows + 1,
+                  alternating ? 2 : 1, noise) ||
+        check_net(c, "discriminator", "D", dnet, d_rows, 2, units))
+        return -1;
+    /* Minibatches are counted in an int64_t: k of them per step. */
+    if (alternating && cfg->train.steps > 0) {
+        const factor steps[2] = {key_factor("train.steps", "train.steps", &cfg->train.steps,
+                                            cfg->train.steps, cfg->train.steps),
+                                 int_factor("train.k", &cfg->train.k)};
+        if (check_product(c, steps, 2, INT64_MAX, "minibatches"))
+            return -1;
+    }
+    const factor count = int_factor("samples.count", &cfg->samples.count);
+    const factor eval_n = int_factor("eval.samples", &cfg->eval.samples);
+    const factor points = int_factor("eval.points", &cfg->eval.points);
+    const struct {
+        factor a, b;
+        const char *what;
+    } pairs[] = {
+        {count, noise, "values of fixed noise for the samples"},
+        {count, units, "values in a sample snapshot"},
+        {eval_n, noise, "values of fixed noise for the Parzen estimates"},
+        {eval_n, units, "values of samples for the Parzen estimates"},
+        {points, units, "values of validation examples for the Parzen estimates"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
+        if (check_product(c, (factor[2]){pairs[i].a, pairs[i].b}, 2, MG_CONFIG_MAX_VALUES,
+                          pairs[i].what))
+            return -1;
+    if (cfg->samples.png && check_grid(c, cfg, units.value))
+        return -1;
+    return 0;
+}
+
 /* A path as a message shows it: control characters (a quoted "\n" in the file) as '?'. */
 static const char *printable(char *buf, size_t n, const char *s)
 {
@@ -1079,23 +1497,35 @@ static const char *printable(char *buf, size_t n, const char *s)
     return buf;
 }
 
-static int check_files(ctx *c)
+/* Each data file given must be there to read, checked without reading it, and without opening
+ * anything that is not a regular file: a FIFO would block open(2) until a writer came. Only
+ * CIFAR-10's data.path is a folder (of the batches, which the reader checks one by one). */
+static int check_files(ctx *c, const mg_config *cfg)
 {
+    const int cifar = strcmp(cfg->data.format, "cifar10") == 0;
     for (int i = 0; i < c->n_files; i++) {
-        const char *path = c->files[i].dest;
+        const char *path = c->files[i].dest, *key = c->files[i].key;
         yaml_node_t *node = node_at(c, c->files[i].node);
         char shown_path[MG_PATH_MAX];
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
-                           printable(shown_path, sizeof shown_path, path), strerror(errno));
-        /* fopen succeeds on a directory; reading it later would fail with a vaguer message. */
+        printable(shown_path, sizeof shown_path, path);
         struct stat st;
-        int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
-        fclose(f);
-        if (dir && !c->files[i].dir_ok)
-            return fail_at(c, node, c->files[i].key, "cannot open \"%s\": %s",
-                           printable(shown_path, sizeof shown_path, path), strerror(EISDIR));
+        if (stat(path, &st) != 0)
+            return fail_at(c, node, key, "cannot open \"%s\": %s", shown_path, strerror(errno));
+        if (S_ISDIR(st.st_mode)) {
+            if (!(c->files[i].dir_ok && cifar))
+                return fail_at(c, node, key, "cannot open \"%s\": %s", shown_path,
+                               strerror(EISDIR));
+            if (access(path, R_OK | X_OK) != 0)
+                return fail_at(c, node, key, "cannot open \"%s\": %s", shown_path,
+                               strerror(errno));
+            continue;
+        }
+        if (!S_ISREG(st.st_mode))
+            return fail_at(c, node, key, "\"%s\" is not a regular file", shown_path);
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            return fail_at(c, node, key, "cannot open \"%s\": %s", shown_path, strerror(errno));
+        close(fd);
     }
     return 0;
 }
@@ -1161,6 +1591,9 @@ static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char
             goto out;
     if (convert_map(&c, yaml_document_get_root_node(&c.doc), "", top_fields, (char *)cfg))
         goto out;
+    /* Sizes that combine keys point at a line: more useful first than a missing key. */
+    if (check_sizes(&c, cfg))
+        goto out;
     /* The data section comes first in the file's order, so its missing keys are reported first. */
     if (check_data(&c, cfg))
         goto out;
@@ -1168,13 +1601,22 @@ static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char
         fail_missing(&c, c.missing, "");
         goto out;
     }
-    if (files && check_files(&c))
+    if (files && check_files(&c, cfg))
         goto out;
     snprintf(cfg->source, sizeof cfg->source, "%s", c.name);
     rc = 0;
 out:
     yaml_document_delete(&c.doc);
     return rc;
+}
+
+/* Keys and values are shown on one line where messages quote them; the file's name is not. */
+static int parse_one_line(mg_config *cfg, const char *bytes, size_t len, const char *name,
+                          const char *const *overrides, int n_overrides, int files, mg_error *err)
+{
+    if (parse_bytes(cfg, bytes, len, name, overrides, n_overrides, files, err))
+        return mg_file_one_line(err);
+    return 0;
 }
 
 mg_gan_spec mg_config_gan(const mg_config *cfg)
@@ -1190,21 +1632,29 @@ mg_gan_spec mg_config_gan(const mg_config *cfg)
 
 int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name, mg_error *err)
 {
-    return parse_bytes(cfg, text, strlen(text), name, NULL, 0, 0, err);
+    return parse_one_line(cfg, text, strlen(text), name, NULL, 0, 0, err);
 }
 
 int mg_config_parse(mg_config *cfg, const char *text, const char *name,
                     const char *const *overrides, int n_overrides, mg_error *err)
 {
-    return parse_bytes(cfg, text, strlen(text), name, overrides, n_overrides, 1, err);
+    return parse_one_line(cfg, text, strlen(text), name, overrides, n_overrides, 1, err);
 }
 
 int mg_config_load(mg_config *cfg, const char *path, const char *const *overrides,
                    int n_overrides, mg_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* A pipe is a fine source (`mpigan train <(make-config)`), but open(2) of a FIFO nobody
+     * writes to would wait forever: O_NONBLOCK opens it at once, and reading it then finds the
+     * end (an empty configuration) unless a writer has come. Reads block as usual after. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), flags = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+    FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return mg_file_one_line(err);
+    }
     size_t cap = 4096, len = 0;
     char *buf = mg_xmalloc(cap);
     for (;;) {
@@ -1214,15 +1664,17 @@ int mg_config_load(mg_config *cfg, const char *path, const char *const *override
         if (cap >= MAX_CONFIG_BYTES) {
             free(buf);
             fclose(f);
-            return mg_fail(err, "%s: larger than %d MiB: not a configuration file", path,
-                           MAX_CONFIG_BYTES >> 20);
+            mg_fail(err, "%s: larger than %d MiB: not a configuration file", path,
+                    MAX_CONFIG_BYTES >> 20);
+            return mg_file_one_line(err);
         }
         cap *= 2;
         char *grown = realloc(buf, cap);
         if (!grown) {
             free(buf);
             fclose(f);
-            return mg_fail(err, "%s: out of memory", path);
+            mg_fail(err, "%s: out of memory", path);
+            return mg_file_one_line(err);
         }
         buf = grown;
     }
@@ -1230,11 +1682,12 @@ int mg_config_load(mg_config *cfg, const char *path, const char *const *override
         int e = errno;
         free(buf);
         fclose(f);
-        return mg_fail(err, "%s: cannot read: %s", path, strerror(e));
+        mg_fail(err, "%s: cannot read: %s", path, strerror(e));
+        return mg_file_one_line(err);
     }
     fclose(f);
     /* The length, not a terminator: a NUL byte in the file is then a YAML error, not an end. */
-    int rc = parse_bytes(cfg, buf, len, path, overrides, n_overrides, 1, err);
+    int rc = parse_one_line(cfg, buf, len, path, overrides, n_overrides, 1, err);
     free(buf);
     return rc;
 }

@@ -260,3 +260,42 @@ int mg_file_open_read(int *fd, const char *path, mg_error *what)
     }
     return 0;
 }
+
+int mg_file_open_input(int *fd, const char *path, mg_error *err)
+{
+    /* stat first: a device is never opened (opening some has effects), a FIFO never waited on. */
+    struct stat st;
+    *fd = -1;
+    if (stat(path, &st) != 0)
+        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return mg_fail(err, "%s: cannot open: %s", path, strerror(EISDIR));
+    if (!S_ISREG(st.st_mode))
+        return mg_fail(err, "%s: not a regular file", path);
+    /* It may have been replaced since: O_NONBLOCK keeps the open of a FIFO from waiting, and
+     * fstat tells what was opened. */
+    mg_error what;
+    if (mg_file_open_read(fd, path, &what) == 0)
+        return 0;
+    return strcmp(what.msg, "not a regular file") == 0
+               ? mg_fail(err, "%s: not a regular file", path)
+               : mg_fail(err, "%s: cannot open: %s", path, what.msg);
+}
+
+int mg_file_check_input(const char *path, mg_error *err)
+{
+    int fd;
+    if (mg_file_open_input(&fd, path, err))
+        return -1;
+    close(fd);
+    return 0;
+}
+
+int mg_file_one_line(mg_error *err)
+{
+    if (err)
+        for (char *p = err->msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    return -1;
+}

@@ -196,8 +196,10 @@ int mg_h5data_read(mg_dataset *ds, int32_t **labels, const char *path, const cha
     memset(ds, 0, sizeof *ds);
     if (labels)
         *labels = NULL;
-    if (!images)
-        return mg_fail(err, "%s: no images dataset named", path);
+    if (!images) {
+        mg_fail(err, "%s: no images dataset named", path);
+        return mg_file_one_line(err);
+    }
     hid_t f;
     if (mg_h5_open(&f, path, 0, err))
         return -1;
@@ -230,7 +232,7 @@ int mg_h5data_read(mg_dataset *ds, int32_t **labels, const char *path, const cha
     if (rc) {
         free(lab);
         mg_dataset_free(ds);
-        return -1;
+        return mg_file_one_line(err); /* the file's and the datasets' names on one line */
     }
     if (labels)
         *labels = lab;
@@ -376,8 +378,8 @@ static int fill_data(hid_t f, const void *ctx, mg_error *what)
     return 0;
 }
 
-int mg_h5data_write(const char *path, const mg_dataset *ds, const int32_t *labels,
-                    const char *source, mg_error *err)
+static int h5data_write(const char *path, const mg_dataset *ds, const int32_t *labels,
+                        const char *source, mg_error *err)
 {
     mg_error what;
     if (!ds || !ds->x || ds->n < 1 || ds->channels < 1 || ds->height < 1 || ds->width < 1 ||
@@ -397,4 +399,10 @@ int mg_h5data_write(const char *path, const mg_dataset *ds, const int32_t *label
     if (mg_h5_write_new(path, fill_data, &o, size, &what))
         return mg_fail(err, "%s: cannot write data: %s", path, what.msg);
     return 0;
+}
+
+int mg_h5data_write(const char *path, const mg_dataset *ds, const int32_t *labels,
+                    const char *source, mg_error *err)
+{
+    return h5data_write(path, ds, labels, source, err) ? mg_file_one_line(err) : 0;
 }

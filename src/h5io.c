@@ -92,11 +92,13 @@ static uint64_t le_u(const unsigned char *p, int n)
  * size stored in it: a damaged one made it allocate and fill 2 GB for a 2 kB file (found by
  * fuzz_h5data). Later superblocks keep it in a checksummed extension. The superblock is at 0 or
  * after a user block of 512 x 2^k bytes. */
-static int driver_info_fits(const char *path, uint64_t file_bytes)
+static int driver_info_fits(int fd, uint64_t file_bytes)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
         return 1; /* HDF5 reports it */
+    }
     unsigned char sb[96];
     int ok = 1;
     for (uint64_t at = 0; at + sizeof sb <= file_bytes; at = at ? 2 * at : 512) {
@@ -125,20 +127,28 @@ static int driver_info_fits(const char *path, uint64_t file_bytes)
     return ok;
 }
 
-int mg_h5_open(hid_t *file, const char *path, int writable, mg_error *err)
+static int h5_open(hid_t *file, const char *path, int writable, mg_error *err)
 {
     mg_h5_quiet();
     *file = H5I_INVALID_HID;
+    /* HDF5 opens by name, and would block in open(2) on a FIFO: a regular file only. */
+    int fd;
+    if (mg_file_open_input(&fd, path, err))
+        return -1;
     struct stat st;
-    if (stat(path, &st) != 0)
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(EISDIR));
-    if (access(path, writable ? R_OK | W_OK : R_OK) != 0)
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (writable && access(path, W_OK) != 0) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, "%s: cannot open: %s", path, strerror(e));
+    }
     /* A truncated file whose superblock survives passes H5Fis_hdf5; H5Fopen then finds the end
-     * of file short of where the superblock says it is. */
-    if (!driver_info_fits(path, (uint64_t)st.st_size) || H5Fis_hdf5(path) <= 0)
+     * of file short of where the superblock says it is. driver_info_fits closes fd. */
+    if (!driver_info_fits(fd, (uint64_t)st.st_size) || H5Fis_hdf5(path) <= 0)
         return mg_fail(err, "%s: not an HDF5 file, or truncated", path);
     hid_t fapl = file_access(0), f = -1;
     if (fapl >= 0)
@@ -148,6 +158,11 @@ int mg_h5_open(hid_t *file, const char *path, int writable, mg_error *err)
         return mg_fail(err, "%s: not an HDF5 file, or truncated", path);
     *file = f;
     return 0;
+}
+
+int mg_h5_open(hid_t *file, const char *path, int writable, mg_error *err)
+{
+    return h5_open(file, path, writable, err) ? mg_file_one_line(err) : 0;
 }
 
 int mg_h5_create(hid_t *file, const char *path, mg_error *err)

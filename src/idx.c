@@ -3,12 +3,16 @@
  * A file is untrusted input: its header may promise any size. Nothing is allocated from the
  * header alone. A raw file's promise is checked against its size on disk before anything is
  * allocated; a gzip file's real size is known only once it is decompressed, so its data is read
- * in chunks into a buffer that grows as bytes actually arrive. Every byte is read and counted
- * whichever examples are kept, so a short or over-long file is an error in every case. */
+ * in chunks into a buffer that grows as bytes actually arrive, and never inflated past the
+ * promise and one byte (a small stream can hold terabytes of zeros). Every promised byte is read
+ * whichever examples are kept, so a short or over-long file is an error in every case. Callers
+ * that know the shape they want (splits.c) check the header first (mg_idx_read_header). Only
+ * regular files are read: a FIFO would block in open(2). */
 /* open, fstat, O_CLOEXEC: POSIX.1-2008, also under -std=c11. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "mpigan/idx.h"
+#include "mpigan/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +35,8 @@
 #define IDX_CHUNK (1u << 20)
 #define IDX_GZ_BUFFER (1u << 18)
 
-/* An open IDX file: data_bytes is the size on disk less the header for a raw regular file, or
- * -1 when the size is not known before reading (gzip, pipes). */
+/* An open IDX file: data_bytes is the size on disk less the header for a raw file, or -1 when
+ * the size is not known before reading (gzip). */
 typedef struct {
     const char *path;
     gzFile gz;
@@ -46,21 +50,17 @@ static int idx_open(idx_file *f, const char *path, mg_error *err)
     f->gz = NULL;
     f->file_bytes = -1;
     f->data_bytes = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* A regular file only: a FIFO would block open(2), and its size could not be checked. */
+    int fd;
+    if (mg_file_open_input(&fd, path, err))
+        return -1;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
         return mg_fail(err, "%s: cannot open: %s", path, strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return mg_fail(err, "%s: cannot open: %s", path, strerror(EISDIR));
-    }
-    if (S_ISREG(st.st_mode))
-        f->file_bytes = (int64_t)st.st_size;
+    f->file_bytes = (int64_t)st.st_size;
     /* gzdopen reads gzip or raw data, decided by the first bytes; it owns fd from here. */
     errno = 0;
     f->gz = gzdopen(fd, "rb");
@@ -242,11 +242,14 @@ static int idx_read_body(idx_file *f, uint32_t n, uint64_t per, uint64_t first, 
     unsigned char *chunk = malloc(IDX_CHUNK);
     if (!chunk)
         return mg_fail(err, "%s: out of memory (%u bytes)", path, IDX_CHUNK);
-    uint64_t pos = 0; /* data bytes read so far, including any past the promise */
+    /* A gzip stream is inflated no further than the promise and one byte: a small file can hold
+     * terabytes of zeros after a header that promised a few. */
+    uint64_t pos = 0; /* data bytes read so far, including the one past the promise */
     int rc = 0;
-    for (;;) {
-        size_t got;
-        if ((rc = idx_read(f, chunk, IDX_CHUNK, &got, err)))
+    while (pos <= promised) {
+        size_t got, want = promised + 1 - pos < IDX_CHUNK ? (size_t)(promised + 1 - pos)
+                                                          : IDX_CHUNK;
+        if ((rc = idx_read(f, chunk, want, &got, err)))
             break;
         if (got == 0)
             break;
@@ -264,9 +267,9 @@ static int idx_read_body(idx_file *f, uint32_t n, uint64_t per, uint64_t first, 
         return mg_fail(err, "%s: truncated: the header promises %" PRIu32 " x %" PRIu64
                        " bytes (%" PRIu64 "), the file holds %" PRIu64,
                        path, n, per, promised, pos);
-    if (pos > promised)
-        return mg_fail(err, "%s: %" PRIu64 " bytes after the %" PRIu64 " the header promises",
-                       path, pos - promised, promised);
+    if (pos > promised) /* a raw file's excess was counted from its size above */
+        return mg_fail(err, "%s: more data after the %" PRIu64 " bytes the header promises",
+                       path, promised);
     return 0;
 }
 
@@ -274,9 +277,9 @@ int mg_idx_read_header(mg_idx_header *hdr, const char *path, mg_error *err)
 {
     idx_file f;
     if (idx_open(&f, path, err))
-        return -1;
+        return mg_file_one_line(err);
     int rc = idx_read_header(&f, hdr, 3, err);
-    return idx_close(&f, rc, err);
+    return idx_close(&f, rc, err) ? mg_file_one_line(err) : 0;
 }
 
 static int read_images(mg_dataset *ds, const char *path, int first, int count, int to_real,
@@ -287,7 +290,7 @@ static int read_images(mg_dataset *ds, const char *path, int first, int count, i
     mg_idx_header h;
     idx_sink s = {.to_real = to_real};
     if (idx_open(&f, path, err))
-        return -1;
+        return mg_file_one_line(err);
     int rc = idx_read_header(&f, &h, 3, err);
     if (rc)
         goto out;
@@ -336,7 +339,8 @@ static int read_images(mg_dataset *ds, const char *path, int first, int count, i
     s.buf = NULL;
 out:
     free(s.buf);
-    return idx_close(&f, rc, err);
+    /* A message names the file as given: a newline in its name is shown as '?'. */
+    return idx_close(&f, rc, err) ? mg_file_one_line(err) : 0;
 }
 
 int mg_idx_read_images(mg_dataset *ds, const char *path, int first, int count, mg_error *err)
@@ -357,7 +361,7 @@ int mg_idx_read_labels(uint8_t **labels, int *n, const char *path, mg_error *err
     mg_idx_header h;
     idx_sink s = {.to_real = 0};
     if (idx_open(&f, path, err))
-        return -1;
+        return mg_file_one_line(err);
     int rc = idx_read_header(&f, &h, 1, err);
     if (rc)
         goto out;
@@ -378,5 +382,5 @@ out:
         *labels = NULL;
         *n = 0;
     }
-    return rc;
+    return rc ? mg_file_one_line(err) : 0;
 }

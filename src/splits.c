@@ -13,6 +13,7 @@
 #include "mpigan/idx.h"
 #include "mpigan/splits.h"
 #include "mpigan/tfd.h"
+#include "h5io.h"
 
 /* The training examples of a source of n examples: the first train_count (0: all but the last
  * valid_count, which validate). */
@@ -29,11 +30,39 @@ static int select_train(mg_dataset *ds, const mg_config *cfg, const char *what, 
     return 0;
 }
 
+/* G's last layer makes the examples D sees, so the data's must have as many values. Checked from
+ * a file's header before its data is read: a 1.6 MB gzip file whose 16-byte IDX header promises
+ * 100 x 4096 x 4096 took 2.9 GB before train.c found it did not match. */
+static int check_dim(const mg_config *cfg, const char *what, uint64_t dim, uint64_t c, uint64_t h,
+                     uint64_t w, mg_error *err)
+{
+    const mg_net_spec *g = &cfg->generator.net;
+    if (g->n_layers < 1 || (uint64_t)g->layers[g->n_layers - 1].units == dim)
+        return 0;
+    return mg_fail(err,
+                   "%s: generator.layers.%d.units is %d but the data has %llu values per example "
+                   "(%llux%llux%llu)",
+                   what, g->n_layers - 1, g->layers[g->n_layers - 1].units,
+                   (unsigned long long)dim, (unsigned long long)c, (unsigned long long)h,
+                   (unsigned long long)w);
+}
+
+/* The header of an IDX image file, checked against the configuration. */
+static int idx_header(mg_idx_header *h, const mg_config *cfg, const char *path, mg_error *err)
+{
+    if (mg_idx_read_header(h, path, err))
+        return -1;
+    if (h->ndims != 2 && h->ndims != 3)
+        return 0; /* the reader says what is wrong */
+    uint64_t height = h->ndims == 3 ? h->dims[1] : 1, width = h->dims[h->ndims - 1];
+    return check_dim(cfg, path, height * width, 1, height, width, err);
+}
+
 static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
     mg_idx_header h;
     const char *path = cfg->data.train_images;
-    if (mg_idx_read_header(&h, path, err))
+    if (idx_header(&h, cfg, path, err))
         return -1;
     /* Read only what trains: the split is checked against the header first. */
     mg_dataset probe = {.n = (int)h.dims[0]};
@@ -45,15 +74,30 @@ static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     return mg_idx_read_images(ds, path, 0, probe.n, err);
 }
 
-/* data_batch_1.bin ... data_batch_5.bin, all 50,000 examples. */
+/* A file of CIFAR-10's folder data.path. */
+static int cifar10_name(char *name, size_t n, const mg_config *cfg, const char *file,
+                        mg_error *err)
+{
+    int len = snprintf(name, n, "%s/%s", cfg->data.path, file);
+    if (len < 0 || (size_t)len >= n)
+        return mg_fail(err, "%s/%s: path too long", cfg->data.path, file);
+    return 0;
+}
+
+/* data_batch_1.bin ... data_batch_5.bin, all 50,000 examples of 3 x 32 x 32. */
 static int read_cifar10_all(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
     char names[5][MG_PATH_MAX + 32];
     const char *files[5];
     for (int i = 0; i < 5; i++) {
-        snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", cfg->data.path, i + 1);
+        char file[32];
+        snprintf(file, sizeof file, "data_batch_%d.bin", i + 1);
+        if (cifar10_name(names[i], sizeof names[i], cfg, file, err))
+            return -1;
         files[i] = names[i];
     }
+    if (check_dim(cfg, files[0], 3 * 32 * 32, 3, 32, 32, err))
+        return -1;
     return mg_cifar10_read(ds, NULL, files, 5, err);
 }
 
@@ -62,7 +106,8 @@ static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     if (read_cifar10_all(ds, cfg, err))
         return -1;
     char what[MG_PATH_MAX + 64];
-    snprintf(what, sizeof what, "%s/data_batch_{1..5}.bin", cfg->data.path);
+    if (cifar10_name(what, sizeof what, cfg, "data_batch_{1..5}.bin", err))
+        return -1;
     return select_train(ds, cfg, what, err);
 }
 
@@ -74,8 +119,37 @@ static int read_tfd(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     return select_train(ds, cfg, cfg->data.path, err);
 }
 
+/* The shape of an HDF5 file's images, from the dataset's header, checked against the
+ * configuration before any of it is read (a chunked, compressed dataset can inflate far beyond
+ * its file). A file or dataset that cannot be probed is left to mg_h5data_read to report. */
+static int hdf5_dims(const mg_config *cfg, const char *path, mg_error *err)
+{
+    hid_t f;
+    mg_error ignored;
+    if (mg_h5_open(&f, path, 0, &ignored))
+        return 0;
+    mg_h5_info in;
+    int rc = 0;
+    if (mg_h5r_exists(f, path, cfg->data.images, &ignored) == 1 &&
+        mg_h5r_info(f, path, cfg->data.images, &in, &ignored) == 0 &&
+        (in.rank == 2 || in.rank == 4)) {
+        /* (N, D) is read as (N, 1, 1, D); (N, C, H, W) as it is. Each dim < 2^64, the product
+         * saturated: only a match matters. */
+        uint64_t c = in.rank == 4 ? in.dims[1] : 1, h = in.rank == 4 ? in.dims[2] : 1;
+        uint64_t w = in.dims[in.rank - 1], dim = c;
+        dim = h && dim > UINT64_MAX / h ? UINT64_MAX : dim * h;
+        dim = w && dim > UINT64_MAX / w ? UINT64_MAX : dim * w;
+        if (dim > 0) /* an empty example is the reader's to describe */
+            rc = check_dim(cfg, path, dim, c, h, w, err);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
 static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
+    if (hdf5_dims(cfg, cfg->data.path, err))
+        return -1;
     /* Labels do not train a GAN, but a named labels dataset is read, so that one that does not
      * match the images is an error now rather than in a later evaluation. */
     const char *labels_name = cfg->data.labels[0] ? cfg->data.labels : NULL;
@@ -100,13 +174,14 @@ int mg_split_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
             continue;
         if (readers[i].read(ds, cfg, err)) {
             mg_dataset_free(ds);
-            return -1;
+            return mg_file_one_line(err);
         }
         if (cfg->data.preprocess == MG_PREPROCESS_GCN)
             mg_gcn(ds, cfg->data.gcn_scale);
         return 0;
     }
-    return mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
+    mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
+    return mg_file_one_line(err);
 }
 
 /* Keeps rows [first, first + count) of ds, moved to the front (the rest stays allocated). */
@@ -129,7 +204,7 @@ static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     }
     if (!strcmp(format, "idx")) {
         mg_idx_header h;
-        if (mg_idx_read_header(&h, cfg->data.train_images, err))
+        if (idx_header(&h, cfg, cfg->data.train_images, err))
             return -1;
         if (valid > (int64_t)h.dims[0])
             return mg_fail(err, "%s: data.valid_count %d is more than the %lld examples of the file",
@@ -140,8 +215,9 @@ static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     int rc = !strcmp(format, "cifar10") ? read_cifar10_all(ds, cfg, err)
              : !strcmp(format, "tfd")   ? mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
                                                       (enum mg_tfd_split)cfg->data.split, err)
-                                        : mg_h5data_read(ds, NULL, cfg->data.path, cfg->data.images,
-                                                         NULL, 0, -1, err);
+             : hdf5_dims(cfg, cfg->data.path, err)
+                 ? -1
+                 : mg_h5data_read(ds, NULL, cfg->data.path, cfg->data.images, NULL, 0, -1, err);
     if (rc)
         return -1;
     if (valid > ds->n)
@@ -158,11 +234,16 @@ static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
         if (!cfg->data.test_images[0])
             return mg_fail(err, "%s: data.test_images is not set: there is no test set",
                            cfg->source);
+        mg_idx_header h;
+        if (idx_header(&h, cfg, cfg->data.test_images, err))
+            return -1;
         return mg_idx_read_images(ds, cfg->data.test_images, 0, -1, err);
     }
     if (!strcmp(format, "cifar10")) {
         char name[MG_PATH_MAX + 32];
-        snprintf(name, sizeof name, "%s/test_batch.bin", cfg->data.path);
+        if (cifar10_name(name, sizeof name, cfg, "test_batch.bin", err) ||
+            check_dim(cfg, name, 3 * 32 * 32, 3, 32, 32, err))
+            return -1;
         const char *files[1] = {name};
         return mg_cifar10_read(ds, NULL, files, 1, err);
     }
@@ -170,6 +251,8 @@ static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
         return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_TEST, err);
     if (!cfg->data.test_path[0])
         return mg_fail(err, "%s: data.test_path is not set: there is no test set", cfg->source);
+    if (hdf5_dims(cfg, cfg->data.test_path, err))
+        return -1;
     return mg_h5data_read(ds, NULL, cfg->data.test_path, cfg->data.images, NULL, 0, -1, err);
 }
 
@@ -179,7 +262,7 @@ int mg_split_read(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which
     memset(ds, 0, sizeof *ds);
     if ((which == MG_SPLIT_VALID ? read_valid : read_test)(ds, cfg, err)) {
         mg_dataset_free(ds);
-        return -1;
+        return mg_file_one_line(err);
     }
     if (max_count > 0 && ds->n > max_count)
         keep_rows(ds, 0, max_count);

@@ -13,13 +13,12 @@
  *
  * libmatio reads a variable whole, so the whole of images is in memory while the split is
  * copied out: 0.24 GB for TFD_48x48 (102236 x 48 x 48 bytes), 0.94 GB for TFD_96x96. */
-/* open, fstat, O_CLOEXEC: POSIX.1-2008, also under -std=c11. */
+/* fstat, fseeko: POSIX.1-2008, also under -std=c11. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "mpigan/tfd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <matio.h>
@@ -31,6 +30,7 @@
 #include <zlib.h>
 
 #include "h5io.h"
+#include "mpigan/files.h"
 
 #define TFD_FOLDS 5
 /* 4096 x 4096 pixels, as the IDX reader: far above TFD's 96 x 96. */
@@ -158,17 +158,19 @@ typedef struct {
     int32_t *lab_out[2];                /* (n) each */
 } tfd_file;
 
+/* libmatio opens the file by name: it must be a regular file (a FIFO would block its open), and
+ * its size bounds every variable in it. */
 static int tfd_stat(tfd_file *f, mg_error *err)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mg_fail(err, "%s: cannot open: %s", f->path, strerror(errno));
+    int fd;
+    if (mg_file_open_input(&fd, f->path, err))
+        return -1;
     struct stat st;
-    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    int e = fstat(fd, &st) != 0 ? errno : 0;
     close(fd);
     if (e)
         return mg_fail(err, "%s: cannot open: %s", f->path, strerror(e));
-    f->file_bytes = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+    f->file_bytes = (int64_t)st.st_size;
     return 0;
 }
 
@@ -666,11 +668,15 @@ int mg_tfd_read(mg_dataset *ds, int32_t **labs_ex, int32_t **labs_id, const char
         *labs_ex = NULL;
     if (labs_id)
         *labs_id = NULL;
-    if (fold < 0 || fold >= TFD_FOLDS)
-        return mg_fail(err, "%s: fold %d asked for; TFD has folds 0 to 4", path, fold);
-    if ((int)split < MG_TFD_UNLABELED || (int)split > MG_TFD_TEST)
-        return mg_fail(err, "%s: split %d asked for; TFD splits are 0 (unlabeled) to 3 (test)",
-                       path, (int)split);
+    if (fold < 0 || fold >= TFD_FOLDS) {
+        mg_fail(err, "%s: fold %d asked for; TFD has folds 0 to 4", path, fold);
+        return mg_file_one_line(err);
+    }
+    if ((int)split < MG_TFD_UNLABELED || (int)split > MG_TFD_TEST) {
+        mg_fail(err, "%s: split %d asked for; TFD splits are 0 (unlabeled) to 3 (test)", path,
+                (int)split);
+        return mg_file_one_line(err);
+    }
 
     tfd_file f = {.path = path};
     int want_labs[2] = {labs_ex != NULL, labs_id != NULL};
@@ -686,7 +692,7 @@ int mg_tfd_read(mg_dataset *ds, int32_t **labs_ex, int32_t **labs_id, const char
         mg_dataset_free(ds);
         free(f.lab_out[0]);
         free(f.lab_out[1]);
-        return -1;
+        return mg_file_one_line(err); /* the file's name, and libmatio's words, on one line */
     }
     if (labs_ex)
         *labs_ex = f.lab_out[0];

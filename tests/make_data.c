@@ -2,7 +2,11 @@
  *   make_data DIR N  ->  DIR/idx/train-images-idx3-ubyte.gz  (N x 28 x 28) and train-labels
  *                        DIR/cifar/data_batch_1.bin ... data_batch_5.bin (N/5 records each)
  *                        DIR/tfd/TFD_48x48.mat (MATLAB v5: images N x 48 x 48, folds N x 5)
+ *   make_data --bomb FILE N H W  ->  a gzip'd IDX file of N x H x W zero pixels, header and all,
+ *                        written as gzip members of 1 MiB each (gzread reads them as one stream):
+ *                        100 x 4096 x 4096 is 1.6 GB in a 1.6 MB file, written in a second
  * Pixels are smooth random patterns from a fixed seed, so the same call writes the same files. */
+#define _GNU_SOURCE /* open_memstream */
 #include <errno.h>
 #include <matio.h>
 #include <stdint.h>
@@ -128,10 +132,65 @@ static void write_tfd(const char *dir, int n)
     free(folds);
 }
 
+/* One gzip member of n bytes, deflated at level 9. */
+static void write_member(FILE *out, const void *data, size_t n, const char *path)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2");
+    unsigned char buf[1 << 16];
+    z.next_in = (unsigned char *)data;
+    z.avail_in = (uInt)n;
+    int zrc;
+    do {
+        z.next_out = buf;
+        z.avail_out = sizeof buf;
+        zrc = deflate(&z, Z_FINISH);
+        if (fwrite(buf, 1, sizeof buf - z.avail_out, out) != sizeof buf - z.avail_out)
+            die(path);
+    } while (zrc == Z_OK);
+    deflateEnd(&z);
+}
+
+static int write_bomb(const char *path, uint32_t n, uint32_t h, uint32_t w)
+{
+    FILE *out = fopen(path, "wb");
+    if (!out)
+        die(path);
+    uint8_t hdr[16] = {0, 0, 8, 3};
+    be32(hdr + 4, n), be32(hdr + 8, h), be32(hdr + 12, w);
+    write_member(out, hdr, sizeof hdr, path);
+    const size_t mib = 1 << 20;
+    uint64_t left = (uint64_t)n * h * w;
+    void *zeros = calloc(1, mib);
+    char *member = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&member, &len);
+    if (!zeros || !mem)
+        die("memory");
+    write_member(mem, zeros, mib, path);
+    if (fclose(mem) != 0)
+        die("memory");
+    for (; left >= mib; left -= mib)
+        if (fwrite(member, 1, len, out) != len)
+            die(path);
+    if (left)
+        write_member(out, zeros, (size_t)left, path);
+    if (fclose(out) != 0)
+        die(path);
+    free(member);
+    free(zeros);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && strcmp(argv[1], "--bomb") == 0)
+        return write_bomb(argv[2], (uint32_t)strtoul(argv[3], NULL, 10),
+                          (uint32_t)strtoul(argv[4], NULL, 10), (uint32_t)strtoul(argv[5], NULL, 10));
     if (argc != 3) {
-        fprintf(stderr, "usage: make_data DIR N\n");
+        fprintf(stderr, "usage: make_data DIR N, or make_data --bomb FILE N H W\n");
         return 2;
     }
     const char *dir = argv[1];

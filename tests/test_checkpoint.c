@@ -560,6 +560,32 @@ static void test_load_errors(void)
     snprintf(want, sizeof want, "%s: not an HDF5 file, or truncated", p);
     expect_load_error(&t, &orig, p, want, "text file");
 
+    /* Issue 14, 7: a FIFO given to --resume or `mpigan info` blocked HDF5's open forever. */
+    alarm(20);
+    p = mg_test_path("fifo.h5");
+    CU_ASSERT_FATAL(mkfifo(p, 0600) == 0);
+    snprintf(want, sizeof want, "%s: not a regular file", p);
+    expect_load_error(&t, &orig, p, want, "FIFO");
+    mg_checkpoint_info fifo_info;
+    mg_error fifo_err;
+    CU_ASSERT(mg_checkpoint_read_info(&fifo_info, p, &fifo_err) == -1);
+    CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
+    CU_ASSERT(mg_checkpoint_describe(stdout, p, &fifo_err) == -1);
+    CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
+    char resolved[4200];
+    CU_ASSERT(mg_checkpoint_resolve(resolved, sizeof resolved, p, NULL, &fifo_err) == 0);
+    CU_ASSERT(mg_checkpoint_load_generator(&t.g, resolved, &fifo_err) == -1);
+    CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
+    alarm(0);
+    /* Issue 14, 6: a newline in the name is shown as '?'. */
+    char nl[4200];
+    snprintf(nl, sizeof nl, "%s/new\nline.h5", mg_test_tmpdir());
+    snprintf(want, sizeof want, "%s/new?line.h5: cannot open: No such file or directory",
+             mg_test_tmpdir());
+    expect_load_error(&t, &orig, nl, want, "newline in the name");
+    CU_ASSERT(mg_checkpoint_read_info(&fifo_info, nl, &fifo_err) == -1);
+    CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
+
     p = edited_copy(good, "format.h5", edit_format);
     snprintf(want, sizeof want, "%s: not an mpigan checkpoint (format is \"xyz\")", p);
     expect_load_error(&t, &orig, p, want, "wrong format");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mpigan/config.h"
@@ -390,11 +391,11 @@ static void test_ints(void)
     mg_config cfg;
     PARSE_OK(&cfg,
              MINIMAL "seed: 18446744073709551615\ntrain: {steps: 9223372036854775807, "
-                     "batch_size: 2147483647, epochs: +0}\n",
+                     "check_every: 2147483647, epochs: +0}\n",
              NULL, 0);
     CU_ASSERT_EQUAL(cfg.seed, UINT64_MAX);
     CU_ASSERT_EQUAL(cfg.train.steps, INT64_MAX);
-    CU_ASSERT_EQUAL(cfg.train.batch_size, 2147483647);
+    CU_ASSERT_EQUAL(cfg.train.check_every, 2147483647);
     CU_ASSERT_EQUAL(cfg.train.epochs, 0);
     PARSE_OK(&cfg, MINIMAL "seed: 0\ntrain: {batch_size: 010}\n", NULL, 0);
     CU_ASSERT_EQUAL(cfg.seed, 0);
@@ -667,8 +668,8 @@ static void test_errors_types(void)
 static void test_errors_values(void)
 {
     EXPECT_ERROR(MINIMAL "train:\n  batch_size: 0\n",
-                 "cfg.yaml:10: train.batch_size: must be >= 1, got 0");
-    EXPECT_ERROR("train: {k: 0}\n", "cfg.yaml:1: train.k: must be >= 1, got 0");
+                 "cfg.yaml:10: train.batch_size: must be in [1, 16777216], got 0");
+    EXPECT_ERROR("train: {k: 0}\n", "cfg.yaml:1: train.k: must be in [1, 65534], got 0");
     EXPECT_ERROR("train: {epochs: -1}\n", "cfg.yaml:1: train.epochs: must be >= 0, got -1");
     EXPECT_ERROR("train: {steps: -1}\n", "cfg.yaml:1: train.steps: must be >= 0, got -1");
     EXPECT_ERROR("train: {check_every: -1}\n",
@@ -686,11 +687,11 @@ static void test_errors_values(void)
                  "data.preprocess gcn makes other values");
     EXPECT_ERROR("data: {valid_count: -5}\n", "cfg.yaml:1: data.valid_count: must be >= 0, got -5");
     EXPECT_ERROR("generator: {noise_dim: 0}\n",
-                 "cfg.yaml:1: generator.noise_dim: must be >= 1, got 0");
+                 "cfg.yaml:1: generator.noise_dim: must be in [1, 16777216], got 0");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 0}\n",
-                 "cfg.yaml:3: generator.layers.0.units: must be >= 1, got 0");
+                 "cfg.yaml:3: generator.layers.0.units: must be in [1, 16777216], got 0");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: maxout, units: 2, pieces: 1}\n",
-                 "cfg.yaml:3: generator.layers.0.pieces: must be >= 2, got 1");
+                 "cfg.yaml:3: generator.layers.0.pieces: must be in [2, 1024], got 1");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 2, keep: 1.5}\n",
                  "cfg.yaml:3: generator.layers.0.keep: must be in (0, 1], got 1.5");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 2, keep: 0}\n",
@@ -838,7 +839,7 @@ static void test_errors_overrides(void)
     EXPECT_SET_ERROR(MINIMAL, new_section, "--set trian: unknown key (did you mean train?)");
     const char *bad_value[] = {"train.batch_size=0"};
     EXPECT_SET_ERROR(MINIMAL "train: {batch_size: 5}\n", bad_value,
-                     "--set train.batch_size: must be >= 1, got 0");
+                     "--set train.batch_size: must be in [1, 16777216], got 0");
     const char *mode[] = {"train.mode=both"};
     EXPECT_SET_ERROR(MINIMAL, mode,
                      "--set train.mode: expected one of alternating, simultaneous; got \"both\"");
@@ -864,7 +865,7 @@ static void test_errors_overrides(void)
     EXPECT_SET_ERROR(MINIMAL, utf8, "--set output.dir=\xff: not valid UTF-8");
     /* Later wins, for errors too: the first, bad value is gone. */
     const char *later[] = {"train.k=0", "train.k=-1"};
-    EXPECT_SET_ERROR(MINIMAL, later, "--set train.k: must be >= 1, got -1");
+    EXPECT_SET_ERROR(MINIMAL, later, "--set train.k: must be in [1, 65534], got -1");
     /* A node from the file keeps its line even when an override made it wrong. */
     const char *relu[] = {"discriminator.layers.0.type=relu"};
     EXPECT_SET_ERROR(MINIMAL, relu,
@@ -873,6 +874,369 @@ static void test_errors_overrides(void)
     const char *adam[] = {"discriminator.optimizer.type=adam"};
     EXPECT_SET_ERROR(MINIMAL "  optimizer: {momentum: 0.5}\n", adam,
                      "cfg.yaml:9: discriminator.optimizer.momentum: only for type sgd");
+}
+
+
+/* Issue 14, 1: every integer key has bounds, and every product of keys the program forms (G's
+ * (k + 1) x batch_size rows of each layer, the snapshots, the Parzen estimates) fits an int. The
+ * message names the largest factor's key, where it was given. */
+static void test_errors_sizes(void)
+{
+    /* k + 1 phases overflowed an int in train.c before; the noise streams bound k anyway. */
+    EXPECT_ERROR("train: {k: 2147483647}\n",
+                 "cfg.yaml:1: train.k: must be in [1, 65534], got 2147483647");
+    EXPECT_ERROR("train: {k: 1073741823}\n",
+                 "cfg.yaml:1: train.k: must be in [1, 65534], got 1073741823");
+    EXPECT_ERROR(MINIMAL "train: {k: 65534}\n",
+                 "cfg.yaml:9: train.k: 65534 makes (train.k + 1) x train.batch_size x "
+                 "generator.layers.0.units = 65535 x 100 x 784 = 5137944000 activations in G's "
+                 "layer 0, more than 2147483647");
+    const char *k_set[] = {"train.k=65534"};
+    EXPECT_SET_ERROR(MINIMAL, k_set,
+                     "--set train.k: 65534 makes (train.k + 1) x train.batch_size x "
+                     "generator.layers.0.units = 65535 x 100 x 784 = 5137944000 activations in "
+                     "G's layer 0, more than 2147483647");
+    /* Simultaneous steps make one block of fakes, not k + 1. */
+    touch("train.idx");
+    mg_config cfg;
+    PARSE_OK(&cfg, MINIMAL "train: {k: 65534, mode: simultaneous}\n", NULL, 0);
+    EXPECT_ERROR(MINIMAL "train: {batch_size: 16777216}\n",
+                 "cfg.yaml:9: train.batch_size: 16777216 makes (train.k + 1) x train.batch_size x "
+                 "generator.layers.0.units = 2 x 16777216 x 784 = 26306674688 activations in G's "
+                 "layer 0, more than 2147483647");
+    EXPECT_ERROR("generator:\n  noise_dim: 16777216\n  layers: [{type: relu, units: 2}]\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml:2: generator.noise_dim: 16777216 makes (train.k + 1) x "
+                 "train.batch_size x generator.noise_dim = 2 x 100 x 16777216 = 3355443200 inputs "
+                 "of G's layer 0, more than 2147483647");
+    /* Weights: the later of two equal factors is the layer's own. */
+    EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 60000}\n"
+                 "    - {type: relu, units: 60000}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml:4: generator.layers.1.units: 60000 makes generator.layers.0.units x "
+                 "generator.layers.1.units = 60000 x 60000 = 3600000000 weights in G's layer 1, "
+                 "more than 2147483647");
+    EXPECT_ERROR("generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator:\n  layers:\n    - {type: maxout, units: 240, pieces: 1000}\n"
+                 "    - {type: maxout, units: 16000, pieces: 1000}\n"
+                 "    - {type: sigmoid, units: 1}\n",
+                 "cfg.yaml:5: discriminator.layers.1.units: 16000 makes 2 x train.batch_size x "
+                 "discriminator.layers.1.units x discriminator.layers.1.pieces = 2 x 100 x 16000 "
+                 "x 1000 = 3200000000 activations in D's layer 1, more than 2147483647");
+    /* Snapshots and Parzen estimates (session.c), and the grid image.c draws. */
+    EXPECT_ERROR("samples: {columns: 2147483647}\n",
+                 "cfg.yaml:1: samples.columns: must be in [0, 16777216], got 2147483647");
+    EXPECT_ERROR(MINIMAL "samples: {columns: 16777216}\n",
+                 "cfg.yaml:9: samples.columns: 16777216 makes a sample grid of 16777216 columns, "
+                 "at least 33554433 pixels wide, more than 1000000");
+    EXPECT_ERROR(MINIMAL "samples: {count: 1000000, columns: 1}\n",
+                 "cfg.yaml:9: samples.columns: 1 makes a sample grid of 1000000 rows, at least "
+                 "2000001 pixels tall, more than 1000000");
+    EXPECT_ERROR(MINIMAL "samples: {count: 2000000}\n",
+                 "cfg.yaml:9: samples.count: 2000000 makes a sample grid of at least 524000000 "
+                 "pixels (images of 784 values, at least 262 pixels each), more than 268435456");
+    PARSE_OK(&cfg, MINIMAL "samples: {count: 2000000, png: false}\n", NULL, 0);
+    EXPECT_ERROR(MINIMAL "samples: {count: 16777216}\n",
+                 "cfg.yaml:9: samples.count: 16777216 makes samples.count x "
+                 "generator.layers.0.units = 16777216 x 784 = 13153337344 values in a sample "
+                 "snapshot, more than 2147483647");
+    EXPECT_ERROR(MINIMAL "eval: {samples: 16777216}\n",
+                 "cfg.yaml:9: eval.samples: 16777216 makes eval.samples x "
+                 "generator.layers.0.units = 16777216 x 784 = 13153337344 values of samples for "
+                 "the Parzen estimates, more than 2147483647");
+    EXPECT_ERROR(MINIMAL "eval: {points: 16777216}\n",
+                 "cfg.yaml:9: eval.points: 16777216 makes eval.points x generator.layers.0.units "
+                 "= 16777216 x 784 = 13153337344 values of validation examples for the Parzen "
+                 "estimates, more than 2147483647");
+    /* The minibatch counter, k per step. */
+    EXPECT_ERROR(MINIMAL "train: {steps: 9223372036854775807, k: 2}\n",
+                 "cfg.yaml:9: train.steps: 9223372036854775807 makes train.steps x train.k = "
+                 "9223372036854775807 x 2 = 1.845e+19 minibatches, more than "
+                 "9223372036854775807");
+    /* The largest of each that fits. */
+    PARSE_OK(&cfg, MINIMAL "train: {k: 13696}\nsamples: {count: 1000000}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.k, 13696); /* 13697 x 100 x 784 < 2^31 */
+}
+
+/* Issue 14, 2: every real is used as a float; a value finite as a double but Inf, 0, 1 or
+ * subnormal as a float is refused, naming the key. */
+static void test_errors_precision(void)
+{
+    static const struct {
+        const char *yaml;
+        const char *key;
+        int line;
+    } big[] = {
+        {"generator: {layers: [{type: relu, units: 2, irange: %s}]}\n", "generator.layers.0.irange", 1},
+        {"generator: {layers: [{type: relu, units: 2, keep: 0.5, input_scale: %s}]}\n",
+         "generator.layers.0.input_scale", 1},
+        {"discriminator: {layers: [{type: sigmoid, units: 1, max_col_norm: %s}]}\n",
+         "discriminator.layers.0.max_col_norm", 1},
+        {"generator: {optimizer: {lr: %s}}\n", "generator.optimizer.lr", 1},
+        {"generator: {optimizer: {lr_decay: %s}}\n", "generator.optimizer.lr_decay", 1},
+        {"discriminator: {optimizer: {min_lr: %s}}\n", "discriminator.optimizer.min_lr", 1},
+        {"discriminator:\n  optimizer: {type: adam, eps: %s}\n", "discriminator.optimizer.eps", 2},
+        {"data: {gcn_scale: %s}\n", "data.gcn_scale", 1},
+    };
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
+        char yaml[256], want[512];
+        snprintf(yaml, sizeof yaml, big[i].yaml, "1e39");
+        snprintf(want, sizeof want, "cfg.yaml:%d: %s: 1e39 is beyond single precision (largest "
+                 "3.40282e+38)", big[i].line, big[i].key);
+        expect_error_at(yaml, "cfg.yaml", NULL, 0, want, __LINE__);
+        snprintf(yaml, sizeof yaml, big[i].yaml, "3.5e38");
+        snprintf(want, sizeof want, "cfg.yaml:%d: %s: 3.5e38 is beyond single precision (largest "
+                 "3.40282e+38)", big[i].line, big[i].key);
+        expect_error_at(yaml, "cfg.yaml", NULL, 0, want, __LINE__);
+    }
+    const char *lr_set[] = {"generator.optimizer.lr=1e39"};
+    EXPECT_SET_ERROR(MINIMAL, lr_set,
+                     "--set generator.optimizer.lr: 1e39 is beyond single precision (largest "
+                     "3.40282e+38)");
+    EXPECT_ERROR("generator:\n  optimizer:\n    lr: 5e-324\n",
+                 "cfg.yaml:3: generator.optimizer.lr: must be > 0, got 5e-324 (0 in single "
+                 "precision)");
+    EXPECT_ERROR("generator:\n  optimizer:\n    type: adam\n    eps: 1e-46\n",
+                 "cfg.yaml:4: generator.optimizer.eps: must be > 0, got 1e-46 (0 in single "
+                 "precision)");
+    EXPECT_ERROR("generator:\n  layers: [{type: relu, units: 2, keep: 1e-50}]\n",
+                 "cfg.yaml:2: generator.layers.0.keep: must be in (0, 1], got 1e-50 (0 in single "
+                 "precision)");
+    /* Below 1 as a double, 1 as a float: no decay at all (Adam would divide by 1 - 1^t). */
+    EXPECT_ERROR("generator:\n  optimizer:\n    momentum: 0.99999999\n",
+                 "cfg.yaml:3: generator.optimizer.momentum: must be in [0, 1), got 0.99999999 (1 "
+                 "in single precision)");
+    EXPECT_ERROR("generator:\n  optimizer: {type: adam, beta2: 0.999999999}\n",
+                 "cfg.yaml:2: generator.optimizer.beta2: must be in [0, 1), got 0.999999999 (1 in "
+                 "single precision)");
+    EXPECT_ERROR("generator:\n  optimizer:\n    min_lr: 1e-40\n",
+                 "cfg.yaml:3: generator.optimizer.min_lr: 1e-40 is too close to 0 for single "
+                 "precision (smallest normal 1.17549e-38)");
+    EXPECT_ERROR("generator:\n  optimizer:\n    lr: 1e-40\n",
+                 "cfg.yaml:3: generator.optimizer.lr: 1e-40 is too close to 0 for single "
+                 "precision (smallest normal 1.17549e-38)");
+    /* What rounds to a float's 0 where 0 is allowed is 0. */
+    touch("train.idx");
+    mg_config cfg;
+    PARSE_OK(&cfg, MINIMAL "  optimizer: {min_lr: 1e-50, momentum: 0.99999}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.momentum, 0.99999);
+    PARSE_OK(&cfg, MINIMAL "  optimizer: {lr: 3.4e38, min_lr: 1.2e-38}\n", NULL, 0);
+
+    /* The stall inspector: off, or from 10 ms to a day (1e-9 s printed a stall line per step). */
+    EXPECT_ERROR("train: {stall_seconds: 1e-9}\n",
+                 "cfg.yaml:1: train.stall_seconds: must be 0 (off) or in [0.01, 86400], got 1e-9");
+    EXPECT_ERROR("train: {stall_seconds: 86401}\n",
+                 "cfg.yaml:1: train.stall_seconds: must be 0 (off) or in [0.01, 86400], got 86401");
+    EXPECT_ERROR("train: {stall_seconds: -1}\n",
+                 "cfg.yaml:1: train.stall_seconds: must be 0 (off) or in [0.01, 86400], got -1");
+    PARSE_OK(&cfg, MINIMAL "train: {stall_seconds: 0}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.stall_seconds, 0);
+    PARSE_OK(&cfg, MINIMAL "train: {stall_seconds: 0.01}\n", NULL, 0);
+    PARSE_OK(&cfg, MINIMAL "train: {stall_seconds: 86400}\n", NULL, 0);
+}
+
+/* Issue 14, 3: an override changes the key it names, also where the file shares the mapping (or
+ * list, or layer) by an alias; the others keep the file's values, and lines in messages. */
+static void test_overrides_alias(void)
+{
+    make_mnist_files();
+    const char *name = mg_test_path("paper.yaml");
+    mg_config cfg;
+    const char *g_lr[] = {"generator.optimizer.lr=0.5"};
+    parse_ok_at(&cfg, paper_mnist, name, g_lr, 1, __LINE__);
+    CU_ASSERT_EQUAL(cfg.generator.optim.lr, 0.5);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.lr, 0.1);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.momentum, 0.5);
+    CU_ASSERT_EQUAL(cfg.generator.optim.momentum, 0.5);
+    const char *d_both[] = {"discriminator.optimizer.momentum=0.25",
+                            "discriminator.optimizer.final_momentum=0.3"};
+    parse_ok_at(&cfg, paper_mnist, name, d_both, 2, __LINE__);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.momentum, 0.25);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.final_momentum, 0.3);
+    CU_ASSERT_EQUAL(cfg.generator.optim.momentum, 0.5);
+    CU_ASSERT_EQUAL(cfg.generator.optim.final_momentum, 0.7);
+
+    /* A shared layer, and a shared list of layers. */
+    touch("train.idx");
+    const char *layers = "data: {train_images: train.idx}\n"
+                         "generator:\n"
+                         "  layers:\n"
+                         "    - &hidden {type: relu, units: 10}\n"
+                         "    - {type: sigmoid, units: 784}\n"
+                         "discriminator:\n"
+                         "  layers: [*hidden, {type: sigmoid, units: 1}]\n";
+    const char *d_units[] = {"discriminator.layers.0.units=20"};
+    PARSE_OK(&cfg, layers, d_units, 1);
+    CU_ASSERT_EQUAL(cfg.discriminator.net.layers[0].units, 20);
+    CU_ASSERT_EQUAL(cfg.generator.net.layers[0].units, 10);
+    const char *shared_list = "data: {train_images: train.idx}\n"
+                              "generator:\n"
+                              "  layers: &net\n"
+                              "    - {type: relu, units: 10}\n"
+                              "    - {type: sigmoid, units: 1}\n"
+                              "discriminator:\n"
+                              "  layers: *net\n";
+    const char *g_keep[] = {"generator.layers.0.keep=0.5"};
+    PARSE_OK(&cfg, shared_list, g_keep, 1);
+    CU_ASSERT_EQUAL(cfg.generator.net.layers[0].keep, 0.5);
+    CU_ASSERT_EQUAL(cfg.discriminator.net.layers[0].keep, 1.0);
+    /* The copy keeps the file's line for what is wrong with it. */
+    const char *g_type[] = {"discriminator.layers.1.type=relu"};
+    EXPECT_SET_ERROR(shared_list, g_type,
+                     "cfg.yaml:5: discriminator.layers.1: the discriminator's last layer must be "
+                     "sigmoid with 1 unit (got relu, 1 unit)");
+    const char *adam[] = {"discriminator.optimizer.type=adam"};
+    expect_error_at(paper_mnist, "paper.yaml", adam, 1,
+                    "paper.yaml:20: discriminator.optimizer.lr_decay: only for type sgd",
+                    __LINE__);
+}
+
+/* Issue 14, 4: an override replaces the file's value before anything is checked, so a bad value
+ * it replaces is never seen (intended, README "Overrides"); one it does not replace is. */
+static void test_overrides_replace_bad(void)
+{
+    touch("train.idx");
+    mg_config cfg;
+    const char *k[] = {"train.k=2"};
+    PARSE_OK(&cfg, MINIMAL "train: {k: ten, batch_size: 10}\n", k, 1);
+    CU_ASSERT_EQUAL(cfg.train.k, 2);
+    const char *lr[] = {"discriminator.optimizer.lr=0.01"};
+    PARSE_OK(&cfg, MINIMAL "  optimizer: {lr: 1e39}\n", lr, 1);
+    CU_ASSERT_EQUAL(cfg.discriminator.optim.lr, 0.01);
+    EXPECT_SET_ERROR(MINIMAL "train: {k: ten, batch_size: 0}\n", k,
+                     "cfg.yaml:9: train.batch_size: must be in [1, 16777216], got 0");
+}
+
+/* Issue 14, 5: nesting is bounded before the tree is built: libyaml's scanner is quadratic in it
+ * (200,000 levels took over a minute). */
+static void test_errors_depth(void)
+{
+    const size_t depth = 200000;
+    char *deep = mg_xmalloc(2 * depth + 2);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    deep[2 * depth] = '\n';
+    deep[2 * depth + 1] = '\0';
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    EXPECT_ERROR(deep, "cfg.yaml:1: nesting deeper than 64 levels");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("\n    200,000 levels refused in %.4f s\n", s);
+    CU_ASSERT(s < 0.25);
+    /* In a file, under the 16 MiB cap: the same. */
+    const char *path = mg_test_write_file("deep.yaml", deep, 2 * depth + 1);
+    mg_config cfg;
+    mg_error err;
+    char want[4200];
+    snprintf(want, sizeof want, "%s:1: nesting deeper than 64 levels", path);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT_EQUAL(mg_config_load(&cfg, path, NULL, 0, &err), -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    CU_ASSERT((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) < 0.25);
+    free(deep);
+
+    /* Block style: 65 mappings, one per line; 64 are only a schema error. */
+    char block[8192] = "";
+    size_t n = 0;
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(block + n, sizeof block - n, "%*sk%d:\n", 2 * i, "", i);
+    snprintf(block + n, sizeof block - n, "%*sv: 1\n", 2 * 65, "");
+    EXPECT_ERROR(block, "cfg.yaml:65: nesting deeper than 64 levels");
+    char flow[512] = "a: "; /* the top-level mapping and 63 lists: 64 levels */
+    for (int i = 0; i < 63; i++)
+        strcat(flow, "[");
+    for (int i = 0; i < 63; i++)
+        strcat(flow, "]");
+    EXPECT_ERROR(flow, "cfg.yaml:1: a: unknown key");
+    strcat(flow, "\nb: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                 "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n");
+    EXPECT_ERROR(flow, "cfg.yaml:2: nesting deeper than 64 levels");
+    /* A syntax error is still reported as one, with its place. */
+    EXPECT_ERROR("train: [[[\n", "cfg.yaml:2:1: YAML syntax error: did not find expected node content");
+}
+
+/* Issue 14, 6, 7 and 9: a name with a newline gives one line; a FIFO is refused without
+ * blocking; a run directory leaves room for the files in it. */
+static void test_errors_files(void)
+{
+    alarm(20); /* a FIFO opened for reading would block: fail, don't hang */
+    touch("train.idx");
+    char want[8400], path[4200];
+    expect_error_at(MINIMAL "train: {k: 0}\n", "dir\nname.yaml", NULL, 0,
+                    "dir?name.yaml:9: train.k: must be in [1, 65534], got 0", __LINE__);
+    expect_error_at("seed: 1\n", "a\nb.yaml", NULL, 0,
+                    "a?b.yaml: data.train_images: required key missing for format idx", __LINE__);
+    snprintf(path, sizeof path, "%s/no\nsuch.yaml", mg_test_tmpdir());
+    snprintf(want, sizeof want, "%s/no?such.yaml: cannot open: No such file or directory",
+             mg_test_tmpdir());
+    mg_config cfg;
+    mg_error err;
+    CU_ASSERT_EQUAL(mg_config_load(&cfg, path, NULL, 0, &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    const char *fifo = mg_test_path("fifo.idx");
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    snprintf(want, sizeof want, "%s:2: data.train_images: \"%s\" is not a regular file",
+             mg_test_path("cfg.yaml"), fifo);
+    expect_error_at("data:\n  train_images: fifo.idx\n"
+                    "generator: {layers: [{type: tanh, units: 2}]}\n"
+                    "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
+    snprintf(want, sizeof want, "%s:2: data.path: \"%s\" is not a regular file",
+             mg_test_path("cfg.yaml"), fifo);
+    expect_error_at("data:\n  path: fifo.idx\n  format: hdf5\n"
+                    "generator: {layers: [{type: tanh, units: 2}]}\n"
+                    "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                    mg_test_path("cfg.yaml"), NULL, 0, want, __LINE__);
+    snprintf(want, sizeof want, "--set data.test_path: \"%s\" is not a regular file", fifo);
+    const char *test_path[] = {"data.format=hdf5", "data.path=/dev/null", "data.test_path=x"};
+    char set_test[4300];
+    snprintf(set_test, sizeof set_test, "data.test_path=%s", fifo);
+    test_path[2] = set_test;
+    snprintf(want, sizeof want, "--set data.path: \"/dev/null\" is not a regular file");
+    expect_error_at(MINIMAL, mg_test_path("cfg.yaml"), test_path, 3, want, __LINE__);
+    snprintf(want, sizeof want, "--set data.test_path: \"%s\" is not a regular file", fifo);
+    char set_path[4300];
+    snprintf(set_path, sizeof set_path, "data.path=%s", mg_test_path("train.idx"));
+    test_path[1] = set_path;
+    expect_error_at(MINIMAL, mg_test_path("cfg.yaml"), test_path, 3, want, __LINE__);
+    /* A folder is CIFAR-10's data.path only. */
+    snprintf(want, sizeof want, "--set data.path: cannot open \"%s\": Is a directory",
+             mg_test_tmpdir());
+    char set_dir[4300];
+    snprintf(set_dir, sizeof set_dir, "data.path=%s", mg_test_tmpdir());
+    const char *dir_tfd[] = {"data.format=tfd", set_dir};
+    expect_error_at(MINIMAL, mg_test_path("cfg.yaml"), dir_tfd, 2, want, __LINE__);
+    const char *dir_cifar[] = {"data.format=cifar10", set_dir};
+    parse_ok_at(&cfg, MINIMAL, mg_test_path("cfg.yaml"), dir_cifar, 2, __LINE__);
+    /* The configuration itself may come through a pipe (<(...)); one with no writer reads as
+     * empty instead of blocking. */
+    snprintf(want, sizeof want, "%s: data.train_images: required key missing for format idx",
+             fifo);
+    CU_ASSERT_EQUAL(mg_config_load(&cfg, fifo, NULL, 0, &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+
+    /* output.dir: room for "/samples-<step>.png.tmp-XXXXXX" within MG_PATH_MAX, and names the
+     * file system can hold. */
+    char yaml[2400], dir[1100];
+    memset(dir, 'd', 960);
+    dir[960] = '\0';
+    for (int i = 100; i < 960; i += 100)
+        dir[i] = '/';
+    snprintf(yaml, sizeof yaml, MINIMAL "output: {dir: %s}\n", dir);
+    EXPECT_ERROR(yaml, "cfg.yaml:9: output.dir: 960 characters, more than the 959 a run "
+                       "directory may have (its files' paths must fit in 1023)");
+    dir[959] = '\0';
+    snprintf(yaml, sizeof yaml, MINIMAL "output: {dir: %s}\n", dir);
+    PARSE_OK(&cfg, yaml, NULL, 0);
+    memset(dir, 'n', 256);
+    dir[256] = '\0';
+    snprintf(yaml, sizeof yaml, MINIMAL "output: {dir: runs/%s/x}\n", dir);
+    EXPECT_ERROR(yaml, "cfg.yaml:9: output.dir: a name of 256 characters in it, more than the 255 "
+                       "a file name may have");
+    alarm(0);
 }
 
 static void roundtrip(const char *yaml, const char *out_name)
@@ -1044,6 +1408,12 @@ static const mg_test tests[] = {
     {"errors_optimizer", test_errors_optimizer},
     {"overrides", test_overrides},
     {"errors_overrides", test_errors_overrides},
+    {"errors_sizes", test_errors_sizes},
+    {"errors_precision", test_errors_precision},
+    {"overrides_alias", test_overrides_alias},
+    {"overrides_replace_bad", test_overrides_replace_bad},
+    {"errors_depth", test_errors_depth},
+    {"errors_files", test_errors_files},
     {"write_roundtrip", test_write_roundtrip},
     {"act_name", test_act_name},
     {NULL, NULL},

@@ -6,13 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "mpigan/config.h"
 #include "mpigan/dataset.h"
 #include "mpigan/idx.h"
+#include "mpigan/splits.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -515,7 +518,8 @@ static void test_data_errors(void)
     rc = mg_idx_read_images(&ds, raw, 4, 1, &err);
     MG_ASSERT_FAILS(rc, err, raw, "16 bytes after the 60 the header promises");
     rc = mg_idx_read_images(&ds, gz, 4, 1, &err);
-    MG_ASSERT_FAILS(rc, err, gz, "16 bytes after the 60 the header promises");
+    /* A gzip stream is inflated no further than the promise and one byte (test_data_gz_bomb). */
+    MG_ASSERT_FAILS(rc, err, gz, "more data after the 60 bytes the header promises");
     blob_free(&b);
     b = make_idx(1, &n5, 4);
     gz = write_gz("labels-short.gz", &b, 6);
@@ -602,6 +606,170 @@ static double seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+
+/* Issue 14, 7 and 6: a FIFO (or a device) is refused without blocking in open(2); a name with a
+ * newline is shown on one line. */
+static void test_data_not_regular(void)
+{
+    alarm(20); /* the reader used to block forever on the FIFO: fail, don't hang */
+    const char *fifo = mg_test_path("fifo.idx.gz");
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    mg_dataset ds;
+    mg_idx_header h;
+    uint8_t *labels;
+    int n;
+    mg_error err;
+    int rc = mg_idx_read_images(&ds, fifo, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, fifo, "not a regular file");
+    CU_ASSERT_PTR_NULL(ds.x);
+    rc = mg_idx_read_image_bytes(&ds, fifo, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, fifo, "not a regular file");
+    rc = mg_idx_read_header(&h, fifo, &err);
+    MG_ASSERT_FAILS(rc, err, fifo, "not a regular file");
+    rc = mg_idx_read_labels(&labels, &n, fifo, &err);
+    MG_ASSERT_FAILS(rc, err, fifo, "not a regular file");
+    CU_ASSERT_PTR_NULL(labels);
+    rc = mg_idx_read_images(&ds, "/dev/zero", 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, "/dev/zero", "not a regular file");
+
+    char path[4200], shown[4200];
+    snprintf(path, sizeof path, "%s/a\nb.idx", mg_test_tmpdir());
+    snprintf(shown, sizeof shown, "%s/a?b.idx", mg_test_tmpdir());
+    rc = mg_idx_read_images(&ds, path, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "cannot open: No such file or directory");
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f && fwrite("\0\0\x08\x03\0\0", 1, 6, f) == 6 && fclose(f) == 0);
+    rc = mg_idx_read_images(&ds, path, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "truncated header (0 of 3 dimension sizes present)");
+    rc = mg_idx_read_labels(&labels, &n, path, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "truncated header (0 of 3 dimension sizes present)");
+    alarm(0);
+}
+
+/* One gzip member holding n bytes (deflate at level 9). Members concatenate into one stream for
+ * gzread, so a run of identical members writes gigabytes of zeros in milliseconds: one deflate
+ * stream of 1.6 GB takes 17 s to compress here. */
+static void write_member(FILE *out, const void *data, size_t n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CU_ASSERT_FATAL(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+    unsigned char buf[1 << 16];
+    z.next_in = (unsigned char *)data;
+    z.avail_in = (uInt)n;
+    int zrc;
+    do {
+        z.next_out = buf;
+        z.avail_out = sizeof buf;
+        zrc = deflate(&z, Z_FINISH);
+        CU_ASSERT_FATAL(fwrite(buf, 1, sizeof buf - z.avail_out, out) == sizeof buf - z.avail_out);
+    } while (zrc == Z_OK);
+    CU_ASSERT_FATAL(zrc == Z_STREAM_END);
+    deflateEnd(&z);
+}
+
+/* An IDX header with dims, then `mib` MiB of zeros: one member of the header, then one member of
+ * 1 MiB of zeros written mib times. */
+static const char *write_bomb(const char *name, int ndims, const uint32_t *dims, size_t mib)
+{
+    const char *path = mg_test_path(name);
+    FILE *out = fopen(path, "wb");
+    CU_ASSERT_FATAL(out != NULL);
+    blob head = make_idx(ndims, dims, 0);
+    write_member(out, head.bytes, head.len);
+    blob_free(&head);
+    char *member = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&member, &len);
+    void *zeros = calloc(1, 1 << 20);
+    CU_ASSERT_FATAL(mem && zeros);
+    write_member(mem, zeros, 1 << 20);
+    CU_ASSERT_FATAL(fclose(mem) == 0);
+    for (size_t i = 0; i < mib; i++)
+        CU_ASSERT_FATAL(fwrite(member, 1, len, out) == len);
+    CU_ASSERT_FATAL(fclose(out) == 0);
+    free(zeros);
+    free(member);
+    return path;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Issue 14, 8: a 1.6 MB gzip file whose header promises 100 x 4096 x 4096 bytes (and whose stream
+ * holds them) reached 2.9 GB before the shape check. Its header is now checked against the
+ * generator first; and a stream is never inflated past its header's promise. */
+static void test_data_gz_bomb(void)
+{
+    const uint32_t big[3] = {100, 4096, 4096};
+    const char *bomb = write_bomb("bomb.gz", 3, big, 1600); /* 1600 MiB: exactly the promise */
+    struct stat st;
+    CU_ASSERT_FATAL(stat(bomb, &st) == 0);
+    char yaml[8400];
+    snprintf(yaml, sizeof yaml,
+             "data: {train_images: %s, train_count: 90, valid_count: 10}\n"
+             "generator: {layers: [{type: relu, units: 1200}, {type: sigmoid, units: 784}]}\n"
+             "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+             bomb);
+    mg_config cfg;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_config_parse(&cfg, yaml, "bomb.yaml", NULL, 0, &err) == 0);
+    mg_dataset ds;
+    const long rss0 = max_rss_kb();
+    double t0 = now_s();
+    int rc = mg_split_read_train(&ds, &cfg, &err);
+    double s = now_s() - t0;
+    const long grew = max_rss_kb() - rss0;
+    MG_ASSERT_FAILS(rc, err, bomb,
+                    "generator.layers.1.units is 784 but the data has 16777216 values per "
+                    "example (1x4096x4096)");
+    printf("\n    %lld-byte file promising 1677721600 bytes: refused in %.4f s, peak RSS grew "
+           "%ld kB\n",
+           (long long)st.st_size, s, grew);
+    CU_ASSERT(grew < 100 * 1024);
+    CU_ASSERT(s < 1.0);
+    rc = mg_split_read(&ds, &cfg, MG_SPLIT_VALID, 0, &err);
+    MG_ASSERT_FAILS(rc, err, bomb,
+                    "generator.layers.1.units is 784 but the data has 16777216 values per "
+                    "example (1x4096x4096)");
+    char set[4300];
+    snprintf(set, sizeof set, "data.test_images=%s", bomb);
+    const char *sets[] = {set};
+    CU_ASSERT_FATAL(mg_config_parse(&cfg, yaml, "bomb.yaml", sets, 1, &err) == 0);
+    rc = mg_split_read(&ds, &cfg, MG_SPLIT_TEST, 0, &err);
+    MG_ASSERT_FAILS(rc, err, bomb,
+                    "generator.layers.1.units is 784 but the data has 16777216 values per "
+                    "example (1x4096x4096)");
+
+    /* A header promising one 28 x 28 example before 4 GiB of zeros: the reader stops at the
+     * 785th byte instead of inflating (and counting) all of them. */
+    const uint32_t one[3] = {1, 28, 28};
+    const char *tail = write_bomb("tail.gz", 3, one, 4096);
+    t0 = now_s();
+    rc = mg_idx_read_images(&ds, tail, 0, -1, &err);
+    s = now_s() - t0;
+    MG_ASSERT_FAILS(rc, err, tail, "more data after the 784 bytes the header promises");
+    printf("    a promise of 784 bytes before 4 GiB of zeros: refused in %.4f s\n", s);
+    CU_ASSERT(s < 0.5);
+    uint8_t *labels;
+    int n;
+    const uint32_t five = 5;
+    tail = write_bomb("labels-tail.gz", 1, &five, 1);
+    rc = mg_idx_read_labels(&labels, &n, tail, &err);
+    MG_ASSERT_FAILS(rc, err, tail, "more data after the 5 bytes the header promises");
+}
+
 static void check_fashion(const char *images, const char *labels_path, int n)
 {
     FILE *probe = fopen(images, "rb");
@@ -678,6 +846,8 @@ static const mg_test tests[] = {
     {"data_alloc_errors", test_data_alloc_errors},
     {"data_errors", test_data_errors},
     {"data_gz_errors", test_data_gz_errors},
+    {"data_not_regular", test_data_not_regular},
+    {"data_gz_bomb", test_data_gz_bomb},
     {"data_fashion_mnist", test_data_fashion_mnist},
     {NULL, NULL},
 };

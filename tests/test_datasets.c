@@ -191,7 +191,7 @@ static void test_cifar10_errors(void)
     MG_ASSERT_FAILS(rc, err, dir, "cannot open: Is a directory");
     const char *dev = "/dev/null";
     rc = mg_cifar10_read(&ds, &labels, &dev, 1, &err);
-    MG_ASSERT_FAILS(rc, err, dev, "not a regular file; CIFAR-10 batches are read by their size");
+    MG_ASSERT_FAILS(rc, err, dev, "not a regular file");
     rc = mg_cifar10_read(&ds, &labels, files, 0, &err);
     CU_ASSERT_EQUAL(rc, -1);
     CU_ASSERT_STRING_EQUAL(err.msg, "mg_cifar10_read: no files given");
@@ -564,6 +564,107 @@ static void test_h5data_errors(void)
     ASSERT_READ_FAILS(p, "/images", NULL, 0, -1, "cannot open: No such file or directory");
 }
 
+
+/* Issue 14, 7 and 6: a FIFO is refused without blocking in open(2) (HDF5 opens by name: checked
+ * first); a name with a newline is shown on one line. */
+static void test_not_regular(void)
+{
+    alarm(20); /* the readers used to block forever on the FIFO: fail, don't hang */
+    const char *fifo = mg_test_path("fifo");
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    mg_dataset ds;
+    uint8_t *labels = NULL;
+    mg_error err;
+    const char *files[2] = {write_cifar("ok_batch.bin", 0, 3), fifo};
+    int rc = mg_cifar10_read(&ds, &labels, files, 2, &err);
+    MG_ASSERT_FAILS(rc, err, fifo, "not a regular file");
+    assert_empty(&ds);
+    CU_ASSERT_PTR_NULL(labels);
+    ASSERT_READ_FAILS(fifo, "/images", "/labels", 0, -1, "not a regular file");
+    ASSERT_READ_FAILS("/dev/null", "/images", NULL, 0, -1, "not a regular file");
+
+    char path[4200], shown[4200];
+    snprintf(path, sizeof path, "%s/new\nline.h5", mg_test_tmpdir());
+    snprintf(shown, sizeof shown, "%s/new?line.h5", mg_test_tmpdir());
+    rc = mg_h5data_read(&ds, NULL, path, "/images", NULL, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "cannot open: No such file or directory");
+    hsize_t dims[2] = {2, 3};
+    const unsigned char px[6] = {0};
+    hid_t f = h5_new(path);
+    h5_put(f, "/images", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dims, px, 0);
+    h5_done(f);
+    rc = mg_h5data_read(&ds, NULL, path, "/pictures", NULL, 0, -1, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "no dataset /pictures");
+    snprintf(path, sizeof path, "%s/batch\n1.bin", mg_test_tmpdir());
+    snprintf(shown, sizeof shown, "%s/batch?1.bin", mg_test_tmpdir());
+    files[0] = path;
+    rc = mg_cifar10_read(&ds, NULL, files, 1, &err);
+    MG_ASSERT_FAILS(rc, err, shown, "cannot open: No such file or directory");
+    assert_no_open_hdf5();
+    alarm(0);
+}
+
+/* Issue 14, 8: the data's shape is checked against the generator's output from the files'
+ * headers, before any data is read. */
+static void test_split_shape(void)
+{
+    mg_config cfg;
+    mg_error err;
+    mg_dataset ds;
+    /* HDF5 (N, C, H, W) and (N, D); a dataset the probe cannot read is the reader's to report. */
+    unsigned char px[4 * 64 * 64] = {0};
+    hsize_t d4[4] = {4, 1, 64, 64}, d2[2] = {4, 4096};
+    const char *p4 = h5_file("shape4.h5", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 4, d4, px);
+    const char *p2 = h5_file("shape2.h5", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, d2, px);
+    const char *paths[2] = {p4, p2}, *shape[2] = {"1x64x64", "1x1x4096"};
+    for (int i = 0; i < 2; i++) {
+        char yaml[8400];
+        snprintf(yaml, sizeof yaml,
+                 "data: {format: hdf5, path: %s, test_path: %s, train_count: 2, valid_count: 2}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 paths[i], paths[i]);
+        CU_ASSERT_FATAL(mg_config_parse(&cfg, yaml, "h5.yaml", NULL, 0, &err) == 0);
+        int rc = mg_split_read_train(&ds, &cfg, &err);
+        MG_ASSERT_FAILS(rc, err, paths[i],
+                        "generator.layers.0.units is 784 but the data has 4096 values per example "
+                        "(%s)", shape[i]);
+        rc = mg_split_read(&ds, &cfg, MG_SPLIT_VALID, 0, &err);
+        MG_ASSERT_FAILS(rc, err, paths[i],
+                        "generator.layers.0.units is 784 but the data has 4096 values per example "
+                        "(%s)", shape[i]);
+        rc = mg_split_read(&ds, &cfg, MG_SPLIT_TEST, 0, &err);
+        MG_ASSERT_FAILS(rc, err, paths[i],
+                        "generator.layers.0.units is 784 but the data has 4096 values per example "
+                        "(%s)", shape[i]);
+        cfg.generator.net.layers[0].units = 4096;
+        CU_ASSERT(mg_split_read_train(&ds, &cfg, &err) == 0);
+        mg_dataset_free(&ds);
+        snprintf(cfg.data.images, sizeof cfg.data.images, "/nothing");
+        rc = mg_split_read_train(&ds, &cfg, &err);
+        MG_ASSERT_FAILS(rc, err, paths[i], "no dataset /nothing");
+    }
+    /* CIFAR-10 is 3 x 32 x 32: refused before the batches are even looked for. */
+    char yaml[8400], want[4300];
+    snprintf(yaml, sizeof yaml,
+             "data: {format: cifar10, path: %s}\n"
+             "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+             "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+             mg_test_tmpdir());
+    CU_ASSERT_FATAL(mg_config_parse(&cfg, yaml, "c.yaml", NULL, 0, &err) == 0);
+    snprintf(want, sizeof want, "%s/data_batch_1.bin", mg_test_tmpdir());
+    int rc = mg_split_read_train(&ds, &cfg, &err);
+    MG_ASSERT_FAILS(rc, err, want,
+                    "generator.layers.0.units is 784 but the data has 3072 values per example "
+                    "(3x32x32)");
+    snprintf(want, sizeof want, "%s/test_batch.bin", mg_test_tmpdir());
+    rc = mg_split_read(&ds, &cfg, MG_SPLIT_TEST, 0, &err);
+    MG_ASSERT_FAILS(rc, err, want,
+                    "generator.layers.0.units is 784 but the data has 3072 values per example "
+                    "(3x32x32)");
+    assert_no_open_hdf5();
+}
+
 /* ---- mg_h5data_write ---- */
 
 /* Class and size of a dataset's element type, and its filters. */
@@ -838,6 +939,8 @@ static const mg_test tests[] = {
     {"h5data_write_errors", test_h5data_write_errors},
     {"gcn", test_gcn},
     {"gcn_rows", test_gcn_rows},
+    {"not_regular", test_not_regular},
+    {"split_shape", test_split_shape},
     {NULL, NULL},
 };
 

@@ -440,6 +440,23 @@ static void test_tfd_errors_args(void)
     expect_error(mg_test_path("missing.mat"), 0, MG_TFD_TRAIN, 1,
                  "cannot open: No such file or directory");
     expect_error(mg_test_tmpdir(), 0, MG_TFD_TRAIN, 1, "cannot open: Is a directory");
+    /* Issue 14, 7: libmatio opens by name, and blocked forever on a FIFO. */
+    alarm(20);
+    const char *fifo = mg_test_path("fifo.mat");
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    expect_error(fifo, 0, MG_TFD_TRAIN, 1, "not a regular file");
+    expect_error("/dev/zero", 0, MG_TFD_TRAIN, 0, "not a regular file");
+    alarm(0);
+    /* Issue 14, 6: one line, whatever the name holds. */
+    char nl[4200], shown[4200];
+    snprintf(nl, sizeof nl, "%s/T\nFD.mat", mg_test_tmpdir());
+    snprintf(shown, sizeof shown, "%s/T?FD.mat", mg_test_tmpdir());
+    mg_dataset ds;
+    mg_error err;
+    CU_ASSERT(mg_tfd_read(&ds, NULL, NULL, nl, 0, MG_TFD_TRAIN, &err) == -1);
+    MG_ASSERT_FAILS(-1, err, shown, "cannot open: No such file or directory");
+    CU_ASSERT(mg_tfd_read(&ds, NULL, NULL, nl, 7, MG_TFD_TRAIN, &err) == -1);
+    MG_ASSERT_FAILS(-1, err, shown, "fold 7 asked for; TFD has folds 0 to 4");
     static const char text[] = "images = zeros(12, 6, 6);\nfolds = ones(12, 5);\n";
     expect_error(mg_test_write_file("text.mat", text, sizeof text - 1), 0, MG_TFD_TRAIN, 1,
                  "not a MATLAB .mat file (v5 or v7.3), or truncated");

@@ -16,6 +16,26 @@
 #include "mpigan/optim.h"
 #include "mpigan/train.h"
 
+/* Limits of a configuration, checked when it is read, so that every size the program forms from it
+ * stays in range (README "Values"). */
+#define MG_CONFIG_MAX_DEPTH 64 /* YAML nesting; the schema needs 4 levels (generator.layers.0.units) */
+/* units, noise_dim, batch_size, samples.count, samples.columns, eval.samples, eval.points: the
+ * IDX reader's largest example (4096 x 4096), far above any network trained here. */
+#define MG_CONFIG_MAX_DIM (1 << 24)
+/* train.k: D updates per G update. The noise of phase p of a step is drawn from noise stream p;
+ * stream 0xffff is the sample noise's (generate.c), so k + 1 phases stay below it. */
+#define MG_CONFIG_MAX_K 65534
+#define MG_CONFIG_MAX_PIECES 1024 /* maxout pieces per unit */
+/* Values in any one buffer the configuration sizes (a layer's activations, weights or inputs for
+ * a whole batch, the fixed noise, a snapshot): GEMM sizes and row offsets are ints. */
+#define MG_CONFIG_MAX_VALUES 2147483647
+/* output.dir leaves this many bytes of MG_PATH_MAX for "/<file>" inside the run directory: the
+ * longest is "/samples-<19-digit step>.png" with the ".tmp-XXXXXX" of its temporary (43). */
+#define MG_RUN_NAME_ROOM 64
+/* train.stall_seconds: 0 (off), or in this range. */
+#define MG_STALL_MIN_SECONDS 0.01
+#define MG_STALL_MAX_SECONDS 86400.0
+
 enum mg_preprocess {
     MG_PREPROCESS_SCALE, /* pixels in [0, 1] (bytes / 255), as the file gives them */
     MG_PREPROCESS_GCN,   /* global contrast normalisation: per example centred, L2 norm gcn_scale */

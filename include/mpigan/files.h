@@ -69,4 +69,23 @@ int mg_file_append(int fd, const void *buf, size_t n, mg_error *what);
  * directory where a file is expected is refused ("not a regular file") instead of blocking. */
 int mg_file_open_read(int *fd, const char *path, mg_error *what);
 
+/* ---- Files that mpigan reads ----
+ *
+ * An input file is opened only if it is a regular file: a FIFO would block in open(2) until a
+ * writer came (forever), a device could be read without end, and neither has a size to check a
+ * header against. Messages are the readers' ("<path>: ..."), whole lines. */
+
+/* Opens path for reading: "<path>: cannot open: <reason>" (a directory: "Is a directory"), or
+ * "<path>: not a regular file", without blocking on a FIFO. */
+int mg_file_open_input(int *fd, const char *path, mg_error *err);
+
+/* The same check for a library that opens the file by name itself (HDF5, libmatio): 0 if path is
+ * a regular file that can be opened for reading, else -1 with the same messages. */
+int mg_file_check_input(const char *path, mg_error *err);
+
+/* A message is one line whatever it echoes: control characters in it (a newline in a file name
+ * given in a quoted YAML string, say) become '?'. err may be NULL. Returns -1, so that a reader's
+ * failing path can end `return mg_file_one_line(err);`. */
+int mg_file_one_line(mg_error *err);
+
 #endif
