@@ -320,8 +320,15 @@ run"
   fi
 
   # --- a checkpoint that cannot be written: one line, status 1, the previous one untouched ---
-  mkdir -p "$tmp/wf/ckpt-00000200.h5"   # a directory where the checkpoint goes: the rename fails
-  run 2 train "$src/configs/smoke.yaml" --out "$tmp/wf" --steps 300 --set checkpoint.every=100 --set samples.every=0 --quiet
+  # a directory where the checkpoint of step 200 goes, made once the run has started (at start it
+  # would be refused): the rename fails. The paper's model, for steps slow enough to make it.
+  "$mpiexec" -q --oversubscribe -np 2 "$mpigan" train "$src/configs/fashion-mnist.yaml" --out "$tmp/wf" \
+    --steps 300 --set checkpoint.every=100 --set samples.every=0 --quiet >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  i=0
+  while [ ! -e "$tmp/wf/ckpt-00000100.h5" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+  mkdir -p "$tmp/wf/ckpt-00000200.h5"
+  wait $pid; status=$?
   expect_status "unwritable checkpoint" 1
   [ "$(cat "$tmp/err")" = "mpigan: $tmp/wf/ckpt-00000200.h5: cannot write checkpoint: Is a directory" ] && ok || fail "unwritable checkpoint: not the one line expected"
   [ -z "$(ls "$tmp/wf" | grep '\.tmp-')" ] && ok || fail "unwritable checkpoint: a temporary file was left behind"
