@@ -159,7 +159,7 @@ static void test_cifar10_shapes(void)
                        .PH = 1, .PW = 1};
     CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&c, "conv", &err), 0);
     CU_ASSERT(c.OH == 16 && c.OW == 16 && !c.transposed);
-    CU_ASSERT_EQUAL(c.group, 4); // 4 images of 256 columns: MG_CONV_GROUP_COLUMNS
+    CU_ASSERT_EQUAL(c.group, 1); // an image has 256 columns: MG_CONV_GROUP_COLUMNS
     mg_conv_shape d = {.IC = 128, .H = 16, .W = 16, .OC = 64, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
                        .PH = 1, .PW = 1};
     CU_ASSERT_EQUAL_FATAL(mg_deconv_shape_init(&d, "deconv", &err), 0);
@@ -170,11 +170,25 @@ static void test_cifar10_shapes(void)
     c.untied = 1;
     CU_ASSERT_EQUAL(mg_conv_bias_size(&c), 128 * 16 * 16);
     /* Work: col (K, G P) plus the staging matrix (OC, G P) when G > 1; nothing for no images. */
-    CU_ASSERT_EQUAL(mg_conv_work_size(&c, 64), (size_t)1024 * 1024 + 128 * 1024);
-    CU_ASSERT_EQUAL(mg_conv_work_size(&c, 2), (size_t)1024 * 512 + 128 * 512);
-    CU_ASSERT_EQUAL(mg_conv_work_size(&c, 1), (size_t)1024 * 256);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&c, 64), (size_t)1024 * 256);
     CU_ASSERT_EQUAL(mg_conv_work_size(&c, 0), 0);
-    CU_ASSERT_EQUAL(mg_conv_work_size(&d, 64), (size_t)1024 * 1024 + 128 * 1024);
+    mg_conv_shape c4 = c;
+    c4.group = 4;
+    CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&c4, "conv", &err), 0);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&c4, 64), (size_t)1024 * 1024 + 128 * 1024);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&c4, 2), (size_t)1024 * 512 + 128 * 512);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&c4, 1), (size_t)1024 * 256);
+    mg_conv_shape d4 = d;
+    d4.group = 4;
+    CU_ASSERT_EQUAL_FATAL(mg_deconv_shape_init(&d4, "deconv", &err), 0);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&d4, 64), (size_t)1024 * 1024 + 128 * 1024);
+    /* The 4x4 maps of the next layer: 16 images of 16 positions per GEMM. */
+    mg_conv_shape e = {.IC = 256, .H = 8, .W = 8, .OC = 512, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
+                       .PH = 1, .PW = 1};
+    CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&e, "conv", &err), 0);
+    CU_ASSERT_EQUAL(e.group, 16);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&e, 64), (size_t)4096 * 256 + 512 * 256);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&e, 3), (size_t)4096 * 48 + 512 * 48);
 }
 
 /* Every refusal of the shape checks, message by message. */
@@ -185,7 +199,7 @@ static void test_shape_errors(void)
                               .SW = 2, .PH = 0, .PW = 1};
     mg_conv_shape s = ok;
     CU_ASSERT_EQUAL(mg_conv_shape_init(&s, "c", &err), 0);
-    CU_ASSERT(s.OH == 3 && s.OW == 4 && s.group == 86); // ceil(1024 / 12)
+    CU_ASSERT(s.OH == 3 && s.OW == 4 && s.group == 22); // ceil(256 / 12)
 
     s = ok, s.H = 0;
     MG_ASSERT_FAILS(mg_conv_shape_init(&s, "c1", &err), err, "c1",
