@@ -164,9 +164,11 @@ size_t mg_conv_bias_size(const mg_conv_shape *s)
     return s->untied ? (size_t)s->OC * s->OH * s->OW : (size_t)s->OC;
 }
 
-/* Images per GEMM for a batch of N. */
+/* Images per GEMM for a batch of N. A shape that skipped its init function has group 0, and the
+ * kernels' loops over groups would never end. */
 static int group_of(const mg_conv_shape *s, int N)
 {
+    assert(s->group > 0);
     return N < s->group ? N : s->group;
 }
 
