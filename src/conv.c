@@ -407,6 +407,8 @@ void mg_conv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const m
     assert(!s->transposed);
     const int OC = s->OC, K = s->IC * s->KH * s->KW, P = s->OH * s->OW, Gmax = group_of(s, N);
     const size_t in_size = (size_t)s->IC * s->H * s->W, out_size = (size_t)OC * P;
+    if (N <= 0)
+        return; // work may be NULL: mg_conv_work_size is 0
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
@@ -436,7 +438,7 @@ void mg_conv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *do
         bias_grad(db, dout, N, OC, P, s->untied, add);
     if (dw && !add && N == 0)
         memset(dw, 0, mg_conv_weight_size(s) * sizeof *dw);
-    if (!dw && !dinp)
+    if ((!dw && !dinp) || N <= 0)
         return;
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
@@ -470,6 +472,8 @@ void mg_deconv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const
     assert(s->transposed);
     const int IC = s->IC, K = s->OC * s->KH * s->KW, P = s->H * s->W, Gmax = group_of(s, N);
     const size_t in_size = (size_t)IC * P, out_size = (size_t)s->OC * s->OH * s->OW;
+    if (N <= 0)
+        return; // work may be NULL: mg_conv_work_size is 0
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
@@ -500,7 +504,7 @@ void mg_deconv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *
         bias_grad(db, dout, N, s->OC, s->OH * s->OW, s->untied, add);
     if (dw && !add && N == 0)
         memset(dw, 0, mg_conv_weight_size(s) * sizeof *dw);
-    if (!dw && !dinp)
+    if ((!dw && !dinp) || N <= 0)
         return;
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {

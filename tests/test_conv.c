@@ -829,6 +829,46 @@ static void test_deconv_adjoint(void)
            "(tol = 2 L eps sum |w x y|)", cases, worst);
 }
 
+/* No images: forward writes nothing and never touches work (NULL, as mg_conv_work_size is 0);
+ * backward with add 0 writes zero gradients, with add 1 leaves them alone. */
+static void test_no_images(void)
+{
+    mg_error err = {""};
+    for (int t = 0; t < 2; t++) {
+        mg_conv_shape s = {.IC = 2, .H = 5, .W = 4, .OC = 3, .KH = 3, .KW = 2, .SH = 2, .SW = 1,
+                           .PH = 1, .PW = 0, .OPH = t, .untied = t};
+        CU_ASSERT_EQUAL_FATAL(t ? mg_deconv_shape_init(&s, "d", &err)
+                                : mg_conv_shape_init(&s, "c", &err), 0);
+        CU_ASSERT_EQUAL(mg_conv_work_size(&s, 0), 0);
+        const size_t nw = mg_conv_weight_size(&s), nb = mg_conv_bias_size(&s);
+        mg_real *w = guarded(nw, 1), *b = guarded(nb, 1), *dw = guarded(nw, NAN);
+        mg_real *db = guarded(nb, NAN), y = 7, x = 7, dx = 7, dy = 7;
+        if (t) {
+            mg_deconv_forward(&y, &x, w, b, 0, &s, NULL, mg_gemm_blas);
+            mg_deconv_backward(&dx, dw, db, &dy, &x, w, 0, &s, 0, NULL, mg_gemm_blas);
+        } else {
+            mg_conv_forward(&y, &x, w, b, 0, &s, NULL, mg_gemm_blas);
+            mg_conv_backward(&dx, dw, db, &dy, &x, w, 0, &s, 0, NULL, mg_gemm_blas);
+        }
+        CU_ASSERT(y == 7 && dx == 7);
+        for (size_t i = 0; i < nw; i++)
+            CU_ASSERT_EQUAL(dw[i], 0);
+        for (size_t i = 0; i < nb; i++)
+            CU_ASSERT_EQUAL(db[i], 0);
+        for (size_t i = 0; i < nw; i++)
+            dw[i] = 5;
+        if (t)
+            mg_deconv_backward(&dx, dw, db, &dy, &x, w, 0, &s, 1, NULL, mg_gemm_blas);
+        else
+            mg_conv_backward(&dx, dw, db, &dy, &x, w, 0, &s, 1, NULL, mg_gemm_blas);
+        for (size_t i = 0; i < nw; i++)
+            CU_ASSERT_EQUAL(dw[i], 5);
+        check_guard(dw, nw, "dw");
+        check_guard(db, nb, "db");
+        free(w), free(b), free(dw), free(db);
+    }
+}
+
 /* ---- channel maxout, max pooling by hand ---- */
 
 static void test_channel_maxout_by_hand(void)
@@ -1099,6 +1139,7 @@ static const mg_test tests[] = {
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
+    {"no_images", test_no_images},
     {"channel_maxout_by_hand", test_channel_maxout_by_hand},
     {"maxpool_by_hand", test_maxpool_by_hand},
     {"batchnorm_by_hand", test_batchnorm_by_hand},

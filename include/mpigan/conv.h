@@ -189,7 +189,8 @@ void mg_maxpool_backward(mg_real *dinp, const mg_real *dout, const int32_t *argm
  *
  * Why sums of x and x^2 are sound here: each x^2 of a float is exact in double, so the only
  * errors are the double additions, about n eps_d (mean^2 + var) in n var with n the length of the
- * longest chain of additions (HW, then N, then ranks: blocked, not N * HW). The float input
+ * longest chain of additions (a plane's HW / 8 + 8 in eight interleaved partial sums, then N,
+ * then ranks: blocked, never N * HW). The float input
  * itself is only known to eps_f |x|, which already moves var by about 2 eps_f |mean| sd; the
  * double error is the smaller one while n (|mean| / sd) < 2 eps_f / eps_d ~ 1e9, far beyond any
  * batch (a channel whose mean is 1e4 sd cannot be normalised in float anyway). var is clamped at
