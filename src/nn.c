@@ -345,9 +345,33 @@ double mg_loss_g(mg_real *dl_fake, const mg_real *l_fake, int rows, enum mg_gen_
 
 /* ---- network ---- */
 
+const char *const mg_op_names[] = {
+    [MG_OP_DENSE] = "dense",   [MG_OP_CONV] = "conv",       [MG_OP_MAXOUT_CONV] = "maxout_conv",
+    [MG_OP_DECONV] = "deconv", [MG_OP_RESHAPE] = "reshape", [MG_OP_BATCHNORM] = "batchnorm",
+    [MG_OP_BATCHNORM + 1] = NULL,
+};
+
+const char *const mg_init_names[] = {
+    [MG_INIT_UNIFORM] = "uniform", [MG_INIT_NORMAL] = "normal", [MG_INIT_NORMAL + 1] = NULL};
+
+const char *mg_layer_type_name(const mg_layer_spec *spec)
+{
+    if (spec->op == MG_OP_DENSE)
+        return mg_act_name(spec->type);
+    if ((int)spec->op < 0 || spec->op > MG_OP_BATCHNORM)
+        return "unknown";
+    return mg_op_names[spec->op];
+}
+
 static int layer_drops(const mg_layer *L)
 {
     return L->spec.keep < 1;
+}
+
+static int is_conv(const mg_layer *L)
+{
+    return L->spec.op == MG_OP_CONV || L->spec.op == MG_OP_DECONV ||
+           L->spec.op == MG_OP_MAXOUT_CONV;
 }
 
 /* Carves n bytes, 64-byte aligned, from the arena at *off; with base NULL it only measures. */
@@ -362,58 +386,169 @@ static void *carve(char *base, size_t *off, size_t n)
 /* Lays every buffer out in the arena (base NULL: only the total size). */
 static size_t layout(mg_net *net, char *base)
 {
-    size_t off = 0, max_in = 0, max_wide = 0;
-    const size_t R = (size_t)net->max_rows;
+    size_t off = 0, max_in = 0, max_wide = 0, work = 0, max_c = 0;
+    const size_t R = (size_t)net->max_rows, G = (size_t)net->max_groups;
     net->params = carve(base, &off, net->n_params * sizeof(mg_real));
     net->grads = carve(base, &off, (net->n_params + MG_STATS_SLOTS) * sizeof(mg_real));
+    net->state = carve(base, &off, net->n_state * sizeof(mg_real));
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
         const size_t in = (size_t)L->in, width = (size_t)L->width, units = (size_t)L->units;
+        const enum mg_op op = L->spec.op;
         net->xdrop[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
         net->mask[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
-        net->pre[l] = carve(base, &off, R * width * sizeof(mg_real));
-        net->out[l] = carve(base, &off, R * units * sizeof(mg_real));
+        net->pre[l] = op == MG_OP_RESHAPE ? NULL : carve(base, &off, R * width * sizeof(mg_real));
+        net->out[l] = op == MG_OP_RESHAPE ? NULL : carve(base, &off, R * units * sizeof(mg_real));
+        net->mid[l] = op == MG_OP_MAXOUT_CONV
+                          ? carve(base, &off, R * (size_t)L->mid * sizeof(mg_real))
+                          : NULL;
         net->argmax[l] = L->spec.type == MG_ACT_MAXOUT
-                             ? carve(base, &off, R * units * sizeof(int32_t))
+                             ? carve(base, &off,
+                                     R * (op == MG_OP_MAXOUT_CONV ? (size_t)L->mid : units) *
+                                         sizeof(int32_t))
                              : NULL;
+        net->argpool[l] =
+            op == MG_OP_MAXOUT_CONV ? carve(base, &off, R * units * sizeof(int32_t)) : NULL;
+        const size_t C = op == MG_OP_BATCHNORM ? (size_t)L->out_c : 0;
+        net->bn_stats[l] = C ? carve(base, &off, G * 2 * C * sizeof(double)) : NULL;
+        net->bn_count[l] = C ? carve(base, &off, G * sizeof(double)) : NULL;
         net->x[l] = NULL;
-        if (in > max_in)
-            max_in = in;
-        if (in > max_wide)
-            max_wide = in;
-        if (width > max_wide)
-            max_wide = width;
+        max_c = C > max_c ? C : max_c;
+        if (is_conv(L)) {
+            const size_t w = mg_conv_work_size(&L->conv, net->max_rows);
+            work = w > work ? w : work;
+        }
+        const size_t sizes[] = {in, width, units, (size_t)L->mid};
+        for (int i = 0; i < 4; i++)
+            max_wide = sizes[i] > max_wide ? sizes[i] : max_wide;
+        max_in = in > max_in ? in : max_in;
     }
     net->dbuf[0] = carve(base, &off, R * max_wide * sizeof(mg_real));
     net->dbuf[1] = carve(base, &off, R * max_wide * sizeof(mg_real));
+    net->work = work ? carve(base, &off, work * sizeof(mg_real)) : NULL;
+    net->bn_sums = max_c ? carve(base, &off, G * (2 * max_c + 1) * sizeof(double)) : NULL;
     net->u24 = carve(base, &off, max_in * sizeof(uint32_t));
     net->colnorm = carve(base, &off, max_wide * sizeof(double));
     return off;
 }
 
-int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err)
+/* "layer 1 (h1)", or "layer 1" when unnamed: how messages name a layer. */
+static void layer_label(char *at, size_t n, int l, const mg_layer_spec *s)
+{
+    if (s->name[0])
+        snprintf(at, n, "layer %d (%.*s)", l, MG_NAME_MAX - 1, s->name);
+    else
+        snprintf(at, n, "layer %d", l);
+}
+
+/* The shape of layer L from its spec and its input (in_c, in_h, in_w), set in L; or -1 with one
+ * line naming the layer (`at`) and the shapes. Checks every size the kernels index with int. */
+static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
+{
+    const mg_layer_spec *s = &L->spec;
+    const int64_t in = (int64_t)L->in_c * L->in_h * L->in_w;
+    const int pieces = s->type == MG_ACT_MAXOUT ? s->pieces : 1;
+    int64_t width = 0, units = 0;
+    L->w_n = L->b_n = 0;
+    switch (s->op) {
+    case MG_OP_DENSE:
+        width = (int64_t)s->units * pieces;
+        units = s->units;
+        L->out_c = s->units, L->out_h = 1, L->out_w = 1;
+        L->w_n = (size_t)in * (size_t)width;
+        L->b_n = (size_t)width;
+        break;
+    case MG_OP_CONV:
+    case MG_OP_MAXOUT_CONV:
+    case MG_OP_DECONV: {
+        const int deconv = s->op == MG_OP_DECONV;
+        mg_conv_shape *c = &L->conv;
+        *c = (mg_conv_shape){.IC = L->in_c, .H = L->in_h, .W = L->in_w,
+                             .OC = s->units * pieces, .KH = s->kernel[0], .KW = s->kernel[1],
+                             .SH = s->stride[0], .SW = s->stride[1], .PH = s->pad[0],
+                             .PW = s->pad[1], .OPH = deconv ? s->out_pad[0] : 0,
+                             .OPW = deconv ? s->out_pad[1] : 0, .untied = s->untied};
+        if ((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(c, at, err))
+            return mg_fail(err, "network: %s", err->msg);
+        width = (int64_t)c->OC * c->OH * c->OW;
+        L->out_c = s->units, L->out_h = c->OH, L->out_w = c->OW;
+        L->w_n = mg_conv_weight_size(c);
+        L->b_n = s->bias ? mg_conv_bias_size(c) : 0;
+        if (s->op == MG_OP_MAXOUT_CONV) {
+            L->mid = s->units * c->OH * c->OW;
+            mg_pool_shape *p = &L->pool;
+            *p = (mg_pool_shape){.C = s->units, .H = c->OH, .W = c->OW, .KH = s->pool[0],
+                                 .KW = s->pool[1], .SH = s->pool_stride[0],
+                                 .SW = s->pool_stride[1]};
+            if (mg_pool_shape_init(p, at, err))
+                return mg_fail(err, "network: %s", err->msg);
+            L->out_h = p->OH, L->out_w = p->OW;
+        }
+        units = (int64_t)L->out_c * L->out_h * L->out_w;
+        break;
+    }
+    case MG_OP_RESHAPE:
+        if ((int64_t)s->shape[0] * s->shape[1] * s->shape[2] != in)
+            return mg_fail(err,
+                           "network: %s: reshape to (%d, %d, %d) = %lld values, but its input "
+                           "(%d, %d, %d) has %lld",
+                           at, s->shape[0], s->shape[1], s->shape[2],
+                           (long long)s->shape[0] * s->shape[1] * s->shape[2], L->in_c, L->in_h,
+                           L->in_w, (long long)in);
+        L->out_c = s->shape[0], L->out_h = s->shape[1], L->out_w = s->shape[2];
+        width = units = in;
+        break;
+    case MG_OP_BATCHNORM:
+        L->out_c = L->in_c, L->out_h = L->in_h, L->out_w = L->in_w;
+        width = units = in;
+        L->w_n = L->b_n = (size_t)L->in_c;
+        break;
+    }
+    /* Kernel sizes are ints: every matrix must index within INT_MAX. */
+    if (s->op == MG_OP_DENSE &&
+        (width > INT_MAX / max_rows || width * in > INT_MAX || in * max_rows > INT_MAX))
+        return mg_fail(err, "network: %s: %lld x %lld weights for %d rows are too large", at,
+                       (long long)in, (long long)width, max_rows);
+    const int64_t wide = width > in ? width : in;
+    if (wide > INT_MAX / max_rows || (int64_t)L->w_n > INT_MAX)
+        return mg_fail(err, "network: %s: %lld values per row and %zu weights for %d rows are "
+                            "too large",
+                       at, (long long)wide, L->w_n, max_rows);
+    L->in = (int)in;
+    L->width = (int)width;
+    L->units = (int)units;
+    return 0;
+}
+
+int mg_net_init_shape(mg_net *net, const mg_net_spec *spec, int in_c, int in_h, int in_w,
+                      int max_rows, int max_groups, mg_error *err)
 {
     memset(net, 0, sizeof *net);
     if (spec->n_layers < 1 || spec->n_layers > MG_MAX_LAYERS)
         return mg_fail(err, "network: %d layers, need 1 to %d", spec->n_layers, MG_MAX_LAYERS);
-    if (in_dim < 1)
-        return mg_fail(err, "network: input dimension %d, need at least 1", in_dim);
+    if (in_c < 1 || in_h < 1 || in_w < 1 || (int64_t)in_c * in_h * in_w > INT_MAX)
+        return mg_fail(err, "network: input (%d, %d, %d), need at least one value", in_c, in_h,
+                       in_w);
     if (max_rows < 1)
         return mg_fail(err, "network: max_rows %d, need at least 1", max_rows);
+    if (max_groups < 1 || max_groups > max_rows)
+        return mg_fail(err, "network: max_groups %d, need 1 to max_rows %d", max_groups,
+                       max_rows);
 
-    int in = in_dim;
-    size_t n_params = 0;
+    int c = in_c, h = in_h, w = in_w;
+    size_t n_params = 0, n_state = 0;
     for (int l = 0; l < spec->n_layers; l++) {
         const mg_layer_spec *s = &spec->layers[l];
-        const int maxout = s->type == MG_ACT_MAXOUT;
-        char at[MG_NAME_MAX + 32]; // "layer 1 (h1)", or "layer 1" when unnamed
-        if (s->name[0])
-            snprintf(at, sizeof at, "layer %d (%.*s)", l, MG_NAME_MAX - 1, s->name);
-        else
-            snprintf(at, sizeof at, "layer %d", l);
+        char at[MG_NAME_MAX + 32];
+        layer_label(at, sizeof at, l, s);
         if ((int)s->type < (int)MG_ACT_LINEAR || (int)s->type > (int)MG_ACT_MAXOUT)
             return mg_fail(err, "network: %s: unknown activation %d", at, (int)s->type);
-        if (s->units < 1)
+        if ((int)s->op < (int)MG_OP_DENSE || (int)s->op > (int)MG_OP_BATCHNORM)
+            return mg_fail(err, "network: %s: unknown operation %d", at, (int)s->op);
+        const int maxout = s->type == MG_ACT_MAXOUT;
+        if (maxout != (s->op == MG_OP_MAXOUT_CONV) && s->op != MG_OP_DENSE)
+            return mg_fail(err, "network: %s: maxout goes with dense and maxout_conv only", at);
+        if ((s->op == MG_OP_DENSE || is_conv(&(mg_layer){.spec = *s})) && s->units < 1)
             return mg_fail(err, "network: %s: units %d, need at least 1", at, s->units);
         if (maxout && s->pieces < 1)
             return mg_fail(err, "network: %s: maxout pieces %d, need at least 1", at, s->pieces);
@@ -422,30 +557,34 @@ int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, 
         if (s->keep < 1 && !(s->input_scale > 0 && isfinite(s->input_scale)))
             return mg_fail(err, "network: %s: input_scale %g, need > 0 with dropout", at,
                            s->input_scale);
-        const int pieces = maxout ? s->pieces : 1;
-        /* GEMM sizes are ints: every matrix must index within INT_MAX. */
-        const int64_t width = (int64_t)s->units * pieces;
-        if (width > INT_MAX / max_rows || width * in > INT_MAX || (int64_t)in * max_rows > INT_MAX)
-            return mg_fail(err, "network: %s: %d x %lld weights for %d rows are too large", at,
-                           in, (long long)width, max_rows);
+        if (s->op == MG_OP_BATCHNORM && !(s->bn_eps > 0 && s->bn_momentum >= 0 &&
+                                          s->bn_momentum <= 1))
+            return mg_fail(err, "network: %s: batchnorm eps %g and momentum %g, need eps > 0 "
+                                "and momentum in [0, 1]",
+                           at, s->bn_eps, s->bn_momentum);
         mg_layer *L = &net->layer[l];
         L->spec = *s;
-        L->spec.pieces = pieces;
-        L->in = in;
-        L->units = s->units;
-        L->width = (int)width;
+        L->spec.pieces = maxout ? s->pieces : 1;
+        L->in_c = c, L->in_h = h, L->in_w = w;
+        if (layer_shape(L, at, max_rows, err))
+            return -1;
         L->w_off = n_params;
-        n_params += (size_t)in * L->width;
+        n_params += L->w_n;
         L->b_off = n_params;
-        n_params += (size_t)L->width;
-        in = s->units;
+        n_params += L->b_n;
+        L->s_off = n_state;
+        n_state += s->op == MG_OP_BATCHNORM ? 2 * (size_t)L->out_c : 0;
+        c = L->out_c, h = L->out_h, w = L->out_w;
     }
     net->n_layers = spec->n_layers;
-    net->in_dim = in_dim;
-    net->out_dim = in;
+    net->in_dim = in_c * in_h * in_w;
+    net->out_dim = net->layer[spec->n_layers - 1].units;
     net->max_rows = max_rows;
+    net->max_groups = max_groups;
     net->n_params = n_params;
+    net->n_state = n_state;
     net->gemm = mg_gemm_blas;
+    net->groups = 1;
 
     size_t bytes = layout(net, NULL);
     net->arena = mg_big_alloc(bytes);
@@ -457,12 +596,19 @@ int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, 
     return 0;
 }
 
+int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err)
+{
+    if (in_dim < 1)
+        return mg_fail(err, "network: input dimension %d, need at least 1", in_dim);
+    return mg_net_init_shape(net, spec, in_dim, 1, 1, max_rows, 1, err);
+}
+
 void mg_net_constrain(mg_net *net)
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
         const double max = L->spec.max_col_norm;
-        if (max <= 0)
+        if (max <= 0 || L->spec.op != MG_OP_DENSE)
             continue;
         mg_real *W = net->params + L->w_off; // (in, width)
         const int in = L->in, width = L->width;
@@ -497,10 +643,32 @@ void mg_net_init_params(mg_net *net, uint64_t seed, uint32_t net_id)
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
+        const mg_layer_spec *s = &L->spec;
         const mg_rng_key key = {seed, mg_rng_stream(MG_STREAM_INIT, net_id), (uint64_t)l};
-        mg_rng_uniform(net->params + L->w_off, (size_t)L->in * L->width, -L->spec.irange,
-                       L->spec.irange, &key, 0);
-        memset(net->params + L->b_off, 0, (size_t)L->width * sizeof(mg_real));
+        mg_real *W = net->params + L->w_off, *b = net->params + L->b_off;
+        if (s->op == MG_OP_BATCHNORM) { /* scale 1 (DCGAN: normal(1, std)), shift 0 */
+            if (s->init == MG_INIT_NORMAL) {
+                mg_rng_normal(W, L->w_n, &key, 0);
+                for (size_t i = 0; i < L->w_n; i++)
+                    W[i] = (mg_real)(1 + s->std * W[i]);
+            } else {
+                for (size_t i = 0; i < L->w_n; i++)
+                    W[i] = 1;
+            }
+            mg_real *run = net->state + L->s_off; // mean (C), var (C)
+            for (int c = 0; c < L->out_c; c++) {
+                run[c] = 0;
+                run[L->out_c + c] = 1;
+            }
+        } else if (s->init == MG_INIT_NORMAL) {
+            mg_rng_normal(W, L->w_n, &key, 0);
+            for (size_t i = 0; i < L->w_n; i++)
+                W[i] = (mg_real)(s->std * W[i]);
+        } else if (L->w_n) {
+            mg_rng_uniform(W, L->w_n, -s->irange, s->irange, &key, 0);
+        }
+        if (L->b_n)
+            memset(b, 0, L->b_n * sizeof(mg_real));
     }
 }
 
@@ -514,8 +682,74 @@ mg_real *mg_net_bias(const mg_net *net, int l)
     return net->params + net->layer[l].b_off;
 }
 
-/* x[l] for layer l: the input itself, or a copy with row r's units dropped by the mask drawn
- * from (key with stream + l, row_id[r]), so a row's mask never depends on where the row sits. */
+int mg_layer_tensors(const mg_net *net, int l, mg_tensor_info *t)
+{
+    const mg_layer *L = &net->layer[l];
+    const mg_layer_spec *s = &L->spec;
+    const size_t P = (size_t)L->spec.pieces, U = (size_t)s->units;
+    int n = 0;
+#define TENSOR(nm, st, o, cnt, ...)                                                             \
+    do {                                                                                       \
+        const size_t d_[] = {__VA_ARGS__};                                                     \
+        t[n] = (mg_tensor_info){.name = (nm), .rank = (int)(sizeof d_ / sizeof *d_),           \
+                                .in_state = (st), .off = (o), .n = (cnt)};                     \
+        memcpy(t[n].dims, d_, sizeof d_);                                                      \
+        n++;                                                                                   \
+    } while (0)
+    switch (s->op) {
+    case MG_OP_DENSE: /* maxout: column u * pieces + p of (in, width) is (in, units, pieces) */
+        if (s->type == MG_ACT_MAXOUT) {
+            TENSOR("W", 0, L->w_off, L->w_n, (size_t)L->in, U, P);
+            TENSOR("b", 0, L->b_off, L->b_n, U, P);
+        } else {
+            TENSOR("W", 0, L->w_off, L->w_n, (size_t)L->in, U);
+            TENSOR("b", 0, L->b_off, L->b_n, U);
+        }
+        break;
+    case MG_OP_CONV:
+    case MG_OP_MAXOUT_CONV: { /* maxout_conv: channel u * pieces + p is (units, pieces) */
+        const mg_conv_shape *c = &L->conv;
+        const size_t IC = (size_t)c->IC, KH = (size_t)c->KH, KW = (size_t)c->KW;
+        const size_t OH = (size_t)c->OH, OW = (size_t)c->OW;
+        if (s->op == MG_OP_MAXOUT_CONV) {
+            TENSOR("W", 0, L->w_off, L->w_n, U, P, IC, KH, KW);
+            if (L->b_n && s->untied)
+                TENSOR("b", 0, L->b_off, L->b_n, U, P, OH, OW);
+            else if (L->b_n)
+                TENSOR("b", 0, L->b_off, L->b_n, U, P);
+        } else {
+            TENSOR("W", 0, L->w_off, L->w_n, U, IC, KH, KW);
+            if (L->b_n && s->untied)
+                TENSOR("b", 0, L->b_off, L->b_n, U, OH, OW);
+            else if (L->b_n)
+                TENSOR("b", 0, L->b_off, L->b_n, U);
+        }
+        break;
+    }
+    case MG_OP_DECONV: {
+        const mg_conv_shape *c = &L->conv;
+        TENSOR("W", 0, L->w_off, L->w_n, (size_t)c->IC, U, (size_t)c->KH, (size_t)c->KW);
+        if (L->b_n && s->untied)
+            TENSOR("b", 0, L->b_off, L->b_n, U, (size_t)c->OH, (size_t)c->OW);
+        else if (L->b_n)
+            TENSOR("b", 0, L->b_off, L->b_n, U);
+        break;
+    }
+    case MG_OP_RESHAPE:
+        break;
+    case MG_OP_BATCHNORM: {
+        const size_t C = (size_t)L->out_c;
+        TENSOR("gamma", 0, L->w_off, C, C);
+        TENSOR("beta", 0, L->b_off, C, C);
+        TENSOR("running_mean", 1, L->s_off, C, C);
+        TENSOR("running_var", 1, L->s_off + C, C, C);
+        break;
+    }
+    }
+#undef TENSOR
+    return n;
+}
+
 /* One row of dropout: m = scale where u < below, else 0; xd = x m. */
 MG_HOT static void mask_row(mg_real *restrict m, mg_real *restrict xd, const mg_real *restrict x,
                             const uint32_t *restrict u, uint32_t below, mg_real scale, int n)
@@ -533,6 +767,8 @@ MG_HOT static void mask_grad(mg_real *restrict d, const mg_real *restrict m, siz
         d[i] *= m[i];
 }
 
+/* x[l] for layer l: the input itself, or a copy with row r's units dropped by the mask drawn
+ * from (key with stream + l, row_id[r]), so a row's mask never depends on where the row sits. */
 static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int rows,
                                     const mg_dropout *drop)
 {
@@ -554,28 +790,98 @@ static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int ro
     return net->xdrop[l];
 }
 
+/* A batch norm's training forward: each of `groups` blocks of rows normalised with the
+ * statistics of that block over every rank (sync) or over this rank's rows. */
+static void batchnorm_train(mg_net *net, int l, const mg_real *x, int rows, int groups)
+{
+    const mg_layer *L = &net->layer[l];
+    const int C = L->out_c, HW = L->out_h * L->out_w, per = rows / groups;
+    const size_t stride = 2 * (size_t)C + 1, row_n = (size_t)L->in;
+    double *sums = net->bn_sums; // (groups, 2 C + 1): sums of x and x^2, then the count
+    for (int g = 0; g < groups; g++) {
+        mg_batchnorm_sums(sums + g * stride, x + (size_t)g * per * row_n, per, C, HW);
+        sums[g * stride + 2 * C] = (double)per * HW;
+    }
+    if (L->spec.sync && net->sum)
+        net->sum(net->sum_arg, sums, (int)(groups * stride));
+    const mg_real *gamma = net->params + L->w_off, *beta = net->params + L->b_off;
+    mg_real *run = net->state + L->s_off;
+    for (int g = 0; g < groups; g++) {
+        const double *s = sums + g * stride;
+        double *stats = net->bn_stats[l] + (size_t)g * 2 * C;
+        net->bn_count[l][g] = s[2 * C];
+        mg_batchnorm_moments(stats, s, s[2 * C], L->spec.bn_eps, C);
+        mg_batchnorm_running(run, run + C, s, s[2 * C], L->spec.bn_momentum, C);
+        mg_batchnorm_forward(net->pre[l] + (size_t)g * per * row_n, x + (size_t)g * per * row_n,
+                             stats, gamma, beta, per, C, HW);
+    }
+}
+
+/* Layer l's operation on x (rows, in) into pre (and, for maxout_conv, out). */
+static void layer_forward(mg_net *net, int l, const mg_real *x, int rows, const mg_dropout *drop)
+{
+    const mg_layer *L = &net->layer[l];
+    const mg_real *W = mg_net_weights(net, l), *b = L->b_n ? mg_net_bias(net, l) : NULL;
+    switch (L->spec.op) {
+    case MG_OP_DENSE:
+        /* pre = x W with beta 0, the bias added in the activation's pass (mg_dense_forward and
+         * the activation kernels, in two passes, are its reference). */
+        net->gemm(0, 0, rows, L->width, L->in, 1, x, L->in, W, L->width, 0, net->pre[l],
+                  L->width);
+        if (L->spec.type == MG_ACT_MAXOUT)
+            mg_bias_maxout_forward(net->out[l], net->argmax[l], net->pre[l], b, rows, L->units,
+                                   L->spec.pieces);
+        else
+            mg_bias_act_forward(net->out[l], net->pre[l], b, rows, L->width, L->spec.type,
+                                L->spec.leak);
+        return;
+    case MG_OP_CONV:
+        mg_conv_forward(net->pre[l], x, W, b, rows, &L->conv, net->work, net->gemm);
+        break;
+    case MG_OP_DECONV:
+        mg_deconv_forward(net->pre[l], x, W, b, rows, &L->conv, net->work, net->gemm);
+        break;
+    case MG_OP_MAXOUT_CONV:
+        mg_conv_forward(net->pre[l], x, W, b, rows, &L->conv, net->work, net->gemm);
+        mg_channel_maxout_forward(net->mid[l], net->argmax[l], net->pre[l], rows, L->spec.units,
+                                  L->spec.pieces, L->conv.OH * L->conv.OW);
+        mg_maxpool_forward(net->out[l], net->argpool[l], net->mid[l], rows, &L->pool);
+        return;
+    case MG_OP_RESHAPE:
+        net->out[l] = (mg_real *)x;
+        return;
+    case MG_OP_BATCHNORM:
+        if (drop) {
+            batchnorm_train(net, l, x, rows, drop->groups > 1 ? drop->groups : 1);
+        } else {
+            double *stats = net->bn_stats[l]; // group 0's slot serves evaluation
+            const mg_real *run = net->state + L->s_off;
+            mg_batchnorm_eval_stats(stats, run, run + L->out_c, L->spec.bn_eps, L->out_c);
+            mg_batchnorm_forward(net->pre[l], x, stats, W, b, rows, L->out_c,
+                                 L->out_h * L->out_w);
+        }
+        break;
+    }
+    mg_act_forward(net->out[l], net->pre[l], (size_t)rows * L->width, L->spec.type,
+                   L->spec.leak);
+}
+
 const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const mg_dropout *drop)
 {
     assert(rows >= 0 && rows <= net->max_rows);
+    const int groups = drop && drop->groups > 1 ? drop->groups : 1;
+    assert(groups <= net->max_groups && rows % groups == 0);
     const mg_real *x = inp; // (rows, in)
     for (int l = 0; l < net->n_layers; l++) {
-        const mg_layer *L = &net->layer[l];
         net->x[l] = dropout_input(net, l, x, rows, drop);
-        /* pre = x W with beta 0, the bias added in the activation's pass (mg_dense_forward and
-         * the activation kernels, in two passes, are its reference). */
-        net->gemm(0, 0, rows, L->width, L->in, 1, net->x[l], L->in, mg_net_weights(net, l),
-                  L->width, 0, net->pre[l], L->width);
-        if (L->spec.type == MG_ACT_MAXOUT)
-            mg_bias_maxout_forward(net->out[l], net->argmax[l], net->pre[l], mg_net_bias(net, l),
-                                   rows, L->units, L->spec.pieces);
-        else
-            mg_bias_act_forward(net->out[l], net->pre[l], mg_net_bias(net, l), rows, L->width,
-                                L->spec.type, L->spec.leak);
+        layer_forward(net, l, net->x[l], rows, drop);
         x = net->out[l];
         if (net->progress)
             net->progress(net->progress_arg);
     }
     net->dropped = drop != NULL;
+    net->groups = groups;
+    net->fwd_rows = rows;
     return x;
 }
 
@@ -584,19 +890,86 @@ const mg_real *mg_net_logits(const mg_net *net)
     return net->pre[net->n_layers - 1];
 }
 
-/* dpre(rows, width) of layer l from dout(rows, units), over rows [row0, row0 + rows). Elementwise
- * activations work in place (dpre == dout); maxout needs a separate dpre. */
+/* The gradient of layer l's pre-activation from that of its output: dpre (rows, width) from
+ * dout (rows, units), over rows [row0, row0 + rows). Elementwise activations work in place (dpre
+ * == dout); maxout needs a separate dpre. maxout_conv: dout -> pooling -> maxout, through
+ * `spare` (rows, mid). */
 static void layer_act_backward(const mg_net *net, int l, mg_real *dpre, const mg_real *dout,
-                               int row0, int rows)
+                               mg_real *spare, int row0, int rows)
 {
     const mg_layer *L = &net->layer[l];
-    if (L->spec.type == MG_ACT_MAXOUT) {
+    if (L->spec.op == MG_OP_MAXOUT_CONV) {
+        mg_maxpool_backward(spare, dout, net->argpool[l] + (size_t)row0 * L->units, rows,
+                            &L->pool);
+        mg_channel_maxout_backward(dpre, spare, net->argmax[l] + (size_t)row0 * L->mid, rows,
+                                   L->spec.units, L->spec.pieces, L->conv.OH * L->conv.OW);
+    } else if (L->spec.type == MG_ACT_MAXOUT) {
         mg_maxout_backward(dpre, dout, net->argmax[l] + (size_t)row0 * L->units, rows, L->units,
                            L->spec.pieces);
     } else {
         const size_t off = (size_t)row0 * L->width;
         mg_act_backward(dpre, dout, net->pre[l] + off, net->out[l] + off,
                         (size_t)rows * L->width, L->spec.type, L->spec.leak);
+    }
+}
+
+/* A batch norm's backward over rows [row0, row0 + rows), whole groups of the forward pass: dx
+ * from d (the gradient of its output before the activation), the scale's and shift's gradients
+ * into dW and db (NULL: none; add as mg_dense_backward's). */
+static void batchnorm_backward(mg_net *net, int l, mg_real *dx, const mg_real *d, mg_real *dW,
+                               mg_real *db, int row0, int rows, int add)
+{
+    const mg_layer *L = &net->layer[l];
+    const int C = L->out_c, HW = L->out_h * L->out_w;
+    const size_t row_n = (size_t)L->in;
+    const mg_real *x = net->x[l] + (size_t)row0 * row_n, *gamma = net->params + L->w_off;
+    /* The forward pass had net->groups equal blocks of its rows: these rows are whole ones. */
+    const int per = net->dropped ? net->fwd_rows / net->groups : rows;
+    assert(per > 0 && row0 % per == 0 && rows % per == 0);
+    const int g0 = net->dropped ? row0 / per : 0, ng = rows / per;
+    double *sums = net->bn_sums; // (ng, 2 C)
+    for (int g = 0; g < ng; g++) {
+        const size_t at = (size_t)g * per * row_n;
+        mg_batchnorm_backward_sums(sums + (size_t)g * 2 * C, dW, db, d + at, x + at,
+                                   net->bn_stats[l] + (size_t)(g0 + g) * 2 * C, per, C, HW,
+                                   add || g > 0);
+    }
+    if (L->spec.sync && net->sum && net->dropped)
+        net->sum(net->sum_arg, sums, 2 * C * ng);
+    for (int g = 0; dx && g < ng; g++) {
+        const size_t at = (size_t)g * per * row_n;
+        const double count = net->dropped ? net->bn_count[l][g0 + g] : (double)per * HW;
+        mg_batchnorm_backward(dx + at, d + at, x + at,
+                              net->bn_stats[l] + (size_t)(g0 + g) * 2 * C, gamma,
+                              sums + (size_t)g * 2 * C, count, per, C, HW);
+    }
+}
+
+/* Layer l's operation backward: dx (rows, in) from d (rows, width), the gradient of its
+ * pre-activation; weight gradients into dW and db (NULL: none). */
+static void layer_backward(mg_net *net, int l, mg_real *dx, const mg_real *d, mg_real *dW,
+                           mg_real *db, int row0, int rows, int add)
+{
+    const mg_layer *L = &net->layer[l];
+    const mg_real *x = net->x[l] + (size_t)row0 * L->in, *W = mg_net_weights(net, l);
+    switch (L->spec.op) {
+    case MG_OP_DENSE:
+        mg_dense_backward(dx, dW, db, d, x, W, rows, L->in, L->width, add, net->gemm);
+        break;
+    case MG_OP_CONV:
+    case MG_OP_MAXOUT_CONV:
+        mg_conv_backward(dx, dW, db, d, x, W, rows, &L->conv, add, net->work, net->gemm);
+        break;
+    case MG_OP_DECONV:
+        mg_deconv_backward(dx, dW, db, d, x, W, rows, &L->conv, add, net->work, net->gemm);
+        break;
+    case MG_OP_RESHAPE:
+        if (dx)
+            memcpy(dx, d, (size_t)rows * L->in * sizeof *dx);
+        break;
+    case MG_OP_BATCHNORM:
+        batchnorm_backward(net, l, dx, d, dW, db, row0, rows, add);
+        break;
     }
 }
 
@@ -617,7 +990,7 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
     const mg_real *d = dout;
     int held = -1;
     if (!(flags & MG_BACKWARD_FROM_LOGITS)) {
-        layer_act_backward(net, top, net->dbuf[0], dout, row0, rows);
+        layer_act_backward(net, top, net->dbuf[0], dout, net->dbuf[1], row0, rows);
         d = net->dbuf[0];
         held = 0;
     }
@@ -625,10 +998,8 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         const mg_layer *L = &net->layer[l];
         const int xb = held == 0 ? 1 : 0;
         mg_real *dx = l > 0 ? net->dbuf[xb] : dinp; // (rows, in)
-        mg_dense_backward(dx, weights ? net->grads + L->w_off : NULL,
-                          weights ? net->grads + L->b_off : NULL, d,
-                          net->x[l] + (size_t)row0 * L->in, mg_net_weights(net, l), rows, L->in,
-                          L->width, add, net->gemm);
+        layer_backward(net, l, dx, d, weights && L->w_n ? net->grads + L->w_off : NULL,
+                       weights && L->b_n ? net->grads + L->b_off : NULL, row0, rows, add);
         if (!dx) // l == 0 without dinp
             break;
         if (net->dropped && layer_drops(L)) {
@@ -636,13 +1007,15 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         }
         if (l == 0)
             break;
-        if (net->layer[l - 1].spec.type == MG_ACT_MAXOUT) {
+        const mg_layer *P = &net->layer[l - 1];
+        if (P->spec.op == MG_OP_DENSE && P->spec.type == MG_ACT_MAXOUT) {
             mg_real *dpre = net->dbuf[1 - xb];
-            layer_act_backward(net, l - 1, dpre, dx, row0, rows);
+            layer_act_backward(net, l - 1, dpre, dx, NULL, row0, rows);
             d = dpre;
             held = 1 - xb;
         } else {
-            layer_act_backward(net, l - 1, dx, dx, row0, rows);
+            /* In place (maxout_conv through the other buffer, free now). */
+            layer_act_backward(net, l - 1, dx, dx, net->dbuf[1 - xb], row0, rows);
             d = dx;
             held = xb;
         }
@@ -653,9 +1026,19 @@ void mg_net_bias_from_mean(mg_net *net, const double *mean)
 {
     const int l = net->n_layers - 1;
     const mg_layer *L = &net->layer[l];
-    mg_real *b = mg_net_bias(net, l); // (width); a maxout unit gives its mean to every piece
-    for (int j = 0; j < L->width; j++) {
-        double p = mean[j / L->spec.pieces];
+    mg_real *b = mg_net_bias(net, l);
+    if (L->spec.op == MG_OP_DENSE) { // (width); a maxout unit gives its mean to every piece
+        for (int j = 0; j < L->width; j++) {
+            double p = mean[j / L->spec.pieces];
+            p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
+            b[j] = (mg_real)log(p / (1 - p));
+        }
+        return;
+    }
+    if (L->b_n != (size_t)net->out_dim) // a bias per output value only (untied)
+        return;
+    for (size_t j = 0; j < L->b_n; j++) {
+        double p = mean[j];
         p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
         b[j] = (mg_real)log(p / (1 - p));
     }

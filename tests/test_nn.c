@@ -599,7 +599,7 @@ static void test_dropout_row_id(void)
     memcpy(xb + 5 * 11, xa, 11 * sizeof *xa);
     const uint64_t ida[6] = {42, 1, 2, 3, 4, 5}, idb[8] = {9, 8, 7, 6, 5, 42, 3, 2};
     const mg_rng_key key = {77, 88, 99};
-    const mg_dropout da = {key, ida}, db = {key, idb};
+    const mg_dropout da = {.key = key, .row_id = ida}, db = {.key = key, .row_id = idb};
     const mg_real *ya = mg_net_forward(&a, xa, 6, &da);
     const mg_real *yb = mg_net_forward(&b, xb, 8, &db);
     for (int l = 0; l < a.n_layers; l++) {
@@ -629,7 +629,7 @@ static void test_backward_no_weights(void)
     fill_nn(x, ROWS * IN, -1, 1, 30);
     fill_nn(dout, ROWS * 4, -1, 1, 31);
     const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
-    const mg_dropout drop = {{1, 2, 3}, ids};
+    const mg_dropout drop = {.key = {1, 2, 3}, .row_id = ids};
     const size_t ng = net.n_params + MG_STATS_SLOTS;
     mg_real *saved = malloc(ng * sizeof *saved);
     for (int flags = 0; flags <= MG_BACKWARD_FROM_LOGITS; flags += MG_BACKWARD_FROM_LOGITS) {
@@ -662,7 +662,7 @@ static void test_backward_set_grads(void)
     fill_nn(x, ROWS * IN, -1, 1, 33);
     fill_nn(dout, ROWS * 4, -1, 1, 34);
     const uint64_t ids[ROWS] = {0, 1, 2, 3, 4, 5};
-    const mg_dropout drop = {{1, 2, 3}, ids};
+    const mg_dropout drop = {.key = {1, 2, 3}, .row_id = ids};
     const size_t np = net.n_params;
     const mg_real stats[MG_STATS_SLOTS] = {1, 2, 3, 4};
     mg_real *added = malloc(np * sizeof *added);
@@ -714,7 +714,7 @@ static void test_backward_row_range(void)
     uint64_t ids[ROWS];
     for (int i = 0; i < ROWS; i++)
         ids[i] = 50 + i;
-    const mg_dropout drop = {{4, 5, 6}, ids};
+    const mg_dropout drop = {.key = {4, 5, 6}, .row_id = ids};
     const size_t np = net.n_params;
     mg_real *g_sub = malloc(np * sizeof *g_sub);
 

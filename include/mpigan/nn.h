@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mpigan/blas.h"
+#include "mpigan/conv.h"
 #include "mpigan/error.h"
 #include "mpigan/real.h"
 #include "mpigan/rng.h"
@@ -21,8 +22,7 @@
 
 /* ---- specification: what a configuration says about a network ---- */
 
-/* A layer is a dense map followed by an activation; `maxout` takes the max over `pieces` linear
- * pieces per unit. */
+/* Activations. `maxout` takes the max over `pieces` linear pieces per unit. */
 enum mg_act {
     MG_ACT_LINEAR,
     MG_ACT_RELU,
@@ -36,18 +36,59 @@ enum mg_act {
 extern const char *const mg_act_names[];
 const char *mg_act_name(enum mg_act act); /* "unknown" for a value out of range */
 
+/* What a layer computes before its activation. A configuration names a dense layer by its
+ * activation (`type: relu`) and every other by its operation (`type: conv`, with `activation`). */
+enum mg_op {
+    MG_OP_DENSE,       /* x W + b */
+    MG_OP_CONV,        /* 2-D convolution (NCHW) + b */
+    MG_OP_MAXOUT_CONV, /* convolution to units * pieces channels + b, the max over each unit's
+                          pieces (consecutive channels), then max pooling: pylearn2's
+                          MaxoutConvC01B */
+    MG_OP_DECONV,      /* transposed convolution + b (PyTorch's ConvTranspose2d) */
+    MG_OP_RESHAPE,     /* the same values seen as (C, H, W) */
+    MG_OP_BATCHNORM,   /* batch normalisation with a learned scale and shift */
+};
+/* "dense", "conv", "maxout_conv", "deconv", "reshape", "batchnorm", indexed by enum mg_op. */
+extern const char *const mg_op_names[];
+
+/* How weights start. */
+enum mg_init {
+    MG_INIT_UNIFORM, /* uniform in [-irange, irange] (pylearn2) */
+    MG_INIT_NORMAL,  /* normal(0, std) (DCGAN: 0.02); a batch norm's scale normal(1, std) */
+};
+extern const char *const mg_init_names[];
+
 typedef struct {
     char name[MG_NAME_MAX]; /* checkpoint tensor names use it: /generator/h0/W */
-    enum mg_act type;
-    int units;
-    int pieces;         /* maxout: linear pieces per unit; 1 for the other types */
-    double irange;      /* weights drawn uniform in [-irange, irange]; biases start at 0 */
+    enum mg_op op;
+    enum mg_act type;   /* the activation (maxout_conv: MG_ACT_MAXOUT; reshape: linear) */
+    int units;          /* dense: outputs; conv, deconv: output channels; maxout_conv: channels
+                           after the maxout; batchnorm, reshape: 0 (they keep their input's) */
+    int pieces;         /* maxout, maxout_conv: linear pieces per unit; 1 for the others */
+    int kernel[2], stride[2], pad[2]; /* conv, deconv, maxout_conv: (height, width) */
+    int out_pad[2];     /* deconv: output padding, below the stride */
+    int pool[2], pool_stride[2]; /* maxout_conv: max pooling window and stride */
+    int untied;         /* conv, deconv, maxout_conv: a bias per output value (pylearn2's
+                           tied_b 0), not one per channel */
+    int bias;           /* conv, deconv: 0 for none (DCGAN's convolutions before a batch norm) */
+    int shape[3];       /* reshape: (C, H, W) */
+    int sync;           /* batchnorm: statistics of the global batch over all ranks (1) or of
+                           each rank's own rows (0, PyTorch DDP's default) */
+    double bn_momentum; /* batchnorm: weight of a batch in the running averages (0.1) */
+    double bn_eps;      /* batchnorm: added to the variance (1e-5) */
+    enum mg_init init;
+    double irange;      /* init uniform: weights in [-irange, irange]; biases start at 0 */
+    double std;         /* init normal: the weights' standard deviation */
     double keep;        /* dropout on this layer's input: probability of keeping a unit (1 = off) */
     double input_scale; /* factor on kept inputs during training; default 1/keep (inverted) */
     double leak;        /* leaky_relu: slope for negative inputs */
-    double max_col_norm; /* after each update, each column of W (one output's weights) is scaled
-                            down to at most this L2 norm (pylearn2's max_col_norm); 0 = off */
+    double max_col_norm; /* dense: after each update, each column of W (one output's weights) is
+                            scaled down to at most this L2 norm (pylearn2's max_col_norm); 0 = off */
 } mg_layer_spec;
+
+/* The word a configuration's `type` and a checkpoint's layer `type` give: the activation of a
+ * dense layer, else the operation. */
+const char *mg_layer_type_name(const mg_layer_spec *spec);
 
 typedef struct {
     int n_layers;
@@ -113,62 +154,116 @@ double mg_softplus(double x);
 
 /* ---- network ---- */
 
+/* A layer as built: its shapes and where its tensors live. Every tensor is seen flat per row:
+ * an (N, C, H, W) batch is N rows of C * H * W values, channel-first. */
 typedef struct {
     mg_layer_spec spec;
-    int in, units, width;   /* width = units * pieces: columns of W */
-    size_t w_off, b_off;    /* W (in, width) and b (width) as offsets into params */
+    int in, units, width;    /* values per row: input, output, pre-activation (dense: width =
+                                units * pieces, the columns of W; maxout_conv: the detector
+                                channels units * pieces at the convolution's size) */
+    int in_c, in_h, in_w;    /* the input as (C, H, W); a flat input of n values is (n, 1, 1) */
+    int out_c, out_h, out_w; /* the output likewise */
+    int mid;                 /* maxout_conv: values per row after the maxout, before pooling */
+    size_t w_off, b_off;     /* W (batchnorm: its scale) and b (its shift) as offsets into params */
+    size_t w_n, b_n;         /* their sizes; b_n 0 for no bias */
+    size_t s_off;            /* batchnorm: running mean (C), then running variance (C) in state */
+    mg_conv_shape conv;      /* conv, deconv, maxout_conv */
+    mg_pool_shape pool;      /* maxout_conv */
 } mg_layer;
 
 /* Gradient buffers carry this many extra slots after the parameters, so that training
  * statistics (loss sums, mean outputs) ride along in the one gradient allreduce of a step. */
 #define MG_STATS_SLOTS 4
 
+/* Sums a vector of doubles over the ranks that train together (in place): how a batch norm with
+ * sync reaches the global batch without the network code knowing MPI (the trainer sets it to a
+ * comm.h call). NULL: one rank's rows are the batch. */
+typedef void (*mg_sum_fn)(void *arg, double *x, int n);
+
 typedef struct {
     int n_layers;
     mg_layer layer[MG_MAX_LAYERS];
     int in_dim, out_dim;
     int max_rows;           /* activation buffers are sized for this many rows */
+    int max_groups;         /* batch norm statistics for up to this many groups of rows */
     size_t n_params;
     mg_real *params;        /* (n_params) all weights and biases, layer after layer */
     mg_real *grads;         /* (n_params + MG_STATS_SLOTS) same layout, then the stats slots */
+    size_t n_state;
+    mg_real *state;         /* (n_state) batch norms' running averages: kept, not trained */
     mg_gemm_fn gemm;        /* mg_gemm_blas unless a test swaps in mg_gemm_ref */
     void (*progress)(void *); /* if set, called after each layer's forward: drives a
                                  communication in flight */
     void *progress_arg;
+    mg_sum_fn sum;          /* batch norms with sync sum their statistics through it */
+    void *sum_arg;
 
     /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
     const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */
     mg_real *xdrop[MG_MAX_LAYERS];   /* (rows, in) storage for x[l] when layer l drops out */
     mg_real *mask[MG_MAX_LAYERS];    /* (rows, in) dropout multipliers: 0 or input_scale */
     mg_real *pre[MG_MAX_LAYERS];     /* (rows, width) pre-activations */
-    mg_real *out[MG_MAX_LAYERS];     /* (rows, units) outputs */
-    int32_t *argmax[MG_MAX_LAYERS];  /* (rows, units) maxout winners */
-    int dropped;                     /* the last forward pass applied dropout */
+    mg_real *out[MG_MAX_LAYERS];     /* (rows, units) outputs (reshape: its input) */
+    mg_real *mid[MG_MAX_LAYERS];     /* (rows, mid) maxout_conv: after the maxout */
+    int32_t *argmax[MG_MAX_LAYERS];  /* maxout winners: (rows, units); maxout_conv (rows, mid) */
+    int32_t *argpool[MG_MAX_LAYERS]; /* maxout_conv: pooling winners (rows, units) */
+    double *bn_stats[MG_MAX_LAYERS]; /* batchnorm: (max_groups, 2, C) mean and 1/sd per group */
+    double *bn_count[MG_MAX_LAYERS]; /* batchnorm: (max_groups) values per channel and group */
+    int dropped;                     /* the last forward pass was a training pass */
+    int groups;                      /* ... with its rows in this many groups */
+    int fwd_rows;                    /* rows of the last forward pass */
     mg_real *dbuf[2];                /* (max_rows, widest layer) backward ping-pong */
+    mg_real *work;                   /* the convolutions' work space */
+    double *bn_sums;                 /* (max_groups, 2 C + 1) batch norm sums to reduce */
     uint32_t *u24;                   /* (widest input) 24-bit uniforms for one row's mask */
     double *colnorm;                 /* (widest layer) column norms for max_col_norm */
     void *arena;                     /* one allocation behind every buffer above */
     size_t arena_bytes;
 } mg_net;
 
-/* Sizes every buffer from the spec; nothing is allocated after this. */
+/* Sizes every buffer from the spec for an input of shape (in_c, in_h, in_w), batches of up to
+ * max_rows rows and batch norm statistics of up to max_groups groups of rows; nothing is
+ * allocated after this. A spec whose shapes do not chain fails with one line naming the layer
+ * and the shapes ("layer 1 (h1): kernel 8x8 larger than its padded input 5x5"). */
+int mg_net_init_shape(mg_net *net, const mg_net_spec *spec, int in_c, int in_h, int in_w,
+                      int max_rows, int max_groups, mg_error *err);
+/* The same for a flat input of in_dim values, one group. */
 int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err);
 void mg_net_free(mg_net *net);
 
-/* Weights uniform in +-irange from (seed, MG_STREAM_INIT, net_id), biases 0. */
+/* Weights from (seed, MG_STREAM_INIT, net_id): uniform in +-irange or normal(0, std) by the
+ * layer's init; biases 0; batch norms' scale 1 (normal(1, std) with init normal), shift 0,
+ * running mean 0 and variance 1. */
 void mg_net_init_params(mg_net *net, uint64_t seed, uint32_t net_id);
 
-mg_real *mg_net_weights(const mg_net *net, int l); /* (in, width) */
-mg_real *mg_net_bias(const mg_net *net, int l);    /* (width) */
+mg_real *mg_net_weights(const mg_net *net, int l); /* (in, width); conv: (OC, IC, KH, KW) */
+mg_real *mg_net_bias(const mg_net *net, int l);    /* (width); conv: (OC) or (OC, OH, OW) */
 
-/* Dropout masks for a forward pass: row r of the batch draws from (key, row_id[r]). */
+/* The tensors of layer l as a checkpoint stores them: name ("W", "b", "gamma", "beta",
+ * "running_mean", "running_var"), shape, and where the values are: params or state. */
+typedef struct {
+    const char *name;
+    int rank;
+    size_t dims[5];
+    int in_state; /* 1: net->state; 0: net->params */
+    size_t off, n;
+} mg_tensor_info;
+#define MG_MAX_LAYER_TENSORS 4
+/* Fills t (room for MG_MAX_LAYER_TENSORS) and returns how many. */
+int mg_layer_tensors(const mg_net *net, int l, mg_tensor_info *t);
+
+/* A training pass: dropout masks, row r of the batch drawing from (key, row_id[r]); and batch
+ * norm statistics per group: the rows are `groups` equal blocks (0 or 1: one), each normalised
+ * with its own statistics, as separate batches would be (D's real and fake rows; G's phases). */
 typedef struct {
     mg_rng_key key;
     const uint64_t *row_id; /* (rows) global example indices */
+    int groups;
 } mg_dropout;
 
-/* Forward pass over rows <= max_rows; drop NULL means no dropout (evaluation). Returns the last
- * layer's output (rows, out_dim); inp must stay untouched until the matching backward. */
+/* Forward pass over rows <= max_rows; drop NULL means evaluation: no dropout, batch norms with
+ * their running averages. Returns the last layer's output (rows, out_dim); inp must stay
+ * untouched until the matching backward. */
 const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const mg_dropout *drop);
 
 /* Logits of the last layer (its pre-activations): (rows, out_dim). */
@@ -180,11 +275,12 @@ enum {
     MG_BACKWARD_SET_GRADS = 4,   /* write the weight gradients rather than add into them */
 };
 
-/* Backward over rows [row0, row0 + rows) of the last forward pass. dout (rows, out_dim) is the
- * gradient of the output (or of the logits); weight gradients are added into net->grads, or with
- * MG_BACKWARD_SET_GRADS written over its first n_params values (0 when rows is 0), which are then
- * never read: a step with one backward pass per net needs no zeroing. The stats slots are never
- * touched. dinp (rows, in_dim) receives the input gradient unless NULL. */
+/* Backward over rows [row0, row0 + rows) of the last forward pass, which with batch norms must be
+ * whole groups of it. dout (rows, out_dim) is the gradient of the output (or of the logits);
+ * weight gradients are added into net->grads, or with MG_BACKWARD_SET_GRADS written over its
+ * first n_params values (0 when rows is 0), which are then never read: a step with one backward
+ * pass per net needs no zeroing. The stats slots are never touched. dinp (rows, in_dim) receives
+ * the input gradient unless NULL. */
 void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, int rows,
                      int flags);
 
@@ -193,10 +289,12 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
  * each update). Layers with max_col_norm 0 are left alone. */
 void mg_net_constrain(mg_net *net);
 
-/* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data. */
+/* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data: mean has
+ * out_dim values, and the last layer a bias per output value (dense, or untied). */
 void mg_net_bias_from_mean(mg_net *net, const double *mean);
 
-/* CRC-32 of a network's parameter bytes: replicas on every rank must have the same. */
+/* CRC-32 of a network's parameter bytes: replicas on every rank must have the same. (Not the
+ * state: batch norms without sync keep running averages of their own rank's rows.) */
 uint32_t mg_net_checksum(const mg_net *net);
 
 #endif
