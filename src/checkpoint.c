@@ -53,22 +53,20 @@ static const char *optim_name(enum mg_optim_type type)
     return type == MG_OPTIM_ADAM ? "adam" : "sgd";
 }
 
-/* W (in, units), or (in, units, pieces) for maxout: column u * pieces + p of the flat
- * (in, width) buffer makes the row-major 3-d array an exact view of it. */
-static int w_shape(const mg_layer *L, hsize_t *dims)
+/* A layer's tensors as HDF5 shapes (mg_layer_tensors: W (in, units), or (in, units, pieces) for
+ * maxout, whose column u * pieces + p of the flat (in, width) buffer makes the row-major 3-d
+ * array an exact view of it; conv W (OC, IC, KH, KW); a batch norm's gamma, beta and running
+ * averages (C)). */
+static int tensor_dims(const mg_tensor_info *t, hsize_t *dims)
 {
-    dims[0] = (hsize_t)L->in;
-    dims[1] = (hsize_t)L->units;
-    dims[2] = (hsize_t)L->spec.pieces;
-    return L->spec.type == MG_ACT_MAXOUT ? 3 : 2;
+    for (int i = 0; i < t->rank; i++)
+        dims[i] = (hsize_t)t->dims[i];
+    return t->rank;
 }
 
-/* b (units), or (units, pieces) for maxout. */
-static int b_shape(const mg_layer *L, hsize_t *dims)
+static const mg_real *tensor_data(const mg_net *net, const mg_tensor_info *t)
 {
-    dims[0] = (hsize_t)L->units;
-    dims[1] = (hsize_t)L->spec.pieces;
-    return L->spec.type == MG_ACT_MAXOUT ? 2 : 1;
+    return (t->in_state ? net->state : net->params) + t->off;
 }
 
 /* ---- writing: errors say what failed; mg_checkpoint_write names the file ---- */
@@ -92,22 +90,29 @@ static int write_layer(hid_t f, const char *net_name, int l, const mg_net *net, 
 {
     const mg_layer *L = &net->layer[l];
     char grp[GRP_MAX], obj[OBJ_MAX];
-    hsize_t dims[3];
     snprintf(grp, sizeof grp, "/%s/%s", net_name, L->spec.name);
+    /* units: a dense layer's outputs, else output channels; activation: that of a layer whose
+     * type is its operation. */
+    const int units = L->spec.op == MG_OP_DENSE ? L->units : L->out_c;
     if (mg_h5w_group(f, grp, what) ||
-        mg_h5w_attr_str(f, grp, "type", mg_act_name(L->spec.type), what) ||
-        attr_int(f, grp, "units", L->units, what) ||
+        mg_h5w_attr_str(f, grp, "type", mg_layer_type_name(&L->spec), what) ||
+        attr_int(f, grp, "units", units, what) ||
         attr_int(f, grp, "pieces", L->spec.pieces, what) || attr_int(f, grp, "index", l, what))
         return -1;
-    snprintf(obj, sizeof obj, "%s/W", grp);
-    int rank = w_shape(L, dims);
-    if (mg_h5w_dataset(f, obj, MG_H5_REAL_FILE, MG_H5_REAL_MEM, rank, dims, mg_net_weights(net, l),
-                       what))
+    if (L->spec.op != MG_OP_DENSE &&
+        mg_h5w_attr_str(f, grp, "activation", mg_act_name(L->spec.type), what))
         return -1;
-    snprintf(obj, sizeof obj, "%s/b", grp);
-    rank = b_shape(L, dims);
-    return mg_h5w_dataset(f, obj, MG_H5_REAL_FILE, MG_H5_REAL_MEM, rank, dims, mg_net_bias(net, l),
-                          what);
+    mg_tensor_info t[MG_MAX_LAYER_TENSORS];
+    const int n = mg_layer_tensors(net, l, t);
+    for (int i = 0; i < n; i++) {
+        hsize_t dims[5];
+        const int rank = tensor_dims(&t[i], dims);
+        snprintf(obj, sizeof obj, "%s/%s", grp, t[i].name);
+        if (mg_h5w_dataset(f, obj, MG_H5_REAL_FILE, MG_H5_REAL_MEM, rank, dims,
+                           tensor_data(net, &t[i]), what))
+            return -1;
+    }
+    return 0;
 }
 
 static int write_optim(hid_t f, const char *net_name, const mg_optim *opt, int64_t epochs,
@@ -232,6 +237,8 @@ static const char *not_finite(const mg_checkpoint_state *s)
     } parts[] = {
         {"the generator's parameters", s->g->params, s->g->n_params},
         {"the discriminator's parameters", s->d->params, s->d->n_params},
+        {"the generator's running averages", s->g->state, s->g->n_state},
+        {"the discriminator's running averages", s->d->state, s->d->n_state},
         {"the generator's optimizer state", s->g_opt->m, s->g_opt->n},
         {"the generator's optimizer state", s->g_opt->v, s->g_opt->v ? s->g_opt->n : 0},
         {"the discriminator's optimizer state", s->d_opt->m, s->d_opt->n},
@@ -400,6 +407,7 @@ static int list_layers(hid_t f, const char *path, int which, layer_list *list, m
 /* What a load reads for one network, before any of it goes into the trainer. */
 typedef struct {
     mg_real *params; /* (n_params) */
+    mg_real *state;  /* (n_state): batch norms' running averages */
     mg_real *m, *v;  /* (n_params); v for adam only */
     int64_t t;
 } net_state;
@@ -407,6 +415,7 @@ typedef struct {
 static void net_state_free(net_state *s)
 {
     free(s->params);
+    free(s->state);
     free(s->m);
     free(s->v);
     memset(s, 0, sizeof *s);
@@ -428,26 +437,28 @@ static int read_net(hid_t f, const char *path, int which, const mg_net *net, con
             return mg_fail(err, "%s: %s layer %d is \"%s\" in the configuration, \"%s\" in the "
                                 "checkpoint",
                            path, nn, l, sp->name, list.name[l]);
-        if (strcmp(mg_act_name(sp->type), list.type[l]) != 0)
+        if (strcmp(mg_layer_type_name(sp), list.type[l]) != 0)
             return mg_fail(err, "%s: %s layer %d (\"%s\") is %s in the configuration, %s in the "
                                 "checkpoint",
-                           path, nn, l, sp->name, mg_act_name(sp->type), list.type[l]);
+                           path, nn, l, sp->name, mg_layer_type_name(sp), list.type[l]);
     }
 
     const size_t n = net->n_params;
     s->params = mg_xmalloc(n * sizeof(mg_real));
+    s->state = mg_xmalloc((net->n_state + 1) * sizeof(mg_real));
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
-        char obj[OBJ_MAX];
-        hsize_t dims[3];
-        int rank = w_shape(L, dims);
-        snprintf(obj, sizeof obj, "/%s/%s/W", nn, L->spec.name);
-        if (read_tensor(f, path, obj, rank, dims, s->params + L->w_off, err))
-            return -1;
-        rank = b_shape(L, dims);
-        snprintf(obj, sizeof obj, "/%s/%s/b", nn, L->spec.name);
-        if (read_tensor(f, path, obj, rank, dims, s->params + L->b_off, err))
-            return -1;
+        mg_tensor_info t[MG_MAX_LAYER_TENSORS];
+        const int nt = mg_layer_tensors(net, l, t);
+        for (int i = 0; i < nt; i++) {
+            char obj[OBJ_MAX];
+            hsize_t dims[5];
+            const int rank = tensor_dims(&t[i], dims);
+            snprintf(obj, sizeof obj, "/%s/%s/%s", nn, L->spec.name, t[i].name);
+            if (read_tensor(f, path, obj, rank, dims, (t[i].in_state ? s->state : s->params) +
+                                                          t[i].off, err))
+                return -1;
+        }
     }
 
     if (!opt)
@@ -545,6 +556,8 @@ int mg_checkpoint_load(const mg_checkpoint_state *t, const char *path, mg_error 
          * they were. */
         memcpy(t->g->params, g.params, t->g->n_params * sizeof(mg_real));
         memcpy(t->d->params, d.params, t->d->n_params * sizeof(mg_real));
+        memcpy(t->g->state, g.state, t->g->n_state * sizeof(mg_real));
+        memcpy(t->d->state, d.state, t->d->n_state * sizeof(mg_real));
         memcpy(t->g_opt->m, g.m, t->g_opt->n * sizeof(mg_real));
         memcpy(t->d_opt->m, d.m, t->d_opt->n * sizeof(mg_real));
         if (t->g_opt->v)
@@ -575,8 +588,10 @@ int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err)
         rc = read_net(f, path, NET_G, g, NULL, &s, err);
     if (H5Fclose(f) < 0 && rc == 0)
         rc = mg_fail(err, "%s: cannot close", path);
-    if (rc == 0)
+    if (rc == 0) {
         memcpy(g->params, s.params, g->n_params * sizeof(mg_real));
+        memcpy(g->state, s.state, g->n_state * sizeof(mg_real)); /* batch norms' averages */
+    }
     net_state_free(&s);
     return rc ? mg_file_one_line(err) : 0;
 }
@@ -678,17 +693,31 @@ static int describe_net(FILE *out, hid_t f, const char *path, int which, mg_erro
              mg_h5r_attr_i64(f, path, obj, "pieces", &pieces, err);
         if (rc)
             break;
-        if (strcmp(list.type[l], "maxout") == 0)
-            fprintf(b, "  %s: %s, %lld units of %lld pieces\n", list.name[l], list.type[l],
-                    (long long)units, (long long)pieces);
+        const int conv = strstr(list.type[l], "conv") != NULL; /* conv, deconv, maxout_conv */
+        if (strcmp(list.type[l], "maxout") == 0 || strcmp(list.type[l], "maxout_conv") == 0)
+            fprintf(b, "  %s: %s, %lld %s of %lld pieces\n", list.name[l], list.type[l],
+                    (long long)units, conv ? "channels" : "units", (long long)pieces);
+        else if (strcmp(list.type[l], "reshape") == 0 || strcmp(list.type[l], "batchnorm") == 0)
+            fprintf(b, "  %s: %s, %lld channel%s\n", list.name[l], list.type[l],
+                    (long long)units, units == 1 ? "" : "s");
         else
-            fprintf(b, "  %s: %s, %lld unit%s\n", list.name[l], list.type[l], (long long)units,
-                    units == 1 ? "" : "s");
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            const char *t = k == 0 ? "W" : "b";
-            snprintf(obj, sizeof obj, "/%s/%s/%s", nn, list.name[l], t);
-            snprintf(label, sizeof label, "%s/%s", list.name[l], t);
-            rc = describe_tensor(b, f, path, obj, label, &count, err);
+            fprintf(b, "  %s: %s, %lld %s%s\n", list.name[l], list.type[l], (long long)units,
+                    conv ? "channel" : "unit", units == 1 ? "" : "s");
+        /* Parameters count; a batch norm's running averages are listed, not counted. */
+        static const char *const names[] = {"W", "b", "gamma", "beta", "running_mean",
+                                            "running_var"};
+        for (int k = 0; k < 6 && rc == 0; k++) {
+            snprintf(obj, sizeof obj, "/%s/%s/%s", nn, list.name[l], names[k]);
+            htri_t there = H5Lexists(f, obj, H5P_DEFAULT);
+            if (there < 0) {
+                rc = mg_fail(err, "%s: cannot read %s", path, obj);
+                break;
+            }
+            if (!there)
+                continue;
+            uint64_t ignored = 0;
+            snprintf(label, sizeof label, "%s/%s", list.name[l], names[k]);
+            rc = describe_tensor(b, f, path, obj, label, k < 4 ? &count : &ignored, err);
         }
     }
     char grp[GRP_MAX], obj[OBJ_MAX], type[32];

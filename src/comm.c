@@ -248,6 +248,18 @@ void mg_comm_free(mg_comm *c)
     free(c);
 }
 
+static void sum_double_piece(void *p, int count, void *arg)
+{
+    const chunk_op *op = arg;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, count, MPI_DOUBLE, MPI_SUM, op->comm));
+}
+
+void mg_comm_allreduce_double(const mg_comm *c, double *buf, size_t n)
+{
+    chunk_op op = {.comm = c->comm};
+    for_chunks(buf, n, sizeof *buf, sum_double_piece, &op);
+}
+
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
 {
     chunk_op op = {.comm = c->comm};

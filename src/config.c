@@ -28,7 +28,7 @@ _Static_assert(MG_PATH_MAX <= PATH_MAX, "a path mpigan holds must be one the sys
 #endif
 
 #define KEY_LEN 256                 /* key paths in messages; longer (unknown) keys are cut */
-#define MAX_FIELDS 16               /* keys in the largest mapping */
+#define MAX_FIELDS 32               /* keys in the largest mapping */
 #define MAX_CONFIG_BYTES (16 << 20) /* anything larger is not a configuration file */
 
 /* Name tables of the model's enums live with the model (nn.h, optim.h, rng.h, train.h); these are
@@ -51,6 +51,7 @@ enum kind {
     K_STR,     /* char[size] */
     K_IDENT,   /* char[size] of [A-Za-z0-9_], at least one */
     K_PATH,    /* char[size]: a data file, resolved against the configuration's directory */
+    K_INTS,    /* int[size / sizeof(int)]: one integer for all, or a list of exactly that many */
     K_SECTION, /* mapping read with `sub`, whose offsets are from the same base */
     K_LAYERS,  /* list of layer mappings into the mg_net_spec at off */
     K_OPTIM,   /* optimizer mapping into the mg_optim_spec at off */
@@ -69,8 +70,8 @@ enum {
     F_RUN_DIR = 1 << 9,  /* K_STR: a run directory, with room for the file names put in it */
 };
 
-/* `only` restricts a key to one layer or optimizer type; 0 means any, so it stores type + 1. */
-#define ONLY(type) ((type) + 1)
+/* `only` restricts a key to some layer or optimizer types: a bit per type index; 0 means any. */
+#define ONLY(type) (1 << (type))
 
 typedef struct field {
     const char *key;
@@ -93,9 +94,28 @@ typedef struct field {
 #define UNIT_CLOSED_OPEN .flags = F_MIN | F_MAX | F_MAX_OPEN, .min = 0, .max = 1 /* [0, 1) */
 #define END {.key = NULL}
 
+/* A layer's `type`: a dense layer's activation, or another layer's operation. Index t of this
+ * list is the activation t for t <= MG_ACT_MAXOUT, then the operations in enum mg_op's order from
+ * conv. */
+static const char *const layer_type_names[] = {
+    "linear", "relu", "leaky_relu", "sigmoid", "tanh", "maxout",
+    "conv",   "maxout_conv", "deconv", "reshape", "batchnorm", NULL};
+enum { T_CONV = MG_ACT_MAXOUT + 1, T_MAXOUT_CONV, T_DECONV, T_RESHAPE, T_BATCHNORM };
+/* The activations another layer may end in: every one but maxout. */
+static const char *const activation_names[] = {"linear", "relu", "leaky_relu", "sigmoid", "tanh",
+                                               NULL};
+
+#define DENSE_TYPES                                                                            \
+    (ONLY(MG_ACT_LINEAR) | ONLY(MG_ACT_RELU) | ONLY(MG_ACT_LEAKY_RELU) | ONLY(MG_ACT_SIGMOID) |  \
+     ONLY(MG_ACT_TANH) | ONLY(MG_ACT_MAXOUT))
+#define CONV_TYPES (ONLY(T_CONV) | ONLY(T_MAXOUT_CONV) | ONLY(T_DECONV))
+#define WEIGHTED_TYPES (DENSE_TYPES | CONV_TYPES)
+
 /* Indices into layer_fields and optim_fields, for the keys their readers treat specially. */
 enum {
-    L_NAME, L_TYPE, L_UNITS, L_PIECES, L_IRANGE, L_KEEP, L_INPUT_SCALE, L_LEAK, L_MAX_COL_NORM, L_N
+    L_NAME, L_TYPE, L_UNITS, L_CHANNELS, L_PIECES, L_ACTIVATION, L_KERNEL, L_STRIDE, L_PAD,
+    L_OUT_PAD, L_POOL, L_POOL_STRIDE, L_TIED_BIAS, L_BIAS, L_SHAPE, L_SYNC, L_MOMENTUM, L_EPS,
+    L_INIT, L_IRANGE, L_STD, L_KEEP, L_INPUT_SCALE, L_LEAK, L_MAX_COL_NORM, L_N
 };
 enum {
     O_TYPE, O_LR, O_LR_DECAY, O_MIN_LR, O_MOMENTUM, O_FINAL_MOMENTUM, O_MOMENTUM_START,
@@ -104,19 +124,43 @@ enum {
 
 _Static_assert(L_N < MAX_FIELDS && O_N < MAX_FIELDS, "collect() sizes its arrays by MAX_FIELDS");
 
+#define SIDES(lo) RANGE(lo, MG_CONFIG_MAX_SIDE)
 static const field layer_fields[] = {
     [L_NAME] = {"name", K_IDENT, LAYER(name)},
-    [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = mg_act_names},
-    [L_UNITS] = {"units", K_INT, LAYER(units), .flags = F_REQUIRED | F_MIN | F_MAX, .min = 1,
-                 .max = MG_CONFIG_MAX_DIM},
+    [L_TYPE] = {"type", K_ENUM, LAYER(type), .flags = F_REQUIRED, .names = layer_type_names},
+    [L_UNITS] = {"units", K_INT, LAYER(units), RANGE(1, MG_CONFIG_MAX_DIM), .only = DENSE_TYPES},
+    [L_CHANNELS] = {"channels", K_INT, LAYER(units), RANGE(1, MG_CONFIG_MAX_DIM),
+                    .only = CONV_TYPES},
     [L_PIECES] = {"pieces", K_INT, LAYER(pieces), RANGE(2, MG_CONFIG_MAX_PIECES),
-                  .only = ONLY(MG_ACT_MAXOUT)},
-    [L_IRANGE] = {"irange", K_REAL, LAYER(irange), AT_LEAST(0)},
+                  .only = ONLY(MG_ACT_MAXOUT) | ONLY(T_MAXOUT_CONV)},
+    [L_ACTIVATION] = {"activation", K_ENUM, LAYER(type), .names = activation_names,
+                      .only = ONLY(T_CONV) | ONLY(T_DECONV) | ONLY(T_BATCHNORM)},
+    [L_KERNEL] = {"kernel", K_INTS, LAYER(kernel), SIDES(1), .only = CONV_TYPES},
+    [L_STRIDE] = {"stride", K_INTS, LAYER(stride), SIDES(1), .only = CONV_TYPES},
+    [L_PAD] = {"pad", K_INTS, LAYER(pad), SIDES(0), .only = CONV_TYPES},
+    [L_OUT_PAD] = {"output_padding", K_INTS, LAYER(out_pad), SIDES(0), .only = ONLY(T_DECONV)},
+    [L_POOL] = {"pool", K_INTS, LAYER(pool), SIDES(1), .only = ONLY(T_MAXOUT_CONV)},
+    [L_POOL_STRIDE] = {"pool_stride", K_INTS, LAYER(pool_stride), SIDES(1),
+                       .only = ONLY(T_MAXOUT_CONV)},
+    [L_TIED_BIAS] = {"tied_bias", K_BOOL, LAYER(tied_bias), .only = CONV_TYPES},
+    [L_BIAS] = {"bias", K_BOOL, LAYER(bias), .only = ONLY(T_CONV) | ONLY(T_DECONV)},
+    [L_SHAPE] = {"shape", K_INTS, LAYER(shape), SIDES(1), .only = ONLY(T_RESHAPE)},
+    [L_SYNC] = {"sync", K_BOOL, LAYER(sync), .only = ONLY(T_BATCHNORM)},
+    [L_MOMENTUM] = {"momentum", K_REAL, LAYER(bn_momentum), RANGE(0, 1),
+                    .only = ONLY(T_BATCHNORM)},
+    [L_EPS] = {"eps", K_REAL, LAYER(bn_eps), RANGE(1e-12, 1), .only = ONLY(T_BATCHNORM)},
+    [L_INIT] = {"init", K_ENUM, LAYER(init), .names = mg_init_names,
+                .only = WEIGHTED_TYPES | ONLY(T_BATCHNORM)},
+    [L_IRANGE] = {"irange", K_REAL, LAYER(irange), AT_LEAST(0), .only = WEIGHTED_TYPES},
+    [L_STD] = {"std", K_REAL, LAYER(std), ABOVE(0), .only = WEIGHTED_TYPES | ONLY(T_BATCHNORM)},
     [L_KEEP] = {"keep", K_REAL, LAYER(keep), .flags = F_MIN | F_MIN_OPEN | F_MAX, .min = 0,
                 .max = 1},
     [L_INPUT_SCALE] = {"input_scale", K_REAL, LAYER(input_scale), ABOVE(0)},
-    [L_LEAK] = {"leak", K_REAL, LAYER(leak), UNIT_CLOSED_OPEN, .only = ONLY(MG_ACT_LEAKY_RELU)},
-    [L_MAX_COL_NORM] = {"max_col_norm", K_REAL, LAYER(max_col_norm), AT_LEAST(0)},
+    [L_LEAK] = {"leak", K_REAL, LAYER(leak), UNIT_CLOSED_OPEN,
+                .only = ONLY(MG_ACT_LEAKY_RELU) | ONLY(T_CONV) | ONLY(T_DECONV) |
+                        ONLY(T_BATCHNORM)},
+    [L_MAX_COL_NORM] = {"max_col_norm", K_REAL, LAYER(max_col_norm), AT_LEAST(0),
+                        .only = DENSE_TYPES},
     [L_N] = END,
 };
 
@@ -788,12 +832,55 @@ static int check_only(ctx *c, const field *fields, const int *key, const char *p
                       const char *const *type_names)
 {
     for (int i = 0; fields[i].key; i++) {
-        if (key[i] && fields[i].only && fields[i].only != ONLY(type)) {
-            char kpath[KEY_LEN];
+        if (key[i] && fields[i].only && !(fields[i].only & ONLY(type))) {
+            char kpath[KEY_LEN], list[256] = "";
+            size_t n = 0;
+            int count = 0;
+            for (int t = 0; type_names[t]; t++)
+                count += (fields[i].only & ONLY(t)) != 0;
+            for (int t = 0, seen = 0; type_names[t] && n < sizeof list; t++) {
+                if (!(fields[i].only & ONLY(t)))
+                    continue;
+                seen++;
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s",
+                                      seen == 1 ? "" : seen == count ? " and " : ", ",
+                                      type_names[t]);
+            }
             join(kpath, path, fields[i].key);
-            return fail_at(c, node_at(c, key[i]), kpath, "only for type %s",
-                           type_names[fields[i].only - 1]);
+            return fail_at(c, node_at(c, key[i]), kpath, "only for type%s %s",
+                           count == 1 ? "" : "s", list);
         }
+    }
+    return 0;
+}
+
+/* K_INTS: one integer for every element (`kernel: 4`), or a list of exactly as many (`kernel:
+ * [4, 3]`), each checked as a K_INT of the field's bounds. */
+static int convert_ints(ctx *c, const field *f, yaml_node_t *node, const char *key, char *base)
+{
+    const int n = (int)(f->size / sizeof(int));
+    field one = *f;
+    one.kind = K_INT;
+    one.size = sizeof(int);
+    if (node->type == YAML_SCALAR_NODE) {
+        if (convert_scalar(c, &one, node, key, base))
+            return -1;
+        int *dest = (int *)(base + f->off);
+        for (int i = 1; i < n; i++)
+            dest[i] = dest[0];
+        return 0;
+    }
+    if (node->type != YAML_SEQUENCE_NODE)
+        return fail_at(c, node, key, "expected an integer or a list of %d", n);
+    const int got = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (got != n)
+        return fail_at(c, node, key, "expected a list of %d integers, got %d", n, got);
+    for (int i = 0; i < n; i++) {
+        char ipath[KEY_LEN];
+        join_index(ipath, key, i);
+        one.off = f->off + (size_t)i * sizeof(int);
+        if (convert_scalar(c, &one, node_at(c, node->data.sequence.items.start[i]), ipath, base))
+            return -1;
     }
     return 0;
 }
@@ -806,10 +893,20 @@ static int convert_given(ctx *c, const field *fields, const int *value, const ch
             continue;
         char kpath[KEY_LEN];
         join(kpath, path, fields[i].key);
-        if (convert_scalar(c, &fields[i], node_at(c, value[i]), kpath, base))
+        yaml_node_t *node = node_at(c, value[i]);
+        if (fields[i].kind == K_INTS ? convert_ints(c, &fields[i], node, kpath, base)
+                                     : convert_scalar(c, &fields[i], node, kpath, base))
             return -1;
     }
     return 0;
+}
+
+/* The key of layer_fields for index i, with its layer's path: for messages. */
+static int missing_for(ctx *c, const char *path, int i, const char *why)
+{
+    char kpath[KEY_LEN];
+    join(kpath, path, layer_fields[i].key);
+    return fail_missing(c, kpath, why);
 }
 
 static int convert_layer(ctx *c, yaml_node_t *map, const char *path, int index, mg_layer_spec *l,
@@ -824,23 +921,70 @@ static int convert_layer(ctx *c, yaml_node_t *map, const char *path, int index, 
     join(kpath, path, "type");
     if (!value[L_TYPE])
         return fail_missing(c, kpath, "");
-    /* The type decides which keys are allowed and what the defaults are. */
-    if (convert_scalar(c, &layer_fields[L_TYPE], node_at(c, value[L_TYPE]), kpath, (char *)l) ||
-        check_only(c, layer_fields, key, path, (int)l->type, mg_act_names))
+    /* The type decides which keys are allowed and what the defaults are. The type index goes
+     * through an int, then into the spec's operation and activation. */
+    int t = 0;
+    const field type_field = {"type", K_ENUM, .off = 0, .size = sizeof t,
+                              .names = layer_type_names};
+    if (convert_scalar(c, &type_field, node_at(c, value[L_TYPE]), kpath, (char *)&t) ||
+        check_only(c, layer_fields, key, path, t, layer_type_names))
         return -1;
-    l->pieces = l->type == MG_ACT_MAXOUT ? 0 : 1;
+    const enum mg_op ops[] = {[T_CONV] = MG_OP_CONV, [T_MAXOUT_CONV] = MG_OP_MAXOUT_CONV,
+                              [T_DECONV] = MG_OP_DECONV, [T_RESHAPE] = MG_OP_RESHAPE,
+                              [T_BATCHNORM] = MG_OP_BATCHNORM};
+    l->op = t <= MG_ACT_MAXOUT ? MG_OP_DENSE : ops[t];
+    l->type = t <= MG_ACT_MAXOUT ? (enum mg_act)t
+              : t == T_MAXOUT_CONV ? MG_ACT_MAXOUT
+                                   : MG_ACT_LINEAR;
+    const int maxout = l->type == MG_ACT_MAXOUT;
+    l->pieces = maxout ? 0 : 1;
+    l->stride[0] = l->stride[1] = 1;
+    l->tied_bias = 1;
+    l->bias = 1;
+    l->sync = 1;
+    l->bn_momentum = 0.1;
+    l->bn_eps = 1e-5;
+    l->init = MG_INIT_UNIFORM;
     l->irange = 0.05;
+    l->std = 0.02;
     l->keep = 1.0;
-    l->leak = l->type == MG_ACT_LEAKY_RELU ? 0.2 : 0.0;
     if (convert_given(c, layer_fields, value, path, L_TYPE, (char *)l))
         return -1;
-    if (!value[L_UNITS]) {
-        join(kpath, path, "units");
-        return fail_missing(c, kpath, "");
+    if (l->type == MG_ACT_LEAKY_RELU && !value[L_LEAK])
+        l->leak = 0.2;
+    if (value[L_LEAK] && l->type != MG_ACT_LEAKY_RELU) {
+        join(kpath, path, "leak");
+        return fail_at(c, node_at(c, key[L_LEAK]), kpath, "only with activation leaky_relu");
     }
-    if (l->type == MG_ACT_MAXOUT && !value[L_PIECES]) {
-        join(kpath, path, "pieces");
-        return fail_missing(c, kpath, " for type maxout");
+    if (l->op == MG_OP_DENSE && !value[L_UNITS])
+        return missing_for(c, path, L_UNITS, "");
+    if ((l->op == MG_OP_CONV || l->op == MG_OP_DECONV || l->op == MG_OP_MAXOUT_CONV) &&
+        !value[L_CHANNELS])
+        return missing_for(c, path, L_CHANNELS, "");
+    if ((l->op == MG_OP_CONV || l->op == MG_OP_DECONV || l->op == MG_OP_MAXOUT_CONV) &&
+        !value[L_KERNEL])
+        return missing_for(c, path, L_KERNEL, "");
+    if (maxout && !value[L_PIECES])
+        return missing_for(c, path, L_PIECES, t == T_MAXOUT_CONV ? " for type maxout_conv"
+                                                                  : " for type maxout");
+    if (l->op == MG_OP_MAXOUT_CONV && !value[L_POOL])
+        return missing_for(c, path, L_POOL, " for type maxout_conv");
+    if (l->op == MG_OP_MAXOUT_CONV && !value[L_POOL_STRIDE])
+        memcpy(l->pool_stride, l->pool, sizeof l->pool);
+    if (l->op == MG_OP_RESHAPE && !value[L_SHAPE])
+        return missing_for(c, path, L_SHAPE, " for type reshape");
+    if (value[L_SHAPE] && node_at(c, value[L_SHAPE])->type != YAML_SEQUENCE_NODE) {
+        join(kpath, path, "shape");
+        return fail_at(c, node_at(c, value[L_SHAPE]), kpath, "expected a list of 3 integers "
+                                                               "[channels, height, width]");
+    }
+    if (value[L_STD] && l->init != MG_INIT_NORMAL) {
+        join(kpath, path, "std");
+        return fail_at(c, node_at(c, key[L_STD]), kpath, "only with init normal");
+    }
+    if (value[L_IRANGE] && l->init != MG_INIT_UNIFORM) {
+        join(kpath, path, "irange");
+        return fail_at(c, node_at(c, key[L_IRANGE]), kpath, "only with init uniform");
     }
     if (!value[L_NAME])
         snprintf(l->name, sizeof l->name, "h%d", index);
@@ -900,12 +1044,24 @@ static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_sp
         }
     }
     const mg_layer_spec *last = &net->layers[n - 1];
-    if (discriminator && (last->type != MG_ACT_SIGMOID || last->units != 1)) {
+    if (discriminator && last->op == MG_OP_DENSE &&
+        (last->type != MG_ACT_SIGMOID || last->units != 1)) {
         join_index(lpath, path, n - 1);
         return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
                        "the discriminator's last layer must be sigmoid with 1 unit (got %s, %d "
                        "unit%s)",
                        mg_act_names[last->type], last->units, last->units == 1 ? "" : "s");
+    }
+    /* A convolution may end D too (DCGAN's 4x4 to one value): its 1x1 output is checked when the
+     * network is built, against the data's shape. */
+    if (discriminator && last->op != MG_OP_DENSE &&
+        !((last->op == MG_OP_CONV || last->op == MG_OP_DECONV) && last->type == MG_ACT_SIGMOID &&
+          last->units == 1)) {
+        join_index(lpath, path, n - 1);
+        return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
+                       "the discriminator's last layer must be sigmoid with 1 unit, or a conv of "
+                       "1 channel with activation sigmoid (got %s)",
+                       mg_layer_type_name(last));
     }
     return 0;
 }
@@ -1257,6 +1413,16 @@ static int check_data(ctx *c, const mg_config *cfg)
         snprintf(why, sizeof why, " for format %s", cfg->data.format);
         return fail_missing(c, "data.path", why);
     }
+    const mg_net_spec *g = &cfg->generator.net;
+    const mg_layer_spec *g_out = g->n_layers > 0 ? &g->layers[g->n_layers - 1] : NULL;
+    if (cfg->generator.output_bias_from_data && g_out &&
+        !(g_out->op == MG_OP_DENSE ||
+          ((g_out->op == MG_OP_CONV || g_out->op == MG_OP_DECONV) && g_out->bias &&
+           !g_out->tied_bias)))
+        return mg_fail(c->err,
+                       "%s: generator.output_bias_from_data: needs a bias per output value in G's "
+                       "last layer (dense, or a conv or deconv with tied_bias: false)",
+                       c->name);
     if (cfg->generator.output_bias_from_data && cfg->data.preprocess == MG_PREPROCESS_GCN)
         return mg_fail(c->err,
                        "%s: generator.output_bias_from_data: needs pixels in [0, 1], and "
@@ -1364,6 +1530,11 @@ static int check_net(ctx *c, const char *name, const char *who, const mg_net_spe
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer_spec *L = &net->layers[l];
+        /* A convolution's sizes follow from the data's shape, unknown here: the network checks
+         * them, with 64-bit arithmetic, when it is built (nn.c), and the dense layers after one
+         * with them. */
+        if (L->op != MG_OP_DENSE)
+            return 0;
         char key[KEY_LEN], what[96];
         factor w[2], f[6];
         int n_w = 1, n;
@@ -1443,6 +1614,11 @@ static int check_sizes(ctx *c, const mg_config *cfg)
         return 0; /* reported as missing */
     char key[KEY_LEN];
     const int last = gnet->n_layers - 1;
+    /* G's output size follows from the shapes of its convolutions: with one, the sizes are
+     * checked where they are formed, with the data's shape (nn.c, train.c, session.c). */
+    for (int l = 0; l < gnet->n_layers; l++)
+        if (gnet->layers[l].op != MG_OP_DENSE)
+            return 0;
     snprintf(key, sizeof key, "generator.layers.%d.units", last);
     const factor units = int_factor(key, &gnet->layers[last].units);
     const factor batch = int_factor("train.batch_size", &cfg->train.batch_size);
@@ -1774,6 +1950,15 @@ static int plain_name(const char *s)
     return 1;
 }
 
+/* "      kernel: 4" when both sides agree, else "      kernel: [4, 3]". */
+static void write_pair(FILE *f, const char *key, const int *v)
+{
+    if (v[0] == v[1])
+        fprintf(f, "      %s: %d\n", key, v[0]);
+    else
+        fprintf(f, "      %s: [%d, %d]\n", key, v[0], v[1]);
+}
+
 static void write_net(FILE *f, const mg_net_spec *net, const mg_optim_spec *o)
 {
     fprintf(f, "  layers:\n");
@@ -1784,16 +1969,53 @@ static void write_net(FILE *f, const mg_net_spec *net, const mg_optim_spec *o)
             fputs(l->name, f);
         else
             write_quoted(f, l->name);
-        fprintf(f, "\n      type: %s\n      units: %d\n", mg_act_name(l->type), l->units);
-        /* pieces and leak only where they apply: elsewhere they are errors. */
+        fprintf(f, "\n      type: %s\n", mg_layer_type_name(l));
+        const int conv = l->op == MG_OP_CONV || l->op == MG_OP_DECONV ||
+                         l->op == MG_OP_MAXOUT_CONV;
+        if (l->op == MG_OP_DENSE)
+            fprintf(f, "      units: %d\n", l->units);
+        if (conv)
+            fprintf(f, "      channels: %d\n", l->units);
+        /* Keys only where they apply: elsewhere they are errors. */
         if (l->type == MG_ACT_MAXOUT)
             fprintf(f, "      pieces: %d\n", l->pieces);
-        write_real(f, "      ", "irange", l->irange);
+        if (l->op == MG_OP_CONV || l->op == MG_OP_DECONV || l->op == MG_OP_BATCHNORM)
+            fprintf(f, "      activation: %s\n", mg_act_name(l->type));
+        if (conv) {
+            write_pair(f, "kernel", l->kernel);
+            write_pair(f, "stride", l->stride);
+            write_pair(f, "pad", l->pad);
+            fprintf(f, "      tied_bias: %s\n", l->tied_bias ? "true" : "false");
+        }
+        if (l->op == MG_OP_DECONV)
+            write_pair(f, "output_padding", l->out_pad);
+        if (l->op == MG_OP_CONV || l->op == MG_OP_DECONV)
+            fprintf(f, "      bias: %s\n", l->bias ? "true" : "false");
+        if (l->op == MG_OP_MAXOUT_CONV) {
+            write_pair(f, "pool", l->pool);
+            write_pair(f, "pool_stride", l->pool_stride);
+        }
+        if (l->op == MG_OP_RESHAPE)
+            fprintf(f, "      shape: [%d, %d, %d]\n", l->shape[0], l->shape[1], l->shape[2]);
+        if (l->op == MG_OP_BATCHNORM) {
+            fprintf(f, "      sync: %s\n", l->sync ? "true" : "false");
+            write_real(f, "      ", "momentum", l->bn_momentum);
+            write_real(f, "      ", "eps", l->bn_eps);
+        }
+        if (l->op != MG_OP_RESHAPE) {
+            if (l->init != MG_INIT_UNIFORM || l->op == MG_OP_BATCHNORM)
+                fprintf(f, "      init: %s\n", enum_name(mg_init_names, (int)l->init));
+            if (l->init == MG_INIT_NORMAL)
+                write_real(f, "      ", "std", l->std);
+            else if (l->op != MG_OP_BATCHNORM)
+                write_real(f, "      ", "irange", l->irange);
+        }
         write_real(f, "      ", "keep", l->keep);
         write_real(f, "      ", "input_scale", l->input_scale);
         if (l->type == MG_ACT_LEAKY_RELU)
             write_real(f, "      ", "leak", l->leak);
-        write_real(f, "      ", "max_col_norm", l->max_col_norm);
+        if (l->op == MG_OP_DENSE)
+            write_real(f, "      ", "max_col_norm", l->max_col_norm);
     }
     fprintf(f, "  optimizer:\n    type: %s\n", enum_name(mg_optim_names, (int)o->type));
     write_real(f, "    ", "lr", o->lr);

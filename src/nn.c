@@ -467,7 +467,7 @@ static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
                              .OC = s->units * pieces, .KH = s->kernel[0], .KW = s->kernel[1],
                              .SH = s->stride[0], .SW = s->stride[1], .PH = s->pad[0],
                              .PW = s->pad[1], .OPH = deconv ? s->out_pad[0] : 0,
-                             .OPW = deconv ? s->out_pad[1] : 0, .untied = s->untied};
+                             .OPW = deconv ? s->out_pad[1] : 0, .untied = !s->tied_bias};
         if ((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(c, at, err))
             return mg_fail(err, "network: %s", err->msg);
         width = (int64_t)c->OC * c->OH * c->OW;
@@ -596,6 +596,23 @@ int mg_net_init_shape(mg_net *net, const mg_net_spec *spec, int in_c, int in_h, 
     return 0;
 }
 
+int mg_net_out_shape(const mg_net_spec *spec, int in_c, int in_h, int in_w, int *out_c,
+                     int *out_h, int *out_w, mg_error *err)
+{
+    int c = in_c, h = in_h, w = in_w;
+    for (int l = 0; l < spec->n_layers && l < MG_MAX_LAYERS; l++) {
+        mg_layer L = {.spec = spec->layers[l], .in_c = c, .in_h = h, .in_w = w};
+        L.spec.pieces = L.spec.type == MG_ACT_MAXOUT ? L.spec.pieces : 1;
+        char at[MG_NAME_MAX + 32];
+        layer_label(at, sizeof at, l, &L.spec);
+        if (layer_shape(&L, at, 1, err))
+            return -1;
+        c = L.out_c, h = L.out_h, w = L.out_w;
+    }
+    *out_c = c, *out_h = h, *out_w = w;
+    return 0;
+}
+
 int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err)
 {
     if (in_dim < 1)
@@ -713,13 +730,13 @@ int mg_layer_tensors(const mg_net *net, int l, mg_tensor_info *t)
         const size_t OH = (size_t)c->OH, OW = (size_t)c->OW;
         if (s->op == MG_OP_MAXOUT_CONV) {
             TENSOR("W", 0, L->w_off, L->w_n, U, P, IC, KH, KW);
-            if (L->b_n && s->untied)
+            if (L->b_n && !s->tied_bias)
                 TENSOR("b", 0, L->b_off, L->b_n, U, P, OH, OW);
             else if (L->b_n)
                 TENSOR("b", 0, L->b_off, L->b_n, U, P);
         } else {
             TENSOR("W", 0, L->w_off, L->w_n, U, IC, KH, KW);
-            if (L->b_n && s->untied)
+            if (L->b_n && !s->tied_bias)
                 TENSOR("b", 0, L->b_off, L->b_n, U, OH, OW);
             else if (L->b_n)
                 TENSOR("b", 0, L->b_off, L->b_n, U);
@@ -729,7 +746,7 @@ int mg_layer_tensors(const mg_net *net, int l, mg_tensor_info *t)
     case MG_OP_DECONV: {
         const mg_conv_shape *c = &L->conv;
         TENSOR("W", 0, L->w_off, L->w_n, (size_t)c->IC, U, (size_t)c->KH, (size_t)c->KW);
-        if (L->b_n && s->untied)
+        if (L->b_n && !s->tied_bias)
             TENSOR("b", 0, L->b_off, L->b_n, U, (size_t)c->OH, (size_t)c->OW);
         else if (L->b_n)
             TENSOR("b", 0, L->b_off, L->b_n, U);

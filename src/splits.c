@@ -37,7 +37,23 @@ static int check_dim(const mg_config *cfg, const char *what, uint64_t dim, uint6
                      uint64_t w, mg_error *err)
 {
     const mg_net_spec *g = &cfg->generator.net;
-    if (g->n_layers < 1 || (uint64_t)g->layers[g->n_layers - 1].units == dim)
+    if (g->n_layers < 1)
+        return 0;
+    if (g->layers[g->n_layers - 1].op != MG_OP_DENSE) {
+        /* A convolutional G: its output shape from its spec (a spec whose shapes do not chain is
+         * the trainer's to report). */
+        int oc, oh, ow;
+        mg_error ignored;
+        if (mg_net_out_shape(g, cfg->generator.noise_dim, 1, 1, &oc, &oh, &ow, &ignored) ||
+            (uint64_t)oc * oh * ow == dim)
+            return 0;
+        return mg_fail(err,
+                       "%s: the generator makes %dx%dx%d = %lld values per example but the data "
+                       "has %llu (%llux%llux%llu)",
+                       what, oc, oh, ow, (long long)oc * oh * ow, (unsigned long long)dim,
+                       (unsigned long long)c, (unsigned long long)h, (unsigned long long)w);
+    }
+    if ((uint64_t)g->layers[g->n_layers - 1].units == dim)
         return 0;
     return mg_fail(err,
                    "%s: generator.layers.%d.units is %d but the data has %llu values per example "

@@ -44,6 +44,33 @@ static void lap(mg_trainer *t, enum mg_timer which)
     t->mark = now;
 }
 
+/* mg_net_init_shape, its message naming the network: "discriminator: layer 2 (h2): ...". */
+static int build_net(mg_net *net, const char *name, const mg_net_spec *spec, int c, int h, int w,
+                     int rows, int groups, mg_error *err)
+{
+    if (mg_net_init_shape(net, spec, c, h, w, rows, groups, err) == 0)
+        return 0;
+    const char *msg = strncmp(err->msg, "network: ", 9) == 0 ? err->msg + 9 : err->msg;
+    char copy[MG_ERROR_LEN];
+    snprintf(copy, sizeof copy, "%s", msg);
+    return mg_fail(err, "%s: %s", name, copy);
+}
+
+/* A batch norm's statistics summed over the ranks (mg_sum_fn). */
+static void sum_over_ranks(void *arg, double *x, int n)
+{
+    const mg_trainer *t = arg;
+    mg_comm_allreduce_double(t->comm, x, (size_t)n);
+}
+
+/* Rank 0's parameters and running averages to every rank. */
+static void broadcast_net(const mg_comm *comm, mg_net *net)
+{
+    mg_comm_bcast(comm, net->params, net->n_params * sizeof(mg_real), 0);
+    if (net->n_state)
+        mg_comm_bcast(comm, net->state, net->n_state * sizeof(mg_real), 0);
+}
+
 int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err)
 {
@@ -69,7 +96,7 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     if (data->n < t->batch)
         return mg_fail(err, "the training split has %d examples, fewer than one batch of %d",
                        data->n, t->batch);
-    if ((size_t)g_out->units != data->dim)
+    if (g_out->op == MG_OP_DENSE && (size_t)g_out->units != data->dim)
         return mg_fail(err,
                        "generator.layers.%d.units is %d but the data has %zu values per "
                        "example (%dx%dx%d)",
@@ -81,13 +108,41 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
      * (G does not change until the G update), so G holds (k + 1) blocks of rows. */
     t->phases = cfg->train.mode == MG_MODE_SIMULTANEOUS ? 1 : cfg->train.k + 1;
 
-    if (mg_net_init(&t->g, &cfg->generator.net, cfg->generator.noise_dim, t->phases * t->rows,
-                    err) ||
-        mg_net_init(&t->d, &cfg->discriminator.net, (int)data->dim, 2 * t->rows, err) ||
+    /* G sees its noise as (noise_dim, 1, 1), D the data's (C, H, W). Batch norm statistics are
+     * kept per group of rows: each of G's phases, and D's real and fake rows, is a batch of its
+     * own, as in separate passes (PyTorch's DCGAN runs D on the real and the fake batch apart). */
+    if (build_net(&t->g, "generator", &cfg->generator.net, cfg->generator.noise_dim, 1, 1,
+                  t->phases * t->rows, t->phases, err) ||
+        build_net(&t->d, "discriminator", &cfg->discriminator.net, data->channels, data->height,
+                  data->width, 2 * t->rows, 2, err) ||
         mg_optim_init(&t->g_opt, &cfg->generator.optim, t->g.n_params, err) ||
         mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d.n_params, err)) {
         mg_trainer_free(t);
         return -1;
+    }
+    if ((size_t)t->g.out_dim != data->dim) {
+        const mg_layer *L = &t->g.layer[n_g - 1];
+        mg_fail(err,
+                "the generator's last layer (%s) makes %d values per example (%dx%dx%d), but the "
+                "data has %zu (%dx%dx%d)",
+                L->spec.name, t->g.out_dim, L->out_c, L->out_h, L->out_w, data->dim,
+                data->channels, data->height, data->width);
+        mg_trainer_free(t);
+        return -1;
+    }
+    if (t->d.out_dim != 1) {
+        const mg_layer *L = &t->d.layer[t->d.n_layers - 1];
+        mg_fail(err,
+                "the discriminator's last layer (%s) makes %d values per example (%dx%dx%d), not "
+                "1: its convolution must end at 1x1",
+                L->spec.name, t->d.out_dim, L->out_c, L->out_h, L->out_w);
+        mg_trainer_free(t);
+        return -1;
+    }
+    /* Batch norms with sync sum their statistics over the ranks: the global batch's. */
+    if (t->nranks > 1) {
+        t->g.sum = t->d.sum = sum_over_ranks;
+        t->g.sum_arg = t->d.sum_arg = t;
     }
 
     /* The gradients live in the reducers' buffers: the networks' own, or with shared sums their
@@ -131,8 +186,8 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
             free(mean);
         }
     }
-    mg_comm_bcast(comm, t->g.params, t->g.n_params * sizeof(mg_real), 0);
-    mg_comm_bcast(comm, t->d.params, t->d.n_params * sizeof(mg_real), 0);
+    broadcast_net(comm, &t->g);
+    broadcast_net(comm, &t->d);
     return 0;
 }
 
@@ -175,10 +230,12 @@ static mg_rng_key step_key(const mg_trainer *t, enum mg_stream_kind kind, uint32
     return (mg_rng_key){.seed = t->spec.seed, .stream = mg_rng_stream(kind, sub), .step = (uint64_t)t->step};
 }
 
-static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uint64_t *row_id)
+static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uint64_t *row_id,
+                              int groups)
 {
     uint32_t sub = (uint32_t)((phase * 2 + net) * MG_MAX_LAYERS);
-    return (mg_dropout){.key = step_key(t, MG_STREAM_DROPOUT, sub), .row_id = row_id};
+    return (mg_dropout){.key = step_key(t, MG_STREAM_DROPOUT, sub), .row_id = row_id,
+                        .groups = groups};
 }
 
 /* z for this rank's fake rows of a phase, drawn by global row id, into block `phase` of z. */
@@ -227,7 +284,7 @@ static void gather_real(mg_trainer *t, int64_t minibatch)
 static const mg_real *generate(mg_trainer *t, int phase, int n)
 {
     const size_t at = (size_t)phase * t->rows;
-    mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at);
+    mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at, n);
     return mg_net_forward(&t->g, t->z + at * t->spec.generator.noise_dim, n * t->rows, &gdrop);
 }
 
@@ -249,7 +306,7 @@ static void zero_grads(mg_net *net)
 static void d_gradients(mg_trainer *t, int phase)
 {
     const int rows = t->rows;
-    mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id);
+    mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id, 2);
     mg_net_forward(&t->d, t->xd, 2 * rows, &ddrop);
     const mg_real *logit = mg_net_logits(&t->d); // (2 rows, 1)
     double d_real = 0, d_fake = 0;
@@ -358,7 +415,7 @@ static void d_update(mg_trainer *t, int phase, const mg_real *fake, mg_step_stat
 static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_stats *s)
 {
     const int k = t->spec.train.k;
-    mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows);
+    mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows, 1);
     mg_net_forward(&t->d, fake, t->rows, &ddrop);
     zero_grads(&t->g);
     g_gradients(t, 0, g_row0, t->dlogit);
@@ -505,8 +562,8 @@ static void broadcast_optim(const mg_comm *comm, mg_optim *opt)
 
 void mg_trainer_broadcast_state(mg_trainer *t)
 {
-    mg_comm_bcast(t->comm, t->g.params, t->g.n_params * sizeof(mg_real), 0);
-    mg_comm_bcast(t->comm, t->d.params, t->d.n_params * sizeof(mg_real), 0);
+    broadcast_net(t->comm, &t->g);
+    broadcast_net(t->comm, &t->d);
     broadcast_optim(t->comm, &t->g_opt);
     broadcast_optim(t->comm, &t->d_opt);
     int64_t counters[2] = {t->step, t->minibatch};

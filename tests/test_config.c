@@ -281,10 +281,19 @@ static void test_defaults(void)
     snprintf(want.data.train_images, sizeof want.data.train_images, "%s", mg_test_path("train.idx"));
     want.generator.net.n_layers = 1;
     want.generator.net.layers[0] = (mg_layer_spec){.name = "h0",
+                                                   .op = MG_OP_DENSE,
                                                    .type = MG_ACT_SIGMOID,
                                                    .units = 784,
                                                    .pieces = 1,
+                                                   .stride = {1, 1},
+                                                   .tied_bias = 1,
+                                                   .bias = 1,
+                                                   .sync = 1,
+                                                   .bn_momentum = 0.1,
+                                                   .bn_eps = 1e-5,
+                                                   .init = MG_INIT_UNIFORM,
                                                    .irange = 0.05,
+                                                   .std = 0.02,
                                                    .keep = 1.0,
                                                    .input_scale = 1.0};
     want.discriminator.net.n_layers = 1;
@@ -652,7 +661,8 @@ static void test_errors_types(void)
                  "cfg.yaml:2: data.format: expected one of idx, cifar10, tfd, hdf5; got \"mat\"");
     EXPECT_ERROR("generator:\n  layers: [{type: softmax, units: 2}]\n",
                  "cfg.yaml:2: generator.layers.0.type: expected one of linear, relu, leaky_relu, "
-                 "sigmoid, tanh, maxout; got \"softmax\"");
+                 "sigmoid, tanh, maxout, conv, maxout_conv, deconv, reshape, batchnorm; got "
+                 "\"softmax\"");
     EXPECT_ERROR(
         "generator:\n  optimizer: {type: rmsprop}\n",
         "cfg.yaml:2: generator.optimizer.type: expected one of sgd, adam; got \"rmsprop\"");
@@ -740,9 +750,9 @@ static void test_errors_layers(void)
     EXPECT_ERROR("generator:\n  layers: []\n",
                  "cfg.yaml:2: generator.layers: at least 1 layer, got 0");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 2, pieces: 2}\n",
-                 "cfg.yaml:3: generator.layers.0.pieces: only for type maxout");
+                 "cfg.yaml:3: generator.layers.0.pieces: only for types maxout and maxout_conv");
     EXPECT_ERROR("generator:\n  layers:\n    - {leak: 0.1, units: 2, type: tanh}\n",
-                 "cfg.yaml:3: generator.layers.0.leak: only for type leaky_relu");
+                 "cfg.yaml:3: generator.layers.0.leak: only for types leaky_relu, conv, deconv and batchnorm");
     EXPECT_ERROR("generator:\n  layers:\n    - {type: relu, units: 2, name: a-b}\n",
                  "cfg.yaml:3: generator.layers.0.name: must be 1 to 31 characters of A-Z, a-z, 0-9 "
                  "and _, got \"a-b\"");

@@ -39,6 +39,8 @@ void mg_comm_free(mg_comm *c);
 
 /* In-place sum over ranks. */
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
+/* The same for doubles (a batch norm's statistics). */
+void mg_comm_allreduce_double(const mg_comm *c, double *buf, size_t n);
 
 /* The same, in flight while the caller works (MPI_Iallreduce): start it, call mg_comm_progress
  * now and then (MPI progresses only inside MPI calls), and mg_comm_finish before using buf. A

@@ -26,6 +26,7 @@
  * stream 0xffff is the sample noise's (generate.c), so k + 1 phases stay below it. */
 #define MG_CONFIG_MAX_K 65534
 #define MG_CONFIG_MAX_PIECES 1024 /* maxout pieces per unit */
+#define MG_CONFIG_MAX_SIDE 4096   /* a kernel, stride, padding, pool window or image side */
 /* Values in any one buffer the configuration sizes (a layer's activations, weights or inputs for
  * a whole batch, the fixed noise, a snapshot): GEMM sizes and row offsets are ints. */
 #define MG_CONFIG_MAX_VALUES 2147483647

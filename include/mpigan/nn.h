@@ -68,8 +68,8 @@ typedef struct {
     int kernel[2], stride[2], pad[2]; /* conv, deconv, maxout_conv: (height, width) */
     int out_pad[2];     /* deconv: output padding, below the stride */
     int pool[2], pool_stride[2]; /* maxout_conv: max pooling window and stride */
-    int untied;         /* conv, deconv, maxout_conv: a bias per output value (pylearn2's
-                           tied_b 0), not one per channel */
+    int tied_bias;      /* conv, deconv, maxout_conv: one bias per output channel (1, pylearn2's
+                           tied_b 1), or one per output value (0) */
     int bias;           /* conv, deconv: 0 for none (DCGAN's convolutions before a batch norm) */
     int shape[3];       /* reshape: (C, H, W) */
     int sync;           /* batchnorm: statistics of the global batch over all ranks (1) or of
@@ -227,6 +227,11 @@ typedef struct {
  * and the shapes ("layer 1 (h1): kernel 8x8 larger than its padded input 5x5"). */
 int mg_net_init_shape(mg_net *net, const mg_net_spec *spec, int in_c, int in_h, int in_w,
                       int max_rows, int max_groups, mg_error *err);
+/* The output shape of a spec for an input (in_c, in_h, in_w), without building it; -1 with
+ * mg_net_init_shape's message when its shapes do not chain. */
+int mg_net_out_shape(const mg_net_spec *spec, int in_c, int in_h, int in_w, int *out_c,
+                     int *out_h, int *out_w, mg_error *err);
+
 /* The same for a flat input of in_dim values, one group. */
 int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, mg_error *err);
 void mg_net_free(mg_net *net);
