@@ -52,6 +52,7 @@ enum kind {
     K_IDENT,   /* char[size] of [A-Za-z0-9_], at least one */
     K_PATH,    /* char[size]: a data file, resolved against the configuration's directory */
     K_INTS,    /* int[size / sizeof(int)]: one integer for all, or a list of exactly that many */
+    K_REALS,   /* double[size / sizeof(double)]: a list of exactly that many numbers */
     K_SECTION, /* mapping read with `sub`, whose offsets are from the same base */
     K_LAYERS,  /* list of layer mappings into the mg_net_spec at off */
     K_OPTIM,   /* optimizer mapping into the mg_optim_spec at off */
@@ -196,6 +197,7 @@ static const field data_fields[] = {
     {"valid_count", K_INT, CFG(data.valid_count), AT_LEAST(0)},
     {"preprocess", K_ENUM, CFG(data.preprocess), .names = preprocess_names},
     {"gcn_scale", K_REAL, CFG(data.gcn_scale), ABOVE(0)},
+    {"range", K_REALS, CFG(data.range), RANGE(-1e6, 1e6)},
     {"shared_memory", K_BOOL, CFG(data.shared_memory)},
     END,
 };
@@ -300,6 +302,8 @@ void mg_config_defaults(mg_config *cfg)
     strcpy(cfg->data.images, "/images");
     cfg->data.preprocess = MG_PREPROCESS_SCALE;
     cfg->data.gcn_scale = 55;
+    cfg->data.range[0] = 0;
+    cfg->data.range[1] = 1;
     cfg->data.shared_memory = 1;
     cfg->generator.noise_dim = 100;
     cfg->generator.prior = MG_PRIOR_UNIFORM;
@@ -855,14 +859,18 @@ static int check_only(ctx *c, const field *fields, const int *key, const char *p
 }
 
 /* K_INTS: one integer for every element (`kernel: 4`), or a list of exactly as many (`kernel:
- * [4, 3]`), each checked as a K_INT of the field's bounds. */
-static int convert_ints(ctx *c, const field *f, yaml_node_t *node, const char *key, char *base)
+ * [4, 3]`), each checked as a K_INT of the field's bounds. K_REALS: a list of exactly as many
+ * numbers (`range: [-1, 1]`), each checked as a K_REAL. */
+static int convert_list(ctx *c, const field *f, yaml_node_t *node, const char *key, char *base)
 {
-    const int n = (int)(f->size / sizeof(int));
+    const int ints = f->kind == K_INTS;
+    const size_t item = ints ? sizeof(int) : sizeof(double);
+    const char *what = ints ? "integers" : "numbers";
+    const int n = (int)(f->size / item);
     field one = *f;
-    one.kind = K_INT;
-    one.size = sizeof(int);
-    if (node->type == YAML_SCALAR_NODE) {
+    one.kind = ints ? K_INT : K_REAL;
+    one.size = item;
+    if (ints && node->type == YAML_SCALAR_NODE) {
         if (convert_scalar(c, &one, node, key, base))
             return -1;
         int *dest = (int *)(base + f->off);
@@ -871,14 +879,15 @@ static int convert_ints(ctx *c, const field *f, yaml_node_t *node, const char *k
         return 0;
     }
     if (node->type != YAML_SEQUENCE_NODE)
-        return fail_at(c, node, key, "expected an integer or a list of %d", n);
+        return ints ? fail_at(c, node, key, "expected an integer or a list of %d", n)
+                    : fail_at(c, node, key, "expected a list of %d numbers", n);
     const int got = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (got != n)
-        return fail_at(c, node, key, "expected a list of %d integers, got %d", n, got);
+        return fail_at(c, node, key, "expected a list of %d %s, got %d", n, what, got);
     for (int i = 0; i < n; i++) {
         char ipath[KEY_LEN];
         join_index(ipath, key, i);
-        one.off = f->off + (size_t)i * sizeof(int);
+        one.off = f->off + (size_t)i * item;
         if (convert_scalar(c, &one, node_at(c, node->data.sequence.items.start[i]), ipath, base))
             return -1;
     }
@@ -894,7 +903,8 @@ static int convert_given(ctx *c, const field *fields, const int *value, const ch
         char kpath[KEY_LEN];
         join(kpath, path, fields[i].key);
         yaml_node_t *node = node_at(c, value[i]);
-        if (fields[i].kind == K_INTS ? convert_ints(c, &fields[i], node, kpath, base)
+        if (fields[i].kind == K_INTS || fields[i].kind == K_REALS
+                ? convert_list(c, &fields[i], node, kpath, base)
                                      : convert_scalar(c, &fields[i], node, kpath, base))
             return -1;
     }
@@ -1131,6 +1141,8 @@ static int convert_map(ctx *c, yaml_node_t *map, const char *path, const field *
                                 f->flags & F_DISCRIMINATOR);
         else if (f->kind == K_OPTIM)
             rc = convert_optim(c, v, kpath, (mg_optim_spec *)(base + f->off));
+        else if (f->kind == K_INTS || f->kind == K_REALS)
+            rc = convert_list(c, f, v, kpath, base);
         else
             rc = convert_scalar(c, f, v, kpath, base);
         if (rc)
@@ -1151,6 +1163,38 @@ static int add_scalar(ctx *c, const char *s, size_t len, const char *set)
     if (!id)
         mg_fail(c->err, "--set %s: not valid UTF-8", set);
     return id;
+}
+
+/* A --set value: "[a, b]" becomes a list of the scalars between the commas (spaces around them
+ * dropped), for the keys that take lists (`data.range=[-1,1]`, `...kernel=[4,3]`); anything else
+ * is one scalar, as the file would hold it unquoted. */
+static int add_value(ctx *c, const char *value, const char *set)
+{
+    const size_t len = strlen(value);
+    if (len < 2 || value[0] != '[' || value[len - 1] != ']')
+        return add_scalar(c, value, len, set);
+    int list = yaml_document_add_sequence(&c->doc, NULL, YAML_FLOW_SEQUENCE_STYLE);
+    if (!list)
+        return mg_fail(c->err, "--set %s: out of memory", set), 0;
+    const char *p = value + 1, *end = value + len - 1;
+    while (p < end && *p == ' ')
+        p++;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        const char *last = stop;
+        while (last > p && last[-1] == ' ')
+            last--;
+        int item = add_scalar(c, p, (size_t)(last - p), set);
+        if (!item)
+            return 0;
+        if (!yaml_document_append_sequence_item(&c->doc, list, item))
+            return mg_fail(c->err, "--set %s: out of memory", set), 0;
+        p = comma ? comma + 1 : end;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    return list;
 }
 
 static int add_mapping(ctx *c, const char *set)
@@ -1268,7 +1312,7 @@ static int apply_override(ctx *c, const char *set)
                 return mg_fail(c->err, "--set %s: the list has %d entr%s", set, count,
                                count == 1 ? "y" : "ies");
             if (last) {
-                int v = add_scalar(c, value, strlen(value), set);
+                int v = add_value(c, value, set);
                 if (!v)
                     return -1;
                 relink(c, id, index, v);
@@ -1287,7 +1331,7 @@ static int apply_override(ctx *c, const char *set)
             }
             if (found >= 0) {
                 if (last) {
-                    int v = add_scalar(c, value, strlen(value), set);
+                    int v = add_value(c, value, set);
                     if (!v)
                         return -1;
                     relink(c, id, found, v);
@@ -1298,7 +1342,7 @@ static int apply_override(ctx *c, const char *set)
             } else {
                 int k = add_scalar(c, comp, n, set);
                 int v = !k     ? 0
-                        : last ? add_scalar(c, value, strlen(value), set)
+                        : last ? add_value(c, value, set)
                                : add_mapping(c, set);
                 if (!v)
                     return -1;
@@ -1423,11 +1467,33 @@ static int check_data(ctx *c, const mg_config *cfg)
                        "%s: generator.output_bias_from_data: needs a bias per output value in G's "
                        "last layer (dense, or a conv or deconv with tied_bias: false)",
                        c->name);
-    if (cfg->generator.output_bias_from_data && cfg->data.preprocess == MG_PREPROCESS_GCN)
+    const double lo = cfg->data.range[0], hi = cfg->data.range[1];
+    if (!(lo < hi))
+        return mg_fail(c->err, "%s: data.range: [%g, %g] is empty: the first value must be the "
+                       "smaller", c->name, lo, hi);
+    const int gcn = cfg->data.preprocess == MG_PREPROCESS_GCN;
+    if (gcn && (lo != 0 || hi != 1))
+        return mg_fail(c->err, "%s: data.range: applies to pixels as the file gives them, and "
+                       "data.preprocess gcn makes other values", c->name);
+    /* G's last activation bounds what it can draw: data outside its range can never be matched. */
+    const enum mg_act act = g_out ? g_out->type : MG_ACT_LINEAR;
+    const double act_lo = act == MG_ACT_SIGMOID ? 0 : act == MG_ACT_TANH ? -1 : -HUGE_VAL;
+    const double act_hi = act == MG_ACT_SIGMOID || act == MG_ACT_TANH ? 1 : HUGE_VAL;
+    if (act_lo > -HUGE_VAL && (gcn || lo < act_lo || hi > act_hi))
+        return gcn ? mg_fail(c->err, "%s: G's last layer is %s, whose outputs lie in [%g, %g], and "
+                             "data.preprocess gcn makes values outside it: make it linear",
+                             c->name, mg_act_name(act), act_lo, act_hi)
+                   : mg_fail(c->err, "%s: G's last layer is %s, whose outputs lie in [%g, %g], but "
+                             "data.range is [%g, %g]%s",
+                             c->name, mg_act_name(act), act_lo, act_hi, lo, hi,
+                             act == MG_ACT_SIGMOID ? " (use [0, 1], or a tanh output for [-1, 1])"
+                                                   : "");
+    if (cfg->generator.output_bias_from_data && !(act == MG_ACT_SIGMOID || act == MG_ACT_TANH ||
+                                                  act == MG_ACT_LINEAR))
         return mg_fail(c->err,
-                       "%s: generator.output_bias_from_data: needs pixels in [0, 1], and "
-                       "data.preprocess gcn makes other values",
-                       c->name);
+                       "%s: generator.output_bias_from_data: needs G's last layer sigmoid, tanh "
+                       "or linear (one whose inverse gives the bias), not %s",
+                       c->name, mg_act_name(act));
     return 0;
 }
 
@@ -1795,6 +1861,13 @@ static int parse_one_line(mg_config *cfg, const char *bytes, size_t len, const c
     return 0;
 }
 
+double mg_config_pixel_span(const mg_config *cfg)
+{
+    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
+        return 1.0;
+    return cfg->data.range[1] - cfg->data.range[0];
+}
+
 mg_gan_spec mg_config_gan(const mg_config *cfg)
 {
     mg_gan_spec spec;
@@ -2066,6 +2139,9 @@ int mg_config_write(const mg_config *cfg, FILE *f)
             cfg->data.valid_count);
     fprintf(f, "  preprocess: %s\n", enum_name(preprocess_names, (int)cfg->data.preprocess));
     write_real(f, "  ", "gcn_scale", cfg->data.gcn_scale);
+    char lo[40], hi[40];
+    fprintf(f, "  range: [%s, %s]\n", real_str(lo, sizeof lo, cfg->data.range[0]),
+            real_str(hi, sizeof hi, cfg->data.range[1]));
     fprintf(f, "  shared_memory: %s\n", cfg->data.shared_memory ? "true" : "false");
     fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
             cfg->generator.noise_dim, enum_name(mg_prior_names, (int)cfg->generator.prior),

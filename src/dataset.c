@@ -57,15 +57,38 @@ void mg_dataset_unload(mg_dataset *ds)
     mg_dataset_free(ds);
 }
 
-void mg_dataset_row(const mg_dataset *ds, size_t i, mg_real *out)
+void mg_dataset_rescale(mg_dataset *ds, double lo, double hi)
 {
     if (ds->bytes) {
-        const uint8_t *b = ds->bytes + i * ds->dim; /* (dim) */
-        for (size_t j = 0; j < ds->dim; j++)
-            out[j] = mg_byte_value(b[j]);
-    } else {
-        memcpy(out, ds->x + i * ds->dim, ds->dim * sizeof *out);
+        ds->ranged = 1;
+        ds->lo = lo;
+        ds->hi = hi;
+        return;
     }
+    const size_t n = (size_t)ds->n * ds->dim;
+    for (size_t i = 0; i < n; i++)
+        ds->x[i] = (mg_real)(lo + (hi - lo) * (double)ds->x[i]);
+}
+
+/* Bytes b (n) as the values they stand for in ds. */
+static void widen(mg_real *out, const uint8_t *b, size_t n, const mg_dataset *ds)
+{
+    if (!ds->ranged) {
+        for (size_t j = 0; j < n; j++)
+            out[j] = mg_byte_value(b[j]);
+        return;
+    }
+    const double lo = ds->lo, span = ds->hi - ds->lo;
+    for (size_t j = 0; j < n; j++)
+        out[j] = (mg_real)(lo + span * (double)mg_byte_value(b[j]));
+}
+
+void mg_dataset_row(const mg_dataset *ds, size_t i, mg_real *out)
+{
+    if (ds->bytes)
+        widen(out, ds->bytes + i * ds->dim, ds->dim, ds);
+    else
+        memcpy(out, ds->x + i * ds->dim, ds->dim * sizeof *out);
 }
 
 int mg_dataset_widen(mg_dataset *ds, mg_error *err)
@@ -76,10 +99,10 @@ int mg_dataset_widen(mg_dataset *ds, mg_error *err)
     mg_real *x = malloc((n ? n : 1) * sizeof *x);
     if (!x)
         return mg_fail(err, "out of memory for %zu values", n);
-    for (size_t i = 0; i < n; i++)
-        x[i] = mg_byte_value(ds->bytes[i]);
+    widen(x, ds->bytes, n, ds);
     free(ds->bytes);
     ds->bytes = NULL;
+    ds->ranged = 0;
     ds->x = x;
     return 0;
 }
@@ -102,17 +125,15 @@ void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean)
         mean[j] = 0.0;
     if (ds->n <= 0)
         return;
+    mg_real *row = ds->bytes ? mg_xmalloc(ds->dim * sizeof *row) : NULL;
     for (int i = 0; i < ds->n; i++) {
-        if (ds->bytes) {
-            const uint8_t *b = ds->bytes + (size_t)i * ds->dim; /* (dim) */
-            for (size_t j = 0; j < ds->dim; j++)
-                mean[j] += mg_byte_value(b[j]);
-            continue;
-        }
-        const mg_real *x = ds->x + (size_t)i * ds->dim; /* (dim) */
+        if (ds->bytes)
+            mg_dataset_row(ds, (size_t)i, row);
+        const mg_real *x = ds->bytes ? row : ds->x + (size_t)i * ds->dim; /* (dim) */
         for (size_t j = 0; j < ds->dim; j++)
             mean[j] += x[j];
     }
+    free(row);
     for (size_t j = 0; j < ds->dim; j++)
         mean[j] /= ds->n;
 }

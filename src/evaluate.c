@@ -218,18 +218,24 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     mg_blas_threads_choose(mg_comm_node_size(comm)); /* after sampling, which ran on one thread */
     const double t1 = mg_comm_wtime();
 
-    /* sigma: the grid value with the best mean validation log-likelihood. */
+    /* sigma: the grid value with the best mean validation log-likelihood. The grid and the
+     * figures are in [0, 1] pixel units whatever data.range is (parzen.h). */
     const int ns = o->n_sigmas;
-    double sigmas[MAX_SIGMAS], valid_mean[MAX_SIGMAS];
+    const double span = mg_config_pixel_span(&cfg);
+    double sigmas[MAX_SIGMAS], data_sigmas[MAX_SIGMAS], valid_mean[MAX_SIGMAS];
     mg_parzen_grid(sigmas, ns, o->sigma_lo, o->sigma_hi);
+    memcpy(data_sigmas, sigmas, sizeof sigmas);
+    mg_parzen_grid_to_data(data_sigmas, ns, span);
     double *ll = rank == 0 ? mg_xmalloc(((size_t)valid.n * ns + (size_t)test.n) * sizeof *ll) : NULL;
     int status = MG_EXIT_OK, chosen = 0;
-    if (parzen_over_ranks(ll, &valid, &mu, sigmas, ns, comm, &err)) {
+    if (parzen_over_ranks(ll, &valid, &mu, data_sigmas, ns, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;
     }
-    if (rank == 0)
+    if (rank == 0) {
+        mg_parzen_ll_to_pixels(ll, (size_t)valid.n * ns, valid.dim, span);
         chosen = mg_parzen_select(ll, valid.n, ns, valid_mean);
+    }
     mg_comm_bcast(comm, &chosen, sizeof chosen, 0);
     if (chosen < 0) {
         mg_fail(&err, "%s: every validation log-likelihood is NaN (the samples hold NaN?)", ckpt);
@@ -237,10 +243,12 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         goto done;
     }
     const double t2 = mg_comm_wtime();
-    if (parzen_over_ranks(ll, &test, &mu, &sigmas[chosen], 1, comm, &err)) {
+    if (parzen_over_ranks(ll, &test, &mu, &data_sigmas[chosen], 1, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;
     }
+    if (rank == 0)
+        mg_parzen_ll_to_pixels(ll, (size_t)test.n, test.dim, span);
     const double t3 = mg_comm_wtime();
     if (rank == 0) {
         mg_eval_record r = {.checkpoint = ckpt, .step = step, .real = o->real,

@@ -37,13 +37,13 @@ static const unsigned char GRID_SEP_RGB[3] = {255, 220, 0};
 #define GRID_MAX_SIDE INT64_C(1000000)
 
 /* round(clamp(v, 0, 1) * 255), with NaN drawn black rather than left to an undefined conversion. */
-static unsigned char to_byte(mg_real v)
+static unsigned char to_byte(double v)
 {
     if (!(v > 0))
         return 0;
     if (v >= 1)
         return 255;
-    return (unsigned char)((double)v * 255.0 + 0.5);
+    return (unsigned char)(v * 255.0 + 0.5);
 }
 
 typedef struct {
@@ -52,24 +52,51 @@ typedef struct {
     int64_t width, height;
     const mg_real *images;       /* (n, C, H, W) */
     const mg_real *neighbours;   /* (rows, C, H, W) or NULL */
+    mg_pixel_scale scale;
+    double *lo, *mul;            /* (n + rows): each image's value drawn as 0, and factor */
 } grid;
+
+/* The value drawn as 0 and the factor onto [0, 1] for one image (C, H, W). */
+static void image_scale(const grid *g, const mg_real *img, double *lo, double *mul)
+{
+    double a = g->scale.lo, b = g->scale.hi;
+    if (g->scale.per_image) {
+        const size_t n = (size_t)g->C * g->H * g->W;
+        a = INFINITY;
+        b = -INFINITY;
+        for (size_t i = 0; i < n; i++) { // NaN compares false: left out of the range
+            if (img[i] < a)
+                a = img[i];
+            if (img[i] > b)
+                b = img[i];
+        }
+        if (!(b > a)) { // constant (or all NaN): mid-grey where finite
+            *lo = a - 1;
+            *mul = 0.5;
+            return;
+        }
+    }
+    *lo = a;
+    *mul = 1.0 / (b - a);
+}
 
 /* One image's row y into out (W pixels of 1 or 3 bytes): planes (C, H, W) channel-first, as
  * CIFAR stores them, interleaved; grey replicated to R = G = B when the output is RGB. */
-static void draw_cell_row(unsigned char *out, const grid *g, const mg_real *img, int y)
+static void draw_cell_row(unsigned char *out, const grid *g, const mg_real *img, int y,
+                          double lo, double mul)
 {
     const size_t plane = (size_t)g->H * g->W;
     const mg_real *src = img + (size_t)y * g->W; // (W) row y of channel 0
     if (!g->rgb) {
         for (int x = 0; x < g->W; x++)
-            out[x] = to_byte(src[x]);
+            out[x] = to_byte((src[x] - lo) * mul);
     } else if (g->C == 1) {
         for (int x = 0; x < g->W; x++)
-            out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_byte(src[x]);
+            out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_byte((src[x] - lo) * mul);
     } else {
         for (int x = 0; x < g->W; x++)
             for (int ch = 0; ch < 3; ch++)
-                out[3 * x + ch] = to_byte(src[ch * plane + x]);
+                out[3 * x + ch] = to_byte((src[ch * plane + x] - lo) * mul);
     }
 }
 
@@ -96,11 +123,11 @@ static void draw_row(unsigned char *row, const grid *g, int64_t yy)
         if (i >= g->n)
             break;
         draw_cell_row(row + (size_t)(1 + (int64_t)c * (g->W + 1)) * pc, g,
-                      g->images + (size_t)i * image, y);
+                      g->images + (size_t)i * image, y, g->lo[i], g->mul[i]);
     }
     if (g->neighbours)
         draw_cell_row(row + (size_t)(grid_width + GRID_SEP + 1) * pc, g,
-                      g->neighbours + (size_t)r * image, y);
+                      g->neighbours + (size_t)r * image, y, g->lo[g->n + r], g->mul[g->n + r]);
 }
 
 /* libpng reports through these: the reason is kept for the caller's one-line message, and the
@@ -188,22 +215,42 @@ int mg_png_grid_fits(int n, int cols, int C, int H, int W, int neighbours, mg_er
     return grid_size(n, cols, C, H, W, neighbours, &w, &h, what);
 }
 
+mg_pixel_scale mg_pixel_scale_of(const mg_config *cfg)
+{
+    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
+        return (mg_pixel_scale){.lo = 0, .hi = 1, .per_image = 1};
+    return (mg_pixel_scale){.lo = cfg->data.range[0], .hi = cfg->data.range[1]};
+}
+
 int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
-                const mg_real *neighbours, mg_error *err)
+                const mg_real *neighbours, const mg_pixel_scale *scale, mg_error *err)
 {
     grid g = {.n = n, .cols = cols, .C = C, .H = H, .W = W, .rgb = C == 3 || neighbours,
-              .images = images, .neighbours = neighbours};
+              .images = images, .neighbours = neighbours, .scale = *scale};
+    if (!scale->per_image && !(scale->hi > scale->lo))
+        return mg_fail(err, "%s: cannot draw values in [%g, %g]", path, scale->lo, scale->hi);
     mg_error why;
     if (grid_size(n, cols, C, H, W, neighbours != NULL, &g.width, &g.height, &why))
         return mg_fail(err, "%s: %s", path, why.msg);
 
+    const int rows = (int)(((int64_t)n + cols - 1) / cols);
+    const size_t image = (size_t)C * H * W;
     unsigned char *row = malloc((size_t)g.width * (g.rgb ? 3 : 1)); // (width) pixels
-    if (!row)
+    g.lo = malloc(2 * ((size_t)n + rows) * sizeof *g.lo);
+    if (!row || !g.lo) {
+        free(row);
+        free(g.lo);
         return mg_fail(err, "%s: cannot write PNG: out of memory", path);
+    }
+    g.mul = g.lo + n + rows;
+    for (int i = 0; i < n + (neighbours ? rows : 0); i++)
+        image_scale(&g, i < n ? images + (size_t)i * image : neighbours + (size_t)(i - n) * image,
+                    &g.lo[i], &g.mul[i]);
     mg_file out;
     mg_error what;
     if (mg_file_create(&out, path, &what)) {
         free(row);
+        free(g.lo);
         return mg_fail(err, "%s: cannot write PNG: %s", path, what.msg);
     }
     png_sink sink = {.f = out.f};
@@ -219,6 +266,7 @@ int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C,
     }
     png_destroy_write_struct(&png, &info);
     free(row);
+    free(g.lo);
 
     // the commit flushes the last buffered bytes: its failure is a failed write like any other
     if (rc != 0) {
@@ -252,8 +300,9 @@ static double sumsq(const mg_real *x, size_t dim)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-/* Examples as values (data) or as bytes (bytes, widened a block at a time). */
-static int nearest(int *idx, const mg_real *q, int nq, const mg_real *data, const uint8_t *bytes,
+/* Examples as values (data), or those of a data set kept as bytes (ds, widened a block at a
+ * time). */
+static int nearest(int *idx, const mg_real *q, int nq, const mg_real *data, const mg_dataset *ds,
                    int n, size_t dim, mg_gemm_fn gemm, mg_error *err)
 {
     if (nq < 1 || n < 1)
@@ -265,6 +314,7 @@ static int nearest(int *idx, const mg_real *q, int nq, const mg_real *data, cons
 
     // one allocation: doubles first, so the mg_real products after them stay aligned
     const size_t n_doubles = 2 * (size_t)nq + (size_t)block;
+    const int bytes = ds && ds->bytes;
     const size_t n_wide = bytes ? (size_t)block * dim : 0;
     double *qn = malloc(n_doubles * sizeof(double) + ((size_t)nq * block + n_wide) * sizeof(mg_real));
     if (!qn)
@@ -281,12 +331,10 @@ static int nearest(int *idx, const mg_real *q, int nq, const mg_real *data, cons
     }
     for (int j0 = 0; j0 < n; j0 += block) {
         const int nb = n - j0 < block ? n - j0 : block;
-        const mg_real *d = data + (size_t)j0 * dim; // (nb, dim)
-        if (bytes) {
-            for (size_t t = 0; t < (size_t)nb * dim; t++)
-                wide[t] = mg_byte_value(bytes[(size_t)j0 * dim + t]);
-            d = wide;
-        }
+        if (bytes)
+            for (int j = 0; j < nb; j++)
+                mg_dataset_row(ds, (size_t)(j0 + j), wide + (size_t)j * dim);
+        const mg_real *d = bytes ? wide : data + (size_t)j0 * dim; // (nb, dim)
         gemm(0, 1, nq, nb, ld, 1, q, ld, d, ld, 0, prod, nb);
         for (int j = 0; j < nb; j++)
             dn[j] = sumsq(d + (size_t)j * dim, dim);
@@ -315,5 +363,5 @@ int mg_nearest(int *idx, const mg_real *q, int nq, const mg_real *data, int n, s
 int mg_nearest_in(int *idx, const mg_real *q, int nq, const mg_dataset *ds, mg_gemm_fn gemm,
                   mg_error *err)
 {
-    return nearest(idx, q, nq, ds->x, ds->bytes, ds->n, ds->dim, gemm, err);
+    return nearest(idx, q, nq, ds->x, ds, ds->n, ds->dim, gemm, err);
 }

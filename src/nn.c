@@ -1039,26 +1039,39 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
     }
 }
 
+/* The pre-activation at which `act` gives p, for mg_net_bias_from_mean. */
+static double act_inverse(enum mg_act act, double p)
+{
+    const double e = 1e-7;
+    switch (act) {
+    case MG_ACT_SIGMOID:
+        p = p < e ? e : p > 1 - e ? 1 - e : p;
+        return log(p / (1 - p));
+    case MG_ACT_TANH:
+        p = p < -1 + e ? -1 + e : p > 1 - e ? 1 - e : p;
+        return atanh(p);
+    default:
+        return p;
+    }
+}
+
 void mg_net_bias_from_mean(mg_net *net, const double *mean)
 {
     const int l = net->n_layers - 1;
     const mg_layer *L = &net->layer[l];
+    const enum mg_act act = L->spec.type;
+    if (!(act == MG_ACT_SIGMOID || act == MG_ACT_TANH || act == MG_ACT_LINEAR))
+        return;
     mg_real *b = mg_net_bias(net, l);
     if (L->spec.op == MG_OP_DENSE) { // (width); a maxout unit gives its mean to every piece
-        for (int j = 0; j < L->width; j++) {
-            double p = mean[j / L->spec.pieces];
-            p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
-            b[j] = (mg_real)log(p / (1 - p));
-        }
+        for (int j = 0; j < L->width; j++)
+            b[j] = (mg_real)act_inverse(act, mean[j / L->spec.pieces]);
         return;
     }
     if (L->b_n != (size_t)net->out_dim) // a bias per output value only (untied)
         return;
-    for (size_t j = 0; j < L->b_n; j++) {
-        double p = mean[j];
-        p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
-        b[j] = (mg_real)log(p / (1 - p));
-    }
+    for (size_t j = 0; j < L->b_n; j++)
+        b[j] = (mg_real)act_inverse(act, mean[j]);
 }
 
 uint32_t mg_net_checksum(const mg_net *net)

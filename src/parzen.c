@@ -153,6 +153,23 @@ void mg_parzen_ll_ref(double *ll, const mg_real *x, int n_x, const mg_real *mu, 
     free(e);
 }
 
+void mg_parzen_grid_to_data(double *sigmas, int n_sigma, double span)
+{
+    if (span == 1.0)
+        return;
+    for (int s = 0; s < n_sigma; s++)
+        sigmas[s] *= span;
+}
+
+void mg_parzen_ll_to_pixels(double *ll, size_t n, size_t dim, double span)
+{
+    if (span == 1.0)
+        return;
+    const double shift = (double)dim * log(span);
+    for (size_t i = 0; i < n; i++)
+        ll[i] += shift;
+}
+
 void mg_parzen_grid(double *sigmas, int n, double lo, double hi)
 {
     const double a = log10(lo), b = log10(hi);

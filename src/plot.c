@@ -947,10 +947,7 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
     mg_checkpoint_info_free(&info);
     if (rc)
         return -1;
-    if (cfg.data.preprocess != MG_PREPROCESS_SCALE) {
-        printf("  (no samples.png: %s's samples are GCN'd values, not pictures)\n", ckpt);
-        return 0;
-    }
+    const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
     const int n = cfg.samples.count, nz = cfg.generator.noise_dim;
     int cols = cfg.samples.columns;
     if (cols <= 0)
@@ -983,7 +980,7 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         char png[MG_PATH_MAX + 32];
         snprintf(png, sizeof png, "%s/samples.png", out_dir);
         if (rc == 0)
-            rc = mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, err);
+            rc = mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, &scale, err);
         if (rc == 0)
             printf("  %s (%s)\n", png, ckpt);
     }

@@ -99,10 +99,11 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         if (cols <= 0)
             while ((int64_t)cols * cols < o->n)
                 cols++;
+        const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
         if (step < 0 ||
             mg_sampleset_write(o->out, all_x, ishape, all_z, nz, ckpt, step, &err) ||
             (o->png && mg_png_grid(o->png, all_x, (int)o->n, cols, shape[0], shape[1], shape[2],
-                                   NULL, &err))) {
+                                   NULL, &scale, &err))) {
             fprintf(stderr, "mpigan: %s\n", err.msg);
             status = MG_EXIT_RUNTIME;
         } else {

@@ -184,8 +184,9 @@ static int take_snapshot(mg_session *s)
         nb = p->nb;
     }
     snprintf(path, sizeof path, "%s/samples-%08lld.png", s->dir, (long long)t->step);
+    const mg_pixel_scale scale = mg_pixel_scale_of(&s->cfg);
     return mg_png_grid(path, p->x, p->count, p->cols, data->channels, data->height, data->width,
-                       nb, &s->err);
+                       nb, &scale, &s->err);
 }
 
 /* ---- Parzen estimates during training (rank 0) ---- */
@@ -227,12 +228,17 @@ static int evaluate(mg_session *s)
     mg_trainer *t = &s->t;
     const double t0 = mg_comm_wtime();
     const int n = s->cfg.eval.samples;
-    double sigmas[EVAL_SIGMAS], mean[EVAL_SIGMAS];
+    /* In [0, 1] pixel units whatever data.range is (parzen.h). */
+    const double span = mg_config_pixel_span(&s->cfg);
+    double sigmas[EVAL_SIGMAS], data_sigmas[EVAL_SIGMAS], mean[EVAL_SIGMAS];
     mg_parzen_grid(sigmas, EVAL_SIGMAS, 0.1, 1.0);
+    memcpy(data_sigmas, sigmas, sizeof sigmas);
+    mg_parzen_grid_to_data(data_sigmas, EVAL_SIGMAS, span);
     mg_trainer_generate(t, e->z, n, e->x);
-    int rc = mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, sigmas,
+    int rc = mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, data_sigmas,
                           EVAL_SIGMAS, &s->err);
     if (rc == 0) {
+        mg_parzen_ll_to_pixels(e->ll, (size_t)e->valid.n * EVAL_SIGMAS, e->valid.dim, span);
         const int best = mg_parzen_select(e->ll, e->valid.n, EVAL_SIGMAS, mean);
         mg_report_parzen(&s->report, e->valid.n, best >= 0 ? mean[best] : NAN,
                          best >= 0 ? sigmas[best] : NAN);

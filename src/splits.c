@@ -177,7 +177,24 @@ static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     return select_train(ds, cfg, cfg->data.path, err);
 }
 
-int mg_split_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+/* data.range for pixels as the file gives them ([0, 1] otherwise; GCN makes its own values). */
+static int ranged(const mg_config *cfg)
+{
+    return cfg->data.preprocess == MG_PREPROCESS_SCALE &&
+           (cfg->data.range[0] != 0 || cfg->data.range[1] != 1);
+}
+
+/* The preprocessing a configuration asks for, after the reader: GCN or data.range. */
+static void preprocess(mg_dataset *ds, const mg_config *cfg)
+{
+    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
+        mg_gcn(ds, cfg->data.gcn_scale);
+    else if (ranged(cfg))
+        mg_dataset_rescale(ds, cfg->data.range[0], cfg->data.range[1]);
+}
+
+/* The training split as read, and GCN'd if asked: values of a file of pixels stay in [0, 1]. */
+static int read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
     static const struct {
         const char *format;
@@ -198,6 +215,15 @@ int mg_split_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     }
     mg_fail(err, "%s: data.format %s is not supported", cfg->source, cfg->data.format);
     return mg_file_one_line(err);
+}
+
+int mg_split_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    if (read_train(ds, cfg, err))
+        return -1;
+    if (ranged(cfg))
+        mg_dataset_rescale(ds, cfg->data.range[0], cfg->data.range[1]);
+    return 0;
 }
 
 /* Keeps rows [first, first + count) of ds, moved to the front (the rest stays allocated). */
@@ -282,8 +308,7 @@ int mg_split_read(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which
     }
     if (max_count > 0 && ds->n > max_count)
         keep_rows(ds, 0, max_count);
-    if (cfg->data.preprocess == MG_PREPROCESS_GCN)
-        mg_gcn(ds, cfg->data.gcn_scale);
+    preprocess(ds, cfg);
     return 0;
 }
 
@@ -312,9 +337,14 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
     mg_dataset mine = {0};
     /* n, channels, height, width, kept as bytes; n = 0 means rank 0 failed */
     int shape[5] = {0};
-    if (rank == 0 && mg_split_read_train(&mine, cfg, err) == 0 && compact(&mine, err) == 0)
+    /* Values are turned into bytes while still in [0, 1]; data.range then maps the values, or
+     * says what the bytes stand for (on every rank, below). */
+    if (rank == 0 && read_train(&mine, cfg, err) == 0 && compact(&mine, err) == 0) {
+        if (!mine.bytes && ranged(cfg))
+            mg_dataset_rescale(&mine, cfg->data.range[0], cfg->data.range[1]);
         memcpy(shape, (int[5]){mine.n, mine.channels, mine.height, mine.width, mine.bytes != NULL},
                sizeof shape);
+    }
     mg_comm_bcast(comm, shape, sizeof shape, 0);
     if (shape[0] == 0) {
         mg_dataset_free(&mine);
@@ -328,6 +358,11 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
     ds->width = shape[3];
     ds->dim = (size_t)shape[1] * shape[2] * shape[3];
     const int as_bytes = shape[4];
+    if (as_bytes && ranged(cfg)) {
+        ds->ranged = 1;
+        ds->lo = cfg->data.range[0];
+        ds->hi = cfg->data.range[1];
+    }
     const size_t bytes = (size_t)ds->n * ds->dim * (as_bytes ? 1 : sizeof(mg_real));
     void *base = NULL;
     if (cfg->data.shared_memory)
@@ -345,6 +380,9 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
     }
     /* Shared memory turned off, or no window to be had: every rank keeps a private copy. */
     if (rank == 0) {
+        mine.ranged = ds->ranged;
+        mine.lo = ds->lo;
+        mine.hi = ds->hi;
         *ds = mine;
     } else {
         void *p = malloc(bytes ? bytes : 1);

@@ -436,6 +436,32 @@ run 1 train "$src/configs/cifar10-mlp.yaml" --set data.path="$g/cifar" --set dat
 expect_status "configs/cifar10-mlp.yaml on generated CIFAR-10" 0
 run 1 train "$src/configs/tfd.yaml" --set data.path="$g/tfd/TFD_48x48.mat" --steps 2 --out "$tmp/paper-tfd" --quiet
 expect_status "configs/tfd.yaml on a generated TFD file" 0
+# the convolutional models likewise, on 2 ranks (batch norm sums over both); each draws its
+# colour or grey grid in data.range's or GCN's scale, and sample --png draws a grid from it
+run 2 train "$src/configs/cifar10-conv.yaml" --set data.path="$g/cifar" --set data.train_count=0 \
+  --set data.valid_count=100 --steps 2 --out "$tmp/conv-cifar" --quiet --set samples.every=2
+expect_status "configs/cifar10-conv.yaml on generated CIFAR-10" 0
+[ -s "$tmp/conv-cifar/samples-00000002.png" ] && ok || fail "cifar10-conv draws no GCN'd grid"
+run 2 train "$src/configs/cifar10-dcgan.yaml" --set data.path="$g/cifar" --set data.train_count=0 \
+  --set data.valid_count=100 --steps 2 --out "$tmp/dcgan-cifar" --quiet --set samples.every=2
+expect_status "configs/cifar10-dcgan.yaml on generated CIFAR-10" 0
+[ -s "$tmp/dcgan-cifar/samples-00000002.png" ] && ok || fail "cifar10-dcgan draws no grid"
+run 2 train "$src/configs/fashion-mnist-dcgan.yaml" \
+  --set data.train_images="$g/idx/train-images-idx3-ubyte.gz" \
+  --set data.test_images="$g/idx/train-images-idx3-ubyte.gz" --set data.train_count=0 \
+  --set data.valid_count=100 --steps 2 --out "$tmp/dcgan-fashion" --quiet
+expect_status "configs/fashion-mnist-dcgan.yaml on generated MNIST" 0
+run 2 train "$src/configs/tfd-dcgan.yaml" --set data.path="$g/tfd/TFD_48x48.mat" --steps 2 \
+  --out "$tmp/dcgan-tfd" --quiet
+expect_status "configs/tfd-dcgan.yaml on a generated TFD file" 0
+run 2 sample "$tmp/dcgan-cifar" -n 16 -o "$tmp/dcgan-cifar/s.h5" --png "$tmp/dcgan-cifar/s.png"
+expect_status "sample --png of a DCGAN" 0
+python3 - "$tmp/dcgan-cifar/s.png" <<'PY' && ok || fail "sample --png of a DCGAN: not a 4 x 4 colour grid"
+import struct, sys
+head = open(sys.argv[1], "rb").read(26)
+width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+sys.exit(not (width == height == 1 + 4 * 33 and depth == 8 and colour == 2))
+PY
 
 # bad data files: one line naming the file, status 2, no run directory
 mkdir -p "$g/badcifar"

@@ -262,7 +262,7 @@ timeout 60 sbatch --wait --job-name=bad --ntasks=2 --export=ALL,RUN_DIR="$run1" 
   --set train.k=0 >"$tmp/sbatch.out" 2>&1
 id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$tmp/sbatch.out")
 log=mpigan-$id.log
-grep -q "^mpigan: --set train.k: must be >= 1, got 0$" "$log" || fail "job 3b: no error line of mpigan's in $log"
+grep -q "^mpigan: --set train.k: must be in \[1, 65534\], got 0$" "$log" || fail "job 3b: no error line of mpigan's in $log"
 grep -q "^ *Exit code: *2$" "$log" || fail "job 3b: Open MPI's notice of exit code 2 is missing in $log"
 grep -q "mpirun exited with status 2$" "$log" || fail "job 3b: no status line in $log"
 grep -q "checkpoint: this job saved none; the newest is still $run1/ckpt-00000050.h5, step 50$" "$log" ||

@@ -394,6 +394,58 @@ static void test_bools(void)
     CU_ASSERT_EQUAL(cfg.train.shared_allreduce, 0);
 }
 
+/* data.range: a list of two numbers, the smaller first; for pixels as the file gives them only;
+ * within what G's last activation can draw. */
+static void test_range(void)
+{
+    touch("train.idx");
+    mg_config cfg;
+    PARSE_OK(&cfg, MINIMAL, NULL, 0);
+    CU_ASSERT_EQUAL(cfg.data.range[0], 0);
+    CU_ASSERT_EQUAL(cfg.data.range[1], 1);
+    CU_ASSERT_EQUAL(mg_config_pixel_span(&cfg), 1);
+#define TANH_G(data)                                                                               \
+    "data: {train_images: train.idx" data "}\n"                                                    \
+    "generator: {layers: [{type: tanh, units: 784}]}\n"                                            \
+    "discriminator: {layers: [{type: sigmoid, units: 1}]}\n"
+    PARSE_OK(&cfg, TANH_G(", range: [-1, 1]"), NULL, 0);
+    CU_ASSERT_EQUAL(cfg.data.range[0], -1);
+    CU_ASSERT_EQUAL(cfg.data.range[1], 1);
+    CU_ASSERT_EQUAL(mg_config_pixel_span(&cfg), 2);
+    const char *sets[] = {"data.range=[-0.5, 0.5]"};
+    PARSE_OK(&cfg, TANH_G(""), sets, 1);
+    CU_ASSERT_EQUAL(cfg.data.range[0], -0.5);
+    CU_ASSERT_EQUAL(cfg.data.range[1], 0.5);
+    const char *spaced[] = {"data.range=[ -1 ,1 ]"};
+    PARSE_OK(&cfg, TANH_G(""), spaced, 1);
+    CU_ASSERT_EQUAL(cfg.data.range[0], -1);
+    CU_ASSERT_EQUAL(cfg.data.range[1], 1);
+    const char *short_list[] = {"data.range=[-1]"};
+    EXPECT_SET_ERROR(TANH_G(""), short_list,
+                     "--set data.range: expected a list of 2 numbers, got 1");
+    EXPECT_ERROR(TANH_G(", preprocess: gcn"),
+                 "cfg.yaml: G's last layer is tanh, whose outputs lie in [-1, 1], and "
+                 "data.preprocess gcn makes values outside it: make it linear");
+    EXPECT_ERROR(TANH_G(", range: [1, -1]"),
+                 "cfg.yaml: data.range: [1, -1] is empty: the first value must be the smaller");
+    EXPECT_ERROR(TANH_G(", range: 1"), "cfg.yaml:1: data.range: expected a list of 2 numbers");
+    EXPECT_ERROR(TANH_G(", range: [0, 0.5, 1]"),
+                 "cfg.yaml:1: data.range: expected a list of 2 numbers, got 3");
+    EXPECT_ERROR(TANH_G(", range: [low, 1]"),
+                 "cfg.yaml:1: data.range.0: expected a number, got \"low\"");
+    EXPECT_ERROR(TANH_G(", range: [-1, 1], preprocess: gcn"),
+                 "cfg.yaml: data.range: applies to pixels as the file gives them, and "
+                 "data.preprocess gcn makes other values");
+    EXPECT_ERROR(TANH_G(", range: [-2, 1]"),
+                 "cfg.yaml: G's last layer is tanh, whose outputs lie in [-1, 1], but data.range "
+                 "is [-2, 1]");
+    EXPECT_ERROR("data: {train_images: train.idx, range: [-1, 1]}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n",
+                 "cfg.yaml: G's last layer is sigmoid, whose outputs lie in [0, 1], but data.range "
+                 "is [-1, 1] (use [0, 1], or a tanh output for [-1, 1])");
+#undef TANH_G
+}
+
 static void test_ints(void)
 {
     touch("train.idx");
@@ -692,9 +744,13 @@ static void test_errors_values(void)
     EXPECT_ERROR("data: {split: training}\n",
                  "cfg.yaml:1: data.split: expected one of unlabeled, train, valid, test; got \"training\"");
     EXPECT_ERROR("data: {preprocess: gcn, train_images: x}\n"
-                 "generator: {output_bias_from_data: true, layers: [{type: linear, units: 2}]}\n",
-                 "cfg.yaml: generator.output_bias_from_data: needs pixels in [0, 1], and "
-                 "data.preprocess gcn makes other values");
+                 "generator: {output_bias_from_data: true, layers: [{type: sigmoid, units: 2}]}\n",
+                 "cfg.yaml: G's last layer is sigmoid, whose outputs lie in [0, 1], and "
+                 "data.preprocess gcn makes values outside it: make it linear");
+    EXPECT_ERROR("data: {train_images: x}\n"
+                 "generator: {output_bias_from_data: true, layers: [{type: relu, units: 2}]}\n",
+                 "cfg.yaml: generator.output_bias_from_data: needs G's last layer sigmoid, tanh "
+                 "or linear (one whose inverse gives the bias), not relu");
     EXPECT_ERROR("data: {valid_count: -5}\n", "cfg.yaml:1: data.valid_count: must be >= 0, got -5");
     EXPECT_ERROR("generator: {noise_dim: 0}\n",
                  "cfg.yaml:1: generator.noise_dim: must be in [1, 16777216], got 0");
@@ -1298,7 +1354,8 @@ static void test_write_roundtrip(void)
     /* Everything the paper config does not use, and a path that needs quoting. */
     touch("we ird: #\"x\\y.idx");
     roundtrip("seed: 18446744073709551615\n"
-              "data: {train_images: \"we ird: #\\\"x\\\\y.idx\", train_count: 7, valid_count: 0}\n"
+              "data: {train_images: \"we ird: #\\\"x\\\\y.idx\", train_count: 7, valid_count: 0,\n"
+              "       range: [-1, 0.75]}\n"
               "generator:\n"
               "  noise_dim: 3\n"
               "  prior: normal\n"
@@ -1408,6 +1465,7 @@ static const mg_test tests[] = {
     {"layer_defaults", test_layer_defaults},
     {"bools", test_bools},
     {"ints", test_ints},
+    {"range", test_range},
     {"paths", test_paths},
     {"load_file", test_load_file},
     {"errors_syntax", test_errors_syntax},

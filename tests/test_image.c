@@ -363,6 +363,9 @@ static void assert_picture(const char *path, const expected *e, int color_type)
     free(pic.px);
 }
 
+/* Values in [0, 1] drawn as round(v * 255): the scale of pixels as the files give them. */
+static const mg_pixel_scale UNIT = {.lo = 0, .hi = 1};
+
 /* Three 2 x 3 grey images in 2 columns; image i pixel (y, x) is byte 10 (i + 1) + 3 y + x. The
  * whole 9 x 7 picture is written out by hand, so it checks the layout formula itself. */
 static void make_tiny(mg_real *images, mg_real *nb)
@@ -383,7 +386,7 @@ static void test_grid_grey_by_hand(void)
     make_tiny(images, nb);
     const char *path = mg_test_path("tiny.png");
     mg_error err = {""};
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, NULL, &UNIT, &err), 0);
     // width 1 + 2 (3 + 1) = 9, height 1 + 2 (2 + 1) = 7; cell (1, 1) is empty
     enum { B = 128 };
     unsigned char want[7][9] = {
@@ -408,7 +411,7 @@ static void test_grid_grey_neighbours_by_hand(void)
     make_tiny(images, nb);
     const char *path = mg_test_path("tiny-nb.png");
     mg_error err = {""};
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, nb, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, images, 3, 2, 1, 2, 3, nb, &UNIT, &err), 0);
     enum { B = 128, Y = -1 };
     const int want[7][17] = {
         {B, B, B, B, B, B, B, B, B, Y, Y, Y, B, B, B, B, B},
@@ -445,7 +448,7 @@ static void test_grid_rgb_and_mnist(void)
     for (int with_nb = 0; with_nb < 2; with_nb++) {
         const char *path = mg_test_path(with_nb ? "rgb-nb.png" : "rgb.png");
         CU_ASSERT_EQUAL_FATAL(
-            mg_png_grid(path, images, N, COLS, C, H, W, with_nb ? nb : NULL, &err), 0);
+            mg_png_grid(path, images, N, COLS, C, H, W, with_nb ? nb : NULL, &UNIT, &err), 0);
         expected e = paint_grid(images, N, COLS, C, H, W, with_nb ? nb : NULL);
         CU_ASSERT_EQUAL(e.width, with_nb ? 29 : 19);
         CU_ASSERT_EQUAL(e.height, 16);
@@ -461,7 +464,7 @@ static void test_grid_rgb_and_mnist(void)
     for (int with_nb = 0; with_nb < 2; with_nb++) {
         const char *path = mg_test_path(with_nb ? "mnist-nb.png" : "mnist.png");
         CU_ASSERT_EQUAL_FATAL(
-            mg_png_grid(path, m, MN, MC, 1, MH, MW, with_nb ? mnb : NULL, &err), 0);
+            mg_png_grid(path, m, MN, MC, 1, MH, MW, with_nb ? mnb : NULL, &UNIT, &err), 0);
         expected e = paint_grid(m, MN, MC, 1, MH, MW, with_nb ? mnb : NULL);
         CU_ASSERT_EQUAL(e.width, with_nb ? 324 : 291);
         CU_ASSERT_EQUAL(e.height, 291);
@@ -480,7 +483,7 @@ static void test_grid_clamp(void)
     const int want[12] = {0, 0, 0, 51, 128, 100, 254, 255, 255, 255, 255, 0};
     const char *path = mg_test_path("clamp.png");
     mg_error err = {""};
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, v, 1, 1, 1, 3, 4, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, v, 1, 1, 1, 3, 4, NULL, &UNIT, &err), 0);
     picture pic;
     CU_ASSERT_EQUAL_FATAL(read_png(path, &pic), 0);
     CU_ASSERT_EQUAL_FATAL(pic.width, 6);
@@ -494,14 +497,69 @@ static void test_grid_clamp(void)
     free(pic.px);
 }
 
+/* The pixel of cell 0 at (y, x) of a grey grid of one 1 x W image: (1 + y) * (W + 2) + 1 + x. */
+static int cell_px(const picture *pic, int W, int k)
+{
+    return pic->px[1 * (W + 2) + 1 + k];
+}
+
+/* data.range [-1, 1]: -1 is black, 1 white, 0 mid-grey (127.5 rounds to 128), beyond clamped. */
+static void test_grid_range(void)
+{
+    const mg_real v[7] = {-1, -0.5f, 0, 0.5f, 1, -3, 3};
+    const int want[7] = {0, 64, 128, 191, 255, 0, 255};
+    const mg_pixel_scale tanh_range = {.lo = -1, .hi = 1};
+    const char *path = mg_test_path("range.png");
+    mg_error err = {""};
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, v, 1, 1, 1, 1, 7, NULL, &tanh_range, &err), 0);
+    picture pic;
+    CU_ASSERT_EQUAL_FATAL(read_png(path, &pic), 0);
+    for (int k = 0; k < 7; k++)
+        CU_ASSERT_EQUAL(cell_px(&pic, 7, k), want[k]);
+    free(pic.px);
+    const mg_pixel_scale empty = {.lo = 1, .hi = 1};
+    ASSERT_MSG(mg_png_grid(path, v, 1, 1, 1, 1, 7, NULL, &empty, &err), err,
+               "%s: cannot draw values in [1, 1]", path);
+}
+
+/* GCN'd values drawn per image: each image's own minimum black and maximum white, whatever the
+ * other images hold (the neighbour column too); a constant image mid-grey; NaN black and left
+ * out of the range. */
+static void test_grid_per_image(void)
+{
+    enum { W = 4 };
+    const mg_real v[3 * W] = {-20, -10, 0, 20,   // spans 40
+                              5, 5, 5, 5,        // constant
+                              NAN, 1, 2, 3};     // NaN left out: spans 2
+    const mg_real nb[3 * W] = {100, 101, 102, 103, 0, 0, 0, 0, 0, 0, 0, 0}; // a row per grid row
+    const mg_pixel_scale per_image = {.per_image = 1};
+    const char *path = mg_test_path("per-image.png");
+    mg_error err = {""};
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, v, 3, 1, 1, 1, W, nb, &per_image, &err), 0);
+    picture pic;
+    CU_ASSERT_EQUAL_FATAL(read_png(path, &pic), 0);
+    // RGB (neighbours): row of cell r at y = 1 + 2 r; the neighbour column after x = 6 + 3
+    const int width = (int)pic.width;
+    const int want[3][W] = {{0, 64, 128, 255}, {128, 128, 128, 128}, {0, 0, 128, 255}};
+    const int want_nb[W] = {0, 85, 170, 255};
+    for (int r = 0; r < 3; r++)
+        for (int x = 0; x < W; x++) {
+            CU_ASSERT_EQUAL(pic.px[((1 + 2 * r) * width + 1 + x) * 3], want[r][x]);
+            if (r == 0)
+                CU_ASSERT_EQUAL(pic.px[((1 + 2 * r) * width + W + 2 + 3 + 1 + x) * 3],
+                                want_nb[x]);
+        }
+    free(pic.px);
+}
+
 /* Writing over an existing file replaces it (the rename). */
 static void test_grid_replaces(void)
 {
     const mg_real dark[4] = {0, 0, 0, 0}, light[4] = {1, 1, 1, 1};
     const char *path = mg_test_path("replace.png");
     mg_error err = {""};
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, dark, 1, 1, 1, 2, 2, NULL, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, light, 1, 1, 1, 2, 2, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, dark, 1, 1, 1, 2, 2, NULL, &UNIT, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(path, light, 1, 1, 1, 2, 2, NULL, &UNIT, &err), 0);
     picture pic;
     CU_ASSERT_EQUAL_FATAL(read_png(path, &pic), 0);
     CU_ASSERT_EQUAL(pic.px[1 * 4 + 1], 255);
@@ -513,32 +571,33 @@ static void test_grid_errors(void)
     mg_real x[16] = {0};
     mg_error err = {""};
     const char *path = mg_test_path("bad.png"), *tmp = mg_test_path("bad.png.tmp");
-    ASSERT_MSG(mg_png_grid(path, x, 0, 10, 1, 28, 28, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 0, 10, 1, 28, 28, NULL, &UNIT, &err), err,
                "%s: nothing to draw (n 0, cols 10, H 28, W 28)", path);
-    ASSERT_MSG(mg_png_grid(path, x, 4, 0, 1, 2, 2, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 4, 0, 1, 2, 2, NULL, &UNIT, &err), err,
                "%s: nothing to draw (n 4, cols 0, H 2, W 2)", path);
-    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 1, 0, 2, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 1, 0, 2, NULL, &UNIT, &err), err,
                "%s: nothing to draw (n 4, cols 2, H 0, W 2)", path);
-    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 1, 2, -1, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 1, 2, -1, NULL, &UNIT, &err), err,
                "%s: nothing to draw (n 4, cols 2, H 2, W -1)", path);
-    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 2, 2, 2, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 2, 2, 2, NULL, &UNIT, &err), err,
                "%s: cannot draw images with 2 channels (1 or 3)", path);
-    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 4, 2, 2, x, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 4, 2, 4, 2, 2, x, &UNIT, &err), err,
                "%s: cannot draw images with 4 channels (1 or 3)", path);
     // 1 + 49999 = 50000 per side: 2.5e9 pixels > 2^28
-    ASSERT_MSG(mg_png_grid(path, x, 1, 1, 1, 49998, 49998, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 1, 1, 1, 49998, 49998, NULL, &UNIT, &err), err,
                "%s: grid of 50000 x 50000 pixels is too large", path);
     // 3 million pixels, but wider than libpng reads by default (10^6)
-    ASSERT_MSG(mg_png_grid(path, x, 1, 1, 1, 1, 1000000, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(path, x, 1, 1, 1, 1, 1000000, NULL, &UNIT, &err), err,
                "%s: grid of 1000002 x 3 pixels is too large", path);
     // sizes whose products overflow 32 bits are reported, not wrapped
-    ASSERT_MSG(mg_png_grid(path, x, 2147483647, 2147483647, 3, 2147483647, 2147483647, x, &err),
+    ASSERT_MSG(mg_png_grid(path, x, 2147483647, 2147483647, 3, 2147483647, 2147483647, x, &UNIT,
+                           &err),
                err, "%s: grid of 4611686018427387909 x 2147483649 pixels is too large", path);
     CU_ASSERT_FALSE(file_exists(path));
     CU_ASSERT_FALSE(file_exists(tmp));
 
     const char *missing = mg_test_path("no-such-dir/grid.png");
-    ASSERT_MSG(mg_png_grid(missing, x, 4, 2, 1, 2, 2, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(missing, x, 4, 2, 1, 2, 2, NULL, &UNIT, &err), err,
                "%s: cannot write PNG: No such file or directory", missing);
     CU_ASSERT_FALSE(file_exists(mg_test_path("no-such-dir")));
 }
@@ -555,7 +614,7 @@ static void test_grid_failed_write(void)
     const char *fresh = mg_test_path("limit.png"), *fresh_tmp = mg_test_path("limit.png.tmp");
     const char *old = mg_test_path("old.png"), *old_tmp = mg_test_path("old.png.tmp");
     const mg_real grey[4] = {0.25f, 0.25f, 0.25f, 0.25f};
-    CU_ASSERT_EQUAL_FATAL(mg_png_grid(old, grey, 1, 1, 1, 2, 2, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_png_grid(old, grey, 1, 1, 1, 2, 2, NULL, &UNIT, &err), 0);
     FILE *f = fopen(old, "rb");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     unsigned char before[4096], after[4096];
@@ -569,9 +628,9 @@ static void test_grid_failed_write(void)
     lim.rlim_cur = 4096;
     void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
     CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    const int rc_fresh = mg_png_grid(fresh, images, N, 8, 1, 28, 28, NULL, &err);
+    const int rc_fresh = mg_png_grid(fresh, images, N, 8, 1, 28, 28, NULL, &UNIT, &err);
     const mg_error err_fresh = err;
-    const int rc_old = mg_png_grid(old, images, N, 8, 1, 28, 28, NULL, &err);
+    const int rc_old = mg_png_grid(old, images, N, 8, 1, 28, 28, NULL, &UNIT, &err);
     const mg_error err_old = err;
     CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old_handler);
@@ -590,7 +649,7 @@ static void test_grid_failed_write(void)
 
     const char *dir = mg_test_path("a-directory"), *dir_tmp = mg_test_path("a-directory.tmp");
     CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
-    ASSERT_MSG(mg_png_grid(dir, grey, 1, 1, 1, 2, 2, NULL, &err), err,
+    ASSERT_MSG(mg_png_grid(dir, grey, 1, 1, 1, 2, 2, NULL, &UNIT, &err), err,
                "%s: cannot write PNG: Is a directory", dir);
     CU_ASSERT_FALSE(file_exists(dir_tmp));
     free(images);
@@ -605,6 +664,8 @@ static const mg_test tests[] = {
     {"grid_grey_neighbours_by_hand", test_grid_grey_neighbours_by_hand},
     {"grid_rgb_and_mnist", test_grid_rgb_and_mnist},
     {"grid_clamp", test_grid_clamp},
+    {"grid_range", test_grid_range},
+    {"grid_per_image", test_grid_per_image},
     {"grid_replaces", test_grid_replaces},
     {"grid_errors", test_grid_errors},
     {"grid_failed_write", test_grid_failed_write},

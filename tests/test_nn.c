@@ -885,6 +885,25 @@ static void test_bias_from_mean(void)
     for (int j = 0; j < 5; j++)
         MG_ASSERT_CLOSE(y[j], fmin(fmax(mean[j], 1e-7), 1 - 1e-7), FLT_EPSILON);
     mg_net_free(&net);
+
+    /* tanh (data.range [-1, 1]): atanh, and linear: the mean itself; with zero weights the output
+     * is the mean again. An activation with no inverse (relu) is left alone. */
+    const double signed_mean[5] = {-1, -0.5, 0, 0.75, 1};
+    const enum mg_act acts[3] = {MG_ACT_TANH, MG_ACT_LINEAR, MG_ACT_RELU};
+    for (int a = 0; a < 3; a++) {
+        spec.layers[1] = layer("y", acts[a], 5, 1, 1);
+        mg_test_net(&net, &spec, 2, 1);
+        mg_net_bias_from_mean(&net, signed_mean);
+        y = mg_net_forward(&net, x, 1, NULL);
+        for (int j = 0; j < 5; j++) {
+            const double m = signed_mean[j];
+            const double want_y = acts[a] == MG_ACT_TANH   ? fmin(fmax(m, -1 + 1e-7), 1 - 1e-7)
+                                  : acts[a] == MG_ACT_LINEAR ? m
+                                                             : 0;
+            MG_ASSERT_CLOSE(y[j], want_y, 4 * FLT_EPSILON);
+        }
+        mg_net_free(&net);
+    }
 }
 
 /* What MPIGAN_TRAP_FPE traps (invalid, division by zero, overflow) must never be raised by the

@@ -130,6 +130,57 @@ static void test_private_copies_when_turned_off(void)
     mg_dataset_unload(&ds);
 }
 
+/* Byte b in [-1, 1]: -1 + 2 (b / 255 in mg_real), in double, rounded once. */
+static mg_real ranged(int b)
+{
+    return (mg_real)(-1 + 2 * (double)((mg_real)b / 255));
+}
+
+/* data.range [-1, 1]: the shared and the private training set stay bytes (a quarter of the
+ * memory) and stand for -1 + 2 b / 255 on every rank; the validation split, read as values, holds
+ * the same values; the pixel means move with them. */
+static void test_range_on_every_rank(void)
+{
+    const char *path = write_idx(300); /* once: rewriting it would race with ranks reading it */
+    for (int shared = 0; shared < 2; shared++) {
+        mg_config cfg = config_for(path);
+        cfg.data.shared_memory = shared;
+        cfg.data.range[0] = -1;
+        cfg.data.range[1] = 1;
+        mg_dataset ds;
+        mg_error err;
+        CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, mg_comm_world(), &err) == 0);
+        CU_ASSERT_FATAL(ds.bytes != NULL && ds.x == NULL);
+        CU_ASSERT((ds.shared != NULL) == shared);
+        int bad = 0;
+        mg_real row[20];
+        for (int i = 0; i < ds.n; i++) {
+            mg_dataset_row(&ds, (size_t)i, row);
+            for (int k = 0; k < 20; k++)
+                bad += row[k] != ranged((i * 7 + k) % 256);
+        }
+        CU_ASSERT(mg_comm_all_same(mg_comm_world(), bad == 0));
+        CU_ASSERT_EQUAL(bad, 0);
+        double mean[20];
+        mg_dataset_pixel_mean(&ds, mean);
+        double want = 0;
+        for (int i = 0; i < 250; i++)
+            want += -1 + 2.0 * ((i * 7) % 256) / 255;
+        MG_ASSERT_CLOSE(mean[0], want / 250, 1e-6);
+        mg_dataset_unload(&ds);
+
+        mg_dataset valid;
+        CU_ASSERT_FATAL(mg_split_read(&valid, &cfg, MG_SPLIT_VALID, 0, &err) == 0);
+        CU_ASSERT_FATAL(valid.x != NULL && valid.n == 50);
+        bad = 0;
+        for (int i = 0; i < valid.n; i++)
+            for (int k = 0; k < 20; k++)
+                bad += valid.x[i * 20 + k] != ranged(((250 + i) * 7 + k) % 256);
+        CU_ASSERT_EQUAL(bad, 0);
+        mg_dataset_free(&valid);
+    }
+}
+
 static void test_load_errors_on_every_rank(void)
 {
     mg_config cfg = config_for(write_idx(300));
@@ -286,6 +337,7 @@ int main(int argc, char **argv)
         {"values_shared", test_values_shared},
         {"private_copies_when_turned_off", test_private_copies_when_turned_off},
         {"load_errors_on_every_rank", test_load_errors_on_every_rank},
+        {"range_on_every_rank", test_range_on_every_rank},
         {"reducer_exact", test_reducer_exact},
         {"reducer_matches_mpi", test_reducer_matches_mpi},
         {"reducer_finite", test_reducer_finite},

@@ -60,6 +60,8 @@ typedef struct {
         int valid_count; /* the last valid_count examples of the training source validate */
         enum mg_preprocess preprocess;
         double gcn_scale;
+        double range[2]; /* scale: the pixel values byte 0 and byte 255 stand for ([0, 1]; [-1, 1]
+                            for a tanh G) */
         int shared_memory; /* the ranks of a node share one copy of the training set */
     } data;
 
@@ -114,5 +116,10 @@ int mg_config_write(const mg_config *cfg, FILE *f);
 
 /* What the trainer needs of cfg: seed, generator, discriminator and training loop. */
 mg_gan_spec mg_config_gan(const mg_config *cfg);
+
+/* How wide the values of one [0, 1] pixel are in the data G learns: data.range's span for pixels
+ * as the file gives them, 1 for GCN'd data (which has no pixel scale of its own). Parzen windows
+ * are reported in [0, 1] pixel units through it, so that figures compare with the paper's. */
+double mg_config_pixel_span(const mg_config *cfg);
 
 #endif

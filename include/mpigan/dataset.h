@@ -15,10 +15,12 @@ typedef struct {
     int n;           /* examples */
     int channels, height, width;
     size_t dim;      /* channels * height * width */
-    mg_real *x;      /* (n, dim) row-major; values in [0, 1] unless preprocessed (GCN); NULL
-                        when the examples are kept as bytes */
+    mg_real *x;      /* (n, dim) row-major; values in [0, 1] as the readers make them, then as
+                        data.range or GCN made them (splits.h); NULL when kept as bytes */
     uint8_t *bytes;  /* (n, dim): every value is mg_byte_value(byte), 4 times smaller than x
                         (a training set of pixel bytes: mg_split_load_train); else NULL */
+    int ranged;      /* bytes stand for lo + (hi - lo) * mg_byte_value(byte) instead: data.range */
+    double lo, hi;
     struct mg_shared *shared; /* x or bytes live in a node's shared window (mg_dataset_unload) */
 } mg_dataset;
 
@@ -39,6 +41,9 @@ void mg_dataset_free(mg_dataset *ds);
  * lives in the node's shared window (every rank of the node must call this) or privately. */
 void mg_dataset_unload(mg_dataset *ds);
 
+/* The values of ds, [0, 1] as read, become [lo, hi]: x in place, or bytes through `ranged`. */
+void mg_dataset_rescale(mg_dataset *ds, double lo, double hi);
+
 /* Example i as values, into out (dim), whichever way ds keeps them. */
 void mg_dataset_row(const mg_dataset *ds, size_t i, mg_real *out);
 
@@ -48,7 +53,7 @@ int mg_dataset_widen(mg_dataset *ds, mg_error *err);
 /* 1 if every value of x (n) is mg_byte_value of a byte, so bytes keep it exactly. */
 int mg_values_are_bytes(const mg_real *x, size_t n);
 
-/* Mean of each pixel over the examples: (dim). */
+/* Mean of each value over the examples: (dim). */
 void mg_dataset_pixel_mean(const mg_dataset *ds, double *mean);
 
 #endif

@@ -4,18 +4,31 @@
 
 #include <stddef.h>
 
+#include "mpigan/config.h"
 #include "mpigan/dataset.h"
 #include "mpigan/error.h"
 #include "mpigan/nn.h"
 #include "mpigan/real.h"
 
-/* Writes images (n, C, H, W), values in [0, 1] (clamped), as a PNG grid of `cols` columns and
+/* How values become 8-bit pixels: [lo, hi] onto 0 to 255, clamped; or with per_image each image's
+ * own [min, max] (GCN'd data has no fixed range: the released code's viewers showed it so; a
+ * constant image is drawn mid-grey). The neighbour column is drawn the same way. */
+typedef struct {
+    double lo, hi;
+    int per_image;
+} mg_pixel_scale;
+
+/* The scale of a configuration's data: data.range for pixels as the file gives them ([0, 1] by
+ * default), per image for GCN'd data. */
+mg_pixel_scale mg_pixel_scale_of(const mg_config *cfg);
+
+/* Writes images (n, C, H, W), values drawn through `scale`, as a PNG grid of `cols` columns and
  * ceil(n / cols) rows, 8-bit grey for C = 1 and RGB for C = 3, with a 1-pixel border between
  * cells. If `neighbours` is not NULL it holds (rows, C, H, W): one more column, after a wider
  * separator, shows for each grid row the training example nearest to that row's last sample, as
  * in Figure 2 of the paper. Written through a temporary name and a rename. */
 int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
-                const mg_real *neighbours, mg_error *err);
+                const mg_real *neighbours, const mg_pixel_scale *scale, mg_error *err);
 
 /* 0 if mg_png_grid can draw n images (C, H, W) in cols columns (with the neighbour column when
  * `neighbours`), else -1 with what is wrong ("grid of 100001 x 29 pixels is too large"): for a

@@ -294,8 +294,10 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
  * each update). Layers with max_col_norm 0 are left alone. */
 void mg_net_constrain(mg_net *net);
 
-/* Sets the last layer's biases to logit(clamp(mean)), the pixel marginals of the data: mean has
- * out_dim values, and the last layer a bias per output value (dense, or untied). */
+/* Sets the last layer's biases so that its output is the pixel marginals of the data where its
+ * input is 0: the inverse of its activation at mean (sigmoid: logit, tanh: atanh, both of mean
+ * clamped 1e-7 inside the open range; linear: mean itself). mean has out_dim values, and the last
+ * layer a bias per output value (dense, or untied); other activations are left alone. */
 void mg_net_bias_from_mean(mg_net *net, const double *mean);
 
 /* CRC-32 of a network's parameter bytes: replicas on every rank must have the same. (Not the

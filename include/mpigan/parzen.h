@@ -27,6 +27,13 @@ int mg_parzen_ll(double *ll, const mg_real *x, int n_x, const mg_real *mu, int n
 void mg_parzen_ll_ref(double *ll, const mg_real *x, int n_x, const mg_real *mu, int n_mu,
                       size_t dim, const double *sigmas, int n_sigma);
 
+/* Data whose [0, 1] pixels span `span` instead (data.range [-1, 1]: 2): a window of width
+ * span * sigma on them is the window of width sigma on [0, 1] pixels, each log-likelihood lower
+ * by dim log(span). These two turn the grid into the data's units and the log-likelihoods of ll
+ * (n values) back into [0, 1] pixel units; a span of 1 changes nothing. */
+void mg_parzen_grid_to_data(double *sigmas, int n_sigma, double span);
+void mg_parzen_ll_to_pixels(double *ll, size_t n, size_t dim, double span);
+
 /* n values, log-spaced from lo to hi inclusive (numpy's logspace(log10 lo, log10 hi, n)). */
 void mg_parzen_grid(double *sigmas, int n, double lo, double hi);
 
