@@ -30,6 +30,40 @@ static inline mg_layer_spec mg_test_layer(const char *name, enum mg_act type, in
     return s;
 }
 
+/* A conv, maxout_conv or deconv layer spec with the configuration's defaults (tied biases, no
+ * dropout, uniform weights in +-0.3); pieces and the pool are set by the caller for
+ * maxout_conv. Square kernel, stride and padding. */
+static inline mg_layer_spec mg_test_conv_layer(enum mg_op op, enum mg_act act, int channels,
+                                               int kernel, int stride, int pad)
+{
+    mg_layer_spec s = {.op = op, .type = act, .units = channels, .pieces = 1,
+                       .kernel = {kernel, kernel}, .stride = {stride, stride}, .pad = {pad, pad},
+                       .tied_bias = 1, .bias = 1, .init = MG_INIT_UNIFORM, .irange = 0.3,
+                       .std = 0.02, .keep = 1, .input_scale = 1, .leak = 0.2, .sync = 1,
+                       .bn_momentum = 0.1, .bn_eps = 1e-5};
+    return s;
+}
+
+/* A batch norm layer spec with the configuration's defaults, then `act`. */
+static inline mg_layer_spec mg_test_bn_layer(enum mg_act act)
+{
+    mg_layer_spec s = {.op = MG_OP_BATCHNORM, .type = act, .pieces = 1, .init = MG_INIT_UNIFORM,
+                       .std = 0.02, .keep = 1, .input_scale = 1, .leak = 0.2, .sync = 1,
+                       .bn_momentum = 0.1, .bn_eps = 1e-5};
+    return s;
+}
+
+/* mg_net_init_shape, or the test program ends with the reason. */
+static inline void mg_test_net_shape(mg_net *net, const mg_net_spec *spec, int c, int h, int w,
+                                     int max_rows, int max_groups)
+{
+    mg_error err = {{0}};
+    if (mg_net_init_shape(net, spec, c, h, w, max_rows, max_groups, &err)) {
+        fprintf(stderr, "mg_net_init_shape: %s\n", err.msg);
+        exit(2);
+    }
+}
+
 /* mg_net_init, or the test program ends with the reason: a test net that cannot be built is a
  * broken test. */
 static inline void mg_test_net(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows)

@@ -72,17 +72,19 @@ static void add(tensor_list *L, const char *name, mg_real *x, const mg_real *g, 
     t->n = n;
 }
 
-/* W and b of every layer of net, with their gradients in net->grads. */
+/* W and b of every layer of net (a batch norm's scale and shift), with their gradients in
+ * net->grads. */
 static void add_net(tensor_list *L, const mg_net *net, const char *prefix)
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *ly = &net->layer[l];
         char name[32];
         snprintf(name, sizeof name, "%s.W%d", prefix, l);
-        add(L, name, net->params + ly->w_off, net->grads + ly->w_off,
-            (size_t)ly->in * ly->width);
+        if (ly->w_n)
+            add(L, name, net->params + ly->w_off, net->grads + ly->w_off, ly->w_n);
         snprintf(name, sizeof name, "%s.b%d", prefix, l);
-        add(L, name, net->params + ly->b_off, net->grads + ly->b_off, (size_t)ly->width);
+        if (ly->b_n)
+            add(L, name, net->params + ly->b_off, net->grads + ly->b_off, ly->b_n);
     }
 }
 
@@ -169,16 +171,51 @@ static void check_direction(const char *what, objective_fn f, void *ctx, const t
     free(saved);
 }
 
+/* The lead of each max pooling window's winner over the rest of its window (clipped at the
+ * border), for a maxout_conv layer's last forward pass over `rows` rows. */
+static double pool_margin(const mg_net *net, int l, int rows)
+{
+    const mg_layer *L = &net->layer[l];
+    const mg_pool_shape *p = &L->pool;
+    double m = INFINITY;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < p->C; c++) {
+            const mg_real *plane = net->mid[l] + ((size_t)r * p->C + c) * p->H * p->W;
+            const int32_t *win = net->argpool[l] + ((size_t)r * p->C + c) * p->OH * p->OW;
+            for (int oh = 0; oh < p->OH; oh++)
+                for (int ow = 0; ow < p->OW; ow++) {
+                    const int a = win[oh * p->OW + ow];
+                    for (int ih = oh * p->SH; ih < oh * p->SH + p->KH && ih < p->H; ih++)
+                        for (int iw = ow * p->SW; iw < ow * p->SW + p->KW && iw < p->W; iw++)
+                            if (ih * p->W + iw != a)
+                                m = fmin(m, plane[a] - plane[ih * p->W + iw]);
+                }
+        }
+    return m;
+}
+
 /* Distance to the nearest kink in the last forward pass over `rows` rows: |pre| for ReLU and
- * leaky ReLU, the lead of the winning piece for maxout. */
+ * leaky ReLU (after any layer: dense, conv, deconv, batch norm), the lead of the winning piece
+ * for maxout and of each pooling window's winner for maxout_conv. */
 static double kink_margin(const mg_net *net, int rows)
 {
     double m = INFINITY;
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
         const size_t n = (size_t)rows * L->units;
-        if (L->spec.type == MG_ACT_RELU || L->spec.type == MG_ACT_LEAKY_RELU) {
-            for (size_t i = 0; i < n; i++)
+        if (L->spec.op == MG_OP_MAXOUT_CONV) { // pieces are channels u P + k, planes of HW
+            const int P = L->spec.pieces, HW = L->conv.OH * L->conv.OW;
+            for (size_t i = 0; i < (size_t)rows * L->mid; i++) {
+                const size_t r = i / L->mid, u = i % L->mid / HW, at = i % HW;
+                const mg_real *pre = net->pre[l] + r * L->width + u * P * HW + at;
+                const int32_t a = net->argmax[l][i];
+                for (int k = 0; k < P; k++)
+                    if (k != a)
+                        m = fmin(m, pre[(size_t)a * HW] - pre[(size_t)k * HW]);
+            }
+            m = fmin(m, pool_margin(net, l, rows));
+        } else if (L->spec.type == MG_ACT_RELU || L->spec.type == MG_ACT_LEAKY_RELU) {
+            for (size_t i = 0; i < (size_t)rows * L->width; i++)
                 m = fmin(m, fabs(net->pre[l][i]));
         } else if (L->spec.type == MG_ACT_MAXOUT) {
             const int P = L->spec.pieces;
@@ -208,12 +245,16 @@ static void poison_grads(mg_net *net)
     memset(net->grads + net->n_params, 0, MG_STATS_SLOTS * sizeof *net->grads);
 }
 
-/* Draws params (and non-zero biases) for attempt a. */
+/* Draws params (and non-zero biases, batch norm scales away from 1) for attempt a. */
 static void draw_params(mg_net *net, uint64_t seed, uint64_t a)
 {
     mg_net_init_params(net, seed + a * 7919, 3);
-    for (int l = 0; l < net->n_layers; l++)
-        fill(mg_net_bias(net, l), (size_t)net->layer[l].width, -0.3, 0.3, 10000 * a + 100 + l);
+    for (int l = 0; l < net->n_layers; l++) {
+        const mg_layer *L = &net->layer[l];
+        fill(mg_net_bias(net, l), L->b_n, -0.3, 0.3, 10000 * a + 100 + l);
+        if (L->spec.op == MG_OP_BATCHNORM)
+            fill(mg_net_weights(net, l), L->w_n, 0.5, 1.5, 10000 * a + 200 + l);
+    }
 }
 
 /* ---- one layer: f = sum_i c_i out_i ---- */
@@ -557,6 +598,181 @@ static void test_generator(void)
     check_generator(1, MG_GEN_LOSS_MINIMAX, "G through D on [real; fake], minimax");
 }
 
+/* ---- convolutional networks: DCGAN's kinds of layer and the paper's CIFAR-10 D, small ---- */
+
+enum { C_ROWS = 4, C_IMG = 2 * 6 * 6 }; // images (2, 6, 6); C_ROWS real and C_ROWS fake rows
+
+/* D as DCGAN builds it: conv 4x4 stride 2 + leaky ReLU, conv (no bias) + batch norm + leaky ReLU,
+ * conv to 1 x 1 + sigmoid. (2, 6, 6) -> (4, 3, 3) -> (5, 3, 3) -> (1, 1, 1). */
+static mg_net_spec dcgan_d_spec(void)
+{
+    mg_net_spec s = {.n_layers = 4};
+    s.layers[0] = mg_test_conv_layer(MG_OP_CONV, MG_ACT_LEAKY_RELU, 4, 4, 2, 1);
+    s.layers[1] = mg_test_conv_layer(MG_OP_CONV, MG_ACT_LINEAR, 5, 3, 1, 1);
+    s.layers[1].bias = 0;
+    s.layers[2] = mg_test_bn_layer(MG_ACT_LEAKY_RELU);
+    s.layers[3] = mg_test_conv_layer(MG_OP_CONV, MG_ACT_SIGMOID, 1, 3, 1, 0);
+    return s;
+}
+
+/* G as DCGAN builds it: deconv from (3, 1, 1) to (6, 3, 3) without bias, batch norm + ReLU,
+ * deconv stride 2 to (2, 6, 6) + tanh, its bias one per output value (tied_bias false). */
+static mg_net_spec dcgan_g_spec(void)
+{
+    mg_net_spec s = {.n_layers = 3};
+    s.layers[0] = mg_test_conv_layer(MG_OP_DECONV, MG_ACT_LINEAR, 6, 3, 1, 0);
+    s.layers[0].bias = 0;
+    s.layers[1] = mg_test_bn_layer(MG_ACT_RELU);
+    s.layers[2] = mg_test_conv_layer(MG_OP_DECONV, MG_ACT_TANH, 2, 4, 2, 1);
+    s.layers[2].tied_bias = 0;
+    return s;
+}
+
+/* The paper's CIFAR-10 D in small: maxout_conv (3 channels x 2 pieces, kernel 3, pad 2, pools of
+ * 3 every 2, overlapping; untied biases), dense maxout, sigmoid; dropout on every input.
+ * (2, 6, 6) -> conv (6, 8, 8) -> maxout (3, 8, 8) -> pool (3, 4, 4) -> 5 -> 1. */
+static mg_net_spec paper_conv_d_spec(void)
+{
+    mg_net_spec s = {.n_layers = 3};
+    s.layers[0] = mg_test_conv_layer(MG_OP_MAXOUT_CONV, MG_ACT_MAXOUT, 3, 3, 1, 2);
+    s.layers[0].pieces = 2;
+    s.layers[0].pool[0] = s.layers[0].pool[1] = 3;
+    s.layers[0].pool_stride[0] = s.layers[0].pool_stride[1] = 2;
+    s.layers[0].tied_bias = 0;
+    s.layers[0].keep = 0.8;
+    s.layers[0].input_scale = 1.25;
+    s.layers[1] = layer(MG_ACT_MAXOUT, 5, 3, 0.3, 0.5);
+    s.layers[2] = layer(MG_ACT_SIGMOID, 1, 1, 0.3, 0.5);
+    return s;
+}
+
+typedef struct {
+    mg_net g, d;
+    mg_real z[C_ROWS * Z_DIM];
+    mg_real x[2 * C_ROWS * C_IMG]; // D's input: real rows, then fake rows
+    mg_dropout gdrop, ddrop;
+    uint64_t ids[2 * C_ROWS];
+    double norm;
+} conv_problem;
+
+/* D's step: mg_loss_d on real and fake rows, its batch norms per group (real, fake). */
+static double conv_d_objective(void *ctx, double *F)
+{
+    conv_problem *p = ctx;
+    mg_net_forward(&p->d, p->x, 2 * C_ROWS, &p->ddrop);
+    const mg_real *l = mg_net_logits(&p->d);
+    const double f = mg_loss_d(NULL, NULL, l, l + C_ROWS, C_ROWS, p->norm, NULL, NULL) / p->norm;
+    *F = f;
+    return f;
+}
+
+static void check_conv_discriminator(mg_net_spec spec, mg_gemm_fn gemm, const char *what)
+{
+    conv_problem p = {.norm = C_ROWS};
+    mg_test_net_shape(&p.d, &spec, 2, 6, 6, 2 * C_ROWS, 2);
+    p.d.gemm = gemm;
+    for (int i = 0; i < 2 * C_ROWS; i++)
+        p.ids[i] = 500 + (uint64_t)i;
+    p.ddrop = (mg_dropout){.key = {2014, 4 * MG_MAX_LAYERS, 5}, .row_id = p.ids, .groups = 2};
+    mg_real dx[2 * C_ROWS * C_IMG], dl[2 * C_ROWS];
+    int a = 0;
+    double F, margin = 0;
+    for (; a < 200; a++) {
+        draw_params(&p.d, 51, (uint64_t)a);
+        fill(p.x, 2 * C_ROWS * C_IMG, -1, 1, 5000 + a);
+        conv_d_objective(&p, &F);
+        if ((margin = kink_margin(&p.d, 2 * C_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.d);
+    conv_d_objective(&p, &F);
+    const mg_real *l = mg_net_logits(&p.d);
+    mg_loss_d(dl, dl + C_ROWS, l, l + C_ROWS, C_ROWS, p.norm, NULL, NULL);
+    mg_net_backward(&p.d, dx, dl, 0, 2 * C_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.d, "D");
+    add(&L, "x", p.x, dx, 2 * C_ROWS * C_IMG);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
+    check_coordinates(what, conv_d_objective, &p, &L);
+    check_direction(what, conv_d_objective, &p, &L);
+    mg_net_free(&p.d);
+}
+
+static void test_conv_discriminator(void)
+{
+    check_conv_discriminator(dcgan_d_spec(), mg_gemm_blas, "DCGAN D (blas)");
+    check_conv_discriminator(dcgan_d_spec(), mg_gemm_ref, "DCGAN D (ref)");
+    check_conv_discriminator(paper_conv_d_spec(), mg_gemm_blas, "paper's conv D (blas)");
+    check_conv_discriminator(paper_conv_d_spec(), mg_gemm_ref, "paper's conv D (ref)");
+}
+
+/* G's step: G's fake rows through D (D's batch norm on the fake rows alone, as PyTorch's netD(fake)
+ * runs it), the generator loss; G's batch norms on its rows as one group. */
+static double conv_g_objective_at(conv_problem *p, enum mg_gen_loss loss)
+{
+    const mg_real *fake = mg_net_forward(&p->g, p->z, C_ROWS, &p->gdrop); // (C_ROWS, C_IMG)
+    mg_net_forward(&p->d, fake, C_ROWS, &p->ddrop);
+    return mg_loss_g(NULL, mg_net_logits(&p->d), C_ROWS, loss, p->norm) / p->norm;
+}
+
+static enum mg_gen_loss conv_g_loss;
+
+static double conv_g_objective(void *ctx, double *F)
+{
+    const double f = conv_g_objective_at(ctx, conv_g_loss);
+    *F = fabs(f);
+    return f;
+}
+
+static void check_conv_generator(enum mg_gen_loss loss, const char *what)
+{
+    conv_problem p = {.norm = C_ROWS};
+    mg_net_spec gspec = dcgan_g_spec(), dspec = dcgan_d_spec();
+    mg_test_net_shape(&p.g, &gspec, Z_DIM, 1, 1, C_ROWS, 1);
+    mg_test_net_shape(&p.d, &dspec, 2, 6, 6, 2 * C_ROWS, 2);
+    CU_ASSERT_EQUAL_FATAL(p.g.out_dim, C_IMG);
+    for (int i = 0; i < 2 * C_ROWS; i++)
+        p.ids[i] = 700 + (uint64_t)i;
+    p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids, .groups = 1};
+    p.ddrop = (mg_dropout){.key = {7, 3 * MG_MAX_LAYERS, 1}, .row_id = p.ids, .groups = 1};
+    conv_g_loss = loss;
+    mg_real dx[C_ROWS * C_IMG], dl[C_ROWS];
+    int a = 0;
+    double margin = 0;
+    for (; a < 200; a++) {
+        draw_params(&p.g, 61, (uint64_t)a);
+        draw_params(&p.d, 71, (uint64_t)a);
+        fill(p.z, C_ROWS * Z_DIM, -1, 1, 6000 + a);
+        conv_g_objective_at(&p, loss);
+        margin = fmin(kink_margin(&p.g, C_ROWS), kink_margin(&p.d, C_ROWS));
+        if (margin >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.g);
+    mg_test_zero_grads(&p.d);
+    conv_g_objective_at(&p, loss);
+    mg_loss_g(dl, mg_net_logits(&p.d), C_ROWS, loss, p.norm);
+    mg_net_backward(&p.d, dx, dl, 0, C_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    mg_net_backward(&p.g, NULL, dx, 0, C_ROWS, MG_BACKWARD_SET_GRADS);
+    for (size_t i = 0; i < p.d.n_params + MG_STATS_SLOTS; i++)
+        CU_ASSERT_EQUAL(p.d.grads[i], 0);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.g, "G");
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
+    check_coordinates(what, conv_g_objective, &p, &L);
+    check_direction(what, conv_g_objective, &p, &L);
+    mg_net_free(&p.g);
+    mg_net_free(&p.d);
+}
+
+static void test_conv_generator(void)
+{
+    check_conv_generator(MG_GEN_LOSS_NONSATURATING, "DCGAN G through D, nonsaturating");
+    check_conv_generator(MG_GEN_LOSS_MINIMAX, "DCGAN G through D, minimax");
+}
+
 static const mg_test tests[] = {
     {"linear", test_linear},
     {"relu", test_relu},
@@ -570,6 +786,8 @@ static const mg_test tests[] = {
     {"loss_g_minimax", test_loss_g_minimax},
     {"discriminator", test_discriminator},
     {"generator", test_generator},
+    {"conv_discriminator", test_conv_discriminator},
+    {"conv_generator", test_conv_generator},
     {NULL, NULL},
 };
 
