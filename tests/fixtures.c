@@ -105,6 +105,43 @@ mg_config mg_fixture_config(const char *const optim[2], const char *g_layers, in
     return cfg;
 }
 
+mg_config mg_fixture_dcgan_config(int steps, const char *const *set, int n_set)
+{
+    const char *dummy = mg_test_write_file("dummy.idx", "x", 1);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "seed: 7\n"
+             "data: {train_images: %s, train_count: 1, valid_count: 0}\n"
+             "generator:\n"
+             "  noise_dim: 8\n"
+             "  prior: normal\n"
+             "  layers:\n"
+             "    - {type: deconv, channels: 8, kernel: 3, bias: false, init: normal, std: 0.2}\n"
+             "    - {type: batchnorm, activation: relu, init: normal, std: 0.2}\n"
+             "    - {type: deconv, channels: 1, kernel: 4, stride: 2, pad: 1,\n"
+             "       activation: sigmoid, init: normal, std: 0.2}\n"
+             "  optimizer: {type: adam, lr: 0.002, beta1: 0.5}\n"
+             "discriminator:\n"
+             "  layers:\n"
+             "    - {type: conv, channels: 4, kernel: 4, stride: 2, pad: 1,\n"
+             "       activation: leaky_relu, init: normal, std: 0.2}\n"
+             "    - {type: conv, channels: 8, kernel: 3, pad: 1, bias: false, init: normal,\n"
+             "       std: 0.2}\n"
+             "    - {type: batchnorm, activation: leaky_relu, init: normal, std: 0.2}\n"
+             "    - {type: conv, channels: 1, kernel: 3, activation: sigmoid, init: normal,\n"
+             "       std: 0.2}\n"
+             "  optimizer: {type: adam, lr: 0.002, beta1: 0.5}\n"
+             "train: {batch_size: 8, k: 1, steps: %d}\n",
+             dummy, steps);
+    mg_config cfg;
+    mg_error err;
+    int rc = mg_config_parse(&cfg, text, "dcgan-test.yaml", set, n_set, &err);
+    if (rc)
+        fprintf(stderr, "config: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    return cfg;
+}
+
 char *mg_fixture_yaml(const mg_config *cfg)
 {
     char *text = NULL;

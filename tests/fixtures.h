@@ -31,6 +31,12 @@ extern const char *const mg_fixture_adam[2];
 mg_config mg_fixture_config(const char *const optim[2], const char *g_layers, int steps,
                             const char *const *set, int n_set);
 
+/* A DCGAN of the test's size for mg_fixture_blobs: G 8 -> deconv (8, 3, 3) -> batch norm + ReLU
+ * -> deconv stride 2 to (1, 6, 6) + sigmoid; D conv stride 2 to (4, 3, 3) + leaky ReLU -> conv
+ * (8, 3, 3) -> batch norm + leaky ReLU -> conv to 1 logit; normal(0, 0.2) weights, Adam,
+ * global batch 8, k 1, `steps` steps, with overrides. */
+mg_config mg_fixture_dcgan_config(int steps, const char *const *set, int n_set);
+
 /* The effective configuration as YAML (malloc'd), what a run stores in its checkpoints. */
 char *mg_fixture_yaml(const mg_config *cfg);
 

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,6 +128,94 @@ static void test_invariance_simultaneous_adam_minimax(void)
     static const char *const set[] = {
         "train.mode=simultaneous", "train.generator_loss=minimax", "generator.prior=normal"};
     check_invariance(mg_fixture_adam, set, 3, "simultaneous, minimax, adam, normal prior");
+}
+
+/* Trains STEPS steps on comm; on its rank 0 returns G's and D's parameters, then their batch
+ * norms' running averages, in one malloc'd vector of *n values (NULL elsewhere). */
+static mg_real *train_packed(const mg_comm *comm, const mg_config *cfg, const mg_dataset *ds,
+                             size_t *n)
+{
+    mg_trainer t;
+    mg_error err;
+    int rc = mg_fixture_trainer(&t, cfg, ds, comm, &err);
+    if (rc)
+        fprintf(stderr, "trainer: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    mg_step_stats s = {0};
+    for (int i = 0; i < STEPS; i++) {
+        mg_trainer_step(&t, &s);
+        CU_ASSERT(isfinite(s.d_loss) && isfinite(s.g_loss));
+    }
+    CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
+    mg_real *all = NULL;
+    *n = t.g.n_params + t.d.n_params + t.g.n_state + t.d.n_state;
+    if (mg_comm_rank(comm) == 0) {
+        all = malloc(*n * sizeof *all);
+        mg_real *p = all;
+        const mg_real *parts[4] = {t.g.params, t.d.params, t.g.state, t.d.state};
+        const size_t sizes[4] = {t.g.n_params, t.d.n_params, t.g.n_state, t.d.n_state};
+        for (int k = 0; k < 4; k++) {
+            memcpy(p, parts[k], sizes[k] * sizeof *p);
+            p += sizes[k];
+        }
+    }
+    mg_trainer_free(&t);
+    return all;
+}
+
+/* A convolutional GAN with batch norm: with `sync` true (the default) its statistics are those of
+ * the global batch, so 1, 2 and 4 ranks train alike (parameters and running averages, 1e-5);
+ * with `sync` false each rank normalises its own rows, a different computation, which the same
+ * comparison must then tell apart. */
+static void check_conv_invariance(int sync)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    const char *set[2] = {sync ? "generator.layers.1.sync=true" : "generator.layers.1.sync=false",
+                          sync ? "discriminator.layers.2.sync=true"
+                               : "discriminator.layers.2.sync=false"};
+    mg_config cfg = mg_fixture_dcgan_config(STEPS, set, 2);
+    CU_ASSERT_EQUAL(cfg.generator.net.layers[1].sync, sync);
+    mg_dataset ds = mg_fixture_blobs(64);
+    const int sizes[3] = {size, size >= 2 ? 2 : 1, 1};
+    mg_real *got[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    for (int v = 0; v < 3; v++) {
+        mg_comm *sub = mg_comm_split(world, rank < sizes[v] ? 0 : -1);
+        if (sub) {
+            got[v] = train_packed(sub, &cfg, &ds, &n);
+            mg_comm_free(sub);
+        }
+    }
+    if (rank == 0) {
+        const double tol = 1e-5;
+        for (int v = 0; v < 2; v++) {
+            if (sizes[v] == 1)
+                continue;
+            const double e = mg_test_max_rel_diff(got[2], got[v], n);
+            printf("\n  DCGAN, batch norm sync %s: %d ranks vs 1: max relative difference %.3g "
+                   "over %zu parameters and running averages",
+                   sync ? "true" : "false", sizes[v], e, n);
+            if (sync) {
+                CU_ASSERT(e <= tol);
+            } else {
+                CU_ASSERT(e > 1e-3); // each rank's own statistics: not the 1-rank computation
+            }
+        }
+    }
+    for (int v = 0; v < 3; v++)
+        free(got[v]);
+    mg_dataset_free(&ds);
+}
+
+static void test_invariance_conv_sync_batchnorm(void)
+{
+    check_conv_invariance(1);
+}
+
+static void test_conv_unsynced_batchnorm_differs(void)
+{
+    check_conv_invariance(0);
 }
 
 /* Trains on the whole job with `on` and with `off` set (and `also`, if not NULL), and compares:
@@ -332,6 +421,8 @@ int main(int argc, char **argv)
     static const mg_test tests[] = {
         {"invariance_alternating", test_invariance_alternating},
         {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
+        {"invariance_conv_sync_batchnorm", test_invariance_conv_sync_batchnorm},
+        {"conv_unsynced_batchnorm_differs", test_conv_unsynced_batchnorm_differs},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
