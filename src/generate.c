@@ -33,6 +33,7 @@ int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char 
         return -1;
     }
     mg_comm_bcast(comm, g->params, g->n_params * sizeof(mg_real), 0);
+    mg_comm_bcast(comm, g->state, g->n_state * sizeof(mg_real), 0); /* batch norms' averages */
     return 0;
 }
 

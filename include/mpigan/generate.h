@@ -20,9 +20,10 @@
  * during training. */
 void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set);
 
-/* Collective: G as cfg describes it, for up to max_rows rows per pass, its parameters read from
- * checkpoint `path` by rank 0 and broadcast. On an error every rank returns -1 (err set on rank
- * 0) with nothing to free. */
+/* Collective: G as cfg describes it, for up to max_rows rows per pass, its parameters and its
+ * batch norms' running averages (what sampling normalises with) read from checkpoint `path` by
+ * rank 0 and broadcast. On an error every rank returns -1 (err set on rank 0) with nothing to
+ * free. */
 int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char *path,
                       const mg_comm *comm, mg_error *err);
 
