@@ -468,8 +468,12 @@ static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
                              .SH = s->stride[0], .SW = s->stride[1], .PH = s->pad[0],
                              .PW = s->pad[1], .OPH = deconv ? s->out_pad[0] : 0,
                              .OPW = deconv ? s->out_pad[1] : 0, .untied = !s->tied_bias};
-        if ((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(c, at, err))
-            return mg_fail(err, "network: %s", err->msg);
+        /* The kernels' messages name `where`: the layer and its input's shape. */
+        char where[MG_NAME_MAX + 96];
+        snprintf(where, sizeof where, "%s, input (%d, %d, %d)", at, L->in_c, L->in_h, L->in_w);
+        mg_error why;
+        if ((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(c, where, &why))
+            return mg_fail(err, "network: %s", why.msg);
         width = (int64_t)c->OC * c->OH * c->OW;
         L->out_c = s->units, L->out_h = c->OH, L->out_w = c->OW;
         L->w_n = mg_conv_weight_size(c);
@@ -480,8 +484,10 @@ static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
             *p = (mg_pool_shape){.C = s->units, .H = c->OH, .W = c->OW, .KH = s->pool[0],
                                  .KW = s->pool[1], .SH = s->pool_stride[0],
                                  .SW = s->pool_stride[1]};
-            if (mg_pool_shape_init(p, at, err))
-                return mg_fail(err, "network: %s", err->msg);
+            snprintf(where, sizeof where, "%s, maxout output (%d, %d, %d)", at, s->units, c->OH,
+                     c->OW);
+            if (mg_pool_shape_init(p, where, &why))
+                return mg_fail(err, "network: %s", why.msg);
             L->out_h = p->OH, L->out_w = p->OW;
         }
         units = (int64_t)L->out_c * L->out_h * L->out_w;

@@ -412,6 +412,72 @@ static void test_trainer_errors(void)
     CU_ASSERT(mg_fixture_trainer(&t, &wide, &ds, world, &err) == -1);
     CU_ASSERT_STRING_EQUAL(err.msg, "generator.layers.1.units is 35 but the data has 36 values "
                                     "per example (1x6x6)");
+
+    /* Convolutional shapes that do not chain: one line naming the network, the layer and the
+     * shapes, before anything is allocated. */
+    static const struct {
+        const char *set, *want;
+    } bad[] = {
+        {"discriminator.layers.0.kernel=9",
+         "discriminator: layer 0 (h0), input (1, 6, 6): kernel 9x9 larger than the padded input "
+         "8x8"},
+        {"discriminator.layers.3.kernel=[3, 4]",
+         "discriminator: layer 3 (h3), input (8, 3, 3): kernel 3x4 larger than the padded input "
+         "3x3"},
+        {"generator.layers.2.output_padding=2",
+         "generator: layer 2 (h2), input (8, 3, 3): output padding 2x2 must be at least 0 and "
+         "below the stride 2x2"},
+        {"generator.layers.0.kernel=2",
+         "the generator's last layer (h2) makes 16 values per example (1x4x4), but the data has "
+         "36 (1x6x6)"},
+        {"discriminator.layers.2.sync=false",
+         NULL}, /* a good one among them: the loop can tell */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        mg_config cfg = mg_fixture_dcgan_config(STEPS, &bad[i].set, 1);
+        const int rc = mg_fixture_trainer(&t, &cfg, &ds, world, &err);
+        if (!bad[i].want) {
+            CU_ASSERT_EQUAL(rc, 0);
+            if (rc == 0)
+                mg_trainer_free(&t);
+            continue;
+        }
+        CU_ASSERT_EQUAL(rc, -1);
+        if (strcmp(err.msg, bad[i].want) != 0)
+            fprintf(stderr, "\n  --set %s:\n    want: %s\n    got:  %s", bad[i].set,
+                    bad[i].want, err.msg);
+        CU_ASSERT_STRING_EQUAL(err.msg, bad[i].want);
+    }
+
+    /* A reshape of another size, and pools that do not fit: the paper's conv model in small. */
+    mg_config conv = mg_fixture_dcgan_config(STEPS, NULL, 0);
+    mg_net_spec *g = &conv.generator.net, *d = &conv.discriminator.net;
+    g->n_layers = 3;
+    g->layers[0] = mg_test_layer("h0", MG_ACT_RELU, 20, 1, 0.05, 1, 0);
+    g->layers[1] = (mg_layer_spec){.name = "converter", .op = MG_OP_RESHAPE, .type = MG_ACT_LINEAR,
+                                   .pieces = 1, .shape = {5, 2, 3}, .keep = 1, .input_scale = 1};
+    g->layers[2] = mg_test_conv_layer(MG_OP_DECONV, MG_ACT_SIGMOID, 1, 3, 3, 0); // 2x2 -> 6x6
+    snprintf(g->layers[2].name, sizeof g->layers[2].name, "y");
+    CU_ASSERT(mg_fixture_trainer(&t, &conv, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "generator: layer 1 (converter): reshape to (5, 2, 3) = 30 "
+                                    "values, but its input (20, 1, 1) has 20");
+    g->layers[1].shape[0] = 5, g->layers[1].shape[1] = 2, g->layers[1].shape[2] = 2;
+    d->n_layers = 2;
+    d->layers[0] = mg_test_conv_layer(MG_OP_MAXOUT_CONV, MG_ACT_MAXOUT, 2, 3, 1, 0);
+    d->layers[0].pieces = 2;
+    d->layers[0].pool[0] = d->layers[0].pool[1] = 5;
+    d->layers[0].pool_stride[0] = d->layers[0].pool_stride[1] = 2;
+    snprintf(d->layers[0].name, sizeof d->layers[0].name, "dh0");
+    d->layers[1] = mg_test_layer("y", MG_ACT_SIGMOID, 1, 1, 0.05, 1, 0);
+    CU_ASSERT(mg_fixture_trainer(&t, &conv, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "discriminator: layer 0 (dh0), maxout output (2, 4, 4): pool "
+                                    "5x5 larger than the input 4x4");
+    d->layers[0].pool[0] = d->layers[0].pool[1] = 4;
+    const int rc = mg_fixture_trainer(&t, &conv, &ds, world, &err);
+    if (rc)
+        fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    mg_trainer_free(&t);
     mg_dataset_free(&ds);
 }
 
