@@ -68,7 +68,8 @@ struct mg_session {
     mg_rundir rundir;              /* locked while the session lasts */
     int started;                   /* the run directory was changed for this run */
     int opened;                    /* mg_session_open succeeded */
-    double stop_checked;           /* when rank 0 last looked for a STOP file */
+    double stop_checked;           /* when rank 0 last looked for a STOP file ... */
+    int stop_looked;               /* ... if it has looked yet */
     int stop_by_file;              /* rank 0 found one */
     char *yaml;                    /* the effective configuration, as checkpoints keep it */
     mg_report report;
@@ -503,8 +504,10 @@ int mg_session_done(const mg_session *s)
 static int stop_file(mg_session *s)
 {
     const double now = mg_comm_wtime();
-    if (s->rank != 0 || now - s->stop_checked < 1.0)
+    /* The first step always looks (MPI_Wtime's origin is arbitrary: it may be near 0 at start). */
+    if (s->rank != 0 || (s->stop_looked && now - s->stop_checked < 1.0))
         return 0;
+    s->stop_looked = 1;
     s->stop_checked = now;
     char path[MG_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/STOP", s->dir);
