@@ -74,6 +74,7 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         return fail_all(comm, &err, MG_EXIT_INPUT);
     mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
+    mg_comm_watch(comm, cfg.train.stall_seconds);
 
     mg_net g;
     if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))
