@@ -86,6 +86,23 @@ static int piece_len(size_t n, int i)
     return (int)(n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK);
 }
 
+/* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
+ * owners write into one cache line. */
+static size_t chunk_start(size_t n, int i, int k)
+{
+    return i >= k ? n : (size_t)((double)n * i / k) & ~(size_t)15;
+}
+
+/* The longest chunk of n values over k owners. */
+static size_t chunk_max(size_t n, int k)
+{
+    size_t m = 0;
+    for (int i = 0; i < k; i++)
+        if (chunk_start(n, i + 1, k) - chunk_start(n, i, k) > m)
+            m = chunk_start(n, i + 1, k) - chunk_start(n, i, k);
+    return m;
+}
+
 /* Room for n requests: `small` when it holds them, else allocated (free with requests_free). */
 enum { SMALL_REQUESTS = 4 };
 static MPI_Request *requests(int n, MPI_Request *small)
@@ -297,17 +314,59 @@ static void barrier(const mg_comm *c)
     wait_all(c, 1, &q);
 }
 
-/* In-place sum of n values over the ranks of comm (c itself, or a part of c: the ranks across
- * nodes), watched on c. */
-static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n)
+/* y += x over n values. */
+MG_HOT static void add_into(mg_real *restrict y, const mg_real *restrict x, size_t n)
 {
-    MPI_Request small[SMALL_REQUESTS];
+    for (size_t j = 0; j < n; j++)
+        y[j] += x[j];
+}
+
+/* Posts a message of n values (to, or from, peer: any n, in pieces) into req; how many. */
+static int post_values(mg_real *buf, size_t n, int peer, int recv, MPI_Comm comm, MPI_Request *req)
+{
     const int k = pieces(n);
-    MPI_Request *req = requests(k, small);
-    for (int i = 0; i < k; i++)
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + (size_t)i * MG_MPI_CHUNK, piece_len(n, i),
-                                 MG_MPI_REAL, MPI_SUM, comm, &req[i]));
-    wait_all(c, k, req);
+    for (int i = 0; i < k; i++) {
+        mg_real *p = buf + (size_t)i * MG_MPI_CHUNK;
+        if (recv)
+            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+        else
+            MPI_CHECK(MPI_Isend(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+    }
+    return k;
+}
+
+/* In-place sum of n values over the ranks of comm (c itself, or a part of c: the ranks across
+ * nodes), each of its steps a watched wait of c; tmp holds chunk_max(n, ranks of comm) values.
+ *
+ * A ring of point-to-point messages rather than MPI_Iallreduce, which is about twice as slow as
+ * MPI_Allreduce on large buffers in Open MPI 4.1 (libnbc), while a blocking MPI_Allreduce cannot
+ * be watched: p - 1 steps each send the chunk summed so far to the right and add the chunk from
+ * the left, leaving rank i with the whole sum of chunk i + 1; p - 1 more pass the sums round.
+ * Every rank moves 2 (p - 1) / p n values and adds (p - 1) / p n, as MPI's own ring and
+ * Rabenseifner algorithms for large messages do, and every rank gets the same bits. With two
+ * ranks each sum is a + b, which is MPI_Allreduce's b + a bit for bit. */
+static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg_real *tmp)
+{
+    int me, p;
+    MPI_CHECK(MPI_Comm_rank(comm, &me));
+    MPI_CHECK(MPI_Comm_size(comm, &p));
+    const int right = (me + 1) % p, left = (me + p - 1) % p;
+    const size_t most = chunk_max(n, p);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(2 * pieces(most), small);
+    for (int step = 0; step < 2 * (p - 1); step++) {
+        const int pass = step >= p - 1; /* the sums round, into place */
+        const int t = pass ? step - (p - 1) : step;
+        const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
+        const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
+        const size_t out_n = chunk_start(n, out + 1, p) - out_lo;
+        const size_t in_n = chunk_start(n, in + 1, p) - in_lo;
+        int k = post_values(pass ? buf + in_lo : tmp, in_n, left, 1, comm, req);
+        k += post_values(buf + out_lo, out_n, right, 0, comm, req + k);
+        wait_all(c, k, req);
+        if (!pass)
+            add_into(buf + in_lo, tmp, in_n);
+    }
     requests_free(req, small);
 }
 
@@ -515,7 +574,9 @@ void mg_comm_free(mg_comm *c)
 
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
 {
-    sum_over(c, c->comm, buf, n);
+    mg_real *tmp = mg_xmalloc((chunk_max(n, c->size) + 1) * sizeof *tmp);
+    sum_over(c, c->comm, buf, n, tmp);
+    free(tmp);
 }
 
 struct mg_request {
@@ -577,15 +638,10 @@ struct mg_reducer {
     mg_real **slot;   /* (node_size) every slot of the node */
     size_t lo, hi;    /* this rank's chunk of every slot */
     size_t flag;      /* where in its own slot an owner says whether its chunk's sums are finite */
+    mg_real *tmp;     /* (chunk_max) one chunk of a sum through MPI (sum_over) */
     int finite;       /* every value of the last shared sum is finite */
 };
 
-/* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
- * owners write into one cache line. */
-static size_t chunk_start(size_t n, int i, int k)
-{
-    return i >= k ? n : (size_t)((double)n * i / k) & ~(size_t)15;
-}
 
 /* Tries the shared window; 0 (on every rank alike) when it cannot be had. */
 static int reducer_share(mg_reducer *r, int group)
@@ -640,6 +696,7 @@ static int reducer_share(mg_reducer *r, int group)
     if (nodes > 1) {
         barrier(c);
         MPI_CHECK(MPI_Comm_split(c->comm, r->node_rank, c->rank, &r->across));
+        r->tmp = mg_xmalloc((chunk_max(r->hi - r->lo, nodes) + 1) * sizeof *r->tmp);
     }
     /* One passive-target epoch for the window's life: MPI_Win_sync then orders the loads and
      * stores around each node barrier (MPI-3's unified model). */
@@ -657,6 +714,8 @@ mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
         r->own = buffer ? buffer : mg_xcalloc(n, sizeof *r->own);
+        if (c->size > 1)
+            r->tmp = mg_xmalloc((chunk_max(n, c->size) + 1) * sizeof *r->tmp);
     }
     return r;
 }
@@ -676,6 +735,7 @@ void mg_reducer_free(mg_reducer *r)
     } else if (r->owns) {
         free(r->own);
     }
+    free(r->tmp);
     free(r);
 }
 
@@ -742,7 +802,7 @@ void mg_reducer_sum(mg_reducer *r)
 {
     if (r->win == MPI_WIN_NULL) {
         if (r->c->size > 1)
-            sum_over(r->c, r->c->comm, r->own, r->n);
+            sum_over(r->c, r->c->comm, r->own, r->n, r->tmp);
         return;
     }
     node_barrier(r);
@@ -751,7 +811,7 @@ void mg_reducer_sum(mg_reducer *r)
         bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 1, -1);
     } else {
         sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
-        sum_over(r->c, r->across, r->own + r->lo, r->hi - r->lo);
+        sum_over(r->c, r->across, r->own + r->lo, r->hi - r->lo, r->tmp);
         bad = spread_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
     }
     /* Every chunk's sums are the same on every node, so is every owner's word, and every rank

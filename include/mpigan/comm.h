@@ -78,7 +78,7 @@ void mg_comm_shared_free(mg_shared *s);
 mg_comm *mg_comm_split(const mg_comm *c, int color);
 void mg_comm_free(mg_comm *c);
 
-/* In-place sum over ranks. */
+/* In-place sum over ranks (the ring of mg_reducer_sum; allocates one chunk). */
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
 
 /* The same, in flight while the caller works (MPI_Iallreduce): start it, call mg_comm_progress
@@ -102,8 +102,10 @@ void mg_comm_finish(mg_request *r);
  * each rank reads n values and writes n however many ranks share the node, against about 2n
  * moved through MPI's buffers by a shared-memory MPI_Allreduce. A second node barrier ends it.
  * Otherwise (shared == 0, one rank, unequal nodes, or no window to be had) the buffer is private
- * and the sum is MPI_Iallreduce. The node barriers (MPI_Ibarrier) and the sums through MPI are
- * waits of c, watched there.
+ * and summed through MPI. Sums through MPI (of the whole buffer, or of the chunks between nodes)
+ * are a ring of non-blocking point-to-point messages (comm.c's sum_over): watched like every
+ * wait, and as fast as MPI_Allreduce, which cannot be watched, on 2 ranks here. The node barriers
+ * (MPI_Ibarrier) and the ring's steps are waits of c.
  *
  * Sums of two ranks are bit for bit those of MPI_Allreduce (a + b = b + a); with more ranks the
  * order of the additions may differ from MPI's. `group` > 0 treats every `group` consecutive
