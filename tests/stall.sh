@@ -10,10 +10,10 @@
 # Not stopped: a rank in MPI_Init or MPI_Finalize (MPI waits there, not mpigan), nor before every
 # rank has the configuration's setting (till then waits are watched with the default 120 s): the
 # set-up stop waits until rank 0 reads the training set, eval's first stop until it reads the
-# validation split. In eval's and sample's seconds-long parallel work a stop shows as a wait of the
-# other rank only by the imbalance it makes, less any imbalance the shared machine makes: there the
-# stopped rank is rank 1, which rank 0 names after 2 s of waiting (the others name rank 0 after 3),
-# and rank 0 is stopped where rank 1 waits for it alone (reading, writing).
+# validation split. In eval's and sample's seconds of parallel work, the other rank waits for a
+# stopped one only once it has done its own share, which a machine shared with other jobs can
+# stretch: there rank 1 is stopped until rank 0 names it (at most 20 s), and rank 0, for 4 s, only
+# where rank 1 waits for it alone (reading, writing).
 # usage: stall.sh MPIGAN MPIEXEC
 set -u
 mpigan=$1 mpiexec=$2
@@ -79,20 +79,32 @@ await_lines() {
 stall_lines() { grep -c "^mpigan: stall: " "$1"; }
 naming() { grep -c "^mpigan: stall: .*; rank $1 has not reached it$" "$2"; }
 
-# stop WHAT RANK ERR: rank RANK stopped for STOP_S s; one or two new stall lines, one naming it.
+# stop WHAT RANK ERR [MAX]: rank RANK stopped for STOP_S s, or with MAX until a line names it
+# (at most MAX s: for a stop in seconds of parallel work, which the other rank waits for only once
+# it has done its own share); one or two new stall lines, one naming it.
 stop() {
-  what=$1 r=$2 err=$3
+  what=$1 r=$2 err=$3 max=${4:-}
   pid=$(rank_pid "$r")
   if [ -z "$pid" ]; then fail "$what: no rank $r to stop (the run ended?)"; return; fi
   lines=$(stall_lines "$err") named=$(naming "$r" "$err")
-  kill -STOP "$pid"; sleep $STOP_S; kill -CONT "$pid"
+  t0=$(date +%s%N)
+  kill -STOP "$pid"
+  if [ -n "$max" ]; then
+    i=0
+    while [ "$(naming "$r" "$err")" -le "$named" ] && [ $i -lt $((max * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.2
+  else
+    sleep $STOP_S
+  fi
+  kill -CONT "$pid"
+  held=$((($(date +%s%N) - t0) / 100000000))
   sleep 0.5 # mpirun forwards the ranks' stderr
   stops=$((stops + 1))
   new=$(($(stall_lines "$err") - lines))
   if [ "$(naming "$r" "$err")" -gt "$named" ] && [ $new -le 2 ]; then
-    say "$what: rank $r stopped for $STOP_S s: $(grep "^mpigan: stall: " "$err" | tail -n 1)"
+    say "$what: rank $r stopped for $((held / 10)).$((held % 10)) s: $(grep "^mpigan: stall: " "$err" | tail -n 1)"
   else
-    fail "$what: rank $r stopped for $STOP_S s: $new new stall lines, none naming it"
+    fail "$what: rank $r stopped for $((held / 10)).$((held % 10)) s: $new new stall lines, none naming it"
     grep "^mpigan: stall: " "$err" | tail -n "$((new > 0 ? new : 1))"
   fi
 }
@@ -139,7 +151,7 @@ mpid=$!
 if await_open train-images 2; then
   stop "eval: reading the examples" 0 "$tmp/eval.err"
   rsleep 500 1500
-  stop "eval: samples and estimates" 1 "$tmp/eval.err"
+  stop "eval: samples and estimates" 1 "$tmp/eval.err" 20
 else
   fail "eval: rank 0 never read the validation split"
 fi
@@ -158,7 +170,7 @@ while [ $i -lt 6000 ] && kill -0 "$mpid" 2>/dev/null; do
   [ -n "$p" ] && [ "$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)" -ge 30 ] && break
   sleep 0.01; i=$((i + 1))
 done
-stop "sample: drawing" 1 "$tmp/sample.err"
+stop "sample: drawing" 1 "$tmp/sample.err" 20
 if await_open 'samples\.h5' 1; then
   stop "sample: writing" 0 "$tmp/sample.err"
 else
