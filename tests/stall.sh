@@ -98,7 +98,7 @@ stop() {
   fi
   kill -CONT "$pid"
   held=$((($(date +%s%N) - t0) / 100000000))
-  sleep 0.5 # mpirun forwards the ranks' stderr
+  sleep 0.3 # mpirun forwards the ranks' stderr
   stops=$((stops + 1))
   new=$(($(stall_lines "$err") - lines))
   if [ "$(naming "$r" "$err")" -gt "$named" ] && [ $new -le 2 ]; then
@@ -128,7 +128,7 @@ train() {
   fi
   await_lines "$tmp/$name/metrics.jsonl" 2
   for r in $(ranks3); do
-    rsleep 200 1500
+    rsleep 200 1000
     stop "$name: training" "$r" "$tmp/$name.err"
   done
   kill -USR1 "$mpid"
@@ -145,7 +145,7 @@ train samples --set samples.every=1 --set samples.count=16
 
 # mpigan eval: rank 0 stopped while it reads the validation split (rank 1 waits for it with the
 # checkpoint's setting, and names it), then rank 1 while samples are drawn and estimates computed.
-"$mpiexec" -q --oversubscribe -np 2 "$mpigan" eval "$tmp/shared" -n 30000 --valid 1000 --test 10000 \
+"$mpiexec" -q --oversubscribe -np 2 "$mpigan" eval "$tmp/shared" -n 20000 --valid 1000 --test 10000 \
   --quiet --set "data.test_images=$test_images" -o "$tmp/eval.json" >"$tmp/eval.out" 2>"$tmp/eval.err" &
 mpid=$!
 if await_open train-images 2; then
