@@ -393,10 +393,10 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
     /* Waits are watched with the configuration's stall setting from the moment a rank knows it:
      * rank 0 once it has read it, the others once it has come. */
     mg_comm_waiting_for(comm, "reading the configuration");
-    int read = s->rank != 0 || read_config(s) == 0;
-    if (s->rank == 0 && read)
+    const int ok = s->rank != 0 || read_config(s) == 0;
+    if (s->rank == 0 && ok)
         mg_comm_watch(comm, s->cfg.train.stall_seconds);
-    if (!mg_comm_all_ok(comm, read))
+    if (!mg_comm_all_ok(comm, ok))
         return open_failed(s, MG_EXIT_INPUT);
     mg_comm_bcast(comm, &s->cfg, sizeof s->cfg, 0);
     mg_comm_bcast(comm, s->ckpt, sizeof s->ckpt, 0);
