@@ -143,19 +143,28 @@ static void print_table(const mg_eval_record *r, const char *out)
     printf("record: %s\n", out);
 }
 
-/* Rank 0: the checkpoint, its configuration (with overrides), the examples, the output path. */
-static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *step, mg_dataset *valid,
-                 mg_dataset *test, mg_dataset *mu, char *out, size_t out_n, mg_error *err)
+/* Rank 0: the checkpoint, its configuration (with overrides), its step and the values of one
+ * sample. */
+static int read_checkpoint(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *step,
+                           size_t *dim, mg_error *err)
 {
     mg_checkpoint_info info;
     if (mg_checkpoint_resolve(ckpt, MG_PATH_MAX, o->checkpoint, NULL, err) ||
         mg_checkpoint_read_info(&info, ckpt, err))
         return -1;
     int rc = mg_config_parse(cfg, info.config_yaml, ckpt, o->overrides, o->n_overrides, err);
-    const size_t dim = (size_t)info.channels * info.height * info.width;
+    *dim = (size_t)info.channels * info.height * info.width;
     *step = info.step;
     mg_checkpoint_info_free(&info);
-    if (rc || mg_split_read(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
+    return rc;
+}
+
+/* Rank 0: the examples, the output path. */
+static int setup(const mg_eval_opts *o, const char *ckpt, const mg_config *cfg, int64_t step,
+                 size_t dim, mg_dataset *valid, mg_dataset *test, mg_dataset *mu, char *out,
+                 size_t out_n, mg_error *err)
+{
+    if (mg_split_read(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
         mg_split_read(test, cfg, MG_SPLIT_TEST, o->test_points, err) ||
         (o->real && real_samples(mu, cfg, o->samples, err)))
         return -1;
@@ -170,7 +179,7 @@ static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *ste
     } else {
         char tmp[MG_PATH_MAX];
         snprintf(tmp, sizeof tmp, "%s", ckpt);
-        snprintf(out, out_n, "%s/eval-%08lld%s.json", dirname(tmp), (long long)*step,
+        snprintf(out, out_n, "%s/eval-%08lld%s.json", dirname(tmp), (long long)step,
                  o->real ? "-real" : "");
     }
     return 0;
@@ -185,14 +194,24 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     mg_config cfg;
     int64_t step = 0;
     mg_dataset valid = {0}, test = {0}, mu = {0};
-    int ok = rank != 0 || setup(o, ckpt, &cfg, &step, &valid, &test, &mu, out, sizeof out, &err) == 0;
+    size_t dim = 0;
+    mg_comm_waiting_for(comm, "reading the checkpoint");
+    int ok = rank != 0 || read_checkpoint(o, ckpt, &cfg, &step, &dim, &err) == 0;
+    if (!mg_comm_all_ok(comm, ok))
+        return fail_all(comm, &err, MG_EXIT_INPUT);
+    mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
+    /* Every rank waits for the examples, seconds of reading, with the checkpoint's setting. */
+    mg_comm_watch(comm, cfg.train.stall_seconds);
+    mg_comm_waiting_for(comm, "reading the validation and test examples");
+    ok = rank != 0 ||
+         setup(o, ckpt, &cfg, step, dim, &valid, &test, &mu, out, sizeof out, &err) == 0;
     if (!mg_comm_all_ok(comm, ok)) {
         mg_dataset_free(&valid);
         mg_dataset_free(&test);
         mg_dataset_free(&mu);
         return fail_all(comm, &err, MG_EXIT_INPUT);
     }
-    mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
+    mg_comm_waiting_for(comm, "sharing the validation and test examples");
     share(&valid, comm);
     share(&test, comm);
 
@@ -214,6 +233,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         free(z);
         mg_net_free(&g);
     }
+    mg_comm_waiting_for(comm, "sharing the window's centres");
     share(&mu, comm);
     mg_blas_threads_choose(mg_comm_node_size(comm)); /* after sampling, which ran on one thread */
     const double t1 = mg_comm_wtime();
@@ -228,6 +248,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     mg_parzen_grid_to_data(data_sigmas, ns, span);
     double *ll = rank == 0 ? mg_xmalloc(((size_t)valid.n * ns + (size_t)test.n) * sizeof *ll) : NULL;
     int status = MG_EXIT_OK, chosen = 0;
+    mg_comm_waiting_for(comm, "the validation log-likelihoods");
     if (parzen_over_ranks(ll, &valid, &mu, data_sigmas, ns, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;
@@ -243,6 +264,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         goto done;
     }
     const double t2 = mg_comm_wtime();
+    mg_comm_waiting_for(comm, "the test log-likelihoods");
     if (parzen_over_ranks(ll, &test, &mu, &data_sigmas[chosen], 1, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;

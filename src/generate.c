@@ -25,6 +25,7 @@ int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char 
                       const mg_comm *comm, mg_error *err)
 {
     const int rank = mg_comm_rank(comm);
+    mg_comm_waiting_for(comm, "loading the generator of %s", path);
     int ok = mg_net_init(g, &cfg->generator.net, cfg->generator.noise_dim, max_rows, err) == 0;
     if (!mg_comm_all_ok(comm, ok))
         return -1;
@@ -59,6 +60,7 @@ void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_
         memcpy(my_x + (size_t)i * dim, out, (size_t)m * dim * sizeof *my_x);
     }
     mg_blas_set_threads(threads);
+    mg_comm_waiting_for(comm, "drawing %lld samples", (long long)n);
     mg_comm_gather(comm, my_x, (size_t)rows * dim * sizeof *my_x, x, root);
     mg_comm_gather(comm, my_z, (size_t)rows * nz * sizeof *my_z, z, root);
     free(my_x);
