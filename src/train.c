@@ -60,6 +60,7 @@ static int build_net(mg_net *net, const char *name, const mg_net_spec *spec, int
 static void sum_over_ranks(void *arg, double *x, int n)
 {
     const mg_trainer *t = arg;
+    mg_comm_waiting_for(t->comm, "the batch norm statistics of step %lld", (long long)t->step + 1);
     mg_comm_allreduce_double(t->comm, x, (size_t)n);
 }
 
