@@ -5,6 +5,7 @@
 #include "mpigan/comm.h"
 
 #include <mpi.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -345,7 +346,13 @@ static int post_values(mg_real *buf, size_t n, int peer, int recv, MPI_Comm comm
  * Every rank moves 2 (p - 1) / p n values and adds (p - 1) / p n, as MPI's own ring and
  * Rabenseifner algorithms for large messages do, and every rank gets the same bits. With two
  * ranks each sum is a + b, which is MPI_Allreduce's b + a bit for bit. */
-static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg_real *tmp)
+/* Steps [first, last) of that ring: steps 0 to p - 2 sum (a reduce-scatter: rank i then holds
+ * the whole sum of chunk ring_part(i)), steps p - 1 to 2 p - 3 pass the sums round (an allgather
+ * of those chunks). tmp is needed by the first half only. The chunks are those of n values, and
+ * only values below `limit` move: buf may end there (the parameters after a sharded update,
+ * whose sums had a tail of statistics). */
+static void ring_steps(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, size_t limit,
+                       mg_real *tmp, int first, int last)
 {
     int me, p;
     MPI_CHECK(MPI_Comm_rank(comm, &me));
@@ -354,13 +361,14 @@ static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg
     const size_t most = chunk_max(n, p);
     MPI_Request small[SMALL_REQUESTS];
     MPI_Request *req = requests(2 * pieces(most), small);
-    for (int step = 0; step < 2 * (p - 1); step++) {
+    for (int step = first; step < last; step++) {
         const int pass = step >= p - 1; /* the sums round, into place */
         const int t = pass ? step - (p - 1) : step;
         const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
         const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
-        const size_t out_n = chunk_start(n, out + 1, p) - out_lo;
-        const size_t in_n = chunk_start(n, in + 1, p) - in_lo;
+        const size_t out_hi = chunk_start(n, out + 1, p), in_hi = chunk_start(n, in + 1, p);
+        const size_t out_n = (out_hi < limit ? out_hi : limit) - (out_lo < limit ? out_lo : limit);
+        const size_t in_n = (in_hi < limit ? in_hi : limit) - (in_lo < limit ? in_lo : limit);
         int k = post_values(pass ? buf + in_lo : tmp, in_n, left, 1, comm, req);
         k += post_values(buf + out_lo, out_n, right, 0, comm, req + k);
         wait_all(c, k, req);
@@ -368,6 +376,19 @@ static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg
             add_into(buf + in_lo, tmp, in_n);
     }
     requests_free(req, small);
+}
+
+/* The chunk whose whole sum rank `me` of p holds after the ring's first half. */
+static int ring_part(int me, int p)
+{
+    return (me + 1) % p;
+}
+
+static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg_real *tmp)
+{
+    int p;
+    MPI_CHECK(MPI_Comm_size(comm, &p));
+    ring_steps(c, comm, buf, n, n, tmp, 0, 2 * (p - 1));
 }
 
 /* Bytes from root to all over comm (c, or a part of c), watched on c. */
@@ -657,6 +678,15 @@ struct mg_reducer {
     size_t flag;      /* where in its own slot an owner says whether its chunk's sums are finite */
     mg_real *tmp;     /* (chunk_max) one chunk of a sum through MPI (sum_over) */
     int finite;       /* every value of the last shared sum is finite */
+
+    /* A sharded update (mg_reducer_shard): */
+    int sharded;
+    int *counts, *displs; /* (c->size) every rank's part, for gather_parts */
+    size_t main_n;    /* n - tail: the values that are parted; the tail is summed onto every rank */
+    size_t part_lo, part_hi; /* this rank's part of [0, main_n) */
+    MPI_Win pwin;     /* the node's one copy of the parameters; MPI_WIN_NULL: the caller's */
+    mg_real *params;  /* (main_n) the parameters the parts are gathered into */
+    double *verdict;  /* (tail + 1) the tail's sums and a count of bad parts: one small sum */
 };
 
 
@@ -726,7 +756,7 @@ mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg
     mg_reducer *r = mg_xcalloc(1, sizeof *r);
     r->c = c;
     r->n = n;
-    r->win = MPI_WIN_NULL;
+    r->win = r->pwin = MPI_WIN_NULL;
     r->node = r->across = MPI_COMM_NULL;
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
@@ -741,6 +771,13 @@ void mg_reducer_free(mg_reducer *r)
 {
     if (!r)
         return;
+    if (r->pwin != MPI_WIN_NULL) {
+        barrier(r->c);
+        MPI_Win_unlock_all(r->pwin);
+        MPI_Win_free(&r->pwin);
+    }
+    free(r->verdict);
+    free(r->counts);
     if (r->win != MPI_WIN_NULL) {
         barrier(r->c); /* MPI_Win_free waits for the node */
         MPI_Win_unlock_all(r->win);
@@ -772,9 +809,13 @@ static void node_barrier(const mg_reducer *r)
 {
     MPI_Request q;
     MPI_CHECK(MPI_Win_sync(r->win));
+    if (r->pwin != MPI_WIN_NULL)
+        MPI_CHECK(MPI_Win_sync(r->pwin));
     MPI_CHECK(MPI_Ibarrier(r->node, &q));
     wait_all(r->c, 1, &q);
     MPI_CHECK(MPI_Win_sync(r->win));
+    if (r->pwin != MPI_WIN_NULL)
+        MPI_CHECK(MPI_Win_sync(r->pwin));
 }
 
 /* slot[0] + slot[1] + ... over [lo, hi), a block at a time so the sum stays in L1, written back
@@ -845,6 +886,190 @@ int mg_reducer_finite(const mg_reducer *r)
     return r->finite;
 }
 
+/* ---- the sharded update ---- */
+
+/* Every rank's part of r->params to every rank, for parts that are not the ring's. */
+static void gather_parts(mg_reducer *r)
+{
+    const mg_comm *c = r->c;
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params, r->counts, r->displs,
+                              MG_MPI_REAL, c->comm, &q));
+    wait_all(c, 1, &q);
+}
+
+mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
+{
+    const mg_comm *c = r->c;
+    r->sharded = 1;
+    r->main_n = r->n - tail;
+    r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
+    r->params = params;
+    /* The parts are those of the whole sum's chunks (of all n values, the tail's too), so each
+     * value is summed in the same order as by mg_reducer_sum, bit for bit on any rank count. */
+    if (r->win == MPI_WIN_NULL) {
+        /* The ring's first half leaves rank i with chunk ring_part(i) summed. */
+        const int k = ring_part(c->rank, c->size);
+        r->part_lo = chunk_start(r->n, k, c->size);
+        r->part_hi = chunk_start(r->n, k + 1, c->size);
+        return params;
+    }
+    /* The node's chunk, parted again between nodes by the same ring over the ranks of one node
+     * index. */
+    r->part_lo = r->lo;
+    r->part_hi = r->hi;
+    if (r->across != MPI_COMM_NULL) {
+        int a, nodes;
+        MPI_CHECK(MPI_Comm_rank(r->across, &a));
+        MPI_CHECK(MPI_Comm_size(r->across, &nodes));
+        const int k = ring_part(a, nodes);
+        r->part_lo = r->lo + chunk_start(r->hi - r->lo, k, nodes);
+        r->part_hi = r->lo + chunk_start(r->hi - r->lo, k + 1, nodes);
+    }
+    /* One copy of the parameters per node, in the node's first rank's part of a window. */
+    const size_t bytes = r->main_n * sizeof(mg_real);
+    MPI_Win win;
+    if (!window_alloc(c, r->node, r->node_rank == 0 ? bytes : 0, sizeof(mg_real), bytes, &win)) {
+        /* No room: every rank keeps its own copy, and learns where the others' parts are. */
+        if (r->main_n > INT_MAX)
+            mg_comm_abort(c, 1); /* MPI_Allgatherv's int counts; never with room for the sums */
+        size_t lo, hi;
+        mg_reducer_part(r, &lo, &hi);
+        int mine[2] = {(int)lo, (int)(hi - lo)};
+        int *all = mg_xmalloc(2 * (size_t)c->size * sizeof *all);
+        MPI_Request q;
+        MPI_CHECK(MPI_Iallgather(mine, 2, MPI_INT, all, 2, MPI_INT, c->comm, &q));
+        wait_all(c, 1, &q);
+        r->counts = mg_xmalloc(2 * (size_t)c->size * sizeof *r->counts);
+        r->displs = r->counts + c->size;
+        for (int i = 0; i < c->size; i++) {
+            r->displs[i] = all[2 * i];
+            r->counts[i] = all[2 * i + 1];
+        }
+        free(all);
+        return params;
+    }
+    MPI_Aint size;
+    int disp;
+    void *base;
+    MPI_CHECK(MPI_Win_shared_query(win, 0, &size, &disp, &base));
+    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
+    r->pwin = win;
+    r->params = base;
+    if (r->node_rank == 0)
+        memcpy(r->params, params, bytes);
+    node_barrier(r);
+    return r->params;
+}
+
+void mg_reducer_part(const mg_reducer *r, size_t *lo, size_t *hi)
+{
+    *lo = r->part_lo < r->main_n ? r->part_lo : r->main_n;
+    *hi = r->part_hi < r->main_n ? r->part_hi : r->main_n;
+}
+
+/* The tail's sums and the count of bad parts over every rank: one small sum of doubles, to which
+ * each tail value's owner gives its sum and the other ranks 0 (so the sums are exact). Returns
+ * the count; the tail's sums go into the tail of this rank's buffer. */
+static int tail_and_verdict(mg_reducer *r, int bad)
+{
+    const size_t tail = r->n - r->main_n;
+    for (size_t i = 0; i < tail; i++) {
+        const size_t at = r->main_n + i;
+        r->verdict[i] = at >= r->part_lo && at < r->part_hi ? r->own[at] : 0;
+    }
+    r->verdict[tail] = bad;
+    if (r->c->size > 1) {
+        MPI_Request q;
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->verdict, (int)tail + 1, MPI_DOUBLE, MPI_SUM,
+                                 r->c->comm, &q));
+        wait_all(r->c, 1, &q);
+    }
+    for (size_t i = 0; i < tail; i++)
+        r->own[r->main_n + i] = (mg_real)r->verdict[i];
+    return r->verdict[tail] != 0;
+}
+
+int mg_reducer_scatter(mg_reducer *r)
+{
+    const mg_comm *c = r->c;
+    int bad = 0;
+    if (r->win == MPI_WIN_NULL) {
+        if (c->size > 1)
+            ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, 0, c->size - 1);
+        bad = !mg_finite_bits(r->own + r->part_lo, r->part_hi - r->part_lo);
+    } else {
+        node_barrier(r);
+        bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
+        if (r->across != MPI_COMM_NULL) {
+            int nodes;
+            MPI_CHECK(MPI_Comm_size(r->across, &nodes));
+            ring_steps(c, r->across, r->own + r->lo, r->hi - r->lo, r->hi - r->lo, r->tmp, 0,
+                       nodes - 1);
+            bad = !mg_finite_bits(r->own + r->part_lo, r->part_hi - r->part_lo);
+        }
+    }
+    r->finite = !tail_and_verdict(r, bad);
+    return r->finite;
+}
+
+int mg_reducer_gather(mg_reducer *r, int ok)
+{
+    const mg_comm *c = r->c;
+    if (r->pwin == MPI_WIN_NULL) {
+        /* Every rank's own copy: the ring's second half passes the updated parts round; parts
+         * made by a shared reducer (with no room for the parameters' window) are not the ring's,
+         * and go round by an allgather. */
+        if (c->size > 1 && r->win == MPI_WIN_NULL)
+            ring_steps(c, c->comm, r->params, r->n, r->main_n, NULL, c->size - 1,
+                       2 * (c->size - 1));
+        else if (c->size > 1)
+            gather_parts(r);
+    } else {
+        if (r->across != MPI_COMM_NULL) {
+            int nodes;
+            MPI_CHECK(MPI_Comm_size(r->across, &nodes));
+            const size_t limit = r->main_n > r->lo ? r->main_n - r->lo : 0;
+            ring_steps(c, r->across, r->params + r->lo, r->hi - r->lo,
+                       limit < r->hi - r->lo ? limit : r->hi - r->lo, NULL, nodes - 1,
+                       2 * (nodes - 1));
+        }
+        node_barrier(r);
+    }
+    return mg_comm_all_ok(c, ok);
+}
+
+void mg_reducer_share_of(const mg_reducer *r, int *part, int *parts)
+{
+    const int window = r->pwin != MPI_WIN_NULL;
+    *part = window ? r->node_rank : 0;
+    *parts = window ? r->node_size : 1;
+}
+
+void mg_reducer_sync(mg_reducer *r)
+{
+    if (r->pwin != MPI_WIN_NULL)
+        node_barrier(r);
+}
+
+void mg_reducer_bcast_params(mg_reducer *r, int root)
+{
+    const mg_comm *c = r->c;
+    const size_t bytes = r->main_n * sizeof(mg_real);
+    if (r->pwin == MPI_WIN_NULL) {
+        bcast_over(c, c->comm, r->params, bytes, root);
+        return;
+    }
+    /* The root's node holds it; the first ranks of the other nodes copy it (root is rank 0 of
+     * its node and of the ranks across nodes that share its node index, as the splits order
+     * them by rank). */
+    /* (The other node indices pass an empty one: every rank counts the same waits of c, which
+     * the stall inspector numbers.) */
+    if (r->across != MPI_COMM_NULL)
+        bcast_over(c, r->across, r->params, r->node_rank == 0 ? bytes : 0, 0);
+    node_barrier(r);
+}
+
 void mg_reducer_start(mg_reducer *r, mg_request *q)
 {
     if (r->win == MPI_WIN_NULL && r->c->size > 1)
@@ -895,6 +1120,63 @@ void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv
     wait_all(c, k, req);
     requests_free(req, small);
     free(sizes);
+}
+
+/* Rank r's `bytes` at its byte `offset` of root's `whole`: gathered there (scatter 0) or handed
+ * out from there (scatter 1). The places first, then every piece in flight at once. */
+static void place_parts(const mg_comm *c, void *mine, size_t bytes, size_t offset, void *whole,
+                        int root, int scatter)
+{
+    const int me = c->rank == root;
+    unsigned long long place[2] = {offset, bytes};
+    unsigned long long *all = me ? mg_xmalloc(2 * (size_t)c->size * sizeof *all) : NULL;
+    MPI_Request q;
+    MPI_CHECK(MPI_Igather(place, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG, root,
+                          c->comm, &q));
+    wait_all(c, 1, &q);
+    int k = me ? 0 : pieces(bytes);
+    for (int r = 0; me && r < c->size; r++)
+        if (r != root)
+            k += pieces(all[2 * r + 1]);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(k, small);
+    k = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (me ? r == root : r > 0)
+            continue;
+        /* this rank's exchange with root, or root's with rank r */
+        char *local = me ? (char *)whole + all[2 * r] : mine;
+        const size_t n = me ? all[2 * r + 1] : bytes;
+        const int peer = me ? r : root, send = me == scatter;
+        for (int i = 0; i < pieces(n); i++) {
+            char *p = local + (size_t)i * MG_MPI_CHUNK;
+            if (send)
+                MPI_CHECK(MPI_Isend(p, piece_len(n, i), MPI_BYTE, peer, 3, c->comm, &req[k++]));
+            else
+                MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MPI_BYTE, peer, 3, c->comm, &req[k++]));
+        }
+    }
+    if (me && bytes) { /* root's own part */
+        if (scatter)
+            memmove(mine, (char *)whole + offset, bytes);
+        else
+            memmove((char *)whole + offset, mine, bytes);
+    }
+    wait_all(c, k, req);
+    requests_free(req, small);
+    free(all);
+}
+
+void mg_comm_gather_at(const mg_comm *c, const void *mine, size_t bytes, size_t offset,
+                       void *whole, int root)
+{
+    place_parts(c, (void *)mine, bytes, offset, whole, root, 0);
+}
+
+void mg_comm_scatter_at(const mg_comm *c, void *mine, size_t bytes, size_t offset,
+                        const void *whole, int root)
+{
+    place_parts(c, mine, bytes, offset, (void *)whole, root, 1);
 }
 
 int mg_comm_all_ok(const mg_comm *c, int ok)

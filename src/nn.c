@@ -626,7 +626,7 @@ int mg_net_init(mg_net *net, const mg_net_spec *spec, int in_dim, int max_rows, 
     return mg_net_init_shape(net, spec, in_dim, 1, 1, max_rows, 1, err);
 }
 
-void mg_net_constrain(mg_net *net)
+void mg_net_constrain_part(mg_net *net, int part, int parts)
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *L = &net->layer[l];
@@ -635,15 +635,17 @@ void mg_net_constrain(mg_net *net)
             continue;
         mg_real *W = net->params + L->w_off; // (in, width)
         const int in = L->in, width = L->width;
-        double *norm = net->colnorm;         // (width)
-        for (int j = 0; j < width; j++)
+        const int j0 = (int)((int64_t)width * part / parts);
+        const int j1 = (int)((int64_t)width * (part + 1) / parts);
+        double *norm = net->colnorm;         // (width), columns [j0, j1) used
+        for (int j = j0; j < j1; j++)
             norm[j] = 0;
         /* Row by row, so W is read in memory order. */
         for (int i = 0; i < in; i++)
-            for (int j = 0; j < width; j++)
+            for (int j = j0; j < j1; j++)
                 norm[j] += (double)W[(size_t)i * width + j] * W[(size_t)i * width + j];
         int any = 0;
-        for (int j = 0; j < width; j++) {
+        for (int j = j0; j < j1; j++) {
             double n = sqrt(norm[j]);
             norm[j] = n > max ? max / n : 1; /* now the factor for column j */
             any |= n > max;
@@ -651,9 +653,22 @@ void mg_net_constrain(mg_net *net)
         if (!any)
             continue;
         for (int i = 0; i < in; i++)
-            for (int j = 0; j < width; j++)
+            for (int j = j0; j < j1; j++)
                 W[(size_t)i * width + j] = (mg_real)(W[(size_t)i * width + j] * norm[j]);
     }
+}
+
+void mg_net_constrain(mg_net *net)
+{
+    mg_net_constrain_part(net, 0, 1);
+}
+
+int mg_net_has_constraint(const mg_net *net)
+{
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->layer[l].spec.max_col_norm > 0 && net->layer[l].spec.op == MG_OP_DENSE)
+            return 1;
+    return 0;
 }
 
 void mg_net_free(mg_net *net)

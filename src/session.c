@@ -68,6 +68,7 @@ struct mg_session {
     mg_rundir rundir;              /* locked while the session lasts */
     int started;                   /* the run directory was changed for this run */
     int opened;                    /* mg_session_open succeeded */
+    mg_optim *g_whole, *d_whole;   /* the optimizers' whole state while a checkpoint is made */
     double stop_checked;           /* when rank 0 last looked for a STOP file ... */
     int stop_looked;               /* ... if it has looked yet */
     int stop_by_file;              /* rank 0 found one */
@@ -102,7 +103,8 @@ static mg_checkpoint_state state_of(mg_session *s)
 {
     mg_trainer *t = &s->t;
     return (mg_checkpoint_state){
-        .g = &t->g, .d = &t->d, .g_opt = &t->g_opt, .d_opt = &t->d_opt,
+        .g = &t->g, .d = &t->d, .g_opt = s->g_whole ? s->g_whole : &t->g_opt,
+        .d_opt = s->d_whole ? s->d_whole : &t->d_opt,
         .step = &t->step, .minibatch = &t->minibatch, .skipped = &t->skipped,
         .window = &s->window, .elapsed_s = &s->elapsed_s,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
@@ -267,6 +269,19 @@ static int load_checkpoint(mg_session *s)
 {
     mg_checkpoint_state st = state_of(s);
     return mg_checkpoint_load(&st, s->ckpt, &s->err);
+}
+
+/* Collective: a checkpoint written by rank 0, with the optimizers' whole state gathered there
+ * first when each rank keeps only its part (train.sharded_update). */
+static int checkpoint(mg_session *s)
+{
+    const double t0 = mg_comm_wtime();
+    mg_trainer_whole_optims(&s->t, 0, &s->g_whole, &s->d_whole);
+    s->t.timer[MG_TIMER_IO] += mg_comm_wtime() - t0;
+    const int ok = on_rank0(s, save_checkpoint, "the checkpoint");
+    mg_trainer_whole_optims_end(&s->t);
+    s->g_whole = s->d_whole = NULL;
+    return ok;
 }
 
 /* ---- opening ---- */
@@ -479,9 +494,14 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
     }
     if (o->resume) {
         mg_comm_waiting_for(comm, "loading the checkpoint %s", s->ckpt);
-        if (!mg_comm_all_ok(comm, s->rank != 0 || load_checkpoint(s) == 0))
+        mg_trainer_whole_optims(&s->t, 1, &s->g_whole, &s->d_whole);
+        const int loaded = mg_comm_all_ok(comm, s->rank != 0 || load_checkpoint(s) == 0);
+        if (loaded)
+            mg_trainer_broadcast_state(&s->t);
+        mg_trainer_whole_optims_end(&s->t);
+        s->g_whole = s->d_whole = NULL;
+        if (!loaded)
             return open_failed(s, MG_EXIT_INPUT);
-        mg_trainer_broadcast_state(&s->t);
     }
     s->saved_at = o->resume ? s->t.step : -1;
     if (o->resume)
@@ -599,7 +619,7 @@ int mg_session_step(mg_session *s)
         return fail(s, MG_EXIT_RUNTIME);
     s->stopped = stats.stop;
     if (s->stopped || (cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0)) {
-        if (!on_rank0(s, save_checkpoint, "the checkpoint"))
+        if (!checkpoint(s))
             return fail(s, MG_EXIT_RUNTIME);
         s->saved_at = t->step;
     }
@@ -617,7 +637,7 @@ int mg_session_close(mg_session *s, int status)
         if (cfg->samples.every > 0 && t->step % cfg->samples.every != 0 &&
             !on_rank0(s, take_snapshot, "the samples"))
             status = fail(s, MG_EXIT_RUNTIME);
-        if (status == MG_EXIT_OK && !on_rank0(s, save_checkpoint, "the checkpoint"))
+        if (status == MG_EXIT_OK && !checkpoint(s))
             status = fail(s, MG_EXIT_RUNTIME);
     }
     double tmin[MG_TIMER_COUNT], tmean[MG_TIMER_COUNT], tmax[MG_TIMER_COUNT];

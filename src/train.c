@@ -64,12 +64,16 @@ static void sum_over_ranks(void *arg, double *x, int n)
     mg_comm_allreduce_double(t->comm, x, (size_t)n);
 }
 
-/* Rank 0's parameters and running averages to every rank. */
-static void broadcast_net(const mg_comm *comm, mg_net *net)
+/* Rank 0's parameters and running averages to every rank (with a sharded update, through the
+ * reducer, which knows where the parameters live). */
+static void broadcast_net(const mg_trainer *t, mg_net *net)
 {
-    mg_comm_bcast(comm, net->params, net->n_params * sizeof(mg_real), 0);
+    if (t->sharded)
+        mg_reducer_bcast_params(net == &t->d ? t->d_sum : t->g_sum, 0);
+    else
+        mg_comm_bcast(t->comm, net->params, net->n_params * sizeof(mg_real), 0);
     if (net->n_state)
-        mg_comm_bcast(comm, net->state, net->n_state * sizeof(mg_real), 0);
+        mg_comm_bcast(t->comm, net->state, net->n_state * sizeof(mg_real), 0);
 }
 
 int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *data,
@@ -115,9 +119,7 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     if (build_net(&t->g, "generator", &cfg->generator.net, cfg->generator.noise_dim, 1, 1,
                   t->phases * t->rows, t->phases, err) ||
         build_net(&t->d, "discriminator", &cfg->discriminator.net, data->channels, data->height,
-                  data->width, 2 * t->rows, 2, err) ||
-        mg_optim_init(&t->g_opt, &cfg->generator.optim, t->g.n_params, err) ||
-        mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d.n_params, err)) {
+                  data->width, 2 * t->rows, 2, err)) {
         mg_trainer_free(t);
         return -1;
     }
@@ -156,6 +158,23 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, 0, t->d.grads);
     t->g.grads = mg_reducer_buffer(t->g_sum);
     t->d.grads = mg_reducer_buffer(t->d_sum);
+    /* A sharded update: each rank keeps optimizer state for its part of the parameters alone,
+     * and with shared sums the node's ranks share one copy of the parameters (comm.h). */
+    t->sharded = cfg->train.sharded_update && t->nranks > 1;
+    t->g_lo = t->d_lo = 0;
+    t->g_hi = t->g.n_params;
+    t->d_hi = t->d.n_params;
+    if (t->sharded) {
+        t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);
+        t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
+        mg_reducer_part(t->g_sum, &t->g_lo, &t->g_hi);
+        mg_reducer_part(t->d_sum, &t->d_lo, &t->d_hi);
+    }
+    if (mg_optim_init(&t->g_opt, &cfg->generator.optim, t->g_hi - t->g_lo, err) ||
+        mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d_hi - t->d_lo, err)) {
+        mg_trainer_free(t);
+        return -1;
+    }
 
     const size_t dim = data->dim, rows = (size_t)t->rows;
     t->perm = mg_xmalloc((size_t)data->n * sizeof *t->perm);
@@ -189,13 +208,17 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
             free(mean);
         }
     }
-    broadcast_net(comm, &t->g);
-    broadcast_net(comm, &t->d);
+    broadcast_net(t, &t->g);
+    broadcast_net(t, &t->d);
     return 0;
 }
 
+static void free_whole(mg_optim **w);
+
 void mg_trainer_free(mg_trainer *t)
 {
+    free_whole(&t->whole_g);
+    free_whole(&t->whole_d);
     mg_net_free(&t->g);
     mg_net_free(&t->d);
     mg_optim_free(&t->g_opt);
@@ -355,7 +378,10 @@ static void waiting_for_sum(const mg_trainer *t, const mg_net *net)
 static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
 {
     waiting_for_sum(t, net);
-    mg_reducer_sum(sum_of(t, net));
+    if (t->sharded)
+        mg_reducer_scatter(sum_of(t, net)); /* this rank's part, and the statistics */
+    else
+        mg_reducer_sum(sum_of(t, net));
     lap(t, timer);
 }
 
@@ -377,18 +403,32 @@ static void read_g_stats(const mg_trainer *t, mg_step_stats *s)
  * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. */
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
-    const mg_reducer *sum = sum_of(t, net);
-    /* A shared sum checked its values as it made them; otherwise one pass over the buffer. */
-    const int finite = mg_reducer_shared(sum)
+    mg_reducer *sum = sum_of(t, net);
+    const int bit = net == &t->d ? MG_NET_D : MG_NET_G;
+    /* A shared or sharded sum checked its values as it made them; otherwise one pass. */
+    const int finite = mg_reducer_shared(sum) || t->sharded
                            ? mg_reducer_finite(sum)
                            : mg_all_finite(net->grads, net->n_params + MG_STATS_SLOTS);
     if (!finite) {
-        s->nonfinite |= net == &t->d ? MG_NET_D : MG_NET_G;
+        s->nonfinite |= bit;
         t->skipped++;
-    } else {
+    } else if (!t->sharded) {
         if (!mg_optim_step(opt, net->params, net->grads, t->step_epochs))
-            s->bad_params |= net == &t->d ? MG_NET_D : MG_NET_G;
+            s->bad_params |= bit;
         mg_net_constrain(net);
+    } else {
+        /* This rank's part, then every part to every rank; max column norms after that, each
+         * rank of a node's shared copy taking its columns. */
+        const size_t lo = net == &t->d ? t->d_lo : t->g_lo;
+        const int ok = mg_optim_step(opt, net->params + lo, net->grads + lo, t->step_epochs);
+        if (!mg_reducer_gather(sum, ok))
+            s->bad_params |= bit;
+        if (mg_net_has_constraint(net)) {
+            int part, parts;
+            mg_reducer_share_of(sum, &part, &parts);
+            mg_net_constrain_part(net, part, parts);
+            mg_reducer_sync(sum);
+        }
     }
     lap(t, MG_TIMER_UPDATE);
 }
@@ -525,7 +565,8 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
         mg_fpe_traps(1);
     if (t->spec.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
-    } else if (t->spec.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum)) {
+    } else if (t->spec.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum) &&
+               !t->sharded) {
         overlapped_step(t, stats);
     } else {
         alternating_step(t, stats);
@@ -559,13 +600,79 @@ static void broadcast_optim(const mg_comm *comm, mg_optim *opt)
     mg_comm_bcast(comm, &opt->t, sizeof opt->t, 0);
 }
 
+/* One optimizer's whole state on rank 0 (`whole`, NULL elsewhere) from or to every rank's part
+ * [lo, lo + opt->n) of it. */
+static void place_optim(const mg_comm *comm, mg_optim *opt, size_t lo, mg_optim *whole,
+                        int scatter)
+{
+    const size_t bytes = opt->n * sizeof(mg_real), at = lo * sizeof(mg_real);
+    mg_real *arrays[2] = {opt->m, opt->v};
+    mg_real *wholes[2] = {whole ? whole->m : NULL, whole ? whole->v : NULL};
+    for (int a = 0; a < 2; a++) {
+        if (!arrays[a])
+            continue;
+        if (scatter)
+            mg_comm_scatter_at(comm, arrays[a], bytes, at, wholes[a], 0);
+        else
+            mg_comm_gather_at(comm, arrays[a], bytes, at, wholes[a], 0);
+    }
+    int64_t count = whole && scatter ? whole->t : opt->t;
+    mg_comm_bcast(comm, &count, sizeof count, 0);
+    opt->t = count;
+    if (whole)
+        whole->t = count;
+}
+
+void mg_trainer_whole_optims(mg_trainer *t, int load, mg_optim **g, mg_optim **d)
+{
+    if (!t->sharded) {
+        *g = &t->g_opt;
+        *d = &t->d_opt;
+        return;
+    }
+    mg_comm_waiting_for(t->comm, "the optimizer state of step %lld", (long long)t->step);
+    if (t->rank == 0) {
+        t->whole_g = mg_xcalloc(1, sizeof *t->whole_g);
+        t->whole_d = mg_xcalloc(1, sizeof *t->whole_d);
+        mg_error err;
+        if (mg_optim_init(t->whole_g, &t->g_opt.spec, t->g.n_params, &err) ||
+            mg_optim_init(t->whole_d, &t->d_opt.spec, t->d.n_params, &err))
+            mg_comm_abort(t->comm, 1); /* out of memory on rank 0 alone */
+    }
+    if (!load) {
+        place_optim(t->comm, &t->g_opt, t->g_lo, t->whole_g, 0);
+        place_optim(t->comm, &t->d_opt, t->d_lo, t->whole_d, 0);
+    }
+    *g = t->whole_g;
+    *d = t->whole_d;
+}
+
+static void free_whole(mg_optim **w)
+{
+    if (*w)
+        mg_optim_free(*w);
+    free(*w);
+    *w = NULL;
+}
+
+void mg_trainer_whole_optims_end(mg_trainer *t)
+{
+    free_whole(&t->whole_g);
+    free_whole(&t->whole_d);
+}
+
 void mg_trainer_broadcast_state(mg_trainer *t)
 {
     mg_comm_waiting_for(t->comm, "the broadcast of the resumed state");
-    broadcast_net(t->comm, &t->g);
-    broadcast_net(t->comm, &t->d);
-    broadcast_optim(t->comm, &t->g_opt);
-    broadcast_optim(t->comm, &t->d_opt);
+    broadcast_net(t, &t->g);
+    broadcast_net(t, &t->d);
+    if (t->sharded) {
+        place_optim(t->comm, &t->g_opt, t->g_lo, t->whole_g, 1);
+        place_optim(t->comm, &t->d_opt, t->d_lo, t->whole_d, 1);
+    } else {
+        broadcast_optim(t->comm, &t->g_opt);
+        broadcast_optim(t->comm, &t->d_opt);
+    }
     int64_t counters[2] = {t->step, t->minibatch};
     mg_comm_bcast(t->comm, counters, sizeof counters, 0);
     t->step = counters[0];

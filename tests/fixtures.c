@@ -41,7 +41,8 @@ static double fixture_elapsed;
 mg_checkpoint_state mg_fixture_state(mg_trainer *t)
 {
     return (mg_checkpoint_state){
-        .g = &t->g, .d = &t->d, .g_opt = &t->g_opt, .d_opt = &t->d_opt,
+        .g = &t->g, .d = &t->d, .g_opt = t->whole_g ? t->whole_g : &t->g_opt,
+        .d_opt = t->whole_d ? t->whole_d : &t->d_opt,
         .step = &t->step, .minibatch = &t->minibatch, .skipped = &t->skipped,
         .window = &fixture_window, .elapsed_s = &fixture_elapsed,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,

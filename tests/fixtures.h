@@ -44,8 +44,9 @@ char *mg_fixture_yaml(const mg_config *cfg);
 int mg_fixture_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
                        const mg_comm *comm, mg_error *err);
 
-/* A trainer's checkpoint view, as a training session makes it; the metrics window and elapsed
- * seconds live in the fixture (zeros unless a load put something there). */
+/* A trainer's checkpoint view, as a training session makes it (its optimizers' whole state while
+ * mg_trainer_whole_optims holds it); the metrics window and elapsed seconds live in the fixture
+ * (zeros unless a load put something there). */
 mg_checkpoint_state mg_fixture_state(mg_trainer *t);
 
 /* mg_checkpoint_write, _load and _save of a trainer through that view. */

@@ -54,10 +54,13 @@ static mg_config make_config(const char *const optim[2])
 /* Sizes of the test networks: G 8*24+24 + 24*36+36, D 36*36+36 + 12*10+10 + 10+1. */
 enum { NG = 8 * 24 + 24 + 24 * 36 + 36, ND = 36 * 36 + 36 + 12 * 10 + 10 + 10 + 1 };
 
-/* Rank 0 writes t to path; every rank learns whether that worked. */
-static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char *path)
+/* Rank 0 writes t to path (the optimizers' whole state gathered there first, with a sharded
+ * update); every rank learns whether that worked. */
+static void write_on_rank0(mg_trainer *t, const mg_config *cfg, const char *path)
 {
     int rc = 0;
+    mg_optim *g, *d;
+    mg_trainer_whole_optims(t, 0, &g, &d);
     if (t->rank == 0) {
         char *yaml = mg_fixture_yaml(cfg);
         mg_error err;
@@ -66,6 +69,7 @@ static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char
             fprintf(stderr, "write: %s\n", err.msg);
         free(yaml);
     }
+    mg_trainer_whole_optims_end(t);
     mg_comm_bcast(t->comm, &rc, sizeof rc, 0);
     CU_ASSERT_FATAL(rc == 0);
 }
@@ -74,6 +78,8 @@ static void write_on_rank0(const mg_trainer *t, const mg_config *cfg, const char
 static void load_on_rank0(mg_trainer *t, const char *path)
 {
     int rc = 0;
+    mg_optim *g, *d;
+    mg_trainer_whole_optims(t, 1, &g, &d);
     if (t->rank == 0) {
         mg_error err;
         rc = mg_fixture_load(t, path, &err);
@@ -83,6 +89,7 @@ static void load_on_rank0(mg_trainer *t, const char *path)
     mg_comm_bcast(t->comm, &rc, sizeof rc, 0);
     CU_ASSERT_FATAL(rc == 0);
     mg_trainer_broadcast_state(t);
+    mg_trainer_whole_optims_end(t);
 }
 
 /* A copy of everything a checkpoint holds. */
@@ -396,6 +403,62 @@ static void test_resume_across_rank_counts(void)
     CU_ASSERT(mg_trainer_check_replicas(&b, &(mg_error){{0}}) == 0);
     mg_trainer_free(&a);
     mg_trainer_free(&b);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
+}
+
+/* Sharded updates (train.sharded_update): each rank keeps its part of the optimizer state, and
+ * a checkpoint holds the whole of it, so it resumes bit for bit on the same ranks, and onto
+ * another rank count (here one rank, replicated) as a replicated run's checkpoint would. */
+static void test_resume_sharded(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world);
+    const char *set[] = {"train.sharded_update=true", "train.overlap=false"};
+    mg_config sharded = make_config_with(adam, MG_FIXTURE_G_LAYERS, set, 2);
+    check_resume_exact(sharded, "adam, sharded update", "resume-sharded.h5");
+
+    /* Written by the sharded run on every rank: the same file as a replicated run's there. */
+    mg_dataset ds = mg_fixture_blobs(64);
+    mg_config replicated = make_config_with(adam, MG_FIXTURE_G_LAYERS, &set[1], 1);
+    const char *ps = mg_test_path("sharded.h5"), *pr = mg_test_path("replicated.h5");
+    mg_trainer a, b;
+    mg_fixture_trainer_ok(&a, &sharded, &ds, world);
+    CU_ASSERT_EQUAL(a.sharded, mg_comm_size(world) > 1);
+    mg_fixture_train(&a, N_STEPS);
+    write_on_rank0(&a, &sharded, ps);
+    mg_trainer_free(&a);
+    mg_fixture_trainer_ok(&b, &replicated, &ds, world);
+    mg_fixture_train(&b, N_STEPS);
+    write_on_rank0(&b, &replicated, pr);
+    if (rank == 0) {
+        mg_trainer x, y;
+        mg_fixture_trainer_ok(&x, &replicated, &ds, self);
+        mg_fixture_trainer_ok(&y, &replicated, &ds, self);
+        mg_error err;
+        CU_ASSERT_FATAL(mg_fixture_load(&x, ps, &err) == 0 && mg_fixture_load(&y, pr, &err) == 0);
+        state sy = take_state(&y);
+        CU_ASSERT(same_state(&x, &sy));
+        free_state(&sy);
+        /* ... which one rank continues as it would the replicated run's */
+        mg_fixture_train(&x, N_STEPS);
+        mg_fixture_train(&y, N_STEPS);
+        state sy2 = take_state(&y);
+        CU_ASSERT(same_state(&x, &sy2));
+        free_state(&sy2);
+        mg_trainer_free(&x);
+        mg_trainer_free(&y);
+    }
+    /* and a sharded run resumes a one-rank checkpoint: its parts from the whole */
+    mg_trainer c;
+    mg_fixture_trainer_ok(&c, &sharded, &ds, world);
+    load_on_rank0(&c, pr);
+    mg_fixture_train(&c, N_STEPS);
+    mg_fixture_train(&b, N_STEPS);
+    CU_ASSERT(mg_comm_all_ok(world, memcmp(b.g.params, c.g.params, NG * sizeof(mg_real)) == 0 &&
+                                        memcmp(b.d.params, c.d.params, ND * sizeof(mg_real)) == 0));
+    mg_trainer_free(&b);
+    mg_trainer_free(&c);
     mg_dataset_free(&ds);
     assert_no_open_hdf5();
 }
@@ -1284,6 +1347,7 @@ int main(int argc, char **argv)
         {"resume_exact_adam", test_resume_exact_adam},
         {"resume_exact_dcgan", test_resume_exact_dcgan},
         {"sample_uses_running_averages", test_sample_uses_running_averages},
+        {"resume_sharded", test_resume_sharded},
         {"resume_across_rank_counts", test_resume_across_rank_counts},
         {"info_and_config_text", test_info_and_config_text},
         {"load_errors", test_load_errors},

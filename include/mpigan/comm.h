@@ -129,11 +129,61 @@ int mg_reducer_finite(const mg_reducer *r);
  * a shared buffer is summed at once, since its sum is the ranks' own work. */
 void mg_reducer_start(mg_reducer *r, mg_request *q);
 
+/* A sharded update (ZeRO stage 1; train.sharded_update): instead of every rank getting the whole
+ * sum and updating every parameter, each rank gets the sum of its part of the values, updates
+ * that part of the parameters (keeping optimizer state for it alone), and the updated parts go
+ * to every rank. The last `tail` values (a step's statistics) are not parted: every rank gets
+ * their sums.
+ *
+ * Parts: with a private buffer, the chunks of the ring's first half (a reduce-scatter; the
+ * second half then passes the updated parameters round instead of the sums). With a shared
+ * buffer, node index i's chunk of the node, summed in shared memory by its owner as for a whole
+ * sum; between nodes that chunk is parted again over the ranks of node index i by the same ring.
+ * The parameters then live in one block of a window per node (returned by mg_reducer_shard, the
+ * node's first rank holding it), which every rank of the node reads whole and writes only in its
+ * part: a node's update touches one copy of the parameters instead of one per rank, and needs no
+ * message inside the node. With no room for that window every rank keeps its own copy and the
+ * parts go round by an allgather.
+ *
+ * The sums of a part are those of mg_reducer_sum bit for bit (the same additions in the same
+ * order), so a sharded run computes what a replicated one does; only the tail's sums (of doubles)
+ * may differ in their last bits. */
+
+/* Makes r sharded for parameters `params` (n - tail values, this rank's copy, which is also what
+ * the window starts from). Returns where the parameters live from now on: the node's window, or
+ * params itself. Collective over c. */
+mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params);
+/* This rank's part [lo, hi) of the parted values (possibly empty). */
+void mg_reducer_part(const mg_reducer *r, size_t *lo, size_t *hi);
+/* The sums of this rank's part (in its buffer at [lo, hi)) and of the tail (at [n - tail, n)).
+ * Returns non-zero iff every one of them, on every rank, is finite: the same answer everywhere.
+ * Collective over c. */
+int mg_reducer_scatter(mg_reducer *r);
+/* After each rank has updated its part of the parameters: every rank's part to every rank (a
+ * node barrier with the parameters' window). `ok`: this rank's update left its part finite.
+ * Returns non-zero iff ok on every rank. Collective over c. */
+int mg_reducer_gather(mg_reducer *r, int ok);
+/* Root's parameters (its node's window, or its copy) to every rank: start and resume. Collective
+ * over c; root must be rank 0. */
+void mg_reducer_bcast_params(mg_reducer *r, int root);
+/* Work on the parameters that must not overlap between the ranks sharing one copy (max column
+ * norms): this rank takes share `part` of `parts`, then mg_reducer_sync makes everyone's writes
+ * seen (a node barrier). With a copy per rank: part 0 of 1, and no barrier. */
+void mg_reducer_share_of(const mg_reducer *r, int *part, int *parts);
+void mg_reducer_sync(mg_reducer *r);
+
 /* Bytes from root to all, any size. */
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
 /* Rank r's `bytes` bytes to root, placed in rank order into recv (root only; the sum of all ranks'
  * bytes). Any sizes, different on each rank. */
 void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv, int root);
+/* Parts of one buffer that lives whole on root: rank r's `bytes` bytes go to (gather_at) or
+ * come from (scatter_at) byte `offset` of root's `whole` (root only). Any sizes and offsets,
+ * different on each rank; root's own part is copied. */
+void mg_comm_gather_at(const mg_comm *c, const void *mine, size_t bytes, size_t offset,
+                       void *whole, int root);
+void mg_comm_scatter_at(const mg_comm *c, void *mine, size_t bytes, size_t offset,
+                        const void *whole, int root);
 /* Non-zero on every rank iff ok was non-zero on every rank. */
 int mg_comm_all_ok(const mg_comm *c, int ok);
 /* Non-zero iff every rank passed the same value. */

@@ -293,6 +293,11 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
  * exceeds its layer's max_col_norm to exactly that norm (pylearn2's constraint, applied after
  * each update). Layers with max_col_norm 0 are left alone. */
 void mg_net_constrain(mg_net *net);
+/* The same for columns [width part / parts, width (part + 1) / parts) of every constrained
+ * layer: ranks sharing one copy of the parameters each take their columns, writing no other. */
+void mg_net_constrain_part(mg_net *net, int part, int parts);
+/* Non-zero if some layer has a max_col_norm to keep. */
+int mg_net_has_constraint(const mg_net *net);
 
 /* Sets the last layer's biases so that its output is the pixel marginals of the data where its
  * input is 0: the inverse of its activation at mean (sigmoid: logit, tanh: atanh, both of mean

@@ -57,6 +57,7 @@ typedef struct {
     int log_every;   /* steps between progress lines and metrics records */
     int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
     int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
+    int sharded_update; /* each rank updates its part of the parameters (ZeRO stage 1, comm.h) */
     enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
     double stall_seconds; /* a wait on other ranks lasting longer: report the late ranks
                              (mg_comm_watch of the trainer's communicator; 0: off) */
@@ -109,7 +110,11 @@ typedef struct {
     int rows;               /* this rank's rows of it: B / nranks */
 
     mg_net g, d;
-    mg_optim g_opt, d_opt;
+    mg_optim g_opt, d_opt;  /* each over its network's parameters, or with train.sharded_update
+                               over this rank's part of them alone */
+    int sharded;            /* train.sharded_update on more than one rank */
+    size_t g_lo, g_hi, d_lo, d_hi; /* the parts of G's and D's parameters this rank updates */
+    mg_optim *whole_g, *whole_d;   /* mg_trainer_whole_optims: the whole state for a checkpoint */
 
     int64_t step;           /* completed steps (generator updates) */
     int64_t minibatch;      /* real minibatches consumed so far */
@@ -170,8 +175,17 @@ double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
 /* Compares a checksum of both networks' parameters over ranks. */
 int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err);
 
+/* The optimizers' whole state, as a checkpoint holds it. Without a sharded update they are the
+ * trainer's own (nothing is made). With one, each rank keeps only its part: this collective call
+ * gathers every part into whole copies on rank 0 (load 0: to be written), or makes empty whole
+ * copies there for a checkpoint to be read into (load 1: mg_trainer_broadcast_state then hands
+ * out the parts). *g and *d are the whole states on rank 0 (NULL elsewhere);
+ * mg_trainer_whole_optims_end frees what was made. */
+void mg_trainer_whole_optims(mg_trainer *t, int load, mg_optim **g, mg_optim **d);
+void mg_trainer_whole_optims_end(mg_trainer *t);
+
 /* Collective: rank 0's parameters, optimizer state and counters to every rank (after rank 0 loaded
- * a checkpoint). */
+ * a checkpoint; with a sharded update, into mg_trainer_whole_optims's copies). */
 void mg_trainer_broadcast_state(mg_trainer *t);
 
 /* Collective: each timer's min, mean and max over ranks, in seconds. */
