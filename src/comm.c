@@ -990,10 +990,34 @@ static int tail_and_verdict(mg_reducer *r, int bad)
     return r->verdict[tail] != 0;
 }
 
+/* One node's sharded sums: the owners' words (their parts finite, their updates finite) and the
+ * tail's sums go through the slots, read after a node barrier, with no message. */
+static int one_node(const mg_reducer *r)
+{
+    return r->win != MPI_WIN_NULL && r->across == MPI_COMM_NULL;
+}
+
 int mg_reducer_scatter(mg_reducer *r)
 {
     const mg_comm *c = r->c;
     int bad = 0;
+    if (one_node(r)) {
+        node_barrier(r);
+        r->own[r->flag] = (mg_real)sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
+        node_barrier(r);
+        r->finite = 1;
+        for (int i = 0; i < r->node_size; i++)
+            r->finite &= r->slot[i][r->flag] == 0;
+        /* Each tail value from the slot of its chunk's owner. */
+        for (size_t at = r->main_n; at < r->n; at++) {
+            int owner = 0;
+            while (owner + 1 < r->node_size && chunk_start(r->n, owner + 1, r->node_size) <= at)
+                owner++;
+            if (owner != r->node_rank)
+                r->own[at] = r->slot[owner][at];
+        }
+        return r->finite;
+    }
     if (r->win == MPI_WIN_NULL) {
         if (c->size > 1)
             ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, 0, c->size - 1);
@@ -1025,6 +1049,13 @@ int mg_reducer_gather(mg_reducer *r, int ok)
                        2 * (c->size - 1));
         else if (c->size > 1)
             gather_parts(r);
+    } else if (one_node(r)) {
+        r->own[r->flag + 1] = (mg_real)!ok;
+        node_barrier(r);
+        int all = 1;
+        for (int i = 0; i < r->node_size; i++)
+            all &= r->slot[i][r->flag + 1] == 0;
+        return all;
     } else {
         if (r->across != MPI_COMM_NULL) {
             int nodes;
