@@ -687,6 +687,13 @@ struct mg_reducer {
     MPI_Win pwin;     /* the node's one copy of the parameters; MPI_WIN_NULL: the caller's */
     mg_real *params;  /* (main_n) the parameters the parts are gathered into */
     double *verdict;  /* (tail + 1) the tail's sums and a count of bad parts: one small sum */
+
+    /* Buckets (mg_reducer_buckets), for a private buffer: */
+    int n_buckets;    /* 0: the sums run after the backward pass (the ring) */
+    size_t *cut;      /* (n_buckets + 1) bucket b is [cut[b], cut[b + 1]); cut[n_buckets] = main_n */
+    MPI_Request *breq; /* (n_buckets) each bucket's sum in flight */
+    int started;      /* buckets started, from the top: b >= n_buckets - started */
+    int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
 };
 
 
@@ -778,6 +785,9 @@ void mg_reducer_free(mg_reducer *r)
     }
     free(r->verdict);
     free(r->counts);
+    free(r->cut);
+    free(r->breq);
+    free(r->bcounts);
     if (r->win != MPI_WIN_NULL) {
         barrier(r->c); /* MPI_Win_free waits for the node */
         MPI_Win_unlock_all(r->win);
@@ -856,8 +866,14 @@ MG_HOT static int spread_slots(mg_real *const *slot, int k, size_t lo, size_t hi
     return bad;
 }
 
+static int buckets_finish(mg_reducer *r);
+
 void mg_reducer_sum(mg_reducer *r)
 {
+    if (r->n_buckets) {
+        buckets_finish(r);
+        return;
+    }
     if (r->win == MPI_WIN_NULL) {
         if (r->c->size > 1)
             sum_over(r->c, r->c->comm, r->own, r->n, r->tmp);
@@ -886,6 +902,124 @@ int mg_reducer_finite(const mg_reducer *r)
     return r->finite;
 }
 
+/* ---- buckets ---- */
+
+void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts)
+{
+    if (r->win != MPI_WIN_NULL || r->c->size == 1)
+        return; /* shared sums are the node's own work after the pass; one rank sums nothing */
+    for (int i = 0; i < n_cuts; i++)
+        if (cuts[i] > INT_MAX || (i > 0 && cuts[i] - cuts[i - 1] > INT_MAX))
+            return; /* a bucket over MPI's int count: the ring's pieces instead */
+    r->main_n = r->n - tail;
+    if (r->main_n - (n_cuts ? cuts[n_cuts - 1] : 0) > INT_MAX)
+        return;
+    if (!r->verdict)
+        r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
+    r->n_buckets = n_cuts + 1;
+    r->cut = mg_xmalloc(((size_t)r->n_buckets + 1) * sizeof *r->cut);
+    r->cut[0] = 0;
+    for (int i = 0; i < n_cuts; i++)
+        r->cut[i + 1] = cuts[i];
+    r->cut[r->n_buckets] = r->main_n;
+    r->breq = mg_xmalloc((size_t)r->n_buckets * sizeof *r->breq);
+    for (int b = 0; b < r->n_buckets; b++)
+        r->breq[b] = MPI_REQUEST_NULL;
+    r->started = 0;
+}
+
+/* Every rank's piece of bucket b when sharded: chunk q of the bucket's values for rank q. */
+static void bucket_pieces(mg_reducer *r)
+{
+    const int p = r->c->size;
+    r->bcounts = mg_xmalloc(2 * (size_t)r->n_buckets * p * sizeof *r->bcounts);
+    r->bdispls = r->bcounts + (size_t)r->n_buckets * p;
+    for (int b = 0; b < r->n_buckets; b++) {
+        const size_t len = r->cut[b + 1] - r->cut[b];
+        for (int q = 0; q < p; q++) {
+            r->bdispls[(size_t)b * p + q] = (int)chunk_start(len, q, p);
+            r->bcounts[(size_t)b * p + q] = (int)(chunk_start(len, q + 1, p) - chunk_start(len, q, p));
+        }
+    }
+}
+
+static void bucket_start(mg_reducer *r, int b)
+{
+    mg_real *at = r->own + r->cut[b];
+    if (r->sharded) {
+        /* in place: the input is the bucket, this rank's piece lands at its start */
+        MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, at, r->bcounts + (size_t)b * r->c->size,
+                                      MG_MPI_REAL, MPI_SUM, r->c->comm, &r->breq[b]));
+    } else {
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at, (int)(r->cut[b + 1] - r->cut[b]), MG_MPI_REAL,
+                                 MPI_SUM, r->c->comm, &r->breq[b]));
+    }
+}
+
+void mg_reducer_ready(mg_reducer *r, size_t from)
+{
+    if (r->n_buckets == 0)
+        return;
+    while (r->started < r->n_buckets && r->cut[r->n_buckets - 1 - r->started] >= from) {
+        bucket_start(r, r->n_buckets - 1 - r->started);
+        r->started++;
+    }
+    /* MPI progresses non-blocking collectives only inside its calls */
+    int done;
+    const int first = r->n_buckets - r->started;
+    MPI_CHECK(MPI_Testall(r->started, r->breq + first, &done, MPI_STATUSES_IGNORE));
+}
+
+/* The rest of the buckets started, every one finished (one watched wait), and the tail's sums
+ * and the verdict of this rank's values, which every rank adds its own tail to. */
+static int buckets_finish(mg_reducer *r)
+{
+    mg_reducer_ready(r, 0);
+    wait_all(r->c, r->n_buckets, r->breq);
+    r->started = 0;
+    int bad = 0;
+    const int p = r->c->size, me = r->c->rank;
+    for (int b = 0; b < r->n_buckets; b++) {
+        if (!r->sharded) {
+            bad |= !mg_finite_bits(r->own + r->cut[b], r->cut[b + 1] - r->cut[b]);
+            continue;
+        }
+        /* this rank's piece came in at the bucket's start: to its place */
+        const size_t i = (size_t)b * p + me;
+        mg_real *at = r->own + r->cut[b];
+        memmove(at + r->bdispls[i], at, (size_t)r->bcounts[i] * sizeof *at);
+        bad |= !mg_finite_bits(at + r->bdispls[i], (size_t)r->bcounts[i]);
+    }
+    const size_t tail = r->n - r->main_n;
+    for (size_t k = 0; k < tail; k++)
+        r->verdict[k] = r->own[r->main_n + k];
+    r->verdict[tail] = bad;
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->verdict, (int)tail + 1, MPI_DOUBLE, MPI_SUM,
+                             r->c->comm, &q));
+    wait_all(r->c, 1, &q);
+    for (size_t k = 0; k < tail; k++)
+        r->own[r->main_n + k] = (mg_real)r->verdict[k];
+    r->finite = r->verdict[tail] == 0 && mg_finite_bits(r->own + r->main_n, tail);
+    return r->finite;
+}
+
+int mg_reducer_pieces(const mg_reducer *r)
+{
+    return r->sharded && r->n_buckets ? r->n_buckets : 1;
+}
+
+void mg_reducer_piece(const mg_reducer *r, int i, size_t *lo, size_t *hi)
+{
+    if (!(r->sharded && r->n_buckets)) {
+        mg_reducer_part(r, lo, hi);
+        return;
+    }
+    const size_t k = (size_t)i * r->c->size + r->c->rank;
+    *lo = r->cut[i] + (size_t)r->bdispls[k];
+    *hi = *lo + (size_t)r->bcounts[k];
+}
+
 /* ---- the sharded update ---- */
 
 /* Every rank's part of r->params to every rank, for parts that are not the ring's. */
@@ -903,10 +1037,15 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
     const mg_comm *c = r->c;
     r->sharded = 1;
     r->main_n = r->n - tail;
-    r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
+    if (!r->verdict)
+        r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
     r->params = params;
     /* The parts are those of the whole sum's chunks (of all n values, the tail's too), so each
      * value is summed in the same order as by mg_reducer_sum, bit for bit on any rank count. */
+    if (r->n_buckets) {
+        bucket_pieces(r);
+        return params;
+    }
     if (r->win == MPI_WIN_NULL) {
         /* The ring's first half leaves rank i with chunk ring_part(i) summed. */
         const int k = ring_part(c->rank, c->size);
@@ -1001,6 +1140,8 @@ int mg_reducer_scatter(mg_reducer *r)
 {
     const mg_comm *c = r->c;
     int bad = 0;
+    if (r->n_buckets)
+        return buckets_finish(r);
     if (one_node(r)) {
         node_barrier(r);
         r->own[r->flag] = (mg_real)sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
@@ -1040,7 +1181,15 @@ int mg_reducer_scatter(mg_reducer *r)
 int mg_reducer_gather(mg_reducer *r, int ok)
 {
     const mg_comm *c = r->c;
-    if (r->pwin == MPI_WIN_NULL) {
+    if (r->n_buckets) {
+        /* every bucket's pieces to every rank, all in flight at once */
+        for (int b = 0; b < r->n_buckets; b++)
+            MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params + r->cut[b],
+                                      r->bcounts + (size_t)b * c->size,
+                                      r->bdispls + (size_t)b * c->size, MG_MPI_REAL, c->comm,
+                                      &r->breq[b]));
+        wait_all(c, r->n_buckets, r->breq);
+    } else if (r->pwin == MPI_WIN_NULL) {
         /* Every rank's own copy: the ring's second half passes the updated parts round; parts
          * made by a shared reducer (with no room for the parameters' window) are not the ring's,
          * and go round by an allgather. */

@@ -229,6 +229,7 @@ static const field train_fields[] = {
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
     {"sharded_update", K_BOOL, CFG(train.sharded_update)},
+    {"bucket_mb", K_REAL, CFG(train.bucket_mb), RANGE(0, 1e6)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = mg_nonfinite_names},
     {"stall_seconds", K_REAL, CFG(train.stall_seconds), .flags = F_MIN | F_MAX | F_ZERO_OFF,
      .min = MG_STALL_MIN_SECONDS, .max = MG_STALL_MAX_SECONDS},
@@ -322,6 +323,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.overlap = 1;
     cfg->train.shared_allreduce = 1;
     cfg->train.sharded_update = 1;
+    cfg->train.bucket_mb = 25;
     cfg->train.stall_seconds = 120;
     cfg->checkpoint.every = 1000;
     cfg->checkpoint.keep = 3;
@@ -2160,6 +2162,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
     fprintf(f, "  sharded_update: %s\n", cfg->train.sharded_update ? "true" : "false");
+    write_real(f, "  ", "bucket_mb", cfg->train.bucket_mb);
     fprintf(f, "  nonfinite: %s\n", enum_name(mg_nonfinite_names, (int)cfg->train.nonfinite));
     write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,

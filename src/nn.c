@@ -1038,6 +1038,8 @@ void mg_net_backward(mg_net *net, mg_real *dinp, const mg_real *dout, int row0, 
         mg_real *dx = l > 0 ? net->dbuf[xb] : dinp; // (rows, in)
         layer_backward(net, l, dx, d, weights && L->w_n ? net->grads + L->w_off : NULL,
                        weights && L->b_n ? net->grads + L->b_off : NULL, row0, rows, add);
+        if (weights && net->grads_done && (L->w_n || L->b_n))
+            net->grads_done(net->grads_done_arg, L->w_n ? L->w_off : L->b_off);
         if (!dx) // l == 0 without dinp
             break;
         if (net->dropped && layer_drops(L)) {

@@ -80,16 +80,20 @@ MG_HOT static int adam(mg_real *restrict p, mg_real *restrict m, mg_real *restri
     return mg_marks_finite(marks);
 }
 
-int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
+int mg_optim_step_pieces(mg_optim *opt, mg_real *params, const mg_real *grads, const size_t *lo,
+                         const size_t *hi, int n_pieces, int64_t epochs)
 {
-    int finite;
+    int finite = 1;
     const mg_optim_spec *s = &opt->spec;
-    size_t n = opt->n;
-    mg_real *m = opt->m, *v = opt->v;
+    size_t at = 0; /* where the piece's state starts in opt */
     if (s->type == MG_OPTIM_SGD) {
         const mg_real lr = (mg_real)mg_optim_lr(s, opt->t);
         const mg_real mu = (mg_real)mg_optim_momentum(s, epochs);
-        finite = sgd(params, m, grads, n, lr, mu);
+        for (int i = 0; i < n_pieces; i++) {
+            const size_t n = hi[i] - lo[i];
+            finite &= sgd(params + lo[i], opt->m + at, grads + lo[i], n, lr, mu);
+            at += n;
+        }
     } else {
         const double t = (double)(opt->t + 1);
         /* Bias corrections folded into the step size and epsilon, as in Kingma & Ba, Sec. 2. */
@@ -97,8 +101,19 @@ int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t 
         const mg_real step = (mg_real)(s->lr * sqrt(c2) / c1);
         const mg_real eps = (mg_real)(s->eps * sqrt(c2));
         const mg_real b1 = (mg_real)s->beta1, b2 = (mg_real)s->beta2;
-        finite = adam(params, m, v, grads, n, step, eps, b1, b2);
+        for (int i = 0; i < n_pieces; i++) {
+            const size_t n = hi[i] - lo[i];
+            finite &= adam(params + lo[i], opt->m + at, opt->v + at, grads + lo[i], n, step, eps,
+                           b1, b2);
+            at += n;
+        }
     }
     opt->t++;
     return finite;
+}
+
+int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs)
+{
+    const size_t lo = 0, hi = opt->n;
+    return mg_optim_step_pieces(opt, params, grads, &lo, &hi, 1, epochs);
 }

@@ -64,6 +64,61 @@ static void sum_over_ranks(void *arg, double *x, int n)
     mg_comm_allreduce_double(t->comm, x, (size_t)n);
 }
 
+int mg_trainer_pieces(const mg_trainer *t, int net, size_t *lo, size_t *hi)
+{
+    const mg_net *n = net == MG_NET_D ? &t->d : &t->g;
+    if (!t->sharded) {
+        lo[0] = 0;
+        hi[0] = n->n_params;
+        return 1;
+    }
+    const mg_reducer *r = net == MG_NET_D ? t->d_sum : t->g_sum;
+    const int k = mg_reducer_pieces(r);
+    for (int i = 0; i < k; i++)
+        mg_reducer_piece(r, i, &lo[i], &hi[i]);
+    return k;
+}
+
+/* The values of this rank's pieces of a network: its optimizer's size. */
+static size_t part_size(const mg_trainer *t, int net)
+{
+    size_t lo[MG_MAX_PIECES], hi[MG_MAX_PIECES], n = 0;
+    const int k = mg_trainer_pieces(t, net, lo, hi);
+    for (int i = 0; i < k; i++)
+        n += hi[i] - lo[i];
+    return n;
+}
+
+/* The backward pass has written every gradient from `from` on (mg_net.grads_done). */
+static void bucket_ready(void *reducer, size_t from)
+{
+    mg_reducer_ready(reducer, from);
+}
+
+/* net's gradients summed in buckets of about `mb` MB, cut where a layer's parameters start. */
+static void buckets_for(mg_reducer *r, mg_net *net, double mb)
+{
+    size_t cuts[MG_MAX_LAYERS];
+    int n = 0;
+    const double target = mb * (1 << 20) / sizeof(mg_real);
+    size_t top = net->n_params; /* the bucket being filled ends here */
+    for (int l = net->n_layers - 1; l > 0; l--) {
+        const size_t start = net->layer[l].w_off;
+        if ((double)(top - start) >= target && start > 0) {
+            cuts[n++] = start;
+            top = start;
+        }
+    }
+    for (int i = 0; i < n / 2; i++) { /* ascending */
+        const size_t c = cuts[i];
+        cuts[i] = cuts[n - 1 - i];
+        cuts[n - 1 - i] = c;
+    }
+    mg_reducer_buckets(r, MG_STATS_SLOTS, cuts, n);
+    net->grads_done = bucket_ready;
+    net->grads_done_arg = r;
+}
+
 /* Rank 0's parameters and running averages to every rank (with a sharded update, through the
  * reducer, which knows where the parameters live). */
 static void broadcast_net(const mg_trainer *t, mg_net *net)
@@ -160,18 +215,21 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     t->d.grads = mg_reducer_buffer(t->d_sum);
     /* A sharded update: each rank keeps optimizer state for its part of the parameters alone,
      * and with shared sums the node's ranks share one copy of the parameters (comm.h). */
+    /* Buckets for sums through MPI (comm.h): cut at layer boundaries from the top, each about
+     * train.bucket_mb; the backward passes start them as they finish them. */
+    t->bucketed = 0;
+    if (cfg->train.bucket_mb > 0 && t->nranks > 1 && !mg_reducer_shared(t->g_sum)) {
+        buckets_for(t->g_sum, &t->g, cfg->train.bucket_mb);
+        buckets_for(t->d_sum, &t->d, cfg->train.bucket_mb);
+        t->bucketed = 1;
+    }
     t->sharded = cfg->train.sharded_update && t->nranks > 1;
-    t->g_lo = t->d_lo = 0;
-    t->g_hi = t->g.n_params;
-    t->d_hi = t->d.n_params;
     if (t->sharded) {
         t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);
         t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
-        mg_reducer_part(t->g_sum, &t->g_lo, &t->g_hi);
-        mg_reducer_part(t->d_sum, &t->d_lo, &t->d_hi);
     }
-    if (mg_optim_init(&t->g_opt, &cfg->generator.optim, t->g_hi - t->g_lo, err) ||
-        mg_optim_init(&t->d_opt, &cfg->discriminator.optim, t->d_hi - t->d_lo, err)) {
+    if (mg_optim_init(&t->g_opt, &cfg->generator.optim, part_size(t, MG_NET_G), err) ||
+        mg_optim_init(&t->d_opt, &cfg->discriminator.optim, part_size(t, MG_NET_D), err)) {
         mg_trainer_free(t);
         return -1;
     }
@@ -419,8 +477,10 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
     } else {
         /* This rank's part, then every part to every rank; max column norms after that, each
          * rank of a node's shared copy taking its columns. */
-        const size_t lo = net == &t->d ? t->d_lo : t->g_lo;
-        const int ok = mg_optim_step(opt, net->params + lo, net->grads + lo, t->step_epochs);
+        size_t lo[MG_MAX_PIECES], hi[MG_MAX_PIECES];
+        const int k = mg_trainer_pieces(t, bit, lo, hi);
+        const int ok = mg_optim_step_pieces(opt, net->params, net->grads, lo, hi, k,
+                                            t->step_epochs);
         if (!mg_reducer_gather(sum, ok))
             s->bad_params |= bit;
         if (mg_net_has_constraint(net)) {
@@ -566,7 +626,7 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
     if (t->spec.train.mode == MG_MODE_SIMULTANEOUS) {
         simultaneous_update(t, stats);
     } else if (t->spec.train.overlap && t->nranks > 1 && !mg_reducer_shared(t->d_sum) &&
-               !t->sharded) {
+               !t->sharded && !t->bucketed) {
         overlapped_step(t, stats);
     } else {
         alternating_step(t, stats);
@@ -600,24 +660,31 @@ static void broadcast_optim(const mg_comm *comm, mg_optim *opt)
     mg_comm_bcast(comm, &opt->t, sizeof opt->t, 0);
 }
 
-/* One optimizer's whole state on rank 0 (`whole`, NULL elsewhere) from or to every rank's part
- * [lo, lo + opt->n) of it. */
-static void place_optim(const mg_comm *comm, mg_optim *opt, size_t lo, mg_optim *whole,
-                        int scatter)
+/* One optimizer's whole state on rank 0 (`whole`, NULL elsewhere) from or to every rank's
+ * pieces of it (mg_trainer_pieces), which lie one after another in opt. */
+static void place_optim(const mg_trainer *t, int net, mg_optim *opt, mg_optim *whole, int scatter)
 {
-    const size_t bytes = opt->n * sizeof(mg_real), at = lo * sizeof(mg_real);
+    size_t lo[MG_MAX_PIECES], hi[MG_MAX_PIECES];
+    const int k = mg_trainer_pieces(t, net, lo, hi);
     mg_real *arrays[2] = {opt->m, opt->v};
     mg_real *wholes[2] = {whole ? whole->m : NULL, whole ? whole->v : NULL};
     for (int a = 0; a < 2; a++) {
         if (!arrays[a])
             continue;
-        if (scatter)
-            mg_comm_scatter_at(comm, arrays[a], bytes, at, wholes[a], 0);
-        else
-            mg_comm_gather_at(comm, arrays[a], bytes, at, wholes[a], 0);
+        size_t at = 0; /* the piece's place in opt */
+        for (int i = 0; i < k; i++) {
+            const size_t bytes = (hi[i] - lo[i]) * sizeof(mg_real);
+            if (scatter)
+                mg_comm_scatter_at(t->comm, arrays[a] + at, bytes, lo[i] * sizeof(mg_real),
+                                   wholes[a], 0);
+            else
+                mg_comm_gather_at(t->comm, arrays[a] + at, bytes, lo[i] * sizeof(mg_real),
+                                  wholes[a], 0);
+            at += hi[i] - lo[i];
+        }
     }
     int64_t count = whole && scatter ? whole->t : opt->t;
-    mg_comm_bcast(comm, &count, sizeof count, 0);
+    mg_comm_bcast(t->comm, &count, sizeof count, 0);
     opt->t = count;
     if (whole)
         whole->t = count;
@@ -640,8 +707,8 @@ void mg_trainer_whole_optims(mg_trainer *t, int load, mg_optim **g, mg_optim **d
             mg_comm_abort(t->comm, 1); /* out of memory on rank 0 alone */
     }
     if (!load) {
-        place_optim(t->comm, &t->g_opt, t->g_lo, t->whole_g, 0);
-        place_optim(t->comm, &t->d_opt, t->d_lo, t->whole_d, 0);
+        place_optim(t, MG_NET_G, &t->g_opt, t->whole_g, 0);
+        place_optim(t, MG_NET_D, &t->d_opt, t->whole_d, 0);
     }
     *g = t->whole_g;
     *d = t->whole_d;
@@ -667,8 +734,8 @@ void mg_trainer_broadcast_state(mg_trainer *t)
     broadcast_net(t, &t->g);
     broadcast_net(t, &t->d);
     if (t->sharded) {
-        place_optim(t->comm, &t->g_opt, t->g_lo, t->whole_g, 1);
-        place_optim(t->comm, &t->d_opt, t->d_lo, t->whole_d, 1);
+        place_optim(t, MG_NET_G, &t->g_opt, t->whole_g, 1);
+        place_optim(t, MG_NET_D, &t->d_opt, t->whole_d, 1);
     } else {
         broadcast_optim(t->comm, &t->g_opt);
         broadcast_optim(t->comm, &t->d_opt);

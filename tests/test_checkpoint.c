@@ -417,6 +417,11 @@ static void test_resume_sharded(void)
     const char *set[] = {"train.sharded_update=true", "train.overlap=false"};
     mg_config sharded = make_config_with(adam, MG_FIXTURE_G_LAYERS, set, 2);
     check_resume_exact(sharded, "adam, sharded update", "resume-sharded.h5");
+    /* in buckets through MPI: this rank's part is a piece of every bucket */
+    const char *buckets[] = {"train.sharded_update=true", "train.overlap=false",
+                             "train.shared_allreduce=false", "train.bucket_mb=0.002"};
+    check_resume_exact(make_config_with(adam, MG_FIXTURE_G_LAYERS, buckets, 4),
+                       "adam, sharded update in buckets", "resume-buckets.h5");
 
     /* Written by the sharded run on every rank: the same file as a replicated run's there. */
     mg_dataset ds = mg_fixture_blobs(64);

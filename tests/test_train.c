@@ -206,7 +206,11 @@ static mg_real *train_whole(const mg_comm *comm, const mg_config *cfg, const mg_
 }
 
 /* A sharded update (ZeRO stage 1) computes what the replicated one does, bit for bit: the same
- * sums, the same per-value updates; each rank keeps about 1 / R of the optimizer state. */
+ * sums, the same per-value updates; each rank keeps about 1 / R of the optimizer state. So do
+ * sums through MPI in buckets started during the backward pass (train.bucket_mb: 0.002 MB cuts
+ * the test nets into several) against the ring after it, where the order of the additions
+ * cannot differ (2 ranks); with more ranks MPI's own reduction order may differ from the ring's,
+ * and the runs agree within the rank-count tolerance. */
 static void check_sharded(mg_config cfg, const char *what)
 {
     const mg_comm *world = mg_comm_world();
@@ -215,27 +219,44 @@ static void check_sharded(mg_config cfg, const char *what)
         return;
     mg_dataset ds = mg_fixture_blobs(64);
     cfg.train.overlap = 0; /* the overlapped step runs G a phase at a time: other BLAS rounding */
-    for (int shared = 1; shared >= 0; shared--) {
-        cfg.train.shared_allreduce = shared;
-        size_t n[2] = {0, 0}, opt_n[2];
-        mg_real *got[2];
-        for (int v = 0; v < 2; v++) {
-            cfg.train.sharded_update = v;
-            got[v] = train_whole(world, &cfg, &ds, &n[v], &opt_n[v]);
+    static const struct {
+        int shared;
+        double bucket_mb;
+        const char *sums;
+    } sums[] = {{1, 25, "shared sums"}, {0, 0, "MPI sums (ring)"},
+                {0, 0.002, "MPI sums in buckets"}};
+    for (size_t v = 0; v < sizeof sums / sizeof *sums; v++) {
+        cfg.train.shared_allreduce = sums[v].shared;
+        size_t n[3] = {0, 0, 0}, opt_n[3];
+        mg_real *got[3];
+        cfg.train.bucket_mb = 0; /* the reference: replicated, the ring after the pass */
+        cfg.train.sharded_update = 0;
+        got[2] = train_whole(world, &cfg, &ds, &n[2], &opt_n[2]);
+        cfg.train.bucket_mb = sums[v].bucket_mb;
+        for (int sharded = 0; sharded < 2; sharded++) {
+            cfg.train.sharded_update = sharded;
+            got[sharded] = train_whole(world, &cfg, &ds, &n[sharded], &opt_n[sharded]);
         }
         if (mg_comm_rank(world) == 0) {
-            CU_ASSERT_FATAL(n[0] == n[1]);
-            const int same = memcmp(got[0], got[1], n[0] * sizeof(mg_real)) == 0;
-            printf("\n  %s, %s sums on %d ranks: sharded %s replicated (%zu values); optimizer "
-                   "state on rank 0: %zu of %zu values",
-                   what, shared ? "shared" : "MPI", size, same ? "==" : "!=", n[0], opt_n[1],
-                   opt_n[0]);
-            CU_ASSERT(same);
-            /* about 1 / R: parts are cut on 16-value lines */
-            CU_ASSERT(opt_n[1] <= opt_n[0] / size + 64);
+            CU_ASSERT_FATAL(n[0] == n[2] && n[1] == n[2]);
+            const int exact = sums[v].shared || size == 2;
+            for (int sharded = 0; sharded < 2; sharded++) {
+                const double e = mg_test_max_rel_diff(got[2], got[sharded], n[2]);
+                printf("\n  %s, %s on %d ranks, %s: max relative difference %.3g to replicated "
+                       "with the ring (%zu values); optimizer state on rank 0: %zu of %zu values",
+                       what, sums[v].sums, size, sharded ? "sharded" : "replicated", e, n[2],
+                       opt_n[sharded], opt_n[2]);
+                if (exact) {
+                    CU_ASSERT(memcmp(got[2], got[sharded], n[2] * sizeof(mg_real)) == 0);
+                } else {
+                    CU_ASSERT(e <= 1e-5);
+                }
+            }
+            /* about 1 / R: parts are cut on 16-value lines (in every bucket) */
+            CU_ASSERT(opt_n[1] <= opt_n[2] / size + 64 * (MG_MAX_LAYERS + 1));
         }
-        free(got[0]);
-        free(got[1]);
+        for (int i = 0; i < 3; i++)
+            free(got[i]);
     }
     mg_dataset_free(&ds);
 }
@@ -574,16 +595,18 @@ static void test_replica_drift_detected(void)
  * rank's part of them with a sharded update, averaged over every rank). */
 static double g_momentum(const mg_trainer *t, const mg_real *m_old, double lr)
 {
-    double sum = 0, n = 0, lo, hi;
-    const mg_real *g = t->g.grads + t->g_lo;
-    for (size_t i = 0; i < t->g_opt.n; i++) {
-        if (fabs(m_old[i]) < 1e-3)
-            continue;
-        sum += ((double)t->g_opt.m[i] + lr * g[i]) / m_old[i];
-        n++;
-    }
-    mg_comm_minmaxsum(t->comm, sum, &lo, &hi, &sum);
-    mg_comm_minmaxsum(t->comm, n, &lo, &hi, &n);
+    double sum = 0, n = 0, lo_, hi_;
+    size_t lo[MG_MAX_PIECES], hi[MG_MAX_PIECES], at = 0;
+    const int k = mg_trainer_pieces(t, MG_NET_G, lo, hi);
+    for (int p = 0; p < k; p++)
+        for (size_t i = lo[p]; i < hi[p]; i++, at++) {
+            if (fabs(m_old[at]) < 1e-3)
+                continue;
+            sum += ((double)t->g_opt.m[at] + lr * t->g.grads[i]) / m_old[at];
+            n++;
+        }
+    mg_comm_minmaxsum(t->comm, sum, &lo_, &hi_, &sum);
+    mg_comm_minmaxsum(t->comm, n, &lo_, &hi_, &n);
     CU_ASSERT(n > 0);
     return sum / n;
 }

@@ -197,6 +197,10 @@ typedef struct {
     void *progress_arg;
     mg_sum_fn sum;          /* batch norms with sync sum their statistics through it */
     void *sum_arg;
+    void (*grads_done)(void *arg, size_t from); /* if set, called by a backward pass that writes
+                                 weight gradients each time those from parameter `from` on are
+                                 final (after each layer with parameters): starts their sums */
+    void *grads_done_arg;
 
     /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
     const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */

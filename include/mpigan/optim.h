@@ -57,4 +57,9 @@ double mg_optim_momentum(const mg_optim_spec *spec, int64_t epochs);
  * gradients times too large a rate): checked in the update's own loop, at no extra pass. */
 int mg_optim_step(mg_optim *opt, mg_real *params, const mg_real *grads, int64_t epochs);
 
+/* The same over pieces [lo[i], hi[i]) of params and grads, whose state lies one piece after
+ * another in opt (opt->n their total): a sharded update's part of the parameters. */
+int mg_optim_step_pieces(mg_optim *opt, mg_real *params, const mg_real *grads, const size_t *lo,
+                         const size_t *hi, int n_pieces, int64_t epochs);
+
 #endif

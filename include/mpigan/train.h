@@ -58,6 +58,8 @@ typedef struct {
     int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
     int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
     int sharded_update; /* each rank updates its part of the parameters (ZeRO stage 1, comm.h) */
+    double bucket_mb;   /* sums through MPI start in buckets of about this many MB as the backward
+                           pass finishes them (0: after the pass) */
     enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
     double stall_seconds; /* a wait on other ranks lasting longer: report the late ranks
                              (mg_comm_watch of the trainer's communicator; 0: off) */
@@ -113,7 +115,7 @@ typedef struct {
     mg_optim g_opt, d_opt;  /* each over its network's parameters, or with train.sharded_update
                                over this rank's part of them alone */
     int sharded;            /* train.sharded_update on more than one rank */
-    size_t g_lo, g_hi, d_lo, d_hi; /* the parts of G's and D's parameters this rank updates */
+    int bucketed;           /* the sums through MPI go in buckets during the backward passes */
     mg_optim *whole_g, *whole_d;   /* mg_trainer_whole_optims: the whole state for a checkpoint */
 
     int64_t step;           /* completed steps (generator updates) */
@@ -174,6 +176,13 @@ double mg_trainer_epoch(const mg_trainer *t); /* fractional epochs done */
 
 /* Compares a checksum of both networks' parameters over ranks. */
 int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err);
+
+/* The pieces [lo[i], hi[i]) of a network's parameters (MG_NET_G or MG_NET_D) that this rank
+ * updates, one after another in its optimizer's state: all of them in one piece without a sharded
+ * update, this rank's part with one (a piece of every bucket with buckets). Returns how many (at
+ * most MG_MAX_PIECES). */
+#define MG_MAX_PIECES (MG_MAX_LAYERS + 1)
+int mg_trainer_pieces(const mg_trainer *t, int net, size_t *lo, size_t *hi);
 
 /* The optimizers' whole state, as a checkpoint holds it. Without a sharded update they are the
  * trainer's own (nothing is made). With one, each rank keeps only its part: this collective call
