@@ -826,6 +826,57 @@ static void test_deconv_vs_direct(void)
     }
 }
 
+/* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its
+ * kernel's size are dense layers, run as one GEMM on the tensors as they lie, with no work space
+ * (conv.c): 5 images of 3 x 4 x 5 by a 4x5 kernel to 2 channels and back, strides 1 and 2 (no
+ * difference at 1x1), every bias, groups automatic and 2, both GEMMs.
+ * Chains: conv out K products and the bias, dinp OC products, dw N products; deconv out IC
+ * products and the bias, dinp OC KH KW products, dw N products. */
+static void test_dense_shapes_vs_direct(void)
+{
+    enum { N = 5, IC = 3, H = 4, W = 5, OC = 2 };
+    mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
+    const char *gemm_name[2] = {"ref", "blas"};
+    tally t[2][4];
+    init_tallies(t);
+    int cases = 0;
+    for (int transposed = 0; transposed < 2; transposed++)
+        for (int st = 1; st <= 2; st++)
+            for (int bias = 0; bias < 3; bias++) {
+                mg_conv_shape s = {.IC = IC, .H = transposed ? 1 : H, .W = transposed ? 1 : W,
+                                   .OC = OC, .KH = H, .KW = W, .SH = st, .SW = st,
+                                   .untied = bias == 2};
+                mg_error err = {""};
+                CU_ASSERT_EQUAL_FATAL(transposed ? mg_deconv_shape_init(&s, "deconv", &err)
+                                                 : mg_conv_shape_init(&s, "conv", &err), 0);
+                CU_ASSERT_EQUAL(s.OH * s.OW, transposed ? H * W : 1);
+                CU_ASSERT_EQUAL(mg_conv_work_size(&s, N), 0); // no column matrix
+                direct_case c = make_case(&s, N, bias, 900 + (uint64_t)cases);
+                c.L_out = (transposed ? IC : IC * H * W) + 2;
+                c.L_dx = (transposed ? OC * H * W : OC) + 2;
+                c.L_dw = N + 2;
+                for (int g = 0; g < 2; g++) {
+                    mg_conv_shape sg = s;
+                    sg.group = g ? 2 : s.group;
+                    c.s = &sg;
+                    for (int f = 0; f < 2; f++) {
+                        char config[160];
+                        snprintf(config, sizeof config, "%s %dx%d stride %d %s group %d %s",
+                                 transposed ? "deconv" : "conv", H, W, st, bias_name[bias],
+                                 sg.group, gemm_name[f]);
+                        run_case(&c, gemms[f], t[f], config);
+                    }
+                }
+                free_case(&c);
+                cases++;
+            }
+    for (int f = 0; f < 2; f++) {
+        printf("\n    %d shapes x 2 groupings, gemm %s:", cases, gemm_name[f]);
+        for (int q = 0; q < 4; q++)
+            print_tally(&t[f][q]);
+    }
+}
+
 /* <conv(x), y> = <x, deconv(y)> with the same weights and no bias: the deconv (IC_d -> OC_d) is
  * the adjoint of the conv (OC_d -> IC_d) of its output size, w (IC_d, OC_d, KH, KW) read as the
  * conv's (OC, IC, KH, KW). Both sides are sums of the same products w x y: with
@@ -1201,6 +1252,7 @@ static const mg_test tests[] = {
     {"im2col_paths", test_im2col_paths},
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
+    {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
     {"no_images", test_no_images},
     {"channel_maxout_by_hand", test_channel_maxout_by_hand},
