@@ -7,7 +7,8 @@
  *
  * It also counts the allocations of the timed iterations (the steady state): every malloc,
  * calloc, realloc, aligned allocation and mmap made by anything in the process (mpigan, OpenBLAS,
- * MPI) while they run. The count is the sum over ranks, and should be 0. (Not in a sanitized
+ * MPI) while they run, summed over ranks, and apart those called from the executable itself,
+ * that is from mpigan's code (its libraries are static), which should be 0. (Not in a sanitized
  * build, whose allocator cannot be wrapped: -1 there.)
  *
  * usage: gemm_bound CONFIG [ITERATIONS [REPEATS]] [--set KEY=VALUE ...]
@@ -35,7 +36,7 @@
 /* ---- allocations counted while `counting` is set ---- */
 
 static volatile int counting;
-static volatile long n_allocs;
+static volatile long n_allocs, n_own; /* all, and those called from the executable's code */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNTS_ALLOCATIONS 0
@@ -48,45 +49,51 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
-static void count(void)
+extern char __executable_start, etext; /* the executable's code: the linker's symbols */
+
+/* caller: the return address of the allocating call. */
+static void count(const void *caller)
 {
-    if (counting)
+    if (counting) {
         n_allocs++;
+        n_own += (const char *)caller >= &__executable_start && (const char *)caller < &etext;
+    }
 }
+#define COUNT() count(__builtin_return_address(0))
 
 void *malloc(size_t n)
 {
-    count();
+    COUNT();
     return __libc_malloc(n);
 }
 
 void *calloc(size_t n, size_t size)
 {
-    count();
+    COUNT();
     return __libc_calloc(n, size);
 }
 
 void *realloc(void *p, size_t n)
 {
-    count();
+    COUNT();
     return __libc_realloc(p, n);
 }
 
 void *memalign(size_t align, size_t n)
 {
-    count();
+    COUNT();
     return __libc_memalign(align, n);
 }
 
 void *aligned_alloc(size_t align, size_t n)
 {
-    count();
+    COUNT();
     return __libc_memalign(align, n);
 }
 
 int posix_memalign(void **p, size_t align, size_t n)
 {
-    count();
+    COUNT();
     void *q = __libc_memalign(align, n);
     if (!q)
         return ENOMEM;
@@ -97,7 +104,7 @@ int posix_memalign(void **p, size_t align, size_t n)
 /* mmap from outside libc (malloc's own mappings do not come through here): the raw system call. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    count();
+    COUNT();
     return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 #endif
@@ -262,8 +269,9 @@ int main(int argc, char **argv)
         iter_s[r] = (t2 - t1) / iters;
         situ_s[r] = in_gemm / iters;
     }
-    double allocs, pf, lo, hi;
+    double allocs, own, pf, lo, hi;
     mg_comm_minmaxsum(comm, (double)n_allocs, &lo, &hi, &allocs);
+    mg_comm_minmaxsum(comm, (double)n_own, &lo, &hi, &own);
     mg_comm_minmaxsum(comm, (double)faults, &lo, &hi, &pf);
     qsort(gemm_s, repeats, sizeof *gemm_s, cmp_double);
     qsort(iter_s, repeats, sizeof *iter_s, cmp_double);
@@ -276,10 +284,12 @@ int main(int argc, char **argv)
                "\"gemm_bound_samples_per_s\": %.1f, \"samples_per_s\": %.1f, "
                "\"iteration_over_gemm\": %.4f, \"gemm_in_iteration_seconds\": %.6f, "
                "\"threads\": %d, \"blas_kernels\": \"%s\", \"steady_state_allocations\": %.0f, "
+               "\"steady_state_allocations_mpigan\": %.0f, "
                "\"steady_state_page_faults\": %.0f, \"steady_state_steps\": %d, \"gemm_shapes\": ",
                t.nranks, n_calls, flop / 1e9, g, flop / g / 1e9, it, examples / g, examples / it,
                it / g, situ, openblas_get_num_threads(), mg_blas_kernels(),
-               COUNTS_ALLOCATIONS ? allocs : -1.0, pf, iters * repeats);
+               COUNTS_ALLOCATIONS ? allocs : -1.0, COUNTS_ALLOCATIONS ? own : -1.0, pf,
+               iters * repeats);
         print_shapes(stdout);
         printf("}\n");
     }
