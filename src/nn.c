@@ -416,7 +416,14 @@ static size_t layout(mg_net *net, char *base)
         net->xdrop[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
         net->mask[l] = layer_drops(L) ? carve(base, &off, R * in * sizeof(mg_real)) : NULL;
         net->pre[l] = op == MG_OP_RESHAPE ? NULL : carve(base, &off, R * width * sizeof(mg_real));
-        net->out[l] = op == MG_OP_RESHAPE ? NULL : carve(base, &off, R * units * sizeof(mg_real));
+        /* A linear conv, deconv or batch norm (DCGAN's convolutions before their batch norms)
+         * outputs pre itself: no buffer, and no copy of it each pass (dense layers write both
+         * in one fused pass, which needs them apart). */
+        const int in_pre = (op == MG_OP_CONV || op == MG_OP_DECONV || op == MG_OP_BATCHNORM) &&
+                           L->spec.type == MG_ACT_LINEAR;
+        net->out[l] = op == MG_OP_RESHAPE ? NULL
+                      : in_pre            ? net->pre[l]
+                                          : carve(base, &off, R * units * sizeof(mg_real));
         net->mid[l] = op == MG_OP_MAXOUT_CONV
                           ? carve(base, &off, R * (size_t)L->mid * sizeof(mg_real))
                           : NULL;
