@@ -181,7 +181,7 @@ static size_t col_values(const mg_conv_shape *s, int G)
     return (n + line - 1) / line * line;
 }
 
-/* A layer whose one kernel position covers the whole padded-free image: a conv of an (IC, H, W)
+/* A layer whose one kernel position covers the whole unpadded image: a conv of an (IC, H, W)
  * input by an H x W kernel to 1x1 (DCGAN's last D layer), a deconv of a 1x1 input to the
  * kernel's size (its first G layer). Its im2col is the image itself, in the same order, so it is
  * a dense layer: one GEMM over the batch on the tensors as they lie, no column matrix, no work
@@ -319,7 +319,6 @@ static void col2im_runs(mg_real *restrict img, const mg_real *restrict col, int 
                 }
             }
 }
-
 
 /* at (H W): where each pixel of the image is in the phases (SH, SW, hq, wq). */
 static void phase_table(int32_t *at, const mg_patches *p, int hq, int wq)

@@ -184,10 +184,10 @@ MG_HOT void mg_act_forward(mg_real *out, const mg_real *pre, size_t n, enum mg_a
         /* libm's tanh in double took 10-14 ns a value, 4 ms of a DCGAN step for G's output on
          * 128 rows. Cephes's tanhf on |x|, then x's sign, branch-free: for |x| < 0.625 the
          * odd polynomial a + a z P(z), a = |x|, z = a^2; above, (1 - e) / (1 + e) with
-         * e = e^-2a from exp_neg (no cancellation: e <= 0.29). Both are computed for every value, on
-         * arguments clamped by their bits (to 0.625 and 55: no overflow, e^-110 is 0), and
-         * selected by bits; NaN passed through. Within 2 ulps of the double tanh rounded to
-         * float (test_nn: tanh_float). */
+         * e = e^-2a from exp_neg (no cancellation: e <= 0.29). Both are computed for every
+         * value, on arguments clamped by their bits (to 0.625 and 55: no overflow, e^-110 is
+         * 0), and selected by bits; NaN passed through. Within 2 ulps of the double tanh
+         * rounded to float (test_nn: tanh_float). */
         for (size_t i = 0; i < n; i++) {
             const uint32_t xb = bits_of(pre[i]), ab = xb & 0x7fffffffu, sign = xb & ~ab;
             const uint32_t lo = 0x3f200000u, hi = 0x425c0000u; // 0.625f, 55.0f
