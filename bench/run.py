@@ -145,7 +145,8 @@ def torch_once(args, ranks, threads, batch, weak, model="mlp", data=None, steps=
         cmd.append("--weak")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     rec = json.loads(run(cmd, env, "torch_gan.py").strip().splitlines()[-1])
-    return {"samples_per_s": rec["median"], "peak_rss_mb": rec.get("peak_rss_mb")}
+    return {"samples_per_s": rec["median"], "peak_rss_mb": rec.get("peak_rss_mb"),
+            "cpu_s_per_step": rec.get("cpu_s_per_step")}
 
 
 def spread(values):
@@ -223,6 +224,7 @@ def run_dcgan(args, use_torch):
         if use_torch and twin:
             row["torch"] = spread([x["samples_per_s"] for x in results[name]["torch"]])
             row["torch_peak_rss_mb"] = max(x["peak_rss_mb"] or 0 for x in results[name]["torch"])
+            row["torch_cpu_s_per_step"] = min(x["cpu_s_per_step"] for x in results[name]["torch"])
             row["mpigan_over_torch"] = rate["median"] / row["torch"]["median"]
         rows.append(row)
     by = {r["config"]: r for r in rows}
@@ -239,6 +241,10 @@ def run_dcgan(args, use_torch):
          f"{gemm['repeats']} alternations each)", gemm["iteration_over_gemm_min"], "<=", 1.25),
         ("  the same, medians", gemm["iteration_over_gemm"], "info", None),
         ("mpigan / PyTorch, 1 rank x 1 thread", ratio(med(0), med(0, "torch")), ">=", 1.5),
+        ("  the same in CPU seconds per step (PyTorch's / mpigan's, best runs: time slices "
+         "given to other jobs left out)",
+         ratio(by[DCGAN_CONFIGS[0][0]].get("torch_cpu_s_per_step"),
+               gemm["cpu_seconds_per_iteration_min"]), "info", None),
         ("mpigan 2 ranks / PyTorch DDP 2 processes (strong, global 64, BN per rank)",
          ratio(med(1), med(1, "torch")), ">=", 2.0),
         ("weak scaling, 2 ranks vs 1 rank (64 per rank, BN per rank)", ratio(med(2), med(0)),
@@ -265,8 +271,9 @@ def run_dcgan(args, use_torch):
           f"{gemm['gemm_calls']} GEMMs, {gemm['gemm_seconds'] * 1e3:.1f} ms alone at "
           f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s "
           f"(best {gemm['gemm_seconds_min'] * 1e3:.1f} ms); the step took "
-          f"{gemm['iteration_seconds'] * 1e3:.1f} ms (best {gemm['iteration_seconds_min'] * 1e3:.1f}), "
-          f"of which {gemm['gemm_in_iteration_seconds'] * 1e3:.1f} ms in its GEMMs; "
+          f"{gemm['iteration_seconds'] * 1e3:.1f} ms "
+          f"(best {gemm['iteration_seconds_min'] * 1e3:.1f}), of which "
+          f"{gemm['gemm_in_iteration_seconds'] * 1e3:.1f} ms in its GEMMs; "
           f"{gemm['steady_state_allocations']:.0f} allocations and "
           f"{gemm['steady_state_page_faults']:.0f} page faults in {gemm['steady_state_steps']} "
           f"steps (2 ranks: {gemm2['steady_state_allocations']:.0f}, of which "

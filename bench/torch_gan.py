@@ -313,15 +313,16 @@ def worker(rank, args, port):
 
     for _ in range(args.warmup):
         step()
-    rates = []
+    rates, cpus = [], []
     for r in range(args.repeats):
         stats.zero_()
         barrier()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             step()
         barrier()
         dt = time.perf_counter() - t0
+        cpus.append((time.process_time() - c0) / args.steps)  # this process's threads
         rates.append(global_b * args.steps / dt)
         if dist is not None:
             dist.all_reduce(stats)
@@ -360,7 +361,8 @@ def worker(rank, args, port):
             "procs": P,
             "threads": args.threads, "global_batch": global_b, "weak": bool(args.weak),
             "steps": args.steps, "samples_per_s": [round(v, 2) for v in rates],
-            "median": round(med, 2), "peak_rss_mb": round(rss_mb, 1), "data": source}),
+            "median": round(med, 2), "cpu_s_per_step": round(min(cpus), 6),
+            "peak_rss_mb": round(rss_mb, 1), "data": source}),
             flush=True)
     if dist is not None:
         # Leave without running destructors: in torch 1.13, freeing the DDP reducer (the last
