@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""mpigan's benchmark: the machine's GEMM bound, mpigan and PyTorch on the paper's MNIST model,
-in one run, with the targets of the performance issue as ratios.
+"""mpigan's benchmark: the machine's GEMM bound, mpigan and PyTorch on the paper's MNIST model and
+on DCGAN at 32x32, in one run, with the targets of the performance issues as ratios.
 
-    bench/run.py                 # the full run: 300 steps x 3 repeats per configuration
+    bench/run.py                 # the full run: MLP 300 steps, DCGAN 40, x 3 repeats each
     bench/run.py --quick         # CI's short form: proves every part works, times mean little
+    bench/run.py --model dcgan   # one model only (mlp, dcgan; default all)
+
+DCGAN (configs/cifar10-dcgan.yaml, global batch 64) trains on a generated CIFAR-10-shaped data set
+(3 x 32 x 32 random bytes in the binary format, written to a temporary folder), which mpigan and
+the PyTorch twin read alike: the timing does not depend on the pixels.
 
 Every configuration runs `repeats` times, the configurations interleaved round by round, so
 drift on a shared machine hits all of them alike. The benchmark reports; it never fails on a
@@ -37,6 +42,36 @@ CONFIGS = [
 ]
 
 
+# DCGAN: name, ranks, global batch, weak, batch norm statistics synchronised over ranks, PyTorch
+# twin, in --quick. mpigan's configuration syncs them (the global batch's statistics); PyTorch's
+# DDP does not (each process normalises its own rows), so the comparison with DDP runs mpigan
+# with sync off, and sync on is measured apart, with the share of its small allreduces.
+DCGAN_CONFIGS = [
+    ("1 rank x 1 thread", 1, 64, False, True, True, True),
+    ("2 ranks x 1 thread, global 64 (strong), BN per rank", 2, 64, False, False, True, True),
+    ("2 ranks x 1 thread, 64 per rank (weak), BN per rank", 2, 128, True, False, False, True),
+    ("2 ranks x 1 thread, global 64 (strong), BN sync", 2, 64, False, True, False, True),
+    ("2 ranks x 1 thread, 64 per rank (weak), BN sync", 2, 128, True, True, False, False),
+]
+# The batch norm layers of configs/cifar10-dcgan.yaml (a --set of sync on any other layer fails).
+DCGAN_BN_LAYERS = [("generator", 1), ("generator", 3), ("generator", 5),
+                   ("discriminator", 2), ("discriminator", 4)]
+DCGAN_RECORDS = 1000  # per data_batch file: 5,000 examples, 4,500 train, 500 validate
+
+
+def write_cifar_like(folder):
+    """data_batch_1.bin ... data_batch_5.bin of random 3 x 32 x 32 images (label, then bytes)."""
+    import random
+    rng = random.Random(20140610)
+    os.makedirs(folder, exist_ok=True)
+    for b in range(1, 6):
+        with open(os.path.join(folder, f"data_batch_{b}.bin"), "wb") as f:
+            for i in range(DCGAN_RECORDS):
+                f.write(bytes([i % 10]) + rng.randbytes(3072))
+    return ["data.path=" + folder, f"data.train_count={5 * DCGAN_RECORDS * 9 // 10}",
+            f"data.valid_count={5 * DCGAN_RECORDS // 10}"]
+
+
 def mpi_env(threads):
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     if os.geteuid() == 0:  # Open MPI refuses root without these
@@ -57,19 +92,27 @@ def run(cmd, env, what):
     return p.stdout
 
 
-def gemm_bound(args):
-    cmd = mpirun(1, 1) + [os.path.join(args.build, "bench", "gemm_bound"), args.config,
-                          str(args.gemm_iterations), str(args.repeats)]
+def sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def gemm_bound(args, config=None, iterations=None, ranks=1, overrides=(), repeats=None):
+    cmd = mpirun(ranks, 1) + [os.path.join(args.build, "bench", "gemm_bound"),
+                              config or args.config, str(iterations or args.gemm_iterations),
+                              str(repeats or args.repeats)] + sets(overrides)
     return json.loads(run(cmd, mpi_env(1), "gemm_bound").strip().splitlines()[-1])
 
 
-def mpigan_once(args, ranks, threads, batch, extra, tmp, tag):
+def mpigan_once(args, ranks, threads, batch, extra, tmp, tag, config=None, steps=None,
+                overrides=()):
     out = os.path.join(tmp, tag)
+    steps = steps or args.steps
     cmd = mpirun(ranks, threads) + [
-        os.path.join(args.build, "mpigan"), "train", args.config, "--steps", str(args.steps),
+        os.path.join(args.build, "mpigan"), "train", config or args.config, "--steps", str(steps),
         "--out", out, "--force", "--quiet", "--set", f"train.batch_size={batch}",
         "--set", "samples.every=0", "--set", "checkpoint.every=0",
-        "--set", f"train.log_every={max(1, args.steps // 10)}"] + (["--set", extra] if extra else [])
+        "--set", f"train.log_every={max(1, steps // 10)}"] + (["--set", extra] if extra else [])
+    cmd += sets(overrides)
     run(cmd, mpi_env(threads), f"mpigan {tag}")
     with open(os.path.join(out, "run.json")) as f:
         rec = json.load(f)
@@ -91,16 +134,19 @@ def torch_available():
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def torch_once(args, ranks, threads, batch, weak):
+def torch_once(args, ranks, threads, batch, weak, model="mlp", data=None, steps=None,
+               warmup=None):
     per = batch // ranks if weak else batch
-    cmd = [TORCH_PYTHON, os.path.join(HERE, "torch_gan.py"), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--repeats", "1", "--threads", str(threads),
-           "--procs", str(ranks), "--batch", str(per)]
+    cmd = [TORCH_PYTHON, os.path.join(HERE, "torch_gan.py"), "--steps", str(steps or args.steps),
+           "--warmup", str(args.warmup if warmup is None else warmup), "--repeats", "1",
+           "--threads", str(threads), "--procs", str(ranks), "--batch", str(per),
+           "--model", model] + (["--data", data] if data else [])
     if weak:
         cmd.append("--weak")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     rec = json.loads(run(cmd, env, "torch_gan.py").strip().splitlines()[-1])
-    return {"samples_per_s": rec["median"], "peak_rss_mb": rec.get("peak_rss_mb")}
+    return {"samples_per_s": rec["median"], "peak_rss_mb": rec.get("peak_rss_mb"),
+            "cpu_s_per_step": rec.get("cpu_s_per_step")}
 
 
 def spread(values):
@@ -116,27 +162,146 @@ def parzen_eval(args, ckpt_dir):
         return json.load(f)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="CI's short form (20 steps, 1 repeat)")
-    ap.add_argument("--steps", type=int, default=300, help="training steps per run")
-    ap.add_argument("--warmup", type=int, default=20, help="PyTorch's untimed iterations")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "fashion-mnist.yaml"))
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--torch", choices=["auto", "yes", "no"], default="auto")
-    ap.add_argument("--out", default=None, help="JSON record (default BUILD/bench.json)")
-    args = ap.parse_args()
-    if args.quick:
-        args.steps, args.warmup, args.repeats = 20, 3, 1
-    args.gemm_iterations = 5 if args.quick else 30
-    args.parzen_samples, args.parzen_test = (500, 500) if args.quick else (10000, 10000)
-    if not shutil.which("mpirun"):
-        sys.exit("bench: mpirun not found (jobs/setup-debian.sh installs Open MPI)")
-    use_torch = args.torch == "yes" or (args.torch == "auto" and torch_available())
-    if args.torch == "yes" and not torch_available():
-        sys.exit(f"bench: --torch yes, but {TORCH_PYTHON} cannot import torch (apt-get install python3-torch)")
+def print_targets(targets):
+    print("targets:")
+    for what, value, op, bound in targets:
+        if value is None:
+            print(f"  {what}: not measured (no PyTorch)")
+            continue
+        if op == "info":
+            print(f"  {what}: {value:.3g}")
+            continue
+        met = value <= bound if op == "<=" else value >= bound
+        print(f"  {what}: {value:.3g} (target {op} {bound:g}) {'met' if met else 'NOT met'}")
 
+
+def run_dcgan(args, use_torch):
+    """DCGAN 32x32, global batch 64: the GEMM bound of a step and its allocations, mpigan in
+    DCGAN_CONFIGS and the PyTorch twins; prints its table and targets, returns its record."""
+    t0 = time.time()
+    config = os.path.join(ROOT, "configs", "cifar10-dcgan.yaml")
+    steps = args.dcgan_steps
+    warmup = 2 if args.quick else 5
+    configs = [c for c in DCGAN_CONFIGS if c[6] or not args.quick]
+    tmp = tempfile.mkdtemp(prefix="mpigan-bench-dcgan-")
+    try:
+        data_dir = os.path.join(tmp, "cifar-like")
+        data = write_cifar_like(data_dir)
+        # Short alternations, many of them: the best of each is the steadier figure here.
+        gemm = gemm_bound(args, config, 2 if args.quick else 3, 1, data, 2 if args.quick else 8)
+        # Two ranks with synchronised batch norms: their allocations in the steady state.
+        gemm2 = gemm_bound(args, config, 2, 2, data, 1)
+        results = {c[0]: {"mpigan": [], "torch": []} for c in configs}
+        for r in range(args.repeats):
+            for i, (name, ranks, batch, weak, sync, twin, _) in enumerate(configs):
+                tag = f"dcgan{i}r{ranks}b{batch}"
+                overrides = data + ([] if sync else
+                                    [f"{net}.layers.{l}.sync=false" for net, l in DCGAN_BN_LAYERS])
+                results[name]["mpigan"].append(
+                    mpigan_once(args, ranks, 1, batch, None, tmp, tag, config, steps, overrides))
+                if use_torch and twin:
+                    results[name]["torch"].append(
+                        torch_once(args, ranks, 1, batch, weak, "dcgan", data_dir, steps, warmup))
+                print(f"  DCGAN round {r + 1}/{args.repeats}: {name}: mpigan "
+                      f"{results[name]['mpigan'][-1]['samples_per_s']:.0f} samples/s" +
+                      (f", PyTorch {results[name]['torch'][-1]['samples_per_s']:.0f}"
+                       if use_torch and twin else ""), file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = []
+    for name, ranks, batch, weak, sync, twin, _ in configs:
+        runs = results[name]["mpigan"]
+        rate = spread([x["samples_per_s"] for x in runs])
+        mid = sorted(runs, key=lambda x: x["samples_per_s"])[len(runs) // 2]
+        t, secs = mid["timers"], mid["seconds"]
+        row = {"config": name, "ranks": ranks, "global_batch": batch, "bn_sync": sync,
+               "mpigan": rate, "phases_s_per_step": {k: v / mid["steps"] for k, v in t.items()},
+               "allreduce_share": (t["d_allreduce"] + t["g_allreduce"]) / secs,
+               "bn_allreduce_share": t.get("bn_allreduce", 0) / secs,
+               "compute_share": (t["d_compute"] + t["g_compute"]) / secs,
+               "peak_rss_mb": max(x["peak_rss_mb"] for x in runs)}
+        if use_torch and twin:
+            row["torch"] = spread([x["samples_per_s"] for x in results[name]["torch"]])
+            row["torch_peak_rss_mb"] = max(x["peak_rss_mb"] or 0 for x in results[name]["torch"])
+            row["torch_cpu_s_per_step"] = min(x["cpu_s_per_step"] for x in results[name]["torch"])
+            row["mpigan_over_torch"] = rate["median"] / row["torch"]["median"]
+        rows.append(row)
+    by = {r["config"]: r for r in rows}
+
+    def med(i, who="mpigan"):
+        r = by.get(DCGAN_CONFIGS[i][0])
+        return r[who]["median"] if r and who in r else None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    targets = [
+        ("iteration time / time of its GEMMs alone, 1 rank x 1 thread (best of "
+         f"{gemm['repeats']} alternations each)", gemm["iteration_over_gemm_min"], "<=", 1.25),
+        ("  the same, medians", gemm["iteration_over_gemm"], "info", None),
+        ("mpigan / PyTorch, 1 rank x 1 thread", ratio(med(0), med(0, "torch")), ">=", 1.5),
+        ("  the same in CPU seconds per step (PyTorch's / mpigan's, best runs: time slices "
+         "given to other jobs left out)",
+         ratio(by[DCGAN_CONFIGS[0][0]].get("torch_cpu_s_per_step"),
+               gemm["cpu_seconds_per_iteration_min"]), "info", None),
+        ("mpigan 2 ranks / PyTorch DDP 2 processes (strong, global 64, BN per rank)",
+         ratio(med(1), med(1, "torch")), ">=", 2.0),
+        ("weak scaling, 2 ranks vs 1 rank (64 per rank, BN per rank)", ratio(med(2), med(0)),
+         ">=", 1.85),
+    ] + ([("weak scaling, 2 ranks vs 1 rank (64 per rank, BN sync)", ratio(med(4), med(0)),
+           ">=", 1.85)] if DCGAN_CONFIGS[4][0] in by else []) + [
+        ("allocations by mpigan's code in the steady state, 1 rank and 2 ranks (BN sync), "
+         f"{gemm['steady_state_steps']} + {gemm2['steady_state_steps']} steps",
+         gemm["steady_state_allocations_mpigan"] + gemm2["steady_state_allocations_mpigan"],
+         "<=", 0),
+        ("allocations by Open MPI per step and rank, 2 ranks (BN sync)",
+         gemm2["steady_state_allocations"] / gemm2["steady_state_steps"] / 2, "info", None),
+        ("exposed BN-statistics allreduce share of the step, 2 ranks strong, BN sync",
+         by[DCGAN_CONFIGS[3][0]]["bn_allreduce_share"], "info", None),
+        ("exposed gradient allreduce share of the step, 2 ranks strong, BN per rank",
+         by[DCGAN_CONFIGS[1][0]]["allreduce_share"], "info", None),
+        ("peak RSS per rank, mpigan (MB)", max(r["peak_rss_mb"] for r in rows), "info", None),
+    ]
+
+    print(f"DCGAN 32x32: {os.path.relpath(config, ROOT)}, global batch 64, generated CIFAR-10-"
+          f"shaped data, {steps} steps x {args.repeats} repeats{' (quick)' if args.quick else ''}")
+    print(f"GEMM bound: {gemm['gflop_per_iteration']:.3f} GFLOP per step in "
+          f"{gemm['gemm_calls']} GEMMs, {gemm['gemm_seconds'] * 1e3:.1f} ms alone at "
+          f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s "
+          f"(best {gemm['gemm_seconds_min'] * 1e3:.1f} ms); the step took "
+          f"{gemm['iteration_seconds'] * 1e3:.1f} ms "
+          f"(best {gemm['iteration_seconds_min'] * 1e3:.1f}), of which "
+          f"{gemm['gemm_in_iteration_seconds'] * 1e3:.1f} ms in its GEMMs; "
+          f"{gemm['steady_state_allocations']:.0f} allocations and "
+          f"{gemm['steady_state_page_faults']:.0f} page faults in {gemm['steady_state_steps']} "
+          f"steps (2 ranks: {gemm2['steady_state_allocations']:.0f}, of which "
+          f"{gemm2['steady_state_allocations_mpigan']:.0f} by mpigan's code, and "
+          f"{gemm2['steady_state_page_faults']:.0f})")
+    hdr = f"{'configuration':54} {'mpigan samples/s (min/med/max)':>32}"
+    if use_torch:
+        hdr += f" {'PyTorch (med)':>14} {'ratio':>6}"
+    hdr += f" {'compute':>8} {'grad sum':>8} {'BN sum':>7} {'peak RSS':>9}"
+    print(hdr)
+    for r in rows:
+        m = r["mpigan"]
+        line = f"{r['config']:54} {m['min']:>10.0f} {m['median']:>10.0f} {m['max']:>10.0f}"
+        if "torch" in r:
+            line += f" {r['torch']['median']:>14.0f} {r['mpigan_over_torch']:>6.2f}"
+        elif use_torch:
+            line += f" {'':>14} {'':>6}"
+        line += (f" {100 * r['compute_share']:>7.0f}% {100 * r['allreduce_share']:>7.0f}%"
+                 f" {100 * r['bn_allreduce_share']:>6.0f}% {r['peak_rss_mb']:>6.0f} MB")
+        print(line)
+    print_targets(targets)
+    return {"config": config, "steps": steps, "repeats": args.repeats, "gemm_bound": gemm,
+            "gemm_bound_2_ranks": gemm2, "configurations": rows,
+            "targets": [{"what": w, "value": v, "op": o, "bound": b} for w, v, o, b in targets],
+            "seconds": time.time() - t0}
+
+
+def run_mlp(args, use_torch):
+    """The paper's MNIST model (args.config): prints its table and targets, returns its record."""
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="mpigan-bench-")
     try:
@@ -199,7 +364,8 @@ def main():
           f"{gemm['gemm_gflops']:.0f} GFLOP/s = {gemm['gemm_bound_samples_per_s']:.0f} samples/s; "
           f"the iteration took {gemm['iteration_seconds'] * 1e3:.1f} ms, of which "
           f"{gemm['gemm_in_iteration_seconds'] * 1e3:.1f} ms in its GEMMs (OpenBLAS "
-          f"{gemm['blas_kernels']} kernels)")
+          f"{gemm['blas_kernels']} kernels); {gemm['steady_state_allocations']:.0f} allocations "
+          f"in {gemm['steady_state_steps']} steady-state steps")
     hdr = f"{'configuration':48} {'mpigan samples/s (min/med/max)':>32}"
     if use_torch:
         hdr += f" {'PyTorch (med)':>14} {'ratio':>6}"
@@ -215,13 +381,7 @@ def main():
         line += (f" {100 * r['compute_share']:>7.0f}% {100 * r['allreduce_share']:>8.0f}%"
                  f" {r['peak_rss_mb']:>6.0f} MB")
         print(line)
-    print("targets:")
-    for what, value, op, bound in targets:
-        if value is None:
-            print(f"  {what}: not measured (no PyTorch)")
-            continue
-        met = value <= bound if op == "<=" else value >= bound
-        print(f"  {what}: {value:.3g} (target {op} {bound:g}) {'met' if met else 'NOT met'}")
+    print_targets(targets)
     record = {"config": args.config, "steps": args.steps, "repeats": args.repeats,
               "quick": args.quick, "gemm_bound": gemm, "configurations": rows,
               "parzen": {"seconds": parzen["seconds"], "samples": parzen["samples"],
@@ -229,6 +389,39 @@ def main():
                          "test_points": parzen["test_points"], "timers": parzen["timers"]},
               "targets": [{"what": w, "value": v, "op": o, "bound": b} for w, v, o, b in targets],
               "seconds": time.time() - t0}
+    return record
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI's short form (20 steps, 1 repeat)")
+    ap.add_argument("--steps", type=int, default=300, help="training steps per run")
+    ap.add_argument("--warmup", type=int, default=20, help="PyTorch's untimed iterations")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "fashion-mnist.yaml"))
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--torch", choices=["auto", "yes", "no"], default="auto")
+    ap.add_argument("--out", default=None, help="JSON record (default BUILD/bench.json)")
+    ap.add_argument("--model", choices=["all", "mlp", "dcgan"], default="all")
+    ap.add_argument("--dcgan-steps", type=int, default=40, help="DCGAN training steps per run")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.warmup, args.repeats, args.dcgan_steps = 20, 3, 1, 8
+    args.gemm_iterations = 5 if args.quick else 30
+    args.parzen_samples, args.parzen_test = (500, 500) if args.quick else (10000, 10000)
+    if not shutil.which("mpirun"):
+        sys.exit("bench: mpirun not found (jobs/setup-debian.sh installs Open MPI)")
+    use_torch = args.torch == "yes" or (args.torch == "auto" and torch_available())
+    if args.torch == "yes" and not torch_available():
+        sys.exit(f"bench: --torch yes, but {TORCH_PYTHON} cannot import torch (apt-get install python3-torch)")
+
+    t0 = time.time()
+    record = {"quick": args.quick}
+    if args.model in ("all", "mlp"):
+        record.update(run_mlp(args, use_torch))
+    if args.model in ("all", "dcgan"):
+        record["dcgan"] = run_dcgan(args, use_torch)
+    record["seconds"] = time.time() - t0
     out = args.out or os.path.join(args.build, "bench.json")
     with open(out + ".tmp", "w") as f:
         json.dump(record, f, indent=1)

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """PyTorch reference for mpigan's benchmark: the GAN paper's MNIST model (Goodfellow et al.,
-2014), trained the way mpigan trains it (Algorithm 1, k = 1, non-saturating G loss, SGD lr 0.1
-momentum 0.5), on Fashion-MNIST, timed.
+2014) or DCGAN at 32x32 (Radford et al., 2015), trained the way mpigan trains them (Algorithm 1,
+k = 1, non-saturating G loss; the MLP with SGD lr 0.1 momentum 0.5 on Fashion-MNIST, DCGAN with
+Adam 2e-4 beta1 0.5 on CIFAR-10's binary files), timed.
 
-    /usr/bin/python3 bench/torch_gan.py [--steps 200] [--warmup 20] [--repeats 3] [--batch 100]
-                                        [--threads 1] [--procs 1] [--weak] [--seed 1]
+    /usr/bin/python3 bench/torch_gan.py [--model mlp|dcgan] [--data DIR] [--steps 200]
+                                        [--warmup 20] [--repeats 3] [--batch 100] [--threads 1]
+                                        [--procs 1] [--weak] [--seed 1]
 
 samples/s = real examples consumed per second = k * global batch * steps / seconds.
 The last line of stdout is one JSON object; the lines before it are for people.
@@ -16,6 +18,16 @@ Design notes
 - G's output bias is the logit of the training pixel means (clamped to [1e-7, 1 - 1e-7]), as
   configs/fashion-mnist.yaml does (generator.output_bias_from_data: true); every other bias is 0.
   It changes nothing in the timing.
+- DCGAN (--model dcgan; configs/cifar10-dcgan.yaml): G is z (100, 1, 1) -> ConvTranspose 4x4 to
+  256 (4x4), BN, ReLU -> ConvT 4x4 s2 p1 to 128 (8x8), BN, ReLU -> 64 (16x16), BN, ReLU -> ConvT
+  to 3 (32x32), tanh; D is Conv 4x4 s2 p1 to 64, LeakyReLU 0.2 -> 128, BN, leaky -> 256, BN, leaky
+  -> Conv 4x4 to one logit; no biases, weights normal(0, 0.02), BN scales normal(1, 0.02), Adam
+  2e-4 (0.5, 0.999). mpigan's batch norm statistics are per group of rows: D's real and fake rows
+  are normalised apart (one forward over [real; fake], as PyTorch's DCGAN example runs two), and
+  so is each phase of G; GroupBN does the same inside one forward. Pixels are bytes / 255, as
+  mpigan reads them; data: DIR/data_batch_{1..5}.bin, or random pixels without --data. Batch
+  norms are each process's own (DDP's default, no SyncBatchNorm), and DDP broadcasts rank 0's
+  running averages at each forward (its default broadcast_buffers).
 - Each process divides its loss sums by its LOCAL batch; DDP averages gradients over the P
   processes, so the gradient is (sum over the global batch) / global batch, as in mpigan.
 - With P > 1, G and D are each wrapped in DistributedDataParallel (gloo). The D step calls the
@@ -74,6 +86,27 @@ DATA_PATH = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 N_TRAIN = 50000
 DIM = 784
 NOISE = 100
+CIFAR_RECORD = 3073  # a label byte, then 3 x 32 x 32 pixel bytes
+
+
+def load_cifar(path, n_max):
+    """(n, 3, 32, 32) float32 in [0, 1] from DIR/data_batch_{1..5}.bin (at most n_max rows),
+    or random pixels without a directory; and the source name."""
+    if not path:
+        g = torch.Generator().manual_seed(12345)
+        return torch.rand(n_max, 3, 32, 32, generator=g), "random"
+    chunks, n = [], 0
+    for b in range(1, 6):
+        with open(os.path.join(path, "data_batch_%d.bin" % b), "rb") as f:
+            raw = f.read()
+        if not raw or len(raw) % CIFAR_RECORD:
+            raise SystemExit("torch_gan.py: %s/data_batch_%d.bin is not whole CIFAR-10 records"
+                             % (path, b))
+        rec = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, CIFAR_RECORD)
+        chunks.append(rec[:, 1:].clone())
+        n += rec.shape[0]
+    x = torch.cat(chunks)[:n_max]
+    return x.float().div_(255.0).view(-1, 3, 32, 32), "cifar10-files"
 
 
 def load_data():
@@ -131,9 +164,48 @@ def make_d():
     return d
 
 
-def noise(rows, gen):
+def uniform_noise(rows, gen):
     s = math.sqrt(3.0)
     return torch.rand(rows, NOISE, generator=gen).mul_(2 * s).sub_(s)
+
+
+class GroupBN(nn.BatchNorm2d):
+    """BatchNorm2d whose input is `groups` equal blocks of rows, each normalised with its own
+    statistics (and each updating the running averages), as mpigan's batch norm groups."""
+    groups = 1
+
+    def forward(self, x):
+        if self.groups == 1:
+            return super().forward(x)
+        return torch.cat([super(GroupBN, self).forward(c) for c in x.chunk(self.groups)])
+
+
+def make_dcgan():
+    def bn(c):
+        return GroupBN(c)
+    g = nn.Sequential(
+        nn.ConvTranspose2d(NOISE, 256, 4, 1, 0, bias=False), bn(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False), bn(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), bn(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False), nn.Tanh())
+    d = nn.Sequential(
+        nn.Conv2d(3, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), bn(128), nn.LeakyReLU(0.2),
+        nn.Conv2d(128, 256, 4, 2, 1, bias=False), bn(256), nn.LeakyReLU(0.2),
+        nn.Conv2d(256, 1, 4, 1, 0, bias=False))
+    for m in list(g.modules()) + list(d.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return g, d
+
+
+def set_groups(net, groups):
+    for m in net.modules():
+        if isinstance(m, GroupBN):
+            m.groups = groups
 
 
 def worker(rank, args, port):
@@ -154,13 +226,21 @@ def worker(rank, args, port):
     local_b = args.batch if args.weak else args.batch // P
     global_b = local_b * P
 
-    data, source = load_data()
+    dcgan = args.model == "dcgan"
+    if dcgan:
+        data, source = load_cifar(args.data, N_TRAIN)
+    else:
+        data, source = load_data()
+    n_train = data.shape[0]
     # Same initial parameters on every process (DDP would broadcast rank 0's anyway).
     torch.manual_seed(args.seed)
-    G, D = make_g(), make_d()
-    with torch.no_grad():
-        p = data.mean(0).double().clamp_(1e-7, 1 - 1e-7)
-        G[4].bias.copy_(torch.log(p / (1 - p)).float())
+    if dcgan:
+        G, D = make_dcgan()
+    else:
+        G, D = make_g(), make_d()
+        with torch.no_grad():
+            p = data.mean(0).double().clamp_(1e-7, 1 - 1e-7)
+            G[4].bias.copy_(torch.log(p / (1 - p)).float())
     # Per-process streams: dropout masks (global RNG), noise; the data order is shared.
     torch.manual_seed(args.seed * 1000 + 1 + rank)
     zgen = torch.Generator().manual_seed(args.seed * 1000 + 500 + rank)
@@ -172,16 +252,25 @@ def worker(rank, args, port):
         G_run, D_run = G, D
     G.train()
     D.train()
-    opt_g = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)
-    opt_d = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
+    if dcgan:
+        opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    else:
+        opt_g = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)
+        opt_d = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
     d_params = list(D.parameters())
 
-    state = {"perm": torch.randperm(N_TRAIN, generator=pgen), "pos": 0}
+    def noise(rows, gen):
+        if dcgan:  # mpigan's prior: normal, as (100, 1, 1)
+            return torch.randn(rows, NOISE, 1, 1, generator=gen)
+        return uniform_noise(rows, gen)
+
+    state = {"perm": torch.randperm(n_train, generator=pgen), "pos": 0}
     lo, hi = rank * local_b, (rank + 1) * local_b
 
     def real_batch():
-        if state["pos"] + global_b > N_TRAIN:
-            state["perm"] = torch.randperm(N_TRAIN, generator=pgen)
+        if state["pos"] + global_b > n_train:
+            state["perm"] = torch.randperm(n_train, generator=pgen)
             state["pos"] = 0
         idx = state["perm"][state["pos"] + lo:state["pos"] + hi]
         state["pos"] += global_b
@@ -194,7 +283,9 @@ def worker(rank, args, port):
         x = real_batch()
         with torch.no_grad():
             fake = G(noise(local_b, zgen))
+        set_groups(D, 2)  # DCGAN: real and fake rows normalised apart
         logits = D_run(torch.cat([x, fake])).view(-1)
+        set_groups(D, 1)
         l_real, l_fake = logits[:local_b], logits[local_b:]
         loss_d = (F.softplus(-l_real).sum() + F.softplus(l_fake).sum()) / local_b
         opt_d.zero_grad(set_to_none=True)
@@ -222,15 +313,16 @@ def worker(rank, args, port):
 
     for _ in range(args.warmup):
         step()
-    rates = []
+    rates, cpus = [], []
     for r in range(args.repeats):
         stats.zero_()
         barrier()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             step()
         barrier()
         dt = time.perf_counter() - t0
+        cpus.append((time.process_time() - c0) / args.steps)  # this process's threads
         rates.append(global_b * args.steps / dt)
         if dist is not None:
             dist.all_reduce(stats)
@@ -265,10 +357,12 @@ def worker(rank, args, port):
         srt = sorted(rates)
         med = srt[len(srt) // 2] if len(srt) % 2 else 0.5 * (srt[len(srt) // 2 - 1] + srt[len(srt) // 2])
         print(json.dumps({
-            "framework": "pytorch", "torch_version": torch.__version__, "procs": P,
+            "framework": "pytorch", "torch_version": torch.__version__, "model": args.model,
+            "procs": P,
             "threads": args.threads, "global_batch": global_b, "weak": bool(args.weak),
             "steps": args.steps, "samples_per_s": [round(v, 2) for v in rates],
-            "median": round(med, 2), "peak_rss_mb": round(rss_mb, 1), "data": source}),
+            "median": round(med, 2), "cpu_s_per_step": round(min(cpus), 6),
+            "peak_rss_mb": round(rss_mb, 1), "data": source}),
             flush=True)
     if dist is not None:
         # Leave without running destructors: in torch 1.13, freeing the DDP reducer (the last
@@ -300,6 +394,10 @@ def main():
     ap.add_argument("--procs", type=int, default=1, help="DDP processes (gloo)")
     ap.add_argument("--weak", action="store_true", help="batch is per process")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--model", choices=["mlp", "dcgan"], default="mlp",
+                    help="the paper's MNIST MLP, or DCGAN at 32x32")
+    ap.add_argument("--data", default=None,
+                    help="dcgan: a folder of CIFAR-10 data_batch_{1..5}.bin (else random pixels)")
     args = ap.parse_args()
     if min(args.steps, args.repeats, args.batch, args.threads, args.procs) < 1 or args.warmup < 0:
         ap.error("--steps, --repeats, --batch, --threads, --procs must be >= 1, --warmup >= 0")

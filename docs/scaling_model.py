@@ -6,13 +6,16 @@
                                                 one prediction, key=value (tests/sim uses it)
     docs/scaling_model.py skeleton-args --model mnist --ranks 64 --rows 1.5625 --host-speed 7.6e10
                                                 tests/sim/skeleton's arguments for the same case
-    docs/scaling_model.py rate --model mnist    measured flop/s of one rank at 100 rows
+    docs/scaling_model.py rate --model mnist    measured flop/s of one rank at the model's batch
+    docs/scaling_model.py batch --model dcgan   the model's global batch
     docs/scaling_model.py fit FILE...           CALIBRATION entries from tests/sim/measure.sh rows
 
 One step of Algorithm 1 (src/train.c, alternating mode) on every rank:
     k times: D compute on r rows | allreduce D's gradients | D update
     once:    G compute on r rows | allreduce G's gradients | G update
-nothing overlapped, so  T(N, r) = k (tD(r) + AR(bytes_D, N)) + tG(r) + AR(bytes_G, N) + u.
+nothing overlapped, so  T(N, r) = k (tD(r) + AR(bytes_D, N)) + tG(r) + AR(bytes_G, N) + u
+(+ the batch norms' small allreduces of their statistics, inside the compute, for models whose
+batch norms are synchronised: DCGAN).
 
 Compute tD(r), tG(r) is measured on this machine with one rank at r rows (a + b r fits, below);
 the update u (SGD with momentum on every parameter) is the same on every rank whatever N is.
@@ -22,32 +25,85 @@ sums of more than 256 KiB, the ring for comparison:
     rabenseifner: 2 log2(N) alpha + 2 (N-1)/N bytes / beta    (+ 2 (alpha + bytes/beta) if N is
                                                                not a power of two)
     ring:         2 (N-1) alpha   + 2 (N-1)/N bytes / beta
+and below 10,000 bytes (batch norm statistics) recursive doubling:
+    log2(N) (alpha + bytes / beta)                           (+ 2 (alpha + bytes/beta) likewise;
+                                                              alpha / 2 to partners in one leaf)
 Standard library only.
 """
 import argparse
+import collections
 import math
 import sys
 
 STATS_FLOATS = 4  # mpigan's loss and counters ride in each gradient buffer (src/train.c)
 FLOAT_BYTES = 4
 
-# The paper's models: (inputs, units, pieces) per dense layer; maxout has pieces > 1 and feeds
-# `units` values on. Counts agree with `mpigan info` on checkpoints of the three configurations.
+# A layer as the model sees it: its parameters (weights, biases, a batch norm's scale and shift) and
+# its multiply-adds per example in the forward pass, which its input gradient and its weight
+# gradient each repeat (a dense layer of W weights: W; a convolution: W times its output
+# positions; a transposed one: W times its input positions). bn is a batch norm's channel count
+# (0 for other layers): its statistics are what a synchronised batch norm sums over ranks.
+Layer = collections.namedtuple("Layer", "params macs bn")
+
+
+def dense(i, u, p=1):
+    """i inputs to u units of p pieces (maxout has p > 1 and feeds u values on), with biases."""
+    return Layer(i * u * p + u * p, i * u * p, 0)
+
+
+def conv(ic, oc, k, out, bias=0):
+    """ic -> oc channels, k x k kernel, out x out output positions, `bias` bias values."""
+    return Layer(oc * ic * k * k + bias, oc * ic * k * k * out * out, 0)
+
+
+def deconv(ic, oc, k, inp, bias=0):
+    """Transposed: ic -> oc channels, k x k kernel, on an inp x inp input."""
+    return Layer(ic * oc * k * k + bias, ic * oc * k * k * inp * inp, 0)
+
+
+def batchnorm(c):
+    """c channels: a scale and a shift each; its arithmetic is O(values), left out like biases."""
+    return Layer(2 * c, 0, c)
+
+
+# The paper's models, and DCGAN. Counts agree with `mpigan info` on checkpoints of every
+# configuration. batch: the global batch of the configuration (strong scaling splits it, weak
+# scaling gives every rank that many rows); bn_sync: batch norm statistics summed over ranks.
 MODELS = {
     "mnist": {
-        "name": "MNIST (configs/mnist.yaml, fashion-mnist.yaml)",
-        "g": [(100, 1200, 1), (1200, 1200, 1), (1200, 784, 1)],
-        "d": [(784, 240, 5), (240, 240, 5), (240, 1, 1)],
+        "name": "MNIST (configs/mnist.yaml, fashion-mnist.yaml)", "batch": 100,
+        "g": [dense(100, 1200), dense(1200, 1200), dense(1200, 784)],
+        "d": [dense(784, 240, 5), dense(240, 240, 5), dense(240, 1)],
     },
     "cifar10": {
-        "name": "CIFAR-10 MLP (configs/cifar10-mlp.yaml)",
-        "g": [(100, 8000, 1), (8000, 8000, 1), (8000, 3072, 1)],
-        "d": [(3072, 1600, 5), (1600, 1600, 5), (1600, 1, 1)],
+        "name": "CIFAR-10 MLP (configs/cifar10-mlp.yaml)", "batch": 100,
+        "g": [dense(100, 8000), dense(8000, 8000), dense(8000, 3072)],
+        "d": [dense(3072, 1600, 5), dense(1600, 1600, 5), dense(1600, 1)],
     },
     "tfd": {
-        "name": "TFD (configs/tfd.yaml)",
-        "g": [(100, 8000, 1), (8000, 8000, 1), (8000, 2304, 1)],
-        "d": [(2304, 1200, 5), (1200, 1200, 5), (1200, 1, 1)],
+        "name": "TFD (configs/tfd.yaml)", "batch": 100,
+        "g": [dense(100, 8000), dense(8000, 8000), dense(8000, 2304)],
+        "d": [dense(2304, 1200, 5), dense(1200, 1200, 5), dense(1200, 1)],
+    },
+    # G: two dense layers, (80, 10, 10), a 5x5 stride-3 deconv to 3 x 32 x 32 with a bias per
+    # output value; D: maxout convolutions of 2 pieces (the channels before the maxout), 8x8 pad 4
+    # on 32x32 (33x33 positions, pooled to 16x16), 8x8 pad 3 on 16x16 (15x15, to 7x7), 5x5 pad 3
+    # on 7x7 (9x9, to 5x5), then maxout 4800 -> 500 x 5 and the logit. Pooling and maxout are
+    # O(values), left out.
+    "cifar10conv": {
+        "name": "CIFAR-10 conv (configs/cifar10-conv.yaml)", "batch": 128,
+        "g": [dense(100, 8000), dense(8000, 8000), deconv(80, 3, 5, 10, bias=3 * 32 * 32)],
+        "d": [conv(3, 64, 8, 33, bias=64), conv(32, 64, 8, 15, bias=64),
+              conv(32, 384, 5, 9, bias=384), dense(4800, 500, 5), dense(500, 1)],
+    },
+    # DCGAN at 32x32: no biases, a batch norm after every layer but G's last and D's first and
+    # last, statistics synchronised over the ranks (the configuration's default).
+    "dcgan": {
+        "name": "DCGAN 32x32 (configs/cifar10-dcgan.yaml)", "batch": 64, "bn_sync": True,
+        "g": [deconv(100, 256, 4, 1), batchnorm(256), deconv(256, 128, 4, 4), batchnorm(128),
+              deconv(128, 64, 4, 8), batchnorm(64), deconv(64, 3, 4, 16)],
+        "d": [conv(3, 64, 4, 16), conv(64, 128, 4, 8), batchnorm(128), conv(128, 256, 4, 4),
+              batchnorm(256), conv(256, 1, 4, 1)],
     },
 }
 
@@ -67,6 +123,14 @@ CALIBRATION = {
     "cifar10": {"d_a": 0.084786, "d_b": 0.0057964, "g_a": 0.23961, "g_b": 0.008585,
                 "u": 0.13443},
     "tfd": {"d_a": 0.074353, "d_b": 0.0036502, "g_a": 0.1651, "g_b": 0.0065107, "u": 0.21875},
+    # The convolutional models, the same way on generated CIFAR-10-shaped data (3 x 32 x 32 random
+    # bytes): DCGAN at r = 1, 2, 4, 8, 16, 32, 64, 12 steps, best of 3 to 5 runs; the paper's conv
+    # model at r = 1, 16, 128, 5 steps, best of 2. Worst relative residual: DCGAN 27% (D and G:
+    # per row a step of 8 to 64 rows costs more than the line, of 1 to 4 less), CIFAR-10 conv 11%
+    # and 1.6%.
+    "cifar10conv": {"d_a": 0.035443, "d_b": 0.018206, "g_a": 0.20223, "g_b": 0.014057,
+                    "u": 0.22115},
+    "dcgan": {"d_a": 0.0014508, "d_b": 0.003077, "g_a": 0.002712, "g_b": 0.0031751, "u": 0.00738},
 }
 
 ALPHA = 2e-6        # seconds per message between hosts on different leaf switches (see doc)
@@ -74,18 +138,18 @@ ALPHA = 2e-6        # seconds per message between hosts on different leaf switch
 # (read parameter, gradient, velocity; write parameter, velocity) in 134 ms. Only for the size
 # of the allreduce's own arithmetic, which the model and the simulation leave out.
 STREAM = 18.9e9
-GLOBAL_BATCH = 100  # the paper's minibatch, every configuration
-WEAK_ROWS = 100     # rows per rank in the weak-scaling tables: one paper minibatch per rank
+SMALL_BYTES = 10000  # Open MPI's tuned allreduce: recursive doubling below this many bytes
 RANKS = [8, 16, 32, 64, 128, 256, 512, 1024]
 GBPS = [10, 25, 100]
 
 
 def weights(layers):
-    return [i * u * p for i, u, p in layers]
+    """Multiply-adds per example of each layer's forward pass."""
+    return [layer.macs for layer in layers]
 
 
 def params(layers):
-    return sum(i * u * p + u * p for i, u, p in layers)
+    return sum(layer.params for layer in layers)
 
 
 def buffer_floats(layers):
@@ -93,11 +157,39 @@ def buffer_floats(layers):
     return params(layers) + STATS_FLOATS
 
 
+def bn_messages(model, k=1):
+    """Bytes of each allreduce of batch norm statistics in one step (k D updates), when the
+    model's batch norms are synchronised (src/nn.c, src/train.c). A D batch norm of C channels
+    sums (2 C + 1) doubles per group of rows forward and 2 C backward: in a D update its real and
+    fake rows are two groups, in the G update the fake rows one. A G batch norm sums for the k + 1
+    phases of one forward pass (k + 1 groups), and 2 C backward in the G update."""
+    return [n for _, n in bn_phases(model, k)]
+
+
+def bn_phases(model, k=1):
+    """bn_messages with the phase each belongs to: "d" (the k D updates) or "g" (the G update,
+    and G's forward pass)."""
+    if not model.get("bn_sync"):
+        return []
+    out = []
+    for layer in model["d"]:
+        if layer.bn:
+            c = layer.bn
+            out += k * [("d", 2 * (2 * c + 1)), ("d", 2 * 2 * c)] + [("g", 2 * c + 1), ("g", 2 * c)]
+    for layer in model["g"]:
+        if layer.bn:
+            c = layer.bn
+            out += [("g", (k + 1) * (2 * c + 1)), ("g", 2 * c)]
+    return [(phase, 8 * n) for phase, n in out]
+
+
 def flops_per_example(model):
-    """Multiply-adds x 2 of the dense layers per example of the global batch, per phase.
+    """Multiply-adds x 2 of the dense and convolutional layers per example of the global batch,
+    per phase.
 
     Forward, the input gradient and the weight gradient each cost 2 W per row of a layer with W
-    weights; biases, activations and losses are O(units) and left out (< 1%). D step: G forward on
+    multiply-adds; biases, batch norms, pooling, activations and losses are O(values) and left
+    out (about 1%). D step: G forward on
     the fake row, D forward and backward on the real and the fake row, no input gradient into D's
     first layer. G step: G forward, D forward, D's input gradients only (its weights get no
     gradient), G's weight and input gradients except into the noise."""
@@ -117,10 +209,19 @@ def allreduce_time(nbytes, ranks, beta, alpha=ALPHA, algorithm="rabenseifner"):
     """Seconds for a sum allreduce of nbytes over ranks at beta bytes/s per link and direction."""
     if ranks == 1:
         return 0.0
+    pof2 = 1 << (ranks.bit_length() - 1)
+    if nbytes < SMALL_BYTES:
+        # Recursive doubling: log2 N exchanges of the whole buffer with partners 1, 2, 4, ...
+        # ranks away. Latency decides, so where the partner is counts: on the fat tree of
+        # section 6 (leaves of 2^ceil(log2(N) / 2) hosts) a partner in the same leaf is 2 links
+        # away, alpha / 2, and one in another leaf 4, alpha.
+        leaf = 1 << math.ceil(math.log2(ranks) / 2)
+        t = sum((alpha / 2 if 1 << i < leaf else alpha) + nbytes / beta
+                for i in range(int(math.log2(pof2))))
+        return t + (2 * (alpha + nbytes / beta) if pof2 != ranks else 0)
     bandwidth = 2 * (ranks - 1) / ranks * nbytes / beta
     if algorithm == "ring":
         return 2 * (ranks - 1) * alpha + bandwidth
-    pof2 = 1 << (ranks.bit_length() - 1)
     t = 2 * math.log2(pof2) * alpha + 2 * (pof2 - 1) / pof2 * nbytes / beta
     if pof2 != ranks:  # the extra ranks fold into partners first and get the result last
         t += 2 * (alpha + nbytes / beta)
@@ -134,9 +235,10 @@ def step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA, algorithm="rabenseifner"
     td, tg, u = compute_time(key, rows)
     ard = allreduce_time(buffer_floats(model["d"]) * FLOAT_BYTES, ranks, beta, alpha, algorithm)
     arg = allreduce_time(buffer_floats(model["g"]) * FLOAT_BYTES, ranks, beta, alpha, algorithm)
-    total = k * (td + ard) + tg + arg + u
+    bn = sum(allreduce_time(n, ranks, beta, alpha) for n in bn_messages(model, k))
+    total = k * (td + ard) + tg + arg + u + bn
     return {"step_s": total, "d_allreduce_s": ard, "g_allreduce_s": arg,
-            "compute_s": k * td + tg + u}
+            "bn_allreduce_s": bn, "compute_s": k * td + tg + u}
 
 
 def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
@@ -162,9 +264,15 @@ def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
     ud, ug = u * pd / (pd + pg), u * pg / (pd + pg)
 
     def bucket(layers, l):
-        i, un, p = layers[l]
-        n = i * un * p + un * p + (STATS_FLOATS if l == len(layers) - 1 else 0)
-        return allreduce_time(n * FLOAT_BYTES, ranks, beta, alpha)
+        n = layers[l].params + (STATS_FLOATS if l == len(layers) - 1 else 0)
+        return allreduce_time(n * FLOAT_BYTES, ranks, beta, alpha) if n else 0.0
+
+    # Batch norm sums stop the core where they happen: spread over their phase like compute.
+    bn = {"d": 0.0, "g": 0.0}
+    for phase, n in bn_phases(model, k):
+        bn[phase] += allreduce_time(n, ranks, beta, alpha)
+    sd += bn["d"] / k / (d_fwd_g + d_fwd_d + sum(d_bwd))
+    sg += bn["g"] / (g_fwd_g + g_fwd_d + g_bwd_d + sum(g_bwd))
 
     cpu = net = 0.0  # when the core and the network are next free
     pending = None   # the update still waiting for its network's last bucket: (network, seconds)
@@ -190,11 +298,13 @@ def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
 
 
 def strong_efficiency(key, ranks, gbps, overlap=False, algorithm="rabenseifner"):
-    """T(1) / (N T(N)) at global batch 100; None once a rank would get less than one row."""
-    if ranks > GLOBAL_BATCH:
+    """T(1) / (N T(N)) at the model's global batch B; None once a rank would get less than one
+    row."""
+    batch = MODELS[key]["batch"]
+    if ranks > batch:
         return None
-    rows = GLOBAL_BATCH / ranks
-    t1 = step_time(key, 1, GLOBAL_BATCH, gbps)["step_s"]
+    rows = batch / ranks
+    t1 = step_time(key, 1, batch, gbps)["step_s"]
     if overlap:
         tn = overlapped_step_time(key, ranks, rows, gbps)
     else:
@@ -202,8 +312,10 @@ def strong_efficiency(key, ranks, gbps, overlap=False, algorithm="rabenseifner")
     return t1 / (ranks * tn)
 
 
-def weak_efficiency(key, ranks, gbps, rows=WEAK_ROWS, overlap=False, algorithm="rabenseifner"):
-    """T(1, r) / T(N, r): the same rows per rank, global batch N r."""
+def weak_efficiency(key, ranks, gbps, rows=None, overlap=False, algorithm="rabenseifner"):
+    """T(1, r) / T(N, r): the same rows per rank (the model's batch B unless given), global batch
+    N r."""
+    rows = rows or MODELS[key]["batch"]
     t1 = step_time(key, 1, rows, gbps)["step_s"]
     if overlap:
         tn = overlapped_step_time(key, ranks, rows, gbps)
@@ -213,10 +325,11 @@ def weak_efficiency(key, ranks, gbps, rows=WEAK_ROWS, overlap=False, algorithm="
 
 
 def effective_rate(key):
-    """Flop/s of one rank computing a 100-row step, FLOPs by flops_per_example."""
+    """Flop/s of one rank computing a step of the model's batch, FLOPs by flops_per_example."""
     fd, fg = flops_per_example(MODELS[key])
-    td, tg, _ = compute_time(key, GLOBAL_BATCH)
-    return (fd + fg) * GLOBAL_BATCH / (td + tg)
+    batch = MODELS[key]["batch"]
+    td, tg, _ = compute_time(key, batch)
+    return (fd + fg) * batch / (td + tg)
 
 
 def fit(paths):
@@ -267,17 +380,22 @@ def print_tables():
     print("**Sizes, bytes and FLOPs** (k = 1; bytes are float32 gradient buffers with 4 stats "
           "floats)\n")
     print("| model | G params | D params | bytes per D allreduce | bytes per G allreduce "
-          "| bytes per step | MFLOP per example, D step | MFLOP per example, G step "
-          "| compute per step, 1 rank x 100 rows (measured) | effective GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| batch norm sums per step | bytes per step | MFLOP per example, D step "
+          "| MFLOP per example, G step | global batch B | GFLOP per step "
+          "| compute per step, 1 rank x B rows (measured) | effective GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, m in MODELS.items():
         bd, bg = buffer_floats(m["d"]) * FLOAT_BYTES, buffer_floats(m["g"]) * FLOAT_BYTES
+        bn = bn_messages(m)
         fd, fg = flops_per_example(m)
-        td, tg, u = compute_time(key, GLOBAL_BATCH)
+        batch = m["batch"]
+        td, tg, u = compute_time(key, batch)
+        sums = f"{len(bn)} of {sum(bn) / 1e3:.1f} kB" if bn else "—"
         print(f"| {m['name']} | {params(m['g']):,} | {params(m['d']):,} | {bd / 1e6:.2f} MB "
-              f"| {bg / 1e6:.2f} MB | {(bd + bg) / 1e6:.1f} MB | {fd / 1e6:.1f} | {fg / 1e6:.1f} "
+              f"| {bg / 1e6:.2f} MB | {sums} | {(bd + bg + sum(bn)) / 1e6:.1f} MB "
+              f"| {fd / 1e6:.1f} | {fg / 1e6:.1f} | {batch} | {(fd + fg) * batch / 1e9:.2f} "
               f"| {1e3 * (td + tg):.0f} ms + update {1e3 * u:.1f} ms "
-              f"| {(fd + fg) * GLOBAL_BATCH / (td + tg) / 1e9:.0f} |")
+              f"| {(fd + fg) * batch / (td + tg) / 1e9:.0f} |")
 
     def table(title, eff):
         print(f"\n**{title}**\n")
@@ -288,20 +406,21 @@ def print_tables():
                 cells = " | ".join(pct(eff(key, n, gbps)) for n in RANKS)
                 print(f"| {key} | {gbps} | {cells} |")
 
-    table("Strong scaling, global batch 100 (rows per rank 100/N; — where N > 100)",
+    table("Strong scaling, each model's global batch B (rows per rank B/N; — where N > B)",
           strong_efficiency)
-    table(f"Weak scaling, {WEAK_ROWS} rows per rank (global batch {WEAK_ROWS} N)",
-          weak_efficiency)
+    table("Weak scaling, B rows per rank (global batch B N)", weak_efficiency)
 
     print("\n**Step time at 25 Gbit/s, milliseconds** (compute includes the update; "
-          "allreduce = D + G; sums: the allreduces' additions, left out of everything else)\n")
+          "allreduce = D + G, and the batch norm sums where they are synchronised; sums: the "
+          "allreduces' additions, left out of everything else)\n")
     print("| model | regime | N | rows/rank | compute | allreduce | sums | step | efficiency "
           "| speedup | step with overlap | efficiency with overlap |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in MODELS:
         for regime, ranks in (("strong", 8), ("strong", 64), ("weak", 64), ("weak", 512),
                               ("weak", 1024)):
-            rows = GLOBAL_BATCH / ranks if regime == "strong" else WEAK_ROWS
+            batch = MODELS[key]["batch"]
+            rows = batch / ranks if regime == "strong" else batch
             s = step_time(key, ranks, rows, 25)
             o = overlapped_step_time(key, ranks, rows, 25)
             e = (strong_efficiency if regime == "strong" else weak_efficiency)(key, ranks, 25)
@@ -310,8 +429,9 @@ def print_tables():
             m = MODELS[key]
             n = buffer_floats(m["d"]) + buffer_floats(m["g"])
             sums = 3 * FLOAT_BYTES * (ranks - 1) / ranks * n / STREAM  # read 2, write 1 float
+            ar = s["d_allreduce_s"] + s["g_allreduce_s"] + s["bn_allreduce_s"]
             print(f"| {key} | {regime} | {ranks} | {rows:g} | {1e3 * s['compute_s']:.1f} "
-                  f"| {1e3 * (s['d_allreduce_s'] + s['g_allreduce_s']):.1f} | {1e3 * sums:.1f} "
+                  f"| {1e3 * ar:.1f} | {1e3 * sums:.1f} "
                   f"| {1e3 * s['step_s']:.1f} | {pct(e)} "
                   f"| {e * ranks:.1f}x | {1e3 * o:.1f} | {pct(eo)} |")
 
@@ -322,8 +442,9 @@ def print_tables():
         for algorithm in ("rabenseifner", "ring"):
             cells = []
             for n in RANKS:
-                t1 = step_time("mnist", 1, WEAK_ROWS, 25)["step_s"]
-                tn = step_time("mnist", n, WEAK_ROWS, 25, alpha=alpha, algorithm=algorithm)
+                rows = MODELS["mnist"]["batch"]
+                t1 = step_time("mnist", 1, rows, 25)["step_s"]
+                tn = step_time("mnist", n, rows, 25, alpha=alpha, algorithm=algorithm)
                 cells.append(pct(t1 / tn["step_s"]))
             print(f"| {alpha * 1e6:g} us | {algorithm} | " + " | ".join(cells) + " |")
 
@@ -333,6 +454,7 @@ def main():
     sub = p.add_subparsers(dest="command")
     sub.add_parser("fit").add_argument("files", nargs="+")
     sub.add_parser("rate").add_argument("--model", choices=sorted(MODELS), required=True)
+    sub.add_parser("batch").add_argument("--model", choices=sorted(MODELS), required=True)
     for name in ("step", "skeleton-args"):
         s = sub.add_parser(name)
         s.add_argument("--model", choices=sorted(MODELS), required=True)
@@ -358,6 +480,9 @@ def main():
     if a.command == "rate":
         print(f"{effective_rate(a.model):.4g}")
         return 0
+    if a.command == "batch":
+        print(MODELS[a.model]["batch"])
+        return 0
     if a.ranks < 1 or a.rows <= 0 or a.k < 1:
         p.error("--ranks and --k must be >= 1 and --rows > 0")
     if a.command == "step":
@@ -366,10 +491,17 @@ def main():
     else:
         m = MODELS[a.model]
         td, tg, u = compute_time(a.model, a.rows)
+        small = ""
+        for phase in ("d", "g"):  # batch norm sums: a count per update and their mean size
+            sizes = [n for ph, n in bn_phases(m, a.k) if ph == phase]
+            per = len(sizes) // a.k if phase == "d" else len(sizes)
+            if per:
+                mean = sum(sizes) / len(sizes) / 8 / a.scale
+                small += f" --{phase}-small {per} --{phase}-small-doubles {max(1, round(mean))}"
         print(f"--d-floats {round(buffer_floats(m['d']) / a.scale)} "
               f"--g-floats {round(buffer_floats(m['g']) / a.scale)} "
               f"--d-flops {td * a.host_speed:.6g} --g-flops {tg * a.host_speed:.6g} "
-              f"--update-flops {u * a.host_speed:.6g} --k {a.k}")
+              f"--update-flops {u * a.host_speed:.6g} --k {a.k}{small}")
     return 0
 
 

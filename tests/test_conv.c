@@ -370,6 +370,68 @@ static void test_im2col_adjoint(void)
            "(tol = (KH KW + 1) eps sum |x c|)", cases, worst);
 }
 
+/* im2col and col2im bit for bit against their definitions, on both of their paths: planes of up
+ * to 4096 values (padding included) take the phase path, larger ones the run path (conv.c).
+ * im2col copies, so it is exact; col2im adds each pixel's terms in (kh, kw) order from 0, which
+ * the reference does too, so it is exact as well. */
+static void test_im2col_paths(void)
+{
+    const struct {
+        int C, H, W, KH, KW, SH, SW, PH, PW;
+    } g[] = {
+        {3, 8, 8, 4, 4, 2, 2, 1, 1},     // DCGAN's 4x4, stride 2, pad 1 (phase path)
+        {2, 16, 16, 4, 4, 2, 2, 1, 1},
+        {2, 5, 7, 3, 2, 3, 1, 2, 0},     // stride above the kernel, uneven padding
+        {1, 32, 32, 8, 8, 1, 1, 4, 4},   // the paper's D: 40x40 padded
+        {2, 9, 9, 5, 5, 3, 3, 3, 3},     // (kh % SH, kw % SW) phases of 3x3
+        {1, 70, 70, 3, 3, 2, 2, 1, 1},   // 72x72 padded: the run path
+        {2, 64, 80, 4, 4, 2, 2, 1, 1},   // 66x82: the run path
+    };
+    for (size_t t = 0; t < sizeof g / sizeof *g; t++) {
+        mg_patches p = {.C = g[t].C, .H = g[t].H, .W = g[t].W, .KH = g[t].KH, .KW = g[t].KW,
+                        .SH = g[t].SH, .SW = g[t].SW, .PH = g[t].PH, .PW = g[t].PW};
+        p.OH = mg_conv_out_size(p.H, p.KH, p.SH, p.PH);
+        p.OW = mg_conv_out_size(p.W, p.KW, p.SW, p.PW);
+        CU_ASSERT_FATAL(p.OH > 0 && p.OW > 0);
+        const int P = p.OH * p.OW, ld = P + 5;
+        const size_t n_img = (size_t)p.C * p.H * p.W, rows = (size_t)p.C * p.KH * p.KW;
+        mg_real *x = guarded(n_img, 0), *c = guarded(rows * ld, 0);
+        mg_real *xc = guarded(rows * ld, -7), *cx = guarded(n_img, -7);
+        mg_real *want = guarded(n_img, 0);
+        fill(x, n_img, -1, 1, 40 + t);
+        fill(c, rows * ld, -1, 1, 80 + t);
+        mg_im2col(xc, ld, x, &p);
+        mg_col2im(cx, c, ld, &p);
+        check_guard(xc, rows * ld, "im2col");
+        check_guard(cx, n_img, "col2im");
+        int bad_copy = 0, bad_sum = 0;
+        for (int ch = 0; ch < p.C; ch++)
+            for (int kh = 0; kh < p.KH; kh++)
+                for (int kw = 0; kw < p.KW; kw++) {
+                    const size_t r = (size_t)(ch * p.KH + kh) * p.KW + kw;
+                    for (int oh = 0; oh < p.OH; oh++)
+                        for (int ow = 0; ow < p.OW; ow++) {
+                            const int ih = oh * p.SH - p.PH + kh, iw = ow * p.SW - p.PW + kw;
+                            const int in = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+                            const size_t at = ((size_t)ch * p.H + ih) * p.W + iw;
+                            const mg_real v = in ? x[at] : 0;
+                            bad_copy += xc[r * ld + oh * p.OW + ow] != v;
+                            if (in) // (kh, kw) ascending, as the contract says
+                                want[at] += c[r * ld + oh * p.OW + ow];
+                        }
+                    bad_copy += xc[r * ld + P] != -7; // past the image's columns: untouched
+                }
+        for (size_t i = 0; i < n_img; i++)
+            bad_sum += cx[i] != want[i];
+        if (bad_copy || bad_sum)
+            printf("\n    geometry %zu: %d im2col values and %d col2im values differ", t,
+                   bad_copy, bad_sum);
+        CU_ASSERT_EQUAL(bad_copy, 0);
+        CU_ASSERT_EQUAL(bad_sum, 0);
+        free(x), free(c), free(xc), free(cx), free(want);
+    }
+}
+
 /* ---- conv and deconv against direct loops ---- */
 
 /* out[i] and scale[i] = sum |terms| of the conv, straight from its definition. */
@@ -764,6 +826,57 @@ static void test_deconv_vs_direct(void)
     }
 }
 
+/* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its
+ * kernel's size are dense layers, run as one GEMM on the tensors as they lie, with no work space
+ * (conv.c): 5 images of 3 x 4 x 5 by a 4x5 kernel to 2 channels and back, strides 1 and 2 (no
+ * difference at 1x1), every bias, groups automatic and 2, both GEMMs.
+ * Chains: conv out K products and the bias, dinp OC products, dw N products; deconv out IC
+ * products and the bias, dinp OC KH KW products, dw N products. */
+static void test_dense_shapes_vs_direct(void)
+{
+    enum { N = 5, IC = 3, H = 4, W = 5, OC = 2 };
+    mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
+    const char *gemm_name[2] = {"ref", "blas"};
+    tally t[2][4];
+    init_tallies(t);
+    int cases = 0;
+    for (int transposed = 0; transposed < 2; transposed++)
+        for (int st = 1; st <= 2; st++)
+            for (int bias = 0; bias < 3; bias++) {
+                mg_conv_shape s = {.IC = IC, .H = transposed ? 1 : H, .W = transposed ? 1 : W,
+                                   .OC = OC, .KH = H, .KW = W, .SH = st, .SW = st,
+                                   .untied = bias == 2};
+                mg_error err = {""};
+                CU_ASSERT_EQUAL_FATAL(transposed ? mg_deconv_shape_init(&s, "deconv", &err)
+                                                 : mg_conv_shape_init(&s, "conv", &err), 0);
+                CU_ASSERT_EQUAL(s.OH * s.OW, transposed ? H * W : 1);
+                CU_ASSERT_EQUAL(mg_conv_work_size(&s, N), 0); // no column matrix
+                direct_case c = make_case(&s, N, bias, 900 + (uint64_t)cases);
+                c.L_out = (transposed ? IC : IC * H * W) + 2;
+                c.L_dx = (transposed ? OC * H * W : OC) + 2;
+                c.L_dw = N + 2;
+                for (int g = 0; g < 2; g++) {
+                    mg_conv_shape sg = s;
+                    sg.group = g ? 2 : s.group;
+                    c.s = &sg;
+                    for (int f = 0; f < 2; f++) {
+                        char config[160];
+                        snprintf(config, sizeof config, "%s %dx%d stride %d %s group %d %s",
+                                 transposed ? "deconv" : "conv", H, W, st, bias_name[bias],
+                                 sg.group, gemm_name[f]);
+                        run_case(&c, gemms[f], t[f], config);
+                    }
+                }
+                free_case(&c);
+                cases++;
+            }
+    for (int f = 0; f < 2; f++) {
+        printf("\n    %d shapes x 2 groupings, gemm %s:", cases, gemm_name[f]);
+        for (int q = 0; q < 4; q++)
+            print_tally(&t[f][q]);
+    }
+}
+
 /* <conv(x), y> = <x, deconv(y)> with the same weights and no bias: the deconv (IC_d -> OC_d) is
  * the adjoint of the conv (OC_d -> IC_d) of its output size, w (IC_d, OC_d, KH, KW) read as the
  * conv's (OC, IC, KH, KW). Both sides are sums of the same products w x y: with
@@ -1136,8 +1249,10 @@ static const mg_test tests[] = {
     {"shape_errors", test_shape_errors},
     {"im2col_by_hand", test_im2col_by_hand},
     {"im2col_adjoint", test_im2col_adjoint},
+    {"im2col_paths", test_im2col_paths},
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
+    {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
     {"no_images", test_no_images},
     {"channel_maxout_by_hand", test_channel_maxout_by_hand},

@@ -265,6 +265,46 @@ static void test_sigmoid_float(void)
     free(y);
 }
 
+/* The float tanh (Cephes's tanhf, vectorised) against the double one rounded to float: 2^20
+ * points of [-12, 12] (tanh rounds to +-1 from 9.01 on) and 2^16 of |x| from 1e-40 to 1,
+ * log-spaced (the polynomial, down into the subnormals), both signs, and the specials. The
+ * bound, in ulps of the rounded reference: below 0.625 the polynomial's 1.5 (Cephes: 1.4e-7
+ * relative at most), above e^-2|x| within 1 ulp, moving the quotient by at most 0.4 (e <= 0.29
+ * over 1 - e >= 0.71), 1 - e, 1 + e and the quotient half each; the reference's own rounding
+ * half: 2.5. tanh(-0) = -0, +-Inf give +-1, NaN stays NaN, and no floating-point exception. */
+static void test_tanh_float(void)
+{
+    enum { N = 1 << 20, M = 1 << 16 };
+    mg_real *x = malloc((N + 2 * M) * sizeof *x), *y = malloc((N + 2 * M) * sizeof *y);
+    for (int i = 0; i < N; i++)
+        x[i] = (mg_real)(-12 + 24.0 * i / N);
+    for (int i = 0; i < M; i++) {
+        x[N + 2 * i] = (mg_real)pow(10, -40 + 40.0 * i / M);
+        x[N + 2 * i + 1] = -x[N + 2 * i];
+    }
+    feclearexcept(FE_ALL_EXCEPT);
+    mg_act_forward(y, x, N + 2 * M, MG_ACT_TANH, 0);
+    double worst = 0;
+    for (int i = 0; i < N + 2 * M; i++) {
+        const float r = (float)tanh((double)x[i]);
+        const float a = fabsf(r);
+        const double ulp = a < FLT_MIN ? 0x1p-149 : nextafterf(a, INFINITY) - a;
+        worst = fmax(worst, fabs(y[i] - (double)r) / ulp);
+    }
+    printf("\n    max error %.3g ulps (limit 2.5)", worst);
+    CU_ASSERT(worst <= 2.5);
+    const mg_real sx[7] = {-0.0f, 0, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, NAN};
+    mg_real sy[7];
+    mg_act_forward(sy, sx, 7, MG_ACT_TANH, 0);
+    CU_ASSERT(sy[0] == 0 && signbit(sy[0]));
+    CU_ASSERT(sy[1] == 0 && !signbit(sy[1]));
+    CU_ASSERT(sy[2] == 1 && sy[3] == -1 && sy[4] == 1 && sy[5] == -1);
+    CU_ASSERT(isnan(sy[6]));
+    CU_ASSERT_EQUAL(fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW), 0);
+    free(x);
+    free(y);
+}
+
 /* softplus(0) = log 2; softplus(x) = x + softplus(-x); at +-1000 no overflow. Losses at logit 0
  * (D = 1/2): each term is log 2 and each gradient +-1/2 over norm. */
 static void test_losses(void)
@@ -979,6 +1019,7 @@ static const mg_test tests[] = {
     {"sigmoid_extremes", test_sigmoid_extremes},
     {"losses", test_losses},
     {"sigmoid_float", test_sigmoid_float},
+    {"tanh_float", test_tanh_float},
     {"bias_act_vs_separate", test_bias_act_vs_separate},
     {"maxout_routing", test_maxout_routing},
     {"net_layout", test_net_layout},

@@ -106,7 +106,9 @@ int mg_deconv_shape_init(mg_conv_shape *s, const char *name, mg_error *err);
 size_t mg_conv_weight_size(const mg_conv_shape *s);
 size_t mg_conv_bias_size(const mg_conv_shape *s);
 /* Values of the work buffer that the conv or deconv kernels of s need for a batch of N (enough
- * for forward and backward). */
+ * for forward and backward). 0 for a conv whose kernel covers its unpadded input (to 1x1) and a
+ * deconv of a 1x1 input to its kernel's size: their im2col is the image itself, and they run as
+ * one dense GEMM over the batch. */
 size_t mg_conv_work_size(const mg_conv_shape *s, int N);
 
 /* out (N, OC, OH, OW) = conv(inp (N, IC, H, W), w (OC, IC, KH, KW)) + b, i.e.

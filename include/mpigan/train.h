@@ -83,6 +83,8 @@ enum mg_timer {
     MG_TIMER_UPDATE,    /* optimizer steps */
     MG_TIMER_IO,        /* checkpoints and sample snapshots (rank 0 writes, the others wait) */
     MG_TIMER_EVAL,      /* Parzen estimates during training (rank 0, the others wait) */
+    MG_TIMER_BN_REDUCE, /* batch norm statistics summed over ranks (sync), inside the compute
+                           phases, whose timers leave it out */
     MG_TIMER_COUNT
 };
 extern const char *const mg_timer_names[MG_TIMER_COUNT];

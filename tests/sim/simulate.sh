@@ -12,7 +12,10 @@
 # tests/sim/skeleton.c on N simulated ranks: per step the measured compute of r rows per rank as
 # smpi_execute_flops at the host's speed, and the real allreduces of D's and G's gradients with
 # Open MPI's algorithm choice (smpi/coll-selector:ompi).
-#   --regime strong: global batch 100, r = 100/N rows per rank; weak: --rows per rank (100).
+#   --regime strong: the model's global batch B (100 for the paper's models, 64 DCGAN, 128 the
+#     convolutional CIFAR-10 model), r = B/N rows per rank; weak: --rows per rank (default B).
+#   Models with synchronised batch norms (DCGAN) also sum their statistics in small allreduces
+#     inside the compute (the "BN sums" column).
 #   --scale s: simulate buffers s times smaller on links s times slower. Each message's time is
 #     latency + size/bandwidth and bandwidth sharing is linear, so this changes no simulated time
 #     when the network factors are ideal; it divides the simulator's memory (SMPI gives each rank
@@ -24,7 +27,7 @@
 # Prints a markdown table. Needs smpicc and smpirun (apt-get install libsimgrid-dev) and python3.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
-model=mnist regime=strong ranks_list="64 512" gbps_list=25 rows=100 steps=1 scale=1 factors=ideal
+model=mnist regime=strong ranks_list="64 512" gbps_list=25 rows= steps=1 scale=1 factors=ideal
 allreduce=ompi
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "simulate.sh: $1 needs a value" >&2; exit 2; }
@@ -62,6 +65,8 @@ mkdir -p "$work"
 smpicc -O2 -Wall -Wextra -o "$work/skeleton" "$here/tests/sim/skeleton.c" 2>"$work/smpicc.log" ||
   { cat "$work/smpicc.log" >&2; exit 1; }
 speed=$(python3 "$model_py" rate --model "$model")
+batch=$(python3 "$model_py" batch --model "$model")
+[ -n "$rows" ] || rows=$batch
 alpha_link=0.5e-6  # alpha / 4
 
 # fat_tree N GBPS FILE: a full-bisection two-level fat tree of at least N hosts; hostfile FILE.hosts
@@ -84,11 +89,11 @@ EOF
   while [ $i -lt "$n" ]; do echo "host-$i" >>"$file.hosts"; i=$((i + 1)); done
 }
 
-echo "| model | regime | ranks | rows/rank | Gbit/s | simulated step ms | D allreduce ms | G allreduce ms | model step ms | simulated efficiency | model efficiency | sim/model |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | regime | ranks | rows/rank | Gbit/s | simulated step ms | D allreduce ms | G allreduce ms | BN sums ms | model step ms | simulated efficiency | model efficiency | sim/model |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $ranks_list; do
   r=$rows
-  [ "$regime" = strong ] && r=$(python3 -c "print(100 / $n)")
+  [ "$regime" = strong ] && r=$(python3 -c "print($batch / $n)")
   args=$(python3 "$model_py" skeleton-args --model "$model" --ranks "$n" --rows "$r" \
     --host-speed "$speed" --scale "$scale")
   for gbps in $gbps_list; do
@@ -105,7 +110,7 @@ for n in $ranks_list; do
     pred=$(python3 "$model_py" step --model "$model" --ranks "$n" --rows "$r" --gbps "$gbps" \
       --algorithm "$algorithm")
     one=$(python3 "$model_py" step --model "$model" --ranks 1 --rows \
-      "$([ "$regime" = strong ] && echo 100 || echo "$r")" --gbps "$gbps")
+      "$([ "$regime" = strong ] && echo "$batch" || echo "$r")" --gbps "$gbps")
     python3 - "$model" "$regime" "$n" "$r" "$gbps" "$sim" "$pred" "$one" <<'PY'
 import sys
 model, regime, n, r, gbps, sim, pred, one = sys.argv[1:]
@@ -116,6 +121,7 @@ es = one["step_s"] / (work * sim["step_s"])
 em = one["step_s"] / (work * pred["step_s"])
 print(f"| {model} | {regime} | {n} | {float(r):g} | {gbps} | {1e3 * sim['step_s']:.2f} "
       f"| {1e3 * sim['d_allreduce_s']:.2f} | {1e3 * sim['g_allreduce_s']:.2f} "
+      f"| {1e3 * sim['bn_allreduce_s']:.2f} "
       f"| {1e3 * pred['step_s']:.2f} | {100 * es:.1f}% | {100 * em:.1f}% "
       f"| {sim['step_s'] / pred['step_s']:.3f} |")
 PY

@@ -4,9 +4,10 @@
 # Needs smpicc and smpirun (Debian: libsimgrid-dev). As root it installs them with apt-get when
 # they are missing; otherwise it prints "skipped: <reason>" and exits 77, which ctest reports as
 # skipped. Runs 64 simulated ranks of the paper's MNIST model at 25 Gbit/s, global batch 100
-# (communication is 60% of the step there, so an error in the communication term shows), in a few
-# seconds, and fails if the simulated step or either allreduce differs from the model by more
-# than MARGIN.
+# (communication is 60% of the step there, so an error in the communication term shows), and of
+# DCGAN at its batch of 64 (with the small allreduces of its synchronised batch norms), in a few
+# seconds, and fails if the simulated step, either gradient allreduce or the batch norm sums
+# differ from the model by more than MARGIN.
 #
 # MARGIN = 5%. The model and the simulation share every input (buffer sizes, the measured compute,
 # bandwidth, Open MPI's choice of Rabenseifner's algorithm), so what is left between them is what
@@ -46,31 +47,39 @@ work=$(mktemp -d /tmp/mpigan-test-sim-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 sim=$src/tests/sim/simulate.sh
 
-# --- agreement: 64 ranks, 1.5625 rows each, 25 Gbit/s ---
+# --- agreement: 64 ranks at 25 Gbit/s, strong scaling: MNIST (1.5625 rows each) and DCGAN (1 row
+# each, with its batch norms' 14 small allreduces of statistics per step) ---
 start=$(date +%s)
-if SIM_WORK=$work "$sim" --model mnist --regime strong --ranks 64 --gbps 25 --steps 2 >"$work/table" 2>"$work/err"; then
-  cat "$work/table"
-  row=$(grep '^| mnist | strong | 64 |' "$work/table")
-  sim_line=$(grep '^ranks=' "$work/out-64-25")
-  pred=$(python3 "$src/docs/scaling_model.py" step --model mnist --ranks 64 --rows 1.5625 --gbps 25)
-  for key in step_s d_allreduce_s g_allreduce_s; do
-    s=$(echo "$sim_line" | tr ' ' '\n' | sed -n "s/^$key=//p")
-    m=$(echo "$pred" | tr ' ' '\n' | sed -n "s/^$key=//p")
-    verdict=$(python3 -c "
+for case in "mnist 1.5625" "dcgan 1"; do
+  set -- $case
+  model=$1 rows=$2
+  if SIM_WORK=$work/$model "$sim" --model "$model" --regime strong --ranks 64 --gbps 25 --steps 2 \
+      >"$work/table-$model" 2>"$work/err-$model"; then
+    cat "$work/table-$model"
+    row=$(grep "^| $model | strong | 64 |" "$work/table-$model")
+    sim_line=$(grep '^ranks=' "$work/$model/out-64-25")
+    pred=$(python3 "$src/docs/scaling_model.py" step --model "$model" --ranks 64 --rows "$rows" --gbps 25)
+    keys="step_s d_allreduce_s g_allreduce_s"
+    [ "$model" = dcgan ] && keys="$keys bn_allreduce_s"
+    for key in $keys; do
+      s=$(echo "$sim_line" | tr ' ' '\n' | sed -n "s/^$key=//p")
+      m=$(echo "$pred" | tr ' ' '\n' | sed -n "s/^$key=//p")
+      verdict=$(python3 -c "
 s, m, margin = $s, $m, $margin
 err = abs(s - m) / m
 print(('ok' if err <= margin else 'bad') + f' simulated {s * 1e3:.3f} ms, model {m * 1e3:.3f} ms, '
       f'difference {100 * err:.2f}% (margin {100 * margin:.0f}%)')")
-    case $verdict in
-      ok*) ok "$key: ${verdict#ok }" ;;
-      *) fail "$key: ${verdict#bad }" ;;
-    esac
-  done
-  [ -n "$row" ] || fail "no table row for 64 ranks"
-else
-  cat "$work/err"
-  fail "simulate.sh failed"
-fi
+      case $verdict in
+        ok*) ok "$model $key: ${verdict#ok }" ;;
+        *) fail "$model $key: ${verdict#bad }" ;;
+      esac
+    done
+    [ -n "$row" ] || fail "no table row for $model on 64 ranks"
+  else
+    cat "$work/err-$model"
+    fail "simulate.sh failed for $model"
+  fi
+done
 echo "simulation took $(($(date +%s) - start)) s"
 
 # --- the document shows what the model says now ---
@@ -107,8 +116,9 @@ expect_error "simulate.sh --regime sideways" 2 "simulate.sh: --regime is strong 
 expect_error "simulate.sh --model without a value" 2 "simulate.sh: --model needs a value" \
   "$sim" --model
 expect_error "skeleton without its sizes" nonzero "usage: skeleton" \
-  smpirun -np 1 -platform "$work/fattree-64-25.xml" -hostfile "$work/fattree-64-25.xml.hosts" \
-  --log=root.thresh:critical "$work/skeleton" --d-floats 10
+  smpirun -np 1 -platform "$work/mnist/fattree-64-25.xml" \
+  -hostfile "$work/mnist/fattree-64-25.xml.hosts" --log=root.thresh:critical \
+  "$work/mnist/skeleton" --d-floats 10
 expect_error "scaling_model.py --ranks 0" 2 "must be >= 1" \
   python3 "$src/docs/scaling_model.py" step --model mnist --ranks 0 --rows 1 --gbps 25
 
