@@ -378,6 +378,146 @@ static void ring_steps(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, 
     requests_free(req, small);
 }
 
+/* ---- bfloat16 transport (train.gradient_dtype) ---- */
+
+/* x rounded to bfloat16 (the top 16 bits of a float, to nearest even); NaN stays NaN. */
+static inline uint16_t to_bf16(mg_real x)
+{
+    const float f = (float)x;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline mg_real from_bf16(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return (mg_real)f;
+}
+
+MG_HOT static void pack_bf16(uint16_t *restrict h, const mg_real *restrict x, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        h[j] = to_bf16(x[j]);
+}
+
+MG_HOT static void add_bf16(mg_real *restrict y, const uint16_t *restrict h, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] += from_bf16(h[j]);
+}
+
+MG_HOT static void widen_bf16(mg_real *restrict y, const uint16_t *restrict h, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = from_bf16(h[j]);
+}
+
+/* x becomes what bfloat16 carries of it, and what that leaves out is added to e (error
+ * feedback: the rounding a rank does joins its values of the next sum, which enter every sum
+ * linearly, so nothing is lost over steps); e NULL: just the rounding. */
+MG_HOT static void round_bf16(mg_real *restrict x, mg_real *restrict e, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        const mg_real q = from_bf16(to_bf16(x[j]));
+        if (e)
+            e[j] += x[j] - q;
+        x[j] = q;
+    }
+}
+
+/* x += e, and e = 0: the feedback joins this sum. */
+MG_HOT static void take_feedback(mg_real *restrict x, mg_real *restrict e, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        x[j] += e[j];
+        e[j] = 0;
+    }
+}
+
+/* n 16-bit values to or from peer, in pieces, into req; how many. */
+static int post_halves(uint16_t *buf, size_t n, int peer, int recv, MPI_Comm comm,
+                       MPI_Request *req)
+{
+    const int k = pieces(n);
+    for (int i = 0; i < k; i++) {
+        uint16_t *p = buf + (size_t)i * MG_MPI_CHUNK;
+        if (recv)
+            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MPI_UINT16_T, peer, 5, comm, &req[i]));
+        else
+            MPI_CHECK(MPI_Isend(p, piece_len(n, i), MPI_UINT16_T, peer, 5, comm, &req[i]));
+    }
+    return k;
+}
+
+/* The ring of ring_steps with values [0, exact) of each message in bfloat16 (the statistics after
+ * them in full precision), added in mg_real: each partial sum is rounded once per hop, so a sum
+ * of p values is off by at most (p + 1) 2^-8 of the sum of their magnitudes. Before the second
+ * half each owner rounds its chunk's sums to what bfloat16 carries, so that every rank ends with
+ * the same values. Every rounding of what this rank sends goes into e (error feedback), if not
+ * NULL: e is indexed as buf. */
+static void ring_steps_bf16(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, size_t exact,
+                            mg_real *tmp, uint16_t *hs, uint16_t *hr, mg_real *e, int first,
+                            int last)
+{
+    int me, p;
+    MPI_CHECK(MPI_Comm_rank(comm, &me));
+    MPI_CHECK(MPI_Comm_size(comm, &p));
+    const int right = (me + 1) % p, left = (me + p - 1) % p;
+    const size_t most = chunk_max(n, p);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(4 * pieces(most), small);
+    for (int step = first; step < last; step++) {
+        const int pass = step >= p - 1;
+        const int t = pass ? step - (p - 1) : step;
+        const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
+        const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
+        const size_t out_hi = chunk_start(n, out + 1, p), in_hi = chunk_start(n, in + 1, p);
+        /* each chunk: [lo, mid) in bfloat16, [mid, hi) exact */
+        const size_t out_mid = out_hi < exact ? out_hi : out_lo > exact ? out_lo : exact;
+        const size_t in_mid = in_hi < exact ? in_hi : in_lo > exact ? in_lo : exact;
+        /* what leaves: a partial sum, or the owner's sums as every rank will have them */
+        if (!pass || step == p - 1)
+            round_bf16(buf + out_lo, e ? e + out_lo : NULL, out_mid - out_lo);
+        pack_bf16(hs, buf + out_lo, out_mid - out_lo);
+        int k = post_halves(hr, in_mid - in_lo, left, 1, comm, req);
+        k += post_values(pass ? buf + in_mid : tmp, in_hi - in_mid, left, 1, comm, req + k);
+        k += post_halves(hs, out_mid - out_lo, right, 0, comm, req + k);
+        k += post_values(buf + out_mid, out_hi - out_mid, right, 0, comm, req + k);
+        wait_all(c, k, req);
+        if (pass) {
+            widen_bf16(buf + in_lo, hr, in_mid - in_lo);
+        } else {
+            add_bf16(buf + in_lo, hr, in_mid - in_lo);
+            add_into(buf + in_mid, tmp, in_hi - in_mid);
+        }
+    }
+    requests_free(req, small);
+}
+
+/* MPI_SUM of bfloat16 values, added in float and rounded once per pair (for the buckets). */
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int j = 0; j < *len; j++)
+        b[j] = to_bf16((mg_real)((float)from_bf16(a[j]) + (float)from_bf16(b[j])));
+}
+
+static MPI_Op bf16_op(void)
+{
+    static MPI_Op op = MPI_OP_NULL;
+    if (op == MPI_OP_NULL)
+        MPI_CHECK(MPI_Op_create(bf16_sum, 1, &op));
+    return op;
+}
+
 /* The chunk whose whole sum rank `me` of p holds after the ring's first half. */
 static int ring_part(int me, int p)
 {
@@ -694,6 +834,13 @@ struct mg_reducer {
     MPI_Request *breq; /* (n_buckets) each bucket's sum in flight */
     int started;      /* buckets started, from the top: b >= n_buckets - started */
     int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
+
+    /* bfloat16 between nodes (mg_reducer_compress): */
+    int bf16;
+    size_t exact;     /* values from here on (the statistics) travel in full precision */
+    mg_real *residual; /* (n) error feedback: what rounding left out of the last sum, or NULL */
+    uint16_t *hs, *hr; /* the ring's messages in bfloat16 (chunk_max) */
+    uint16_t *b16;    /* (exact) the buckets' values in bfloat16 */
 };
 
 
@@ -788,6 +935,10 @@ void mg_reducer_free(mg_reducer *r)
     free(r->cut);
     free(r->breq);
     free(r->bcounts);
+    free(r->residual);
+    free(r->hs);
+    free(r->hr);
+    free(r->b16);
     if (r->win != MPI_WIN_NULL) {
         barrier(r->c); /* MPI_Win_free waits for the node */
         MPI_Win_unlock_all(r->win);
@@ -867,6 +1018,8 @@ MG_HOT static int spread_slots(mg_real *const *slot, int k, size_t lo, size_t hi
 }
 
 static int buckets_finish(mg_reducer *r);
+static void private_ring(mg_reducer *r, int first, int last);
+static void across_ring(mg_reducer *r, int first, int last);
 
 void mg_reducer_sum(mg_reducer *r)
 {
@@ -876,7 +1029,7 @@ void mg_reducer_sum(mg_reducer *r)
     }
     if (r->win == MPI_WIN_NULL) {
         if (r->c->size > 1)
-            sum_over(r->c, r->c->comm, r->own, r->n, r->tmp);
+            private_ring(r, 0, 2 * (r->c->size - 1));
         return;
     }
     node_barrier(r);
@@ -885,7 +1038,9 @@ void mg_reducer_sum(mg_reducer *r)
         bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 1, -1);
     } else {
         sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
-        sum_over(r->c, r->across, r->own + r->lo, r->hi - r->lo, r->tmp);
+        int nodes;
+        MPI_CHECK(MPI_Comm_size(r->across, &nodes));
+        across_ring(r, 0, 2 * (nodes - 1));
         bad = spread_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
     }
     /* Every chunk's sums are the same on every node, so is every owner's word, and every rank
@@ -900,6 +1055,63 @@ void mg_reducer_sum(mg_reducer *r)
 int mg_reducer_finite(const mg_reducer *r)
 {
     return r->finite;
+}
+
+/* ---- bfloat16 between nodes ---- */
+
+void mg_reducer_compress(mg_reducer *r, size_t tail, int feedback)
+{
+    const mg_comm *c = r->c;
+    if (c->size == 1 || (r->win != MPI_WIN_NULL && r->across == MPI_COMM_NULL))
+        return; /* nothing travels, or only within a node */
+    r->bf16 = 1;
+    r->exact = r->n - tail;
+    if (feedback)
+        r->residual = mg_xcalloc(r->n, sizeof *r->residual);
+    size_t most;
+    if (r->win == MPI_WIN_NULL) {
+        most = chunk_max(r->n, c->size);
+    } else {
+        int nodes;
+        MPI_CHECK(MPI_Comm_size(r->across, &nodes));
+        most = chunk_max(r->hi - r->lo, nodes);
+    }
+    r->hs = mg_xmalloc((most + 1) * sizeof *r->hs);
+    r->hr = mg_xmalloc((most + 1) * sizeof *r->hr);
+    if (r->n_buckets)
+        r->b16 = mg_xmalloc((r->exact + 1) * sizeof *r->b16);
+}
+
+/* The ring over c of this rank's own values (a private buffer), steps [first, last), through
+ * bfloat16 when compressing (error feedback on the rank's own values first). */
+static void private_ring(mg_reducer *r, int first, int last)
+{
+    const mg_comm *c = r->c;
+    if (!r->bf16) {
+        ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, first, last);
+        return;
+    }
+    if (first == 0 && r->residual)
+        take_feedback(r->own, r->residual, r->exact);
+    ring_steps_bf16(c, c->comm, r->own, r->n, r->exact, r->tmp, r->hs, r->hr, r->residual, first,
+                    last);
+}
+
+/* The same for a node chunk's sums between nodes (a shared reducer's ring across). */
+static void across_ring(mg_reducer *r, int first, int last)
+{
+    const mg_comm *c = r->c;
+    const size_t len = r->hi - r->lo;
+    if (!r->bf16) {
+        ring_steps(c, r->across, r->own + r->lo, len, len, r->tmp, first, last);
+        return;
+    }
+    const size_t exact = r->exact > r->lo ? (r->exact - r->lo < len ? r->exact - r->lo : len) : 0;
+    mg_real *e = r->residual ? r->residual + r->lo : NULL;
+    if (first == 0 && e)
+        take_feedback(r->own + r->lo, e, exact);
+    ring_steps_bf16(c, r->across, r->own + r->lo, len, exact, r->tmp, r->hs, r->hr, e, first,
+                    last);
 }
 
 /* ---- buckets ---- */
@@ -946,6 +1158,23 @@ static void bucket_pieces(mg_reducer *r)
 static void bucket_start(mg_reducer *r, int b)
 {
     mg_real *at = r->own + r->cut[b];
+    const size_t len = r->cut[b + 1] - r->cut[b];
+    if (r->bf16) {
+        /* this rank's rounding fed back; MPI's own, pair by pair in its reduction, is not */
+        uint16_t *h = r->b16 + r->cut[b];
+        if (r->residual) {
+            take_feedback(at, r->residual + r->cut[b], len);
+            round_bf16(at, r->residual + r->cut[b], len);
+        }
+        pack_bf16(h, at, len);
+        if (r->sharded)
+            MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, h, r->bcounts + (size_t)b * r->c->size,
+                                          MPI_UINT16_T, bf16_op(), r->c->comm, &r->breq[b]));
+        else
+            MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, h, (int)len, MPI_UINT16_T, bf16_op(),
+                                     r->c->comm, &r->breq[b]));
+        return;
+    }
     if (r->sharded) {
         /* in place: the input is the bucket, this rank's piece lands at its start */
         MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, at, r->bcounts + (size_t)b * r->c->size,
@@ -980,14 +1209,19 @@ static int buckets_finish(mg_reducer *r)
     int bad = 0;
     const int p = r->c->size, me = r->c->rank;
     for (int b = 0; b < r->n_buckets; b++) {
+        mg_real *at = r->own + r->cut[b];
         if (!r->sharded) {
-            bad |= !mg_finite_bits(r->own + r->cut[b], r->cut[b + 1] - r->cut[b]);
+            if (r->bf16)
+                widen_bf16(at, r->b16 + r->cut[b], r->cut[b + 1] - r->cut[b]);
+            bad |= !mg_finite_bits(at, r->cut[b + 1] - r->cut[b]);
             continue;
         }
         /* this rank's piece came in at the bucket's start: to its place */
         const size_t i = (size_t)b * p + me;
-        mg_real *at = r->own + r->cut[b];
-        memmove(at + r->bdispls[i], at, (size_t)r->bcounts[i] * sizeof *at);
+        if (r->bf16)
+            widen_bf16(at + r->bdispls[i], r->b16 + r->cut[b], (size_t)r->bcounts[i]);
+        else
+            memmove(at + r->bdispls[i], at, (size_t)r->bcounts[i] * sizeof *at);
         bad |= !mg_finite_bits(at + r->bdispls[i], (size_t)r->bcounts[i]);
     }
     const size_t tail = r->n - r->main_n;
@@ -1161,7 +1395,7 @@ int mg_reducer_scatter(mg_reducer *r)
     }
     if (r->win == MPI_WIN_NULL) {
         if (c->size > 1)
-            ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, 0, c->size - 1);
+            private_ring(r, 0, c->size - 1);
         bad = !mg_finite_bits(r->own + r->part_lo, r->part_hi - r->part_lo);
     } else {
         node_barrier(r);
@@ -1169,8 +1403,7 @@ int mg_reducer_scatter(mg_reducer *r)
         if (r->across != MPI_COMM_NULL) {
             int nodes;
             MPI_CHECK(MPI_Comm_size(r->across, &nodes));
-            ring_steps(c, r->across, r->own + r->lo, r->hi - r->lo, r->hi - r->lo, r->tmp, 0,
-                       nodes - 1);
+            across_ring(r, 0, nodes - 1);
             bad = !mg_finite_bits(r->own + r->part_lo, r->part_hi - r->part_lo);
         }
     }

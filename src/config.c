@@ -35,6 +35,7 @@ _Static_assert(MG_PATH_MAX <= PATH_MAX, "a path mpigan holds must be one the sys
  * the configuration's own. */
 static const char *const format_names[] = {"idx", "cifar10", "tfd", "hdf5", NULL};
 static const char *const split_names[] = {"unlabeled", "train", "valid", "test", NULL};
+static const char *const dtype_names[] = {"float32", "bf16", NULL};
 static const char *const preprocess_names[] = {
     [MG_PREPROCESS_SCALE] = "scale", [MG_PREPROCESS_GCN] = "gcn", NULL};
 
@@ -230,6 +231,8 @@ static const field train_fields[] = {
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
     {"sharded_update", K_BOOL, CFG(train.sharded_update)},
     {"bucket_mb", K_REAL, CFG(train.bucket_mb), RANGE(0, 1e6)},
+    {"gradient_dtype", K_ENUM, CFG(train.gradient_bf16), .names = dtype_names},
+    {"error_feedback", K_BOOL, CFG(train.error_feedback)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = mg_nonfinite_names},
     {"stall_seconds", K_REAL, CFG(train.stall_seconds), .flags = F_MIN | F_MAX | F_ZERO_OFF,
      .min = MG_STALL_MIN_SECONDS, .max = MG_STALL_MAX_SECONDS},
@@ -324,6 +327,8 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.shared_allreduce = 1;
     cfg->train.sharded_update = 1;
     cfg->train.bucket_mb = 25;
+    cfg->train.gradient_bf16 = 0;
+    cfg->train.error_feedback = 1;
     cfg->train.stall_seconds = 120;
     cfg->checkpoint.every = 1000;
     cfg->checkpoint.keep = 3;
@@ -2163,6 +2168,9 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
     fprintf(f, "  sharded_update: %s\n", cfg->train.sharded_update ? "true" : "false");
     write_real(f, "  ", "bucket_mb", cfg->train.bucket_mb);
+    fprintf(f, "  gradient_dtype: %s\n  error_feedback: %s\n",
+            enum_name(dtype_names, cfg->train.gradient_bf16),
+            cfg->train.error_feedback ? "true" : "false");
     fprintf(f, "  nonfinite: %s\n", enum_name(mg_nonfinite_names, (int)cfg->train.nonfinite));
     write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,

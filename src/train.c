@@ -229,6 +229,10 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         buckets_for(t->d_sum, &t->d, cfg->train.bucket_mb);
         t->bucketed = 1;
     }
+    if (cfg->train.gradient_bf16) {
+        mg_reducer_compress(t->g_sum, MG_STATS_SLOTS, cfg->train.error_feedback);
+        mg_reducer_compress(t->d_sum, MG_STATS_SLOTS, cfg->train.error_feedback);
+    }
     t->sharded = cfg->train.sharded_update && t->nranks > 1;
     if (t->sharded) {
         t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);

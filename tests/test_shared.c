@@ -330,6 +330,120 @@ static void test_reducer_sharded(void)
     }
 }
 
+/* Values with no short binary form: each rank's rounding to bfloat16 shows. */
+static mg_real rough_value(int r, size_t i)
+{
+    return (mg_real)(0.1 + 0.37 * sin(0.7 * (double)i + 1.3 * r));
+}
+
+/* bfloat16 transport (comm.h): every rank's sums within (p + 1) 2^-8 of the sum of the
+ * magnitudes of the summed values (twice that with error feedback), the same on every rank (replicated); the statistics (the tail) exact;
+ * and with error feedback, what rounding drops comes back: over 20 rounds of the same values the
+ * sums add up to 20 exact sums within one round's error, while without feedback they drift. */
+static void check_bf16_sums(const mg_comm *c, size_t n, int shared, int group, double mb,
+                            int sharded, const char *what)
+{
+    const int rank = mg_comm_rank(c), size = mg_comm_size(c);
+    const size_t tail = 4, main_n = n - tail;
+    size_t bad = 0, off = 0;
+    double drift[2] = {0, 0};
+    for (int feedback = 0; feedback < 2; feedback++) {
+        /* with feedback a sum also carries the last sum's rounding back: twice the bound */
+        const double bound = (feedback ? 2 : 1) * (size + 1.0) * pow(2, -8);
+        mg_reducer *r = mg_reducer_new(c, n, shared, group, NULL);
+        const size_t cut = main_n / 2;
+        if (mb > 0)
+            mg_reducer_buckets(r, tail, &cut, 1);
+        mg_reducer_compress(r, tail, feedback);
+        mg_real *own = mg_xcalloc(main_n + 1, sizeof *own);
+        mg_real *params = sharded ? mg_reducer_shard(r, tail, own) : NULL;
+        double *total = mg_xcalloc(n, sizeof *total);
+        const int rounds = 20;
+        for (int round = 0; round < rounds; round++) {
+            mg_real *x = mg_reducer_buffer(r);
+            for (size_t i = 0; i < n; i++)
+                x[i] = i < main_n ? rough_value(rank, i) : exact_value(rank, i, 0);
+            if (mb > 0)
+                mg_reducer_ready(r, 0);
+            size_t lo = 0, hi = main_n;
+            if (sharded) {
+                CU_ASSERT(mg_reducer_scatter(r));
+            } else {
+                mg_reducer_sum(r);
+            }
+            for (int k = 0; k < mg_reducer_pieces(r) && sharded; k++) {
+                mg_reducer_piece(r, k, &lo, &hi);
+                for (size_t i = lo; i < hi; i++)
+                    total[i] += x[i];
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (sharded && i < main_n)
+                    continue;
+                double exact = 0, mag = 0;
+                for (int q = 0; q < size; q++) {
+                    const double v = i < main_n ? rough_value(q, i) : exact_value(q, i, 0);
+                    exact += v;
+                    mag += fabs(v);
+                }
+                if (i >= main_n)
+                    bad += x[i] != (mg_real)exact; /* the statistics at full precision */
+                else if (!(fabs(x[i] - exact) <= bound * mag))
+                    bad++;
+                if (!sharded)
+                    total[i] += x[i];
+            }
+            if (sharded)
+                CU_ASSERT(mg_reducer_gather(r, 1));
+        }
+        /* error feedback: 20 rounds' sums against 20 exact sums */
+        for (size_t i = 0; i < main_n; i++) {
+            if (total[i] == 0)
+                continue; /* another rank's part */
+            double exact = 0;
+            for (int q = 0; q < size; q++)
+                exact += rough_value(q, i);
+            drift[feedback] = fmax(drift[feedback], fabs(total[i] - rounds * exact));
+        }
+        if (!sharded) /* every rank the same sums */
+            CU_ASSERT(mg_comm_all_same(c, crc32(0, (const unsigned char *)mg_reducer_buffer(r),
+                                                (unsigned)(n * sizeof(mg_real)))));
+        free(total);
+        free(own);
+        mg_reducer_free(r);
+        (void)params;
+        off++;
+    }
+    double lo, hi, sum;
+    mg_comm_minmaxsum(c, drift[0], &lo, &hi, &sum);
+    drift[0] = hi;
+    mg_comm_minmaxsum(c, drift[1], &lo, &hi, &sum);
+    drift[1] = hi;
+    if (rank == 0)
+        printf("\n  bf16 %s on %d ranks: drift of 20 sums without error feedback %.3g, with it "
+               "%.3g",
+               what, size, drift[0], drift[1]);
+    /* MPI's own roundings in a bucket's reduction are not fed back: only this rank's */
+    CU_ASSERT(mb > 0 ? drift[1] < drift[0] : drift[1] < drift[0] / 4);
+    if (bad)
+        printf("\n  bf16 %s: %zu sums out of bound on rank %d", what, bad, rank);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_reducer_bf16(void)
+{
+    const mg_comm *w = mg_comm_world();
+    const int size = mg_comm_size(w);
+    if (size < 2)
+        return;
+    for (int sharded = 0; sharded < 2; sharded++) {
+        check_bf16_sums(w, 10004, 0, 0, 0, sharded, sharded ? "ring, sharded" : "ring");
+        check_bf16_sums(w, 10004, 0, 0, 1, sharded, sharded ? "buckets, sharded" : "buckets");
+        if (size == 4)
+            check_bf16_sums(w, 10004, 1, 2, 0, sharded,
+                            sharded ? "2 nodes of 2, sharded" : "2 nodes of 2");
+    }
+}
+
 /* The finite verdict of a shared sum: one NaN, +Inf or -Inf put by one rank at one position
  * (first, a chunk boundary, the last) makes every rank see "not finite"; a clean round after it
  * "finite" again. Also on 2 nodes of 2 (4 ranks). */
@@ -487,6 +601,7 @@ int main(int argc, char **argv)
         {"range_on_every_rank", test_range_on_every_rank},
         {"reducer_exact", test_reducer_exact},
         {"reducer_sharded", test_reducer_sharded},
+        {"reducer_bf16", test_reducer_bf16},
         {"reducer_matches_mpi", test_reducer_matches_mpi},
         {"reducer_finite", test_reducer_finite},
         {"sum_stall_reported", test_sum_stall_reported},

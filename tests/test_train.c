@@ -261,6 +261,61 @@ static void check_sharded(mg_config cfg, const char *what)
     mg_dataset_free(&ds);
 }
 
+/* Gradients in bfloat16 through MPI (train.gradient_dtype: bf16, here between all ranks, as
+ * with nodes of one rank): a run trains as without, D(x) and D(G(z)) moving the same way, its
+ * parameters within the rounding of a few steps of it; and not bit for bit (the test can fail). */
+static void test_bf16_trains(void)
+{
+    const mg_comm *world = mg_comm_world();
+    if (mg_comm_size(world) < 2)
+        return;
+    mg_dataset ds = mg_fixture_blobs(64);
+    const char *set[] = {"train.shared_allreduce=false", "train.overlap=false", ""};
+    mg_step_stats last[3];
+    mg_real *params[3];
+    size_t n = 0;
+    const char *dtype[3] = {"train.gradient_dtype=float32", "train.gradient_dtype=bf16",
+                            "train.error_feedback=false"};
+    for (int v = 0; v < 3; v++) {
+        const char *sets[4] = {set[0], set[1], v ? "train.gradient_dtype=bf16" : dtype[0],
+                               v == 2 ? dtype[2] : "train.error_feedback=true"};
+        mg_config cfg = make_config_full(paper_sgd, sets, 4);
+        CU_ASSERT_EQUAL(cfg.train.gradient_bf16, v > 0);
+        mg_trainer t;
+        mg_error err;
+        CU_ASSERT_FATAL(mg_fixture_trainer(&t, &cfg, &ds, world, &err) == 0);
+        mg_step_stats s = {0}, first = {0};
+        for (int i = 0; i < STEPS; i++) {
+            mg_trainer_step(&t, &s);
+            if (i == 0)
+                first = s;
+            CU_ASSERT(s.nonfinite == 0 && s.bad_params == 0);
+        }
+        CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
+        CU_ASSERT(fabs(s.d_real - first.d_real) > 0.01); /* D learns */
+        last[v] = s;
+        n = t.g.n_params;
+        params[v] = malloc(n * sizeof(mg_real));
+        memcpy(params[v], t.g.params, n * sizeof(mg_real));
+        mg_trainer_free(&t);
+    }
+    if (mg_comm_rank(world) == 0) {
+        for (int v = 1; v < 3; v++) {
+            const double e = mg_test_max_rel_diff(params[0], params[v], n);
+            printf("\n  bf16 gradients%s, %d steps on %d ranks: D(x) %.4f (float %.4f), D(G(z)) "
+                   "%.4f (%.4f); G's parameters within %.3g relative of float's",
+                   v == 2 ? " without error feedback" : "", STEPS, mg_comm_size(world),
+                   last[v].d_real, last[0].d_real, last[v].d_fake, last[0].d_fake, e);
+            CU_ASSERT(fabs(last[v].d_real - last[0].d_real) < 0.02);
+            CU_ASSERT(fabs(last[v].d_fake - last[0].d_fake) < 0.02);
+            CU_ASSERT(e > 0 && e < 0.1);
+        }
+    }
+    for (int v = 0; v < 3; v++)
+        free(params[v]);
+    mg_dataset_free(&ds);
+}
+
 static void test_sharded_same_as_replicated(void)
 {
     check_sharded(make_config(NULL), "sgd with momentum ramp, dropout");
@@ -769,6 +824,7 @@ int main(int argc, char **argv)
         {"invariance_conv_sync_batchnorm", test_invariance_conv_sync_batchnorm},
         {"conv_unsynced_batchnorm_differs", test_conv_unsynced_batchnorm_differs},
         {"sharded_same_as_replicated", test_sharded_same_as_replicated},
+        {"bf16_trains", test_bf16_trains},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},

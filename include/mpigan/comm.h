@@ -146,6 +146,17 @@ void mg_reducer_ready(mg_reducer *r, size_t from);
 int mg_reducer_pieces(const mg_reducer *r);
 void mg_reducer_piece(const mg_reducer *r, int i, size_t *lo, size_t *hi);
 
+/* bfloat16 between nodes (train.gradient_dtype: bf16): the values below n - tail travel in
+ * bfloat16 wherever they go by MPI (a private buffer's ring and buckets, a shared reducer's ring
+ * across nodes; within a node's window they stay mg_real) and are added in mg_real (float), the
+ * last `tail` values (statistics) at full precision. Each rank's own values are rounded before
+ * they leave; with `feedback` what the rounding leaves out is added to the rank's values of the
+ * next sum (error feedback), so that nothing is lost over steps. Partial sums are rounded again
+ * at every hop of the ring (or pair of MPI's reduction), so a sum of p values is off by about
+ * (p - 1) 2^-9 of its magnitude at most. Call after mg_reducer_buckets, before
+ * mg_reducer_shard. */
+void mg_reducer_compress(mg_reducer *r, size_t tail, int feedback);
+
 /* A sharded update (ZeRO stage 1; train.sharded_update): instead of every rank getting the whole
  * sum and updating every parameter, each rank gets the sum of its part of the values, updates
  * that part of the parameters (keeping optimizer state for it alone), and the updated parts go

@@ -60,6 +60,8 @@ typedef struct {
     int sharded_update; /* each rank updates its part of the parameters (ZeRO stage 1, comm.h) */
     double bucket_mb;   /* sums through MPI start in buckets of about this many MB as the backward
                            pass finishes them (0: after the pass) */
+    int gradient_bf16;  /* gradients travel between nodes in bfloat16 (comm.h) ... */
+    int error_feedback; /* ... with error feedback */
     enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
     double stall_seconds; /* a wait on other ranks lasting longer: report the late ranks
                              (mg_comm_watch of the trainer's communicator; 0: off) */
