@@ -322,60 +322,26 @@ MG_HOT static void add_into(mg_real *restrict y, const mg_real *restrict x, size
         y[j] += x[j];
 }
 
-/* Posts a message of n values (to, or from, peer: any n, in pieces) into req; how many. */
-static int post_values(mg_real *buf, size_t n, int peer, int recv, MPI_Comm comm, MPI_Request *req)
+/* Posts a message of n elements of `size` bytes and MPI type `type` (to, or from, peer: any n,
+ * in pieces) into req; how many. */
+static int post_pieces(void *buf, size_t n, size_t size, MPI_Datatype type, int tag, int peer,
+                       int recv, MPI_Comm comm, MPI_Request *req)
 {
     const int k = pieces(n);
     for (int i = 0; i < k; i++) {
-        mg_real *p = buf + (size_t)i * MG_MPI_CHUNK;
+        char *p = (char *)buf + (size_t)i * MG_MPI_CHUNK * size;
         if (recv)
-            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), type, peer, tag, comm, &req[i]));
         else
-            MPI_CHECK(MPI_Isend(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+            MPI_CHECK(MPI_Isend(p, piece_len(n, i), type, peer, tag, comm, &req[i]));
     }
     return k;
 }
 
-/* In-place sum of n values over the ranks of comm (c itself, or a part of c: the ranks across
- * nodes), each of its steps a watched wait of c; tmp holds chunk_max(n, ranks of comm) values.
- *
- * A ring of point-to-point messages rather than MPI_Iallreduce, which is about twice as slow as
- * MPI_Allreduce on large buffers in Open MPI 4.1 (libnbc), while a blocking MPI_Allreduce cannot
- * be watched: p - 1 steps each send the chunk summed so far to the right and add the chunk from
- * the left, leaving rank i with the whole sum of chunk i + 1; p - 1 more pass the sums round.
- * Every rank moves 2 (p - 1) / p n values and adds (p - 1) / p n, as MPI's own ring and
- * Rabenseifner algorithms for large messages do, and every rank gets the same bits. With two
- * ranks each sum is a + b, which is MPI_Allreduce's b + a bit for bit. */
-/* Steps [first, last) of that ring: steps 0 to p - 2 sum (a reduce-scatter: rank i then holds
- * the whole sum of chunk ring_part(i)), steps p - 1 to 2 p - 3 pass the sums round (an allgather
- * of those chunks). tmp is needed by the first half only. The chunks are those of n values, and
- * only values below `limit` move: buf may end there (the parameters after a sharded update,
- * whose sums had a tail of statistics). */
-static void ring_steps(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, size_t limit,
-                       mg_real *tmp, int first, int last)
+/* n values (mg_real) to or from peer. */
+static int post_values(mg_real *buf, size_t n, int peer, int recv, MPI_Comm comm, MPI_Request *req)
 {
-    int me, p;
-    MPI_CHECK(MPI_Comm_rank(comm, &me));
-    MPI_CHECK(MPI_Comm_size(comm, &p));
-    const int right = (me + 1) % p, left = (me + p - 1) % p;
-    const size_t most = chunk_max(n, p);
-    MPI_Request small[SMALL_REQUESTS];
-    MPI_Request *req = requests(2 * pieces(most), small);
-    for (int step = first; step < last; step++) {
-        const int pass = step >= p - 1; /* the sums round, into place */
-        const int t = pass ? step - (p - 1) : step;
-        const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
-        const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
-        const size_t out_hi = chunk_start(n, out + 1, p), in_hi = chunk_start(n, in + 1, p);
-        const size_t out_n = (out_hi < limit ? out_hi : limit) - (out_lo < limit ? out_lo : limit);
-        const size_t in_n = (in_hi < limit ? in_hi : limit) - (in_lo < limit ? in_lo : limit);
-        int k = post_values(pass ? buf + in_lo : tmp, in_n, left, 1, comm, req);
-        k += post_values(buf + out_lo, out_n, right, 0, comm, req + k);
-        wait_all(c, k, req);
-        if (!pass)
-            add_into(buf + in_lo, tmp, in_n);
-    }
-    requests_free(req, small);
+    return post_pieces(buf, n, sizeof *buf, MG_MPI_REAL, 2, peer, recv, comm, req);
 }
 
 /* ---- bfloat16 transport (train.gradient_dtype) ---- */
@@ -440,62 +406,69 @@ MG_HOT static void take_feedback(mg_real *restrict x, mg_real *restrict e, size_
     }
 }
 
-/* n 16-bit values to or from peer, in pieces, into req; how many. */
+/* n bfloat16 values to or from peer. */
 static int post_halves(uint16_t *buf, size_t n, int peer, int recv, MPI_Comm comm,
                        MPI_Request *req)
 {
-    const int k = pieces(n);
-    for (int i = 0; i < k; i++) {
-        uint16_t *p = buf + (size_t)i * MG_MPI_CHUNK;
-        if (recv)
-            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MPI_UINT16_T, peer, 5, comm, &req[i]));
-        else
-            MPI_CHECK(MPI_Isend(p, piece_len(n, i), MPI_UINT16_T, peer, 5, comm, &req[i]));
-    }
-    return k;
+    return post_pieces(buf, n, sizeof *buf, MPI_UINT16_T, 5, peer, recv, comm, req);
 }
 
-/* The ring of ring_steps with values [0, exact) of each message in bfloat16 (the statistics after
- * them in full precision), added in mg_real: each partial sum is rounded once per hop, so a sum
- * of p values is off by at most (p + 1) 2^-8 of the sum of their magnitudes. Before the second
- * half each owner rounds its chunk's sums to what bfloat16 carries, so that every rank ends with
- * the same values. Every rounding of what this rank sends goes into e (error feedback), if not
- * NULL: e is indexed as buf. */
-static void ring_steps_bf16(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, size_t exact,
-                            mg_real *tmp, uint16_t *hs, uint16_t *hr, mg_real *e, int first,
-                            int last)
+/* How a ring's messages carry values in bfloat16 (NULL: all in mg_real). */
+typedef struct {
+    size_t exact;      /* values from here on travel in mg_real (the statistics) */
+    uint16_t *hs, *hr; /* (chunk_max) one message in bfloat16, out and in */
+    mg_real *e;        /* error feedback, indexed as buf, or NULL */
+} bf16_ring;
+
+/* Steps [first, last) of that ring: steps 0 to p - 2 sum (a reduce-scatter: rank i then holds
+ * the whole sum of chunk ring_part(i)), steps p - 1 to 2 p - 3 pass the sums round (an allgather
+ * of those chunks). tmp is needed by the first half only. The chunks are those of n values, and
+ * only values below `limit` move: buf may end there (the parameters after a sharded update,
+ * whose sums had a tail of statistics).
+ *
+ * With h, values [0, h->exact) of each message travel in bfloat16 and are added in mg_real: each
+ * partial sum is rounded once per hop, so a sum of p values is off by at most (p + 1) 2^-8 of
+ * the sum of their magnitudes. Before the second half each owner rounds its chunk's sums to what
+ * bfloat16 carries, so that every rank ends with the same values. Every rounding of what this
+ * rank sends goes into h->e (error feedback), if not NULL. */
+static void ring_steps(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, size_t limit,
+                       mg_real *tmp, const bf16_ring *h, int first, int last)
 {
     int me, p;
     MPI_CHECK(MPI_Comm_rank(comm, &me));
     MPI_CHECK(MPI_Comm_size(comm, &p));
     const int right = (me + 1) % p, left = (me + p - 1) % p;
-    const size_t most = chunk_max(n, p);
+    const size_t most = chunk_max(n, p), exact = h ? h->exact : 0;
     MPI_Request small[SMALL_REQUESTS];
     MPI_Request *req = requests(4 * pieces(most), small);
     for (int step = first; step < last; step++) {
-        const int pass = step >= p - 1;
+        const int pass = step >= p - 1; /* the sums round, into place */
         const int t = pass ? step - (p - 1) : step;
         const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
-        const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
-        const size_t out_hi = chunk_start(n, out + 1, p), in_hi = chunk_start(n, in + 1, p);
-        /* each chunk: [lo, mid) in bfloat16, [mid, hi) exact */
+        /* each chunk: [lo, mid) in bfloat16, [mid, hi) in mg_real, nothing from limit on */
+        size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
+        size_t out_hi = chunk_start(n, out + 1, p), in_hi = chunk_start(n, in + 1, p);
+        out_lo = out_lo < limit ? out_lo : limit, out_hi = out_hi < limit ? out_hi : limit;
+        in_lo = in_lo < limit ? in_lo : limit, in_hi = in_hi < limit ? in_hi : limit;
         const size_t out_mid = out_hi < exact ? out_hi : out_lo > exact ? out_lo : exact;
         const size_t in_mid = in_hi < exact ? in_hi : in_lo > exact ? in_lo : exact;
-        /* what leaves: a partial sum, or the owner's sums as every rank will have them */
-        if (!pass || step == p - 1)
-            round_bf16(buf + out_lo, e ? e + out_lo : NULL, out_mid - out_lo);
-        pack_bf16(hs, buf + out_lo, out_mid - out_lo);
-        int k = post_halves(hr, in_mid - in_lo, left, 1, comm, req);
+        int k = 0;
+        if (h) { /* what leaves: a partial sum, or the owner's sums as every rank will have them */
+            if (!pass || step == p - 1)
+                round_bf16(buf + out_lo, h->e ? h->e + out_lo : NULL, out_mid - out_lo);
+            pack_bf16(h->hs, buf + out_lo, out_mid - out_lo);
+            k += post_halves(h->hr, in_mid - in_lo, left, 1, comm, req + k);
+            k += post_halves(h->hs, out_mid - out_lo, right, 0, comm, req + k);
+        }
         k += post_values(pass ? buf + in_mid : tmp, in_hi - in_mid, left, 1, comm, req + k);
-        k += post_halves(hs, out_mid - out_lo, right, 0, comm, req + k);
         k += post_values(buf + out_mid, out_hi - out_mid, right, 0, comm, req + k);
         wait_all(c, k, req);
-        if (pass) {
-            widen_bf16(buf + in_lo, hr, in_mid - in_lo);
-        } else {
-            add_bf16(buf + in_lo, hr, in_mid - in_lo);
+        if (h && pass)
+            widen_bf16(buf + in_lo, h->hr, in_mid - in_lo);
+        else if (h)
+            add_bf16(buf + in_lo, h->hr, in_mid - in_lo);
+        if (!pass)
             add_into(buf + in_mid, tmp, in_hi - in_mid);
-        }
     }
     requests_free(req, small);
 }
@@ -524,11 +497,21 @@ static int ring_part(int me, int p)
     return (me + 1) % p;
 }
 
+/* In-place sum of n values over the ranks of comm (c itself, or a part of c: the ranks across
+ * nodes), each of its steps a watched wait of c; tmp holds chunk_max(n, ranks of comm) values.
+ *
+ * A ring of point-to-point messages rather than MPI_Iallreduce, which is about twice as slow as
+ * MPI_Allreduce on large buffers in Open MPI 4.1 (libnbc), while a blocking MPI_Allreduce cannot
+ * be watched: p - 1 steps each send the chunk summed so far to the right and add the chunk from
+ * the left, leaving rank i with the whole sum of chunk i + 1; p - 1 more pass the sums round.
+ * Every rank moves 2 (p - 1) / p n values and adds (p - 1) / p n, as MPI's own ring and
+ * Rabenseifner algorithms for large messages do, and every rank gets the same bits. With two
+ * ranks each sum is a + b, which is MPI_Allreduce's b + a bit for bit. */
 static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg_real *tmp)
 {
     int p;
     MPI_CHECK(MPI_Comm_size(comm, &p));
-    ring_steps(c, comm, buf, n, n, tmp, 0, 2 * (p - 1));
+    ring_steps(c, comm, buf, n, n, tmp, NULL, 0, 2 * (p - 1));
 }
 
 /* Bytes from root to all over comm (c, or a part of c), watched on c. */
@@ -1088,13 +1071,13 @@ static void private_ring(mg_reducer *r, int first, int last)
 {
     const mg_comm *c = r->c;
     if (!r->bf16) {
-        ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, first, last);
+        ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, NULL, first, last);
         return;
     }
     if (first == 0 && r->residual)
         take_feedback(r->own, r->residual, r->exact);
-    ring_steps_bf16(c, c->comm, r->own, r->n, r->exact, r->tmp, r->hs, r->hr, r->residual, first,
-                    last);
+    const bf16_ring h = {.exact = r->exact, .hs = r->hs, .hr = r->hr, .e = r->residual};
+    ring_steps(c, c->comm, r->own, r->n, r->n, r->tmp, &h, first, last);
 }
 
 /* The same for a node chunk's sums between nodes (a shared reducer's ring across). */
@@ -1103,15 +1086,15 @@ static void across_ring(mg_reducer *r, int first, int last)
     const mg_comm *c = r->c;
     const size_t len = r->hi - r->lo;
     if (!r->bf16) {
-        ring_steps(c, r->across, r->own + r->lo, len, len, r->tmp, first, last);
+        ring_steps(c, r->across, r->own + r->lo, len, len, r->tmp, NULL, first, last);
         return;
     }
     const size_t exact = r->exact > r->lo ? (r->exact - r->lo < len ? r->exact - r->lo : len) : 0;
     mg_real *e = r->residual ? r->residual + r->lo : NULL;
     if (first == 0 && e)
         take_feedback(r->own + r->lo, e, exact);
-    ring_steps_bf16(c, r->across, r->own + r->lo, len, exact, r->tmp, r->hs, r->hr, e, first,
-                    last);
+    const bf16_ring h = {.exact = exact, .hs = r->hs, .hr = r->hr, .e = e};
+    ring_steps(c, r->across, r->own + r->lo, len, len, r->tmp, &h, first, last);
 }
 
 /* ---- buckets ---- */
@@ -1427,7 +1410,7 @@ int mg_reducer_gather(mg_reducer *r, int ok)
          * made by a shared reducer (with no room for the parameters' window) are not the ring's,
          * and go round by an allgather. */
         if (c->size > 1 && r->win == MPI_WIN_NULL)
-            ring_steps(c, c->comm, r->params, r->n, r->main_n, NULL, c->size - 1,
+            ring_steps(c, c->comm, r->params, r->n, r->main_n, NULL, NULL, c->size - 1,
                        2 * (c->size - 1));
         else if (c->size > 1)
             gather_parts(r);
@@ -1444,7 +1427,7 @@ int mg_reducer_gather(mg_reducer *r, int ok)
             MPI_CHECK(MPI_Comm_size(r->across, &nodes));
             const size_t limit = r->main_n > r->lo ? r->main_n - r->lo : 0;
             ring_steps(c, r->across, r->params + r->lo, r->hi - r->lo,
-                       limit < r->hi - r->lo ? limit : r->hi - r->lo, NULL, nodes - 1,
+                       limit < r->hi - r->lo ? limit : r->hi - r->lo, NULL, NULL, nodes - 1,
                        2 * (nodes - 1));
         }
         node_barrier(r);
