@@ -28,6 +28,35 @@ mg_dataset mg_fixture_blobs(int n)
     return ds;
 }
 
+mg_dataset mg_fixture_labeled_blobs(int n)
+{
+    mg_dataset ds = mg_fixture_blobs(n);
+    ds.labels = malloc((size_t)n * sizeof *ds.labels);
+    CU_ASSERT_FATAL(ds.labels != NULL);
+    ds.classes = 4;
+    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
+    for (int i = 0; i < n; i++) {
+        mg_real u[2]; /* the blob's centre, as mg_fixture_blobs drew it */
+        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
+        ds.labels[i] = (int32_t)((u[0] * 5 >= 2.5) + 2 * (u[1] * 5 >= 2.5));
+    }
+    return ds;
+}
+
+const char *const *mg_fixture_conditional(const char *draw)
+{
+    static char labels[4200], fake[64];
+    static const char *set[4];
+    snprintf(labels, sizeof labels, "data.train_labels=%s",
+             mg_test_write_file("dummy-labels.idx", "x", 1));
+    snprintf(fake, sizeof fake, "conditional.fake_labels=%s", draw);
+    set[0] = "conditional.enabled=true";
+    set[1] = labels;
+    set[2] = fake;
+    set[3] = "data.classes=4";
+    return set;
+}
+
 int mg_fixture_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
                        const mg_comm *comm, mg_error *err)
 {

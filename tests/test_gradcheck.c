@@ -18,6 +18,7 @@
  * wrong by O(1). A step of h moves any pre-activation by at most h times a small factor (<= 1e-5
  * here), so every problem is drawn again (next seed) until all ReLU inputs are at least MARGIN =
  * 1e-3 from 0 and all maxout winners lead by MARGIN: kinks are avoided by construction. */
+#include "mpigan/labels.h"
 #include "mpigan/nn.h"
 
 #include <float.h>
@@ -773,6 +774,171 @@ static void test_conv_generator(void)
     check_conv_generator(MG_GEN_LOSS_MINIMAX, "DCGAN G through D, minimax");
 }
 
+/* ---- conditional G and D (labels.h): the one-hot label joined to their inputs ----
+ *
+ * The trainer's conditional step in small: G takes [z, one-hot(y)], D takes [x, label part] (flat
+ * for a dense D, K constant maps after the image's channels for a conv D), the label part never
+ * dropped out; D's step differentiates with respect to its parameters and the image part of its
+ * input (the packed head of each joined row's gradient), G's step through D's image part. */
+
+enum { K_CLASSES = 3, CD_ROWS = 4 };
+
+typedef struct {
+    mg_net g, d;
+    size_t dim, plane, d_in;     // image values, values per label map, D's input per row
+    mg_real z[CD_ROWS * Z_DIM];
+    mg_real zin[CD_ROWS * (Z_DIM + K_CLASSES)];
+    mg_real *x;                  // (2 CD_ROWS, dim) real images, then fake ones (D's step)
+    mg_real *xd;                 // (2 CD_ROWS, d_in) D's joined input
+    int32_t labels[2 * CD_ROWS]; // real rows', then fake rows'
+    mg_dropout gdrop, ddrop;
+    uint64_t ids[2 * CD_ROWS];
+    double norm;
+} cond_problem;
+
+static double cond_d_objective(void *ctx, double *F)
+{
+    cond_problem *p = ctx;
+    mg_label_join(p->xd, p->x, 2 * CD_ROWS, p->dim, p->labels, K_CLASSES, p->plane);
+    mg_net_forward(&p->d, p->xd, 2 * CD_ROWS, &p->ddrop);
+    const mg_real *l = mg_net_logits(&p->d);
+    const double f = mg_loss_d(NULL, NULL, l, l + CD_ROWS, CD_ROWS, p->norm, NULL, NULL) / p->norm;
+    *F = f;
+    return f;
+}
+
+static double cond_g_objective_at(cond_problem *p)
+{
+    const int32_t *fake_labels = p->labels + CD_ROWS;
+    mg_label_join(p->zin, p->z, CD_ROWS, Z_DIM, fake_labels, K_CLASSES, 1);
+    const mg_real *fake = mg_net_forward(&p->g, p->zin, CD_ROWS, &p->gdrop); // (CD_ROWS, dim)
+    mg_label_join(p->xd, fake, CD_ROWS, p->dim, fake_labels, K_CLASSES, p->plane);
+    mg_net_forward(&p->d, p->xd, CD_ROWS, &p->ddrop);
+    return mg_loss_g(NULL, mg_net_logits(&p->d), CD_ROWS, MG_GEN_LOSS_NONSATURATING, p->norm) /
+           p->norm;
+}
+
+static double cond_g_objective(void *ctx, double *F)
+{
+    const double f = cond_g_objective_at(ctx);
+    *F = fabs(f);
+    return f;
+}
+
+/* D (and G through it) for images of shape (c, h, w); conv: dcgan's networks with dropout on
+ * D's input, else small_d_spec's maxouts and a dense G. */
+static void check_conditional(int conv, const char *what)
+{
+    const int c = conv ? 2 : 1, h = conv ? 6 : 1, w = conv ? 6 : D_IN;
+    cond_problem p = {.norm = CD_ROWS};
+    p.dim = (size_t)c * h * w;
+    p.plane = conv ? (size_t)h * w : 1;
+    p.d_in = p.dim + K_CLASSES * p.plane;
+    mg_net_spec dspec = conv ? dcgan_d_spec() : small_d_spec(), gspec;
+    if (conv) {
+        dspec.layers[0].keep = 0.8;
+        dspec.layers[0].input_scale = 1.25;
+        gspec = dcgan_g_spec();
+        mg_test_net_shape(&p.d, &dspec, c + K_CLASSES, h, w, 2 * CD_ROWS, 2);
+    } else {
+        gspec = (mg_net_spec){.n_layers = 2};
+        gspec.layers[0] = layer(MG_ACT_RELU, 6, 1, 1, 0.9);
+        gspec.layers[1] = layer(MG_ACT_SIGMOID, D_IN, 1, 1, 1);
+        mg_test_net(&p.d, &dspec, (int)p.d_in, 2 * CD_ROWS);
+    }
+    mg_test_net_shape(&p.g, &gspec, Z_DIM + K_CLASSES, 1, 1, CD_ROWS, 1);
+    CU_ASSERT_EQUAL_FATAL((size_t)p.g.out_dim, p.dim);
+    CU_ASSERT_EQUAL_FATAL((size_t)p.d.in_dim, p.d_in);
+    p.g.keep_in = K_CLASSES;
+    p.d.keep_in = (int)(K_CLASSES * p.plane);
+    p.x = malloc(2 * CD_ROWS * p.dim * sizeof *p.x);
+    p.xd = malloc(2 * CD_ROWS * p.d_in * sizeof *p.xd);
+    mg_real *dxd = malloc(2 * CD_ROWS * p.d_in * sizeof *dxd), dl[2 * CD_ROWS];
+    CU_ASSERT_FATAL(p.x && p.xd && dxd);
+    for (int i = 0; i < 2 * CD_ROWS; i++) {
+        p.ids[i] = 900 + (uint64_t)i;
+        p.labels[i] = (int32_t)((i * 2 + 1) % K_CLASSES);
+    }
+
+    /* D's step. */
+    p.ddrop = (mg_dropout){.key = {2014, 4 * MG_MAX_LAYERS, 9}, .row_id = p.ids, .groups = 2};
+    int a = 0;
+    double F, margin = 0;
+    for (; a < 200; a++) {
+        draw_params(&p.d, 81, (uint64_t)a);
+        fill(p.x, 2 * CD_ROWS * p.dim, conv ? -1 : 0, 1, 8000 + a);
+        cond_d_objective(&p, &F);
+        if ((margin = kink_margin(&p.d, 2 * CD_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.d);
+    cond_d_objective(&p, &F);
+    const mg_real *l = mg_net_logits(&p.d);
+    mg_loss_d(dl, dl + CD_ROWS, l, l + CD_ROWS, CD_ROWS, p.norm, NULL, NULL);
+    mg_net_backward(&p.d, dxd, dl, 0, 2 * CD_ROWS,
+                    MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
+    /* The label part of D's input was never dropped: its masks are 1. */
+    int dropped_label = 0, dropped_image = 0;
+    for (int i = 0; i < 2 * CD_ROWS; i++)
+        for (size_t j = 0; j < p.d_in; j++) {
+            const mg_real m = p.d.mask[0][i * p.d_in + j];
+            dropped_label += j >= p.dim && m != 1;
+            dropped_image += j < p.dim && m == 0;
+        }
+    CU_ASSERT_EQUAL(dropped_label, 0);
+    CU_ASSERT(dropped_image > 0);
+    mg_rows_head(dxd, dxd, 2 * CD_ROWS, p.dim, p.d_in);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.d, "D");
+    add(&L, "x", p.x, dxd, 2 * CD_ROWS * p.dim);
+    char name[96];
+    snprintf(name, sizeof name, "%s D", what);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
+    check_coordinates(name, cond_d_objective, &p, &L);
+    check_direction(name, cond_d_objective, &p, &L);
+
+    /* G's step through D, on the fake rows alone. */
+    p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids + CD_ROWS,
+                           .groups = 1};
+    p.ddrop = (mg_dropout){.key = {7, 3 * MG_MAX_LAYERS, 1}, .row_id = p.ids + CD_ROWS,
+                           .groups = 1};
+    for (a = 0; a < 200; a++) {
+        draw_params(&p.g, 91, (uint64_t)a);
+        draw_params(&p.d, 101, (uint64_t)a);
+        fill(p.z, CD_ROWS * Z_DIM, -1, 1, 9000 + a);
+        cond_g_objective_at(&p);
+        margin = fmin(kink_margin(&p.g, CD_ROWS), kink_margin(&p.d, CD_ROWS));
+        if (margin >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.g);
+    mg_test_zero_grads(&p.d);
+    cond_g_objective_at(&p);
+    mg_loss_g(dl, mg_net_logits(&p.d), CD_ROWS, MG_GEN_LOSS_NONSATURATING, p.norm);
+    mg_net_backward(&p.d, dxd, dl, 0, CD_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    mg_rows_head(dxd, dxd, CD_ROWS, p.dim, p.d_in);
+    mg_net_backward(&p.g, NULL, dxd, 0, CD_ROWS, MG_BACKWARD_SET_GRADS);
+    L.n = 0;
+    add_net(&L, &p.g, "G");
+    snprintf(name, sizeof name, "%s G through D", what);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
+    check_coordinates(name, cond_g_objective, &p, &L);
+    check_direction(name, cond_g_objective, &p, &L);
+    free(p.x);
+    free(p.xd);
+    free(dxd);
+    mg_net_free(&p.g);
+    mg_net_free(&p.d);
+}
+
+static void test_conditional(void)
+{
+    check_conditional(0, "conditional MLP, one-hot label");
+    check_conditional(1, "conditional DCGAN, label maps");
+}
+
 static const mg_test tests[] = {
     {"linear", test_linear},
     {"relu", test_relu},
@@ -788,6 +954,7 @@ static const mg_test tests[] = {
     {"generator", test_generator},
     {"conv_discriminator", test_conv_discriminator},
     {"conv_generator", test_conv_generator},
+    {"conditional", test_conditional},
     {NULL, NULL},
 };
 

@@ -197,6 +197,8 @@ typedef struct {
     void *progress_arg;
     mg_sum_fn sum;          /* batch norms with sync sum their statistics through it */
     void *sum_arg;
+    int keep_in;            /* the last keep_in input values of each row are never dropped out:
+                               a conditional network's label (labels.h); set after init */
 
     /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
     const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */
