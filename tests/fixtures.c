@@ -75,7 +75,7 @@ mg_checkpoint_state mg_fixture_state(mg_trainer *t)
         .window = &fixture_window, .elapsed_s = &fixture_elapsed,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
         .batch_size = t->batch, .channels = t->data->channels, .height = t->data->height,
-        .width = t->data->width};
+        .width = t->data->width, .classes = t->spec.classes};
 }
 
 int mg_fixture_write(const mg_trainer *t, const char *yaml, const char *path, mg_error *err)
