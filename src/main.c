@@ -11,6 +11,7 @@
 #include "mpigan/comm.h"
 #include "mpigan/real.h"
 #include "mpigan/evaluate.h"
+#include "mpigan/generate.h"
 #include "mpigan/plot.h"
 #include "mpigan/run.h"
 #include "mpigan/signals.h"
@@ -74,13 +75,16 @@ static const char *usage_sample =
     "usage: mpirun -np N mpigan sample CHECKPOINT -n N -o FILE.h5 [options]\n"
     "\n"
     "Draws samples from a checkpoint's generator (no dropout), the work split over the ranks;\n"
-    "rank 0 writes /samples (n, channels, height, width) and the noise /z to FILE.h5.\n"
+    "rank 0 writes /samples (n, channels, height, width) and the noise /z to FILE.h5, and for a\n"
+    "conditional generator the class of each sample, /labels (sample i: class i mod classes).\n"
     "CHECKPOINT may be a run directory: its newest checkpoint.\n"
     "\n"
     "options:\n"
     "  -n N             samples to draw (required)\n"
     "  -o FILE.h5       output file (required)\n"
-    "  --png FILE.png   also draw them as a grid\n"
+    "  --class K        a conditional generator's samples of class K only: the rows of class K\n"
+    "                   of the noise set, the same images as in a draw of every class\n"
+    "  --png FILE.png   also draw them as a grid (a conditional generator's: one row per class)\n"
     "  --columns C      columns of the grid (default: the smallest square that holds N)\n"
     "  --noise-set K    which noise set to draw z from (default 1; set 0 is the noise of the\n"
     "                   training run's snapshots, so -n 100 --noise-set 0 redraws those)\n"
@@ -197,7 +201,7 @@ static int is_count(const char *s)
 enum {
     OPT_SET = 256, OPT_STEPS, OPT_EPOCHS, OPT_OUT, OPT_RESUME, OPT_PROGRESS, OPT_FORCE, OPT_QUIET,
     OPT_PNG, OPT_COLUMNS, OPT_NOISE_SET, OPT_VALID, OPT_TEST, OPT_SIGMAS, OPT_REAL, OPT_SIZE,
-    OPT_FOLD, OPT_SPLIT,
+    OPT_FOLD, OPT_SPLIT, OPT_CLASS,
 };
 
 #define HELP_OPTION {"help", no_argument, NULL, 'h'}
@@ -393,11 +397,13 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
         {"png", required_argument, NULL, OPT_PNG},
         {"columns", required_argument, NULL, OPT_COLUMNS},
         {"noise-set", required_argument, NULL, OPT_NOISE_SET},
+        {"class", required_argument, NULL, OPT_CLASS},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->n = -1;
     o->set = 1;
+    o->cls = MG_ALL_CLASSES;
     args a;
     args_start(&a, "sample", "hn:o:", longs, argc, argv);
     const char *val;
@@ -409,15 +415,22 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
             return help(usage_sample);
         case 'n':
         case OPT_COLUMNS:
-        case OPT_NOISE_SET: {
-            if (!is_count(val))
-                return usage_error("sample", "%s needs a whole number",
-                                   c == 'n' ? "-n" : c == OPT_COLUMNS ? "--columns" : "--noise-set");
+        case OPT_NOISE_SET:
+        case OPT_CLASS: {
+            if (!is_count(val) || (c == OPT_CLASS && atoll(val) >= 65536))
+                return usage_error("sample", "%s needs a whole number%s",
+                                   c == 'n'           ? "-n"
+                                   : c == OPT_COLUMNS ? "--columns"
+                                   : c == OPT_CLASS   ? "--class"
+                                                      : "--noise-set",
+                                   c == OPT_CLASS ? " below 65536" : "");
             const long long v = atoll(val);
             if (c == 'n')
                 o->n = v;
             else if (c == OPT_COLUMNS)
                 o->columns = v > 100000 ? 100000 : (int)v;
+            else if (c == OPT_CLASS)
+                o->cls = (int)v;
             else
                 o->set = (uint64_t)v;
             break;

@@ -949,26 +949,38 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         return -1;
     const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
     const int n = cfg.samples.count, nz = cfg.generator.noise_dim;
+    /* A conditional G: sample i of class i mod classes, as the snapshots, one row per class. */
+    const int classes = mg_config_gan_classes(&cfg);
     int cols = cfg.samples.columns;
     if (cols <= 0)
         while (cols * cols < n)
             cols++;
-    const int rows = (n + cols - 1) / cols;
+    if (classes)
+        cols = (n + classes - 1) / classes;
+    const int rows = classes ? classes : (n + cols - 1) / cols;
     const size_t dim = (size_t)C * H * W;
     mg_net g;
-    if (mg_net_init(&g, &cfg.generator.net, nz, n, err))
+    if (mg_net_init(&g, &cfg.generator.net, nz + classes, n, err))
         return -1;
+    mg_real *zin = mg_xmalloc((size_t)n * (nz + classes) * sizeof *zin);
+    int32_t *labels = mg_xmalloc((size_t)n * sizeof *labels);
     mg_real *z = mg_xmalloc((size_t)n * nz * sizeof *z);
     mg_real *x = mg_xmalloc((size_t)n * dim * sizeof *x);
     mg_real *q = mg_xmalloc((size_t)rows * dim * sizeof *q);
     int *idx = mg_xmalloc((size_t)rows * sizeof *idx);
     mg_dataset data = {0};
-    rc = mg_checkpoint_load_generator(&g, ckpt, err);
+    rc = mg_checkpoint_load_generator(&g, mg_config_gan_classes(&cfg), ckpt, err);
     if (rc == 0) {
         mg_sample_noise(z, &cfg, 0, n, 0);
-        memcpy(x, mg_net_forward(&g, z, n, NULL), (size_t)n * dim * sizeof *x);
+        for (int i = 0; i < n; i++)
+            labels[i] = classes ? i % classes : 0;
+        if (classes)
+            mg_label_join(zin, z, n, (size_t)nz, labels, classes, 1);
+        memcpy(x, mg_net_forward(&g, classes ? zin : z, n, NULL), (size_t)n * dim * sizeof *x);
         for (int r = 0; r < rows; r++) {
-            const int last = (r + 1) * cols < n ? (r + 1) * cols - 1 : n - 1;
+            int last = (r + 1) * cols < n ? (r + 1) * cols - 1 : n - 1;
+            if (classes)
+                last = r < n ? mg_class_grid_last(n, classes, r) : 0;
             memcpy(q + (size_t)r * dim, x + (size_t)last * dim, dim * sizeof *q);
         }
         const int nearest = cfg.samples.nearest;
@@ -980,7 +992,9 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         char png[MG_PATH_MAX + 32];
         snprintf(png, sizeof png, "%s/samples.png", out_dir);
         if (rc == 0)
-            rc = mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, &scale, err);
+            rc = classes ? mg_png_class_grid(png, x, n, classes, C, H, W, nearest ? q : NULL,
+                                             &scale, err)
+                         : mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, &scale, err);
         if (rc == 0)
             printf("  %s (%s)\n", png, ckpt);
     }
@@ -989,6 +1003,8 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
     free(q);
     free(x);
     free(z);
+    free(zin);
+    free(labels);
     mg_net_free(&g);
     return rc == 0 ? 1 : -1;
 }

@@ -24,10 +24,13 @@
 #include "mpigan/splits.h"
 #include "mpigan/train.h"
 
-/* Rank 0's buffers for sample snapshots, sized once. */
+/* Rank 0's buffers for sample snapshots, sized once. A conditional G's snapshot draws sample i for
+ * class i mod classes (generate.h), its grid one row per class. */
 typedef struct {
     int count, cols, rows;
+    int classes;   /* 0: unconditional */
     mg_real *z;    /* (count, noise_dim) the fixed noise */
+    int32_t *labels; /* (count) the class of each sample, conditional */
     mg_real *x;    /* (count, dim) G's output */
     mg_real *q;    /* (rows, dim) each grid row's last sample */
     mg_real *nb;   /* (rows, dim) its nearest training example */
@@ -39,6 +42,7 @@ typedef struct {
 typedef struct {
     mg_dataset valid;
     mg_real *z, *x; /* (samples, noise_dim), (samples, dim) */
+    int32_t *labels; /* (samples) a conditional G's: sample i of class i mod classes */
     double *ll;     /* (points, EVAL_SIGMAS) */
 } evaluator;
 
@@ -105,7 +109,7 @@ static mg_checkpoint_state state_of(mg_session *s)
         .window = &s->window, .elapsed_s = &s->elapsed_s,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
         .batch_size = t->batch, .channels = s->data.channels, .height = s->data.height,
-        .width = s->data.width};
+        .width = s->data.width, .classes = t->spec.classes};
 }
 
 /* ---- sample snapshots (rank 0) ---- */
@@ -117,6 +121,7 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
 {
     const size_t dim = data->dim;
     p->count = cfg->samples.count;
+    p->classes = mg_config_gan_classes(cfg);
     int64_t cols = cfg->samples.columns;
     if (cols <= 0)
         while (cols * cols < p->count)
@@ -125,9 +130,16 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
         cols = p->count; /* more columns than samples draw empty cells */
     p->cols = (int)cols;
     p->rows = (int)(((int64_t)p->count + cols - 1) / cols);
+    if (p->classes) {
+        p->cols = (p->count + p->classes - 1) / p->classes;
+        p->rows = p->classes;
+    }
     mg_error why;
-    if (cfg->samples.png && mg_png_grid_fits(p->count, p->cols, data->channels, data->height,
-                                             data->width, cfg->samples.nearest, &why))
+    if (cfg->samples.png &&
+        (p->classes ? mg_class_grid_fits(p->count, p->classes, data->channels, data->height,
+                                         data->width, cfg->samples.nearest, &why)
+                    : mg_png_grid_fits(p->count, p->cols, data->channels, data->height,
+                                       data->width, cfg->samples.nearest, &why)))
         return mg_fail(err, "%s: samples.count %d in samples.columns %d: %s", cfg->source,
                        p->count, cfg->samples.columns, why.msg);
     const double bytes = ((double)p->count * (cfg->generator.noise_dim + (double)dim) +
@@ -138,10 +150,13 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
     p->q = malloc((size_t)p->rows * dim * sizeof *p->q);
     p->nb = malloc((size_t)p->rows * dim * sizeof *p->nb);
     p->idx = malloc((size_t)p->rows * sizeof *p->idx);
-    if (!p->z || !p->x || !p->q || !p->nb || !p->idx)
+    p->labels = p->classes ? malloc((size_t)p->count * sizeof *p->labels) : NULL;
+    if (!p->z || !p->x || !p->q || !p->nb || !p->idx || (p->classes && !p->labels))
         return mg_fail(err, "%s: samples.count %d: out of memory for the snapshots (%.0f MB)",
                        cfg->source, p->count, bytes / (1 << 20));
     mg_sample_noise(p->z, cfg, 0, p->count, 0);
+    for (int i = 0; p->classes && i < p->count; i++)
+        p->labels[i] = (int32_t)(mg_sample_row(i, p->classes, MG_ALL_CLASSES) % p->classes);
     return 0;
 }
 
@@ -152,6 +167,7 @@ static void snapshots_free(snapshots *p)
     free(p->q);
     free(p->nb);
     free(p->idx);
+    free(p->labels);
     memset(p, 0, sizeof *p);
 }
 
@@ -162,12 +178,12 @@ static int take_snapshot(mg_session *s)
     mg_trainer *t = &s->t;
     const mg_dataset *data = &s->data;
     const size_t dim = data->dim;
-    mg_trainer_generate(t, p->z, p->count, p->x);
+    mg_trainer_generate_labeled(t, p->z, p->labels, p->count, p->x);
     mg_image_shape shape = {p->count, data->channels, data->height, data->width};
     char path[MG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples.h5", s->dir);
-    if (mg_sampleset_append(path, p->x, shape, p->z, s->cfg.generator.noise_dim, t->step,
-                            &s->err))
+    if (mg_sampleset_append_labeled(path, p->x, shape, p->z, s->cfg.generator.noise_dim,
+                                    p->labels, t->step, &s->err))
         return -1;
     if (!s->cfg.samples.png)
         return 0;
@@ -175,6 +191,8 @@ static int take_snapshot(mg_session *s)
     if (s->cfg.samples.nearest) {
         for (int r = 0; r < p->rows; r++) {
             int last = (r + 1) * p->cols < p->count ? (r + 1) * p->cols - 1 : p->count - 1;
+            if (p->classes) /* a row without samples (fewer than classes) shows sample 0's */
+                last = p->count > r ? mg_class_grid_last(p->count, p->classes, r) : 0;
             memcpy(p->q + (size_t)r * dim, p->x + (size_t)last * dim, dim * sizeof *p->q);
         }
         if (mg_nearest_in(p->idx, p->q, p->rows, data, t->g.gemm, &s->err))
@@ -185,6 +203,9 @@ static int take_snapshot(mg_session *s)
     }
     snprintf(path, sizeof path, "%s/samples-%08lld.png", s->dir, (long long)t->step);
     const mg_pixel_scale scale = mg_pixel_scale_of(&s->cfg);
+    if (p->classes)
+        return mg_png_class_grid(path, p->x, p->count, p->classes, data->channels, data->height,
+                                 data->width, nb, &scale, &s->err);
     return mg_png_grid(path, p->x, p->count, p->cols, data->channels, data->height, data->width,
                        nb, &scale, &s->err);
 }
@@ -209,6 +230,12 @@ static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
     e->x = mg_xmalloc((size_t)n * s->data.dim * sizeof *e->x);
     e->ll = mg_xmalloc((size_t)e->valid.n * EVAL_SIGMAS * sizeof *e->ll);
     mg_sample_noise(e->z, cfg, 0, n, EVAL_NOISE_SET);
+    const int classes = mg_config_gan_classes(cfg);
+    if (classes) {
+        e->labels = mg_xmalloc((size_t)n * sizeof *e->labels);
+        for (int i = 0; i < n; i++)
+            e->labels[i] = (int32_t)(i % classes);
+    }
     return 0;
 }
 
@@ -217,6 +244,7 @@ static void evaluator_free(evaluator *e)
     mg_dataset_free(&e->valid);
     free(e->z);
     free(e->x);
+    free(e->labels);
     free(e->ll);
     memset(e, 0, sizeof *e);
 }
@@ -234,7 +262,7 @@ static int evaluate(mg_session *s)
     mg_parzen_grid(sigmas, EVAL_SIGMAS, 0.1, 1.0);
     memcpy(data_sigmas, sigmas, sizeof sigmas);
     mg_parzen_grid_to_data(data_sigmas, EVAL_SIGMAS, span);
-    mg_trainer_generate(t, e->z, n, e->x);
+    mg_trainer_generate_labeled(t, e->z, e->labels, n, e->x);
     int rc = mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, data_sigmas,
                           EVAL_SIGMAS, &s->err);
     if (rc == 0) {

@@ -82,23 +82,13 @@ static int idx_labels(mg_dataset *ds, const mg_config *cfg, const char *path, co
 static int tfd_labels(mg_dataset *ds, int32_t *labs_ex, const mg_config *cfg, const char *split,
                       mg_error *err)
 {
-    for (int i = 0; i < ds->n; i++) {
-        if (labs_ex[i] == -1) {
-            free(labs_ex);
-            if (!labels_needed(cfg))
-                return 0;
-            return mg_fail(err, "%s: example %d of the %s split has no expression label "
-                                "(labs_ex -1, or no labs_ex)",
-                           cfg->data.path, i, split);
-        }
-        if (labs_ex[i] < 1 || labs_ex[i] > 7) {
-            const long v = (long)labs_ex[i];
-            free(labs_ex);
-            return mg_fail(err, "%s: example %d of the %s split has labs_ex %ld; TFD's "
-                                "expression labels are 1 to 7",
-                           cfg->data.path, i, split, v);
-        }
-        labs_ex[i] -= 1;
+    int missing = 0;
+    for (int i = 0; i < ds->n; i++)
+        missing |= labs_ex[i] == -1;
+    if ((missing && !labels_needed(cfg)) ||
+        mg_tfd_expression_classes(labs_ex, ds->n, cfg->data.path, split, err)) {
+        free(labs_ex);
+        return missing && !labels_needed(cfg) ? 0 : -1;
     }
     return attach_labels(ds, labs_ex, cfg, cfg->data.path, err);
 }
