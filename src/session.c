@@ -14,7 +14,10 @@
 
 #include "mpigan/blas.h"
 #include "mpigan/checkpoint.h"
+#include "mpigan/classifier.h"
+#include "mpigan/classify.h"
 #include "mpigan/config.h"
+#include "mpigan/evaluate.h"
 #include "mpigan/generate.h"
 #include "mpigan/image.h"
 #include "mpigan/parzen.h"
@@ -44,6 +47,13 @@ typedef struct {
     mg_real *z, *x; /* (samples, noise_dim), (samples, dim) */
     int32_t *labels; /* (samples) a conditional G's: sample i of class i mod classes */
     double *ll;     /* (points, EVAL_SIGMAS) */
+    /* eval.classifier: its features of the validation examples, measured once; its outputs of
+     * the samples of each estimate. */
+    int measuring;
+    mg_classifier_model model;
+    mg_real *real_feat;     /* (points, features) */
+    mg_real *prob, *feat;   /* (samples, classes), (samples, features) */
+    int *histogram;         /* (classes) */
 } evaluator;
 
 #define EVAL_SIGMAS 10
@@ -212,6 +222,36 @@ static int take_snapshot(mg_session *s)
 
 /* ---- Parzen estimates during training (rank 0) ---- */
 
+/* eval.classifier: the classifier (checked against the data and the generator's classes), and
+ * its features of the validation examples in its own values. */
+static int measurer_init(evaluator *e, const mg_session *s, mg_error *err)
+{
+    const mg_config *cfg = &s->cfg;
+    const mg_dataset *v = &e->valid;
+    const int classes = mg_config_gan_classes(cfg);
+    if (mg_classifier_model_read(&e->model, cfg->eval.classifier, v->channels, v->height,
+                                 v->width, err))
+        return -1;
+    e->measuring = 1;
+    if (mg_classifier_model_input(&e->model, cfg, NULL, 0, err))
+        return -1;
+    if (classes && e->model.classes != classes)
+        return mg_fail(err, "%s: eval.classifier: the classifier has %d classes, the conditional "
+                            "generator %d",
+                       e->model.path, e->model.classes, classes);
+    const int n = cfg->eval.samples, nf = e->model.features, nc = e->model.classes;
+    mg_real *x = mg_xmalloc(v->n * v->dim * sizeof *x); /* the examples in its values */
+    memcpy(x, v->x, v->n * v->dim * sizeof *x);
+    mg_classifier_model_input(&e->model, cfg, x, v->n * v->dim, err);
+    e->real_feat = mg_xmalloc((size_t)v->n * nf * sizeof *e->real_feat);
+    mg_classifier_apply(&e->model.net, x, v->n, NULL, e->real_feat);
+    free(x);
+    e->prob = mg_xmalloc((size_t)n * nc * sizeof *e->prob);
+    e->feat = mg_xmalloc((size_t)n * nf * sizeof *e->feat);
+    e->histogram = mg_xmalloc((size_t)nc * sizeof *e->histogram);
+    return 0;
+}
+
 static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
 {
     const mg_config *cfg = &s->cfg;
@@ -236,7 +276,7 @@ static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
         for (int i = 0; i < n; i++)
             e->labels[i] = (int32_t)(i % classes);
     }
-    return 0;
+    return cfg->eval.classifier[0] ? measurer_init(e, s, err) : 0;
 }
 
 static void evaluator_free(evaluator *e)
@@ -246,6 +286,12 @@ static void evaluator_free(evaluator *e)
     free(e->x);
     free(e->labels);
     free(e->ll);
+    if (e->measuring)
+        mg_classifier_model_free(&e->model);
+    free(e->real_feat);
+    free(e->prob);
+    free(e->feat);
+    free(e->histogram);
     memset(e, 0, sizeof *e);
 }
 
@@ -270,6 +316,16 @@ static int evaluate(mg_session *s)
         const int best = mg_parzen_select(e->ll, e->valid.n, EVAL_SIGMAS, mean);
         mg_report_parzen(&s->report, e->valid.n, best >= 0 ? mean[best] : NAN,
                          best >= 0 ? sigmas[best] : NAN);
+    }
+    if (rc == 0 && e->measuring) {
+        /* The samples in the classifier's values (the Parzen window is done with them). */
+        mg_classifier_model_input(&e->model, &s->cfg, e->x, (size_t)n * e->valid.dim, &s->err);
+        mg_classifier_apply(&e->model.net, e->x, n, e->prob, e->feat);
+        mg_quality_record q = {.classes = e->model.classes, .features = e->model.features};
+        rc = mg_quality_measure(&q, e->histogram, e->prob, e->feat, n, e->real_feat, e->valid.n,
+                                e->labels, &s->err);
+        if (rc == 0)
+            mg_report_quality(&s->report, q.fid, q.score, q.coverage, q.classes, q.accuracy);
     }
     t->timer[MG_TIMER_EVAL] += mg_comm_wtime() - t0;
     return rc;
@@ -304,14 +360,21 @@ static int read_config(mg_session *s)
     mg_error *err = &s->err;
     if (o->resume && mg_checkpoint_resolve(s->ckpt, sizeof s->ckpt, o->resume, o->out, err))
         return -1;
-    if (o->config || !o->resume)
-        return mg_config_load(&s->cfg, o->config, o->overrides, o->n_overrides, err);
-    mg_checkpoint_info info;
-    if (mg_checkpoint_read_info(&info, s->ckpt, err))
-        return -1;
-    int rc = mg_config_parse(&s->cfg, info.config_yaml, s->ckpt, o->overrides, o->n_overrides,
+    int rc;
+    if (o->config || !o->resume) {
+        rc = mg_config_load(&s->cfg, o->config, o->overrides, o->n_overrides, err);
+    } else {
+        mg_checkpoint_info info;
+        if (mg_checkpoint_read_info(&info, s->ckpt, err))
+            return -1;
+        rc = mg_config_parse(&s->cfg, info.config_yaml, s->ckpt, o->overrides, o->n_overrides,
                              err);
-    mg_checkpoint_info_free(&info);
+        mg_checkpoint_info_free(&info);
+    }
+    if (rc == 0 && mg_config_is_classifier(&s->cfg))
+        rc = mg_fail(err, "%s: a classifier configuration (it has a classifier section): train "
+                          "it with mpigan classifier train",
+                     s->cfg.source);
     return rc;
 }
 

@@ -38,7 +38,8 @@ mg_dataset mg_fixture_labeled_blobs(int n)
     for (int i = 0; i < n; i++) {
         mg_real u[2]; /* the blob's centre, as mg_fixture_blobs drew it */
         mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
-        ds.labels[i] = (int32_t)((u[0] * 5 >= 2.5) + 2 * (u[1] * 5 >= 2.5));
+        const int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
+        ds.labels[i] = (int32_t)((cx > 2) + 2 * (cy > 2));
     }
     return ds;
 }

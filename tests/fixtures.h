@@ -11,8 +11,9 @@
  * something to learn; the same for every rank and run. */
 mg_dataset mg_fixture_blobs(int n);
 
-/* mg_fixture_blobs(n) with labels: the quadrant of each blob's centre (0 to 3: left or right,
- * top or bottom), so a conditional GAN has a condition that says something about the image. */
+/* mg_fixture_blobs(n) with labels: the quadrant of each blob's centre (0 to 3: column above 2 or
+ * not, row above 2 or not), a function of the image, so a conditional GAN has a condition that
+ * says something about it and a classifier can learn it exactly. */
 mg_dataset mg_fixture_labeled_blobs(int n);
 
 /* Overrides that make a fixture configuration a conditional GAN on the 4 classes of

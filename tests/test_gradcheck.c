@@ -18,6 +18,7 @@
  * wrong by O(1). A step of h moves any pre-activation by at most h times a small factor (<= 1e-5
  * here), so every problem is drawn again (next seed) until all ReLU inputs are at least MARGIN =
  * 1e-3 from 0 and all maxout winners lead by MARGIN: kinks are avoided by construction. */
+#include "mpigan/classifier.h"
 #include "mpigan/labels.h"
 #include "mpigan/nn.h"
 
@@ -421,6 +422,97 @@ static void test_loss_g_nonsaturating(void)
 static void test_loss_g_minimax(void)
 {
     check_loss("mg_loss_g minimax", 0, MG_GEN_LOSS_MINIMAX);
+}
+
+/* ---- the classifier's softmax cross-entropy, and a classifier through it ---- */
+
+enum { SM_ROWS = 5, SM_K = 4, SM_IN = 8 };
+
+typedef struct {
+    mg_real *l;              // (SM_ROWS, SM_K) logits
+    int32_t labels[SM_ROWS];
+    double norm;
+    mg_net *net;             // a whole classifier: l are its logits for x
+    mg_real *x;
+    mg_dropout drop;
+} softmax_problem;
+
+static double softmax_objective(void *ctx, double *F)
+{
+    softmax_problem *p = ctx;
+    const mg_real *l = p->l;
+    if (p->net) {
+        mg_net_forward(p->net, p->x, SM_ROWS, &p->drop);
+        l = mg_net_logits(p->net);
+    }
+    const double f = mg_loss_softmax(NULL, l, p->labels, SM_ROWS, SM_K, p->norm, NULL) / p->norm;
+    *F = f; // every term is >= 0
+    return f;
+}
+
+static void test_loss_softmax(void)
+{
+    mg_real l[SM_ROWS * SM_K], dl[SM_ROWS * SM_K];
+    fill(l, SM_ROWS * SM_K, -3, 3, 78);
+    l[0] = 40; // one confident row, right and wrong: the shifted log-sum-exp stays exact
+    l[SM_K + 2] = -40;
+    softmax_problem p = {.l = l, .labels = {0, 2, 1, 3, 3}, .norm = 7};
+    double F;
+    softmax_objective(&p, &F);
+    int correct;
+    mg_loss_softmax(dl, l, p.labels, SM_ROWS, SM_K, p.norm, &correct);
+    int want = 0; /* the rows whose largest logit is at the label */
+    for (int i = 0; i < SM_ROWS; i++) {
+        int best = 0;
+        for (int k = 1; k < SM_K; k++)
+            best = l[i * SM_K + k] > l[i * SM_K + best] ? k : best;
+        want += best == p.labels[i];
+    }
+    CU_ASSERT_EQUAL(correct, want);
+    CU_ASSERT(want >= 1); /* row 0 at least: the count can be told from 0 */
+    tensor_list L = {.n = 0};
+    add(&L, "logits", l, dl, SM_ROWS * SM_K);
+    check_coordinates("mg_loss_softmax", softmax_objective, &p, &L);
+    check_direction("mg_loss_softmax", softmax_objective, &p, &L);
+    /* Each row's gradient sums to 0 (softmax minus one-hot), and a confident right row's is ~0. */
+    for (int i = 0; i < SM_ROWS; i++) {
+        double sum = 0;
+        for (int k = 0; k < SM_K; k++)
+            sum += dl[i * SM_K + k];
+        CU_ASSERT(fabs(sum) <= 1e-15);
+    }
+    CU_ASSERT(fabs(dl[0]) <= 1e-15);
+
+    /* A classifier: maxout 5x3 (dropout on its input) -> linear 4 logits, backward from them. */
+    mg_net_spec spec = {.n_layers = 2};
+    spec.layers[0] = layer(MG_ACT_MAXOUT, 5, 3, 0.8, 0.8);
+    spec.layers[1] = layer(MG_ACT_LINEAR, SM_K, 1, 0.8, 1);
+    mg_net net;
+    mg_test_net(&net, &spec, SM_IN, SM_ROWS);
+    mg_real x[SM_ROWS * SM_IN];
+    uint64_t ids[SM_ROWS] = {4, 8, 15, 16, 23};
+    softmax_problem q = {.labels = {3, 1, 0, 2, 1}, .norm = SM_ROWS, .net = &net, .x = x,
+                         .drop = {.key = {42, 5 * MG_MAX_LAYERS, 2}, .row_id = ids}};
+    int a = 0;
+    double margin = 0;
+    for (; a < 100; a++) {
+        draw_params(&net, 111, (uint64_t)a);
+        fill(x, SM_ROWS * SM_IN, 0, 1, 11000 + a);
+        softmax_objective(&q, &F);
+        if ((margin = kink_margin(&net, SM_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&net);
+    softmax_objective(&q, &F);
+    mg_loss_softmax(dl, mg_net_logits(&net), q.labels, SM_ROWS, SM_K, q.norm, NULL);
+    mg_net_backward(&net, NULL, dl, 0, SM_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
+    L.n = 0;
+    add_net(&L, &net, "C");
+    printf("\n    classifier: drawn %d time(s), kink margin %.3g", a + 1, margin);
+    check_coordinates("classifier", softmax_objective, &q, &L);
+    check_direction("classifier", softmax_objective, &q, &L);
+    mg_net_free(&net);
 }
 
 /* ---- the discriminator: the paper's shape, small ---- */
@@ -950,6 +1042,7 @@ static const mg_test tests[] = {
     {"loss_d", test_loss_d},
     {"loss_g_nonsaturating", test_loss_g_nonsaturating},
     {"loss_g_minimax", test_loss_g_minimax},
+    {"loss_softmax", test_loss_softmax},
     {"discriminator", test_discriminator},
     {"generator", test_generator},
     {"conv_discriminator", test_conv_discriminator},
