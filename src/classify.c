@@ -34,6 +34,7 @@ typedef struct {
     mg_classifier c;
     int built;                   /* c was made */
     int64_t total;
+    int64_t minibatch;           /* for checkpoints: one minibatch per step, the step count */
     int64_t saved_at;            /* step of the newest checkpoint, -1 if none */
     char saved[MG_PATH_MAX + 64];
     /* rank 0 */
@@ -41,7 +42,6 @@ typedef struct {
     int opened;                  /* the run started: its directory stays */
     char *yaml;                  /* the effective configuration, as checkpoints keep it */
     int metrics;                 /* metrics.jsonl, or -1 */
-    int tty;
     double t_start, t_mark;
     int64_t step_start, step_mark;
     double loss_sum, acc_sum;    /* over the steps since the last record */
@@ -57,11 +57,10 @@ static int fail(const run *r, int status)
 
 static mg_checkpoint_state state_of(run *r)
 {
-    static int64_t minibatch; /* one minibatch per step: the same count */
-    minibatch = r->c.step;
+    r->minibatch = r->c.step;
     return (mg_checkpoint_state){
         .c = &r->c.net, .c_opt = &r->c.opt, .classes = r->cfg.data.classes,
-        .step = &r->c.step, .minibatch = &minibatch, .skipped = &r->c.skipped,
+        .step = &r->c.step, .minibatch = &r->minibatch, .skipped = &r->c.skipped,
         .batches_per_epoch = r->c.batches_per_epoch, .seed = r->cfg.seed, .ranks = r->c.nranks,
         .batch_size = r->c.batch, .channels = r->data.channels, .height = r->data.height,
         .width = r->data.width};
@@ -260,7 +259,7 @@ static int report(run *r, double valid_acc, double test_acc)
     const double n = r->window > 0 ? (double)r->window : 1;
     const int rc = write_record(r, rate, valid_acc, test_acc, 0);
     if (!r->opts.quiet) {
-        printf("%sepoch %6.2f  step %lld/%lld  loss %.4f  accuracy %.4f", r->tty ? "\r\033[K" : "",
+        printf("epoch %6.2f  step %lld/%lld  loss %.4f  accuracy %.4f",
                mg_classifier_epoch(&r->c), (long long)r->c.step, (long long)r->total,
                r->loss_sum / n, r->acc_sum / n);
         if (valid_acc >= 0)
@@ -388,7 +387,6 @@ static int open_run(run *r)
     choose_dir(r);
     if (!on_rank0(r, prepare_dir))
         return MG_EXIT_INPUT;
-    r->tty = 0;
     r->t_start = r->t_mark = mg_comm_wtime();
     r->step_start = r->step_mark = r->c.step;
     if (r->rank == 0 && !r->opts.quiet) {

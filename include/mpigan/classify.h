@@ -11,8 +11,8 @@
 #include "mpigan/session.h"
 
 /* Collective over comm; returns the process exit status (MG_EXIT_*). The options are a training
- * run's: config (or the checkpoint's with resume), overrides, out, resume, force, quiet,
- * progress. The run directory gets config.yaml, metrics.jsonl (loss and accuracy every
+ * run's: config (or the checkpoint's with resume), overrides, out, resume, force, quiet (progress
+ * is always a line per record). The run directory gets config.yaml, metrics.jsonl (loss and accuracy every
  * train.log_every steps, validation accuracy at each epoch's end, test accuracy in the last
  * record), checkpoints and run.json. */
 int mg_run_classifier_train(const mg_train_opts *o, const mg_comm *comm);
