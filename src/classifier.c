@@ -80,6 +80,8 @@ static void lap(mg_classifier *c, enum mg_classifier_timer which)
 static void sum_over_ranks(void *arg, double *x, int n)
 {
     const mg_classifier *c = arg;
+    mg_comm_waiting_for(c->comm, "the classifier's batch norm statistics of step %lld",
+                        (long long)c->step + 1);
     mg_comm_allreduce_double(c->comm, x, (size_t)n);
 }
 
@@ -131,10 +133,11 @@ int mg_classifier_init(mg_classifier *c, const mg_classifier_spec *spec, const m
         c->net.sum = sum_over_ranks;
         c->net.sum_arg = c;
     }
+    mg_comm_watch(comm, spec->train.stall_seconds);
+    mg_comm_waiting_for(comm, "the set-up of the classifier");
     c->sum = mg_reducer_new(comm, c->net.n_params + MG_STATS_SLOTS, spec->train.shared_allreduce,
                             0, c->net.grads);
     c->net.grads = mg_reducer_buffer(c->sum);
-    c->reduce = mg_request_new();
     const size_t rows = (size_t)c->rows, dim = data->dim;
     c->perm = mg_xmalloc((size_t)data->n * sizeof *c->perm);
     c->row_id = mg_xmalloc(rows * sizeof *c->row_id);
@@ -160,7 +163,6 @@ void mg_classifier_free(mg_classifier *c)
     free(c->x);
     free(c->y);
     free(c->dlogit);
-    mg_request_free(c->reduce);
     mg_reducer_free(c->sum);
     memset(c, 0, sizeof *c);
 }
@@ -218,13 +220,9 @@ void mg_classifier_step(mg_classifier *c, mg_classifier_stats *s)
     slot[SLOT_STOP] = c->stop_request ? 1 : 0;
     slot[3] = 0;
     lap(c, MG_CTIMER_COMPUTE);
-    if (c->spec.train.stall_seconds > 0 && c->nranks > 1) {
-        char what[96];
-        snprintf(what, sizeof what, "the classifier's gradient allreduce of step %lld",
-                 (long long)c->step + 1);
-        mg_comm_barrier_start(c->comm, c->reduce);
-        mg_comm_finish_watched(c->comm, c->reduce, c->spec.train.stall_seconds, what, NULL, 0);
-    }
+    /* The blocking sum; every wait in it is watched (train.stall_seconds, comm.h). */
+    mg_comm_waiting_for(c->comm, "the classifier's gradient sum of step %lld",
+                        (long long)c->step + 1);
     mg_reducer_sum(c->sum);
     lap(c, MG_CTIMER_REDUCE);
     s->loss = slot[SLOT_LOSS] / c->batch;
@@ -249,6 +247,8 @@ void mg_classifier_step(mg_classifier *c, mg_classifier_stats *s)
 
 int mg_classifier_check_replicas(const mg_classifier *c, mg_error *err)
 {
+    mg_comm_waiting_for(c->comm, "the classifier's replica check of step %lld",
+                        (long long)c->step);
     if (mg_comm_all_same(c->comm, mg_net_checksum(&c->net)))
         return 0;
     return mg_fail(err, "step %lld: the classifier's parameters differ between ranks (replicas "
@@ -258,6 +258,7 @@ int mg_classifier_check_replicas(const mg_classifier *c, mg_error *err)
 
 void mg_classifier_broadcast_state(mg_classifier *c)
 {
+    mg_comm_waiting_for(c->comm, "the broadcast of the resumed classifier");
     mg_comm_bcast(c->comm, c->net.params, c->net.n_params * sizeof(mg_real), 0);
     if (c->net.n_state)
         mg_comm_bcast(c->comm, c->net.state, c->net.n_state * sizeof(mg_real), 0);
@@ -301,6 +302,7 @@ double mg_classifier_accuracy(mg_net *net, const mg_dataset *ds, const mg_comm *
     }
     mg_blas_set_threads(threads);
     free(x);
+    mg_comm_waiting_for(comm, "the classifier's accuracy on %d examples", ds->n);
     mg_comm_allreduce_double(comm, &correct, 1); /* counts: exact in double */
     return ds->n > 0 ? correct / ds->n : 0;
 }
@@ -334,6 +336,7 @@ void mg_classifier_outputs(mg_real *prob, mg_real *feat, mg_net *net, const mg_r
     const int threads = mg_blas_set_threads(1);
     mg_classifier_apply(net, x + (size_t)lo * dim, (int64_t)rows, my_p, my_f);
     mg_blas_set_threads(threads);
+    mg_comm_waiting_for(comm, "the classifier's outputs of %lld examples", (long long)n);
     mg_comm_gather(comm, my_p, rows * classes * sizeof *my_p, prob, root);
     mg_comm_gather(comm, my_f, rows * nf * sizeof *my_f, feat, root);
     free(my_p);

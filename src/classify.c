@@ -348,22 +348,31 @@ static void run_free(run *r)
     mg_dataset_unload(&r->data);
 }
 
-/* Rank 0 does `what`; every rank learns whether it worked. */
-static int on_rank0(run *r, int (*what)(run *))
+/* Rank 0 does `what`; every rank learns whether it worked, waiting for it in `name`. */
+static int on_rank0(run *r, int (*what)(run *), const char *name)
 {
+    mg_comm_waiting_for(r->comm, "%s", name);
     return mg_comm_all_ok(r->comm, r->rank != 0 || what(r) == 0);
 }
 
 static int open_run(run *r)
 {
     const mg_comm *comm = r->comm;
-    if (!on_rank0(r, read_config))
+    /* Waits are watched with the configuration's stall setting from the moment a rank knows it:
+     * rank 0 once it has read it, the others once it has come. */
+    mg_comm_waiting_for(comm, "reading the configuration");
+    const int ok = r->rank != 0 || read_config(r) == 0;
+    if (r->rank == 0 && ok)
+        mg_comm_watch(comm, r->cfg.train.stall_seconds);
+    if (!mg_comm_all_ok(comm, ok))
         return MG_EXIT_INPUT;
     mg_comm_bcast(comm, &r->cfg, sizeof r->cfg, 0);
+    mg_comm_watch(comm, r->cfg.train.stall_seconds);
     if (mg_split_load_train(&r->data, &r->cfg, comm, &r->err))
         return MG_EXIT_INPUT;
-    if (!on_rank0(r, read_eval_sets))
+    if (!on_rank0(r, read_eval_sets, "reading the validation and test examples"))
         return MG_EXIT_INPUT;
+    mg_comm_waiting_for(comm, "sharing the validation and test examples");
     share(&r->valid, comm);
     share(&r->test, comm);
     r->threads = mg_blas_threads_choose(mg_comm_node_size(comm));
@@ -377,7 +386,7 @@ static int open_run(run *r)
     }
     r->built = 1;
     if (r->opts.resume) {
-        if (!on_rank0(r, load_checkpoint))
+        if (!on_rank0(r, load_checkpoint, "loading the checkpoint"))
             return MG_EXIT_INPUT;
         mg_classifier_broadcast_state(&r->c);
         r->saved_at = r->c.step;
@@ -385,7 +394,7 @@ static int open_run(run *r)
     }
     r->total = mg_classifier_total_steps(&r->c);
     choose_dir(r);
-    if (!on_rank0(r, prepare_dir))
+    if (!on_rank0(r, prepare_dir, "the set-up of the run directory"))
         return MG_EXIT_INPUT;
     r->t_start = r->t_mark = mg_comm_wtime();
     r->step_start = r->step_mark = r->c.step;
@@ -447,8 +456,10 @@ int mg_run_classifier_train(const mg_train_opts *o, const mg_comm *comm)
         const int epoch_end = c->step % c->batches_per_epoch == 0;
         const double valid_acc =
             epoch_end && r->valid.n > 0 ? mg_classifier_accuracy(&c->net, &r->valid, comm) : -1;
-        if ((epoch_end || c->step % cfg->train.log_every == 0 || c->step == r->total) &&
-            !mg_comm_all_ok(comm, r->rank != 0 || report(r, valid_acc, -1) == 0)) {
+        const int record = epoch_end || c->step % cfg->train.log_every == 0 || c->step == r->total;
+        if (record)
+            mg_comm_waiting_for(comm, "the record of step %lld", (long long)c->step);
+        if (record && !mg_comm_all_ok(comm, r->rank != 0 || report(r, valid_acc, -1) == 0)) {
             status = fail(r, MG_EXIT_RUNTIME);
             break;
         }
@@ -459,7 +470,7 @@ int mg_run_classifier_train(const mg_train_opts *o, const mg_comm *comm)
         }
         stopped = s.stop;
         if (stopped || (cfg->checkpoint.every > 0 && c->step % cfg->checkpoint.every == 0)) {
-            if (!on_rank0(r, save_checkpoint)) {
+            if (!on_rank0(r, save_checkpoint, "the checkpoint")) {
                 status = fail(r, MG_EXIT_RUNTIME);
                 break;
             }
@@ -467,7 +478,7 @@ int mg_run_classifier_train(const mg_train_opts *o, const mg_comm *comm)
         }
     }
     if (status == MG_EXIT_OK && r->saved_at != c->step) {
-        if (on_rank0(r, save_checkpoint))
+        if (on_rank0(r, save_checkpoint, "the last checkpoint"))
             r->saved_at = c->step;
         else
             status = fail(r, MG_EXIT_RUNTIME);
@@ -479,6 +490,7 @@ int mg_run_classifier_train(const mg_train_opts *o, const mg_comm *comm)
         test_acc = r->test.n > 0 ? mg_classifier_accuracy(&c->net, &r->test, comm) : -1;
     }
     double tmin[MG_CTIMER_COUNT], tmean[MG_CTIMER_COUNT], tmax[MG_CTIMER_COUNT];
+    mg_comm_waiting_for(comm, "the timers of the run");
     for (int i = 0; i < MG_CTIMER_COUNT; i++) {
         double sum;
         mg_comm_minmaxsum(comm, c->timer[i], &tmin[i], &tmax[i], &sum);
@@ -547,6 +559,7 @@ int mg_classifier_model_load(mg_classifier_model *m, const char *path, int chann
     const int rank = mg_comm_rank(comm);
     mg_config cfg;
     memset(&cfg, 0, sizeof cfg);
+    mg_comm_waiting_for(comm, "loading the classifier %s", path);
     if (!mg_comm_all_ok(comm,
                         rank != 0 || model_info(m, &cfg, path, channels, height, width, err) == 0))
         return -1;

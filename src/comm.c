@@ -1,8 +1,11 @@
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
-/* The one file that speaks MPI. */
+/* The one file that speaks MPI. Every wait for another rank goes through wait_all, the stall
+ * inspector (comm.h): blocking collectives are their non-blocking twins finished there, and MPI's
+ * own blocking set-up calls follow a barrier finished there. */
 #include "mpigan/comm.h"
 
 #include <mpi.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +16,31 @@
 #include "mpigan/error.h"
 #include "simd.h"
 
+/* The stall inspector's state of a communicator: what its waits are for, and the words of the
+ * protocol (comm.h). Waits are numbered alike on every rank (every rank makes the same watched
+ * calls), so a word names the wait it is about and a late word cannot count for another wait. */
+typedef struct {
+    double stall_s;   /* a wait longer than this is a stall; 0: not watched */
+    char what[200];   /* what the waits are for, the text of a report */
+    long long waits;  /* watched waits so far */
+    /* rank 0 */
+    long long *heard; /* (size) the newest wait each rank said it was stalled in; -1: none */
+    long long *told;  /* (size) the wait of each rank that rank 0 last answered */
+    MPI_Request *ack; /* (size) that answer in flight */
+    /* the other ranks */
+    long long word;   /* the wait this rank last said it was stalled in */
+    MPI_Request sent; /* that word in flight */
+    long long heard_back; /* the newest wait of this rank that rank 0 answered */
+} watch;
+
 struct mg_comm {
     MPI_Comm comm;
     int rank, size, node_size;
+    watch *w; /* mutable under a const mg_comm *, as MPI's own state of the communicator is */
 };
 
 struct mg_shared {
+    const mg_comm *c; /* the communicator it was made over: its waits are watched there */
     MPI_Win win;
     MPI_Comm node;    /* the ranks of this node */
     MPI_Comm leaders; /* every node's first rank (MPI_COMM_NULL on the others) */
@@ -51,47 +73,317 @@ static struct mg_comm world;
 /* Counts above INT_MAX go in pieces: MPI counts are ints. */
 #define MG_MPI_CHUNK ((size_t)1 << 30)
 
-/* The one chunking loop: fn(base + off * size, count, arg) over [0, n) in pieces of at most
- * MG_MPI_CHUNK elements of `size` bytes. */
-static void for_chunks(void *base, size_t n, size_t size, void (*fn)(void *p, int count, void *arg),
-                       void *arg)
+/* Pieces of at most MG_MPI_CHUNK elements that [0, n) takes. */
+static int pieces(size_t n)
 {
-    for (size_t off = 0; off < n; off += MG_MPI_CHUNK) {
-        const size_t len = n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK;
-        fn((char *)base + off * size, (int)len, arg);
+    return (int)((n + MG_MPI_CHUNK - 1) / MG_MPI_CHUNK);
+}
+
+/* Length of piece i of [0, n). */
+static int piece_len(size_t n, int i)
+{
+    const size_t off = (size_t)i * MG_MPI_CHUNK;
+    return (int)(n - off < MG_MPI_CHUNK ? n - off : MG_MPI_CHUNK);
+}
+
+/* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
+ * owners write into one cache line. */
+static size_t chunk_start(size_t n, int i, int k)
+{
+    return i >= k ? n : (size_t)((double)n * i / k) & ~(size_t)15;
+}
+
+/* The longest chunk of n values over k owners. */
+static size_t chunk_max(size_t n, int k)
+{
+    size_t m = 0;
+    for (int i = 0; i < k; i++)
+        if (chunk_start(n, i + 1, k) - chunk_start(n, i, k) > m)
+            m = chunk_start(n, i + 1, k) - chunk_start(n, i, k);
+    return m;
+}
+
+/* Room for n requests: `small` when it holds them, else allocated (free with requests_free). */
+enum { SMALL_REQUESTS = 4 };
+static MPI_Request *requests(int n, MPI_Request *small)
+{
+    return n <= SMALL_REQUESTS ? small : mg_xmalloc((size_t)n * sizeof(MPI_Request));
+}
+
+static void requests_free(MPI_Request *req, const MPI_Request *small)
+{
+    if (req != small)
+        free(req);
+}
+
+/* ---- the stall inspector ---- */
+
+/* Tags of its words on the watched communicator: "I have waited stall_s in wait k" (to rank 0),
+ * and "I heard you about wait k, and wait myself" (from rank 0). */
+enum { TAG_WAITING = 4711, TAG_HEARD = 4712 };
+
+static watch *watch_new(int rank, int size, const watch *parent)
+{
+    watch *w = mg_xcalloc(1, sizeof *w);
+    w->stall_s = parent ? parent->stall_s : MG_STALL_DEFAULT_S;
+    snprintf(w->what, sizeof w->what, "%s", parent ? parent->what : "the start of the run");
+    w->sent = MPI_REQUEST_NULL;
+    w->heard_back = -1;
+    if (rank == 0) {
+        w->heard = mg_xmalloc((size_t)size * sizeof *w->heard);
+        w->told = mg_xcalloc((size_t)size, sizeof *w->told);
+        w->ack = mg_xmalloc((size_t)size * sizeof *w->ack);
+        for (int i = 0; i < size; i++) {
+            w->heard[i] = -1;
+            w->ack[i] = MPI_REQUEST_NULL;
+        }
+    }
+    return w;
+}
+
+/* A word of one number that must not block on a receiver that may be stopped: sent in flight,
+ * after the previous word to the same rank has gone. 0 (nothing sent) while that one has not. */
+static int post_word(long long *buf, MPI_Request *req, long long value, int to, int tag,
+                     MPI_Comm comm)
+{
+    if (*req != MPI_REQUEST_NULL) {
+        int gone;
+        MPI_CHECK(MPI_Test(req, &gone, MPI_STATUS_IGNORE));
+        if (!gone)
+            return 0;
+    }
+    *buf = value;
+    MPI_CHECK(MPI_Isend(buf, 1, MPI_LONG_LONG, to, tag, comm, req));
+    return 1;
+}
+
+/* Every word of `tag` that has arrived (from `from`, or anyone); the newest wait it names for
+ * each sender into newest[sender] (rank 0's heard) or newest[0] (the others' heard_back). A word
+ * about an older wait than the one in progress is thus taken but counts for nothing. */
+static void take_words(const mg_comm *c, int from, int tag, long long *newest)
+{
+    for (;;) {
+        int flag;
+        MPI_Status st;
+        MPI_CHECK(MPI_Iprobe(from, tag, c->comm, &flag, &st));
+        if (!flag)
+            return;
+        long long k;
+        MPI_CHECK(MPI_Recv(&k, 1, MPI_LONG_LONG, st.MPI_SOURCE, tag, c->comm, MPI_STATUS_IGNORE));
+        long long *slot = from == MPI_ANY_SOURCE ? &newest[st.MPI_SOURCE] : &newest[0];
+        if (k > *slot)
+            *slot = k;
     }
 }
 
-/* The pieces' operations: a sum of mg_real in place, a broadcast and point-to-point of bytes. */
-typedef struct {
-    MPI_Comm comm;
-    int peer; /* root of a broadcast, source or destination of a message */
-    int tag;
-} chunk_op;
-
-static void sum_piece(void *p, int count, void *arg)
+/* Rank 0, stalled in wait k: the one line naming the ranks it has not heard from there. */
+static void report(const mg_comm *c, long long k, double waited)
 {
-    const chunk_op *op = arg;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, count, MG_MPI_REAL, MPI_SUM, op->comm));
+    const watch *w = c->w;
+    char list[1024] = "";
+    int n = 0, len = 0, shown = 0;
+    for (int i = 1; i < c->size; i++) {
+        if (w->heard[i] >= k)
+            continue;
+        if (len < (int)sizeof list - 64) {
+            len += snprintf(list + len, sizeof list - len, "%s%d", n ? ", " : "", i);
+            shown++;
+        }
+        n++;
+    }
+    if (shown < n)
+        snprintf(list + len, sizeof list - len, " and %d more", n - shown);
+    if (n)
+        fprintf(stderr, "mpigan: stall: rank 0 has waited %.0f s in %s; rank%s %s %s not reached "
+                        "it\n",
+                waited, w->what, n == 1 ? "" : "s", list, n == 1 ? "has" : "have");
+    else
+        fprintf(stderr, "mpigan: stall: every rank has waited over %.0f s in %s: the MPI library "
+                        "or the network does not deliver\n",
+                w->stall_s, w->what);
 }
 
-static void bcast_piece(void *p, int count, void *arg)
+/* The one way a rank waits for others: the n requests of wait number ++waits of c (all of one
+ * collective, or of c's part of one: a node's barrier, the sum across nodes), watched.
+ *
+ * After stall_s a waiting rank tells rank 0 (once). Rank 0, while it waits itself, answers
+ * every such word: it is there, and reports on its own wait whatever holds it up. After stall_s
+ * and up to a second more to collect the others' words, it names in one line the ranks it has
+ * not heard from in this wait or a later one (a rank in an earlier wait, say a node barrier
+ * before the sum across nodes, has not reached it). A rank with no answer 2 stall_s after its
+ * word (3 stall_s into its wait) concludes that rank 0 is not waiting (else it would have
+ * answered): rank 0 has not reached the wait, and the rank says so. */
+static void wait_all(const mg_comm *c, int n, MPI_Request *req)
 {
-    const chunk_op *op = arg;
-    MPI_CHECK(MPI_Bcast(p, count, MPI_BYTE, op->peer, op->comm));
+    watch *w = c->w;
+    const long long k = ++w->waits;
+    const double stall = w->stall_s;
+    if (stall <= 0 || c->size == 1) {
+        MPI_CHECK(MPI_Waitall(n, req, MPI_STATUSES_IGNORE));
+        return;
+    }
+    int done;
+    MPI_CHECK(MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE));
+    if (done)
+        return;
+    const double t0 = MPI_Wtime();
+    double listening = -1; /* rank 0: since when it has collected words for a report */
+    double told = -1;      /* the others: when they told rank 0 */
+    int reported = 0, said = 0;
+    for (;;) {
+        MPI_CHECK(MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE));
+        if (done)
+            return;
+        const double now = MPI_Wtime(), waited = now - t0;
+        if (waited <= 0.01) /* spin briefly (a normal wait), then nap between tests */
+            continue;
+        struct timespec nap = {0, 200000};
+        nanosleep(&nap, NULL);
+        if (c->rank == 0) {
+            take_words(c, MPI_ANY_SOURCE, TAG_WAITING, w->heard);
+            for (int i = 1; i < c->size; i++)
+                if (w->heard[i] >= 0 && w->told[i] != w->heard[i])
+                    post_word(&w->told[i], &w->ack[i], w->heard[i], i, TAG_HEARD, c->comm);
+            if (waited <= stall)
+                continue;
+            if (listening < 0)
+                listening = now;
+            /* The others' word comes within a second of their own threshold. */
+            if (!reported && now - listening >= (stall < 1 ? stall : 1)) {
+                report(c, k, waited);
+                reported = 1;
+            }
+        } else if (waited > stall) {
+            if (told < 0 && post_word(&w->word, &w->sent, k, 0, TAG_WAITING, c->comm))
+                told = now;
+            take_words(c, 0, TAG_HEARD, &w->heard_back);
+            /* 2 stall_s for the answer: also when this rank was stopped in its wait, and tells
+             * only now. */
+            if (!said && told >= 0 && w->heard_back < k && now - told > 2 * stall) {
+                fprintf(stderr, "mpigan: stall: rank %d has waited %.0f s in %s; rank 0 has not "
+                                "reached it\n",
+                        c->rank, waited, w->what);
+                said = 1;
+            }
+        }
+    }
 }
 
-static void send_piece(void *p, int count, void *arg)
+/* The words still on their way, received, and the words sent, let go: before a communicator is
+ * freed (after a watched barrier, so no wait of it is stalled any more). */
+static void watch_free(const mg_comm *c)
 {
-    const chunk_op *op = arg;
-    MPI_CHECK(MPI_Send(p, count, MPI_BYTE, op->peer, op->tag, op->comm));
+    watch *w = c->w;
+    if (!w)
+        return;
+    if (c->rank == 0) {
+        take_words(c, MPI_ANY_SOURCE, TAG_WAITING, w->heard);
+        for (int i = 0; i < c->size; i++)
+            if (w->ack[i] != MPI_REQUEST_NULL)
+                MPI_CHECK(MPI_Request_free(&w->ack[i])); /* one number: delivered eagerly */
+        free(w->heard);
+        free(w->told);
+        free(w->ack);
+    } else {
+        take_words(c, 0, TAG_HEARD, &w->heard_back);
+        if (w->sent != MPI_REQUEST_NULL)
+            MPI_CHECK(MPI_Request_free(&w->sent));
+    }
+    free(w);
 }
 
-static void recv_piece(void *p, int count, void *arg)
+void mg_comm_watch(const mg_comm *c, double stall_s)
 {
-    const chunk_op *op = arg;
-    MPI_CHECK(MPI_Recv(p, count, MPI_BYTE, op->peer, op->tag, op->comm, MPI_STATUS_IGNORE));
+    c->w->stall_s = stall_s > 0 ? stall_s : 0;
 }
+
+void mg_comm_waiting_for(const mg_comm *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->w->what, sizeof c->w->what, fmt, ap);
+    va_end(ap);
+}
+
+/* A barrier over c: for itself, and before MPI's own blocking collective calls (set-up, fences,
+ * frees), so that a rank that does not come is reported there. */
+static void barrier(const mg_comm *c)
+{
+    MPI_Request q;
+    MPI_CHECK(MPI_Ibarrier(c->comm, &q));
+    wait_all(c, 1, &q);
+}
+
+/* y += x over n values. */
+MG_HOT static void add_into(mg_real *restrict y, const mg_real *restrict x, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] += x[j];
+}
+
+/* Posts a message of n values (to, or from, peer: any n, in pieces) into req; how many. */
+static int post_values(mg_real *buf, size_t n, int peer, int recv, MPI_Comm comm, MPI_Request *req)
+{
+    const int k = pieces(n);
+    for (int i = 0; i < k; i++) {
+        mg_real *p = buf + (size_t)i * MG_MPI_CHUNK;
+        if (recv)
+            MPI_CHECK(MPI_Irecv(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+        else
+            MPI_CHECK(MPI_Isend(p, piece_len(n, i), MG_MPI_REAL, peer, 2, comm, &req[i]));
+    }
+    return k;
+}
+
+/* In-place sum of n values over the ranks of comm (c itself, or a part of c: the ranks across
+ * nodes), each of its steps a watched wait of c; tmp holds chunk_max(n, ranks of comm) values.
+ *
+ * A ring of point-to-point messages rather than MPI_Iallreduce, which is about twice as slow as
+ * MPI_Allreduce on large buffers in Open MPI 4.1 (libnbc), while a blocking MPI_Allreduce cannot
+ * be watched: p - 1 steps each send the chunk summed so far to the right and add the chunk from
+ * the left, leaving rank i with the whole sum of chunk i + 1; p - 1 more pass the sums round.
+ * Every rank moves 2 (p - 1) / p n values and adds (p - 1) / p n, as MPI's own ring and
+ * Rabenseifner algorithms for large messages do, and every rank gets the same bits. With two
+ * ranks each sum is a + b, which is MPI_Allreduce's b + a bit for bit. */
+static void sum_over(const mg_comm *c, MPI_Comm comm, mg_real *buf, size_t n, mg_real *tmp)
+{
+    int me, p;
+    MPI_CHECK(MPI_Comm_rank(comm, &me));
+    MPI_CHECK(MPI_Comm_size(comm, &p));
+    const int right = (me + 1) % p, left = (me + p - 1) % p;
+    const size_t most = chunk_max(n, p);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(2 * pieces(most), small);
+    for (int step = 0; step < 2 * (p - 1); step++) {
+        const int pass = step >= p - 1; /* the sums round, into place */
+        const int t = pass ? step - (p - 1) : step;
+        const int out = ((me - t + pass) % p + p) % p, in = ((me - t - 1 + pass) % p + p) % p;
+        const size_t out_lo = chunk_start(n, out, p), in_lo = chunk_start(n, in, p);
+        const size_t out_n = chunk_start(n, out + 1, p) - out_lo;
+        const size_t in_n = chunk_start(n, in + 1, p) - in_lo;
+        int k = post_values(pass ? buf + in_lo : tmp, in_n, left, 1, comm, req);
+        k += post_values(buf + out_lo, out_n, right, 0, comm, req + k);
+        wait_all(c, k, req);
+        if (!pass)
+            add_into(buf + in_lo, tmp, in_n);
+    }
+    requests_free(req, small);
+}
+
+/* Bytes from root to all over comm (c, or a part of c), watched on c. */
+static void bcast_over(const mg_comm *c, MPI_Comm comm, void *buf, size_t bytes, int root)
+{
+    MPI_Request small[SMALL_REQUESTS];
+    const int k = pieces(bytes);
+    MPI_Request *req = requests(k, small);
+    for (int i = 0; i < k; i++)
+        MPI_CHECK(MPI_Ibcast((char *)buf + (size_t)i * MG_MPI_CHUNK, piece_len(bytes, i),
+                             MPI_BYTE, root, comm, &req[i]));
+    wait_all(c, k, req);
+    requests_free(req, small);
+}
+
+/* ---- communicators ---- */
 
 static void describe(struct mg_comm *c)
 {
@@ -108,10 +400,17 @@ void mg_comm_init(int *argc, char ***argv)
     MPI_CHECK(MPI_Init(argc, argv));
     world.comm = MPI_COMM_WORLD;
     describe(&world);
+    world.w = watch_new(world.rank, world.size, NULL);
 }
 
 void mg_comm_finalize(void)
 {
+    /* MPI_Finalize waits for every rank unwatched: a rank still writing its last file would
+     * leave the others there in silence. */
+    mg_comm_waiting_for(&world, "the end of the run");
+    barrier(&world);
+    watch_free(&world);
+    world.w = NULL;
     MPI_Finalize();
 }
 
@@ -151,14 +450,18 @@ static int nodes_have_room(const mg_comm *c, MPI_Comm node, size_t bytes)
         ok = statvfs(dir && *dir ? dir : "/dev/shm", &st) == 0 &&
              (double)st.f_bavail * (double)st.f_frsize >= 1.05 * (double)bytes + (16 << 20);
     }
-    MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, node));
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_Request q;
+    MPI_CHECK(MPI_Ibcast(&ok, 1, MPI_INT, 0, node, &q));
+    wait_all(c, 1, &q);
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm, &q));
+    wait_all(c, 1, &q);
     return ok;
 }
 
 /* The one way to make a shared window: collective over c, each rank of `node` giving `mine` bytes
  * (the node `node_bytes` in all). 1 with *win on every rank, or 0 with MPI_WIN_NULL on every rank:
- * no room on some node, or the allocation failed somewhere (asked of every rank before use). */
+ * no room on some node, or the allocation failed somewhere (asked of every rank before use). The
+ * agreement on room just before is the watched barrier of the allocation. */
 static int window_alloc(const mg_comm *c, MPI_Comm node, size_t mine, int disp_unit,
                         size_t node_bytes, MPI_Win *win)
 {
@@ -169,7 +472,9 @@ static int window_alloc(const mg_comm *c, MPI_Comm node, size_t mine, int disp_u
     void *base = NULL;
     int rc = MPI_Win_allocate_shared((MPI_Aint)mine, disp_unit, MPI_INFO_NULL, node, &base, win);
     int ok = rc == MPI_SUCCESS;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->comm, &q));
+    wait_all(c, 1, &q);
     MPI_CHECK(MPI_Comm_set_errhandler(node, MPI_ERRORS_ARE_FATAL));
     if (!ok) {
         if (rc == MPI_SUCCESS)
@@ -182,7 +487,10 @@ static int window_alloc(const mg_comm *c, MPI_Comm node, size_t mine, int disp_u
 mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
 {
     mg_shared *s = mg_xcalloc(1, sizeof *s);
+    s->c = c;
+    s->win = MPI_WIN_NULL;
     int node_rank;
+    barrier(c);
     MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &s->node));
     MPI_CHECK(MPI_Comm_rank(s->node, &node_rank));
     MPI_CHECK(MPI_Comm_split(c->comm, node_rank == 0 ? 0 : MPI_UNDEFINED, c->rank, &s->leaders));
@@ -199,29 +507,42 @@ mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base)
     return s;
 }
 
+/* A fence of the window (a blocking collective of its node) after a watched barrier. */
+static void fence(const mg_shared *s)
+{
+    barrier(s->c);
+    MPI_CHECK(MPI_Win_fence(0, s->win));
+}
+
 void mg_comm_shared_bcast(const mg_comm *c, mg_shared *s, int root)
 {
     /* root is a node's first rank (the loader is world rank 0): leaders carry the data between
-     * nodes, then a fence makes the node leader's writes visible to its node. */
-    MPI_CHECK(MPI_Win_fence(0, s->win));
+     * nodes, then a fence makes the node leader's writes visible to its node. The others count
+     * the leaders' two waits as done, so that every rank of c counts the same waits. */
+    fence(s);
     if (s->leaders != MPI_COMM_NULL) {
-        int leader_root = c->rank == root, who = -1;
-        int me;
+        int me, who = -1;
         MPI_CHECK(MPI_Comm_rank(s->leaders, &me));
-        int cand = leader_root ? me : -1;
-        MPI_CHECK(MPI_Allreduce(&cand, &who, 1, MPI_INT, MPI_MAX, s->leaders));
-        chunk_op op = {.comm = s->leaders, .peer = who};
-        for_chunks(s->base, s->bytes, 1, bcast_piece, &op);
+        int cand = c->rank == root ? me : -1;
+        MPI_Request q;
+        MPI_CHECK(MPI_Iallreduce(&cand, &who, 1, MPI_INT, MPI_MAX, s->leaders, &q));
+        wait_all(c, 1, &q);
+        bcast_over(c, s->leaders, s->base, s->bytes, who);
+    } else {
+        wait_all(c, 0, NULL);
+        wait_all(c, 0, NULL);
     }
-    MPI_CHECK(MPI_Win_fence(0, s->win));
+    fence(s);
 }
 
 void mg_comm_shared_free(mg_shared *s)
 {
     if (!s)
         return;
-    if (s->win != MPI_WIN_NULL && s->base)
+    if (s->win != MPI_WIN_NULL) {
+        barrier(s->c); /* MPI_Win_free waits for the node */
         MPI_Win_free(&s->win);
+    }
     if (s->leaders != MPI_COMM_NULL)
         MPI_Comm_free(&s->leaders);
     MPI_Comm_free(&s->node);
@@ -231,12 +552,14 @@ void mg_comm_shared_free(mg_shared *s)
 mg_comm *mg_comm_split(const mg_comm *c, int color)
 {
     MPI_Comm sub;
+    barrier(c);
     MPI_CHECK(MPI_Comm_split(c->comm, color < 0 ? MPI_UNDEFINED : color, c->rank, &sub));
     if (sub == MPI_COMM_NULL)
         return NULL;
-    mg_comm *s = mg_xmalloc(sizeof *s);
+    mg_comm *s = mg_xcalloc(1, sizeof *s);
     s->comm = sub;
     describe(s);
+    s->w = watch_new(s->rank, s->size, c->w);
     return s;
 }
 
@@ -244,31 +567,39 @@ void mg_comm_free(mg_comm *c)
 {
     if (!c)
         return;
+    watch_free(c);
     MPI_CHECK(MPI_Comm_free(&c->comm));
     free(c);
 }
 
-static void sum_double_piece(void *p, int count, void *arg)
-{
-    const chunk_op *op = arg;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, count, MPI_DOUBLE, MPI_SUM, op->comm));
-}
-
+/* Sums of doubles: batch norms' statistics, a few per channel. All pieces in flight, watched. */
 void mg_comm_allreduce_double(const mg_comm *c, double *buf, size_t n)
 {
-    chunk_op op = {.comm = c->comm};
-    for_chunks(buf, n, sizeof *buf, sum_double_piece, &op);
+    const int k = pieces(n);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(k, small);
+    size_t at = 0;
+    for (int i = 0; i < k; i++) {
+        const int len = piece_len(n, i);
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + at, len, MPI_DOUBLE, MPI_SUM, c->comm,
+                                 &req[i]));
+        at += (size_t)len;
+    }
+    wait_all(c, k, req);
+    requests_free(req, small);
 }
 
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n)
 {
-    chunk_op op = {.comm = c->comm};
-    for_chunks(buf, n, sizeof *buf, sum_piece, &op);
+    mg_real *tmp = mg_xmalloc((chunk_max(n, c->size) + 1) * sizeof *tmp);
+    sum_over(c, c->comm, buf, n, tmp);
+    free(tmp);
 }
 
 struct mg_request {
     MPI_Request req;
-    int active;
+    const mg_comm *c; /* where it was started: its finish is a wait of c */
+    int started;      /* started and not finished: a wait to count, even if MPI_Test completed it */
 };
 
 mg_request *mg_request_new(void)
@@ -280,7 +611,7 @@ mg_request *mg_request_new(void)
 
 void mg_request_free(mg_request *r)
 {
-    if (r && r->active)
+    if (r && r->started)
         mg_comm_finish(r);
     free(r);
 }
@@ -292,58 +623,49 @@ void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_reques
         return;
     }
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MG_MPI_REAL, MPI_SUM, c->comm, &r->req));
-    r->active = 1;
-}
-
-void mg_comm_barrier_start(const mg_comm *c, mg_request *r)
-{
-    MPI_CHECK(MPI_Ibarrier(c->comm, &r->req));
-    r->active = 1;
+    r->c = c;
+    r->started = 1;
 }
 
 void mg_comm_progress(mg_request *r)
 {
-    int done = 0;
-    if (r->active) {
+    int done;
+    if (r->req != MPI_REQUEST_NULL)
         MPI_CHECK(MPI_Test(&r->req, &done, MPI_STATUS_IGNORE));
-        r->active = !done;
-    }
 }
 
 void mg_comm_finish(mg_request *r)
 {
-    if (r->active)
-        MPI_CHECK(MPI_Wait(&r->req, MPI_STATUS_IGNORE));
-    r->active = 0;
+    if (r->started)
+        wait_all(r->c, 1, &r->req);
+    r->started = 0;
 }
+
+/* ---- gradient sums ---- */
 
 struct mg_reducer {
     const mg_comm *c;
     size_t n;
     mg_real *own;     /* (n) this rank's buffer: its slot in the window, or private */
     int owns;         /* own was allocated here (a private buffer the caller did not give) */
-    MPI_Win win;      /* MPI_WIN_NULL: private buffer, MPI_Allreduce */
+    MPI_Win win;      /* MPI_WIN_NULL: private buffer, summed through MPI */
     MPI_Comm node;    /* the ranks sharing the window */
     MPI_Comm across;  /* the ranks of the same node index on every node (MPI_COMM_NULL: 1 node) */
     int node_rank, node_size;
     mg_real **slot;   /* (node_size) every slot of the node */
     size_t lo, hi;    /* this rank's chunk of every slot */
     size_t flag;      /* where in its own slot an owner says whether its chunk's sums are finite */
+    mg_real *tmp;     /* (chunk_max) one chunk of a sum through MPI (sum_over) */
     int finite;       /* every value of the last shared sum is finite */
 };
 
-/* Chunk i of n values over k owners, its bounds on 16-value (64-byte) lines so that no two
- * owners write into one cache line. */
-static size_t chunk_start(size_t n, int i, int k)
-{
-    return i >= k ? n : (size_t)((double)n * i / k) & ~(size_t)15;
-}
 
 /* Tries the shared window; 0 (on every rank alike) when it cannot be had. */
 static int reducer_share(mg_reducer *r, int group)
 {
     const mg_comm *c = r->c;
     MPI_Comm node;
+    barrier(c); /* before MPI's splits, which wait for every rank of c */
     MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
     if (group > 0) { /* test hook: nodes of `group` ranks */
         int nr;
@@ -356,7 +678,9 @@ static int reducer_share(mg_reducer *r, int group)
     MPI_CHECK(MPI_Comm_rank(node, &r->node_rank));
     MPI_CHECK(MPI_Comm_size(node, &r->node_size));
     int sizes[2] = {r->node_size, -r->node_size}; /* max and -min in one call */
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, c->comm));
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, c->comm, &q));
+    wait_all(c, 1, &q);
     if (sizes[0] != -sizes[1] || r->node_size < 2) {
         MPI_CHECK(MPI_Comm_free(&node));
         return 0;
@@ -386,8 +710,11 @@ static int reducer_share(mg_reducer *r, int group)
     /* Ranks of one node index across nodes; with a single node there is nobody to talk to. */
     int nodes = c->size / r->node_size;
     r->across = MPI_COMM_NULL;
-    if (nodes > 1)
+    if (nodes > 1) {
+        barrier(c);
         MPI_CHECK(MPI_Comm_split(c->comm, r->node_rank, c->rank, &r->across));
+        r->tmp = mg_xmalloc((chunk_max(r->hi - r->lo, nodes) + 1) * sizeof *r->tmp);
+    }
     /* One passive-target epoch for the window's life: MPI_Win_sync then orders the loads and
      * stores around each node barrier (MPI-3's unified model). */
     MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
@@ -404,6 +731,8 @@ mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
         r->own = buffer ? buffer : mg_xcalloc(n, sizeof *r->own);
+        if (c->size > 1)
+            r->tmp = mg_xmalloc((chunk_max(n, c->size) + 1) * sizeof *r->tmp);
     }
     return r;
 }
@@ -413,6 +742,7 @@ void mg_reducer_free(mg_reducer *r)
     if (!r)
         return;
     if (r->win != MPI_WIN_NULL) {
+        barrier(r->c); /* MPI_Win_free waits for the node */
         MPI_Win_unlock_all(r->win);
         MPI_Win_free(&r->win);
         MPI_Comm_free(&r->node);
@@ -422,6 +752,7 @@ void mg_reducer_free(mg_reducer *r)
     } else if (r->owns) {
         free(r->own);
     }
+    free(r->tmp);
     free(r);
 }
 
@@ -435,11 +766,14 @@ int mg_reducer_shared(const mg_reducer *r)
     return r->win != MPI_WIN_NULL;
 }
 
-/* Every rank of the node has written what it wrote before this, and sees the others' writes. */
+/* Every rank of the node has written what it wrote before this, and sees the others' writes.
+ * A wait of the reducer's communicator, watched there. */
 static void node_barrier(const mg_reducer *r)
 {
+    MPI_Request q;
     MPI_CHECK(MPI_Win_sync(r->win));
-    MPI_CHECK(MPI_Barrier(r->node));
+    MPI_CHECK(MPI_Ibarrier(r->node, &q));
+    wait_all(r->c, 1, &q);
     MPI_CHECK(MPI_Win_sync(r->win));
 }
 
@@ -485,7 +819,7 @@ void mg_reducer_sum(mg_reducer *r)
 {
     if (r->win == MPI_WIN_NULL) {
         if (r->c->size > 1)
-            mg_comm_allreduce_sum(r->c, r->own, r->n);
+            sum_over(r->c, r->c->comm, r->own, r->n, r->tmp);
         return;
     }
     node_barrier(r);
@@ -494,8 +828,7 @@ void mg_reducer_sum(mg_reducer *r)
         bad = sum_slots(r->slot, r->node_size, r->lo, r->hi, 1, -1);
     } else {
         sum_slots(r->slot, r->node_size, r->lo, r->hi, 0, r->node_rank);
-        chunk_op op = {.comm = r->across};
-        for_chunks(r->own + r->lo, r->hi - r->lo, sizeof *r->own, sum_piece, &op);
+        sum_over(r->c, r->across, r->own + r->lo, r->hi - r->lo, r->tmp);
         bad = spread_slots(r->slot, r->node_size, r->lo, r->hi, r->node_rank);
     }
     /* Every chunk's sums are the same on every node, so is every owner's word, and every rank
@@ -520,147 +853,75 @@ void mg_reducer_start(mg_reducer *r, mg_request *q)
         mg_reducer_sum(r);
 }
 
-/* Tag of "I am waiting in a collective" messages to rank 0. */
-#define STALL_TAG 4711
-
-/* Rank 0: take any word of waiting ranks left from a stall that resolved itself. */
-static void drain_stall_words(const mg_comm *c, char *arrived)
-{
-    int flag = 1;
-    while (flag) {
-        MPI_Status st;
-        MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, STALL_TAG, c->comm, &flag, &st));
-        if (flag) {
-            int who;
-            MPI_CHECK(MPI_Recv(&who, 1, MPI_INT, st.MPI_SOURCE, STALL_TAG, c->comm,
-                               MPI_STATUS_IGNORE));
-            if (arrived && who >= 0 && who < c->size)
-                arrived[who] = 1;
-        }
-    }
-}
-
-int mg_comm_finish_watched(const mg_comm *c, mg_request *r, double stall_s, const char *what,
-                           int *late, int late_n)
-{
-    if (!r->active || stall_s <= 0) {
-        mg_comm_finish(r);
-        return -1;
-    }
-    const double t0 = MPI_Wtime();
-    int done = 0, told = 0, said = 0, reported = -1;
-    char *arrived = NULL;
-    double first_word = 0;
-    while (!done) {
-        MPI_CHECK(MPI_Test(&r->req, &done, MPI_STATUS_IGNORE));
-        if (done)
-            break;
-        const double waited = MPI_Wtime() - t0;
-        if (waited > 0.01) { /* spin briefly (a normal wait), then nap between tests */
-            struct timespec nap = {0, 200000};
-            nanosleep(&nap, NULL);
-        }
-        if (waited <= stall_s)
-            continue;
-        if (c->rank != 0 && !told) {
-            MPI_CHECK(MPI_Send(&c->rank, 1, MPI_INT, 0, STALL_TAG, c->comm));
-            told = 1;
-        } else if (c->rank == 0 && reported < 0) {
-            if (!arrived) {
-                arrived = calloc((size_t)c->size, 1);
-                if (!arrived)
-                    break; /* cannot inspect; keep waiting below */
-                arrived[0] = 1;
-                first_word = MPI_Wtime();
-            }
-            drain_stall_words(c, arrived);
-            /* The others' word arrives within a second of their own threshold. */
-            if (MPI_Wtime() - first_word < (stall_s < 1 ? stall_s : 1))
-                continue;
-            char list[1024] = "";
-            int n = 0, len = 0;
-            for (int i = 1; i < c->size; i++) {
-                if (arrived[i])
-                    continue;
-                if (late && n < late_n)
-                    late[n] = i;
-                if (len < (int)sizeof list - 16)
-                    len += snprintf(list + len, sizeof list - len, "%s%d", n ? ", " : "", i);
-                n++;
-            }
-            if (n)
-                fprintf(stderr, "mpigan: stall: rank 0 has waited %.0f s in %s; rank%s %s %s not "
-                                "reached it\n",
-                        MPI_Wtime() - t0, what, n == 1 ? "" : "s", list, n == 1 ? "has" : "have");
-            else
-                fprintf(stderr, "mpigan: stall: every rank has waited over %.0f s in %s: the MPI "
-                                "library or the network does not deliver\n",
-                        stall_s, what);
-            reported = n;
-        } else if (c->rank != 0 && !said && waited > 3 * stall_s) {
-            fprintf(stderr, "mpigan: stall: rank %d has waited %.0f s in %s; rank 0 has not "
-                            "reported on it and may itself be late\n",
-                    c->rank, waited, what);
-            said = 1;
-        }
-    }
-    r->active = 0;
-    if (c->rank == 0)
-        drain_stall_words(c, NULL);
-    free(arrived);
-    return reported;
-}
+/* ---- collectives ---- */
 
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root)
 {
-    chunk_op op = {.comm = c->comm, .peer = root};
-    for_chunks(buf, bytes, 1, bcast_piece, &op);
+    bcast_over(c, c->comm, buf, bytes, root);
 }
 
 /* Point to point in rank order rather than MPI_Gatherv, whose int counts and displacements cap
- * the whole gather at 2^31 values. */
+ * the whole gather at 2^31 values: the sizes first, then every piece in flight at once. */
 void mg_comm_gather(const mg_comm *c, const void *send, size_t bytes, void *recv, int root)
 {
-    if (c->rank != root) {
-        unsigned long long n = bytes;
-        MPI_CHECK(MPI_Send(&n, 1, MPI_UNSIGNED_LONG_LONG, root, 0, c->comm));
-        chunk_op op = {.comm = c->comm, .peer = root, .tag = 1};
-        for_chunks((void *)send, bytes, 1, send_piece, &op);
-        return;
-    }
-    char *at = recv;
-    for (int r = 0; r < c->size; r++) {
-        unsigned long long n = bytes;
+    const int me = c->rank == root;
+    unsigned long long mine = bytes, *sizes = me ? mg_xmalloc((size_t)c->size * sizeof *sizes) : NULL;
+    MPI_Request q;
+    MPI_CHECK(MPI_Igather(&mine, 1, MPI_UNSIGNED_LONG_LONG, sizes, 1, MPI_UNSIGNED_LONG_LONG,
+                          root, c->comm, &q));
+    wait_all(c, 1, &q);
+    int k = me ? 0 : pieces(bytes);
+    for (int r = 0; me && r < c->size; r++)
         if (r != root)
-            MPI_CHECK(MPI_Recv(&n, 1, MPI_UNSIGNED_LONG_LONG, r, 0, c->comm, MPI_STATUS_IGNORE));
-        else if (bytes)
-            memcpy(at, send, bytes);
-        chunk_op op = {.comm = c->comm, .peer = r, .tag = 1};
-        if (r != root)
-            for_chunks(at, n, 1, recv_piece, &op);
-        at += n;
+            k += pieces(sizes[r]);
+    MPI_Request small[SMALL_REQUESTS];
+    MPI_Request *req = requests(k, small);
+    k = 0;
+    if (!me) {
+        for (int i = 0; i < pieces(bytes); i++)
+            MPI_CHECK(MPI_Isend((const char *)send + (size_t)i * MG_MPI_CHUNK,
+                                piece_len(bytes, i), MPI_BYTE, root, 1, c->comm, &req[k++]));
+    } else {
+        char *at = recv;
+        for (int r = 0; r < c->size; r++) {
+            if (r == root && bytes)
+                memcpy(at, send, bytes);
+            for (int i = 0; r != root && i < pieces(sizes[r]); i++)
+                MPI_CHECK(MPI_Irecv(at + (size_t)i * MG_MPI_CHUNK, piece_len(sizes[r], i),
+                                    MPI_BYTE, r, 1, c->comm, &req[k++]));
+            at += sizes[r];
+        }
     }
+    wait_all(c, k, req);
+    requests_free(req, small);
+    free(sizes);
 }
 
 int mg_comm_all_ok(const mg_comm *c, int ok)
 {
     int all = ok != 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_LAND, c->comm));
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_LAND, c->comm, &q));
+    wait_all(c, 1, &q);
     return all;
 }
 
 int mg_comm_all_same(const mg_comm *c, uint64_t value)
 {
     uint64_t v[2] = {value, ~value}; /* max of v and max of ~v: min and max in one call */
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, c->comm));
+    MPI_Request q;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, c->comm, &q));
+    wait_all(c, 1, &q);
     return v[0] == ~v[1];
 }
 
 void mg_comm_minmaxsum(const mg_comm *c, double v, double *min, double *max, double *sum)
 {
     double in[2] = {v, -v}, out[2], s;
-    MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_MAX, c->comm));
-    MPI_CHECK(MPI_Allreduce(&v, &s, 1, MPI_DOUBLE, MPI_SUM, c->comm));
+    MPI_Request q[2];
+    MPI_CHECK(MPI_Iallreduce(in, out, 2, MPI_DOUBLE, MPI_MAX, c->comm, &q[0]));
+    MPI_CHECK(MPI_Iallreduce(&v, &s, 1, MPI_DOUBLE, MPI_SUM, c->comm, &q[1]));
+    wait_all(c, 2, q);
     *max = out[0];
     *min = -out[1];
     *sum = s;
@@ -668,7 +929,7 @@ void mg_comm_minmaxsum(const mg_comm *c, double v, double *min, double *max, dou
 
 void mg_comm_barrier(const mg_comm *c)
 {
-    MPI_CHECK(MPI_Barrier(c->comm));
+    barrier(c);
 }
 
 double mg_comm_wtime(void)

@@ -327,26 +327,35 @@ static int measure(mg_quality_record *q, int **histogram, mg_classifier_model *m
     return mg_comm_all_ok(comm, rc == 0) ? 0 : -1;
 }
 
-/* Rank 0: the checkpoint, its configuration (with overrides), the examples, the output path. */
-static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *step, mg_dataset *valid,
-                 mg_dataset *test, mg_dataset *mu, char *out, size_t out_n, mg_error *err)
+/* Rank 0: the checkpoint, its configuration (with overrides), its step and the values of one
+ * sample. */
+static int read_checkpoint(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *step,
+                           size_t *dim, mg_error *err)
 {
     mg_checkpoint_info info;
     if (mg_checkpoint_resolve(ckpt, MG_PATH_MAX, o->checkpoint, NULL, err) ||
         mg_checkpoint_read_info(&info, ckpt, err))
         return -1;
     int rc = mg_config_parse(cfg, info.config_yaml, ckpt, o->overrides, o->n_overrides, err);
-    const size_t dim = (size_t)info.channels * info.height * info.width;
+    *dim = (size_t)info.channels * info.height * info.width;
     *step = info.step;
     mg_checkpoint_info_free(&info);
-    const int classes = rc ? 0 : mg_config_gan_classes(cfg);
-    if (rc == 0 && o->cls != MG_ALL_CLASSES && !o->real && !classes)
+    return rc;
+}
+
+/* Rank 0: the examples, the output path. */
+static int setup(const mg_eval_opts *o, const char *ckpt, const mg_config *cfg, int64_t step,
+                 size_t dim, mg_dataset *valid, mg_dataset *test, mg_dataset *mu, char *out,
+                 size_t out_n, mg_error *err)
+{
+    const int classes = mg_config_gan_classes(cfg);
+    if (o->cls != MG_ALL_CLASSES && !o->real && !classes)
         return mg_fail(err, "%s: --class %d: the checkpoint's generator is unconditional", ckpt,
                        o->cls);
-    if (rc == 0 && o->cls != MG_ALL_CLASSES && !o->real && o->cls >= classes)
+    if (o->cls != MG_ALL_CLASSES && !o->real && o->cls >= classes)
         return mg_fail(err, "%s: --class %d: the generator's classes are 0 to %d", ckpt, o->cls,
                        classes - 1);
-    if (rc || mg_split_read(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
+    if (mg_split_read(valid, cfg, MG_SPLIT_VALID, o->valid_points, err) ||
         mg_split_read(test, cfg, MG_SPLIT_TEST, o->test_points, err) ||
         (o->real && real_samples(mu, cfg, o->samples, o->cls, err)))
         return -1;
@@ -364,7 +373,7 @@ static int setup(const mg_eval_opts *o, char *ckpt, mg_config *cfg, int64_t *ste
         char cls[32] = "";
         if (o->cls != MG_ALL_CLASSES)
             snprintf(cls, sizeof cls, "-class%d", o->cls);
-        snprintf(out, out_n, "%s/eval-%08lld%s%s.json", dirname(tmp), (long long)*step,
+        snprintf(out, out_n, "%s/eval-%08lld%s%s.json", dirname(tmp), (long long)step,
                  o->real ? "-real" : "", cls);
     }
     return 0;
@@ -379,14 +388,24 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     mg_config cfg;
     int64_t step = 0;
     mg_dataset valid = {0}, test = {0}, mu = {0};
-    int ok = rank != 0 || setup(o, ckpt, &cfg, &step, &valid, &test, &mu, out, sizeof out, &err) == 0;
+    size_t dim = 0;
+    mg_comm_waiting_for(comm, "reading the checkpoint");
+    int ok = rank != 0 || read_checkpoint(o, ckpt, &cfg, &step, &dim, &err) == 0;
+    if (!mg_comm_all_ok(comm, ok))
+        return fail_all(comm, &err, MG_EXIT_INPUT);
+    mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
+    /* Every rank waits for the examples, seconds of reading, with the checkpoint's setting. */
+    mg_comm_watch(comm, cfg.train.stall_seconds);
+    mg_comm_waiting_for(comm, "reading the validation and test examples");
+    ok = rank != 0 ||
+         setup(o, ckpt, &cfg, step, dim, &valid, &test, &mu, out, sizeof out, &err) == 0;
     if (!mg_comm_all_ok(comm, ok)) {
         mg_dataset_free(&valid);
         mg_dataset_free(&test);
         mg_dataset_free(&mu);
         return fail_all(comm, &err, MG_EXIT_INPUT);
     }
-    mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
+    mg_comm_waiting_for(comm, "sharing the validation and test examples");
     share(&valid, comm);
     share(&test, comm);
 
@@ -394,6 +413,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     mg_classifier_model model = {0};
     const int gan_classes = mg_config_gan_classes(&cfg);
     if (o->classifier) {
+        mg_comm_waiting_for(comm, "loading the classifier");
         ok = mg_classifier_model_load(&model, o->classifier, test.channels, test.height,
                                       test.width, comm, &err) == 0;
         if (ok && rank == 0 && mg_classifier_model_input(&model, &cfg, NULL, 0, &err))
@@ -431,6 +451,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         free(z);
         mg_net_free(&g);
     }
+    mg_comm_waiting_for(comm, "sharing the window's centres");
     share(&mu, comm);
     mg_blas_threads_choose(mg_comm_node_size(comm)); /* after sampling, which ran on one thread */
     const double t1 = mg_comm_wtime();
@@ -446,6 +467,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
     double *ll = rank == 0 ? mg_xmalloc(((size_t)valid.n * ns + (size_t)test.n) * sizeof *ll) : NULL;
     int status = MG_EXIT_OK, chosen = 0;
     int *histogram = NULL; /* rank 0, with a classifier */
+    mg_comm_waiting_for(comm, "the validation log-likelihoods");
     if (parzen_over_ranks(ll, &valid, &mu, data_sigmas, ns, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;
@@ -461,6 +483,7 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         goto done;
     }
     const double t2 = mg_comm_wtime();
+    mg_comm_waiting_for(comm, "the test log-likelihoods");
     if (parzen_over_ranks(ll, &test, &mu, &data_sigmas[chosen], 1, comm, &err)) {
         status = fail_all(comm, &err, MG_EXIT_RUNTIME);
         goto done;
@@ -469,9 +492,12 @@ int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)
         mg_parzen_ll_to_pixels(ll, (size_t)test.n, test.dim, span);
     const double t3 = mg_comm_wtime();
     mg_quality_record q = {.cls = o->cls};
-    if (o->classifier && measure(&q, &histogram, &model, &cfg, &mu, &test, o, comm, &err)) {
-        status = fail_all(comm, &err, MG_EXIT_RUNTIME);
-        goto done;
+    if (o->classifier) {
+        mg_comm_waiting_for(comm, "the classifier's outputs");
+        if (measure(&q, &histogram, &model, &cfg, &mu, &test, o, comm, &err)) {
+            status = fail_all(comm, &err, MG_EXIT_RUNTIME);
+            goto done;
+        }
     }
     const double t4 = mg_comm_wtime();
     q.seconds = t4 - t3;

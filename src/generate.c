@@ -26,6 +26,7 @@ int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char 
                       const mg_comm *comm, mg_error *err)
 {
     const int rank = mg_comm_rank(comm), classes = mg_config_gan_classes(cfg);
+    mg_comm_waiting_for(comm, "loading the generator of %s", path);
     int ok = mg_net_init(g, &cfg->generator.net, cfg->generator.noise_dim + classes, max_rows,
                          err) == 0;
     if (!mg_comm_all_ok(comm, ok))
@@ -78,6 +79,7 @@ void mg_generate_labeled(mg_real *x, mg_real *z, int32_t *labels, mg_net *g, con
         memcpy(my_x + (size_t)i * dim, out, (size_t)m * dim * sizeof *my_x);
     }
     mg_blas_set_threads(threads);
+    mg_comm_waiting_for(comm, "drawing %lld samples", (long long)n);
     mg_comm_gather(comm, my_x, (size_t)rows * dim * sizeof *my_x, x, root);
     mg_comm_gather(comm, my_z, (size_t)rows * nz * sizeof *my_z, z, root);
     /* Collective: every rank takes part whether or not root keeps the labels. */

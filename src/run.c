@@ -78,10 +78,14 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
             ok = mg_fail(&err, "%s: --class %d: the generator's classes are 0 to %d", ckpt,
                          o->cls, classes - 1) == 0;
     }
+    /* The checkpoint's stall setting: rank 0's now, the others' once the configuration came. */
+    if (rank == 0 && ok)
+        mg_comm_watch(comm, cfg.train.stall_seconds);
     if (!mg_comm_all_ok(comm, ok))
         return fail_all(comm, &err, MG_EXIT_INPUT);
     mg_comm_bcast(comm, &cfg, sizeof cfg, 0);
     mg_comm_bcast(comm, shape, sizeof shape, 0);
+    mg_comm_watch(comm, cfg.train.stall_seconds);
 
     mg_net g;
     if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))

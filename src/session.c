@@ -82,7 +82,8 @@ struct mg_session {
     mg_rundir rundir;              /* locked while the session lasts */
     int started;                   /* the run directory was changed for this run */
     int opened;                    /* mg_session_open succeeded */
-    double stop_checked;           /* when rank 0 last looked for a STOP file */
+    double stop_checked;           /* when rank 0 last looked for a STOP file ... */
+    int stop_looked;               /* ... if it has looked yet */
     int stop_by_file;              /* rank 0 found one */
     char *yaml;                    /* the effective configuration, as checkpoints keep it */
     mg_report report;
@@ -99,11 +100,12 @@ static int fail(const mg_session *s, int status)
     return status;
 }
 
-/* Rank 0 does `what` (0 or -1, err set); every rank learns whether it worked. The time goes to
- * the io timer. */
-static int on_rank0(mg_session *s, int (*what)(mg_session *))
+/* Rank 0 does `what` (0 or -1, err set); every rank learns whether it worked, waiting for it in
+ * `name` of the current step. The time goes to the io timer. */
+static int on_rank0(mg_session *s, int (*what)(mg_session *), const char *name)
 {
     const double t0 = mg_comm_wtime();
+    mg_comm_waiting_for(s->comm, "%s of step %lld", name, (long long)s->t.step);
     int ok = mg_comm_all_ok(s->comm, s->rank != 0 || what(s) == 0);
     s->t.timer[MG_TIMER_IO] += mg_comm_wtime() - t0;
     return ok;
@@ -506,9 +508,11 @@ static void banner(const mg_session *s)
     fflush(stdout);
 }
 
-/* Everything a session holds, freed on every path (what was never made is zero). */
+/* Everything a session holds, freed on every path (what was never made is zero). Collective:
+ * the shared windows' frees wait for every rank. */
 static void session_free(mg_session *s)
 {
+    mg_comm_waiting_for(s->comm, "the end of the run");
     if (s->reporting && s->report.metrics >= 0)
         close(s->report.metrics);
     /* A directory this run made goes again if the run never started (a failed check, or a full
@@ -543,10 +547,17 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
     s->opts = *o;
     s->saved_at = -1;
 
-    if (!mg_comm_all_ok(comm, s->rank != 0 || read_config(s) == 0))
+    /* Waits are watched with the configuration's stall setting from the moment a rank knows it:
+     * rank 0 once it has read it, the others once it has come. */
+    mg_comm_waiting_for(comm, "reading the configuration");
+    const int ok = s->rank != 0 || read_config(s) == 0;
+    if (s->rank == 0 && ok)
+        mg_comm_watch(comm, s->cfg.train.stall_seconds);
+    if (!mg_comm_all_ok(comm, ok))
         return open_failed(s, MG_EXIT_INPUT);
     mg_comm_bcast(comm, &s->cfg, sizeof s->cfg, 0);
     mg_comm_bcast(comm, s->ckpt, sizeof s->ckpt, 0);
+    mg_comm_watch(comm, s->cfg.train.stall_seconds);
 
     if (mg_split_load_train(&s->data, &s->cfg, comm, &s->err))
         return open_failed(s, MG_EXIT_INPUT);
@@ -558,6 +569,7 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
         return open_failed(s, MG_EXIT_INPUT);
     }
     if (o->resume) {
+        mg_comm_waiting_for(comm, "loading the checkpoint %s", s->ckpt);
         if (!mg_comm_all_ok(comm, s->rank != 0 || load_checkpoint(s) == 0))
             return open_failed(s, MG_EXIT_INPUT);
         mg_trainer_broadcast_state(&s->t);
@@ -571,6 +583,7 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
         s->next_eval = (floor(mg_trainer_epoch(&s->t) / every + 1e-9) + 1) * every;
     }
     choose_dir(s);
+    mg_comm_waiting_for(comm, "the set-up of the run directory %s", s->dir);
     if (!mg_comm_all_ok(comm, s->rank != 0 || prepare_dir(s) == 0))
         return open_failed(s, MG_EXIT_INPUT);
     if (s->rank == 0 && !o->quiet)
@@ -594,8 +607,10 @@ int mg_session_done(const mg_session *s)
 static int stop_file(mg_session *s)
 {
     const double now = mg_comm_wtime();
-    if (s->rank != 0 || now - s->stop_checked < 1.0)
+    /* The first step always looks (MPI_Wtime's origin is arbitrary: it may be near 0 at start). */
+    if (s->rank != 0 || (s->stop_looked && now - s->stop_checked < 1.0))
         return 0;
+    s->stop_looked = 1;
     s->stop_checked = now;
     char path[MG_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/STOP", s->dir);
@@ -636,8 +651,13 @@ int mg_session_step(mg_session *s)
             fprintf(stderr, "mpigan: %s\n", s->err.msg); /* a lost estimate, not a lost run */
     }
     const int reported = s->rank != 0 || mg_report_step(&s->report, t, &stats, &s->err) == 0;
-    if (record && !mg_comm_all_ok(s->comm, reported))
-        return fail(s, MG_EXIT_RUNTIME);
+    if (record) {
+        mg_comm_waiting_for(s->comm, estimate ? "the Parzen estimate of step %lld"
+                                              : "the metrics record of step %lld",
+                            (long long)t->step);
+        if (!mg_comm_all_ok(s->comm, reported))
+            return fail(s, MG_EXIT_RUNTIME);
+    }
     if (stats.bad_params) {
         /* Every rank made the same update: all stop here, and nothing of it is ever saved. */
         mg_fail(&s->err,
@@ -666,11 +686,11 @@ int mg_session_step(mg_session *s)
         mg_trainer_check_replicas(t, &s->err))
         return fail(s, MG_EXIT_RUNTIME);
     if (cfg->samples.every > 0 && t->step % cfg->samples.every == 0 &&
-        !on_rank0(s, take_snapshot))
+        !on_rank0(s, take_snapshot, "the samples"))
         return fail(s, MG_EXIT_RUNTIME);
     s->stopped = stats.stop;
     if (s->stopped || (cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0)) {
-        if (!on_rank0(s, save_checkpoint))
+        if (!on_rank0(s, save_checkpoint, "the checkpoint"))
             return fail(s, MG_EXIT_RUNTIME);
         s->saved_at = t->step;
     }
@@ -686,9 +706,9 @@ int mg_session_close(mg_session *s, int status)
     /* The end of a run is a checkpoint too, and its last snapshot. */
     if (status == MG_EXIT_OK && s->saved_at != t->step) {
         if (cfg->samples.every > 0 && t->step % cfg->samples.every != 0 &&
-            !on_rank0(s, take_snapshot))
+            !on_rank0(s, take_snapshot, "the samples"))
             status = fail(s, MG_EXIT_RUNTIME);
-        if (status == MG_EXIT_OK && !on_rank0(s, save_checkpoint))
+        if (status == MG_EXIT_OK && !on_rank0(s, save_checkpoint, "the checkpoint"))
             status = fail(s, MG_EXIT_RUNTIME);
     }
     double tmin[MG_TIMER_COUNT], tmean[MG_TIMER_COUNT], tmax[MG_TIMER_COUNT];
@@ -696,6 +716,7 @@ int mg_session_close(mg_session *s, int status)
     /* Resident memory per rank at the end, when training has touched the data: RSS, and PSS,
      * which counts the node's shared copy of the training set once per node. */
     mg_memory mem;
+    mg_comm_waiting_for(s->comm, "the memory figures of step %lld", (long long)t->step);
     mg_memory_over_ranks(&mem, s->comm);
     if (s->rank == 0) {
         if (mg_report_close(&s->report, t, tmin, tmean, tmax, &mem, &s->err)) {

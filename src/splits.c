@@ -462,6 +462,7 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
 {
     const int rank = mg_comm_rank(comm);
     mg_dataset mine = {0};
+    mg_comm_waiting_for(comm, "loading the training set");
     /* n, channels, height, width, kept as bytes, classes of the labels (0: none); n = 0 means
      * rank 0 failed */
     int shape[6] = {0};

@@ -60,6 +60,7 @@ static int build_net(mg_net *net, const char *name, const mg_net_spec *spec, int
 static void sum_over_ranks(void *arg, double *x, int n)
 {
     const mg_trainer *t = arg;
+    mg_comm_waiting_for(t->comm, "the batch norm statistics of step %lld", (long long)t->step + 1);
     mg_comm_allreduce_double(t->comm, x, (size_t)n);
 }
 
@@ -163,6 +164,8 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         t->g.sum_arg = t->d.sum_arg = t;
     }
 
+    mg_comm_watch(comm, cfg->train.stall_seconds);
+    mg_comm_waiting_for(comm, "the set-up of the networks");
     /* The gradients live in the reducers' buffers: the networks' own, or with shared sums their
      * slots in the node's window, so the backward passes write straight where the sum reads them
      * (the networks' own gradient buffers then stay untouched, never paged in). */
@@ -400,23 +403,17 @@ static mg_reducer *sum_of(const mg_trainer *t, const mg_net *net)
     return net == &t->d ? t->d_sum : t->g_sum;
 }
 
-/* Waits for the allreduce in flight in r, reporting a stall (train.stall_seconds). */
-static void finish(mg_trainer *t, mg_request *r, const char *net)
+/* What the ranks wait for while they sum a network's gradients (a stall report's text). */
+static void waiting_for_sum(const mg_trainer *t, const mg_net *net)
 {
-    char what[96];
-    snprintf(what, sizeof what, "the %s gradient allreduce of step %lld", net,
-             (long long)t->step + 1);
-    mg_comm_finish_watched(t->comm, r, t->spec.train.stall_seconds, what, NULL, 0);
+    mg_comm_waiting_for(t->comm, "the %s gradient sum of step %lld", net == &t->d ? "D" : "G",
+                        (long long)t->step + 1);
 }
 
-/* Blocking allreduce (Open MPI's are faster than its MPI_Iallreduce: 18-20 against 23-25 ms
- * for G's 10 MB on 2 ranks here), after an arrival barrier that the stall inspector watches. */
+/* The blocking sum; every wait in it is watched (train.stall_seconds, comm.h). */
 static void reduce(mg_trainer *t, mg_net *net, enum mg_timer timer)
 {
-    if (t->spec.train.stall_seconds > 0 && t->nranks > 1) {
-        mg_comm_barrier_start(t->comm, t->reduce);
-        finish(t, t->reduce, net == &t->d ? "D" : "G");
-    }
+    waiting_for_sum(t, net);
     mg_reducer_sum(sum_of(t, net));
     lap(t, timer);
 }
@@ -530,6 +527,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         zero_grads(&t->d);
         d_gradients(t, j);
         lap(t, MG_TIMER_D_COMPUTE);
+        waiting_for_sum(t, &t->d);
         mg_reducer_start(t->d_sum, t->reduce);
         t->g.progress = drive;
         t->g.progress_arg = t->reduce;
@@ -543,7 +541,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
             lap(t, MG_TIMER_G_COMPUTE);
         }
         t->g.progress = NULL;
-        finish(t, t->reduce, "D");
+        mg_comm_finish(t->reduce);
         lap(t, MG_TIMER_D_REDUCE);
         read_d_stats(t, s);
         update(t, &t->d_opt, &t->d, s);
@@ -602,6 +600,7 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 
 int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err)
 {
+    mg_comm_waiting_for(t->comm, "the replica check of step %lld", (long long)t->step);
     int g_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->g));
     int d_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->d));
     if (g_same && d_same)
@@ -625,6 +624,7 @@ static void broadcast_optim(const mg_comm *comm, mg_optim *opt)
 
 void mg_trainer_broadcast_state(mg_trainer *t)
 {
+    mg_comm_waiting_for(t->comm, "the broadcast of the resumed state");
     broadcast_net(t->comm, &t->g);
     broadcast_net(t->comm, &t->d);
     broadcast_optim(t->comm, &t->g_opt);
@@ -637,6 +637,7 @@ void mg_trainer_broadcast_state(mg_trainer *t)
 
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max)
 {
+    mg_comm_waiting_for(t->comm, "the timers of step %lld", (long long)t->step);
     for (int i = 0; i < MG_TIMER_COUNT; i++) {
         double sum;
         mg_comm_minmaxsum(t->comm, t->timer[i], &min[i], &max[i], &sum);

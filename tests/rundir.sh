@@ -99,6 +99,12 @@ finish
 expect_status "a STOP file" 3
 expect_grep "STOP honoured" "$tmp/err" "mpigan: stopped by a STOP file at step [0-9]*; checkpoint .* written"
 [ ! -e "$tmp/stopfile/STOP" ] && ok || fail "the STOP file is still there"
+# ... written before the run starts (what jobs/train.sbatch does with a warning at start-up):
+# honoured at the first step, whenever the clock of MPI_Wtime starts
+mkdir -p "$tmp/stopfirst" && touch "$tmp/stopfirst/STOP"
+run 1 train "$smoke" --out "$tmp/stopfirst" --steps 100000 --quiet
+expect_status "a STOP file before the start" 3
+expect_grep "STOP before the start: at step 1" "$tmp/err" "mpigan: stopped by a STOP file at step 1; checkpoint .*ckpt-00000001.h5 written"
 # ... while the ranks start MPI and read the data: queued, then honoured at the end of the first
 # step, with a checkpoint, so that a job requeues instead of dying. The signal comes as soon as a
 # rank has its handler (SigCgt in /proc: mpigan installs it first thing in main); before main, in

@@ -5,7 +5,8 @@
 #   1. a job trains on 2 tasks and leaves a checkpoint and samples in runs/<name>-<job id>;
 #   2. the time-limit warning (USR1 to the batch shell, sent with scancel --batch) makes the job
 #      checkpoint, exit 3 and requeue itself, and that the requeued job resumes and ends with
-#      the parameters of an uninterrupted run, bit for bit (h5diff);
+#      the parameters of an uninterrupted run, bit for bit (h5diff); the same warning at
+#      start-up, before the ranks run, stops the job after its first step and requeues it;
 #   3. scancel (SIGTERM to every process of the job) leaves a checkpoint, and the log names it
 #      and its step; a job that fails says why (Open MPI's notices) and that it saved nothing;
 #   4. jobs/scaling.sbatch writes its CSV for 1 and 2 ranks.
@@ -210,8 +211,8 @@ say "job 2 ($id): USR1 sent to the batch shell at '$(grep "^epoch" "$log" | tail
 i=0
 while ! [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null || fail "job 2 was not requeued (Restarts=$(field "$id" Restarts), state $(state_of "$id"))"
-grep -q "mpigan: stopped by a signal at step [0-9]*; checkpoint" "$log" || fail "job 2: no checkpoint on USR1 in $log"
-stop=$(sed -n 's/.*stopped by a signal at step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
+grep -q "mpigan: stopped by a STOP file at step [0-9]*; checkpoint" "$log" || fail "job 2: no checkpoint on USR1 (relayed as a STOP file) in $log"
+stop=$(sed -n 's/.*stopped by a STOP file at step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
 grep -q "checkpoint: this job saved runs/long-$id/ckpt-0*$stop.h5, step $stop, written at " "$log" ||
   fail "job 2: the log does not say that ckpt-$stop was saved"
 say "job 2 ($id): checkpointed at step $stop and requeued; waiting for it to start again"
@@ -235,6 +236,32 @@ for net in generator discriminator; do
     { cat "$tmp/diff"; fail "/$net of the requeued run differs from the uninterrupted run"; }
 done
 say "job 2 ($id): /generator and /discriminator equal to an uninterrupted $steps-step run (h5diff)"
+
+# --- 2b. the warning at start-up (a short limit's first look, issue 14): the request waits in the
+# run directory's STOP file until the ranks look for it, so the job checkpoints after its first
+# step, requeues and finishes, instead of dying while the ranks start
+early_steps=300
+# shellcheck disable=SC2086
+id=$(sbatch --parsable --job-name=early --ntasks=2 --time=10 "$src/jobs/train.sbatch" "$smoke" \
+  --steps $early_steps --set checkpoint.every=0 --set samples.every=0) || fail "job 2b: sbatch refused it"
+id=${id%%;*}
+log=mpigan-$id.log
+# As soon as the batch shell has its traps (its first line; a signal before bash has read the
+# script would end it, as any process), while mpirun starts the ranks.
+i=0
+while ! grep -q "^train.sbatch .*: job $id start 0 " "$log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
+scancel --batch --signal=USR1 "$id" || fail "scancel --batch --signal=USR1 $id (state $(state_of "$id"))"
+i=0
+while ! [ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$(field "$id" Restarts)" -ge 1 ] 2>/dev/null || { cat "$log"; fail "job 2b was not requeued after USR1 at start-up (state $(state_of "$id"))"; }
+early=$(sed -n 's/.*stopped by a STOP file at step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
+[ -n "$early" ] || { cat "$log"; fail "job 2b: no checkpoint on the STOP file in $log"; }
+s=$(ended "$id")
+[ "$s" = COMPLETED ] || fail "job 2b: state $s after the requeue, not COMPLETED"
+grep -q "resuming .*ckpt-0*$early.h5 at step $early of $early_steps" "$log" || fail "job 2b: the second start did not resume from step $early"
+grep -q "done: step $early_steps," "$log" || fail "job 2b: the resumed run did not finish"
+quiet "$log"
+say "job 2b ($id): USR1 $(sed -n 's/^train.sbatch \[\(.*\)\]: USR1 received.*/at \1/p' "$log" | head -n 1), as the job started: stopped at step $early by the STOP file, requeued, finished $early_steps steps"
 
 # --- 3. scancel: SIGTERM to every process of the job at once, mpirun included, which then ends the
 # job itself and no longer relays what the ranks print. The ranks checkpoint all the same, and

@@ -372,6 +372,73 @@ static void test_reducer_matches_mpi(void)
     mg_reducer_free(b);
 }
 
+/* ---- stalls in these waits (comm.h's inspector) ---- */
+
+/* The last rank 0.6 s late at a sum watched with 0.15 s: rank 0 names it (alone where every
+ * rank waits in the same wait; with 2 nodes of 2, the late rank's node partner waits in the node
+ * barrier, before rank 0's sum across nodes, and is named too). Everybody else stays quiet. */
+static void check_sum_stall(int shared, int group, int exact)
+{
+    const mg_comm *w = mg_comm_world();
+    const int rank = mg_comm_rank(w), size = mg_comm_size(w);
+    mg_reducer *r = mg_reducer_new(w, 50003, shared, group, NULL);
+    mg_real *x = mg_reducer_buffer(r);
+    for (size_t i = 0; i < 50003; i++)
+        x[i] = exact_value(rank, i, 0);
+    mg_comm_barrier(w);
+    mg_comm_watch(w, 0.15);
+    mg_comm_waiting_for(w, "the test sum (shared %d, group %d)", shared, group);
+    char what[64], text[4096];
+    snprintf(what, sizeof what, "the test sum (shared %d, group %d)", shared, group);
+    mg_test_stderr_begin();
+    if (rank == size - 1)
+        mg_test_sleep(0.6);
+    mg_reducer_sum(r);
+    mg_test_stderr_end(text, sizeof text);
+    mg_comm_watch(w, MG_STALL_DEFAULT_S);
+    CU_ASSERT(rank == 0 ? mg_test_stall_report(text, 0, what, size - 1, exact)
+                        : strcmp(text, "") == 0);
+    CU_ASSERT(x[50002] == (mg_real)(exact_value(0, 50002, 0) + exact_value(size - 1, 50002, 0)) ||
+              size != 2);
+    mg_reducer_free(r);
+}
+
+static void test_sum_stall_reported(void)
+{
+    const int size = mg_comm_size(mg_comm_world());
+    if (size < 2)
+        return;
+    check_sum_stall(1, 0, 1); /* one node: both node barriers */
+    check_sum_stall(0, 0, 1); /* MPI */
+    if (size == 4)
+        check_sum_stall(1, 2, 0); /* 2 nodes of 2: the sum across nodes */
+}
+
+/* The last rank late at loading the training set: rank 0 names it, in "loading the training
+ * set" (splits.c), whichever wait of the load (the shape, the window, its broadcast) it hits. */
+static void test_load_stall_reported(void)
+{
+    const mg_comm *w = mg_comm_world();
+    const int rank = mg_comm_rank(w), size = mg_comm_size(w);
+    if (size < 2)
+        return;
+    mg_config cfg = config_for(write_idx(300));
+    mg_dataset ds;
+    mg_error err;
+    char text[4096];
+    mg_comm_watch(w, 0.15);
+    mg_test_stderr_begin();
+    if (rank == size - 1)
+        mg_test_sleep(0.6);
+    CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, w, &err) == 0);
+    mg_test_stderr_end(text, sizeof text);
+    mg_comm_watch(w, MG_STALL_DEFAULT_S);
+    CU_ASSERT(rank == 0 ? mg_test_stall_report(text, 0, "loading the training set", size - 1, 1)
+                        : strcmp(text, "") == 0);
+    CU_ASSERT(ds.shared != NULL && rows_that_differ(&ds) == 0);
+    mg_dataset_unload(&ds);
+}
+
 int main(int argc, char **argv)
 {
     mg_comm_init(&argc, &argv);
@@ -385,6 +452,8 @@ int main(int argc, char **argv)
         {"reducer_exact", test_reducer_exact},
         {"reducer_matches_mpi", test_reducer_matches_mpi},
         {"reducer_finite", test_reducer_finite},
+        {"sum_stall_reported", test_sum_stall_reported},
+        {"load_stall_reported", test_load_stall_reported},
         {NULL, NULL},
     };
     int rc = mg_test_main("shared", tests, argc, argv);

@@ -405,29 +405,167 @@ static void test_shared_allreduce_same_as_mpi(void)
                     "shared-memory vs MPI gradient sums");
 }
 
-/* The stall inspector: the last rank arrives 2 s late at a barrier watched with 0.5 s; rank 0
- * names it, and only it. Then a prompt barrier reports no stall. */
+/* ---- the stall inspector (comm.h) ---- */
+
+/* What each rank writes to stderr while `late` arrives `delay` seconds late at op(world), all
+ * waits watched with stall_s; the watch goes back to the default afterwards. */
+static void stall_with(void (*op)(const mg_comm *), const char *what, int late, double delay,
+                       double stall_s, char *text, size_t n)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_comm_barrier(world);
+    mg_comm_watch(world, stall_s);
+    mg_comm_waiting_for(world, "%s", what);
+    mg_test_stderr_begin();
+    if (mg_comm_rank(world) == late)
+        mg_test_sleep(delay);
+    op(world);
+    mg_test_stderr_end(text, n);
+    mg_comm_watch(world, MG_STALL_DEFAULT_S);
+}
+
+static void barrier_op(const mg_comm *c)
+{
+    mg_comm_barrier(c);
+}
+
+/* The last rank arrives 2 s late at a barrier watched with 0.5 s: rank 0 names it, and only it;
+ * the other waiting ranks hear from rank 0 and stay quiet. Then a prompt barrier: no report. */
 static void test_stall_reported(void)
 {
     const mg_comm *world = mg_comm_world();
     const int rank = mg_comm_rank(world), size = mg_comm_size(world);
     if (size < 2)
         return; /* nobody to be late */
+    char text[4096];
+    stall_with(barrier_op, "the test barrier", size - 1, 2, 0.5, text, sizeof text);
+    CU_ASSERT(rank == 0 ? mg_test_stall_report(text, 0, "the test barrier", size - 1, 1)
+                        : strcmp(text, "") == 0);
+    stall_with(barrier_op, "a prompt barrier", -1, 0, 0.5, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "");
+}
+
+/* Rank 0 arrives 2 s late (over 3 stall_s): no word from it, so each waiting rank names it. */
+static void test_stall_of_rank0_reported(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    if (size < 2)
+        return;
+    char text[4096];
+    stall_with(barrier_op, "the test barrier", 0, 2, 0.5, text, sizeof text);
+    CU_ASSERT(rank == 0 ? strcmp(text, "") == 0
+                        : mg_test_stall_report(text, rank, "the test barrier", 0, 1));
+}
+
+/* Words about a stall that resolved itself before rank 0 listened (rank 0 0.8 s late, the
+ * others telling it at 0.5 s) do not count as arrivals at the next wait: when the last rank is
+ * late there, rank 0 names it (the old inspector took its stale word for an arrival, and
+ * reported that every rank had arrived). */
+static void test_stale_words_do_not_count(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    if (size < 2)
+        return;
+    char text[4096];
+    stall_with(barrier_op, "the first barrier", 0, 0.8, 0.5, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, ""); /* under 3 stall_s: nobody reports */
+    stall_with(barrier_op, "the second barrier", size - 1, 2, 0.5, text, sizeof text);
+    CU_ASSERT(rank == 0 ? mg_test_stall_report(text, 0, "the second barrier", size - 1, 1)
+                        : strcmp(text, "") == 0);
+}
+
+/* Every collective of comm.h waits watched: the last rank 0.6 s late at each, watched with
+ * 0.15 s; rank 0 names it, in what the communicator waits for. */
+static void all_ok_op(const mg_comm *c)
+{
+    CU_ASSERT(mg_comm_all_ok(c, 1));
+}
+
+static void all_same_op(const mg_comm *c)
+{
+    CU_ASSERT(mg_comm_all_same(c, 42));
+}
+
+static void minmaxsum_op(const mg_comm *c)
+{
+    double lo, hi, sum;
+    mg_comm_minmaxsum(c, mg_comm_rank(c), &lo, &hi, &sum);
+    CU_ASSERT(lo == 0 && hi == mg_comm_size(c) - 1);
+}
+
+/* 4 MB (past the eager limit) from the late rank, so that every other rank waits for it. */
+static void bcast_op(const mg_comm *c)
+{
+    static char buf[4 << 20];
+    const int root = mg_comm_size(c) - 1;
+    if (mg_comm_rank(c) == root)
+        memset(buf, 7, sizeof buf);
+    mg_comm_bcast(c, buf, sizeof buf, root);
+    CU_ASSERT(buf[12345] == 7);
+}
+
+static void gather_op(const mg_comm *c)
+{
+    static char buf[4][1 << 20];
+    const int rank = mg_comm_rank(c), size = mg_comm_size(c);
+    if (size > 4)
+        return;
+    memset(buf[rank], rank + 1, sizeof buf[rank]);
+    mg_comm_gather(c, buf[rank], sizeof buf[rank], buf, 0);
+    CU_ASSERT(rank != 0 || buf[size - 1][99] == size);
+}
+
+static void split_op(const mg_comm *c)
+{
+    mg_comm *sub = mg_comm_split(c, 0);
+    CU_ASSERT(sub != NULL);
+    mg_comm_free(sub);
+}
+
+static void allreduce_op(const mg_comm *c)
+{
+    mg_real x[1000];
+    for (int i = 0; i < 1000; i++)
+        x[i] = 1;
+    mg_comm_allreduce_sum(c, x, 1000);
+    CU_ASSERT(x[999] == mg_comm_size(c));
+}
+
+static void request_op(const mg_comm *c)
+{
+    mg_real x[1000];
+    for (int i = 0; i < 1000; i++)
+        x[i] = 1;
     mg_request *r = mg_request_new();
-    if (rank == size - 1) {
-        struct timespec late = {2, 0};
-        nanosleep(&late, NULL);
-    }
-    int who[8] = {-1};
-    mg_comm_barrier_start(world, r);
-    int n = mg_comm_finish_watched(world, r, 0.5, "the test barrier", who, 8);
-    if (rank == 0) {
-        CU_ASSERT_EQUAL(n, 1);
-        CU_ASSERT_EQUAL(who[0], size - 1);
-    }
-    mg_comm_barrier_start(world, r);
-    CU_ASSERT_EQUAL(mg_comm_finish_watched(world, r, 5, "a prompt barrier", who, 8), -1);
+    mg_comm_allreduce_start(c, x, 1000, r);
+    mg_comm_finish(r);
     mg_request_free(r);
+    CU_ASSERT(x[999] == mg_comm_size(c));
+}
+
+static void test_every_wait_watched(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    if (size < 2)
+        return;
+    static const struct {
+        const char *what;
+        void (*op)(const mg_comm *);
+    } ops[] = {{"op all_ok", all_ok_op},     {"op all_same", all_same_op},
+               {"op minmaxsum", minmaxsum_op}, {"op bcast", bcast_op},
+               {"op gather", gather_op},       {"op split", split_op},
+               {"op allreduce", allreduce_op}, {"op request", request_op}};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        char text[4096];
+        stall_with(ops[i].op, ops[i].what, size - 1, 0.6, 0.15, text, sizeof text);
+        if (rank != 0 && strcmp(text, "") != 0)
+            printf("\n  %s: rank %d wrote [%s]", ops[i].what, rank, text);
+        CU_ASSERT(rank == 0 ? mg_test_stall_report(text, 0, ops[i].what, size - 1, 1)
+                            : strcmp(text, "") == 0);
+    }
 }
 
 static void test_replica_drift_detected(void)
@@ -630,6 +768,9 @@ int main(int argc, char **argv)
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
+        {"stall_of_rank0_reported", test_stall_of_rank0_reported},
+        {"stale_words_do_not_count", test_stale_words_do_not_count},
+        {"every_wait_watched", test_every_wait_watched},
         {"replica_drift_detected", test_replica_drift_detected},
         {"one_epoch_count_per_step", test_one_epoch_count_per_step},
         {"bad_params_reported", test_bad_params_reported},

@@ -20,6 +20,18 @@ const char *mg_test_path(const char *name);
 /* Writes bytes to <tmpdir>/<name> and returns the path (static storage, one per call slot). */
 const char *mg_test_write_file(const char *name, const void *bytes, size_t n);
 
+/* What this process writes to stderr (fd 2) between the two calls, into buf (at most n - 1
+ * bytes and a NUL): messages such as stall reports, checked as the text a user sees. */
+void mg_test_stderr_begin(void);
+const char *mg_test_stderr_end(char *buf, size_t n);
+
+/* Non-zero iff text is exactly one stall report of comm.h's inspector, by `rank`, waiting in
+ * `what`, naming `late` among the ranks that have not reached it ("mpigan: stall: rank 0 has
+ * waited 2 s in the test barrier; ranks 2, 3 have not reached it"); with exact, naming `late`
+ * alone. Prints what it got when not. */
+int mg_test_stall_report(const char *text, int rank, const char *what, int late, int exact);
+void mg_test_sleep(double seconds);
+
 /* Asserts |a - b| <= tol and prints both and the error when it is not. */
 #define MG_ASSERT_CLOSE(a, b, tol)                                                             \
     do {                                                                                       \

@@ -81,7 +81,6 @@ typedef struct {
     int32_t *y;              /* (rows) their labels */
     mg_real *dlogit;         /* (rows, classes) */
     mg_reducer *sum;
-    mg_request *reduce;
     double timer[MG_CTIMER_COUNT];
     double mark;
     int64_t skipped;

@@ -1,7 +1,32 @@
 /* Communication. This is the only interface to MPI: src/comm.c is the one file that includes
  * mpi.h, so the rest of mpigan reads as plain C over an opaque communicator.
  *
- * MPI errors are fatal (the default handler); a call that returns is a call that worked. */
+ * MPI errors are fatal (the default handler); a call that returns is a call that worked.
+ *
+ * Every call below that waits for other ranks (collectives, the gradient sums, the shared
+ * window's set-up and broadcast, a request's finish) waits in one place, the stall inspector:
+ * when a wait on a communicator lasts longer than its stall setting (mg_comm_watch), every
+ * waiting rank tells the communicator's rank 0, which waits a moment for the others' word and
+ * prints one line naming the ranks it has not heard from:
+ *
+ *     mpigan: stall: rank 0 has waited 2 s in the checkpoint of step 200; rank 1 has not reached it
+ *
+ * Rank 0 answers such words whenever it waits itself. A waiting rank without an answer after
+ * three times the setting concludes that rank 0 is the one missing (were rank 0 waiting, it
+ * would have answered, and reported on its own wait) and says so:
+ *
+ *     mpigan: stall: rank 1 has waited 3 s in the checkpoint of step 200; rank 0 has not reached it
+ *
+ * So a stall gives one line: rank 0's, or with rank 0 missing one per waiting rank. The
+ * text after "in" is the communicator's description of what it waits for (mg_comm_waiting_for).
+ * A communicator's watch (setting, description, count of waits) is state of the communicator,
+ * like MPI's own, and changes through a const mg_comm *: every rank must make the same watched
+ * calls on a communicator in the same order, as MPI already asks of collectives.
+ *
+ * Not watched: MPI_Init and MPI_Finalize themselves (mg_comm_finalize passes a watched barrier
+ * first), and MPI's own set-up calls (communicator splits, window allocation and freeing,
+ * fences), which pass a watched barrier just before, so that only a rank stopped in the
+ * microseconds between the two goes unreported. */
 #ifndef MPIGAN_COMM_H
 #define MPIGAN_COMM_H
 
@@ -12,10 +37,24 @@
 
 typedef struct mg_comm mg_comm;
 
-/* MPI_Init and MPI_Finalize; world is valid between them. */
+/* MPI_Init and MPI_Finalize; world is valid between them. Finalize is collective: a watched
+ * barrier ("the end of the run") comes first. */
 void mg_comm_init(int *argc, char ***argv);
 void mg_comm_finalize(void);
 const mg_comm *mg_comm_world(void);
+
+/* The stall setting of every communicator until a configuration says otherwise, so that the
+ * waits of a command's set-up are watched too. */
+#define MG_STALL_DEFAULT_S 120.0
+
+/* Waits on c longer than stall_s seconds are reported (0: not watched). A new communicator
+ * (mg_comm_split) starts with its parent's setting; world with MG_STALL_DEFAULT_S. */
+void mg_comm_watch(const mg_comm *c, double stall_s);
+/* What c's waits are for from now on, printf-style ("the D gradient sum of step %lld"): the
+ * text of a stall report. It stays until the next call; world starts with "the start of the
+ * run". */
+void mg_comm_waiting_for(const mg_comm *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 int mg_comm_rank(const mg_comm *c);
 int mg_comm_size(const mg_comm *c);
@@ -31,24 +70,29 @@ mg_shared *mg_comm_shared_alloc(const mg_comm *c, size_t bytes, void **base);
 /* Collective over c: root's block (its node's) is copied to every other node's block; afterwards
  * every rank sees the contents. */
 void mg_comm_shared_bcast(const mg_comm *c, mg_shared *s, int root);
+/* Collective over the c it was allocated over. */
 void mg_comm_shared_free(mg_shared *s);
 
-/* A new communicator of the ranks that pass the same color (color < 0: none, returns NULL). */
+/* A new communicator of the ranks that pass the same color (color < 0: none, returns NULL).
+ * Collective over c. */
 mg_comm *mg_comm_split(const mg_comm *c, int color);
 void mg_comm_free(mg_comm *c);
 
-/* In-place sum over ranks. */
+/* In-place sum over ranks (the ring of mg_reducer_sum; allocates one chunk). */
 void mg_comm_allreduce_sum(const mg_comm *c, mg_real *buf, size_t n);
 /* The same for doubles (a batch norm's statistics). */
 void mg_comm_allreduce_double(const mg_comm *c, double *buf, size_t n);
 
 /* The same, in flight while the caller works (MPI_Iallreduce): start it, call mg_comm_progress
- * now and then (MPI progresses only inside MPI calls), and mg_comm_finish before using buf. A
- * request is made once and reused. */
+ * now and then (MPI progresses only inside MPI calls), and mg_comm_finish (watched, on the
+ * communicator it was started on) before using buf. A request is made once and reused. */
 typedef struct mg_request mg_request;
 mg_request *mg_request_new(void);
 void mg_request_free(mg_request *r);
 void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_request *r);
+void mg_comm_progress(mg_request *r);
+void mg_comm_finish(mg_request *r);
+
 /* Gradient sums over ranks: one buffer of n values per rank, summed in place.
  *
  * Shared: where every node holds the same number of ranks (more than one), each rank's buffer is
@@ -60,7 +104,10 @@ void mg_comm_allreduce_start(const mg_comm *c, mg_real *buf, size_t n, mg_reques
  * each rank reads n values and writes n however many ranks share the node, against about 2n
  * moved through MPI's buffers by a shared-memory MPI_Allreduce. A second node barrier ends it.
  * Otherwise (shared == 0, one rank, unequal nodes, or no window to be had) the buffer is private
- * and the sum is MPI_Allreduce.
+ * and summed through MPI. Sums through MPI (of the whole buffer, or of the chunks between nodes)
+ * are a ring of non-blocking point-to-point messages (comm.c's sum_over): watched like every
+ * wait, and as fast as MPI_Allreduce, which cannot be watched, on 2 ranks here. The node barriers
+ * (MPI_Ibarrier) and the ring's steps are waits of c.
  *
  * Sums of two ranks are bit for bit those of MPI_Allreduce (a + b = b + a); with more ranks the
  * order of the additions may differ from MPI's. `group` > 0 treats every `group` consecutive
@@ -78,25 +125,10 @@ void mg_reducer_sum(mg_reducer *r);
  * answer on every rank. The owners check their chunks as they sum them, in L1, so a caller needs
  * no pass of its own over the buffer. Meaningless for a private buffer (check it yourself). */
 int mg_reducer_finite(const mg_reducer *r);
-/* The sum in flight: MPI_Iallreduce into q (finish with mg_comm_finish or _watched) for a
- * private buffer; a shared buffer is summed at once, since its sum is the ranks' own work. */
+/* The sum in flight: MPI_Iallreduce into q (finish with mg_comm_finish) for a private buffer;
+ * a shared buffer is summed at once, since its sum is the ranks' own work. */
 void mg_reducer_start(mg_reducer *r, mg_request *q);
 
-/* A barrier in flight (MPI_Ibarrier): waited for with mg_comm_finish_watched before a blocking
- * collective, it tells a stalled rank from a slow collective at the cost of one tiny message
- * round, and leaves the data to the blocking collective's faster algorithms. */
-void mg_comm_barrier_start(const mg_comm *c, mg_request *r);
-void mg_comm_progress(mg_request *r);
-void mg_comm_finish(mg_request *r);
-
-/* mg_comm_finish with a stall inspector: when the collective `what` (e.g. "the G allreduce of
- * step 12", the same text on every rank) is not done after stall_s seconds (> 0), every waiting
- * rank tells rank 0, which waits a moment for the others' word and reports in one line which
- * ranks have not reached it; a rank whose wait reaches three times stall_s without rank 0's
- * word says so itself. Returns on rank 0 the number of late ranks it reported (their ranks in
- * late[], if not NULL, up to late_n), else 0; -1 if there was no stall. */
-int mg_comm_finish_watched(const mg_comm *c, mg_request *r, double stall_s, const char *what,
-                           int *late, int late_n);
 /* Bytes from root to all, any size. */
 void mg_comm_bcast(const mg_comm *c, void *buf, size_t bytes, int root);
 /* Rank r's `bytes` bytes to root, placed in rank order into recv (root only; the sum of all ranks'

@@ -59,7 +59,8 @@ typedef struct {
     int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
     int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
     enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
-    double stall_seconds; /* a gradient allreduce waiting longer: report the late ranks */
+    double stall_seconds; /* a wait on other ranks lasting longer: report the late ranks
+                             (mg_comm_watch of the trainer's communicator; 0: off) */
 } mg_train_spec;
 
 /* Everything the trainer is built from: plain data, the same on every rank. */
@@ -143,8 +144,7 @@ typedef struct {
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
     double mark;            /* wall clock of the last lap of a step's timers (train.c) */
     mg_reducer *g_sum, *d_sum; /* gradient sums; G's and D's grads are their buffers */
-    mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap); an arrival
-                               barrier (train.stall_seconds) */
+    mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap) */
     int64_t skipped;        /* updates left out for NaN or Inf gradients (train.nonfinite) */
 
     /* Set by the caller on any rank (a signal arrived): the request travels with the step's
