@@ -1584,10 +1584,10 @@ static int check_labels(ctx *c, mg_config *cfg)
     if (idx && cfg->data.test_labels[0] && !cfg->data.test_images[0])
         return mg_fail(c->err, "%s: data.test_labels: given without data.test_images", c->name);
     const int labelled = mg_config_has_labels(cfg);
-    if (labelled && cfg->data.classes == 0)
+    if ((labelled || cfg->data.test_labels[0]) && cfg->data.classes == 0)
         return mg_fail(c->err, "%s: data.classes: required with data.%s: how many classes the "
                        "labels count (10 for MNIST and Fashion-MNIST)", c->name,
-                       idx ? "train_labels" : "labels");
+                       !idx ? "labels" : labelled ? "train_labels" : "test_labels");
     const int classifier = mg_config_is_classifier(cfg);
     if ((cfg->conditional.enabled || classifier) && !labelled) {
         const char *who = classifier ? "classifier.layers: a classifier"

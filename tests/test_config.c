@@ -1527,6 +1527,11 @@ static void test_labels_and_classifier(void)
                  "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
                  "cfg.yaml: data.classes: required with data.labels: how many classes the labels "
                  "count (10 for MNIST and Fashion-MNIST)");
+    EXPECT_ERROR("data: {train_images: train.idx, test_images: t10k.idx, test_labels: labels.idx}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.classes: required with data.test_labels: how many classes the "
+                 "labels count (10 for MNIST and Fashion-MNIST)");
     EXPECT_ERROR("data: {train_images: train.idx, test_labels: labels.idx}\n"
                  "generator: {layers: [{type: sigmoid, units: 784}]}\n"
                  "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
