@@ -594,6 +594,13 @@ run 2 train "$smoke" "$@" --set conditional.enabled=true --steps 12 --set eval.e
   --out "$tmp/condev" --quiet
 expect_status "eval.classifier during training" 0
 expect_grep "classifier figures in metrics.jsonl" "$tmp/condev/metrics.jsonl" '"step": 12, .*"fid": [0-9.e+-]*, "classifier_score": [0-9.e+-]*, "coverage": [0-9]*, "cond_accuracy": '
+# the shipped conditional GAN and convolutional classifier load and train 2 steps on generated data
+run 2 train "$src/configs/fashion-mnist-conditional.yaml" "$@" --set data.test_images="$gi" \
+  --set data.test_labels="$gl" --steps 2 --out "$tmp/cfm" --quiet
+expect_status "configs/fashion-mnist-conditional.yaml on generated labelled data" 0
+run 2 classifier train "$src/configs/fashion-mnist-conv-classifier.yaml" "$@" \
+  --set data.test_images="$gi" --set data.test_labels="$gl" --steps 2 --out "$tmp/cls-conv" --quiet
+expect_status "configs/fashion-mnist-conv-classifier.yaml on generated labelled data" 0
 # the CIFAR-10 classifier trains on generated batches (test_batch.bin included)
 run 2 classifier train "$src/configs/cifar10-classifier.yaml" --set data.path="$g/cifar" \
   --set data.train_count=0 --set data.valid_count=100 --steps 2 --out "$tmp/cls-cifar" --quiet
