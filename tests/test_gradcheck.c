@@ -936,7 +936,7 @@ static void check_conditional(int conv, const char *what)
         gspec = (mg_net_spec){.n_layers = 2};
         gspec.layers[0] = layer(MG_ACT_RELU, 6, 1, 1, 0.9);
         gspec.layers[1] = layer(MG_ACT_SIGMOID, D_IN, 1, 1, 1);
-        mg_test_net(&p.d, &dspec, (int)p.d_in, 2 * CD_ROWS);
+        mg_test_net_shape(&p.d, &dspec, (int)p.d_in, 1, 1, 2 * CD_ROWS, 2);
     }
     mg_test_net_shape(&p.g, &gspec, Z_DIM + K_CLASSES, 1, 1, CD_ROWS, 1);
     CU_ASSERT_EQUAL_FATAL((size_t)p.g.out_dim, p.dim);
