@@ -176,6 +176,15 @@ static void choose_dir(run *r)
     }
 }
 
+/* The newest checkpoint of dir into newest when its step is after `step`: resuming from an older
+ * one would mix two histories. */
+static int later_checkpoint(const char *dir, int64_t step, char *newest, size_t n)
+{
+    mg_error none;
+    return mg_checkpoint_find_latest(newest, n, dir, &none) == 0 &&
+           mg_checkpoint_step_of(newest) > step;
+}
+
 /* Rank 0: the run directory locked and checked before anything in it changes; then made ready. */
 static int prepare_dir(run *r)
 {
@@ -183,6 +192,12 @@ static int prepare_dir(run *r)
     if (mg_rundir_open(&r->rundir, r->dir, &r->err))
         return -1;
     r->yaml = config_text(&r->cfg);
+    char newest[MG_PATH_MAX + 64];
+    if (o->resume && !o->force && later_checkpoint(r->dir, r->c.step, newest, sizeof newest))
+        return mg_fail(&r->err,
+                       "%s: holds checkpoints after step %lld (%s): resume into another --out, or "
+                       "pass --force to delete them",
+                       r->dir, (long long)r->c.step, newest);
     if (!o->resume && !o->force && r->rundir.holds_run)
         return mg_fail(&r->err,
                        "%s: already holds a run (metrics.jsonl or checkpoints): choose another "
@@ -196,6 +211,9 @@ static int prepare_dir(run *r)
         fprintf(stderr, "mpigan: %s held a run (--force): its files are now in %s\n", r->dir,
                 moved);
     }
+    while (o->resume && later_checkpoint(r->dir, r->c.step, newest, sizeof newest))
+        if (unlink(newest) != 0)
+            return mg_fail(&r->err, "%s: cannot delete: %m", newest);
     if ((o->resume && mg_rundir_trim(&r->rundir, r->c.step, &r->err)) ||
         mg_rundir_write_config(&r->rundir, &r->cfg, &r->err))
         return -1;

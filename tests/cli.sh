@@ -544,6 +544,18 @@ expect_grep "classifier: run.json" "$tmp/cls/run.json" '"test_accuracy": '
 "$mpigan" info "$tmp/cls" >"$tmp/out" 2>"$tmp/err"
 expect_grep "info: a classifier checkpoint" "$tmp/out" "^kind  *classifier$"
 expect_grep "info: the classifier's layers" "$tmp/out" "^classifier: 3 layers"
+# a stopped classifier resumes exactly: 4 steps, then 4 more from the checkpoint, against 8
+run 2 classifier train "$cls_cfg" "$@" --steps 4 --set checkpoint.every=2 --set checkpoint.keep=3 \
+  --out "$tmp/cls-r" --quiet
+run 2 classifier train --resume "$tmp/cls-r/ckpt-00000002.h5" --steps 8 --quiet
+expect_error "classifier resume from an older checkpoint" "mpigan: $tmp/cls-r: holds checkpoints after step 2 ($tmp/cls-r/ckpt-00000004.h5): resume into another --out, or pass --force to delete them"
+run 2 classifier train --resume "$tmp/cls-r" --steps 8 --quiet
+expect_status "classifier resume" 0
+run 2 classifier train "$cls_cfg" "$@" --steps 8 --out "$tmp/cls-s" --quiet
+if command -v h5diff >/dev/null; then
+  h5diff "$tmp/cls-r/ckpt-00000008.h5" "$tmp/cls-s/ckpt-00000008.h5" /classifier /classifier >"$tmp/diff" 2>&1 \
+    && ok || { fail "resumed and uninterrupted classifiers differ"; cat "$tmp/diff"; }
+fi
 run 2 classifier train "$smoke" --steps 2 --out "$tmp/never5"
 expect_error "classifier train of a GAN configuration" "mpigan: $smoke: not a classifier configuration (it has no classifier section): mpigan train trains a GAN"
 run 2 train "$cls_cfg" "$@" --steps 2 --out "$tmp/never5"
