@@ -13,6 +13,10 @@
  *                          window_g_loss, window_d_real, window_d_fake: the run's record keeping
  *                          (optional: files written before it load with zeros)
  *
+ * A classifier's checkpoint (root attribute kind "classifier") holds /classifier/<layer>/... and
+ * /classifier/optimizer instead of the two networks, and no /metrics. Root attribute classes: the
+ * classes a GAN is conditioned on (0: none), or the classifier's.
+ *
  * Tensors are float32 (float64 from the double build, which `real` names); a load checks the
  * stored type is mg_real. Strings are fixed-length. The file is in the HDF5 1.8 format (metadata
  * checksums) and every tensor is chunked with the Fletcher32 filter, so damage anywhere fails to
@@ -30,13 +34,14 @@
 
 #include "h5io.h"
 #include "mpigan/files.h"
+#include "mpigan/labels.h"
 
 #ifndef MPIGAN_VERSION
 #error "MPIGAN_VERSION must be defined by the build"
 #endif
 
-enum { NET_G, NET_D };
-static const char *const net_names[2] = {"generator", "discriminator"};
+enum { NET_G, NET_D, NET_C };
+static const char *const net_names[3] = {"generator", "discriminator", "classifier"};
 
 /* /generator/optimizer holds the optimizer state, so no layer may be called that. */
 #define OPTIM_GROUP "optimizer"
@@ -185,6 +190,7 @@ static int write_metrics(hid_t f, const mg_checkpoint_state *t, mg_error *what)
 static int write_all(hid_t f, const mg_checkpoint_state *t, const char *config_yaml,
                      mg_error *what)
 {
+    const int classifier = t->c != NULL;
     char created[32];
     mg_h5_now_iso8601(created, sizeof created);
     const uint64_t seed = t->seed;
@@ -205,10 +211,15 @@ static int write_all(hid_t f, const mg_checkpoint_state *t, const char *config_y
         attr_int(f, "/", "height", t->height, what) ||
         attr_int(f, "/", "width", t->width, what) ||
         mg_h5w_attr_str(f, "/", "real", MG_REAL_NAME, what) ||
-        mg_h5w_attr_str(f, "/", "created", created, what))
+        mg_h5w_attr_str(f, "/", "created", created, what) ||
+        mg_h5w_attr_str(f, "/", "kind", classifier ? MG_CHECKPOINT_CLASSIFIER : MG_CHECKPOINT_GAN,
+                        what) ||
+        attr_int(f, "/", "classes", t->classes, what))
         return -1;
     if (mg_h5w_text(f, "/config", config_yaml ? config_yaml : "", what))
         return -1;
+    if (classifier)
+        return write_net(f, NET_C, t->c, t->c_opt, epochs, what);
     if (write_net(f, NET_G, t->g, t->g_opt, epochs, what) ||
         write_net(f, NET_D, t->d, t->d_opt, epochs, what))
         return -1;
@@ -230,6 +241,15 @@ static int fill_checkpoint(hid_t f, const void *ctx, mg_error *what)
  * written, so that a checkpoint (and latest.h5) always holds a state a run can continue from. */
 static const char *not_finite(const mg_checkpoint_state *s)
 {
+    if (s->c) {
+        if (!mg_all_finite(s->c->params, s->c->n_params) ||
+            (s->c->n_state && !mg_all_finite(s->c->state, s->c->n_state)))
+            return "the classifier's parameters";
+        if (!mg_all_finite(s->c_opt->m, s->c_opt->n) ||
+            (s->c_opt->v && !mg_all_finite(s->c_opt->v, s->c_opt->n)))
+            return "the classifier's optimizer state";
+        return NULL;
+    }
     const struct {
         const char *name;
         const mg_real *x;
@@ -259,8 +279,10 @@ int mg_checkpoint_write(const mg_checkpoint_state *t, const char *config_yaml, c
         return mg_fail(err, "%s: not written: NaN or Inf in %s", path, bad);
     write_ctx w = {t, config_yaml};
     /* Parameters and the optimizers' state: momentum for SGD, two moments for Adam. */
-    const double states = (double)t->g->n_params * (t->g_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2) +
-                          (double)t->d->n_params * (t->d_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2);
+    const double states =
+        t->c ? (double)t->c->n_params * (t->c_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2)
+             : (double)t->g->n_params * (t->g_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2) +
+                   (double)t->d->n_params * (t->d_opt->spec.type == MG_OPTIM_ADAM ? 3 : 2);
     if (mg_h5_write_new(path, fill_checkpoint, &w, states * sizeof(float), &what))
         return mg_fail(err, "%s: cannot write checkpoint: %s", path, what.msg);
     return 0;
@@ -530,14 +552,115 @@ static int read_metrics(hid_t f, const char *path, metrics_state *m, mg_error *e
     return 0;
 }
 
+/* The root attributes kind and classes; a file of an mpigan before them holds an unconditional
+ * GAN. */
+static int read_kind(hid_t f, const char *path, char *kind, size_t n, int *classes,
+                     mg_error *err)
+{
+    int has = mg_h5r_has_attr(f, path, "/", "kind", err);
+    if (has < 0 || (has && mg_h5r_attr_str(f, path, "/", "kind", kind, n, err)))
+        return -1;
+    if (!has)
+        snprintf(kind, n, MG_CHECKPOINT_GAN);
+    if (strcmp(kind, MG_CHECKPOINT_GAN) != 0 && strcmp(kind, MG_CHECKPOINT_CLASSIFIER) != 0) {
+        for (char *p = kind; *p; p++) /* into a one-line message */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        return mg_fail(err, "%s: kind is \"%s\", not " MG_CHECKPOINT_GAN " or "
+                            MG_CHECKPOINT_CLASSIFIER, path, kind);
+    }
+    int64_t c = 0;
+    if ((has = mg_h5r_has_attr(f, path, "/", "classes", err)) < 0 ||
+        (has && mg_h5r_attr_i64(f, path, "/", "classes", &c, err)))
+        return -1;
+    if (c < 0 || c > MG_MAX_CLASSES)
+        return mg_fail(err, "%s: classes is %lld, not 0 to %d", path, (long long)c,
+                       MG_MAX_CLASSES);
+    *classes = (int)c;
+    return 0;
+}
+
+/* The file holds what the caller builds: a GAN conditioned on `classes` (0: unconditional), or a
+ * classifier (of `classes` classes, when > 0). */
+static int check_kind(hid_t f, const char *path, int classifier, int classes, mg_error *err)
+{
+    char kind[32];
+    int have;
+    if (read_kind(f, path, kind, sizeof kind, &have, err))
+        return -1;
+    if (classifier != (strcmp(kind, MG_CHECKPOINT_CLASSIFIER) == 0))
+        return classifier ? mg_fail(err, "%s: holds a GAN (mpigan train), not a classifier", path)
+                          : mg_fail(err, "%s: holds a classifier (mpigan classifier train), not a "
+                                         "GAN",
+                                    path);
+    if (classifier) {
+        if (classes > 0 && have != classes)
+            return mg_fail(err, "%s: the classifier has %d classes, the configuration %d", path,
+                           have, classes);
+        return 0;
+    }
+    if (have == classes)
+        return 0;
+    if (!classes)
+        return mg_fail(err, "%s: the checkpoint's GAN is conditional on %d classes, the "
+                            "configuration's is not (conditional.enabled false)",
+                       path, have);
+    if (!have)
+        return mg_fail(err, "%s: the checkpoint's GAN is unconditional, the configuration's is "
+                            "conditional on %d classes",
+                       path, classes);
+    return mg_fail(err, "%s: the checkpoint's GAN is conditional on %d classes, the "
+                        "configuration's on %d",
+                   path, have, classes);
+}
+
+/* A classifier's checkpoint: the network, its optimizer and the counters. */
+static int load_classifier(const mg_checkpoint_state *t, const char *path, mg_error *err)
+{
+    hid_t f;
+    if (mg_h5_open(&f, path, 0, err))
+        return -1;
+    net_state c = {0};
+    int64_t step = 0, minibatch = 0;
+    int rc = mg_h5r_format(f, path, MG_CHECKPOINT_FORMAT, MG_CHECKPOINT_VERSION, "checkpoint", err);
+    if (rc == 0)
+        rc = check_kind(f, path, 1, t->classes, err);
+    if (rc == 0)
+        rc = read_counter(f, path, "step", &step, err);
+    if (rc == 0)
+        rc = read_counter(f, path, "minibatch", &minibatch, err);
+    if (rc == 0)
+        rc = read_net(f, path, NET_C, t->c, t->c_opt, &c, err);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = mg_fail(err, "%s: cannot close", path);
+    if (rc == 0) {
+        memcpy(t->c->params, c.params, t->c->n_params * sizeof(mg_real));
+        memcpy(t->c->state, c.state, t->c->n_state * sizeof(mg_real));
+        memcpy(t->c_opt->m, c.m, t->c_opt->n * sizeof(mg_real));
+        if (t->c_opt->v)
+            memcpy(t->c_opt->v, c.v, t->c_opt->n * sizeof(mg_real));
+        t->c_opt->t = c.t;
+        *t->step = step;
+        *t->minibatch = minibatch;
+        if (t->skipped)
+            *t->skipped = 0;
+    }
+    net_state_free(&c);
+    return rc ? mg_file_one_line(err) : 0;
+}
+
 int mg_checkpoint_load(const mg_checkpoint_state *t, const char *path, mg_error *err)
 {
+    if (t->c)
+        return load_classifier(t, path, err);
     hid_t f;
     if (mg_h5_open(&f, path, 0, err))
         return -1;
     net_state g = {0}, d = {0};
     int64_t step = 0, minibatch = 0;
     int rc = mg_h5r_format(f, path, MG_CHECKPOINT_FORMAT, MG_CHECKPOINT_VERSION, "checkpoint", err);
+    if (rc == 0)
+        rc = check_kind(f, path, 0, t->classes, err);
     if (rc == 0)
         rc = read_counter(f, path, "step", &step, err);
     if (rc == 0)
@@ -577,7 +700,8 @@ int mg_checkpoint_load(const mg_checkpoint_state *t, const char *path, mg_error 
     return rc ? mg_file_one_line(err) : 0; /* the file's name, shown on one line */
 }
 
-int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err)
+/* The parameters (and running averages) of network `which` alone, into net. */
+static int load_params(mg_net *net, int which, int classes, const char *path, mg_error *err)
 {
     hid_t f;
     if (mg_h5_open(&f, path, 0, err))
@@ -585,15 +709,27 @@ int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err)
     net_state s = {0};
     int rc = mg_h5r_format(f, path, MG_CHECKPOINT_FORMAT, MG_CHECKPOINT_VERSION, "checkpoint", err);
     if (rc == 0)
-        rc = read_net(f, path, NET_G, g, NULL, &s, err);
+        rc = check_kind(f, path, which == NET_C, classes, err);
+    if (rc == 0)
+        rc = read_net(f, path, which, net, NULL, &s, err);
     if (H5Fclose(f) < 0 && rc == 0)
         rc = mg_fail(err, "%s: cannot close", path);
     if (rc == 0) {
-        memcpy(g->params, s.params, g->n_params * sizeof(mg_real));
-        memcpy(g->state, s.state, g->n_state * sizeof(mg_real)); /* batch norms' averages */
+        memcpy(net->params, s.params, net->n_params * sizeof(mg_real));
+        memcpy(net->state, s.state, net->n_state * sizeof(mg_real)); /* batch norms' averages */
     }
     net_state_free(&s);
     return rc ? mg_file_one_line(err) : 0;
+}
+
+int mg_checkpoint_load_generator(mg_net *g, int classes, const char *path, mg_error *err)
+{
+    return load_params(g, NET_G, classes, path, err);
+}
+
+int mg_checkpoint_load_classifier(mg_net *c, const char *path, mg_error *err)
+{
+    return load_params(c, NET_C, 0, path, err);
 }
 
 /* The root attributes and the configuration text of an open checkpoint. */
@@ -626,6 +762,8 @@ static int read_info(hid_t f, const char *path, mg_checkpoint_info *info, mg_err
     }
     info->format_version = (int)version;
     info->ranks = (int)ranks;
+    if (read_kind(f, path, info->kind, sizeof info->kind, &info->classes, err))
+        return -1;
     if (mg_h5r_text(f, path, "/config", &info->config_yaml, err))
         return -1;
     return 0;
@@ -766,8 +904,10 @@ static int describe(FILE *out, hid_t f, const char *path, mg_error *err)
             lines += *p == '\n';
         if (info.config_yaml[0] && info.config_yaml[strlen(info.config_yaml) - 1] != '\n')
             lines++;
+        const int classifier = strcmp(info.kind, MG_CHECKPOINT_CLASSIFIER) == 0;
         fprintf(out,
                 "file            %s\n"
+                "kind            %s\n"
                 "format version  %d\n"
                 "mpigan version  %s (%s)\n"
                 "step            %lld\n"
@@ -777,12 +917,19 @@ static int describe(FILE *out, hid_t f, const char *path, mg_error *err)
                 "ranks           %d\n"
                 "batch           %lld\n"
                 "created         %s\n",
-                path, info.format_version, info.mpigan_version, real, (long long)info.step,
-                info.epoch, (long long)info.minibatch, (unsigned long long)info.seed, info.ranks,
-                (long long)batch, created);
-        rc = describe_net(out, f, path, NET_G, err);
-        if (rc == 0)
-            rc = describe_net(out, f, path, NET_D, err);
+                path, classifier ? "classifier" : info.classes ? "conditional GAN" : "GAN",
+                info.format_version, info.mpigan_version, real,
+                (long long)info.step, info.epoch, (long long)info.minibatch,
+                (unsigned long long)info.seed, info.ranks, (long long)batch, created);
+        if (info.classes)
+            fprintf(out, "classes         %d\n", info.classes);
+        if (classifier) {
+            rc = describe_net(out, f, path, NET_C, err);
+        } else {
+            rc = describe_net(out, f, path, NET_G, err);
+            if (rc == 0)
+                rc = describe_net(out, f, path, NET_D, err);
+        }
         if (rc == 0)
             fprintf(out, "config: %d lines of YAML (h5dump -d /config %s shows it)\n", lines,
                     path);

@@ -70,6 +70,7 @@ enum {
     F_NONEMPTY = 1 << 7, /* K_PATH: optional, but not given empty */
     F_ZERO_OFF = 1 << 8, /* 0 (off) is allowed besides the range [min, max] */
     F_RUN_DIR = 1 << 9,  /* K_STR: a run directory, with room for the file names put in it */
+    F_CLASSIFIER = 1 << 10, /* K_LAYERS: a classifier's, ending in the logits */
 };
 
 /* `only` restricts a key to some layer or optimizer types: a bit per type index; 0 means any. */
@@ -188,6 +189,9 @@ static const field data_fields[] = {
     {"format", K_WORD, CFG(data.format), .names = format_names},
     {"train_images", K_PATH, CFG(data.train_images), .flags = F_NONEMPTY},
     {"test_images", K_PATH, CFG(data.test_images)},
+    {"train_labels", K_PATH, CFG(data.train_labels)},
+    {"test_labels", K_PATH, CFG(data.test_labels)},
+    {"classes", K_INT, CFG(data.classes), RANGE(0, MG_MAX_CLASSES)},
     {"path", K_PATH, CFG(data.path), .flags = F_DIR_OK | F_NONEMPTY},
     {"test_path", K_PATH, CFG(data.test_path)},
     {"images", K_STR, CFG(data.images)},
@@ -203,18 +207,32 @@ static const field data_fields[] = {
     END,
 };
 
+/* generator.layers and discriminator.layers are required of a GAN configuration, classifier.layers
+ * of a classifier's (check_kind). */
 static const field generator_fields[] = {
     {"noise_dim", K_INT, CFG(generator.noise_dim), RANGE(1, MG_CONFIG_MAX_DIM)},
     {"prior", K_ENUM, CFG(generator.prior), .names = mg_prior_names},
     {"output_bias_from_data", K_BOOL, CFG(generator.output_bias_from_data)},
-    {"layers", K_LAYERS, CFG(generator.net), .flags = F_REQUIRED},
+    {"layers", K_LAYERS, CFG(generator.net)},
     {"optimizer", K_OPTIM, CFG(generator.optim)},
     END,
 };
 
 static const field discriminator_fields[] = {
-    {"layers", K_LAYERS, CFG(discriminator.net), .flags = F_REQUIRED | F_DISCRIMINATOR},
+    {"layers", K_LAYERS, CFG(discriminator.net), .flags = F_DISCRIMINATOR},
     {"optimizer", K_OPTIM, CFG(discriminator.optim)},
+    END,
+};
+
+static const field conditional_fields[] = {
+    {"enabled", K_BOOL, CFG(conditional.enabled)},
+    {"fake_labels", K_ENUM, CFG(conditional.fake_labels), .names = mg_label_draw_names},
+    END,
+};
+
+static const field classifier_fields[] = {
+    {"layers", K_LAYERS, CFG(classifier.net), .flags = F_CLASSIFIER},
+    {"optimizer", K_OPTIM, CFG(classifier.optim)},
     END,
 };
 
@@ -263,6 +281,7 @@ static const field eval_fields[] = {
     {"every", K_INT, CFG(eval.every), AT_LEAST(0)},
     {"samples", K_INT, CFG(eval.samples), RANGE(1, MG_CONFIG_MAX_DIM)},
     {"points", K_INT, CFG(eval.points), RANGE(1, MG_CONFIG_MAX_DIM)},
+    {"classifier", K_PATH, CFG(eval.classifier)},
     END,
 };
 
@@ -271,6 +290,8 @@ static const field top_fields[] = {
     {"data", K_SECTION, .sub = data_fields},
     {"generator", K_SECTION, .sub = generator_fields},
     {"discriminator", K_SECTION, .sub = discriminator_fields},
+    {"conditional", K_SECTION, .sub = conditional_fields},
+    {"classifier", K_SECTION, .sub = classifier_fields},
     {"train", K_SECTION, .sub = train_fields},
     {"checkpoint", K_SECTION, .sub = checkpoint_fields},
     {"samples", K_SECTION, .sub = samples_fields},
@@ -315,6 +336,9 @@ void mg_config_defaults(mg_config *cfg)
     cfg->generator.output_bias_from_data = 0;
     optim_defaults(&cfg->generator.optim);
     optim_defaults(&cfg->discriminator.optim);
+    optim_defaults(&cfg->classifier.optim);
+    cfg->conditional.enabled = 0;
+    cfg->conditional.fake_labels = MG_LABELS_UNIFORM;
     cfg->train.batch_size = 100;
     cfg->train.k = 1;
     cfg->train.mode = MG_MODE_ALTERNATING;
@@ -357,7 +381,7 @@ typedef struct {
         const char *dest;
         char key[KEY_LEN];
         int dir_ok;
-    } files[3]; /* data files to check once everything else is valid */
+    } files[8]; /* data files to check once everything else is valid */
     int n_files;
     /* Where each integer key was given (its destination in the struct and its node), so that the
      * checks of sizes that combine keys can point at a line. A key left at its default has none. */
@@ -1015,8 +1039,9 @@ static int convert_layer(ctx *c, yaml_node_t *map, const char *path, int index, 
 }
 
 static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_spec *net,
-                          int discriminator)
+                          int flags)
 {
+    const int discriminator = (flags & F_DISCRIMINATOR) != 0;
     if (list->type != YAML_SEQUENCE_NODE)
         return fail_at(c, list, path, "expected a list");
     int n = (int)(list->data.sequence.items.top - list->data.sequence.items.start);
@@ -1080,6 +1105,14 @@ static int convert_layers(ctx *c, yaml_node_t *list, const char *path, mg_net_sp
         return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
                        "the discriminator's last layer must be sigmoid with 1 unit, or a conv of "
                        "1 channel with activation sigmoid (got %s)",
+                       mg_layer_type_name(last));
+    }
+    /* A classifier's logits: softmax cross-entropy works on them, so no activation of its own. */
+    if ((flags & F_CLASSIFIER) && !(last->op == MG_OP_DENSE && last->type == MG_ACT_LINEAR)) {
+        join_index(lpath, path, n - 1);
+        return fail_at(c, node_at(c, list->data.sequence.items.start[n - 1]), lpath,
+                       "the classifier's last layer must be linear, one unit per class (its "
+                       "logits go through a softmax), got %s",
                        mg_layer_type_name(last));
     }
     return 0;
@@ -1146,8 +1179,7 @@ static int convert_map(ctx *c, yaml_node_t *map, const char *path, const field *
         if (f->kind == K_SECTION)
             rc = convert_map(c, v, kpath, f->sub, base);
         else if (f->kind == K_LAYERS)
-            rc = convert_layers(c, v, kpath, (mg_net_spec *)(base + f->off),
-                                f->flags & F_DISCRIMINATOR);
+            rc = convert_layers(c, v, kpath, (mg_net_spec *)(base + f->off), f->flags);
         else if (f->kind == K_OPTIM)
             rc = convert_optim(c, v, kpath, (mg_optim_spec *)(base + f->off));
         else if (f->kind == K_INTS || f->kind == K_REALS)
@@ -1455,6 +1487,142 @@ static int load_document(ctx *c, const char *bytes, size_t len)
     return 0;
 }
 
+static int fail_key(ctx *c, const void *dest, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The value node of `key` in mapping `map`, or NULL (map NULL or not a mapping, or no such key);
+ * the key's own node into *key_node when not NULL. */
+static yaml_node_t *value_of(ctx *c, yaml_node_t *map, const char *key, yaml_node_t **key_node)
+{
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(text(k), key) == 0) {
+            if (key_node)
+                *key_node = k;
+            return node_at(c, p->value);
+        }
+    }
+    return NULL;
+}
+
+/* A configuration trains a GAN (generator and discriminator) or a classifier (classifier), and
+ * the sections and keys of the other kind do not apply to it: they are errors, not ignored. */
+static int check_kind(ctx *c, const mg_config *cfg)
+{
+    yaml_node_t *root = yaml_document_get_root_node(&c->doc), *key;
+    if (!value_of(c, root, "classifier", NULL)) {
+        /* Reported after every given value was checked, in the file's order of sections. */
+        const char *need[2] = {"generator.layers", "discriminator.layers"};
+        const int have[2] = {cfg->generator.net.n_layers, cfg->discriminator.net.n_layers};
+        for (int i = 0; i < 2; i++)
+            if (!have[i] && !c->missing[0])
+                snprintf(c->missing, sizeof c->missing, "%s", need[i]);
+        return 0;
+    }
+    static const char *const gan_only[] = {"generator", "discriminator", "conditional", "samples",
+                                           "eval"};
+    for (size_t i = 0; i < sizeof gan_only / sizeof *gan_only; i++)
+        if (value_of(c, root, gan_only[i], &key))
+            return fail_at(c, key, gan_only[i],
+                           "not for a classifier configuration (it has a classifier section): "
+                           "a configuration trains a GAN or a classifier");
+    static const char *const gan_train[] = {"k", "mode", "generator_loss", "overlap"};
+    yaml_node_t *train = value_of(c, root, "train", NULL);
+    for (size_t i = 0; i < sizeof gan_train / sizeof *gan_train; i++) {
+        if (value_of(c, train, gan_train[i], &key)) {
+            char kpath[KEY_LEN];
+            join(kpath, "train", gan_train[i]);
+            return fail_at(c, key, kpath, "not for a classifier configuration: it trains a GAN");
+        }
+    }
+    if (!cfg->classifier.net.n_layers && !c->missing[0])
+        snprintf(c->missing, sizeof c->missing, "classifier.layers");
+    return 0;
+}
+
+int mg_config_is_classifier(const mg_config *cfg)
+{
+    return cfg->classifier.net.n_layers > 0;
+}
+
+int mg_config_has_labels(const mg_config *cfg)
+{
+    const char *format = cfg->data.format;
+    if (!strcmp(format, "idx"))
+        return cfg->data.train_labels[0] != '\0';
+    if (!strcmp(format, "cifar10"))
+        return 1;
+    if (!strcmp(format, "tfd"))
+        return cfg->data.split != 0; /* the unlabeled split has none */
+    return cfg->data.labels[0] != '\0';
+}
+
+int mg_config_gan_classes(const mg_config *cfg)
+{
+    return cfg->conditional.enabled ? cfg->data.classes : 0;
+}
+
+/* A format that knows its classes sets data.classes (CIFAR-10's 10, TFD's 7 expressions); a
+ * value given for it must be that one. */
+static int resolve_classes(ctx *c, mg_config *cfg)
+{
+    const char *format = cfg->data.format;
+    const int own = !strcmp(format, "cifar10") ? 10 : !strcmp(format, "tfd") ? 7 : 0;
+    if (own && cfg->data.classes == 0)
+        cfg->data.classes = own;
+    else if (own && cfg->data.classes != own)
+        return fail_key(c, &cfg->data.classes, "data.classes", "%s has %d classes, got %d",
+                        own == 10 ? "CIFAR-10" : "TFD (expressions)", own, cfg->data.classes);
+    return 0;
+}
+
+/* Where labels come from and how many classes they count (the formats without classes of their
+ * own must say); who needs them. */
+static int check_labels(ctx *c, mg_config *cfg)
+{
+    const char *format = cfg->data.format;
+    const int idx = !strcmp(format, "idx");
+    if (!idx && (cfg->data.train_labels[0] || cfg->data.test_labels[0]))
+        return mg_fail(c->err, "%s: data.%s: only for format idx (%s)", c->name,
+                       cfg->data.train_labels[0] ? "train_labels" : "test_labels",
+                       !strcmp(format, "hdf5") ? "an HDF5 file names its labels with data.labels"
+                                               : "this format's files hold their labels");
+    if (idx && cfg->data.test_labels[0] && !cfg->data.test_images[0])
+        return mg_fail(c->err, "%s: data.test_labels: given without data.test_images", c->name);
+    const int labelled = mg_config_has_labels(cfg);
+    if ((labelled || cfg->data.test_labels[0]) && cfg->data.classes == 0)
+        return mg_fail(c->err, "%s: data.classes: required with data.%s: how many classes the "
+                       "labels count (10 for MNIST and Fashion-MNIST)", c->name,
+                       !idx ? "labels" : labelled ? "train_labels" : "test_labels");
+    const int classifier = mg_config_is_classifier(cfg);
+    if ((cfg->conditional.enabled || classifier) && !labelled) {
+        const char *who = classifier ? "classifier.layers: a classifier"
+                                     : "conditional.enabled: a conditional GAN";
+        if (idx)
+            return mg_fail(c->err, "%s: %s trains on labels: set data.train_labels", c->name,
+                           who);
+        if (!strcmp(format, "tfd"))
+            return mg_fail(c->err, "%s: %s trains on labels, and data.split unlabeled has none: "
+                           "use train, valid or test", c->name, who);
+        return mg_fail(c->err, "%s: %s trains on labels: set data.labels", c->name, who);
+    }
+    if (classifier && idx && cfg->data.test_images[0] && !cfg->data.test_labels[0])
+        return mg_fail(c->err, "%s: data.test_labels: required with data.test_images for a "
+                       "classifier (its test accuracy)", c->name);
+    const mg_net_spec *net = &cfg->classifier.net;
+    if (classifier && net->layers[net->n_layers - 1].units != cfg->data.classes) {
+        char key[KEY_LEN];
+        snprintf(key, sizeof key, "classifier.layers.%d.units", net->n_layers - 1);
+        return fail_key(c, &net->layers[net->n_layers - 1].units, key,
+                        "%d, but the data has %d classes (data.classes): one logit per class",
+                        net->layers[net->n_layers - 1].units, cfg->data.classes);
+    }
+    return 0;
+}
+
 /* Which data keys a format needs, and what cannot go together. */
 static int check_data(ctx *c, const mg_config *cfg)
 {
@@ -1652,11 +1820,14 @@ static int check_net(ctx *c, const char *name, const char *who, const mg_net_spe
 static int check_grid(ctx *c, const mg_config *cfg, int64_t units)
 {
     const int count = cfg->samples.count, given = cfg->samples.columns;
+    const int classes = mg_config_gan_classes(cfg);
     int64_t cols = given;
-    if (cols <= 0)
+    if (classes) /* one row per class */
+        cols = (count + classes - 1) / classes;
+    else if (cols <= 0)
         for (cols = 1; cols * cols < count; cols++)
             ;
-    const int64_t rows = (count + cols - 1) / cols;
+    const int64_t rows = classes ? classes : (count + cols - 1) / cols;
     const void *dest = given ? (const void *)&cfg->samples.columns : &cfg->samples.count;
     const char *key = given ? "samples.columns" : "samples.count";
     const int own = given ? given : count;
@@ -1698,6 +1869,16 @@ static int check_sizes(ctx *c, const mg_config *cfg)
     const factor units = int_factor(key, &gnet->layers[last].units);
     const factor batch = int_factor("train.batch_size", &cfg->train.batch_size);
     const factor noise = int_factor("generator.noise_dim", &cfg->generator.noise_dim);
+    /* A conditional G takes the one-hot label beside its noise, a dense D beside the example. */
+    const int classes = mg_config_gan_classes(cfg);
+    const factor g_in = classes ? key_factor("(generator.noise_dim + data.classes)",
+                                             "generator.noise_dim", &cfg->generator.noise_dim,
+                                             cfg->generator.noise_dim,
+                                             (int64_t)cfg->generator.noise_dim + classes)
+                                : noise;
+    const factor d_in = classes ? key_factor("(G's output + data.classes)", units.key, units.dest,
+                                             units.own, units.value + classes)
+                                : units;
     const int alternating = cfg->train.mode == MG_MODE_ALTERNATING;
     /* G makes the fakes of all k + 1 phases of a step in one pass (train.c). */
     const factor g_rows[2] = {key_factor("(train.k + 1)", "train.k", &cfg->train.k, cfg->train.k,
@@ -1705,8 +1886,8 @@ static int check_sizes(ctx *c, const mg_config *cfg)
                               batch};
     const factor d_rows[2] = {const_factor(2), batch}; /* real and fake rows */
     if (check_net(c, "generator", "G", gnet, alternating ? g_rows : g_rows + 1,
-                  alternating ? 2 : 1, noise) ||
-        check_net(c, "discriminator", "D", dnet, d_rows, 2, units))
+                  alternating ? 2 : 1, g_in) ||
+        check_net(c, "discriminator", "D", dnet, d_rows, 2, d_in))
         return -1;
     /* Minibatches are counted in an int64_t: k of them per step. */
     if (alternating && cfg->train.steps > 0) {
@@ -1840,13 +2021,14 @@ static int parse_bytes(mg_config *cfg, const char *bytes, size_t len, const char
     for (int i = 0; i < n_overrides; i++)
         if (apply_override(&c, overrides[i]))
             goto out;
-    if (convert_map(&c, yaml_document_get_root_node(&c.doc), "", top_fields, (char *)cfg))
+    if (convert_map(&c, yaml_document_get_root_node(&c.doc), "", top_fields, (char *)cfg) ||
+        check_kind(&c, cfg) || resolve_classes(&c, cfg))
         goto out;
     /* Sizes that combine keys point at a line: more useful first than a missing key. */
     if (check_sizes(&c, cfg))
         goto out;
     /* The data section comes first in the file's order, so its missing keys are reported first. */
-    if (check_data(&c, cfg))
+    if (check_data(&c, cfg) || (!c.missing[0] && check_labels(&c, cfg)))
         goto out;
     if (c.missing[0]) {
         fail_missing(&c, c.missing, "");
@@ -1885,6 +2067,8 @@ mg_gan_spec mg_config_gan(const mg_config *cfg)
     spec.generator = cfg->generator;
     spec.discriminator = cfg->discriminator;
     spec.train = cfg->train;
+    spec.classes = mg_config_gan_classes(cfg);
+    spec.fake_labels = cfg->conditional.fake_labels;
     return spec;
 }
 
@@ -2136,6 +2320,8 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     if (strcmp(cfg->data.format, "idx") == 0) {
         write_str(f, "  ", "train_images", cfg->data.train_images);
         write_str(f, "  ", "test_images", cfg->data.test_images);
+        write_str(f, "  ", "train_labels", cfg->data.train_labels);
+        write_str(f, "  ", "test_labels", cfg->data.test_labels);
     } else {
         write_str(f, "  ", "path", cfg->data.path);
         if (cfg->data.test_path[0])
@@ -2152,19 +2338,32 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     fprintf(f, "  range: [%s, %s]\n", real_str(lo, sizeof lo, cfg->data.range[0]),
             real_str(hi, sizeof hi, cfg->data.range[1]));
     fprintf(f, "  shared_memory: %s\n", cfg->data.shared_memory ? "true" : "false");
-    fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
-            cfg->generator.noise_dim, enum_name(mg_prior_names, (int)cfg->generator.prior),
-            cfg->generator.output_bias_from_data ? "true" : "false");
-    write_net(f, &cfg->generator.net, &cfg->generator.optim);
-    fprintf(f, "discriminator:\n");
-    write_net(f, &cfg->discriminator.net, &cfg->discriminator.optim);
-    fprintf(f,
-            "train:\n  batch_size: %d\n  k: %d\n  mode: %s\n  generator_loss: %s\n  epochs: %d\n"
-            "  steps: %" PRId64 "\n  check_every: %d\n  log_every: %d\n",
-            cfg->train.batch_size, cfg->train.k, enum_name(mg_mode_names, (int)cfg->train.mode),
-            enum_name(mg_gen_loss_names, (int)cfg->train.generator_loss), cfg->train.epochs,
-            cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
-    fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
+    fprintf(f, "  classes: %d\n", cfg->data.classes);
+    /* A configuration of one kind only: the other's sections are errors (check_kind). */
+    const int gan = !mg_config_is_classifier(cfg);
+    if (gan) {
+        fprintf(f, "generator:\n  noise_dim: %d\n  prior: %s\n  output_bias_from_data: %s\n",
+                cfg->generator.noise_dim, enum_name(mg_prior_names, (int)cfg->generator.prior),
+                cfg->generator.output_bias_from_data ? "true" : "false");
+        write_net(f, &cfg->generator.net, &cfg->generator.optim);
+        fprintf(f, "discriminator:\n");
+        write_net(f, &cfg->discriminator.net, &cfg->discriminator.optim);
+        fprintf(f, "conditional:\n  enabled: %s\n  fake_labels: %s\n",
+                cfg->conditional.enabled ? "true" : "false",
+                enum_name(mg_label_draw_names, (int)cfg->conditional.fake_labels));
+    } else {
+        fprintf(f, "classifier:\n");
+        write_net(f, &cfg->classifier.net, &cfg->classifier.optim);
+    }
+    fprintf(f, "train:\n  batch_size: %d\n", cfg->train.batch_size);
+    if (gan)
+        fprintf(f, "  k: %d\n  mode: %s\n  generator_loss: %s\n", cfg->train.k,
+                enum_name(mg_mode_names, (int)cfg->train.mode),
+                enum_name(mg_gen_loss_names, (int)cfg->train.generator_loss));
+    fprintf(f, "  epochs: %d\n  steps: %" PRId64 "\n  check_every: %d\n  log_every: %d\n",
+            cfg->train.epochs, cfg->train.steps, cfg->train.check_every, cfg->train.log_every);
+    if (gan)
+        fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
     fprintf(f, "  sharded_update: %s\n", cfg->train.sharded_update ? "true" : "false");
     write_real(f, "  ", "bucket_mb", cfg->train.bucket_mb);
@@ -2175,11 +2374,15 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     write_real(f, "  ", "stall_seconds", cfg->train.stall_seconds);
     fprintf(f, "checkpoint:\n  every: %d\n  keep: %d\n", cfg->checkpoint.every,
             cfg->checkpoint.keep);
-    fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n  nearest: %s\n",
-            cfg->samples.every, cfg->samples.count, cfg->samples.columns,
-            cfg->samples.png ? "true" : "false", cfg->samples.nearest ? "true" : "false");
-    fprintf(f, "eval:\n  every: %d\n  samples: %d\n  points: %d\n", cfg->eval.every,
-            cfg->eval.samples, cfg->eval.points);
+    if (gan) {
+        fprintf(f, "samples:\n  every: %d\n  count: %d\n  columns: %d\n  png: %s\n"
+                   "  nearest: %s\n",
+                cfg->samples.every, cfg->samples.count, cfg->samples.columns,
+                cfg->samples.png ? "true" : "false", cfg->samples.nearest ? "true" : "false");
+        fprintf(f, "eval:\n  every: %d\n  samples: %d\n  points: %d\n", cfg->eval.every,
+                cfg->eval.samples, cfg->eval.points);
+        write_str(f, "  ", "classifier", cfg->eval.classifier);
+    }
     fprintf(f, "output:\n");
     write_str(f, "  ", "dir", cfg->output.dir);
     /* Buffered write errors show up here or at the caller's fclose. */

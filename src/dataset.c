@@ -45,6 +45,7 @@ void mg_dataset_free(mg_dataset *ds)
     }
     free(ds->x);
     free(ds->bytes);
+    free(ds->labels);
     memset(ds, 0, sizeof *ds);
 }
 

@@ -12,7 +12,10 @@
  *   separator                     columns 1 + cols (W + 1) ... + SEP - 1, every row
  *   neighbour of row r, (y, x)    at row 1 + r (H + 1) + y, column 1 + cols (W + 1) + SEP + 1 + x
  *
- * Cells past n (the last row of a grid whose n is not a multiple of cols) are border grey. */
+ * Cells past n (the last row of a grid whose n is not a multiple of cols) are border grey.
+ *
+ * A class grid (a conditional G's samples, sample i of class i mod K) has rows = K, one per class,
+ * and cols = ceil(n / K): cell (r, c) holds sample r + K c, or border grey past n. */
 #include "mpigan/image.h"
 
 #include <errno.h>
@@ -48,6 +51,7 @@ static unsigned char to_byte(double v)
 
 typedef struct {
     int n, cols, C, H, W;
+    int classes;                 /* > 0: a class grid of this many rows */
     int rgb;                     /* output channels: 3 when C = 3 or neighbours are drawn */
     int64_t width, height;
     const mg_real *images;       /* (n, C, H, W) */
@@ -119,7 +123,7 @@ static void draw_row(unsigned char *row, const grid *g, int64_t yy)
     if (y == g->H)
         return;
     for (int c = 0; c < g->cols; c++) {
-        const int64_t i = r * g->cols + c;
+        const int64_t i = g->classes ? r + (int64_t)g->classes * c : r * g->cols + c;
         if (i >= g->n)
             break;
         draw_cell_row(row + (size_t)(1 + (int64_t)c * (g->W + 1)) * pc, g,
@@ -191,16 +195,16 @@ static int write_png(png_structp png, png_infop info, const grid *g, unsigned ch
     return 0;
 }
 
-/* The grid's size in pixels, or -1 with what is wrong. */
-static int grid_size(int n, int cols, int C, int H, int W, int neighbours, int64_t *width,
-                     int64_t *height, mg_error *what)
+/* The grid's size in pixels, or -1 with what is wrong; rows <= 0: as many as n in cols take. */
+static int grid_size(int n, int cols, int rows_given, int C, int H, int W, int neighbours,
+                     int64_t *width, int64_t *height, mg_error *what)
 {
     if (n < 1 || cols < 1 || H < 1 || W < 1)
         return mg_fail(what, "nothing to draw (n %d, cols %d, H %d, W %d)", n, cols, H, W);
     if (C != 1 && C != 3)
         return mg_fail(what, "cannot draw images with %d channels (1 or 3)", C);
     // each factor < 2^31, so every sum and product here stays below 2^63
-    const int64_t rows = ((int64_t)n + cols - 1) / cols;
+    const int64_t rows = rows_given > 0 ? rows_given : ((int64_t)n + cols - 1) / cols;
     *width = 1 + (int64_t)cols * ((int64_t)W + 1) + (neighbours ? GRID_SEP + (int64_t)W + 2 : 0);
     *height = 1 + rows * ((int64_t)H + 1);
     if (*width > GRID_MAX_SIDE || *height > GRID_MAX_SIDE || *width * *height > GRID_MAX_PIXELS)
@@ -212,7 +216,18 @@ static int grid_size(int n, int cols, int C, int H, int W, int neighbours, int64
 int mg_png_grid_fits(int n, int cols, int C, int H, int W, int neighbours, mg_error *what)
 {
     int64_t w, h;
-    return grid_size(n, cols, C, H, W, neighbours, &w, &h, what);
+    return grid_size(n, cols, 0, C, H, W, neighbours, &w, &h, what);
+}
+
+int mg_class_grid_fits(int n, int classes, int C, int H, int W, int neighbours, mg_error *what)
+{
+    int64_t w, h;
+    return grid_size(n, (n + classes - 1) / classes, classes, C, H, W, neighbours, &w, &h, what);
+}
+
+int mg_class_grid_last(int n, int classes, int r)
+{
+    return r < n ? r + (n - 1 - r) / classes * classes : -1;
 }
 
 mg_pixel_scale mg_pixel_scale_of(const mg_config *cfg)
@@ -222,18 +237,21 @@ mg_pixel_scale mg_pixel_scale_of(const mg_config *cfg)
     return (mg_pixel_scale){.lo = cfg->data.range[0], .hi = cfg->data.range[1]};
 }
 
-int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
-                const mg_real *neighbours, const mg_pixel_scale *scale, mg_error *err)
+/* Both grids: classes 0 a plain one of cols columns, else a class grid. */
+static int draw_grid(const char *path, const mg_real *images, int n, int cols, int classes, int C,
+                     int H, int W, const mg_real *neighbours, const mg_pixel_scale *scale,
+                     mg_error *err)
 {
-    grid g = {.n = n, .cols = cols, .C = C, .H = H, .W = W, .rgb = C == 3 || neighbours,
-              .images = images, .neighbours = neighbours, .scale = *scale};
+    grid g = {.n = n, .cols = cols, .classes = classes, .C = C, .H = H, .W = W,
+              .rgb = C == 3 || neighbours, .images = images, .neighbours = neighbours,
+              .scale = *scale};
     if (!scale->per_image && !(scale->hi > scale->lo))
         return mg_fail(err, "%s: cannot draw values in [%g, %g]", path, scale->lo, scale->hi);
     mg_error why;
-    if (grid_size(n, cols, C, H, W, neighbours != NULL, &g.width, &g.height, &why))
+    if (grid_size(n, cols, classes, C, H, W, neighbours != NULL, &g.width, &g.height, &why))
         return mg_fail(err, "%s: %s", path, why.msg);
 
-    const int rows = (int)(((int64_t)n + cols - 1) / cols);
+    const int rows = classes ? classes : (int)(((int64_t)n + cols - 1) / cols);
     const size_t image = (size_t)C * H * W;
     unsigned char *row = malloc((size_t)g.width * (g.rgb ? 3 : 1)); // (width) pixels
     g.lo = malloc(2 * ((size_t)n + rows) * sizeof *g.lo);
@@ -276,6 +294,22 @@ int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C,
     if (mg_file_commit(&out, &what))
         return mg_fail(err, "%s: cannot write PNG: %s", path, what.msg);
     return 0;
+}
+
+int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
+                const mg_real *neighbours, const mg_pixel_scale *scale, mg_error *err)
+{
+    return draw_grid(path, images, n, cols, 0, C, H, W, neighbours, scale, err);
+}
+
+int mg_png_class_grid(const char *path, const mg_real *images, int n, int classes, int C, int H,
+                      int W, const mg_real *neighbours, const mg_pixel_scale *scale,
+                      mg_error *err)
+{
+    if (classes < 1)
+        return mg_fail(err, "%s: a class grid of %d classes", path, classes);
+    return draw_grid(path, images, n, (n + classes - 1) / classes, classes, C, H, W, neighbours,
+                     scale, err);
 }
 
 /* ---- nearest neighbours ---- */

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpigan/classify.h"
 #include "mpigan/comm.h"
 #include "mpigan/real.h"
 #include "mpigan/evaluate.h"
+#include "mpigan/generate.h"
 #include "mpigan/plot.h"
 #include "mpigan/run.h"
 #include "mpigan/signals.h"
@@ -26,6 +28,7 @@ static const char *usage_main =
     "commands:\n"
     "  train CONFIG       train a generator and a discriminator as CONFIG (YAML) describes\n"
     "  train --resume CKPT   continue a run from a checkpoint\n"
+    "  classifier train CONFIG   train a classifier of the data's labels (for eval --classifier)\n"
     "  sample CKPT -n N -o FILE.h5   draw N samples from a checkpoint's generator\n"
     "  eval CKPT          the paper's Parzen window log-likelihood of a checkpoint's generator\n"
     "  plot RUN_DIR       training curves, Parzen curves and a sample grid of a run, as PNG\n"
@@ -70,17 +73,33 @@ static const char *usage_train =
     "checkpoint (exit status 3); a second SIGINT stops at once. Environment: OPENBLAS_NUM_THREADS\n"
     "sets BLAS threads per rank (default: the cores a rank may use, shared among the node's ranks).\n";
 
+static const char *usage_classifier =
+    "usage: mpirun -np N mpigan classifier train CONFIG [options]\n"
+    "       mpirun -np N mpigan classifier train --resume CHECKPOINT [CONFIG] [options]\n"
+    "\n"
+    "Trains a classifier of the data set's labels on N ranks, data-parallel as a GAN is trained:\n"
+    "CONFIG has a classifier section (layers ending in a linear layer of data.classes units,\n"
+    "an optimizer) instead of generator and discriminator. Reports the validation accuracy at\n"
+    "each epoch's end and the test accuracy at the end; its checkpoints are what\n"
+    "'mpigan eval --classifier' measures generators with (configs/*-classifier.yaml).\n"
+    "\n"
+    "options: those of 'mpigan train' (--set, --steps, --epochs, --resume, --out, --force,\n"
+    "--quiet, --progress); -h, --help this text\n";
+
 static const char *usage_sample =
     "usage: mpirun -np N mpigan sample CHECKPOINT -n N -o FILE.h5 [options]\n"
     "\n"
     "Draws samples from a checkpoint's generator (no dropout), the work split over the ranks;\n"
-    "rank 0 writes /samples (n, channels, height, width) and the noise /z to FILE.h5.\n"
+    "rank 0 writes /samples (n, channels, height, width) and the noise /z to FILE.h5, and for a\n"
+    "conditional generator the class of each sample, /labels (sample i: class i mod classes).\n"
     "CHECKPOINT may be a run directory: its newest checkpoint.\n"
     "\n"
     "options:\n"
     "  -n N             samples to draw (required)\n"
     "  -o FILE.h5       output file (required)\n"
-    "  --png FILE.png   also draw them as a grid\n"
+    "  --class K        a conditional generator's samples of class K only: the rows of class K\n"
+    "                   of the noise set, the same images as in a draw of every class\n"
+    "  --png FILE.png   also draw them as a grid (a conditional generator's: one row per class)\n"
     "  --columns C      columns of the grid (default: the smallest square that holds N)\n"
     "  --noise-set K    which noise set to draw z from (default 1; set 0 is the noise of the\n"
     "                   training run's snapshots, so -n 100 --noise-set 0 redraws those)\n"
@@ -104,6 +123,12 @@ static const char *usage_eval =
     "  --real           a window on the first N training examples instead of generated samples:\n"
     "                   the figure a trained generator is compared with\n"
     "  --noise-set K    the generator's noise set (default 1: mpigan sample's samples)\n"
+    "  --classifier CLS.h5  also measure the samples with a classifier's checkpoint (mpigan\n"
+    "                   classifier train): the Frechet distance of its penultimate features\n"
+    "                   (samples vs test examples), the classifier score, the class histogram\n"
+    "                   and its coverage, and a conditional generator's accuracy\n"
+    "  --class K        a conditional generator's samples of class K only (with --real: the\n"
+    "                   training examples of class K): a generator collapsed onto one class\n"
     "  --set KEY=VALUE  override a key of the checkpoint's configuration, e.g. data paths on\n"
     "                   another machine: --set data.test_images=PATH\n"
     "  -o FILE.json     the record (default: eval-<step>.json beside the checkpoint,\n"
@@ -197,7 +222,7 @@ static int is_count(const char *s)
 enum {
     OPT_SET = 256, OPT_STEPS, OPT_EPOCHS, OPT_OUT, OPT_RESUME, OPT_PROGRESS, OPT_FORCE, OPT_QUIET,
     OPT_PNG, OPT_COLUMNS, OPT_NOISE_SET, OPT_VALID, OPT_TEST, OPT_SIGMAS, OPT_REAL, OPT_SIZE,
-    OPT_FOLD, OPT_SPLIT,
+    OPT_FOLD, OPT_SPLIT, OPT_CLASS, OPT_CLASSIFIER,
 };
 
 #define HELP_OPTION {"help", no_argument, NULL, 'h'}
@@ -305,7 +330,8 @@ static int args_next(args *a, const char **value)
 }
 
 /* Returns -1 to go on, else the exit status. */
-static int parse_train(mg_train_opts *o, int argc, char **argv)
+static int parse_train(mg_train_opts *o, int argc, char **argv, const char *cmd,
+                       const char *usage)
 {
     static const char *overrides[MAX_OVERRIDES];
     static char steps_set[64], epochs_set[64];
@@ -325,25 +351,25 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
     o->overrides = overrides;
     steps_set[0] = epochs_set[0] = '\0';
     args a;
-    args_start(&a, "train", "h", longs, argc, argv);
+    args_start(&a, cmd, "h", longs, argc, argv);
     const char *val;
     for (int c; (c = args_next(&a, &val)) != 0;) {
         switch (c) {
         case -1:
             return MG_EXIT_INPUT;
         case 'h':
-            return help(usage_train);
+            return help(usage);
         case OPT_SET:
             /* two places stay for --epochs and --steps */
             if (o->n_overrides >= MAX_OVERRIDES - 2)
-                return usage_error("train", "too many --set options (at most %d)",
+                return usage_error(cmd, "too many --set options (at most %d)",
                                    MAX_OVERRIDES - 2);
             overrides[o->n_overrides++] = val;
             break;
         case OPT_STEPS:
         case OPT_EPOCHS:
             if (!is_count(val))
-                return usage_error("train", "--%s needs a whole number",
+                return usage_error(cmd, "--%s needs a whole number",
                                    c == OPT_STEPS ? "steps" : "epochs");
             snprintf(c == OPT_STEPS ? steps_set : epochs_set, sizeof steps_set, "train.%s=%s",
                      c == OPT_STEPS ? "steps" : "epochs", val);
@@ -362,7 +388,7 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
             else if (!strcmp(val, "lines"))
                 o->progress = MG_PROGRESS_LINES;
             else
-                return usage_error("train", "--progress takes auto, redraw or lines, not %s", val);
+                return usage_error(cmd, "--progress takes auto, redraw or lines, not %s", val);
             break;
         case OPT_FORCE:
             o->force = 1;
@@ -372,12 +398,12 @@ static int parse_train(mg_train_opts *o, int argc, char **argv)
             break;
         default: /* 1: the configuration */
             if (o->config)
-                return usage_error("train", "one configuration file only; extra argument %s", val);
+                return usage_error(cmd, "one configuration file only; extra argument %s", val);
             o->config = val;
         }
     }
     if (!o->config && !o->resume)
-        return usage_error("train", "train needs a configuration file (or --resume)");
+        return usage_error(cmd, "%s needs a configuration file (or --resume)", cmd);
     /* The dedicated options go last, so they win over --set like a later --set would. */
     if (epochs_set[0])
         overrides[o->n_overrides++] = epochs_set;
@@ -393,11 +419,13 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
         {"png", required_argument, NULL, OPT_PNG},
         {"columns", required_argument, NULL, OPT_COLUMNS},
         {"noise-set", required_argument, NULL, OPT_NOISE_SET},
+        {"class", required_argument, NULL, OPT_CLASS},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->n = -1;
     o->set = 1;
+    o->cls = MG_ALL_CLASSES;
     args a;
     args_start(&a, "sample", "hn:o:", longs, argc, argv);
     const char *val;
@@ -409,15 +437,22 @@ static int parse_sample(mg_sample_opts *o, int argc, char **argv)
             return help(usage_sample);
         case 'n':
         case OPT_COLUMNS:
-        case OPT_NOISE_SET: {
-            if (!is_count(val))
-                return usage_error("sample", "%s needs a whole number",
-                                   c == 'n' ? "-n" : c == OPT_COLUMNS ? "--columns" : "--noise-set");
+        case OPT_NOISE_SET:
+        case OPT_CLASS: {
+            if (!is_count(val) || (c == OPT_CLASS && atoll(val) >= 65536))
+                return usage_error("sample", "%s needs a whole number%s",
+                                   c == 'n'           ? "-n"
+                                   : c == OPT_COLUMNS ? "--columns"
+                                   : c == OPT_CLASS   ? "--class"
+                                                      : "--noise-set",
+                                   c == OPT_CLASS ? " below 65536" : "");
             const long long v = atoll(val);
             if (c == 'n')
                 o->n = v;
             else if (c == OPT_COLUMNS)
                 o->columns = v > 100000 ? 100000 : (int)v;
+            else if (c == OPT_CLASS)
+                o->cls = (int)v;
             else
                 o->set = (uint64_t)v;
             break;
@@ -469,9 +504,12 @@ static int parse_eval(mg_eval_opts *o, int argc, char **argv)
         {"noise-set", required_argument, NULL, OPT_NOISE_SET},
         {"set", required_argument, NULL, OPT_SET},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"classifier", required_argument, NULL, OPT_CLASSIFIER},
+        {"class", required_argument, NULL, OPT_CLASS},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
+    o->cls = MG_ALL_CLASSES;
     o->overrides = overrides;
     o->samples = 10000;
     o->valid_points = 1000;
@@ -524,6 +562,14 @@ static int parse_eval(mg_eval_opts *o, int argc, char **argv)
             break;
         case OPT_REAL:
             o->real = 1;
+            break;
+        case OPT_CLASSIFIER:
+            o->classifier = val;
+            break;
+        case OPT_CLASS:
+            if (!is_count(val) || atoll(val) >= 65536)
+                return usage_error("eval", "--class needs a whole number below 65536");
+            o->cls = atoi(val);
             break;
         case OPT_QUIET:
             o->quiet = 1;
@@ -668,7 +714,7 @@ int main(int argc, char **argv)
     /* First of all: a stop signal (SLURM's time-limit warning, a requeue, scancel) that arrives
      * while MPI starts, the data load or a checkpoint is read must not kill the rank. It is
      * queued, and the run stops with a checkpoint at the end of its first step (status 3). */
-    if (argc >= 2 && !strcmp(argv[1], "train"))
+    if (argc >= 2 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "classifier")))
         mg_signals_install();
     if (argc < 2) {
         fputs(usage_main, stderr);
@@ -700,10 +746,22 @@ int main(int argc, char **argv)
         return mg_plot_run_dir(&o);
     } else if (!strcmp(cmd, "train")) {
         mg_train_opts o;
-        if ((code = parse_train(&o, argc - 1, argv + 1)) >= 0)
+        if ((code = parse_train(&o, argc - 1, argv + 1, "train", usage_train)) >= 0)
             return code;
         mg_comm_init(&argc, &argv);
         code = mg_run_train(&o, mg_comm_world());
+    } else if (!strcmp(cmd, "classifier")) {
+        if (argc < 3 || strcmp(argv[2], "train") != 0) {
+            if (argc >= 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")))
+                return help(usage_classifier);
+            return usage_error("classifier", "classifier takes a subcommand: train");
+        }
+        mg_train_opts o;
+        if ((code = parse_train(&o, argc - 2, argv + 2, "classifier train", usage_classifier)) >=
+            0)
+            return code;
+        mg_comm_init(&argc, &argv);
+        code = mg_run_classifier_train(&o, mg_comm_world());
     } else if (!strcmp(cmd, "sample")) {
         mg_sample_opts o;
         if ((code = parse_sample(&o, argc - 1, argv + 1)) >= 0)

@@ -871,10 +871,18 @@ static const mg_real *dropout_input(mg_net *net, int l, const mg_real *x, int ro
     const mg_real scale = (mg_real)L->spec.input_scale;
     mg_rng_key k = drop->key;
     k.stream = drop->key.stream + (uint64_t)l;
+    /* A conditional network's label, the last keep_in values of its input, is the condition, not
+     * a feature: it passes as it is (mask 1), and the other values keep the masks they had. */
+    const int kept = l == 0 ? net->keep_in : 0;
     for (int r = 0; r < rows; r++) {
+        mg_real *m = net->mask[l] + (size_t)r * in, *xd = net->xdrop[l] + (size_t)r * in;
+        const mg_real *xr = x + (size_t)r * in;
         mg_rng_u24(net->u24, (size_t)in, &k, drop->row_id[r]);
-        mask_row(net->mask[l] + (size_t)r * in, net->xdrop[l] + (size_t)r * in,
-                 x + (size_t)r * in, net->u24, below, scale, in);
+        mask_row(m, xd, xr, net->u24, below, scale, in);
+        for (int j = in - kept; j < in; j++) {
+            m[j] = 1;
+            xd[j] = xr[j];
+        }
     }
     return net->xdrop[l];
 }

@@ -32,6 +32,7 @@
 #include "mpigan/files.h"
 #include "mpigan/generate.h"
 #include "mpigan/image.h"
+#include "mpigan/labels.h"
 #include "mpigan/nn.h"
 #include "mpigan/splits.h"
 #include "mpigan/train.h"
@@ -889,6 +890,153 @@ int mg_plot_parzen(const char *eval_json, const char *png_path, int width, int h
     return rc;
 }
 
+/* ---- the class histogram of an eval record's classifier figures ---- */
+
+/* The "classifier" object of an eval record (mg_quality_json), what the bar chart needs. */
+typedef struct {
+    int classes, coverage, cls;
+    int64_t samples;
+    int64_t *histogram;           // (classes)
+    double fid, score, accuracy; // accuracy NaN when absent
+    double step;
+    int has_step, real;
+} classes_record;
+
+/* 1 with the record's figures in q (histogram malloc'd), 0 if it has no "classifier" object,
+ * -1 (err) if it has a malformed one. */
+static int parse_classes(const char *path, const char *text, size_t n, classes_record *q,
+                         mg_error *err)
+{
+    json_error_t je;
+    json_t *o = load_json(text, n, &je);
+    if (!o)
+        return mg_fail(err, "%s:%d: malformed JSON", path, je.line > 0 ? je.line : 1);
+    const json_t *c = json_object_get(o, "classifier");
+    int rc = c ? 1 : 0;
+    memset(q, 0, sizeof *q);
+    q->accuracy = NAN;
+    q->cls = -1;
+    const json_t *h = json_object_get(c, "histogram"), *bad = json_object_get(c, "not_finite");
+    const json_t *step = json_object_get(o, "step");
+    q->has_step = json_is_integer(step);
+    q->step = q->has_step ? (double)json_integer_value(step) : 0;
+    q->real = json_is_true(json_object_get(o, "real"));
+    if (c && (!json_is_object(c) || !json_is_integer(json_object_get(c, "classes")) ||
+              !json_is_integer(json_object_get(c, "coverage")) || !json_is_array(h))) {
+        rc = mg_fail(err, "%s: \"classifier\" is not an object with classes, coverage and a "
+                          "histogram",
+                     path);
+    } else if (c) {
+        const json_int_t k = json_integer_value(json_object_get(c, "classes"));
+        if (k < 1 || k > MG_MAX_CLASSES || json_array_size(h) != (size_t)k)
+            rc = mg_fail(err, "%s: the classifier's histogram has %zu entries for %lld classes",
+                         path, json_array_size(h), (long long)k);
+        else {
+            q->classes = (int)k;
+            q->coverage = (int)json_integer_value(json_object_get(c, "coverage"));
+            q->histogram = mg_xmalloc((size_t)k * sizeof *q->histogram);
+            for (int i = 0; i < q->classes && rc == 1; i++) {
+                const json_t *v = json_array_get(h, (size_t)i);
+                if (!json_is_integer(v) || json_integer_value(v) < 0)
+                    rc = mg_fail(err, "%s: histogram[%d] is not a count", path, i);
+                else
+                    q->samples += (q->histogram[i] = json_integer_value(v));
+            }
+            if (rc == 1 && (number_of(json_object_get(c, "fid"), json_object_get(bad, "fid"),
+                                      &q->fid) ||
+                            number_of(json_object_get(c, "score"), json_object_get(bad, "score"),
+                                      &q->score)))
+                rc = mg_fail(err, "%s: the classifier's \"fid\" or \"score\" is not a number",
+                             path);
+            const json_t *acc = json_object_get(c, "accuracy"), *cls = json_object_get(c, "class");
+            if (rc == 1 && acc && number_of(acc, json_object_get(bad, "accuracy"), &q->accuracy))
+                rc = mg_fail(err, "%s: the classifier's \"accuracy\" is not a number", path);
+            if (json_is_integer(cls))
+                q->cls = (int)json_integer_value(cls);
+        }
+    }
+    if (rc < 0) {
+        free(q->histogram);
+        q->histogram = NULL;
+    }
+    json_decref(o);
+    return rc;
+}
+
+static void write_classes_script(FILE *f, const classes_record *q, const char *script,
+                                 const char *png, int width, int height)
+{
+    fputs("# The class histogram of an eval record's samples, written by mpigan plot.\n", f);
+    gp_preamble(f, script, width, height);
+    fputs("$counts << EOD\n# class, samples the classifier puts in it\n", f);
+    for (int k = 0; k < q->classes; k++)
+        fprintf(f, "%d %lld\n", k, (long long)q->histogram[k]);
+    fputs("EOD\n\nset output prefix.", f);
+    gp_string(f, png);
+    putc('\n', f);
+    char result[256], source[160];
+    int at = snprintf(result, sizeof result, "classes of %lld %s: %d of %d covered; FID %.3g, "
+                      "score %.3g", (long long)q->samples,
+                      q->real ? "real examples" : "generated samples", q->coverage, q->classes,
+                      q->fid, q->score);
+    if (!isnan(q->accuracy))
+        snprintf(result + at, sizeof result - at, ", conditional accuracy %.3f", q->accuracy);
+    at = snprintf(source, sizeof source, "the fair share and half of it (coverage) dashed");
+    if (q->has_step && !q->real)
+        at += snprintf(source + at, sizeof source - at, "; step %.0f", q->step);
+    if (q->cls >= 0)
+        snprintf(source + at, sizeof source - at, "; all drawn for class %d", q->cls);
+    fputs("set title ", f);
+    gp_string(f, result);
+    fputs(".\"\\n\".", f); // a newline: only a double-quoted string has escapes
+    gp_string(f, source);
+    const double fair = (double)q->samples / q->classes;
+    fprintf(f,
+            "\nset style fill solid 0.6 border\n"
+            "set boxwidth 0.8\n"
+            "set xlabel 'class (the classifier''s argmax)'\n"
+            "set ylabel 'samples'\n"
+            "set xrange [-0.6:%d.4]\n"
+            "set yrange [0:*]\n"
+            "set xtics 1\n"
+            "set key off\n"
+            "fair = %.9g\n"
+            "set arrow from graph 0, first fair to graph 1, first fair nohead dt 2 lc 'black'\n"
+            "set arrow from graph 0, first fair / 2 to graph 1, first fair / 2 nohead dt 3 "
+            "lc 'red'\n"
+            "plot $counts using 1:2 with boxes lc 'steelblue'\n"
+            "unset output\n",
+            q->classes - 1, fair);
+}
+
+/* classes-<step>.png of an eval record with classifier figures; 1 if drawn, 0 if it has none. */
+static int plot_classes(const char *eval_json, const char *dir, const char *png, int width,
+                        int height, mg_error *err)
+{
+    size_t n_text;
+    char *text = read_text(eval_json, &n_text, err);
+    if (!text)
+        return -1;
+    classes_record q;
+    int rc = parse_classes(eval_json, text, n_text, &q, err);
+    free(text);
+    if (rc <= 0)
+        return rc;
+    char *script = xjoin(png, ".gp", "");
+    strcpy(script + strlen(png) - 4, ".gp");
+    mg_file gp;
+    rc = text_create(&gp, dir, script, err);
+    if (rc == 0) {
+        write_classes_script(gp.f, &q, script, png, width, height);
+        rc = text_commit(&gp, err);
+    }
+    if (rc == 0)
+        rc = draw(dir, script, &png, 1, err);
+    free(script);
+    free(q.histogram);
+    return rc ? -1 : 1;
+}
+
 /* ---- mpigan plot RUN_DIR: every picture of a run, serially (no MPI): the training curves, a
  * Parzen curve per eval record, and a sample grid of the newest checkpoint with nearest
  * neighbours ---- */
@@ -923,6 +1071,14 @@ static int plot_evals(const char *run_dir, const char *out_dir, int w, int h, mg
         rc = mg_plot_parzen(json, png, w, h, err);
         if (rc == 0)
             printf("  %s\n", png);
+        char bars[MG_PATH_MAX + 300];
+        snprintf(bars, sizeof bars, "classes-%.*s.png", (int)strlen(names[i]) - 10,
+                 names[i] + 5);
+        const int drawn = rc == 0 ? plot_classes(json, out_dir, bars, w, h, err) : 0;
+        if (drawn < 0)
+            rc = -1;
+        else if (drawn)
+            printf("  %s/%s\n", out_dir, bars);
     }
     for (int i = 0; i < n; i++)
         free(names[i]);
@@ -949,26 +1105,38 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         return -1;
     const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
     const int n = cfg.samples.count, nz = cfg.generator.noise_dim;
+    /* A conditional G: sample i of class i mod classes, as the snapshots, one row per class. */
+    const int classes = mg_config_gan_classes(&cfg);
     int cols = cfg.samples.columns;
     if (cols <= 0)
         while (cols * cols < n)
             cols++;
-    const int rows = (n + cols - 1) / cols;
+    if (classes)
+        cols = (n + classes - 1) / classes;
+    const int rows = classes ? classes : (n + cols - 1) / cols;
     const size_t dim = (size_t)C * H * W;
     mg_net g;
-    if (mg_net_init(&g, &cfg.generator.net, nz, n, err))
+    if (mg_net_init(&g, &cfg.generator.net, nz + classes, n, err))
         return -1;
+    mg_real *zin = mg_xmalloc((size_t)n * (nz + classes) * sizeof *zin);
+    int32_t *labels = mg_xmalloc((size_t)n * sizeof *labels);
     mg_real *z = mg_xmalloc((size_t)n * nz * sizeof *z);
     mg_real *x = mg_xmalloc((size_t)n * dim * sizeof *x);
     mg_real *q = mg_xmalloc((size_t)rows * dim * sizeof *q);
     int *idx = mg_xmalloc((size_t)rows * sizeof *idx);
     mg_dataset data = {0};
-    rc = mg_checkpoint_load_generator(&g, ckpt, err);
+    rc = mg_checkpoint_load_generator(&g, mg_config_gan_classes(&cfg), ckpt, err);
     if (rc == 0) {
         mg_sample_noise(z, &cfg, 0, n, 0);
-        memcpy(x, mg_net_forward(&g, z, n, NULL), (size_t)n * dim * sizeof *x);
+        for (int i = 0; i < n; i++)
+            labels[i] = classes ? i % classes : 0;
+        if (classes)
+            mg_label_join(zin, z, n, (size_t)nz, labels, classes, 1);
+        memcpy(x, mg_net_forward(&g, classes ? zin : z, n, NULL), (size_t)n * dim * sizeof *x);
         for (int r = 0; r < rows; r++) {
-            const int last = (r + 1) * cols < n ? (r + 1) * cols - 1 : n - 1;
+            int last = (r + 1) * cols < n ? (r + 1) * cols - 1 : n - 1;
+            if (classes)
+                last = r < n ? mg_class_grid_last(n, classes, r) : 0;
             memcpy(q + (size_t)r * dim, x + (size_t)last * dim, dim * sizeof *q);
         }
         const int nearest = cfg.samples.nearest;
@@ -980,7 +1148,9 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
         char png[MG_PATH_MAX + 32];
         snprintf(png, sizeof png, "%s/samples.png", out_dir);
         if (rc == 0)
-            rc = mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, &scale, err);
+            rc = classes ? mg_png_class_grid(png, x, n, classes, C, H, W, nearest ? q : NULL,
+                                             &scale, err)
+                         : mg_png_grid(png, x, n, cols, C, H, W, nearest ? q : NULL, &scale, err);
         if (rc == 0)
             printf("  %s (%s)\n", png, ckpt);
     }
@@ -989,6 +1159,8 @@ static int plot_samples(const char *run_dir, const char *out_dir, mg_error *err)
     free(q);
     free(x);
     free(z);
+    free(zin);
+    free(labels);
     mg_net_free(&g);
     return rc == 0 ? 1 : -1;
 }

@@ -101,6 +101,17 @@ void mg_report_parzen(mg_report *r, int points, double ll, double sigma)
     r->parzen_sigma = sigma;
 }
 
+void mg_report_quality(mg_report *r, double fid, double score, int coverage, int classes,
+                       double accuracy)
+{
+    r->quality_pending = 1;
+    r->fid = fid;
+    r->score = score;
+    r->coverage = coverage;
+    r->classes = classes;
+    r->accuracy = accuracy;
+}
+
 static void format_eta(char *buf, size_t n, double s)
 {
     long v = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
@@ -155,6 +166,13 @@ static char *record(const mg_report *r, const mg_trainer *t, const mg_step_stats
         mg_record_real(o, bad, "parzen_ll", r->parzen_ll);
         mg_record_real(o, bad, "parzen_sigma", r->parzen_sigma);
     }
+    if (r->quality_pending) {
+        mg_record_real(o, bad, "fid", r->fid);
+        mg_record_real(o, bad, "classifier_score", r->score);
+        json_object_set_new(o, "coverage", json_integer(r->coverage));
+        if (!isnan(r->accuracy))
+            mg_record_real(o, bad, "cond_accuracy", r->accuracy);
+    }
     if (t->skipped)
         json_object_set_new(o, "skipped", json_integer(t->skipped));
     mg_record_finish(o, bad);
@@ -207,7 +225,14 @@ int mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s, mg
         fprintf(r->out, "Parzen log-likelihood of %d validation examples: %.2f (sigma %.4g, %d "
                         "samples)\n",
                 r->parzen_points, r->parzen_ll, r->parzen_sigma, r->eval_samples);
-    r->parzen_pending = 0;
+    if (!r->quiet && r->quality_pending) {
+        fprintf(r->out, "classifier: Frechet distance %.3f, score %.3f, coverage %d of %d",
+                r->fid, r->score, r->coverage, r->classes);
+        if (!isnan(r->accuracy))
+            fprintf(r->out, ", conditional accuracy %.4f", r->accuracy);
+        fputc('\n', r->out);
+    }
+    r->parzen_pending = r->quality_pending = 0;
     memset(&r->window, 0, sizeof r->window);
     r->t_mark = r->t_drawn = tnow;
     r->step_mark = t->step;

@@ -13,6 +13,7 @@
 #include "mpigan/h5data.h"
 #include "mpigan/idx.h"
 #include "mpigan/image.h"
+#include "mpigan/labels.h"
 #include "mpigan/sampleset.h"
 #include "mpigan/tfd.h"
 
@@ -69,6 +70,13 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
             ok = mg_fail(&err, "%s: %lld samples of %zu values are more than one file holds here "
                                "(2^34 values)",
                          o->out, (long long)o->n, dim) == 0;
+        const int classes = ok ? mg_config_gan_classes(&cfg) : 0;
+        if (ok && o->cls != MG_ALL_CLASSES && !classes)
+            ok = mg_fail(&err, "%s: --class %d: the checkpoint's generator is unconditional",
+                         ckpt, o->cls) == 0;
+        else if (ok && o->cls != MG_ALL_CLASSES && o->cls >= classes)
+            ok = mg_fail(&err, "%s: --class %d: the generator's classes are 0 to %d", ckpt,
+                         o->cls, classes - 1) == 0;
     }
     /* The checkpoint's stall setting: rank 0's now, the others' once the configuration came. */
     if (rank == 0 && ok)
@@ -83,14 +91,16 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     if (mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, ckpt, comm, &err))
         return fail_all(comm, &err, MG_EXIT_INPUT);
 
-    const int nz = cfg.generator.noise_dim;
+    const int nz = cfg.generator.noise_dim, classes = mg_config_gan_classes(&cfg);
     const size_t dim = (size_t)g.out_dim;
     mg_real *all_x = NULL, *all_z = NULL;
+    int32_t *labels = NULL;
     if (rank == 0) {
         all_x = mg_xmalloc((size_t)o->n * dim * sizeof *all_x);
         all_z = mg_xmalloc((size_t)o->n * nz * sizeof *all_z);
+        labels = classes ? mg_xmalloc((size_t)o->n * sizeof *labels) : NULL;
     }
-    mg_generate(all_x, all_z, &g, &cfg, o->n, o->set, comm, 0);
+    mg_generate_labeled(all_x, all_z, labels, &g, &cfg, o->n, o->set, o->cls, comm, 0);
 
     int status = MG_EXIT_OK;
     if (rank == 0) {
@@ -104,10 +114,17 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
             while ((int64_t)cols * cols < o->n)
                 cols++;
         const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
+        /* A conditional G's samples of every class: one grid row per class. */
+        const int class_grid = classes && o->cls == MG_ALL_CLASSES;
         if (step < 0 ||
-            mg_sampleset_write(o->out, all_x, ishape, all_z, nz, ckpt, step, &err) ||
-            (o->png && mg_png_grid(o->png, all_x, (int)o->n, cols, shape[0], shape[1], shape[2],
-                                   NULL, &scale, &err))) {
+            mg_sampleset_write_labeled(o->out, all_x, ishape, all_z, nz, labels, ckpt, step,
+                                       &err) ||
+            (o->png && class_grid &&
+             mg_png_class_grid(o->png, all_x, (int)o->n, classes, shape[0], shape[1], shape[2],
+                               NULL, &scale, &err)) ||
+            (o->png && !class_grid &&
+             mg_png_grid(o->png, all_x, (int)o->n, cols, shape[0], shape[1], shape[2], NULL,
+                         &scale, &err))) {
             fprintf(stderr, "mpigan: %s\n", err.msg);
             status = MG_EXIT_RUNTIME;
         } else {
@@ -118,6 +135,7 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
     }
     free(all_x);
     free(all_z);
+    free(labels);
     mg_net_free(&g);
     return status;
 }
@@ -159,8 +177,13 @@ int mg_run_prepare(const mg_prepare_opts *o)
             free(bytes);
         }
     } else if (!strcmp(o->format, "tfd")) {
-        rc = mg_tfd_read(&ds, &labels, NULL, o->inputs[0], o->fold, (enum mg_tfd_split)o->split,
-                         &err);
+        /* Labels as training reads them: labs_ex - 1 of a labelled split; the unlabeled has none. */
+        static const char *const splits[] = {"unlabeled", "train", "valid", "test"};
+        const int labelled = o->split != MG_TFD_UNLABELED;
+        rc = mg_tfd_read(&ds, labelled ? &labels : NULL, NULL, o->inputs[0], o->fold,
+                         (enum mg_tfd_split)o->split, &err);
+        if (rc == 0 && labelled)
+            rc = mg_tfd_expression_classes(labels, ds.n, o->inputs[0], splits[o->split], &err);
     } else {
         rc = mg_fail(&err, "prepare: format %s is not one of idx, cifar10, tfd", o->format);
     }

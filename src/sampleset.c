@@ -6,8 +6,9 @@
  *              snapshot: appending writes one chunk and reading one snapshot reads one chunk
  *   /steps     int64 (snapshots), extendible: the step each snapshot was taken after
  *   /z         float32 (n, noise_dim): the fixed noise every snapshot was generated from
- * A file of `mpigan sample`: /samples (n, C, H, W), /z, attributes format, format_version,
- * checkpoint, step. Always float32 on disk: HDF5 converts from mg_real when it is double. Every
+ *   /labels    int32 (n), a conditional G's: the class each sample was generated for
+ * A file of `mpigan sample`: /samples (n, C, H, W), /z, /labels (conditional), attributes format,
+ * format_version, checkpoint, step. Always float32 on disk: HDF5 converts from mg_real when it is double. Every
  * dataset has the Fletcher32 checksum filter. */
 #include "mpigan/sampleset.h"
 
@@ -85,6 +86,24 @@ static int create_extendible(hid_t f, const char *name, hid_t file_type, hid_t m
     return 0;
 }
 
+typedef struct {
+    const mg_real *x, *z;
+    const int32_t *labels; /* (n) or NULL */
+    mg_image_shape shape;
+    int noise_dim;
+    const char *checkpoint;
+    int64_t step;
+} sample_args;
+
+/* /labels (n) int32, when the samples have labels. */
+static int write_labels(hid_t f, const sample_args *a, mg_error *what)
+{
+    const hsize_t n = (hsize_t)a->shape.n;
+    if (!a->labels)
+        return 0;
+    return mg_h5w_dataset(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &n, a->labels, what);
+}
+
 /* Writes a new file at path through path.tmp; `fill` writes the content. */
 /* Bytes of a sample set's images and noise, as float32. */
 static double image_bytes(mg_image_shape shape, int noise_dim)
@@ -103,14 +122,6 @@ static int write_new(const char *path, const char *verb,
     return 0;
 }
 
-typedef struct {
-    const mg_real *x, *z;
-    mg_image_shape shape;
-    int noise_dim;
-    const char *checkpoint;
-    int64_t step;
-} sample_args;
-
 static int fill_snapshots(hid_t f, const void *ctx, mg_error *what)
 {
     const sample_args *a = ctx;
@@ -125,7 +136,7 @@ static int fill_snapshots(hid_t f, const void *ctx, mg_error *what)
                           &a->step, what) ||
         mg_h5w_dataset(f, "/z", H5T_IEEE_F32LE, MG_H5_REAL_MEM, 2, zdims, a->z, what))
         return -1;
-    return 0;
+    return write_labels(f, a, what);
 }
 
 /* Grows dataset name (whose extent is dims) by one row along axis 0 and writes buf there. */
@@ -154,6 +165,37 @@ static int append_row(hid_t f, const char *name, hid_t mem_type, int rank, const
     if (rc)
         return mg_fail(what, "cannot write %s", name);
     return 0;
+}
+
+/* A conditional G's snapshots hold their labels: the same as this run's, or none for both. */
+static int check_labels(hid_t f, const char *path, const sample_args *a, mg_error *err)
+{
+    const int there = mg_h5r_exists(f, path, "/labels", err);
+    if (there < 0)
+        return -1;
+    if (!there != !a->labels)
+        return mg_fail(err, "%s: holds samples %s labels, this run's G is %s", path,
+                       there ? "with" : "without", a->labels ? "conditional" : "unconditional");
+    if (!there)
+        return 0;
+    const hsize_t n = (hsize_t)a->shape.n;
+    mg_h5_info info;
+    if (mg_h5r_info(f, path, "/labels", &info, err))
+        return -1;
+    if (info.rank != 1 || info.dims[0] != n || info.cls != H5T_INTEGER) {
+        char have[128];
+        mg_h5_shape_str(have, sizeof have, info.rank, info.dims);
+        return mg_fail(err, "%s: /labels has shape %s, this run labels %d samples", path, have,
+                       a->shape.n);
+    }
+    int32_t *stored = mg_xmalloc((size_t)n * sizeof *stored);
+    int rc = mg_h5r_dataset(f, path, "/labels", H5T_NATIVE_INT32, 1, &n, stored, err);
+    if (rc == 0 && memcmp(stored, a->labels, (size_t)n * sizeof *stored) != 0)
+        rc = mg_fail(err, "%s: holds samples of other labels /labels than this run's (another "
+                          "run?)",
+                     path);
+    free(stored);
+    return rc;
 }
 
 /* The existing file must hold snapshots of this shape, from this noise. */
@@ -204,16 +246,24 @@ static int check_existing(hid_t f, const char *path, const sample_args *a, hsize
     free(stored);
     free(mine);
     *n_snap = s.dims[0];
-    return rc;
+    return rc ? rc : check_labels(f, path, a, err);
 }
 
 int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape, const mg_real *z,
                         int noise_dim, int64_t step, mg_error *err)
 {
+    return mg_sampleset_append_labeled(path, x, shape, z, noise_dim, NULL, step, err);
+}
+
+int mg_sampleset_append_labeled(const char *path, const mg_real *x, mg_image_shape shape,
+                                const mg_real *z, int noise_dim, const int32_t *labels,
+                                int64_t step, mg_error *err)
+{
     mg_h5_quiet();
     if (check_args(path, "append", x, shape, z, noise_dim, err))
         return -1;
-    const sample_args a = {.x = x, .z = z, .shape = shape, .noise_dim = noise_dim, .step = step};
+    const sample_args a = {.x = x, .z = z, .labels = labels, .shape = shape,
+                           .noise_dim = noise_dim, .step = step};
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno != ENOENT)
@@ -265,17 +315,24 @@ static int fill_samples(hid_t f, const void *ctx, mg_error *what)
         mg_h5w_dataset(f, "/samples", H5T_IEEE_F32LE, MG_H5_REAL_MEM, 4, dims, a->x, what) ||
         mg_h5w_dataset(f, "/z", H5T_IEEE_F32LE, MG_H5_REAL_MEM, 2, zdims, a->z, what))
         return -1;
-    return 0;
+    return write_labels(f, a, what);
 }
 
 int mg_sampleset_write(const char *path, const mg_real *x, mg_image_shape shape, const mg_real *z,
                        int noise_dim, const char *checkpoint, int64_t step, mg_error *err)
 {
+    return mg_sampleset_write_labeled(path, x, shape, z, noise_dim, NULL, checkpoint, step, err);
+}
+
+int mg_sampleset_write_labeled(const char *path, const mg_real *x, mg_image_shape shape,
+                               const mg_real *z, int noise_dim, const int32_t *labels,
+                               const char *checkpoint, int64_t step, mg_error *err)
+{
     mg_h5_quiet();
     if (check_args(path, "write", x, shape, z, noise_dim, err))
         return -1;
-    const sample_args a = {.x = x, .z = z, .shape = shape, .noise_dim = noise_dim,
-                           .checkpoint = checkpoint, .step = step};
+    const sample_args a = {.x = x, .z = z, .labels = labels, .shape = shape,
+                           .noise_dim = noise_dim, .checkpoint = checkpoint, .step = step};
     return write_new(path, "write", fill_samples, &a, image_bytes(shape, noise_dim), err);
 }
 

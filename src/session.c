@@ -14,7 +14,10 @@
 
 #include "mpigan/blas.h"
 #include "mpigan/checkpoint.h"
+#include "mpigan/classifier.h"
+#include "mpigan/classify.h"
 #include "mpigan/config.h"
+#include "mpigan/evaluate.h"
 #include "mpigan/generate.h"
 #include "mpigan/image.h"
 #include "mpigan/parzen.h"
@@ -24,10 +27,13 @@
 #include "mpigan/splits.h"
 #include "mpigan/train.h"
 
-/* Rank 0's buffers for sample snapshots, sized once. */
+/* Rank 0's buffers for sample snapshots, sized once. A conditional G's snapshot draws sample i for
+ * class i mod classes (generate.h), its grid one row per class. */
 typedef struct {
     int count, cols, rows;
+    int classes;   /* 0: unconditional */
     mg_real *z;    /* (count, noise_dim) the fixed noise */
+    int32_t *labels; /* (count) the class of each sample, conditional */
     mg_real *x;    /* (count, dim) G's output */
     mg_real *q;    /* (rows, dim) each grid row's last sample */
     mg_real *nb;   /* (rows, dim) its nearest training example */
@@ -39,7 +45,15 @@ typedef struct {
 typedef struct {
     mg_dataset valid;
     mg_real *z, *x; /* (samples, noise_dim), (samples, dim) */
+    int32_t *labels; /* (samples) a conditional G's: sample i of class i mod classes */
     double *ll;     /* (points, EVAL_SIGMAS) */
+    /* eval.classifier: its features of the validation examples, measured once; its outputs of
+     * the samples of each estimate. */
+    int measuring;
+    mg_classifier_model model;
+    mg_real *real_feat;     /* (points, features) */
+    mg_real *prob, *feat;   /* (samples, classes), (samples, features) */
+    int *histogram;         /* (classes) */
 } evaluator;
 
 #define EVAL_SIGMAS 10
@@ -109,7 +123,7 @@ static mg_checkpoint_state state_of(mg_session *s)
         .window = &s->window, .elapsed_s = &s->elapsed_s,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
         .batch_size = t->batch, .channels = s->data.channels, .height = s->data.height,
-        .width = s->data.width};
+        .width = s->data.width, .classes = t->spec.classes};
 }
 
 /* ---- sample snapshots (rank 0) ---- */
@@ -121,6 +135,7 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
 {
     const size_t dim = data->dim;
     p->count = cfg->samples.count;
+    p->classes = mg_config_gan_classes(cfg);
     int64_t cols = cfg->samples.columns;
     if (cols <= 0)
         while (cols * cols < p->count)
@@ -129,9 +144,16 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
         cols = p->count; /* more columns than samples draw empty cells */
     p->cols = (int)cols;
     p->rows = (int)(((int64_t)p->count + cols - 1) / cols);
+    if (p->classes) {
+        p->cols = (p->count + p->classes - 1) / p->classes;
+        p->rows = p->classes;
+    }
     mg_error why;
-    if (cfg->samples.png && mg_png_grid_fits(p->count, p->cols, data->channels, data->height,
-                                             data->width, cfg->samples.nearest, &why))
+    if (cfg->samples.png &&
+        (p->classes ? mg_class_grid_fits(p->count, p->classes, data->channels, data->height,
+                                         data->width, cfg->samples.nearest, &why)
+                    : mg_png_grid_fits(p->count, p->cols, data->channels, data->height,
+                                       data->width, cfg->samples.nearest, &why)))
         return mg_fail(err, "%s: samples.count %d in samples.columns %d: %s", cfg->source,
                        p->count, cfg->samples.columns, why.msg);
     const double bytes = ((double)p->count * (cfg->generator.noise_dim + (double)dim) +
@@ -142,10 +164,13 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
     p->q = malloc((size_t)p->rows * dim * sizeof *p->q);
     p->nb = malloc((size_t)p->rows * dim * sizeof *p->nb);
     p->idx = malloc((size_t)p->rows * sizeof *p->idx);
-    if (!p->z || !p->x || !p->q || !p->nb || !p->idx)
+    p->labels = p->classes ? malloc((size_t)p->count * sizeof *p->labels) : NULL;
+    if (!p->z || !p->x || !p->q || !p->nb || !p->idx || (p->classes && !p->labels))
         return mg_fail(err, "%s: samples.count %d: out of memory for the snapshots (%.0f MB)",
                        cfg->source, p->count, bytes / (1 << 20));
     mg_sample_noise(p->z, cfg, 0, p->count, 0);
+    for (int i = 0; p->classes && i < p->count; i++)
+        p->labels[i] = (int32_t)(mg_sample_row(i, p->classes, MG_ALL_CLASSES) % p->classes);
     return 0;
 }
 
@@ -156,6 +181,7 @@ static void snapshots_free(snapshots *p)
     free(p->q);
     free(p->nb);
     free(p->idx);
+    free(p->labels);
     memset(p, 0, sizeof *p);
 }
 
@@ -166,12 +192,12 @@ static int take_snapshot(mg_session *s)
     mg_trainer *t = &s->t;
     const mg_dataset *data = &s->data;
     const size_t dim = data->dim;
-    mg_trainer_generate(t, p->z, p->count, p->x);
+    mg_trainer_generate_labeled(t, p->z, p->labels, p->count, p->x);
     mg_image_shape shape = {p->count, data->channels, data->height, data->width};
     char path[MG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples.h5", s->dir);
-    if (mg_sampleset_append(path, p->x, shape, p->z, s->cfg.generator.noise_dim, t->step,
-                            &s->err))
+    if (mg_sampleset_append_labeled(path, p->x, shape, p->z, s->cfg.generator.noise_dim,
+                                    p->labels, t->step, &s->err))
         return -1;
     if (!s->cfg.samples.png)
         return 0;
@@ -179,6 +205,8 @@ static int take_snapshot(mg_session *s)
     if (s->cfg.samples.nearest) {
         for (int r = 0; r < p->rows; r++) {
             int last = (r + 1) * p->cols < p->count ? (r + 1) * p->cols - 1 : p->count - 1;
+            if (p->classes) /* a row without samples (fewer than classes) shows sample 0's */
+                last = p->count > r ? mg_class_grid_last(p->count, p->classes, r) : 0;
             memcpy(p->q + (size_t)r * dim, p->x + (size_t)last * dim, dim * sizeof *p->q);
         }
         if (mg_nearest_in(p->idx, p->q, p->rows, data, t->g.gemm, &s->err))
@@ -189,11 +217,44 @@ static int take_snapshot(mg_session *s)
     }
     snprintf(path, sizeof path, "%s/samples-%08lld.png", s->dir, (long long)t->step);
     const mg_pixel_scale scale = mg_pixel_scale_of(&s->cfg);
+    if (p->classes)
+        return mg_png_class_grid(path, p->x, p->count, p->classes, data->channels, data->height,
+                                 data->width, nb, &scale, &s->err);
     return mg_png_grid(path, p->x, p->count, p->cols, data->channels, data->height, data->width,
                        nb, &scale, &s->err);
 }
 
 /* ---- Parzen estimates during training (rank 0) ---- */
+
+/* eval.classifier: the classifier (checked against the data and the generator's classes), and
+ * its features of the validation examples in its own values. */
+static int measurer_init(evaluator *e, const mg_session *s, mg_error *err)
+{
+    const mg_config *cfg = &s->cfg;
+    const mg_dataset *v = &e->valid;
+    const int classes = mg_config_gan_classes(cfg);
+    if (mg_classifier_model_read(&e->model, cfg->eval.classifier, v->channels, v->height,
+                                 v->width, err))
+        return -1;
+    e->measuring = 1;
+    if (mg_classifier_model_input(&e->model, cfg, NULL, 0, err))
+        return -1;
+    if (classes && e->model.classes != classes)
+        return mg_fail(err, "%s: eval.classifier: the classifier has %d classes, the conditional "
+                            "generator %d",
+                       e->model.path, e->model.classes, classes);
+    const int n = cfg->eval.samples, nf = e->model.features, nc = e->model.classes;
+    mg_real *x = mg_xmalloc(v->n * v->dim * sizeof *x); /* the examples in its values */
+    memcpy(x, v->x, v->n * v->dim * sizeof *x);
+    mg_classifier_model_input(&e->model, cfg, x, v->n * v->dim, err);
+    e->real_feat = mg_xmalloc((size_t)v->n * nf * sizeof *e->real_feat);
+    mg_classifier_apply(&e->model.net, x, v->n, NULL, e->real_feat);
+    free(x);
+    e->prob = mg_xmalloc((size_t)n * nc * sizeof *e->prob);
+    e->feat = mg_xmalloc((size_t)n * nf * sizeof *e->feat);
+    e->histogram = mg_xmalloc((size_t)nc * sizeof *e->histogram);
+    return 0;
+}
 
 static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
 {
@@ -213,7 +274,13 @@ static int evaluator_init(evaluator *e, const mg_session *s, mg_error *err)
     e->x = mg_xmalloc((size_t)n * s->data.dim * sizeof *e->x);
     e->ll = mg_xmalloc((size_t)e->valid.n * EVAL_SIGMAS * sizeof *e->ll);
     mg_sample_noise(e->z, cfg, 0, n, EVAL_NOISE_SET);
-    return 0;
+    const int classes = mg_config_gan_classes(cfg);
+    if (classes) {
+        e->labels = mg_xmalloc((size_t)n * sizeof *e->labels);
+        for (int i = 0; i < n; i++)
+            e->labels[i] = (int32_t)(i % classes);
+    }
+    return cfg->eval.classifier[0] ? measurer_init(e, s, err) : 0;
 }
 
 static void evaluator_free(evaluator *e)
@@ -221,7 +288,14 @@ static void evaluator_free(evaluator *e)
     mg_dataset_free(&e->valid);
     free(e->z);
     free(e->x);
+    free(e->labels);
     free(e->ll);
+    if (e->measuring)
+        mg_classifier_model_free(&e->model);
+    free(e->real_feat);
+    free(e->prob);
+    free(e->feat);
+    free(e->histogram);
     memset(e, 0, sizeof *e);
 }
 
@@ -238,7 +312,7 @@ static int evaluate(mg_session *s)
     mg_parzen_grid(sigmas, EVAL_SIGMAS, 0.1, 1.0);
     memcpy(data_sigmas, sigmas, sizeof sigmas);
     mg_parzen_grid_to_data(data_sigmas, EVAL_SIGMAS, span);
-    mg_trainer_generate(t, e->z, n, e->x);
+    mg_trainer_generate_labeled(t, e->z, e->labels, n, e->x);
     int rc = mg_parzen_ll(e->ll, e->valid.x, e->valid.n, e->x, n, e->valid.dim, data_sigmas,
                           EVAL_SIGMAS, &s->err);
     if (rc == 0) {
@@ -246,6 +320,16 @@ static int evaluate(mg_session *s)
         const int best = mg_parzen_select(e->ll, e->valid.n, EVAL_SIGMAS, mean);
         mg_report_parzen(&s->report, e->valid.n, best >= 0 ? mean[best] : NAN,
                          best >= 0 ? sigmas[best] : NAN);
+    }
+    if (rc == 0 && e->measuring) {
+        /* The samples in the classifier's values (the Parzen window is done with them). */
+        mg_classifier_model_input(&e->model, &s->cfg, e->x, (size_t)n * e->valid.dim, &s->err);
+        mg_classifier_apply(&e->model.net, e->x, n, e->prob, e->feat);
+        mg_quality_record q = {.classes = e->model.classes, .features = e->model.features};
+        rc = mg_quality_measure(&q, e->histogram, e->prob, e->feat, n, e->real_feat, e->valid.n,
+                                e->labels, &s->err);
+        if (rc == 0)
+            mg_report_quality(&s->report, q.fid, q.score, q.coverage, q.classes, q.accuracy);
     }
     t->timer[MG_TIMER_EVAL] += mg_comm_wtime() - t0;
     return rc;
@@ -293,14 +377,21 @@ static int read_config(mg_session *s)
     mg_error *err = &s->err;
     if (o->resume && mg_checkpoint_resolve(s->ckpt, sizeof s->ckpt, o->resume, o->out, err))
         return -1;
-    if (o->config || !o->resume)
-        return mg_config_load(&s->cfg, o->config, o->overrides, o->n_overrides, err);
-    mg_checkpoint_info info;
-    if (mg_checkpoint_read_info(&info, s->ckpt, err))
-        return -1;
-    int rc = mg_config_parse(&s->cfg, info.config_yaml, s->ckpt, o->overrides, o->n_overrides,
+    int rc;
+    if (o->config || !o->resume) {
+        rc = mg_config_load(&s->cfg, o->config, o->overrides, o->n_overrides, err);
+    } else {
+        mg_checkpoint_info info;
+        if (mg_checkpoint_read_info(&info, s->ckpt, err))
+            return -1;
+        rc = mg_config_parse(&s->cfg, info.config_yaml, s->ckpt, o->overrides, o->n_overrides,
                              err);
-    mg_checkpoint_info_free(&info);
+        mg_checkpoint_info_free(&info);
+    }
+    if (rc == 0 && mg_config_is_classifier(&s->cfg))
+        rc = mg_fail(err, "%s: a classifier configuration (it has a classifier section): train "
+                          "it with mpigan classifier train",
+                     s->cfg.source);
     return rc;
 }
 

@@ -11,9 +11,102 @@
 #include "mpigan/cifar10.h"
 #include "mpigan/h5data.h"
 #include "mpigan/idx.h"
+#include "mpigan/labels.h"
 #include "mpigan/splits.h"
 #include "mpigan/tfd.h"
 #include "h5io.h"
+
+/* ---- labels ---- */
+
+/* Labels are read wherever the configuration's data has them (mg_config_has_labels), and checked
+ * against data.classes. A conditional GAN and a classifier need them; where TFD's labelled rows
+ * carry no expression label, they are then an error, and otherwise left out. */
+static int labels_needed(const mg_config *cfg)
+{
+    return cfg->conditional.enabled || mg_config_is_classifier(cfg);
+}
+
+/* ds takes the labels (ds->n of them), checked against data.classes; `what` names their file. */
+static int attach_labels(mg_dataset *ds, int32_t *labels, const mg_config *cfg, const char *what,
+                         mg_error *err)
+{
+    if (mg_labels_check(labels, ds->n, cfg->data.classes, what, "example", err)) {
+        free(labels);
+        return -1;
+    }
+    ds->labels = labels;
+    ds->classes = cfg->data.classes;
+    return 0;
+}
+
+/* Bytes as int32 labels: a new array of n. */
+static int32_t *widen_labels(const uint8_t *b, int n)
+{
+    int32_t *l = mg_xmalloc((n > 0 ? (size_t)n : 1) * sizeof *l);
+    for (int i = 0; i < n; i++)
+        l[i] = b[i];
+    return l;
+}
+
+/* Rows [first, first + count) of an IDX label file that belongs to an image file of n_images
+ * examples, into ds->labels. A file of another count holds the labels of another split (t10k's
+ * for the training images, say): refused, as is any label outside 0..classes-1. */
+static int idx_labels(mg_dataset *ds, const mg_config *cfg, const char *path, const char *images,
+                      int64_t n_images, int first, mg_error *err)
+{
+    uint8_t *b;
+    int n;
+    if (mg_idx_read_labels(&b, &n, path, err))
+        return -1;
+    if (n != n_images) {
+        free(b);
+        return mg_fail(err, "%s: %d labels, but %s holds %lld images (the labels of another "
+                            "split?)",
+                       path, n, images, (long long)n_images);
+    }
+    int32_t *all = widen_labels(b, n);
+    free(b);
+    if (mg_labels_check(all, n, cfg->data.classes, path, "example", err)) {
+        free(all);
+        return -1;
+    }
+    memmove(all, all + first, (size_t)ds->n * sizeof *all);
+    ds->labels = all; /* the rest stays allocated, unused */
+    ds->classes = cfg->data.classes;
+    return 0;
+}
+
+/* TFD's labs_ex (1 to 7, as pylearn2 reads them: class labs_ex - 1) of the rows of a labelled
+ * split. A row without one (-1, or no labs_ex in the file) leaves the split without labels,
+ * which is an error only where they are needed. */
+static int tfd_labels(mg_dataset *ds, int32_t *labs_ex, const mg_config *cfg, const char *split,
+                      mg_error *err)
+{
+    int missing = 0;
+    for (int i = 0; i < ds->n; i++)
+        missing |= labs_ex[i] == -1;
+    if ((missing && !labels_needed(cfg)) ||
+        mg_tfd_expression_classes(labs_ex, ds->n, cfg->data.path, split, err)) {
+        free(labs_ex);
+        return missing && !labels_needed(cfg) ? 0 : -1;
+    }
+    return attach_labels(ds, labs_ex, cfg, cfg->data.path, err);
+}
+
+static const char *const tfd_split_names[] = {"unlabeled", "train", "valid", "test"};
+
+/* mg_tfd_read, with the split's expression labels where the configuration has labels. */
+static int read_tfd_split(mg_dataset *ds, const mg_config *cfg, enum mg_tfd_split split,
+                          mg_error *err)
+{
+    const int want = mg_config_has_labels(cfg) && split != MG_TFD_UNLABELED;
+    int32_t *labs_ex = NULL;
+    if (mg_tfd_read(ds, want ? &labs_ex : NULL, NULL, cfg->data.path, cfg->data.fold, split, err))
+        return -1;
+    return want ? tfd_labels(ds, labs_ex, cfg, tfd_split_names[split], err) : 0;
+}
+
+/* ---- the training split ---- */
 
 /* The training examples of a source of n examples: the first train_count (0: all but the last
  * valid_count, which validate). */
@@ -85,9 +178,13 @@ static int read_idx(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     if (select_train(&probe, cfg, path, err))
         return -1;
     /* Pixels that stay pixels are read as bytes: no float copy of the whole set ever exists. */
-    if (cfg->data.preprocess == MG_PREPROCESS_SCALE)
-        return mg_idx_read_image_bytes(ds, path, 0, probe.n, err);
-    return mg_idx_read_images(ds, path, 0, probe.n, err);
+    if ((cfg->data.preprocess == MG_PREPROCESS_SCALE ? mg_idx_read_image_bytes
+                                                      : mg_idx_read_images)(ds, path, 0, probe.n,
+                                                                            err))
+        return -1;
+    if (!cfg->data.train_labels[0])
+        return 0;
+    return idx_labels(ds, cfg, cfg->data.train_labels, path, h.dims[0], 0, err);
 }
 
 /* A file of CIFAR-10's folder data.path. */
@@ -98,6 +195,18 @@ static int cifar10_name(char *name, size_t n, const mg_config *cfg, const char *
     if (len < 0 || (size_t)len >= n)
         return mg_fail(err, "%s/%s: path too long", cfg->data.path, file);
     return 0;
+}
+
+/* CIFAR-10's files with their label bytes (the reader checks them: 0 to 9). */
+static int read_cifar10_files(mg_dataset *ds, const mg_config *cfg, const char *const *files,
+                              int n, mg_error *err)
+{
+    uint8_t *b = NULL;
+    if (mg_cifar10_read(ds, &b, files, n, err))
+        return -1;
+    int32_t *labels = widen_labels(b, ds->n);
+    free(b);
+    return attach_labels(ds, labels, cfg, files[0], err);
 }
 
 /* data_batch_1.bin ... data_batch_5.bin, all 50,000 examples of 3 x 32 x 32. */
@@ -114,7 +223,7 @@ static int read_cifar10_all(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     }
     if (check_dim(cfg, files[0], 3 * 32 * 32, 3, 32, 32, err))
         return -1;
-    return mg_cifar10_read(ds, NULL, files, 5, err);
+    return read_cifar10_files(ds, cfg, files, 5, err);
 }
 
 static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
@@ -129,8 +238,7 @@ static int read_cifar10(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 
 static int read_tfd(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 {
-    if (mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
-                    (enum mg_tfd_split)cfg->data.split, err))
+    if (read_tfd_split(ds, cfg, (enum mg_tfd_split)cfg->data.split, err))
         return -1;
     return select_train(ds, cfg, cfg->data.path, err);
 }
@@ -162,18 +270,28 @@ static int hdf5_dims(const mg_config *cfg, const char *path, mg_error *err)
     return rc;
 }
 
-static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+/* Examples of an HDF5 file, with the labels data.labels names (checked against the images and
+ * data.classes). */
+static int read_hdf5_file(mg_dataset *ds, const mg_config *cfg, const char *path, mg_error *err)
 {
-    if (hdf5_dims(cfg, cfg->data.path, err))
+    if (hdf5_dims(cfg, path, err))
         return -1;
-    /* Labels do not train a GAN, but a named labels dataset is read, so that one that does not
-     * match the images is an error now rather than in a later evaluation. */
     const char *labels_name = cfg->data.labels[0] ? cfg->data.labels : NULL;
     int32_t *labels = NULL;
-    if (mg_h5data_read(ds, labels_name ? &labels : NULL, cfg->data.path, cfg->data.images,
-                       labels_name, 0, -1, err))
+    if (mg_h5data_read(ds, labels_name ? &labels : NULL, path, cfg->data.images, labels_name, 0,
+                       -1, err))
         return -1;
-    free(labels);
+    if (!labels_name)
+        return 0;
+    char what[MG_PATH_MAX + 160];
+    snprintf(what, sizeof what, "%s: %s", path, labels_name);
+    return attach_labels(ds, labels, cfg, what, err);
+}
+
+static int read_hdf5(mg_dataset *ds, const mg_config *cfg, mg_error *err)
+{
+    if (read_hdf5_file(ds, cfg, cfg->data.path, err))
+        return -1;
     return select_train(ds, cfg, cfg->data.path, err);
 }
 
@@ -229,8 +347,11 @@ int mg_split_read_train(mg_dataset *ds, const mg_config *cfg, mg_error *err)
 /* Keeps rows [first, first + count) of ds, moved to the front (the rest stays allocated). */
 static void keep_rows(mg_dataset *ds, int first, int count)
 {
-    if (first > 0)
+    if (first > 0) {
         memmove(ds->x, ds->x + (size_t)first * ds->dim, (size_t)count * ds->dim * sizeof *ds->x);
+        if (ds->labels)
+            memmove(ds->labels, ds->labels + first, (size_t)count * sizeof *ds->labels);
+    }
     ds->n = count;
 }
 
@@ -240,7 +361,7 @@ static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
     const int valid = cfg->data.valid_count;
     if (valid == 0) {
         if (!strcmp(format, "tfd"))
-            return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_VALID, err);
+            return read_tfd_split(ds, cfg, MG_TFD_VALID, err);
         return mg_fail(err, "%s: data.valid_count is 0: there are no validation examples",
                        cfg->source);
     }
@@ -251,15 +372,19 @@ static int read_valid(mg_dataset *ds, const mg_config *cfg, mg_error *err)
         if (valid > (int64_t)h.dims[0])
             return mg_fail(err, "%s: data.valid_count %d is more than the %lld examples of the file",
                            cfg->data.train_images, valid, (long long)h.dims[0]);
-        return mg_idx_read_images(ds, cfg->data.train_images, (int)h.dims[0] - valid, valid, err);
+        const int first = (int)h.dims[0] - valid;
+        if (mg_idx_read_images(ds, cfg->data.train_images, first, valid, err))
+            return -1;
+        if (!cfg->data.train_labels[0])
+            return 0;
+        return idx_labels(ds, cfg, cfg->data.train_labels, cfg->data.train_images, h.dims[0],
+                          first, err);
     }
     /* The other formats: the whole source, then its last valid_count examples. */
     int rc = !strcmp(format, "cifar10") ? read_cifar10_all(ds, cfg, err)
-             : !strcmp(format, "tfd")   ? mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold,
-                                                      (enum mg_tfd_split)cfg->data.split, err)
-             : hdf5_dims(cfg, cfg->data.path, err)
-                 ? -1
-                 : mg_h5data_read(ds, NULL, cfg->data.path, cfg->data.images, NULL, 0, -1, err);
+             : !strcmp(format, "tfd")
+                 ? read_tfd_split(ds, cfg, (enum mg_tfd_split)cfg->data.split, err)
+                 : read_hdf5_file(ds, cfg, cfg->data.path, err);
     if (rc)
         return -1;
     if (valid > ds->n)
@@ -277,9 +402,13 @@ static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
             return mg_fail(err, "%s: data.test_images is not set: there is no test set",
                            cfg->source);
         mg_idx_header h;
-        if (idx_header(&h, cfg, cfg->data.test_images, err))
+        if (idx_header(&h, cfg, cfg->data.test_images, err) ||
+            mg_idx_read_images(ds, cfg->data.test_images, 0, -1, err))
             return -1;
-        return mg_idx_read_images(ds, cfg->data.test_images, 0, -1, err);
+        if (!cfg->data.test_labels[0])
+            return 0;
+        return idx_labels(ds, cfg, cfg->data.test_labels, cfg->data.test_images, h.dims[0], 0,
+                          err);
     }
     if (!strcmp(format, "cifar10")) {
         char name[MG_PATH_MAX + 32];
@@ -287,15 +416,13 @@ static int read_test(mg_dataset *ds, const mg_config *cfg, mg_error *err)
             check_dim(cfg, name, 3 * 32 * 32, 3, 32, 32, err))
             return -1;
         const char *files[1] = {name};
-        return mg_cifar10_read(ds, NULL, files, 1, err);
+        return read_cifar10_files(ds, cfg, files, 1, err);
     }
     if (!strcmp(format, "tfd"))
-        return mg_tfd_read(ds, NULL, NULL, cfg->data.path, cfg->data.fold, MG_TFD_TEST, err);
+        return read_tfd_split(ds, cfg, MG_TFD_TEST, err);
     if (!cfg->data.test_path[0])
         return mg_fail(err, "%s: data.test_path is not set: there is no test set", cfg->source);
-    if (hdf5_dims(cfg, cfg->data.test_path, err))
-        return -1;
-    return mg_h5data_read(ds, NULL, cfg->data.test_path, cfg->data.images, NULL, 0, -1, err);
+    return read_hdf5_file(ds, cfg, cfg->data.test_path, err);
 }
 
 int mg_split_read(mg_dataset *ds, const mg_config *cfg, enum mg_split_kind which,
@@ -336,14 +463,16 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
     const int rank = mg_comm_rank(comm);
     mg_dataset mine = {0};
     mg_comm_waiting_for(comm, "loading the training set");
-    /* n, channels, height, width, kept as bytes; n = 0 means rank 0 failed */
-    int shape[5] = {0};
+    /* n, channels, height, width, kept as bytes, classes of the labels (0: none); n = 0 means
+     * rank 0 failed */
+    int shape[6] = {0};
     /* Values are turned into bytes while still in [0, 1]; data.range then maps the values, or
      * says what the bytes stand for (on every rank, below). */
     if (rank == 0 && read_train(&mine, cfg, err) == 0 && compact(&mine, err) == 0) {
         if (!mine.bytes && ranged(cfg))
             mg_dataset_rescale(&mine, cfg->data.range[0], cfg->data.range[1]);
-        memcpy(shape, (int[5]){mine.n, mine.channels, mine.height, mine.width, mine.bytes != NULL},
+        memcpy(shape, (int[6]){mine.n, mine.channels, mine.height, mine.width, mine.bytes != NULL,
+                               mine.labels ? mine.classes : 0},
                sizeof shape);
     }
     mg_comm_bcast(comm, shape, sizeof shape, 0);
@@ -364,17 +493,26 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
         ds->lo = cfg->data.range[0];
         ds->hi = cfg->data.range[1];
     }
+    ds->classes = shape[5];
     const size_t bytes = (size_t)ds->n * ds->dim * (as_bytes ? 1 : sizeof(mg_real));
+    /* The labels follow the values in the same window, 8-byte aligned. */
+    const size_t label_at = (bytes + 7) & ~(size_t)7;
+    const size_t label_bytes = ds->classes ? (size_t)ds->n * sizeof *ds->labels : 0;
     void *base = NULL;
     if (cfg->data.shared_memory)
-        ds->shared = mg_comm_shared_alloc(comm, bytes, &base);
+        ds->shared = mg_comm_shared_alloc(comm, label_at + label_bytes, &base);
     if (ds->shared) {
         if (as_bytes)
             ds->bytes = base;
         else
             ds->x = base;
-        if (rank == 0) /* rank 0 leads its node */
+        if (label_bytes)
+            ds->labels = (int32_t *)((char *)base + label_at);
+        if (rank == 0) { /* rank 0 leads its node */
             memcpy(base, as_bytes ? (void *)mine.bytes : (void *)mine.x, bytes);
+            if (label_bytes)
+                memcpy(ds->labels, mine.labels, label_bytes);
+        }
         mg_dataset_free(&mine);
         mg_comm_shared_bcast(comm, ds->shared, 0);
         return 0;
@@ -387,7 +525,8 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
         *ds = mine;
     } else {
         void *p = malloc(bytes ? bytes : 1);
-        if (!p)
+        ds->labels = label_bytes ? malloc(label_bytes) : NULL;
+        if (!p || (label_bytes && !ds->labels))
             mg_comm_abort(comm, 1); /* out of memory on one rank alone */
         if (as_bytes)
             ds->bytes = p;
@@ -395,6 +534,8 @@ int mg_split_load_train(mg_dataset *ds, const mg_config *cfg, const mg_comm *com
             ds->x = p;
     }
     mg_comm_bcast(comm, as_bytes ? (void *)ds->bytes : (void *)ds->x, bytes, 0);
+    if (label_bytes)
+        mg_comm_bcast(comm, ds->labels, label_bytes, 0);
     return 0;
 }
 

@@ -700,3 +700,21 @@ int mg_tfd_read(mg_dataset *ds, int32_t **labs_ex, int32_t **labs_id, const char
         *labs_id = f.lab_out[1];
     return 0;
 }
+
+int mg_tfd_expression_classes(int32_t *labs_ex, int n, const char *path, const char *split,
+                              mg_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (labs_ex[i] == -1)
+            return mg_fail(err, "%s: example %d of the %s split has no expression label "
+                                "(labs_ex -1, or no labs_ex)",
+                           path, i, split);
+        if (labs_ex[i] < 1 || labs_ex[i] > 7)
+            return mg_fail(err, "%s: example %d of the %s split has labs_ex %ld; TFD's "
+                                "expression labels are 1 to 7",
+                           path, i, split, (long)labs_ex[i]);
+    }
+    for (int i = 0; i < n; i++)
+        labs_ex[i] -= 1;
+    return 0;
+}

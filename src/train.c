@@ -168,6 +168,12 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
                        "example (%dx%dx%d)",
                        n_g - 1, g_out->units, data->dim, data->channels,
                        data->height, data->width);
+    if (cfg->classes > 0 && !data->labels)
+        return mg_fail(err, "conditional.enabled: the training split has no labels");
+    if (cfg->classes > 0 && data->classes != cfg->classes)
+        return mg_fail(err, "conditional.enabled: the training split's labels count %d classes, "
+                            "the conditional GAN %d",
+                       data->classes, cfg->classes);
     t->rows = t->batch / t->nranks;
     t->batches_per_epoch = data->n / t->batch;
     /* Alternating steps run G forward once for the fakes of all k D updates and of the G update
@@ -176,11 +182,21 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
 
     /* G sees its noise as (noise_dim, 1, 1), D the data's (C, H, W). Batch norm statistics are
      * kept per group of rows: each of G's phases, and D's real and fake rows, is a batch of its
-     * own, as in separate passes (PyTorch's DCGAN runs D on the real and the fake batch apart). */
-    if (build_net(&t->g, "generator", &cfg->generator.net, cfg->generator.noise_dim, 1, 1,
-                  t->phases * t->rows, t->phases, err) ||
-        build_net(&t->d, "discriminator", &cfg->discriminator.net, data->channels, data->height,
-                  data->width, 2 * t->rows, 2, err)) {
+     * own, as in separate passes (PyTorch's DCGAN runs D on the real and the fake batch apart).
+     * A conditional G takes (noise_dim + classes, 1, 1); a conditional D the example and the
+     * label flat (dim + classes, 1, 1) when its first layer is dense, else the label as constant
+     * maps after the channels (C + classes, H, W) (labels.h). */
+    const int classes = cfg->classes;
+    const int d_flat = cfg->discriminator.net.layers[0].op == MG_OP_DENSE;
+    t->g_in = cfg->generator.noise_dim + classes;
+    t->label_plane = d_flat ? 1 : (size_t)data->height * data->width;
+    t->d_in = data->dim + (size_t)classes * t->label_plane;
+    const int d_c = classes && d_flat ? (int)t->d_in : data->channels + classes;
+    const int d_h = classes && d_flat ? 1 : data->height, d_w = classes && d_flat ? 1 : data->width;
+    if (build_net(&t->g, "generator", &cfg->generator.net, t->g_in, 1, 1, t->phases * t->rows,
+                  t->phases, err) ||
+        build_net(&t->d, "discriminator", &cfg->discriminator.net, d_c, d_h, d_w, 2 * t->rows, 2,
+                  err)) {
         mg_trainer_free(t);
         return -1;
     }
@@ -203,6 +219,8 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         mg_trainer_free(t);
         return -1;
     }
+    t->g.keep_in = classes;
+    t->d.keep_in = (int)((size_t)classes * t->label_plane);
     /* Batch norms with sync sum their statistics over the ranks: the global batch's. */
     if (t->nranks > 1) {
         t->g.sum = t->d.sum = sum_over_ranks;
@@ -249,10 +267,18 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     t->reduce = mg_request_new();
     t->row_id = mg_xmalloc(2 * rows * sizeof *t->row_id);
     t->g_row_id = mg_xmalloc((size_t)t->phases * rows * sizeof *t->g_row_id);
-    t->z = mg_xmalloc((size_t)t->phases * rows * cfg->generator.noise_dim * sizeof *t->z);
-    t->xd = mg_xmalloc(2 * rows * dim * sizeof *t->xd);
+    t->z = mg_xmalloc((size_t)t->phases * rows * t->g_in * sizeof *t->z);
+    t->xd = mg_xmalloc(2 * rows * t->d_in * sizeof *t->xd);
     t->dlogit = mg_xmalloc(3 * rows * sizeof *t->dlogit);
-    t->dx = mg_xmalloc(rows * dim * sizeof *t->dx);
+    t->dx = mg_xmalloc(rows * t->d_in * sizeof *t->dx);
+    if (classes) {
+        t->g_labels = mg_xmalloc((size_t)t->phases * rows * sizeof *t->g_labels);
+        /* The same split on every rank: the same counts, the same draws. */
+        if (cfg->fake_labels == MG_LABELS_FREQUENCY) {
+            t->label_cum = mg_xmalloc(((size_t)classes + 1) * sizeof *t->label_cum);
+            mg_label_cumulative(t->label_cum, data->labels, data->n, classes);
+        }
+    }
 
     /* This rank's rows sit where a single rank would have them: real rows 0..B-1, then fake rows
      * B..2B-1 of the global batch. Noise and dropout masks are keyed by these ids. */
@@ -298,6 +324,8 @@ void mg_trainer_free(mg_trainer *t)
     free(t->xd);
     free(t->dlogit);
     free(t->dx);
+    free(t->g_labels);
+    free(t->label_cum);
     mg_request_free(t->reduce);
     mg_reducer_free(t->g_sum);
     mg_reducer_free(t->d_sum);
@@ -332,26 +360,45 @@ static mg_dropout dropout_for(const mg_trainer *t, int net, int phase, const uin
                         .groups = groups};
 }
 
-/* z for this rank's fake rows of a phase, drawn by global row id, into block `phase` of z. */
+/* z for this rank's fake rows of a phase, drawn by global row id, into block `phase` of z; for a
+ * conditional G each row's label too, from its own stream keyed alike, one-hot after the noise. */
 static void draw_noise(mg_trainer *t, int phase)
 {
-    const int nz = t->spec.generator.noise_dim;
+    const int nz = t->spec.generator.noise_dim, classes = t->spec.classes;
     const mg_rng_key key = step_key(t, MG_STREAM_NOISE, (uint32_t)phase);
-    mg_real *z = t->z + (size_t)phase * t->rows * nz; // (rows, nz)
-    for (int i = 0; i < t->rows; i++)
-        mg_rng_prior(z + (size_t)i * nz, (size_t)nz, t->spec.generator.prior, &key,
-                     t->row_id[t->rows + i]);
+    const mg_rng_key label_key = step_key(t, MG_STREAM_LABELS, (uint32_t)phase);
+    mg_real *z = t->z + (size_t)phase * t->rows * t->g_in; // (rows, g_in)
+    for (int i = 0; i < t->rows; i++) {
+        const uint64_t row = t->row_id[t->rows + i];
+        mg_rng_prior(z + (size_t)i * t->g_in, (size_t)nz, t->spec.generator.prior, &key, row);
+        if (!classes)
+            continue;
+        const int32_t label = mg_label_draw(&label_key, row, classes, t->label_cum);
+        t->g_labels[(size_t)phase * t->rows + i] = label;
+        mg_label_planes(z + (size_t)i * t->g_in + nz, label, classes, 1);
+    }
+}
+
+void mg_trainer_generate_labeled(mg_trainer *t, const mg_real *z, const int32_t *labels, int n,
+                                 mg_real *out)
+{
+    const int nz = t->spec.generator.noise_dim, classes = t->spec.classes;
+    const size_t dim = (size_t)t->g.out_dim;
+    for (int i = 0; i < n; i += t->rows) {
+        int rows = n - i < t->rows ? n - i : t->rows;
+        const mg_real *in = z + (size_t)i * nz; // (rows, g_in)
+        if (classes) { /* t->z is free between steps */
+            mg_label_join(t->z, in, rows, (size_t)nz, labels + i, classes, 1);
+            in = t->z;
+        }
+        const mg_real *x = mg_net_forward(&t->g, in, rows, NULL);
+        memcpy(out + (size_t)i * dim, x, (size_t)rows * dim * sizeof *out);
+    }
 }
 
 void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out)
 {
-    const int nz = t->spec.generator.noise_dim;
-    const size_t dim = (size_t)t->g.out_dim;
-    for (int i = 0; i < n; i += t->rows) {
-        int rows = n - i < t->rows ? n - i : t->rows;
-        const mg_real *x = mg_net_forward(&t->g, z + (size_t)i * nz, rows, NULL);
-        memcpy(out + (size_t)i * dim, x, (size_t)rows * dim * sizeof *out);
-    }
+    mg_trainer_generate_labeled(t, z, NULL, n, out);
 }
 
 /* This rank's real rows of the next minibatch into xd[0 .. rows). The order is one permutation of
@@ -367,10 +414,14 @@ static void gather_real(mg_trainer *t, int64_t minibatch)
         mg_rng_permutation(t->perm, (uint32_t)t->data->n, &key);
         t->perm_epoch = epoch;
     }
-    const size_t dim = t->data->dim;
+    const size_t dim = t->data->dim, d_in = t->d_in;
     const uint32_t *idx = t->perm + pos * t->batch + (int64_t)t->rank * t->rows;
-    for (int i = 0; i < t->rows; i++)
-        mg_dataset_row(t->data, idx[i], t->xd + i * dim);
+    for (int i = 0; i < t->rows; i++) {
+        mg_dataset_row(t->data, idx[i], t->xd + i * d_in);
+        if (t->spec.classes) /* the example's own label, by the same permutation */
+            mg_label_planes(t->xd + i * d_in + dim, t->data->labels[idx[i]], t->spec.classes,
+                            t->label_plane);
+    }
 }
 
 /* G's forward pass on the noise of phases [phase, phase + n), rows from 0; returns G(z) of them,
@@ -379,14 +430,20 @@ static const mg_real *generate(mg_trainer *t, int phase, int n)
 {
     const size_t at = (size_t)phase * t->rows;
     mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at, n);
-    return mg_net_forward(&t->g, t->z + at * t->spec.generator.noise_dim, n * t->rows, &gdrop);
+    return mg_net_forward(&t->g, t->z + at * t->g_in, n * t->rows, &gdrop);
 }
 
-/* Fakes (rows, dim) into D's input after the real rows: xd[rows .. 2 rows). */
-static void set_fakes(mg_trainer *t, const mg_real *fake)
+/* Fakes (rows, dim) of `phase` into D's input after the real rows: xd[rows .. 2 rows), with the
+ * labels G made them for. */
+static void set_fakes(mg_trainer *t, const mg_real *fake, int phase)
 {
-    memcpy(t->xd + (size_t)t->rows * t->data->dim, fake,
-           (size_t)t->rows * t->data->dim * sizeof(mg_real));
+    mg_real *xf = t->xd + (size_t)t->rows * t->d_in; // (rows, d_in)
+    if (!t->spec.classes) {
+        memcpy(xf, fake, (size_t)t->rows * t->data->dim * sizeof(mg_real));
+        return;
+    }
+    mg_label_join(xf, fake, t->rows, t->data->dim, t->g_labels + (size_t)phase * t->rows,
+                  t->spec.classes, t->label_plane);
 }
 
 /* Only the stats slots: each step runs one backward pass per net, with MG_BACKWARD_SET_GRADS, so
@@ -424,6 +481,8 @@ static void g_gradients(mg_trainer *t, int row0, int g_row0, mg_real *dlogit)
     double loss = mg_loss_g(dlogit, logit, rows, t->spec.train.generator_loss, t->batch);
     mg_net_backward(&t->d, t->dx, dlogit, row0, rows,
                     MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    if (t->spec.classes) /* G made the example part of D's input, not the label */
+        mg_rows_head(t->dx, t->dx, rows, t->data->dim, t->d_in);
     mg_net_backward(&t->g, NULL, t->dx, g_row0, rows, MG_BACKWARD_SET_GRADS);
     t->g.grads[t->g.n_params + SLOT_LOSS] = (mg_real)loss;
     t->g.grads[t->g.n_params + SLOT_STOP] = t->stop_request ? 1 : 0;
@@ -507,7 +566,7 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 static void d_update(mg_trainer *t, int phase, const mg_real *fake, mg_step_stats *s)
 {
     gather_real(t, t->minibatch);
-    set_fakes(t, fake);
+    set_fakes(t, fake, phase);
     lap(t, MG_TIMER_DATA);
     zero_grads(&t->d);
     d_gradients(t, phase);
@@ -523,6 +582,10 @@ static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_sta
 {
     const int k = t->spec.train.k;
     mg_dropout ddrop = dropout_for(t, NET_D, k, t->row_id + t->rows, 1);
+    if (t->spec.classes) { /* D's fake half is free: the D updates of the step are done */
+        set_fakes(t, fake, k);
+        fake = t->xd + (size_t)t->rows * t->d_in;
+    }
     mg_net_forward(&t->d, fake, t->rows, &ddrop);
     zero_grads(&t->g);
     g_gradients(t, 0, g_row0, t->dlogit);
@@ -567,7 +630,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
     for (int p = 0; p <= k; p++)
         draw_noise(t, p);
     lap(t, MG_TIMER_DATA);
-    set_fakes(t, generate(t, 0, 1));
+    set_fakes(t, generate(t, 0, 1), 0);
     lap(t, MG_TIMER_D_COMPUTE);
     const mg_real *fake = NULL;
     for (int j = 0; j < k; j++) {
@@ -581,7 +644,7 @@ static void overlapped_step(mg_trainer *t, mg_step_stats *s)
         if (j + 1 < k) {
             gather_real(t, t->minibatch + 1);
             lap(t, MG_TIMER_DATA);
-            set_fakes(t, generate(t, j + 1, 1));
+            set_fakes(t, generate(t, j + 1, 1), j + 1);
             lap(t, MG_TIMER_D_COMPUTE);
         } else {
             fake = generate(t, k, 1);
@@ -604,7 +667,7 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     gather_real(t, t->minibatch);
     draw_noise(t, 0);
     lap(t, MG_TIMER_DATA);
-    set_fakes(t, generate(t, 0, 1));
+    set_fakes(t, generate(t, 0, 1), 0);
     zero_grads(&t->d);
     zero_grads(&t->g);
     d_gradients(t, 0);

@@ -471,5 +471,160 @@ run 2 train "$src/configs/cifar10-mlp.yaml" --set data.path="$g/badcifar" --out 
 expect_error "truncated CIFAR batch" "mpigan: $g/badcifar/data_batch_1.bin: 10000 bytes is not a whole number of 3073-byte CIFAR-10 records (3 records and 781 bytes over)"
 [ ! -e "$tmp/never2" ] && ok || fail "a refused run left a run directory"
 
+# --- labels: a conditional GAN, classifiers, eval --classifier, on generated labelled data ---
+gi=$g/idx/train-images-idx3-ubyte.gz gl=$g/idx/train-labels-idx1-ubyte.gz
+set -- --set data.train_images="$gi" --set data.train_labels="$gl" --set data.classes=10 \
+  --set data.train_count=0 --set data.valid_count=60
+run 2 train "$smoke" "$@" --set conditional.enabled=true --steps 12 --set samples.every=6 \
+  --set samples.count=30 --out "$tmp/cond" --quiet
+expect_status "a conditional GAN on generated labelled data" 0
+"$mpigan" info "$tmp/cond" >"$tmp/out" 2>"$tmp/err"
+expect_grep "info: a conditional checkpoint" "$tmp/out" "^kind  *conditional GAN$"
+expect_grep "info: its classes" "$tmp/out" "^classes  *10$"
+# the snapshot grid has a row per class: 30 samples of 10 classes in 3 columns, with neighbours
+python3 - "$tmp/cond/samples-00000012.png" <<'PY' && ok || fail "samples-<step>.png of a conditional GAN: not 10 rows of 3"
+import struct, sys
+head = open(sys.argv[1], "rb").read(26)
+width, height = struct.unpack(">II", head[16:24])
+sys.exit(not (width == 1 + 3 * 29 + 3 + 28 + 2 and height == 1 + 10 * 29))
+PY
+if command -v h5dump >/dev/null; then
+  h5dump -d /labels "$tmp/cond/samples.h5" | grep -q "(0): 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1" && ok || fail "samples.h5 holds no /labels i mod 10"
+fi
+# sample --class K: the rows of class K of the noise set, nothing else
+run 2 sample "$tmp/cond" -n 40 -o "$tmp/c40.h5" --png "$tmp/c40.png"
+expect_status "sample of a conditional GAN" 0
+run 3 sample "$tmp/cond" -n 4 --class 3 -o "$tmp/c3.h5"
+expect_status "sample --class" 0
+if command -v h5dump >/dev/null; then
+  for d in z samples labels; do
+    h5dump -d /$d -b LE -o "$tmp/c3.$d" "$tmp/c3.h5" >/dev/null 2>&1
+  done
+  h5dump -d /z -s 3,0 -S 10,1 -c 4,16 -b LE -o "$tmp/c40.z" "$tmp/c40.h5" >/dev/null 2>&1
+  h5dump -d /samples -s 3,0,0,0 -S 10,1,1,1 -c 4,1,28,28 -b LE -o "$tmp/c40.samples" "$tmp/c40.h5" >/dev/null 2>&1
+  cmp -s "$tmp/c3.z" "$tmp/c40.z" && ok || fail "sample --class 3: not the noise of rows 3, 13, 23, 33"
+  # the images up to the rounding of GEMMs of other row counts (a few float ulps)
+  python3 - "$tmp/c3.samples" "$tmp/c40.samples" "$tmp/c3.labels" <<'PY' && ok || fail "sample --class 3: other images or labels than rows 3, 13, 23, 33"
+import array, sys
+a, b, l = array.array("f"), array.array("f"), array.array("i")
+a.frombytes(open(sys.argv[1], "rb").read()); b.frombytes(open(sys.argv[2], "rb").read())
+l.frombytes(open(sys.argv[3], "rb").read())
+sys.exit(not (len(a) == len(b) == 4 * 784 and max(abs(x - y) for x, y in zip(a, b)) <= 1e-5
+              and list(l) == [3, 3, 3, 3]))
+PY
+fi
+run 2 sample "$tmp/cond" -n 4 --class 10 -o "$tmp/never.h5"
+expect_error "sample --class beyond the classes" "mpigan: $tmp/cond/ckpt-00000012.h5: --class 10: the generator's classes are 0 to 9"
+run 1 sample "$tmp/h5run" -n 4 --class 1 -o "$tmp/never.h5"
+expect_error "sample --class of an unconditional GAN" "mpigan: $tmp/h5run/ckpt-00000003.h5: --class 1: the checkpoint's generator is unconditional"
+# a conditional checkpoint in an unconditional configuration, and the reverse
+run 2 train --resume "$tmp/cond" --set conditional.enabled=false --steps 20 --out "$tmp/never3"
+expect_error "resume a conditional run unconditionally" "mpigan: $tmp/cond/ckpt-00000012.h5: the checkpoint's GAN is conditional on 10 classes, the configuration's is not (conditional.enabled false)"
+run 2 train "$smoke" "$@" --set conditional.enabled=true --resume "$tmp/h5run" --steps 20 --out "$tmp/never3"
+expect_error "resume an unconditional run conditionally" "mpigan: $tmp/h5run/ckpt-00000003.h5: the checkpoint's GAN is unconditional, the configuration's is conditional on 10 classes"
+[ ! -e "$tmp/never3" ] && ok || fail "a refused resume left a run directory"
+# bad labels: another split's file, a label beyond data.classes, labels a conditional GAN lacks
+python3 -c 'import sys; sys.stdout.buffer.write(bytes([0, 0, 8, 1, 0, 0, 0, 100]) + bytes(i % 10 for i in range(100)))' >"$tmp/short-labels.idx"
+run 2 train "$smoke" "$@" --set data.train_labels="$tmp/short-labels.idx" --steps 2 --out "$tmp/never4"
+expect_error "labels of another split" "mpigan: $tmp/short-labels.idx: 100 labels, but $gi holds 300 images (the labels of another split?)"
+run 2 train "$smoke" "$@" --set data.classes=5 --steps 2 --out "$tmp/never4"
+expect_error "a label beyond data.classes" "mpigan: $gl: example 5 has label 5, not in 0..4"
+run 2 train "$smoke" --set data.train_images="$gi" --set conditional.enabled=true --steps 2 --out "$tmp/never4"
+expect_error "a conditional GAN without labels" "mpigan: $smoke: conditional.enabled: a conditional GAN trains on labels: set data.train_labels"
+[ ! -e "$tmp/never4" ] && ok || fail "a refused run left a run directory"
+
+# a classifier of the generated classes, data-parallel; its figures of the conditional GAN
+cls_cfg=$src/configs/fashion-mnist-classifier.yaml
+run 2 classifier train "$cls_cfg" "$@" --set data.test_images="$gi" --set data.test_labels="$gl" \
+  --epochs 4 --out "$tmp/cls" --progress lines
+expect_status "classifier train on generated data" 0
+expect_grep "classifier: validation accuracy each epoch" "$tmp/out" "epoch   4.00  step 8/8 .*validation accuracy"
+expect_grep "classifier: test accuracy" "$tmp/out" "^test accuracy 0\.[0-9]* (300 examples); checkpoint $tmp/cls/ckpt-00000008.h5"
+expect_grep "classifier: run.json" "$tmp/cls/run.json" '"test_accuracy": '
+"$mpigan" info "$tmp/cls" >"$tmp/out" 2>"$tmp/err"
+expect_grep "info: a classifier checkpoint" "$tmp/out" "^kind  *classifier$"
+expect_grep "info: the classifier's layers" "$tmp/out" "^classifier: 3 layers"
+# a stopped classifier resumes exactly: 4 steps, then 4 more from the checkpoint, against 8
+run 2 classifier train "$cls_cfg" "$@" --steps 4 --set checkpoint.every=2 --set checkpoint.keep=3 \
+  --out "$tmp/cls-r" --quiet
+run 2 classifier train --resume "$tmp/cls-r/ckpt-00000002.h5" --steps 8 --quiet
+expect_error "classifier resume from an older checkpoint" "mpigan: $tmp/cls-r: holds checkpoints after step 2 ($tmp/cls-r/ckpt-00000004.h5): resume into another --out, or pass --force to delete them"
+run 2 classifier train --resume "$tmp/cls-r" --steps 8 --quiet
+expect_status "classifier resume" 0
+run 2 classifier train "$cls_cfg" "$@" --steps 8 --out "$tmp/cls-s" --quiet
+if command -v h5diff >/dev/null; then
+  h5diff "$tmp/cls-r/ckpt-00000008.h5" "$tmp/cls-s/ckpt-00000008.h5" /classifier /classifier >"$tmp/diff" 2>&1 \
+    && ok || { fail "resumed and uninterrupted classifiers differ"; cat "$tmp/diff"; }
+fi
+run 2 classifier train "$smoke" --steps 2 --out "$tmp/never5"
+expect_error "classifier train of a GAN configuration" "mpigan: $smoke: not a classifier configuration (it has no classifier section): mpigan train trains a GAN"
+run 2 train "$cls_cfg" "$@" --steps 2 --out "$tmp/never5"
+expect_error "train of a classifier configuration" "mpigan: $cls_cfg: a classifier configuration (it has a classifier section): train it with mpigan classifier train"
+"$mpigan" classifier >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "classifier without a subcommand" "mpigan: classifier takes a subcommand: train (see 'mpigan classifier --help')"
+[ ! -e "$tmp/never5" ] && ok || fail "a refused classifier run left a run directory"
+# eval --classifier: the same figures on 1, 2 and 3 ranks, in the table and the record
+for np in 1 2 3; do
+  run $np eval "$tmp/cond" --classifier "$tmp/cls" -n 300 --valid 50 --test 200 \
+    --set data.test_images="$gi" --set data.test_labels="$gl" -o "$tmp/q$np.json"
+  expect_status "eval --classifier on $np ranks" 0
+done
+expect_grep "eval --classifier table" "$tmp/out" "Frechet distance of its features, 300 samples vs 200 test examples: [0-9]"
+expect_grep "eval --classifier conditional accuracy" "$tmp/out" "conditional accuracy: 0\.[0-9]*"
+for np in 2 3; do
+  python3 - "$tmp/q1.json" "$tmp/q$np.json" <<'PY' && ok || fail "eval --classifier differs between 1 and $np ranks"
+import json, sys
+a, b = (json.load(open(p))["classifier"] for p in sys.argv[1:])
+a.pop("seconds"); b.pop("seconds")
+sys.exit(not (a == b and len(a["histogram"]) == 10 and sum(a["histogram"]) == 300))
+PY
+done
+run 2 eval "$tmp/cond" --classifier "$tmp/cls" --class 3 -n 100 --valid 50 --test 200 \
+  --set data.test_images="$gi" --set data.test_labels="$gl" --quiet
+expect_status "eval --classifier --class" 0
+expect_grep "eval --class: the record's name" "$tmp/cond/eval-00000012-class3.json" '"class": 3'
+run 2 eval "$tmp/cond" --classifier "$tmp/cls" --real --class 3 -n 20 --valid 50 --test 200 \
+  --set data.test_images="$gi" --set data.test_labels="$gl" --quiet
+expect_status "eval --real --class" 0
+python3 - "$tmp/cond/eval-00000012-real-class3.json" <<'PY' && ok || fail "eval --real --class 3: not 20 training examples of class 3"
+import json, sys
+c = json.load(open(sys.argv[1]))["classifier"]
+sys.exit(not (c["samples"] == 20 and c["class"] == 3 and "accuracy" not in c))
+PY
+run 2 eval "$tmp/cond" --classifier "$tmp/cond" -n 100 --valid 50 --test 200 \
+  --set data.test_images="$gi" --set data.test_labels="$gl"
+expect_error "eval --classifier of a GAN checkpoint" "mpigan: $tmp/cond/ckpt-00000012.h5: holds a GAN (mpigan train), not a classifier"
+if command -v gnuplot >/dev/null; then
+  "$mpigan" plot "$tmp/cond" >"$tmp/out" 2>"$tmp/err"; status=$?
+  expect_status "plot of a conditional run with classifier records" 0
+  [ -s "$tmp/cond/plots/classes-00000012-class3.png" ] && [ -s "$tmp/cond/plots/classes-00000012-real-class3.png" ] \
+    && ok || fail "plot: no class histogram of the eval records"
+fi
+# the classifier's figures during training, in metrics.jsonl
+run 2 train "$smoke" "$@" --set conditional.enabled=true --steps 12 --set eval.every=1 \
+  --set eval.samples=200 --set eval.points=60 --set eval.classifier="$tmp/cls/ckpt-00000008.h5" \
+  --out "$tmp/condev" --quiet
+expect_status "eval.classifier during training" 0
+expect_grep "classifier figures in metrics.jsonl" "$tmp/condev/metrics.jsonl" '"step": 12, .*"fid": [0-9.e+-]*, "classifier_score": [0-9.e+-]*, "coverage": [0-9]*, "cond_accuracy": '
+# the shipped conditional GAN and convolutional classifier load and train 2 steps on generated data
+run 2 train "$src/configs/fashion-mnist-conditional.yaml" "$@" --set data.test_images="$gi" \
+  --set data.test_labels="$gl" --steps 2 --out "$tmp/cfm" --quiet
+expect_status "configs/fashion-mnist-conditional.yaml on generated labelled data" 0
+run 2 classifier train "$src/configs/fashion-mnist-conv-classifier.yaml" "$@" \
+  --set data.test_images="$gi" --set data.test_labels="$gl" --steps 2 --out "$tmp/cls-conv" --quiet
+expect_status "configs/fashion-mnist-conv-classifier.yaml on generated labelled data" 0
+# the CIFAR-10 classifier trains on generated batches (test_batch.bin included)
+run 2 classifier train "$src/configs/cifar10-classifier.yaml" --set data.path="$g/cifar" \
+  --set data.train_count=0 --set data.valid_count=100 --steps 2 --out "$tmp/cls-cifar" --quiet
+expect_status "configs/cifar10-classifier.yaml on generated CIFAR-10" 0
+# prepare carries TFD's expression labels of a labelled split, as training reads them
+"$mpigan" prepare tfd "$g/tfd/TFD_48x48.mat" --fold 0 --split train -o "$g/tfd-train.h5" >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_status "prepare tfd --split train" 0
+if command -v h5dump >/dev/null; then
+  h5dump -d /labels "$g/tfd-train.h5" | grep -q "DATASPACE  SIMPLE { ( 10 )" && ok || fail "prepare tfd: no 10 labels of the train split"
+  [ "$(h5dump -d /labels "$g/tfd-train.h5" | sed -n 's/^ *([0-9]*): //p' | tr -d ' \n' | tr ',' '\n' | sort -u | tr '\n' ' ')" = "0 1 2 3 4 5 6 " ] \
+    && ok || fail "prepare tfd: labels are not labs_ex - 1"
+fi
+
 echo "cli: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -28,6 +28,36 @@ mg_dataset mg_fixture_blobs(int n)
     return ds;
 }
 
+mg_dataset mg_fixture_labeled_blobs(int n)
+{
+    mg_dataset ds = mg_fixture_blobs(n);
+    ds.labels = malloc((size_t)n * sizeof *ds.labels);
+    CU_ASSERT_FATAL(ds.labels != NULL);
+    ds.classes = 4;
+    mg_rng_key key = {.seed = 99, .stream = 12345, .step = 0};
+    for (int i = 0; i < n; i++) {
+        mg_real u[2]; /* the blob's centre, as mg_fixture_blobs drew it */
+        mg_rng_uniform(u, 2, 0, 1, &key, (uint64_t)i);
+        const int cx = (int)(u[0] * 5), cy = (int)(u[1] * 5);
+        ds.labels[i] = (int32_t)((cx > 2) + 2 * (cy > 2));
+    }
+    return ds;
+}
+
+const char *const *mg_fixture_conditional(const char *draw)
+{
+    static char labels[4200], fake[64];
+    static const char *set[4];
+    snprintf(labels, sizeof labels, "data.train_labels=%s",
+             mg_test_write_file("dummy-labels.idx", "x", 1));
+    snprintf(fake, sizeof fake, "conditional.fake_labels=%s", draw);
+    set[0] = "conditional.enabled=true";
+    set[1] = labels;
+    set[2] = fake;
+    set[3] = "data.classes=4";
+    return set;
+}
+
 int mg_fixture_trainer(mg_trainer *t, const mg_config *cfg, const mg_dataset *ds,
                        const mg_comm *comm, mg_error *err)
 {
@@ -47,7 +77,7 @@ mg_checkpoint_state mg_fixture_state(mg_trainer *t)
         .window = &fixture_window, .elapsed_s = &fixture_elapsed,
         .batches_per_epoch = t->batches_per_epoch, .seed = t->spec.seed, .ranks = t->nranks,
         .batch_size = t->batch, .channels = t->data->channels, .height = t->data->height,
-        .width = t->data->width};
+        .width = t->data->width, .classes = t->spec.classes};
 }
 
 int mg_fixture_write(const mg_trainer *t, const char *yaml, const char *path, mg_error *err)

@@ -11,6 +11,16 @@
  * something to learn; the same for every rank and run. */
 mg_dataset mg_fixture_blobs(int n);
 
+/* mg_fixture_blobs(n) with labels: the quadrant of each blob's centre (0 to 3: column above 2 or
+ * not, row above 2 or not), a function of the image, so a conditional GAN has a condition that
+ * says something about it and a classifier can learn it exactly. */
+mg_dataset mg_fixture_labeled_blobs(int n);
+
+/* Overrides that make a fixture configuration a conditional GAN on the 4 classes of
+ * mg_fixture_labeled_blobs, its fake labels drawn `draw` (uniform, frequency): MG_FIXTURE_CONDITIONAL_N entries. */
+const char *const *mg_fixture_conditional(const char *draw);
+#define MG_FIXTURE_CONDITIONAL_N 4
+
 /* The test model's optimizers, G's and D's: the paper's SGD schedule at a small scale (momentum
  * ramp over epochs 1 to 3), and Adam. */
 extern const char *const mg_fixture_sgd[2];

@@ -1,7 +1,11 @@
 /* Writes small data sets in their real distributed formats, for tests that need files:
  *   make_data DIR N  ->  DIR/idx/train-images-idx3-ubyte.gz  (N x 28 x 28) and train-labels
- *                        DIR/cifar/data_batch_1.bin ... data_batch_5.bin (N/5 records each)
- *                        DIR/tfd/TFD_48x48.mat (MATLAB v5: images N x 48 x 48, folds N x 5)
+ *                        DIR/cifar/data_batch_1.bin ... data_batch_5.bin, test_batch.bin (N/5
+ *                        records each)
+ *                        DIR/tfd/TFD_48x48.mat (MATLAB v5: images N x 48 x 48, folds N x 5,
+ *                        labs_ex N x 1: 1 to 7 where fold 0 labels the example, else -1)
+ * Labels are i % 10 (TFD: 1 + i % 7), and each image's blob sits where its class puts it, so a
+ * classifier or a conditional GAN has something to learn.
  *   make_data --bomb FILE N H W  ->  a gzip'd IDX file of N x H x W zero pixels, header and all,
  *                        written as gzip members of 1 MiB each (gzread reads them as one stream):
  *                        100 x 4096 x 4096 is 1.6 GB in a 1.6 MB file, written in a second
@@ -29,15 +33,23 @@ static uint8_t next_byte(void)
     return (uint8_t)(state >> 24);
 }
 
-/* A blob at a random place on a dark background: something a discriminator can learn. */
-static void image(uint8_t *px, int h, int w)
+/* A blob on a dark background, at a random place (label < 0) or in the band of rows its label
+ * chooses: something a discriminator, and a classifier, can learn. */
+static void image_of(uint8_t *px, int h, int w, int label)
 {
     int cy = next_byte() % h, cx = next_byte() % w;
+    if (label >= 0)
+        cy = (label * h / 10 + cy % (h / 10 > 0 ? h / 10 : 1)) % h;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             int d2 = (y - cy) * (y - cy) + (x - cx) * (x - cx);
             px[y * w + x] = (uint8_t)(d2 < h * w / 16 ? 200 + next_byte() % 56 : next_byte() % 32);
         }
+}
+
+static void image(uint8_t *px, int h, int w)
+{
+    image_of(px, h, w, -1);
 }
 
 static void be32(uint8_t *p, uint32_t v)
@@ -57,7 +69,7 @@ static void write_idx(const char *dir, int n)
     gzwrite(g, hdr, sizeof hdr);
     uint8_t px[784];
     for (int i = 0; i < n; i++) {
-        image(px, 28, 28);
+        image_of(px, 28, 28, i % 10);
         gzwrite(g, px, sizeof px);
     }
     if (gzclose(g) != Z_OK)
@@ -79,15 +91,18 @@ static void write_idx(const char *dir, int n)
 static void write_cifar(const char *dir, int n)
 {
     uint8_t rec[3073], px[1024];
-    for (int b = 1; b <= 5; b++) {
+    for (int b = 1; b <= 6; b++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
+        if (b == 6)
+            snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+        else
+            snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
         FILE *f = fopen(path, "wb");
         if (!f)
             die(path);
         for (int i = 0; i < n / 5; i++) {
             rec[0] = (uint8_t)(i % 10);
-            image(px, 32, 32);
+            image_of(px, 32, 32, rec[0]);
             for (int c = 0; c < 3; c++)
                 for (int k = 0; k < 1024; k++)
                     rec[1 + c * 1024 + k] = (uint8_t)(px[k] * (c + 2) / 4);
@@ -108,10 +123,11 @@ static void write_tfd(const char *dir, int n)
         die(path);
     /* MATLAB is column-major: images(i, r, c) at i + n * (r + 48 * c). */
     uint8_t *images = malloc((size_t)n * 48 * 48), px[48 * 48];
-    double *folds = malloc((size_t)n * 5 * sizeof *folds);
-    if (!images || !folds)
+    double *folds = malloc((size_t)n * 5 * sizeof *folds), *labs = malloc((size_t)n * sizeof *labs);
+    if (!images || !folds || !labs)
         die("malloc");
     for (int i = 0; i < n; i++) {
+        labs[i] = i < n - 30 ? -1 : 1 + i % 7; /* the rows fold 0 labels, as TFD */
         image(px, 48, 48);
         for (int r = 0; r < 48; r++)
             for (int c = 0; c < 48; c++)
@@ -119,17 +135,20 @@ static void write_tfd(const char *dir, int n)
         for (int k = 0; k < 5; k++) /* mostly unlabeled; a few labeled of each split */
             folds[i + (size_t)n * k] = i < n - 30 ? 0 : 1 + (i + k) % 3;
     }
-    size_t idims[3] = {(size_t)n, 48, 48}, fdims[2] = {(size_t)n, 5};
+    size_t idims[3] = {(size_t)n, 48, 48}, fdims[2] = {(size_t)n, 5}, ldims[2] = {(size_t)n, 1};
     matvar_t *vi = Mat_VarCreate("images", MAT_C_UINT8, MAT_T_UINT8, 3, idims, images, 0);
     matvar_t *vf = Mat_VarCreate("folds", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, fdims, folds, 0);
-    if (!vi || !vf || Mat_VarWrite(mat, vi, MAT_COMPRESSION_NONE) ||
-        Mat_VarWrite(mat, vf, MAT_COMPRESSION_NONE))
+    matvar_t *vl = Mat_VarCreate("labs_ex", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, ldims, labs, 0);
+    if (!vi || !vf || !vl || Mat_VarWrite(mat, vi, MAT_COMPRESSION_NONE) ||
+        Mat_VarWrite(mat, vf, MAT_COMPRESSION_NONE) || Mat_VarWrite(mat, vl, MAT_COMPRESSION_NONE))
         die(path);
     Mat_VarFree(vi);
     Mat_VarFree(vf);
+    Mat_VarFree(vl);
     Mat_Close(mat);
     free(images);
     free(folds);
+    free(labs);
 }
 
 /* One gzip member of n bytes, deflated at level 9. */

@@ -256,7 +256,7 @@ static void test_round_trip_dcgan(void)
 static void check_resume_exact(const mg_config cfg, const char *what, const char *name)
 {
     const mg_comm *world = mg_comm_world();
-    mg_dataset ds = mg_fixture_blobs(64);
+    mg_dataset ds = mg_fixture_labeled_blobs(64); /* labels: for a conditional cfg only */
     const char *path = mg_test_path(name);
 
     mg_trainer a, b, c;
@@ -307,6 +307,76 @@ static void test_resume_exact_dcgan(void)
 {
     check_resume_exact(mg_fixture_dcgan_config(100, NULL, 0), "DCGAN with batch norm",
                        "resume-dcgan.h5");
+}
+
+/* A conditional GAN resumes bit for bit too: its fake labels are a function of the step. */
+static void test_resume_exact_conditional(void)
+{
+    check_resume_exact(make_config_with(sgd, MG_FIXTURE_G_LAYERS, mg_fixture_conditional("uniform"),
+                                        MG_FIXTURE_CONDITIONAL_N),
+                       "conditional GAN", "resume-conditional.h5");
+}
+
+/* A conditional G's samples: sample i of class i mod classes, and a draw of one class the rows of
+ * that class of the same noise set (the noise and labels bit for bit; the images up to the
+ * rounding of GEMMs of other row counts: OpenBLAS's edge kernels round a row by the row count,
+ * a few float ulps of values in [0, 1]). On 1 and 2 ranks. */
+static void test_sample_class(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_config cfg = make_config_with(sgd, MG_FIXTURE_G_LAYERS, mg_fixture_conditional("uniform"),
+                                     MG_FIXTURE_CONDITIONAL_N);
+    mg_dataset ds = mg_fixture_labeled_blobs(64);
+    const char *path = mg_test_path("sample-class.h5");
+    mg_trainer t;
+    mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+    mg_fixture_train(&t, 5);
+    write_on_rank0(&t, &cfg, path);
+    enum { N = MG_GENERATE_CHUNK + 44, K = 4, CLS = 2, M = N / K };
+    const size_t dim = (size_t)t.g.out_dim, nz = (size_t)cfg.generator.noise_dim;
+    mg_net g;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_generator_load(&g, &cfg, MG_GENERATE_CHUNK, path, world, &err) == 0);
+    CU_ASSERT_EQUAL(g.in_dim, (int)nz + K);
+    mg_real *x = malloc(N * dim * sizeof *x), *z = malloc(N * nz * sizeof *z);
+    mg_real *xk = malloc(M * dim * sizeof *xk), *zk = malloc(M * nz * sizeof *zk);
+    int32_t labels[N], lk[M];
+    mg_generate_labeled(x, z, labels, &g, &cfg, N, 1, MG_ALL_CLASSES, world, 0);
+    mg_generate_labeled(xk, zk, lk, &g, &cfg, M, 1, CLS, world, 0);
+    if (t.rank == 0) {
+        int bad_labels = 0, bad_z = 0;
+        double dx = 0;
+        for (int i = 0; i < N; i++)
+            bad_labels += labels[i] != i % K;
+        for (int j = 0; j < M; j++) {
+            const int i = CLS + K * j;
+            bad_labels += lk[j] != CLS;
+            bad_z += memcmp(zk + j * nz, z + i * nz, nz * sizeof *z) != 0;
+            dx = fmax(dx, mg_test_max_diff(xk + j * dim, x + i * dim, dim));
+        }
+        /* The trained G on the same input, in the trainer. */
+        mg_real *mine = malloc(N * dim * sizeof *mine);
+        mg_trainer_generate_labeled(&t, z, labels, N, mine);
+        const double dt = mg_test_max_diff(mine, x, N * dim);
+        printf("\n  conditional G on %d rank%s: class %d of %d samples vs every class: noise "
+               "%s, max image difference %.3g; vs the trainer's G %.3g",
+               mg_comm_size(world), mg_comm_size(world) == 1 ? "" : "s", CLS, N,
+               bad_z ? "differs" : "the same", dx, dt);
+        CU_ASSERT_EQUAL(bad_labels, 0);
+        CU_ASSERT_EQUAL(bad_z, 0);
+        CU_ASSERT(dx <= 1e-5);
+        CU_ASSERT(dt <= 1e-5);
+        /* Another class's rows are other images: the test can tell. */
+        CU_ASSERT(mg_test_max_diff(xk, x + (CLS + 1) * dim, dim) > 1e-3);
+        free(mine);
+    }
+    free(x);
+    free(z);
+    free(xk);
+    free(zk);
+    mg_net_free(&g);
+    mg_trainer_free(&t);
+    mg_dataset_free(&ds);
 }
 
 /* mpigan sample and eval: G loaded from a checkpoint on every rank normalises with the running
@@ -727,7 +797,7 @@ static void test_load_errors(void)
     CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
     char resolved[4200];
     CU_ASSERT(mg_checkpoint_resolve(resolved, sizeof resolved, p, NULL, &fifo_err) == 0);
-    CU_ASSERT(mg_checkpoint_load_generator(&t.g, resolved, &fifo_err) == -1);
+    CU_ASSERT(mg_checkpoint_load_generator(&t.g, 0, resolved, &fifo_err) == -1);
     CU_ASSERT_STRING_EQUAL(fifo_err.msg, want);
     alarm(0);
     /* Issue 14, 6: a newline in the name is shown as '?'. */
@@ -785,7 +855,7 @@ static void test_load_errors(void)
     mg_net g;
     mg_error gerr;
     CU_ASSERT_FATAL(mg_net_init(&g, &cfg.generator.net, cfg.generator.noise_dim, 2, &gerr) == 0);
-    CU_ASSERT(mg_checkpoint_load_generator(&g, p, &gerr) == -1);
+    CU_ASSERT(mg_checkpoint_load_generator(&g, 0, p, &gerr) == -1);
     CU_ASSERT_STRING_EQUAL(gerr.msg, want);
     mg_net_free(&g);
     p = edited_copy(good, "inf.h5", edit_inf_velocity);
@@ -923,6 +993,69 @@ static void expect_mismatch(const char *good, const mg_config *cfg, const mg_dat
     expect_load_error(&t, &orig, good, want, what);
     free_state(&orig);
     mg_trainer_free(&t);
+}
+
+/* A conditional checkpoint in an unconditional configuration, and the reverse, and another class
+ * count: refused with one line, before any tensor is read (whose shapes would differ too). */
+static void test_conditional_mismatch(void)
+{
+    if (!self)
+        return;
+    mg_dataset ds = mg_fixture_labeled_blobs(64);
+    const char *const *cond = mg_fixture_conditional("uniform");
+    mg_config plain = make_config(sgd);
+    mg_config conditional = make_config_with(sgd, MG_FIXTURE_G_LAYERS, cond,
+                                             MG_FIXTURE_CONDITIONAL_N);
+    char cpath[4200], ppath[4200];
+    snprintf(cpath, sizeof cpath, "%s", mg_test_path("conditional.h5"));
+    snprintf(ppath, sizeof ppath, "%s", mg_test_path("unconditional.h5"));
+    mg_trainer t;
+    mg_fixture_trainer_ok(&t, &conditional, &ds, self);
+    write_on_rank0(&t, &conditional, cpath);
+    mg_trainer_free(&t);
+    mg_fixture_trainer_ok(&t, &plain, &ds, self);
+    write_on_rank0(&t, &plain, ppath);
+    mg_trainer_free(&t);
+
+    mg_checkpoint_info info;
+    mg_error err;
+    CU_ASSERT_FATAL(mg_checkpoint_read_info(&info, cpath, &err) == 0);
+    CU_ASSERT_STRING_EQUAL(info.kind, "gan");
+    CU_ASSERT_EQUAL(info.classes, 4);
+    mg_checkpoint_info_free(&info);
+    CU_ASSERT_FATAL(mg_checkpoint_read_info(&info, ppath, &err) == 0);
+    CU_ASSERT_EQUAL(info.classes, 0);
+    mg_checkpoint_info_free(&info);
+
+    expect_mismatch(cpath, &plain, &ds,
+                    "the checkpoint's GAN is conditional on 4 classes, the configuration's is not "
+                    "(conditional.enabled false)",
+                    "conditional into unconditional");
+    expect_mismatch(ppath, &conditional, &ds,
+                    "the checkpoint's GAN is unconditional, the configuration's is conditional on "
+                    "4 classes",
+                    "unconditional into conditional");
+    mg_dataset five = mg_fixture_labeled_blobs(64);
+    five.classes = 5;
+    const char *set[MG_FIXTURE_CONDITIONAL_N + 1];
+    memcpy(set, cond, sizeof(char *) * MG_FIXTURE_CONDITIONAL_N);
+    set[MG_FIXTURE_CONDITIONAL_N] = "data.classes=5";
+    mg_config other = make_config_with(sgd, MG_FIXTURE_G_LAYERS, set, MG_FIXTURE_CONDITIONAL_N + 1);
+    expect_mismatch(cpath, &other, &five,
+                    "the checkpoint's GAN is conditional on 4 classes, the configuration's on 5",
+                    "another class count");
+    /* Sampling's load checks it too. */
+    mg_net g;
+    CU_ASSERT_FATAL(mg_net_init(&g, &plain.generator.net, 8, 4, &err) == 0);
+    char want[4400];
+    snprintf(want, sizeof want, "%s: the checkpoint's GAN is conditional on 4 classes, the "
+             "configuration's is not (conditional.enabled false)", cpath);
+    CU_ASSERT(mg_checkpoint_load_generator(&g, 0, cpath, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    mg_net_free(&g);
+    mg_dataset_free(&five);
+    mg_dataset_free(&ds);
+    assert_no_open_hdf5();
 }
 
 static void test_load_mismatch_errors(void)
@@ -1353,6 +1486,9 @@ int main(int argc, char **argv)
         {"resume_exact_dcgan", test_resume_exact_dcgan},
         {"sample_uses_running_averages", test_sample_uses_running_averages},
         {"resume_sharded", test_resume_sharded},
+        {"resume_exact_conditional", test_resume_exact_conditional},
+        {"sample_class", test_sample_class},
+        {"conditional_mismatch", test_conditional_mismatch},
         {"resume_across_rank_counts", test_resume_across_rank_counts},
         {"info_and_config_text", test_info_and_config_text},
         {"load_errors", test_load_errors},

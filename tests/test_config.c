@@ -1448,6 +1448,132 @@ static void test_write_roundtrip(void)
     free(text);
 }
 
+/* Labels, conditional GANs and classifier configurations: keys, what they imply, and the exact
+ * message of every misuse. */
+#define LABELLED                                                                                   \
+    "data:\n"                                                                                      \
+    "  train_images: train.idx\n"                                                                  \
+    "  train_labels: labels.idx\n"                                                                 \
+    "  classes: 10\n"                                                                              \
+    "generator:\n"                                                                                 \
+    "  layers: [{type: sigmoid, units: 784}]\n"                                                    \
+    "discriminator:\n"                                                                             \
+    "  layers: [{type: sigmoid, units: 1}]\n"
+
+#define CLASSIFIER                                                                                 \
+    "data: {train_images: train.idx, train_labels: labels.idx, classes: 10}\n"                    \
+    "classifier:\n"                                                                                \
+    "  layers:\n"                                                                                  \
+    "    - {type: relu, units: 20, keep: 0.8}\n"                                                   \
+    "    - {type: linear, units: 10}\n"                                                            \
+    "  optimizer: {type: adam, lr: 0.001}\n"
+
+static void test_labels_and_classifier(void)
+{
+    touch("train.idx");
+    touch("labels.idx");
+    touch("t10k.idx");
+    touch("cls.h5");
+    mg_config cfg;
+    PARSE_OK(&cfg, LABELLED "conditional: {enabled: true, fake_labels: frequency}\n"
+                            "eval: {every: 1, classifier: cls.h5}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.conditional.enabled, 1);
+    CU_ASSERT_EQUAL(cfg.conditional.fake_labels, MG_LABELS_FREQUENCY);
+    CU_ASSERT_EQUAL(mg_config_gan_classes(&cfg), 10);
+    CU_ASSERT(mg_config_has_labels(&cfg));
+    CU_ASSERT(!mg_config_is_classifier(&cfg));
+    CU_ASSERT(strstr(cfg.data.train_labels, "/labels.idx") != NULL); /* resolved */
+    CU_ASSERT(strstr(cfg.eval.classifier, "/cls.h5") != NULL);
+    mg_gan_spec spec = mg_config_gan(&cfg);
+    CU_ASSERT_EQUAL(spec.classes, 10);
+    CU_ASSERT_EQUAL(spec.fake_labels, MG_LABELS_FREQUENCY);
+    /* Labels alone do not make a GAN conditional. */
+    PARSE_OK(&cfg, LABELLED, NULL, 0);
+    CU_ASSERT_EQUAL(cfg.conditional.enabled, 0);
+    CU_ASSERT_EQUAL(mg_config_gan_classes(&cfg), 0);
+    CU_ASSERT_EQUAL(mg_config_gan(&cfg).classes, 0);
+    roundtrip(LABELLED "conditional: {enabled: true}\neval: {classifier: cls.h5}\n",
+              "conditional-effective.yaml");
+
+    PARSE_OK(&cfg, CLASSIFIER "train: {batch_size: 50, epochs: 3}\n", NULL, 0);
+    CU_ASSERT(mg_config_is_classifier(&cfg));
+    CU_ASSERT_EQUAL(cfg.classifier.net.n_layers, 2);
+    CU_ASSERT_EQUAL(cfg.classifier.net.layers[0].keep, 0.8);
+    CU_ASSERT_EQUAL(cfg.classifier.optim.type, MG_OPTIM_ADAM);
+    CU_ASSERT_EQUAL(cfg.generator.net.n_layers, 0);
+    roundtrip(CLASSIFIER "train: {batch_size: 50, epochs: 3}\n", "classifier-effective.yaml");
+
+    /* Labels and classes. */
+    EXPECT_ERROR("data: {train_images: train.idx, train_labels: labels.idx}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.classes: required with data.train_labels: how many classes the "
+                 "labels count (10 for MNIST and Fashion-MNIST)");
+    EXPECT_ERROR(MINIMAL "conditional: {enabled: true}\n",
+                 "cfg.yaml: conditional.enabled: a conditional GAN trains on labels: set "
+                 "data.train_labels");
+    EXPECT_ERROR(LABELLED "conditional: {enabled: true, fake_labels: often}\n",
+                 "cfg.yaml:9: conditional.fake_labels: expected one of uniform, frequency; got "
+                 "\"often\"");
+    EXPECT_ERROR(LABELLED "conditional: {enable: true}\n",
+                 "cfg.yaml:9: conditional.enable: unknown key (did you mean conditional.enabled?)");
+    EXPECT_ERROR("data: {format: hdf5, path: x.h5, train_labels: labels.idx, classes: 10}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.train_labels: only for format idx (an HDF5 file names its labels "
+                 "with data.labels)");
+    EXPECT_ERROR("data: {format: hdf5, path: x.h5, labels: /labels}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.classes: required with data.labels: how many classes the labels "
+                 "count (10 for MNIST and Fashion-MNIST)");
+    EXPECT_ERROR("data: {train_images: train.idx, test_images: t10k.idx, test_labels: labels.idx}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.classes: required with data.test_labels: how many classes the "
+                 "labels count (10 for MNIST and Fashion-MNIST)");
+    EXPECT_ERROR("data: {train_images: train.idx, test_labels: labels.idx}\n"
+                 "generator: {layers: [{type: sigmoid, units: 784}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: data.test_labels: given without data.test_images");
+    EXPECT_ERROR("data: {train_images: train.idx, classes: 70000}\n",
+                 "cfg.yaml:1: data.classes: must be in [0, 65536], got 70000");
+
+    /* A classifier configuration is one: no GAN sections or keys, logits of data.classes. */
+    EXPECT_ERROR(CLASSIFIER "generator: {layers: [{type: sigmoid, units: 784}]}\n",
+                 "cfg.yaml:7: generator: not for a classifier configuration (it has a classifier "
+                 "section): a configuration trains a GAN or a classifier");
+    EXPECT_ERROR(CLASSIFIER "samples: {every: 5}\n",
+                 "cfg.yaml:7: samples: not for a classifier configuration (it has a classifier "
+                 "section): a configuration trains a GAN or a classifier");
+    EXPECT_ERROR(CLASSIFIER "train: {batch_size: 50, k: 2}\n",
+                 "cfg.yaml:7: train.k: not for a classifier configuration: it trains a GAN");
+    EXPECT_ERROR("data: {train_images: train.idx, train_labels: labels.idx, classes: 10}\n"
+                 "classifier:\n  layers: [{type: relu, units: 10}]\n",
+                 "cfg.yaml:3: classifier.layers.0: the classifier's last layer must be linear, one "
+                 "unit per class (its logits go through a softmax), got relu");
+    EXPECT_ERROR("data: {train_images: train.idx, train_labels: labels.idx, classes: 10}\n"
+                 "classifier:\n  layers: [{type: relu, units: 10}, {type: linear, units: 12}]\n",
+                 "cfg.yaml:3: classifier.layers.1.units: 12, but the data has 10 classes "
+                 "(data.classes): one logit per class");
+    EXPECT_ERROR("data: {train_images: train.idx, train_labels: labels.idx, classes: 10}\n"
+                 "classifier: {optimizer: {type: adam}}\n",
+                 "cfg.yaml: classifier.layers: required key missing");
+    EXPECT_ERROR("data: {train_images: train.idx}\n"
+                 "classifier:\n  layers: [{type: linear, units: 10}]\n",
+                 "cfg.yaml: classifier.layers: a classifier trains on labels: set "
+                 "data.train_labels");
+    EXPECT_ERROR("data: {train_images: train.idx, train_labels: labels.idx, classes: 10,\n"
+                 "       test_images: t10k.idx}\n"
+                 "classifier:\n  layers: [{type: linear, units: 10}]\n",
+                 "cfg.yaml: data.test_labels: required with data.test_images for a classifier "
+                 "(its test accuracy)");
+    /* A GAN configuration still needs both networks. */
+    EXPECT_ERROR("data: {train_images: train.idx}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 "cfg.yaml: generator.layers: required key missing");
+}
+
 static void test_act_name(void)
 {
     CU_ASSERT_STRING_EQUAL(mg_act_name(MG_ACT_LINEAR), "linear");
@@ -1461,6 +1587,7 @@ static void test_act_name(void)
 
 static const mg_test tests[] = {
     {"paper_mnist", test_paper_mnist},
+    {"labels_and_classifier", test_labels_and_classifier},
     {"defaults", test_defaults},
     {"layer_defaults", test_layer_defaults},
     {"bools", test_bools},

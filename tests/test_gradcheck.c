@@ -18,6 +18,8 @@
  * wrong by O(1). A step of h moves any pre-activation by at most h times a small factor (<= 1e-5
  * here), so every problem is drawn again (next seed) until all ReLU inputs are at least MARGIN =
  * 1e-3 from 0 and all maxout winners lead by MARGIN: kinks are avoided by construction. */
+#include "mpigan/classifier.h"
+#include "mpigan/labels.h"
 #include "mpigan/nn.h"
 
 #include <float.h>
@@ -422,6 +424,97 @@ static void test_loss_g_minimax(void)
     check_loss("mg_loss_g minimax", 0, MG_GEN_LOSS_MINIMAX);
 }
 
+/* ---- the classifier's softmax cross-entropy, and a classifier through it ---- */
+
+enum { SM_ROWS = 5, SM_K = 4, SM_IN = 8 };
+
+typedef struct {
+    mg_real *l;              // (SM_ROWS, SM_K) logits
+    int32_t labels[SM_ROWS];
+    double norm;
+    mg_net *net;             // a whole classifier: l are its logits for x
+    mg_real *x;
+    mg_dropout drop;
+} softmax_problem;
+
+static double softmax_objective(void *ctx, double *F)
+{
+    softmax_problem *p = ctx;
+    const mg_real *l = p->l;
+    if (p->net) {
+        mg_net_forward(p->net, p->x, SM_ROWS, &p->drop);
+        l = mg_net_logits(p->net);
+    }
+    const double f = mg_loss_softmax(NULL, l, p->labels, SM_ROWS, SM_K, p->norm, NULL) / p->norm;
+    *F = f; // every term is >= 0
+    return f;
+}
+
+static void test_loss_softmax(void)
+{
+    mg_real l[SM_ROWS * SM_K], dl[SM_ROWS * SM_K];
+    fill(l, SM_ROWS * SM_K, -3, 3, 78);
+    l[0] = 40; // one confident row, right and wrong: the shifted log-sum-exp stays exact
+    l[SM_K + 2] = -40;
+    softmax_problem p = {.l = l, .labels = {0, 2, 1, 3, 3}, .norm = 7};
+    double F;
+    softmax_objective(&p, &F);
+    int correct;
+    mg_loss_softmax(dl, l, p.labels, SM_ROWS, SM_K, p.norm, &correct);
+    int want = 0; /* the rows whose largest logit is at the label */
+    for (int i = 0; i < SM_ROWS; i++) {
+        int best = 0;
+        for (int k = 1; k < SM_K; k++)
+            best = l[i * SM_K + k] > l[i * SM_K + best] ? k : best;
+        want += best == p.labels[i];
+    }
+    CU_ASSERT_EQUAL(correct, want);
+    CU_ASSERT(want >= 1); /* row 0 at least: the count can be told from 0 */
+    tensor_list L = {.n = 0};
+    add(&L, "logits", l, dl, SM_ROWS * SM_K);
+    check_coordinates("mg_loss_softmax", softmax_objective, &p, &L);
+    check_direction("mg_loss_softmax", softmax_objective, &p, &L);
+    /* Each row's gradient sums to 0 (softmax minus one-hot), and a confident right row's is ~0. */
+    for (int i = 0; i < SM_ROWS; i++) {
+        double sum = 0;
+        for (int k = 0; k < SM_K; k++)
+            sum += dl[i * SM_K + k];
+        CU_ASSERT(fabs(sum) <= 1e-15);
+    }
+    CU_ASSERT(fabs(dl[0]) <= 1e-15);
+
+    /* A classifier: maxout 5x3 (dropout on its input) -> linear 4 logits, backward from them. */
+    mg_net_spec spec = {.n_layers = 2};
+    spec.layers[0] = layer(MG_ACT_MAXOUT, 5, 3, 0.8, 0.8);
+    spec.layers[1] = layer(MG_ACT_LINEAR, SM_K, 1, 0.8, 1);
+    mg_net net;
+    mg_test_net(&net, &spec, SM_IN, SM_ROWS);
+    mg_real x[SM_ROWS * SM_IN];
+    uint64_t ids[SM_ROWS] = {4, 8, 15, 16, 23};
+    softmax_problem q = {.labels = {3, 1, 0, 2, 1}, .norm = SM_ROWS, .net = &net, .x = x,
+                         .drop = {.key = {42, 5 * MG_MAX_LAYERS, 2}, .row_id = ids}};
+    int a = 0;
+    double margin = 0;
+    for (; a < 100; a++) {
+        draw_params(&net, 111, (uint64_t)a);
+        fill(x, SM_ROWS * SM_IN, 0, 1, 11000 + a);
+        softmax_objective(&q, &F);
+        if ((margin = kink_margin(&net, SM_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&net);
+    softmax_objective(&q, &F);
+    mg_loss_softmax(dl, mg_net_logits(&net), q.labels, SM_ROWS, SM_K, q.norm, NULL);
+    mg_net_backward(&net, NULL, dl, 0, SM_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
+    L.n = 0;
+    add_net(&L, &net, "C");
+    printf("\n    classifier: drawn %d time(s), kink margin %.3g", a + 1, margin);
+    check_coordinates("classifier", softmax_objective, &q, &L);
+    check_direction("classifier", softmax_objective, &q, &L);
+    mg_net_free(&net);
+}
+
 /* ---- the discriminator: the paper's shape, small ---- */
 
 /* maxout 6x3 -> maxout 5x3 -> sigmoid 1, dropout keep 0.8 / 0.5 / 0.5 on the layer inputs. */
@@ -773,6 +866,171 @@ static void test_conv_generator(void)
     check_conv_generator(MG_GEN_LOSS_MINIMAX, "DCGAN G through D, minimax");
 }
 
+/* ---- conditional G and D (labels.h): the one-hot label joined to their inputs ----
+ *
+ * The trainer's conditional step in small: G takes [z, one-hot(y)], D takes [x, label part] (flat
+ * for a dense D, K constant maps after the image's channels for a conv D), the label part never
+ * dropped out; D's step differentiates with respect to its parameters and the image part of its
+ * input (the packed head of each joined row's gradient), G's step through D's image part. */
+
+enum { K_CLASSES = 3, CD_ROWS = 4 };
+
+typedef struct {
+    mg_net g, d;
+    size_t dim, plane, d_in;     // image values, values per label map, D's input per row
+    mg_real z[CD_ROWS * Z_DIM];
+    mg_real zin[CD_ROWS * (Z_DIM + K_CLASSES)];
+    mg_real *x;                  // (2 CD_ROWS, dim) real images, then fake ones (D's step)
+    mg_real *xd;                 // (2 CD_ROWS, d_in) D's joined input
+    int32_t labels[2 * CD_ROWS]; // real rows', then fake rows'
+    mg_dropout gdrop, ddrop;
+    uint64_t ids[2 * CD_ROWS];
+    double norm;
+} cond_problem;
+
+static double cond_d_objective(void *ctx, double *F)
+{
+    cond_problem *p = ctx;
+    mg_label_join(p->xd, p->x, 2 * CD_ROWS, p->dim, p->labels, K_CLASSES, p->plane);
+    mg_net_forward(&p->d, p->xd, 2 * CD_ROWS, &p->ddrop);
+    const mg_real *l = mg_net_logits(&p->d);
+    const double f = mg_loss_d(NULL, NULL, l, l + CD_ROWS, CD_ROWS, p->norm, NULL, NULL) / p->norm;
+    *F = f;
+    return f;
+}
+
+static double cond_g_objective_at(cond_problem *p)
+{
+    const int32_t *fake_labels = p->labels + CD_ROWS;
+    mg_label_join(p->zin, p->z, CD_ROWS, Z_DIM, fake_labels, K_CLASSES, 1);
+    const mg_real *fake = mg_net_forward(&p->g, p->zin, CD_ROWS, &p->gdrop); // (CD_ROWS, dim)
+    mg_label_join(p->xd, fake, CD_ROWS, p->dim, fake_labels, K_CLASSES, p->plane);
+    mg_net_forward(&p->d, p->xd, CD_ROWS, &p->ddrop);
+    return mg_loss_g(NULL, mg_net_logits(&p->d), CD_ROWS, MG_GEN_LOSS_NONSATURATING, p->norm) /
+           p->norm;
+}
+
+static double cond_g_objective(void *ctx, double *F)
+{
+    const double f = cond_g_objective_at(ctx);
+    *F = fabs(f);
+    return f;
+}
+
+/* D (and G through it) for images of shape (c, h, w); conv: dcgan's networks with dropout on
+ * D's input, else small_d_spec's maxouts and a dense G. */
+static void check_conditional(int conv, const char *what)
+{
+    const int c = conv ? 2 : 1, h = conv ? 6 : 1, w = conv ? 6 : D_IN;
+    cond_problem p = {.norm = CD_ROWS};
+    p.dim = (size_t)c * h * w;
+    p.plane = conv ? (size_t)h * w : 1;
+    p.d_in = p.dim + K_CLASSES * p.plane;
+    mg_net_spec dspec = conv ? dcgan_d_spec() : small_d_spec(), gspec;
+    if (conv) {
+        dspec.layers[0].keep = 0.8;
+        dspec.layers[0].input_scale = 1.25;
+        gspec = dcgan_g_spec();
+        mg_test_net_shape(&p.d, &dspec, c + K_CLASSES, h, w, 2 * CD_ROWS, 2);
+    } else {
+        gspec = (mg_net_spec){.n_layers = 2};
+        gspec.layers[0] = layer(MG_ACT_RELU, 6, 1, 1, 0.9);
+        gspec.layers[1] = layer(MG_ACT_SIGMOID, D_IN, 1, 1, 1);
+        mg_test_net_shape(&p.d, &dspec, (int)p.d_in, 1, 1, 2 * CD_ROWS, 2);
+    }
+    mg_test_net_shape(&p.g, &gspec, Z_DIM + K_CLASSES, 1, 1, CD_ROWS, 1);
+    CU_ASSERT_EQUAL_FATAL((size_t)p.g.out_dim, p.dim);
+    CU_ASSERT_EQUAL_FATAL((size_t)p.d.in_dim, p.d_in);
+    p.g.keep_in = K_CLASSES;
+    p.d.keep_in = (int)(K_CLASSES * p.plane);
+    p.x = malloc(2 * CD_ROWS * p.dim * sizeof *p.x);
+    p.xd = malloc(2 * CD_ROWS * p.d_in * sizeof *p.xd);
+    mg_real *dxd = malloc(2 * CD_ROWS * p.d_in * sizeof *dxd), dl[2 * CD_ROWS];
+    CU_ASSERT_FATAL(p.x && p.xd && dxd);
+    for (int i = 0; i < 2 * CD_ROWS; i++) {
+        p.ids[i] = 900 + (uint64_t)i;
+        p.labels[i] = (int32_t)((i * 2 + 1) % K_CLASSES);
+    }
+
+    /* D's step. */
+    p.ddrop = (mg_dropout){.key = {2014, 4 * MG_MAX_LAYERS, 9}, .row_id = p.ids, .groups = 2};
+    int a = 0;
+    double F, margin = 0;
+    for (; a < 200; a++) {
+        draw_params(&p.d, 81, (uint64_t)a);
+        fill(p.x, 2 * CD_ROWS * p.dim, conv ? -1 : 0, 1, 8000 + a);
+        cond_d_objective(&p, &F);
+        if ((margin = kink_margin(&p.d, 2 * CD_ROWS)) >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.d);
+    cond_d_objective(&p, &F);
+    const mg_real *l = mg_net_logits(&p.d);
+    mg_loss_d(dl, dl + CD_ROWS, l, l + CD_ROWS, CD_ROWS, p.norm, NULL, NULL);
+    mg_net_backward(&p.d, dxd, dl, 0, 2 * CD_ROWS,
+                    MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
+    /* The label part of D's input was never dropped: its masks are 1. */
+    int dropped_label = 0, dropped_image = 0;
+    for (int i = 0; i < 2 * CD_ROWS; i++)
+        for (size_t j = 0; j < p.d_in; j++) {
+            const mg_real m = p.d.mask[0][i * p.d_in + j];
+            dropped_label += j >= p.dim && m != 1;
+            dropped_image += j < p.dim && m == 0;
+        }
+    CU_ASSERT_EQUAL(dropped_label, 0);
+    CU_ASSERT(dropped_image > 0);
+    mg_rows_head(dxd, dxd, 2 * CD_ROWS, p.dim, p.d_in);
+    tensor_list L = {.n = 0};
+    add_net(&L, &p.d, "D");
+    add(&L, "x", p.x, dxd, 2 * CD_ROWS * p.dim);
+    char name[96];
+    snprintf(name, sizeof name, "%s D", what);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
+    check_coordinates(name, cond_d_objective, &p, &L);
+    check_direction(name, cond_d_objective, &p, &L);
+
+    /* G's step through D, on the fake rows alone. */
+    p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids + CD_ROWS,
+                           .groups = 1};
+    p.ddrop = (mg_dropout){.key = {7, 3 * MG_MAX_LAYERS, 1}, .row_id = p.ids + CD_ROWS,
+                           .groups = 1};
+    for (a = 0; a < 200; a++) {
+        draw_params(&p.g, 91, (uint64_t)a);
+        draw_params(&p.d, 101, (uint64_t)a);
+        fill(p.z, CD_ROWS * Z_DIM, -1, 1, 9000 + a);
+        cond_g_objective_at(&p);
+        margin = fmin(kink_margin(&p.g, CD_ROWS), kink_margin(&p.d, CD_ROWS));
+        if (margin >= MARGIN)
+            break;
+    }
+    CU_ASSERT(margin >= MARGIN);
+    poison_grads(&p.g);
+    mg_test_zero_grads(&p.d);
+    cond_g_objective_at(&p);
+    mg_loss_g(dl, mg_net_logits(&p.d), CD_ROWS, MG_GEN_LOSS_NONSATURATING, p.norm);
+    mg_net_backward(&p.d, dxd, dl, 0, CD_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_NO_WEIGHTS);
+    mg_rows_head(dxd, dxd, CD_ROWS, p.dim, p.d_in);
+    mg_net_backward(&p.g, NULL, dxd, 0, CD_ROWS, MG_BACKWARD_SET_GRADS);
+    L.n = 0;
+    add_net(&L, &p.g, "G");
+    snprintf(name, sizeof name, "%s G through D", what);
+    printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
+    check_coordinates(name, cond_g_objective, &p, &L);
+    check_direction(name, cond_g_objective, &p, &L);
+    free(p.x);
+    free(p.xd);
+    free(dxd);
+    mg_net_free(&p.g);
+    mg_net_free(&p.d);
+}
+
+static void test_conditional(void)
+{
+    check_conditional(0, "conditional MLP, one-hot label");
+    check_conditional(1, "conditional DCGAN, label maps");
+}
+
 static const mg_test tests[] = {
     {"linear", test_linear},
     {"relu", test_relu},
@@ -784,10 +1042,12 @@ static const mg_test tests[] = {
     {"loss_d", test_loss_d},
     {"loss_g_nonsaturating", test_loss_g_nonsaturating},
     {"loss_g_minimax", test_loss_g_minimax},
+    {"loss_softmax", test_loss_softmax},
     {"discriminator", test_discriminator},
     {"generator", test_generator},
     {"conv_discriminator", test_conv_discriminator},
     {"conv_generator", test_conv_generator},
+    {"conditional", test_conditional},
     {NULL, NULL},
 };
 

@@ -403,6 +403,45 @@ static void test_grid_grey_by_hand(void)
     CU_ASSERT_FALSE(file_exists(mg_test_path("tiny.png.tmp")));
 }
 
+/* A conditional G's samples, one row per class: 5 samples of 2 classes (sample i of class
+ * i mod 2) in rows of class 0 (samples 0, 2, 4) and class 1 (1, 3, and an empty cell), with the
+ * neighbours of each row's last sample (4 and 3); the layout by hand. */
+static void test_class_grid_by_hand(void)
+{
+    mg_real images[5 * 6], nb[12];
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 6; k++)
+            images[i * 6 + k] = (mg_real)((10 * (i + 1) + k) / 255.0);
+    for (int k = 0; k < 12; k++)
+        nb[k] = (mg_real)((200 + k) / 255.0);
+    CU_ASSERT_EQUAL(mg_class_grid_last(5, 2, 0), 4);
+    CU_ASSERT_EQUAL(mg_class_grid_last(5, 2, 1), 3);
+    CU_ASSERT_EQUAL(mg_class_grid_last(5, 7, 4), 4);
+    CU_ASSERT_EQUAL(mg_class_grid_last(5, 7, 5), -1); /* more classes than samples: empty rows */
+    const char *path = mg_test_path("classes.png");
+    mg_error err = {""};
+    CU_ASSERT_EQUAL_FATAL(mg_png_class_grid(path, images, 5, 2, 1, 2, 3, NULL, &UNIT, &err), 0);
+    // 3 columns: width 1 + 3 (3 + 1) = 13, height 1 + 2 (2 + 1) = 7
+    enum { B = 128 };
+    unsigned char want[7][13] = {
+        {B, B, B, B, B, B, B, B, B, B, B, B, B},
+        {B, 10, 11, 12, B, 30, 31, 32, B, 50, 51, 52, B},
+        {B, 13, 14, 15, B, 33, 34, 35, B, 53, 54, 55, B},
+        {B, B, B, B, B, B, B, B, B, B, B, B, B},
+        {B, 20, 21, 22, B, 40, 41, 42, B, B, B, B, B},
+        {B, 23, 24, 25, B, 43, 44, 45, B, B, B, B, B},
+        {B, B, B, B, B, B, B, B, B, B, B, B, B},
+    };
+    expected e = {13, 7, 1, &want[0][0]};
+    assert_picture(path, &e, PNG_COLOR_TYPE_GRAY);
+    /* With neighbours: an RGB picture 13 + 3 + 3 + 2 = 21 wide, as mg_png_grid's. */
+    CU_ASSERT_EQUAL_FATAL(mg_png_class_grid(path, images, 5, 2, 1, 2, 3, nb, &UNIT, &err), 0);
+    CU_ASSERT_EQUAL(mg_class_grid_fits(5, 2, 1, 2, 3, 1, &err), 0);
+    CU_ASSERT_EQUAL(mg_class_grid_fits(5, 2, 2, 2, 3, 1, &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "cannot draw images with 2 channels (1 or 3)");
+    CU_ASSERT_EQUAL(mg_png_class_grid(path, images, 5, 0, 1, 2, 3, NULL, &UNIT, &err), -1);
+}
+
 /* The same grid with neighbours: RGB although the images are grey, 3 yellow columns after the
  * grid's right border, then the neighbour column with its own border: width 9 + 3 + 3 + 2 = 17. */
 static void test_grid_grey_neighbours_by_hand(void)
@@ -661,6 +700,7 @@ static const mg_test tests[] = {
     {"nearest_duplicates", test_nearest_duplicates},
     {"nearest_errors", test_nearest_errors},
     {"grid_grey_by_hand", test_grid_grey_by_hand},
+    {"class_grid_by_hand", test_class_grid_by_hand},
     {"grid_grey_neighbours_by_hand", test_grid_grey_neighbours_by_hand},
     {"grid_rgb_and_mnist", test_grid_rgb_and_mnist},
     {"grid_clamp", test_grid_clamp},

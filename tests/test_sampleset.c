@@ -237,6 +237,62 @@ static void test_append_errors(void)
     assert_no_open_hdf5();
 }
 
+static void read_labels(hid_t f, int32_t *buf)
+{
+    hid_t d = H5Dopen2(f, "/labels", H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0 &&
+                    H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    CU_ASSERT_FATAL(H5Dclose(d) >= 0);
+}
+
+/* A conditional G's samples carry their labels: /labels (n) int32, the same in every snapshot;
+ * a run of other labels, or of none, does not append to them. */
+static void test_labels(void)
+{
+    const char *path = mg_test_path("labelled.h5");
+    mg_real x[PIX], z[N * NZ];
+    const int32_t labels[N] = {0, 1, 2, 0, 1, 2}, other[N] = {0, 1, 2, 0, 1, 1};
+    mg_error err;
+    char want[9000];
+    fill_snapshot(x, 0);
+    fill_noise(z, 0);
+    CU_ASSERT_FATAL(mg_sampleset_append_labeled(path, x, shape, z, NZ, labels, 10, &err) == 0);
+    CU_ASSERT_FATAL(mg_sampleset_append_labeled(path, x, shape, z, NZ, labels, 20, &err) == 0);
+    assert_snapshots(path, 2);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    hsize_t dims[1], maxdims[1];
+    CU_ASSERT_EQUAL(dataset_shape(f, "/labels", dims, maxdims), 1);
+    CU_ASSERT_EQUAL(dims[0], N);
+    int32_t back[N];
+    read_labels(f, back);
+    CU_ASSERT_EQUAL(memcmp(back, labels, sizeof back), 0);
+    CU_ASSERT_FATAL(H5Fclose(f) >= 0);
+    snprintf(want, sizeof want,
+             "%s: holds samples of other labels /labels than this run's (another run?)", path);
+    expect(mg_sampleset_append_labeled(path, x, shape, z, NZ, other, 30, &err), &err, want);
+    snprintf(want, sizeof want, "%s: holds samples with labels, this run's G is unconditional",
+             path);
+    expect(mg_sampleset_append(path, x, shape, z, NZ, 30, &err), &err, want);
+    const char *plain = mg_test_path("plain.h5");
+    CU_ASSERT_FATAL(mg_sampleset_append(plain, x, shape, z, NZ, 10, &err) == 0);
+    snprintf(want, sizeof want, "%s: holds samples without labels, this run's G is conditional",
+             plain);
+    expect(mg_sampleset_append_labeled(plain, x, shape, z, NZ, labels, 20, &err), &err, want);
+    assert_snapshots(path, 2);
+
+    /* A sample file. */
+    const char *single = mg_test_path("single-labelled.h5");
+    CU_ASSERT_FATAL(mg_sampleset_write_labeled(single, x, shape, z, NZ, labels, "c.h5", 3, &err) ==
+                    0);
+    f = H5Fopen(single, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    read_labels(f, back);
+    CU_ASSERT_EQUAL(memcmp(back, labels, sizeof back), 0);
+    CU_ASSERT_FATAL(H5Fclose(f) >= 0);
+    assert_no_open_hdf5();
+}
+
 static void test_write_sample_file(void)
 {
     const char *path = mg_test_path("sample.h5");
@@ -303,6 +359,7 @@ int main(int argc, char **argv)
         {"append_and_read_back", test_append_and_read_back},
         {"append_errors", test_append_errors},
         {"write_sample_file", test_write_sample_file},
+        {"labels", test_labels},
         {NULL, NULL},
     };
     return mg_test_main("sampleset", tests, argc, argv);

@@ -111,6 +111,49 @@ static void test_one_copy_per_node(void)
     mg_dataset_unload(&ds);
 }
 
+/* Labels live beside the examples in the node's window (or in each private copy): every rank sees
+ * label (i * 3) % 7 of example i, and the label of the example it gathers. */
+static void test_labels_shared(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const char *images = write_idx(300);
+    char path[4300];
+    snprintf(path, sizeof path, "%s-labels", images);
+    if (mg_comm_rank(world) == 0) {
+        FILE *f = fopen(path, "wb");
+        CU_ASSERT_FATAL(f != NULL);
+        unsigned char hdr[8] = {0, 0, 8, 1, 0, 0, 300 >> 8, 300 & 0xff};
+        fwrite(hdr, 1, sizeof hdr, f);
+        for (int i = 0; i < 300; i++)
+            fputc((i * 3) % 7, f);
+        CU_ASSERT_FATAL(fclose(f) == 0);
+    }
+    mg_comm_barrier(world);
+    for (int shared = 1; shared >= 0; shared--) {
+        char text[17000];
+        snprintf(text, sizeof text,
+                 "data: {train_images: %s, train_labels: %s, classes: 7, train_count: 250,\n"
+                 "       valid_count: 50, shared_memory: %s}\n"
+                 "generator: {layers: [{type: sigmoid, units: 20}]}\n"
+                 "discriminator: {layers: [{type: sigmoid, units: 1}]}\n",
+                 images, path, shared ? "true" : "false");
+        mg_config cfg;
+        mg_error err;
+        CU_ASSERT_FATAL(mg_config_parse(&cfg, text, "shared.yaml", NULL, 0, &err) == 0);
+        mg_dataset ds;
+        CU_ASSERT_FATAL(mg_split_load_train(&ds, &cfg, world, &err) == 0);
+        CU_ASSERT_EQUAL((ds.shared != NULL), shared);
+        CU_ASSERT_EQUAL(ds.classes, 7);
+        CU_ASSERT_FATAL(ds.labels != NULL);
+        int bad = 0;
+        for (int i = 0; i < ds.n; i++)
+            bad += ds.labels[i] != (i * 3) % 7;
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(rows_that_differ(&ds), 0); /* the labels did not overwrite a pixel */
+        mg_dataset_unload(&ds);
+    }
+}
+
 static void test_private_copies_when_turned_off(void)
 {
     mg_config cfg = config_for(write_idx(300));
@@ -597,6 +640,7 @@ int main(int argc, char **argv)
         {"one_copy_per_node", test_one_copy_per_node},
         {"values_shared", test_values_shared},
         {"private_copies_when_turned_off", test_private_copies_when_turned_off},
+        {"labels_shared", test_labels_shared},
         {"load_errors_on_every_rank", test_load_errors_on_every_rank},
         {"range_on_every_rank", test_range_on_every_rank},
         {"reducer_exact", test_reducer_exact},

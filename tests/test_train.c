@@ -381,6 +381,142 @@ static void test_conv_unsynced_batchnorm_differs(void)
     check_conv_invariance(0);
 }
 
+/* ---- conditional GANs (labels.h) ---- */
+
+/* Trains cfg on labelled blobs on the whole job, its first two ranks and rank 0 alone, and
+ * compares parameters and running averages: the fake labels, like the noise, are drawn by global
+ * row, and the real rows' labels follow the data order, so the rank count changes nothing but
+ * summation order. */
+static void check_conditional_invariance(const mg_config *cfg, const char *what)
+{
+    const mg_comm *world = mg_comm_world();
+    const int rank = mg_comm_rank(world), size = mg_comm_size(world);
+    mg_dataset ds = mg_fixture_labeled_blobs(64);
+    const int sizes[3] = {size, size >= 2 ? 2 : 1, 1};
+    mg_real *got[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    for (int v = 0; v < 3; v++) {
+        mg_comm *sub = mg_comm_split(world, rank < sizes[v] ? 0 : -1);
+        if (sub) {
+            got[v] = train_packed(sub, cfg, &ds, &n);
+            mg_comm_free(sub);
+        }
+    }
+    if (rank == 0) {
+        const double tol = 1e-5; /* as check_invariance's */
+        for (int v = 0; v < 2; v++) {
+            const double e = mg_test_max_rel_diff(got[2], got[v], n);
+            printf("\n  %s: %d ranks vs 1: max relative difference %.3g over %zu values "
+                   "(tolerance %.0e)",
+                   what, sizes[v], e, n, tol);
+            CU_ASSERT(e <= tol);
+        }
+    }
+    for (int v = 0; v < 3; v++)
+        free(got[v]);
+    mg_dataset_free(&ds);
+}
+
+/* The paper's MLP shapes with dropout on G's and D's inputs, uniform and frequency labels;
+ * with MPI sums and overlap (overlapped_step), and in simultaneous mode. */
+static void test_invariance_conditional(void)
+{
+    const char *set[MG_FIXTURE_CONDITIONAL_N + 2];
+    static const struct {
+        const char *draw, *a, *b, *what;
+    } runs[] = {
+        {"uniform", NULL, NULL, "conditional MLP, uniform labels"},
+        {"frequency", "train.shared_allreduce=false", "train.overlap=true",
+         "conditional MLP, frequency labels, overlapped MPI sums"},
+        {"uniform", "train.mode=simultaneous", "generator.prior=normal",
+         "conditional MLP, simultaneous"},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        memcpy(set, mg_fixture_conditional(runs[r].draw), sizeof(char *) * MG_FIXTURE_CONDITIONAL_N);
+        int n = MG_FIXTURE_CONDITIONAL_N;
+        if (runs[r].a)
+            set[n++] = runs[r].a, set[n++] = runs[r].b;
+        mg_config cfg = make_config_full(paper_sgd, set, n);
+        CU_ASSERT_EQUAL(mg_config_gan_classes(&cfg), 4);
+        check_conditional_invariance(&cfg, runs[r].what);
+    }
+    mg_config dc = mg_fixture_dcgan_config(STEPS, mg_fixture_conditional("uniform"),
+                                           MG_FIXTURE_CONDITIONAL_N);
+    check_conditional_invariance(&dc, "conditional DCGAN, labels as feature maps");
+}
+
+/* What a conditional step feeds its networks: G's rows end in the one-hot of the label drawn for
+ * them, D's real rows in that of their example (by the epoch's permutation), D's fake rows in
+ * the label G made them for; dropout never touches the label part. */
+static void test_conditional_inputs(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = mg_fixture_labeled_blobs(64);
+    for (int conv = 0; conv < 2; conv++) {
+        const char *const *set = mg_fixture_conditional("uniform");
+        mg_config cfg = conv ? mg_fixture_dcgan_config(STEPS, set, MG_FIXTURE_CONDITIONAL_N)
+                             : make_config_full(paper_sgd, set, MG_FIXTURE_CONDITIONAL_N);
+        mg_trainer t;
+        mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+        const size_t plane = conv ? 36 : 1, dim = 36;
+        CU_ASSERT_EQUAL(t.g.in_dim, 8 + 4);
+        CU_ASSERT_EQUAL(t.d_in, dim + 4 * plane);
+        CU_ASSERT_EQUAL(t.d.in_dim, (int)t.d_in);
+        if (conv)
+            CU_ASSERT_EQUAL(t.d.layer[0].in_c, 1 + 4);
+        mg_fixture_train(&t, 3);
+        /* The last D update's real rows: minibatch t.minibatch - 1 of the permutation. */
+        const int64_t pos = (t.minibatch - 1) % t.batches_per_epoch;
+        const uint32_t *idx = t.perm + pos * t.batch + (int64_t)t.rank * t.rows;
+        int bad_real = 0, bad_fake = 0, bad_g = 0, bad_mask = 0, seen[4] = {0};
+        for (int i = 0; i < t.rows; i++) {
+            const mg_real *real = t.xd + (size_t)i * t.d_in + dim;
+            const mg_real *fake = t.xd + (size_t)(t.rows + i) * t.d_in + dim;
+            const int32_t want = ds.labels[idx[i]];
+            for (int c = 0; c < 4; c++)
+                for (size_t j = 0; j < plane; j++)
+                    bad_real += real[c * plane + j] != (c == want);
+            /* The G update's fakes (phase k) sit in D's fake half, as its last forward saw them. */
+            const int32_t lab = t.g_labels[(size_t)cfg.train.k * t.rows + i];
+            const mg_real *g_in = t.z + ((size_t)cfg.train.k * t.rows + i) * t.g_in + 8;
+            seen[lab]++;
+            for (int c = 0; c < 4; c++) {
+                bad_g += g_in[c] != (c == lab);
+                for (size_t j = 0; j < plane; j++)
+                    bad_fake += fake[c * plane + j] != (c == lab);
+            }
+            if (!conv) /* D's layer 0 drops its input (keep 0.8), never the label */
+                for (size_t j = dim; j < t.d_in; j++)
+                    bad_mask += t.d.mask[0][(size_t)i * t.d_in + j] != 1;
+        }
+        CU_ASSERT_EQUAL(bad_real, 0);
+        CU_ASSERT_EQUAL(bad_fake, 0);
+        CU_ASSERT_EQUAL(bad_g, 0);
+        CU_ASSERT_EQUAL(bad_mask, 0);
+        if (!conv) { /* and it does drop the image: the test can tell */
+            int dropped = 0;
+            for (size_t j = 0; j < dim; j++)
+                dropped += t.d.mask[0][j] == 0;
+            CU_ASSERT(dropped > 0);
+        }
+        mg_trainer_free(&t);
+    }
+    /* Labels the trainer cannot use. */
+    mg_config cfg = make_config_full(paper_sgd, mg_fixture_conditional("uniform"),
+                                     MG_FIXTURE_CONDITIONAL_N);
+    mg_dataset plain = mg_fixture_blobs(64);
+    mg_trainer t;
+    mg_error err;
+    CU_ASSERT(mg_fixture_trainer(&t, &cfg, &plain, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "conditional.enabled: the training split has no labels");
+    ds.classes = 3;
+    CU_ASSERT(mg_fixture_trainer(&t, &cfg, &ds, world, &err) == -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "conditional.enabled: the training split's labels count 3 "
+                                    "classes, the conditional GAN 4");
+    mg_dataset_free(&plain);
+    mg_dataset_free(&ds);
+}
+
 /* Trains on the whole job with `on` and with `off` set (and `also`, if not NULL), and compares:
  * bit for bit on 2 ranks, where a sum of two does not depend on the order of the additions, and
  * within the rank-count tolerance of check_invariance on more. */
@@ -712,6 +848,7 @@ static void test_bad_params_reported(void)
     mg_trainer_step(&t, &s);
     CU_ASSERT_EQUAL(s.bad_params, 0);
     t.d_opt.spec.lr = INFINITY; /* what a configuration can no longer give (config.c) */
+    t.trap_fpe = 0; /* the NaN it makes (inf times a zero gradient) is the point, not a bug */
     mg_trainer_step(&t, &s);
     CU_ASSERT_EQUAL(s.bad_params & MG_NET_D, MG_NET_D);
     CU_ASSERT(!mg_all_finite(t.d.params, t.d.n_params));
@@ -825,6 +962,8 @@ int main(int argc, char **argv)
         {"conv_unsynced_batchnorm_differs", test_conv_unsynced_batchnorm_differs},
         {"sharded_same_as_replicated", test_sharded_same_as_replicated},
         {"bf16_trains", test_bf16_trains},
+        {"invariance_conditional", test_invariance_conditional},
+        {"conditional_inputs", test_conditional_inputs},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},

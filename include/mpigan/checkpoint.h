@@ -19,8 +19,16 @@
 #define MG_CHECKPOINT_FORMAT "mpigan-checkpoint"
 #define MG_CHECKPOINT_VERSION 1
 
+/* What a checkpoint holds: the two networks of a GAN (`mpigan train`), or a classifier (`mpigan
+ * classifier train`). Its root attribute `kind` names it; a file without one holds a GAN. */
+#define MG_CHECKPOINT_GAN "gan"
+#define MG_CHECKPOINT_CLASSIFIER "classifier"
+
 /* What a checkpoint says about itself, read without building networks. */
 typedef struct {
+    char kind[16];      /* MG_CHECKPOINT_GAN or MG_CHECKPOINT_CLASSIFIER */
+    int classes;        /* a GAN: the classes G and D are conditioned on (0: unconditional); a
+                           classifier: its classes. 0 for files written before labels existed */
     int format_version;
     char mpigan_version[32];
     int64_t step;       /* completed steps */
@@ -28,7 +36,7 @@ typedef struct {
     double epoch;
     uint64_t seed;
     int ranks;          /* rank count of the run that wrote it */
-    int channels, height, width; /* shape of one example (G's output) */
+    int channels, height, width; /* shape of one example (G's output; the classifier's input) */
     char *config_yaml;  /* the run's effective configuration (malloc'd; mg_checkpoint_info_free) */
 } mg_checkpoint_info;
 
@@ -44,6 +52,11 @@ typedef struct {
 typedef struct {
     mg_net *g, *d;             /* parameters */
     mg_optim *g_opt, *d_opt;   /* optimizer state and update counts */
+    mg_net *c;                 /* a classifier's checkpoint instead: c and c_opt, g and d NULL;
+                                  no window or elapsed_s (NULL) */
+    mg_optim *c_opt;
+    int classes;               /* the GAN's condition (0: none), or the classifier's classes: a
+                                  load refuses a file of other classes */
     int64_t *step;             /* completed steps (generator updates) */
     int64_t *minibatch;        /* real minibatches consumed */
     int64_t *skipped;          /* updates left out for NaN or Inf gradients (train.nonfinite) */
@@ -72,9 +85,13 @@ void mg_checkpoint_info_free(mg_checkpoint_info *info);
  * is when the load fails. */
 int mg_checkpoint_load(const mg_checkpoint_state *s, const char *path, mg_error *err);
 
-/* Loads only the generator's parameters into g (built from the checkpoint's configuration), for
- * sampling; the same checks as mg_checkpoint_load. */
-int mg_checkpoint_load_generator(mg_net *g, const char *path, mg_error *err);
+/* Loads only the generator's parameters into g (built from a configuration whose G is conditioned
+ * on `classes` classes, 0 for none), for sampling; the same checks as mg_checkpoint_load. */
+int mg_checkpoint_load_generator(mg_net *g, int classes, const char *path, mg_error *err);
+
+/* Loads only a classifier's parameters into c (built from its checkpoint's configuration), for
+ * `mpigan eval --classifier`; a GAN's checkpoint is refused. */
+int mg_checkpoint_load_classifier(mg_net *c, const char *path, mg_error *err);
 
 /* The step in a checkpoint file name ckpt-<step>.h5, or -1 when the name is not of that form. */
 long long mg_checkpoint_step_of(const char *path);

@@ -50,6 +50,8 @@ typedef struct {
         char format[16]; /* idx, cifar10, tfd or hdf5 */
         char train_images[MG_PATH_MAX]; /* idx */
         char test_images[MG_PATH_MAX];  /* idx */
+        char train_labels[MG_PATH_MAX]; /* idx: the labels of train_images (optional) */
+        char test_labels[MG_PATH_MAX];  /* idx: the labels of test_images (optional) */
         char path[MG_PATH_MAX];  /* cifar10: folder of the binary batches; tfd: the .mat; hdf5 */
         char test_path[MG_PATH_MAX]; /* hdf5: the test set's file (same dataset names) */
         char images[128];        /* hdf5: dataset of the images */
@@ -63,7 +65,23 @@ typedef struct {
         double range[2]; /* scale: the pixel values byte 0 and byte 255 stand for ([0, 1]; [-1, 1]
                             for a tanh G) */
         int shared_memory; /* the ranks of a node share one copy of the training set */
+        int classes;       /* how many classes the labels count: given, or the format's own
+                              (cifar10 10, tfd 7); 0 where there are no labels */
     } data;
+
+    /* A conditional GAN: G and D take the one-hot label beside their input (labels.h). */
+    struct {
+        int enabled;
+        enum mg_label_draw fake_labels; /* the fake rows' labels: uniform or as the data's */
+    } conditional;
+
+    /* A classifier configuration (`mpigan classifier train`) has this instead of generator and
+     * discriminator: its layers end in a linear layer of data.classes units, the logits of a
+     * softmax. n_layers 0: a GAN configuration. */
+    struct {
+        mg_net_spec net;
+        mg_optim_spec optim;
+    } classifier;
 
     mg_generator_spec generator;
     mg_discriminator_spec discriminator; /* the last layer must be sigmoid with 1 unit */
@@ -87,6 +105,7 @@ typedef struct {
         int every;    /* epochs between Parzen estimates during training (0: never) */
         int samples;  /* generated samples in the window */
         int points;   /* validation examples scored (the first of the validation split) */
+        char classifier[MG_PATH_MAX]; /* a classifier checkpoint: its figures too ("" none) */
     } eval;
 
     struct {
@@ -114,8 +133,18 @@ int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name,
 /* Writes the effective configuration as YAML that mg_config_load reads back to the same struct. */
 int mg_config_write(const mg_config *cfg, FILE *f);
 
-/* What the trainer needs of cfg: seed, generator, discriminator and training loop. */
+/* What the trainer needs of cfg: seed, generator, discriminator, training loop and condition. */
 mg_gan_spec mg_config_gan(const mg_config *cfg);
+
+/* 1 for a classifier configuration, 0 for a GAN's. */
+int mg_config_is_classifier(const mg_config *cfg);
+
+/* The classes G and D are conditioned on: data.classes for a conditional GAN, else 0. */
+int mg_config_gan_classes(const mg_config *cfg);
+
+/* 1 if cfg's training split comes with labels: idx data.train_labels, cifar10 always, tfd a
+ * labelled split (train, valid, test), hdf5 data.labels. */
+int mg_config_has_labels(const mg_config *cfg);
 
 /* How wide the values of one [0, 1] pixel are in the data G learns: data.range's span for pixels
  * as the file gives them, 1 for GCN'd data (which has no pixel scale of its own). Parzen windows

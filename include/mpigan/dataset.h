@@ -21,7 +21,11 @@ typedef struct {
                         (a training set of pixel bytes: mg_split_load_train); else NULL */
     int ranged;      /* bytes stand for lo + (hi - lo) * mg_byte_value(byte) instead: data.range */
     double lo, hi;
-    struct mg_shared *shared; /* x or bytes live in a node's shared window (mg_dataset_unload) */
+    int32_t *labels; /* (n) the class of each example, in [0, classes); NULL when the data set
+                        has none (or they were not asked for) */
+    int classes;     /* with labels: how many classes there are (data.classes) */
+    struct mg_shared *shared; /* x or bytes, and labels, live in a node's shared window
+                                 (mg_dataset_unload) */
 } mg_dataset;
 
 /* What every reader of pixel bytes stores: b / 255 rounded once to mg_real. */
@@ -33,7 +37,8 @@ static inline mg_real mg_byte_value(uint8_t b)
 /* Allocates an empty private dataset of n examples of the given shape (x zeroed). */
 int mg_dataset_alloc(mg_dataset *ds, int n, int channels, int height, int width, mg_error *err);
 
-/* Frees a private dataset (what a reader or mg_dataset_alloc made); NULL or empty: nothing. A
+/* Frees a private dataset (what a reader or mg_dataset_alloc made), its labels too; NULL or
+ * empty: nothing. A
  * dataset in a shared window is not this process's to free: mg_dataset_unload. */
 void mg_dataset_free(mg_dataset *ds);
 

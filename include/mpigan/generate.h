@@ -20,7 +20,8 @@
  * during training. */
 void mg_sample_noise(mg_real *z, const mg_config *cfg, int64_t first, int n, uint64_t set);
 
-/* Collective: G as cfg describes it, for up to max_rows rows per pass, its parameters and its
+/* Collective: G as cfg describes it (conditional on data.classes when cfg's is), for up to
+ * max_rows rows per pass, its parameters and its
  * batch norms' running averages (what sampling normalises with) read from checkpoint `path` by
  * rank 0 and broadcast. On an error every rank returns -1 (err set on rank 0) with nothing to
  * free. */
@@ -34,5 +35,20 @@ int mg_generator_load(mg_net *g, const mg_config *cfg, int max_rows, const char 
  * pass NULL. */
 void mg_generate(mg_real *x, mg_real *z, mg_net *g, const mg_config *cfg, int64_t n, uint64_t set,
                  const mg_comm *comm, int root);
+
+/* The labels of a conditional G's samples. Sample i of a set has class i mod classes, so that a
+ * set holds every class alike and the same rows whatever its size; drawn for one class `cls`, the
+ * samples are the set's rows cls, cls + classes, cls + 2 classes, ... (their noise and label, the
+ * same images). */
+#define MG_ALL_CLASSES (-1)
+
+/* The global row of a set behind sample j of a draw: j, or with a class cls + classes j. */
+int64_t mg_sample_row(int64_t j, int classes, int cls);
+
+/* mg_generate for G conditioned on `classes` (0: unconditional; cls must be MG_ALL_CLASSES): the
+ * labels of the samples into labels (n) on root when not NULL; cls: MG_ALL_CLASSES, or one class,
+ * as mg_sample_row says. */
+void mg_generate_labeled(mg_real *x, mg_real *z, int32_t *labels, mg_net *g, const mg_config *cfg,
+                         int64_t n, uint64_t set, int cls, const mg_comm *comm, int root);
 
 #endif

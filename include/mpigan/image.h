@@ -30,6 +30,21 @@ mg_pixel_scale mg_pixel_scale_of(const mg_config *cfg);
 int mg_png_grid(const char *path, const mg_real *images, int n, int cols, int C, int H, int W,
                 const mg_real *neighbours, const mg_pixel_scale *scale, mg_error *err);
 
+/* The samples of a conditional G, sample i of class i mod classes (generate.h), one grid row per
+ * class: sample r + classes c in row r, column c, ceil(n / classes) columns, cells past n border
+ * grey. `neighbours` (classes, C, H, W): the training example nearest to each row's last sample
+ * (mg_class_grid_last). As mg_png_grid otherwise. */
+int mg_png_class_grid(const char *path, const mg_real *images, int n, int classes, int C, int H,
+                      int W, const mg_real *neighbours, const mg_pixel_scale *scale,
+                      mg_error *err);
+
+/* The sample in the last cell of class grid row r (the largest i < n of class r), or -1 when the
+ * row is empty (r >= n). */
+int mg_class_grid_last(int n, int classes, int r);
+
+/* mg_png_grid_fits for mg_png_class_grid. */
+int mg_class_grid_fits(int n, int classes, int C, int H, int W, int neighbours, mg_error *what);
+
 /* 0 if mg_png_grid can draw n images (C, H, W) in cols columns (with the neighbour column when
  * `neighbours`), else -1 with what is wrong ("grid of 100001 x 29 pixels is too large"): for a
  * run to check before it starts rather than at its first snapshot. */

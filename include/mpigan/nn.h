@@ -201,6 +201,8 @@ typedef struct {
                                  weight gradients each time those from parameter `from` on are
                                  final (after each layer with parameters): starts their sums */
     void *grads_done_arg;
+    int keep_in;            /* the last keep_in input values of each row are never dropped out:
+                               a conditional network's label (labels.h); set after init */
 
     /* Activations of the last forward pass; layer l reads x[l] and writes pre[l], out[l]. */
     const mg_real *x[MG_MAX_LAYERS]; /* (rows, in) input after dropout */

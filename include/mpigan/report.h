@@ -60,6 +60,9 @@ typedef struct {
     int parzen_pending;  /* a Parzen estimate for this step: its record is written now */
     int parzen_points;
     double parzen_ll, parzen_sigma;
+    int quality_pending; /* eval.classifier's figures for this step too */
+    double fid, score, accuracy; /* accuracy: NaN unless conditional */
+    int coverage, classes;
 } mg_report;
 
 /* Opens metrics.jsonl in dir for appending (never through a link). A resumed run passes the
@@ -73,6 +76,10 @@ int mg_report_open(mg_report *r, const char *dir, const mg_config *cfg, const mg
 int mg_report_step(mg_report *r, const mg_trainer *t, const mg_step_stats *s, mg_error *err);
 /* A Parzen estimate of this step, for its record and progress line. */
 void mg_report_parzen(mg_report *r, int points, double ll, double sigma);
+/* The classifier's figures of the same estimate (eval.classifier): Frechet distance, classifier
+ * score, mode coverage of `classes`, a conditional G's accuracy (NaN: none). */
+void mg_report_quality(mg_report *r, double fid, double score, int coverage, int classes,
+                       double accuracy);
 /* Training seconds of the run so far, resumed parts included. */
 double mg_report_elapsed(const mg_report *r);
 /* metrics.jsonl to disk (fsync), before a checkpoint says the run got this far. */

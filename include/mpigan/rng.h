@@ -18,6 +18,7 @@ enum mg_stream_kind {
     MG_STREAM_PERMUTATION,  /* data order; step = epoch */
     MG_STREAM_NOISE,        /* generator input; sub = phase within the step */
     MG_STREAM_DROPOUT,      /* dropout masks; sub = phase * MG_MAX_LAYERS + layer */
+    MG_STREAM_LABELS,       /* a conditional generator's fake labels; sub = phase */
 };
 
 typedef struct {

@@ -15,8 +15,10 @@ typedef struct {
     int64_t n;                       /* samples */
     const char *out;                 /* HDF5 file */
     const char *png;                 /* grid picture, or NULL */
-    int columns;                     /* of the grid; 0: square */
+    int columns;                     /* of the grid; 0: square (a conditional G's: a row per class) */
     uint64_t set;                    /* which noise set: 0 is the training snapshots' */
+    int cls;                         /* a conditional G's samples of this class only, or
+                                        MG_ALL_CLASSES (-1): sample i of class i mod classes */
 } mg_sample_opts;
 
 typedef struct {

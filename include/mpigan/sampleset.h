@@ -25,6 +25,15 @@ int mg_sampleset_append(const char *path, const mg_real *x, mg_image_shape shape
 int mg_sampleset_write(const char *path, const mg_real *x, mg_image_shape shape, const mg_real *z,
                        int noise_dim, const char *checkpoint, int64_t step, mg_error *err);
 
+/* The same for a conditional G's samples: labels (n), the class of each, go into /labels (NULL:
+ * none). An existing file must hold the same labels. */
+int mg_sampleset_append_labeled(const char *path, const mg_real *x, mg_image_shape shape,
+                                const mg_real *z, int noise_dim, const int32_t *labels,
+                                int64_t step, mg_error *err);
+int mg_sampleset_write_labeled(const char *path, const mg_real *x, mg_image_shape shape,
+                               const mg_real *z, int noise_dim, const int32_t *labels,
+                               const char *checkpoint, int64_t step, mg_error *err);
+
 /* For a resumed run: drops the snapshots of `path` taken after `step` (written after the
  * checkpoint the run resumes from, and about to be taken again), so that the file equals that
  * of an uninterrupted run. A missing file: nothing to do. *kept receives the snapshots left. */

@@ -25,4 +25,10 @@ enum mg_tfd_split {
 int mg_tfd_read(mg_dataset *ds, int32_t **labs_ex, int32_t **labs_id, const char *path, int fold,
                 enum mg_tfd_split split, mg_error *err);
 
+/* TFD's expression labels as classes: labs_ex 1 to 7 (anger, disgust, fear, happy, sad,
+ * surprise, neutral) becomes 0 to 6 in place, as pylearn2's TFD reads them. A row without one
+ * (-1) or another value is an error naming the example of split `split` (a name) of file path. */
+int mg_tfd_expression_classes(int32_t *labs_ex, int n, const char *path, const char *split,
+                              mg_error *err);
+
 #endif

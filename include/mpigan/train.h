@@ -13,6 +13,7 @@
 #include "mpigan/comm.h"
 #include "mpigan/dataset.h"
 #include "mpigan/error.h"
+#include "mpigan/labels.h"
 #include "mpigan/nn.h"
 #include "mpigan/optim.h"
 #include "mpigan/rng.h"
@@ -73,6 +74,9 @@ typedef struct {
     mg_generator_spec generator;
     mg_discriminator_spec discriminator;
     mg_train_spec train;
+    int classes;   /* > 0: G and D conditional on the one-hot label of this many classes
+                      (labels.h); the training split must carry its labels. 0: unconditional */
+    enum mg_label_draw fake_labels; /* how the fake rows' labels are drawn */
 } mg_gan_spec;
 
 /* Where the time of a step goes. */
@@ -134,10 +138,19 @@ typedef struct {
     uint64_t *row_id;       /* (2 rows) global row index: real rows, then fake rows */
     int phases;             /* blocks of rows G makes per step: k + 1 (simultaneous: 1) */
     uint64_t *g_row_id;     /* (phases, rows) G's row ids: phase and global fake row */
-    mg_real *z;             /* (phases, rows, noise_dim) noise of each phase of the step */
-    mg_real *xd;            /* (2 rows, dim) D's input: this rank's real rows, then fake rows */
+    /* A conditional GAN (spec.classes > 0) joins the one-hot label to G's noise and to D's
+     * input (labels.h): G's rows are (noise_dim + classes) values, D's the example's dim and
+     * classes planes of label_plane values (1 for a dense first layer, H W for a conv one). */
+    int g_in;               /* G's input values per row: noise_dim (+ classes) */
+    size_t d_in;            /* D's input values per row: dim (+ classes label_plane) */
+    size_t label_plane;
+    int32_t *g_labels;      /* (phases, rows) the fake rows' labels of each phase (conditional) */
+    int64_t *label_cum;     /* (classes + 1) the training split's class counts, running, for
+                               fake_labels frequency; NULL for uniform */
+    mg_real *z;             /* (phases, rows, g_in) noise (and label) of each phase of the step */
+    mg_real *xd;            /* (2 rows, d_in) D's input: this rank's real rows, then fake rows */
     mg_real *dlogit;        /* (2 rows) */
-    mg_real *dx;            /* (rows, dim) gradient of D's input on the fake rows */
+    mg_real *dx;            /* (rows, d_in) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
     double mark;            /* wall clock of the last lap of a step's timers (train.c) */
@@ -171,8 +184,12 @@ const char *mg_trainer_sums(const mg_trainer *t);
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats);
 
 /* G's output without dropout for z (n, noise_dim) into out (n, dim), in chunks of t->rows through
- * G's training buffers: call between steps only. Not collective. */
+ * G's training buffers: call between steps only. Not collective. An unconditional G only. */
 void mg_trainer_generate(mg_trainer *t, const mg_real *z, int n, mg_real *out);
+
+/* The same for G conditioned on labels (n) (NULL for an unconditional G). */
+void mg_trainer_generate_labeled(mg_trainer *t, const mg_real *z, const int32_t *labels, int n,
+                                 mg_real *out);
 
 /* Steps the configured run lasts. */
 int64_t mg_trainer_total_steps(const mg_trainer *t);

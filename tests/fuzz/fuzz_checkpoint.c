@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
-    rc = mg_checkpoint_load_generator(&gen, path, &err);
+    rc = mg_checkpoint_load_generator(&gen, 0, path, &err);
     fuzz_check_error(rc, &err, path);
     fuzz_check_hdf5_closed();
     return 0;
