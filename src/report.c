@@ -42,11 +42,12 @@ double mg_peak_rss_mb(void)
 
 void mg_memory_over_ranks(mg_memory *m, const mg_comm *comm)
 {
-    double rss, pss, sum, lo;
+    double rss, pss, sum;
     mg_memory_mb(&rss, &pss);
     mg_comm_minmaxsum(comm, rss, &m->rss_min, &m->rss_max, &sum);
     mg_comm_minmaxsum(comm, pss, &m->pss_min, &m->pss_max, &m->pss_sum);
-    mg_comm_minmaxsum(comm, mg_peak_rss_mb(), &lo, &m->peak_rss_max, &sum);
+    mg_comm_minmaxsum(comm, mg_peak_rss_mb(), &m->peak_rss_min, &m->peak_rss_max, &sum);
+    m->optim_values_min = m->optim_values_max = m->optim_values_whole = 0;
 }
 
 /* A batch job's output goes to a file even when mpirun hands the ranks a terminal; an
@@ -251,9 +252,18 @@ static json_t *minmeanmax(double min, double mean, double max)
     return json_pack("{s:f, s:f, s:f}", "min", min, "mean", mean, "max", max);
 }
 
-int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const double *tmean,
-                    const double *tmax, const mg_memory *mem, mg_error *err)
+static json_t *timers_object(const double *min, const double *mean, const double *max)
 {
+    json_t *timers = json_object();
+    for (int i = 0; i < MG_TIMER_COUNT; i++)
+        json_object_set_new(timers, mg_timer_names[i], minmeanmax(min[i], mean[i], max[i]));
+    return timers;
+}
+
+int mg_report_close(mg_report *r, const mg_trainer *t, const mg_run_timers *tm,
+                    const mg_memory *mem, mg_error *err)
+{
+    const double *tmin = tm->min, *tmean = tm->mean, *tmax = tm->max;
     double seconds = mg_comm_wtime() - r->t_start;
     double rate =
         seconds > 0 ? examples_per_step(t) * (double)(t->step - r->step_start) / seconds : 0;
@@ -264,19 +274,23 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
     if (rc)
         return -1;
 
-    json_t *timers = json_object();
-    for (int i = 0; i < MG_TIMER_COUNT; i++)
-        json_object_set_new(timers, mg_timer_names[i], minmeanmax(tmin[i], tmean[i], tmax[i]));
+    json_t *timers = timers_object(tmin, tmean, tmax);
+    json_t *steady = timers_object(tm->steady_min, tm->steady_mean, tm->steady_max);
     json_t *o = json_pack(
         "{s:s, s:o, s:i, s:i, s:s, s:s, s:i, s:I, s:f, s:f, s:f, s:f,"
-        " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:o}",
+        " s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:{s:f, s:f, s:f, s:f}, s:o,"
+        " s:{s:I, s:o}}",
         "mpigan_version", MPIGAN_VERSION, "config", mg_record_path(r->source), "ranks", t->nranks,
         "threads_per_rank", r->threads, "blas_kernels", mg_blas_kernels(), "gradient_sums",
         mg_trainer_sums(t), "global_batch", t->batch, "steps", (json_int_t)t->step, "epochs",
         mg_trainer_epoch(t), "seconds", seconds, "elapsed_s", mg_report_elapsed(r),
         "samples_per_s", rate, "memory_mb", "rss_min", mem->rss_min, "rss_max", mem->rss_max,
         "pss_min", mem->pss_min, "pss_max", mem->pss_max, "pss_sum", mem->pss_sum,
-        "peak_rss_max", mem->peak_rss_max, "timers", timers);
+        "peak_rss_min", mem->peak_rss_min, "peak_rss_max", mem->peak_rss_max,
+        "optimizer_state", "values_min", mem->optim_values_min, "values_max",
+        mem->optim_values_max, "values_whole", mem->optim_values_whole, "mb_max",
+        mem->optim_values_max * sizeof(mg_real) / 1e6, "timers", timers, "steady_state", "steps",
+        (json_int_t)tm->steady_steps, "timers", steady);
     char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(2) |
                                        JSON_REAL_PRECISION(RECORD_PRECISION))
                    : NULL;
@@ -304,9 +318,14 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const
             fprintf(r->out, "  %s %.2f/%.2f/%.2f", mg_timer_names[i], tmin[i], tmean[i], tmax[i]);
         fprintf(r->out,
                 "\nmemory per rank (MB, min-max): RSS %.0f-%.0f, PSS %.0f-%.0f; PSS of all ranks "
-                "%.0f; peak RSS %.0f\n",
+                "%.0f; peak RSS %.0f-%.0f; optimizer state %.0f-%.0f (%.2f of every "
+                "parameter's)\n",
                 mem->rss_min, mem->rss_max, mem->pss_min, mem->pss_max, mem->pss_sum,
-                mem->peak_rss_max);
+                mem->peak_rss_min, mem->peak_rss_max,
+                mem->optim_values_min * sizeof(mg_real) / 1e6,
+                mem->optim_values_max * sizeof(mg_real) / 1e6,
+                mem->optim_values_whole > 0 ? mem->optim_values_max / mem->optim_values_whole
+                                            : 0);
         fprintf(r->out, "run directory: %s\n", r->dir);
     }
     return 0;

@@ -731,15 +731,21 @@ int mg_session_close(mg_session *s, int status)
         if (status == MG_EXIT_OK && !checkpoint(s))
             status = fail(s, MG_EXIT_RUNTIME);
     }
-    double tmin[MG_TIMER_COUNT], tmean[MG_TIMER_COUNT], tmax[MG_TIMER_COUNT];
-    mg_trainer_timers(t, tmin, tmean, tmax);
+    mg_run_timers timers;
+    mg_trainer_timers(t, timers.min, timers.mean, timers.max);
+    mg_trainer_steady_timers(t, timers.steady_min, timers.steady_mean, timers.steady_max,
+                             &timers.steady_steps);
     /* Resident memory per rank at the end, when training has touched the data: RSS, and PSS,
      * which counts the node's shared copy of the training set once per node. */
     mg_memory mem;
     mg_comm_waiting_for(s->comm, "the memory figures of step %lld", (long long)t->step);
     mg_memory_over_ranks(&mem, s->comm);
+    double sum;
+    mg_comm_minmaxsum(s->comm, (double)mg_trainer_optim_values(t), &mem.optim_values_min,
+                      &mem.optim_values_max, &sum);
+    mem.optim_values_whole = (double)mg_trainer_optim_values_whole(t);
     if (s->rank == 0) {
-        if (mg_report_close(&s->report, t, tmin, tmean, tmax, &mem, &s->err)) {
+        if (mg_report_close(&s->report, t, &timers, &mem, &s->err)) {
             fprintf(stderr, "mpigan: %s\n", s->err.msg);
             if (status == MG_EXIT_OK || status == MG_EXIT_STOPPED)
                 status = MG_EXIT_RUNTIME;

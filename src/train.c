@@ -28,6 +28,8 @@ const char *const mg_timer_names[MG_TIMER_COUNT] = {
     [MG_TIMER_IO] = "io",
     [MG_TIMER_EVAL] = "eval",
     [MG_TIMER_BN_REDUCE] = "bn_allreduce",
+    [MG_TIMER_BUCKETS] = "bucket_sums",
+    [MG_TIMER_GATHER] = "param_gather",
 };
 
 /* Network ids: they key parameter initialisation and dropout streams. */
@@ -95,14 +97,33 @@ static size_t part_size(const mg_trainer *t, int net)
     return n;
 }
 
-/* The backward pass has written every gradient from `from` on (mg_net.grads_done). */
-static void bucket_ready(void *reducer, size_t from)
+/* The backward pass has written every gradient from `from` on (mg_net.grads_done): buckets
+ * start, and those in flight progress. The time goes to its own timer and the lap mark moves
+ * past it, so that the compute phase around it does not count it: on one node MPI's progress
+ * calls are where the copies and additions of the sums happen. */
+static void bucket_ready(mg_trainer *t, mg_reducer *r, size_t from)
 {
-    mg_reducer_ready(reducer, from);
+    const double t0 = mg_comm_wtime();
+    mg_reducer_ready(r, from);
+    const double dt = mg_comm_wtime() - t0;
+    t->timer[MG_TIMER_BUCKETS] += dt;
+    t->mark += dt;
+}
+
+static void g_bucket_ready(void *trainer, size_t from)
+{
+    mg_trainer *t = trainer;
+    bucket_ready(t, t->g_sum, from);
+}
+
+static void d_bucket_ready(void *trainer, size_t from)
+{
+    mg_trainer *t = trainer;
+    bucket_ready(t, t->d_sum, from);
 }
 
 /* net's gradients summed in buckets of about `mb` MB, cut where a layer's parameters start. */
-static void buckets_for(mg_reducer *r, mg_net *net, double mb)
+static void buckets_for(mg_trainer *t, mg_reducer *r, mg_net *net, double mb)
 {
     size_t cuts[MG_MAX_LAYERS];
     int n = 0;
@@ -121,8 +142,8 @@ static void buckets_for(mg_reducer *r, mg_net *net, double mb)
         cuts[n - 1 - i] = c;
     }
     mg_reducer_buckets(r, MG_STATS_SLOTS, cuts, n);
-    net->grads_done = bucket_ready;
-    net->grads_done_arg = r;
+    net->grads_done = net == &t->g ? g_bucket_ready : d_bucket_ready;
+    net->grads_done_arg = t;
 }
 
 /* Rank 0's parameters and running averages to every rank (with a sharded update, through the
@@ -243,8 +264,8 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
      * train.bucket_mb; the backward passes start them as they finish them. */
     t->bucketed = 0;
     if (cfg->train.bucket_mb > 0 && t->nranks > 1 && !mg_reducer_shared(t->g_sum)) {
-        buckets_for(t->g_sum, &t->g, cfg->train.bucket_mb);
-        buckets_for(t->d_sum, &t->d, cfg->train.bucket_mb);
+        buckets_for(t, t->g_sum, &t->g, cfg->train.bucket_mb);
+        buckets_for(t, t->d_sum, &t->d, cfg->train.bucket_mb);
         t->bucketed = 1;
     }
     if (cfg->train.gradient_bf16) {
@@ -550,8 +571,10 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         const int k = mg_trainer_pieces(t, bit, lo, hi);
         const int ok = mg_optim_step_pieces(opt, net->params, net->grads, lo, hi, k,
                                             t->step_epochs);
+        lap(t, MG_TIMER_UPDATE);
         if (!mg_reducer_gather(sum, ok))
             s->bad_params |= bit;
+        lap(t, MG_TIMER_GATHER);
         if (mg_net_has_constraint(net)) {
             int part, parts;
             mg_reducer_share_of(sum, &part, &parts);
@@ -692,6 +715,8 @@ const char *mg_trainer_sums(const mg_trainer *t)
 void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
 {
     stats->nonfinite = stats->bad_params = 0;
+    if (t->steps_run++ == 1) /* the first step, and what came after it, done */
+        memcpy(t->warm, t->timer, sizeof t->warm);
     t->mark = mg_comm_wtime();
     t->step_epochs = t->minibatch / t->batches_per_epoch;
     if (t->trap_fpe) /* only here: the hot loop is where a NaN starts; I/O and eval are not */
@@ -819,12 +844,44 @@ void mg_trainer_broadcast_state(mg_trainer *t)
     t->minibatch = counters[1];
 }
 
-void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max)
+static void timers_over_ranks(const mg_trainer *t, const double *mine, double *min,
+                              double *mean, double *max)
 {
     mg_comm_waiting_for(t->comm, "the timers of step %lld", (long long)t->step);
     for (int i = 0; i < MG_TIMER_COUNT; i++) {
         double sum;
-        mg_comm_minmaxsum(t->comm, t->timer[i], &min[i], &max[i], &sum);
+        mg_comm_minmaxsum(t->comm, mine[i], &min[i], &max[i], &sum);
         mean[i] = sum / t->nranks;
     }
+}
+
+void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max)
+{
+    timers_over_ranks(t, t->timer, min, mean, max);
+}
+
+void mg_trainer_steady_timers(const mg_trainer *t, double *min, double *mean, double *max,
+                              int64_t *steps)
+{
+    double mine[MG_TIMER_COUNT] = {0};
+    *steps = t->steps_run > 1 ? t->steps_run - 1 : 0;
+    for (int i = 0; i < MG_TIMER_COUNT && *steps; i++)
+        mine[i] = t->timer[i] - t->warm[i];
+    timers_over_ranks(t, mine, min, mean, max);
+}
+
+static size_t optim_values(const mg_optim *opt)
+{
+    return opt->n * (opt->v ? 2 : 1);
+}
+
+size_t mg_trainer_optim_values(const mg_trainer *t)
+{
+    return optim_values(&t->g_opt) + optim_values(&t->d_opt);
+}
+
+size_t mg_trainer_optim_values_whole(const mg_trainer *t)
+{
+    const size_t per_g = t->g_opt.v ? 2 : 1, per_d = t->d_opt.v ? 2 : 1;
+    return t->g.n_params * per_g + t->d.n_params * per_d;
 }

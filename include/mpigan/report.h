@@ -27,8 +27,19 @@ typedef struct {
     double rss_min, rss_max; /* resident set */
     double pss_min, pss_max; /* proportional set: a page shared by k processes counts 1/k */
     double pss_sum;          /* all ranks: the node's shared copy of the data counts once */
-    double peak_rss_max;     /* the highest peak RSS of any rank */
+    double peak_rss_min, peak_rss_max; /* the lowest and highest peak RSS of any rank */
+    /* Optimizer state per rank, in values (mg_trainer_optim_values; set by the caller): the
+     * fewest and most any rank keeps, and what a rank of the replicated update keeps. */
+    double optim_values_min, optim_values_max, optim_values_whole;
 } mg_memory;
+
+/* Each timer's min, mean and max over the ranks (mg_trainer_timers), for the whole run and for
+ * its steady state (mg_trainer_steady_timers: every step after this process's first). */
+typedef struct {
+    double min[MG_TIMER_COUNT], mean[MG_TIMER_COUNT], max[MG_TIMER_COUNT];
+    double steady_min[MG_TIMER_COUNT], steady_mean[MG_TIMER_COUNT], steady_max[MG_TIMER_COUNT];
+    int64_t steady_steps;
+} mg_run_timers;
 
 /* Collective over comm: every rank's figures, reduced (the result on every rank). */
 void mg_memory_over_ranks(mg_memory *m, const mg_comm *comm);
@@ -84,8 +95,8 @@ void mg_report_quality(mg_report *r, double fid, double score, int coverage, int
 double mg_report_elapsed(const mg_report *r);
 /* metrics.jsonl to disk (fsync), before a checkpoint says the run got this far. */
 int mg_report_sync(mg_report *r, mg_error *err);
-/* The final line, run.json (timers are mg_trainer_timers' output); closes metrics.jsonl. */
-int mg_report_close(mg_report *r, const mg_trainer *t, const double *tmin, const double *tmean,
-                    const double *tmax, const mg_memory *mem, mg_error *err);
+/* The final line, run.json; closes metrics.jsonl. */
+int mg_report_close(mg_report *r, const mg_trainer *t, const mg_run_timers *timers,
+                    const mg_memory *mem, mg_error *err);
 
 #endif

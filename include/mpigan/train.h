@@ -91,6 +91,11 @@ enum mg_timer {
     MG_TIMER_EVAL,      /* Parzen estimates during training (rank 0, the others wait) */
     MG_TIMER_BN_REDUCE, /* batch norm statistics summed over ranks (sync), inside the compute
                            phases, whose timers leave it out */
+    MG_TIMER_BUCKETS,   /* inside the backward passes: starting bucket sums and driving MPI's
+                           progress of those in flight (train.bucket_mb; the compute timers
+                           leave it out): on one node, the copies and additions themselves */
+    MG_TIMER_GATHER,    /* a sharded update's exchange of the updated parameters (its arithmetic
+                           stays in MG_TIMER_UPDATE) */
     MG_TIMER_COUNT
 };
 extern const char *const mg_timer_names[MG_TIMER_COUNT];
@@ -153,6 +158,9 @@ typedef struct {
     mg_real *dx;            /* (rows, d_in) gradient of D's input on the fake rows */
 
     double timer[MG_TIMER_COUNT]; /* seconds spent in each phase on this rank */
+    double warm[MG_TIMER_COUNT];  /* timer as this process's second step began: what the first
+                                     (page faults of fresh buffers, cold caches) cost */
+    int64_t steps_run;            /* mg_trainer_step calls of this process */
     double mark;            /* wall clock of the last lap of a step's timers (train.c) */
     mg_reducer *g_sum, *d_sum; /* gradient sums; G's and D's grads are their buffers */
     mg_request *reduce;     /* D's gradient allreduce in flight (train.overlap) */
@@ -220,5 +228,14 @@ void mg_trainer_broadcast_state(mg_trainer *t);
 
 /* Collective: each timer's min, mean and max over ranks, in seconds. */
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max);
+/* The same for the steady state: the timers of every step of this process after its first,
+ * whose first touches of fresh buffers can cost more than a later step (3.5x on the CIFAR-10
+ * MLP); *steps is how many (0 after one step or none). Collective. */
+void mg_trainer_steady_timers(const mg_trainer *t, double *min, double *mean, double *max,
+                              int64_t *steps);
+/* Values of optimizer state (momentum; Adam's two moments) this rank keeps, and what a rank of
+ * the replicated update keeps (every parameter's): with train.sharded_update about 1/R of it. */
+size_t mg_trainer_optim_values(const mg_trainer *t);
+size_t mg_trainer_optim_values_whole(const mg_trainer *t);
 
 #endif
