@@ -4,11 +4,9 @@
 #include "mpigan/classify.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mpigan/blas.h"
@@ -142,80 +140,16 @@ static int load_checkpoint(run *r)
     return mg_checkpoint_load(&st, r->ckpt, &r->err);
 }
 
-static char *config_text(const mg_config *cfg)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f || mg_config_write(cfg, f) != 0 || fclose(f) != 0) {
-        fprintf(stderr, "mpigan: out of memory writing the configuration\n");
-        exit(MG_EXIT_RUNTIME);
-    }
-    return text;
-}
-
-static void choose_dir(run *r)
-{
-    const mg_train_opts *o = &r->opts;
-    if (o->out) {
-        snprintf(r->dir, sizeof r->dir, "%s", o->out);
-    } else if (o->resume) {
-        char tmp[MG_PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s", r->ckpt);
-        snprintf(r->dir, sizeof r->dir, "%s", dirname(tmp));
-    } else if (r->cfg.output.dir[0]) {
-        snprintf(r->dir, sizeof r->dir, "%s", r->cfg.output.dir);
-    } else {
-        const char *base = strrchr(o->config, '/');
-        base = base ? base + 1 : o->config;
-        size_t len = strcspn(base, ".");
-        char stamp[32];
-        time_t now = time(NULL);
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-        snprintf(r->dir, sizeof r->dir, "runs/%.*s-%s", (int)len, base, stamp);
-    }
-}
-
-/* The newest checkpoint of dir into newest when its step is after `step`: resuming from an older
- * one would mix two histories. */
-static int later_checkpoint(const char *dir, int64_t step, char *newest, size_t n)
-{
-    mg_error none;
-    return mg_checkpoint_find_latest(newest, n, dir, &none) == 0 &&
-           mg_checkpoint_step_of(newest) > step;
-}
-
 /* Rank 0: the run directory locked and checked before anything in it changes; then made ready. */
 static int prepare_dir(run *r)
 {
     const mg_train_opts *o = &r->opts;
-    if (mg_rundir_open(&r->rundir, r->dir, &r->err))
+    if (mg_rundir_open(&r->rundir, r->dir, &r->err) ||
+        mg_rundir_check_start(&r->rundir, o->resume != NULL, o->force, r->c.step, &r->err))
         return -1;
-    r->yaml = config_text(&r->cfg);
-    char newest[MG_PATH_MAX + 64];
-    if (o->resume && !o->force && later_checkpoint(r->dir, r->c.step, newest, sizeof newest))
-        return mg_fail(&r->err,
-                       "%s: holds checkpoints after step %lld (%s): resume into another --out, or "
-                       "pass --force to delete them",
-                       r->dir, (long long)r->c.step, newest);
-    if (!o->resume && !o->force && r->rundir.holds_run)
-        return mg_fail(&r->err,
-                       "%s: already holds a run (metrics.jsonl or checkpoints): choose another "
-                       "directory with --out, or pass --force to move its files aside",
-                       r->dir);
+    r->yaml = mg_config_text(&r->cfg);
     r->opened = 1;
-    if (!o->resume && r->rundir.holds_run) {
-        char moved[MG_PATH_MAX + 64];
-        if (mg_rundir_move_aside(&r->rundir, moved, sizeof moved, &r->err))
-            return -1;
-        fprintf(stderr, "mpigan: %s held a run (--force): its files are now in %s\n", r->dir,
-                moved);
-    }
-    while (o->resume && later_checkpoint(r->dir, r->c.step, newest, sizeof newest))
-        if (unlink(newest) != 0)
-            return mg_fail(&r->err, "%s: cannot delete: %m", newest);
-    if ((o->resume && mg_rundir_trim(&r->rundir, r->c.step, &r->err)) ||
-        mg_rundir_write_config(&r->rundir, &r->cfg, &r->err))
+    if (mg_rundir_start(&r->rundir, &r->cfg, o->resume != NULL, r->c.step, &r->err))
         return -1;
     char path[MG_PATH_MAX + 64];
     mg_error what;
@@ -411,7 +345,8 @@ static int open_run(run *r)
         snprintf(r->saved, sizeof r->saved, "%s", r->ckpt);
     }
     r->total = mg_classifier_total_steps(&r->c);
-    choose_dir(r);
+    mg_rundir_choose(r->dir, sizeof r->dir, r->opts.out, r->opts.resume ? r->ckpt : NULL,
+                     r->cfg.output.dir, r->opts.config);
     if (!on_rank0(r, prepare_dir, "the set-up of the run directory"))
         return MG_EXIT_INPUT;
     r->t_start = r->t_mark = mg_comm_wtime();

@@ -2388,3 +2388,15 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     /* Buffered write errors show up here or at the caller's fclose. */
     return ferror(f) ? -1 : 0;
 }
+
+char *mg_config_text(const mg_config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f || mg_config_write(cfg, f) != 0 || fclose(f) != 0) {
+        fprintf(stderr, "mpigan: out of memory writing the configuration\n");
+        exit(MG_EXIT_RUNTIME);
+    }
+    return text;
+}

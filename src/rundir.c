@@ -347,3 +347,70 @@ int mg_rundir_trim(const mg_rundir *r, int64_t step, mg_error *err)
                ? -1
                : 0;
 }
+
+void mg_rundir_choose(char *dir, size_t n, const char *out, const char *resumed,
+                      const char *output_dir, const char *config_path)
+{
+    if (out) {
+        snprintf(dir, n, "%s", out);
+    } else if (resumed) {
+        const char *slash = strrchr(resumed, '/');
+        if (slash)
+            snprintf(dir, n, "%.*s", slash == resumed ? 1 : (int)(slash - resumed), resumed);
+        else
+            snprintf(dir, n, ".");
+    } else if (output_dir && output_dir[0]) {
+        snprintf(dir, n, "%s", output_dir);
+    } else {
+        const char *base = strrchr(config_path, '/');
+        base = base ? base + 1 : config_path;
+        char stamp[32];
+        const time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(dir, n, "runs/%.*s-%s", (int)strcspn(base, "."), base, stamp);
+    }
+}
+
+/* The newest checkpoint of dir into newest (n bytes) when its step is after `step`. */
+static int later_checkpoint(const char *dir, int64_t step, char *newest, size_t n)
+{
+    mg_error none;
+    return mg_checkpoint_find_latest(newest, n, dir, &none) == 0 &&
+           mg_checkpoint_step_of(newest) > step;
+}
+
+int mg_rundir_check_start(const mg_rundir *r, int resume, int force, int64_t step,
+                          mg_error *err)
+{
+    char newest[MG_PATH_MAX + 64];
+    if (resume && !force && later_checkpoint(r->dir, step, newest, sizeof newest))
+        return mg_fail(err,
+                       "%s: holds checkpoints after step %lld (%s): resume into another --out, or "
+                       "pass --force to delete them",
+                       r->dir, (long long)step, newest);
+    if (!resume && !force && r->holds_run)
+        return mg_fail(err,
+                       "%s: already holds a run (metrics.jsonl or checkpoints): choose another "
+                       "directory with --out, or pass --force to move its files aside",
+                       r->dir);
+    return 0;
+}
+
+int mg_rundir_start(mg_rundir *r, const mg_config *cfg, int resume, int64_t step,
+                    mg_error *err)
+{
+    if (!resume && r->holds_run) {
+        char moved[MG_PATH_MAX + 64];
+        if (mg_rundir_move_aside(r, moved, sizeof moved, err))
+            return -1;
+        fprintf(stderr, "mpigan: %s held a run (--force): its files are now in %s\n", r->dir,
+                moved);
+    }
+    char newest[MG_PATH_MAX + 64];
+    while (resume && later_checkpoint(r->dir, step, newest, sizeof newest))
+        if (unlink(newest) != 0)
+            return mg_fail(err, "%s: cannot delete: %m", newest);
+    if (resume && mg_rundir_trim(r, step, err))
+        return -1;
+    return mg_rundir_write_config(r, cfg, err);
+}

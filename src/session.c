@@ -4,12 +4,10 @@
 #define _GNU_SOURCE /* open_memstream */
 #include "mpigan/session.h"
 
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mpigan/blas.h"
@@ -395,64 +393,6 @@ static int read_config(mg_session *s)
     return rc;
 }
 
-/* Checkpoints of the run directory after `step` (a resume from an older one): their count, and
- * the newest's path in newest. */
-static int later_checkpoints(const char *dir, int64_t step, char *newest, size_t n)
-{
-    mg_error none;
-    if (mg_checkpoint_find_latest(newest, n, dir, &none) != 0 ||
-        mg_checkpoint_step_of(newest) <= step)
-        return 0;
-    return 1;
-}
-
-/* Resuming from an older checkpoint into a directory that holds newer ones would mix two
- * histories: refused, or with --force the newer ones go. */
-static int drop_later_checkpoints(const char *dir, int64_t step, mg_error *err)
-{
-    char newest[MG_PATH_MAX + 64];
-    while (later_checkpoints(dir, step, newest, sizeof newest))
-        if (unlink(newest) != 0)
-            return mg_fail(err, "%s: cannot delete: %m", newest);
-    return 0;
-}
-
-static char *config_text(const mg_config *cfg)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f || mg_config_write(cfg, f) != 0 || fclose(f) != 0) {
-        fprintf(stderr, "mpigan: out of memory writing the configuration\n");
-        exit(MG_EXIT_RUNTIME);
-    }
-    return text;
-}
-
-/* The run directory: --out, else the resumed checkpoint's, else the configuration's, else
- * runs/<config name>-<date>-<time>. */
-static void choose_dir(mg_session *s)
-{
-    const mg_train_opts *o = &s->opts;
-    if (o->out) {
-        snprintf(s->dir, sizeof s->dir, "%s", o->out);
-    } else if (o->resume) {
-        char tmp[MG_PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s", s->ckpt);
-        snprintf(s->dir, sizeof s->dir, "%s", dirname(tmp));
-    } else if (s->cfg.output.dir[0]) {
-        snprintf(s->dir, sizeof s->dir, "%s", s->cfg.output.dir);
-    } else {
-        const char *base = strrchr(o->config, '/');
-        base = base ? base + 1 : o->config;
-        size_t len = strcspn(base, ".");
-        char stamp[32];
-        time_t now = time(NULL);
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-        snprintf(s->dir, sizeof s->dir, "runs/%.*s-%s", (int)len, base, stamp);
-    }
-}
-
 /* Rank 0: the run directory locked and checked, and everything the run needs of it and of its
  * data checked, before anything in it is created, trimmed, moved or deleted; then the directory
  * made ready and the report open. */
@@ -461,37 +401,17 @@ static int prepare_dir(mg_session *s)
     const mg_train_opts *o = &s->opts;
     const mg_config *cfg = &s->cfg;
     mg_error *err = &s->err;
-    if (mg_rundir_open(&s->rundir, s->dir, err))
+    if (mg_rundir_open(&s->rundir, s->dir, err) ||
+        mg_rundir_check_start(&s->rundir, o->resume != NULL, o->force, s->t.step, err))
         return -1;
-    s->yaml = config_text(cfg);
-    char newest[MG_PATH_MAX + 64];
-    if (o->resume && !o->force && later_checkpoints(s->dir, s->t.step, newest, sizeof newest))
-        return mg_fail(err,
-                       "%s: holds checkpoints after step %lld (%s): resume into another --out, or "
-                       "pass --force to delete them",
-                       s->dir, (long long)s->t.step, newest);
-    if (!o->resume && !o->force && s->rundir.holds_run)
-        return mg_fail(err,
-                       "%s: already holds a run (metrics.jsonl or checkpoints): choose another "
-                       "directory with --out, or pass --force to move its files aside",
-                       s->dir);
+    s->yaml = mg_config_text(cfg);
     if ((cfg->samples.every > 0 && snapshots_init(&s->snap, cfg, &s->data, err)) ||
         (cfg->eval.every > 0 && evaluator_init(&s->eval, s, err)))
         return -1;
 
     /* Everything is checked: from here on the directory changes. */
     s->started = 1;
-    if (!o->resume && s->rundir.holds_run) {
-        char moved[MG_PATH_MAX + 64];
-        if (mg_rundir_move_aside(&s->rundir, moved, sizeof moved, err))
-            return -1;
-        fprintf(stderr, "mpigan: %s held a run (--force): its files are now in %s\n", s->dir,
-                moved);
-    }
-    if (o->resume && (drop_later_checkpoints(s->dir, s->t.step, err) ||
-                      mg_rundir_trim(&s->rundir, s->t.step, err)))
-        return -1;
-    if (mg_rundir_write_config(&s->rundir, cfg, err) ||
+    if (mg_rundir_start(&s->rundir, cfg, o->resume != NULL, s->t.step, err) ||
         mg_report_open(&s->report, s->dir, cfg, &s->t, s->threads, o->quiet, o->progress,
                        o->resume ? &s->window : NULL, o->resume ? s->elapsed_s : 0, err))
         return -1;
@@ -602,7 +522,8 @@ int mg_session_open(mg_session **out, const mg_train_opts *o, const mg_comm *com
         const double every = s->cfg.eval.every;
         s->next_eval = (floor(mg_trainer_epoch(&s->t) / every + 1e-9) + 1) * every;
     }
-    choose_dir(s);
+    mg_rundir_choose(s->dir, sizeof s->dir, o->out, o->resume ? s->ckpt : NULL, s->cfg.output.dir,
+                     o->config);
     mg_comm_waiting_for(comm, "the set-up of the run directory %s", s->dir);
     if (!mg_comm_all_ok(comm, s->rank != 0 || prepare_dir(s) == 0))
         return open_failed(s, MG_EXIT_INPUT);

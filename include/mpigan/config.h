@@ -133,6 +133,9 @@ int mg_config_parse_networks(mg_config *cfg, const char *text, const char *name,
 /* Writes the effective configuration as YAML that mg_config_load reads back to the same struct. */
 int mg_config_write(const mg_config *cfg, FILE *f);
 
+/* The same YAML as a string (malloc'd), as checkpoints keep it; out of memory ends the process. */
+char *mg_config_text(const mg_config *cfg);
+
 /* What the trainer needs of cfg: seed, generator, discriminator, training loop and condition. */
 mg_gan_spec mg_config_gan(const mg_config *cfg);
 

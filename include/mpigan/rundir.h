@@ -29,6 +29,11 @@ typedef struct {
  * leave room for it under MG_PATH_MAX. */
 #define MG_RUNDIR_NAME_MAX 40
 
+/* The directory of a run into dir (n bytes): `out` (--out), else the resumed checkpoint's, else
+ * the configuration's output.dir, else runs/<name of config_path>-<date>-<time>. */
+void mg_rundir_choose(char *dir, size_t n, const char *out, const char *resumed,
+                      const char *output_dir, const char *config_path);
+
 /* Makes dir if missing (parents too), locks it, and checks its entries. "<dir>: another mpigan
  * run is writing here (pid 123 on node7): ..." when the lock is taken; a file system without locks
  * gives a warning on stderr and no lock. */
@@ -40,6 +45,19 @@ void mg_rundir_abandon(mg_rundir *r);
 
 /* Unlocks. */
 void mg_rundir_close(mg_rundir *r);
+
+/* What a run may do with the directory, checked before anything in it changes: a new run into
+ * one that holds a run needs `force` (its files are moved aside by mg_rundir_start), and so does
+ * a resume from step `step` into one that holds later checkpoints (which would mix two
+ * histories; they are deleted by mg_rundir_start). */
+int mg_rundir_check_start(const mg_rundir *r, int resume, int force, int64_t step,
+                          mg_error *err);
+
+/* Everything is checked and the run starts: a new run moves an old run's files aside (saying
+ * where on stderr); a resumed one deletes the checkpoints after `step` and trims the records
+ * and samples (mg_rundir_trim). Then writes config.yaml. */
+int mg_rundir_start(mg_rundir *r, const mg_config *cfg, int resume, int64_t step,
+                    mg_error *err);
 
 /* A new run (--force) into a directory that holds one: the old run's files (records,
  * checkpoints, samples, pictures, evaluation records, plots) move into dir/previous-<date-time>,
