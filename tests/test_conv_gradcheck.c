@@ -22,20 +22,15 @@
 
 #include "mpigan/rng.h"
 
+#include "gradcheck.h"
 #include "testlib.h"
 
 #ifndef MG_REAL_DOUBLE
 #error "test_conv_gradcheck links the double build (mpigan_f64): compile with -DMG_REAL_DOUBLE"
 #endif
 
-static const double H = 1e-6;
 static const double MARGIN = 1e-3;
 static const double DELTA = 1e-2;
-
-static double tolerance(double F)
-{
-    return 100 * (H * H + DBL_EPSILON / H) * fmax(1, F);
-}
 
 static void fill(mg_real *x, size_t n, double lo, double hi, uint64_t row)
 {
@@ -51,108 +46,6 @@ static mg_real *alloc(size_t n)
         exit(2);
     }
     return p;
-}
-
-/* ---- the checker (test_gradcheck.c's) ---- */
-
-typedef double (*objective_fn)(void *ctx, double *F);
-
-typedef struct {
-    char name[32];
-    mg_real *x;       // (n) values, perturbed in place
-    const mg_real *g; // (n) analytic gradient of f
-    size_t n;
-} tensor;
-
-typedef struct {
-    tensor t[4];
-    int n;
-} tensor_list;
-
-static void add(tensor_list *L, const char *name, mg_real *x, const mg_real *g, size_t n)
-{
-    tensor *t = &L->t[L->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->x = x;
-    t->g = g;
-    t->n = n;
-}
-
-static double central(objective_fn f, void *ctx, mg_real *x, double step)
-{
-    const mg_real v = *x;
-    double F;
-    *x = v + step;
-    const double fp = f(ctx, &F);
-    *x = v - step;
-    const double fm = f(ctx, &F);
-    *x = v;
-    return (fp - fm) / (2 * step);
-}
-
-static void check_coordinates(const char *what, objective_fn f, void *ctx, const tensor_list *L)
-{
-    double F;
-    f(ctx, &F);
-    const double tol = tolerance(F);
-    double worst = 0;
-    size_t count = 0;
-    for (int k = 0; k < L->n; k++) {
-        const tensor *t = &L->t[k];
-        size_t bad = 0;
-        for (size_t i = 0; i < t->n; i++) {
-            const double num = central(f, ctx, t->x + i, H);
-            const double e = fabs(num - t->g[i]);
-            if (!(e <= tol) && bad++ < 5)
-                fprintf(stderr, "\n  %s %s[%zu]: numeric %.10g, analytic %.10g, |diff| %.3g > "
-                        "%.3g", what, t->name, i, num, t->g[i], e, tol);
-            worst = fmax(worst, e);
-        }
-        CU_ASSERT_EQUAL(bad, 0);
-        count += t->n;
-    }
-    printf("\n    %s: %zu coordinates, F %.3g, max |num - ana| %.3g, tol %.3g (ratio %.3g)", what,
-           count, F, worst, tol, worst / tol);
-}
-
-static void check_direction(const char *what, objective_fn f, void *ctx, const tensor_list *L)
-{
-    size_t total = 0;
-    for (int k = 0; k < L->n; k++)
-        total += L->t[k].n;
-    mg_real *v = alloc(total), *saved = alloc(total);
-    fill(v, total, -1, 1, 999);
-    double norm = 0, ana = 0;
-    for (size_t i = 0; i < total; i++)
-        norm += v[i] * v[i];
-    norm = sqrt(norm);
-    size_t o = 0;
-    for (int k = 0; k < L->n; k++)
-        for (size_t i = 0; i < L->t[k].n; i++, o++) {
-            v[o] /= norm;
-            saved[o] = L->t[k].x[i];
-            ana += v[o] * L->t[k].g[i];
-        }
-    double F, fpm[2];
-    for (int s = 0; s < 2; s++) {
-        o = 0;
-        for (int k = 0; k < L->n; k++)
-            for (size_t i = 0; i < L->t[k].n; i++, o++)
-                L->t[k].x[i] = saved[o] + (s ? -H : H) * v[o];
-        fpm[s] = f(ctx, &F);
-    }
-    o = 0;
-    for (int k = 0; k < L->n; k++)
-        for (size_t i = 0; i < L->t[k].n; i++, o++)
-            L->t[k].x[i] = saved[o];
-    const double num = (fpm[0] - fpm[1]) / (2 * H);
-    f(ctx, &F);
-    const double tol = tolerance(F);
-    MG_ASSERT_CLOSE(num, ana, tol);
-    printf("\n    %s: random direction over %zu values, d/dv %.6g, |num - ana| %.3g, tol %.3g",
-           what, total, ana, fabs(num - ana), tol);
-    free(v);
-    free(saved);
 }
 
 /* f = sum c_i y_i and F = sum |c_i y_i|. */
@@ -213,17 +106,17 @@ static void check_conv(const char *what, mg_conv_shape s, int transposed, int N,
         mg_deconv_backward(dx, dw, p.b ? db : NULL, p.c, p.x, p.w, N, &s, 0, p.work, mg_gemm_blas);
     else
         mg_conv_backward(dx, dw, p.b ? db : NULL, p.c, p.x, p.w, N, &s, 0, p.work, mg_gemm_blas);
-    tensor_list L = {.n = 0};
-    add(&L, "x", p.x, dx, nx);
-    add(&L, "w", p.w, dw, nw);
+    gc_tensors L = {.n = 0};
+    gc_add(&L, "x", p.x, dx, nx);
+    gc_add(&L, "w", p.w, dw, nw);
     if (p.b)
-        add(&L, s.untied ? "b (untied)" : "b (tied)", p.b, db, nb);
+        gc_add(&L, s.untied ? "b (untied)" : "b (tied)", p.b, db, nb);
     char name[160];
     snprintf(name, sizeof name, "%s %dx%dx%d -> %dx%dx%d, kernel %dx%d stride %dx%d pad %dx%d%s, "
              "%d image(s) per GEMM", what, s.IC, s.H, s.W, s.OC, s.OH, s.OW, s.KH, s.KW, s.SH,
              s.SW, s.PH, s.PW, s.OPH || s.OPW ? " out_pad" : "", s.group < N ? s.group : N);
-    check_coordinates(name, conv_objective, &p, &L);
-    check_direction(name, conv_objective, &p, &L);
+    gc_check_coordinates(name, conv_objective, &p, &L);
+    gc_check_direction(name, conv_objective, &p, &L);
     free(p.x), free(p.w), free(p.b), free(p.c), free(p.y), free(p.work);
     free(dx), free(dw), free(db);
 }
@@ -344,12 +237,12 @@ static void test_maxout_pool(void)
         for (size_t j = i + 1; j < ny; j++)
             shared |= p.ap[i] == p.ap[j] && i / plane == j / plane;
     CU_ASSERT(shared);
-    tensor_list L = {.n = 0};
-    add(&L, "x", p.x, dx, nx);
+    gc_tensors L = {.n = 0};
+    gc_add(&L, "x", p.x, dx, nx);
     printf("\n    maxout + pool: kink margin %.3g, a winner shared by overlapping windows: %s",
            margin, shared ? "yes" : "no");
-    check_coordinates("channel maxout 2x3 + pool 4x3 stride 2x2", max_objective, &p, &L);
-    check_direction("channel maxout 2x3 + pool 4x3 stride 2x2", max_objective, &p, &L);
+    gc_check_coordinates("channel maxout 2x3 + pool 4x3 stride 2x2", max_objective, &p, &L);
+    gc_check_direction("channel maxout 2x3 + pool 4x3 stride 2x2", max_objective, &p, &L);
     free(p.x), free(p.m), free(p.y), free(p.c), free(p.am), free(p.ap), free(dm), free(dx);
 }
 
@@ -402,12 +295,12 @@ static void check_batchnorm(const char *what, int N, int C, int HW, int split)
         mg_batchnorm_backward(dx + n1, p.c + n1, p.x + n1, p.stats, p.gamma, b, M, N - split, C,
                               HW);
     }
-    tensor_list L = {.n = 0};
-    add(&L, "x", p.x, dx, n);
-    add(&L, "gamma", p.gamma, dgamma, (size_t)C);
-    add(&L, "beta", p.beta, dbeta, (size_t)C);
-    check_coordinates(what, bn_objective, &p, &L);
-    check_direction(what, bn_objective, &p, &L);
+    gc_tensors L = {.n = 0};
+    gc_add(&L, "x", p.x, dx, n);
+    gc_add(&L, "gamma", p.gamma, dgamma, (size_t)C);
+    gc_add(&L, "beta", p.beta, dbeta, (size_t)C);
+    gc_check_coordinates(what, bn_objective, &p, &L);
+    gc_check_direction(what, bn_objective, &p, &L);
     free(p.x), free(p.c), free(p.y), free(p.gamma), free(p.beta), free(p.sums), free(p.stats);
     free(dx), free(dgamma), free(dbeta), free(b), free(b2);
 }

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "helpers.h"
 #include "testlib.h"
 
@@ -35,142 +36,29 @@
 #error "test_gradcheck links the double build (mpigan_f64): compile with -DMG_REAL_DOUBLE"
 #endif
 
-static const double H = 1e-6;
 static const double MARGIN = 1e-3;
-
-static double tolerance(double F)
-{
-    return 100 * (H * H + DBL_EPSILON / H) * fmax(1, F);
-}
 
 static void fill(mg_real *x, size_t n, double lo, double hi, uint64_t row)
 {
     mg_test_fill(x, n, lo, hi, 1406, 2661, row);
 }
 
-/* ---- the checker ---- */
-
-/* The objective at the current values; *F receives its scale (sum of |terms|). */
-typedef double (*objective_fn)(void *ctx, double *F);
-
-typedef struct {
-    char name[32];
-    mg_real *x;       // (n) values, perturbed in place
-    const mg_real *g; // (n) analytic gradient of f
-    size_t n;
-} tensor;
-
-typedef struct {
-    tensor t[2 * MG_MAX_LAYERS * 2 + 2];
-    int n;
-} tensor_list;
-
-static void add(tensor_list *L, const char *name, mg_real *x, const mg_real *g, size_t n)
-{
-    tensor *t = &L->t[L->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->x = x;
-    t->g = g;
-    t->n = n;
-}
+/* ---- the tensors of a network ---- */
 
 /* W and b of every layer of net (a batch norm's scale and shift), with their gradients in
  * net->grads. */
-static void add_net(tensor_list *L, const mg_net *net, const char *prefix)
+static void add_net(gc_tensors *L, const mg_net *net, const char *prefix)
 {
     for (int l = 0; l < net->n_layers; l++) {
         const mg_layer *ly = &net->layer[l];
         char name[32];
         snprintf(name, sizeof name, "%s.W%d", prefix, l);
         if (ly->w_n)
-            add(L, name, net->params + ly->w_off, net->grads + ly->w_off, ly->w_n);
+            gc_add(L, name, net->params + ly->w_off, net->grads + ly->w_off, ly->w_n);
         snprintf(name, sizeof name, "%s.b%d", prefix, l);
         if (ly->b_n)
-            add(L, name, net->params + ly->b_off, net->grads + ly->b_off, ly->b_n);
+            gc_add(L, name, net->params + ly->b_off, net->grads + ly->b_off, ly->b_n);
     }
-}
-
-static double central(objective_fn f, void *ctx, mg_real *x, double step)
-{
-    const mg_real v = *x;
-    double F;
-    *x = v + step;
-    const double fp = f(ctx, &F);
-    *x = v - step;
-    const double fm = f(ctx, &F);
-    *x = v;
-    return (fp - fm) / (2 * step);
-}
-
-/* Every coordinate of every tensor. Returns the largest error relative to tolerance. */
-static double check_coordinates(const char *what, objective_fn f, void *ctx,
-                                const tensor_list *L)
-{
-    double F;
-    f(ctx, &F);
-    const double tol = tolerance(F);
-    double worst = 0, worst_ratio = 0;
-    size_t count = 0;
-    for (int k = 0; k < L->n; k++) {
-        const tensor *t = &L->t[k];
-        double tw = 0;
-        for (size_t i = 0; i < t->n; i++) {
-            const double num = central(f, ctx, t->x + i, H);
-            const double e = fabs(num - t->g[i]);
-            if (!(e <= tol))
-                fprintf(stderr, "\n  %s %s[%zu]: numeric %.10g, analytic %.10g, |diff| %.3g > "
-                        "%.3g", what, t->name, i, num, t->g[i], e, tol);
-            CU_ASSERT(e <= tol);
-            tw = fmax(tw, e);
-        }
-        worst = fmax(worst, tw);
-        count += t->n;
-    }
-    worst_ratio = worst / tol;
-    printf("\n    %s: %zu coordinates, F %.3g, max |num - ana| %.3g, tol %.3g (ratio %.3g)", what,
-           count, F, worst, tol, worst_ratio);
-    return worst_ratio;
-}
-
-/* kann-style: one random direction v (unit 2-norm) over all tensors at once. */
-static void check_direction(const char *what, objective_fn f, void *ctx, const tensor_list *L)
-{
-    size_t total = 0;
-    for (int k = 0; k < L->n; k++)
-        total += L->t[k].n;
-    mg_real *v = malloc(total * sizeof *v), *saved = malloc(total * sizeof *saved);
-    fill(v, total, -1, 1, 999);
-    double norm = 0, ana = 0;
-    for (size_t i = 0; i < total; i++)
-        norm += v[i] * v[i];
-    norm = sqrt(norm);
-    size_t o = 0;
-    for (int k = 0; k < L->n; k++)
-        for (size_t i = 0; i < L->t[k].n; i++, o++) {
-            v[o] /= norm;
-            saved[o] = L->t[k].x[i];
-            ana += v[o] * L->t[k].g[i];
-        }
-    double F, fpm[2];
-    for (int s = 0; s < 2; s++) {
-        o = 0;
-        for (int k = 0; k < L->n; k++)
-            for (size_t i = 0; i < L->t[k].n; i++, o++)
-                L->t[k].x[i] = saved[o] + (s ? -H : H) * v[o];
-        fpm[s] = f(ctx, &F);
-    }
-    o = 0;
-    for (int k = 0; k < L->n; k++)
-        for (size_t i = 0; i < L->t[k].n; i++, o++)
-            L->t[k].x[i] = saved[o];
-    const double num = (fpm[0] - fpm[1]) / (2 * H);
-    f(ctx, &F);
-    const double tol = tolerance(F);
-    MG_ASSERT_CLOSE(num, ana, tol);
-    printf("\n    %s: random direction over %zu values, d/dv %.6g, |num - ana| %.3g, tol %.3g",
-           what, total, ana, fabs(num - ana), tol);
-    free(v);
-    free(saved);
 }
 
 /* The lead of each max pooling window's winner over the rest of its window (clipped at the
@@ -306,12 +194,12 @@ static void check_layer(const char *what, mg_layer_spec spec_layer, const mg_dro
     mg_test_zero_grads(&p.net);
     layer_objective(&p, &F);
     mg_net_backward(&p.net, p.dx, p.c, 0, ROWS, 0);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.net, "net");
-    add(&L, "input", p.x, p.dx, ROWS * IN);
+    gc_add(&L, "input", p.x, p.dx, ROWS * IN);
     printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
-    check_coordinates(what, layer_objective, &p, &L);
-    check_direction(what, layer_objective, &p, &L);
+    gc_check_coordinates(what, layer_objective, &p, &L);
+    gc_check_direction(what, layer_objective, &p, &L);
     if (drop) { // some inputs were dropped, and their gradient is exactly zero
         size_t dropped = 0;
         for (int i = 0; i < ROWS * IN; i++)
@@ -396,17 +284,17 @@ static void check_loss(const char *what, int is_d, enum mg_gen_loss g)
     loss_problem p = {.rows = ROWS, .l = l, .norm = 5, .is_d = is_d, .g = g};
     double F;
     loss_objective(&p, &F);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     if (is_d) {
         mg_loss_d(dl, dl + ROWS, l, l + ROWS, ROWS, p.norm, NULL, NULL);
-        add(&L, "l_real", l, dl, ROWS);
-        add(&L, "l_fake", l + ROWS, dl + ROWS, ROWS);
+        gc_add(&L, "l_real", l, dl, ROWS);
+        gc_add(&L, "l_fake", l + ROWS, dl + ROWS, ROWS);
     } else {
         mg_loss_g(dl, l, ROWS, g, p.norm);
-        add(&L, "l_fake", l, dl, ROWS);
+        gc_add(&L, "l_fake", l, dl, ROWS);
     }
-    check_coordinates(what, loss_objective, &p, &L);
-    check_direction(what, loss_objective, &p, &L);
+    gc_check_coordinates(what, loss_objective, &p, &L);
+    gc_check_direction(what, loss_objective, &p, &L);
 }
 
 static void test_loss_d(void)
@@ -470,10 +358,10 @@ static void test_loss_softmax(void)
     }
     CU_ASSERT_EQUAL(correct, want);
     CU_ASSERT(want >= 1); /* row 0 at least: the count can be told from 0 */
-    tensor_list L = {.n = 0};
-    add(&L, "logits", l, dl, SM_ROWS * SM_K);
-    check_coordinates("mg_loss_softmax", softmax_objective, &p, &L);
-    check_direction("mg_loss_softmax", softmax_objective, &p, &L);
+    gc_tensors L = {.n = 0};
+    gc_add(&L, "logits", l, dl, SM_ROWS * SM_K);
+    gc_check_coordinates("mg_loss_softmax", softmax_objective, &p, &L);
+    gc_check_direction("mg_loss_softmax", softmax_objective, &p, &L);
     /* Each row's gradient sums to 0 (softmax minus one-hot), and a confident right row's is ~0. */
     for (int i = 0; i < SM_ROWS; i++) {
         double sum = 0;
@@ -510,8 +398,8 @@ static void test_loss_softmax(void)
     L.n = 0;
     add_net(&L, &net, "C");
     printf("\n    classifier: drawn %d time(s), kink margin %.3g", a + 1, margin);
-    check_coordinates("classifier", softmax_objective, &q, &L);
-    check_direction("classifier", softmax_objective, &q, &L);
+    gc_check_coordinates("classifier", softmax_objective, &q, &L);
+    gc_check_direction("classifier", softmax_objective, &q, &L);
     mg_net_free(&net);
 }
 
@@ -574,12 +462,12 @@ static void check_discriminator(mg_gemm_fn gemm, const char *what)
     const mg_real *l = mg_net_logits(&p.d);
     mg_loss_d(dl, dl + D_ROWS, l, l + D_ROWS, D_ROWS, p.norm, NULL, NULL);
     mg_net_backward(&p.d, dx, dl, 0, 2 * D_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.d, "D");
-    add(&L, "x", x, dx, 2 * D_ROWS * D_IN);
+    gc_add(&L, "x", x, dx, 2 * D_ROWS * D_IN);
     printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
-    check_coordinates(what, d_objective, &p, &L);
-    check_direction(what, d_objective, &p, &L);
+    gc_check_coordinates(what, d_objective, &p, &L);
+    gc_check_direction(what, d_objective, &p, &L);
     mg_net_free(&p.d);
 }
 
@@ -674,11 +562,11 @@ static void check_generator(int stacked, enum mg_gen_loss loss, const char *what
     for (size_t i = 0; i < p.d.n_params + MG_STATS_SLOTS; i++)
         CU_ASSERT_EQUAL(p.d.grads[i], 0);
 
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.g, "G");
     printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
-    check_coordinates(what, g_objective, &p, &L);
-    check_direction(what, g_objective, &p, &L);
+    gc_check_coordinates(what, g_objective, &p, &L);
+    gc_check_direction(what, g_objective, &p, &L);
     mg_net_free(&p.g);
     mg_net_free(&p.d);
 }
@@ -783,12 +671,12 @@ static void check_conv_discriminator(mg_net_spec spec, mg_gemm_fn gemm, const ch
     const mg_real *l = mg_net_logits(&p.d);
     mg_loss_d(dl, dl + C_ROWS, l, l + C_ROWS, C_ROWS, p.norm, NULL, NULL);
     mg_net_backward(&p.d, dx, dl, 0, 2 * C_ROWS, MG_BACKWARD_FROM_LOGITS | MG_BACKWARD_SET_GRADS);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.d, "D");
-    add(&L, "x", p.x, dx, 2 * C_ROWS * C_IMG);
+    gc_add(&L, "x", p.x, dx, 2 * C_ROWS * C_IMG);
     printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
-    check_coordinates(what, conv_d_objective, &p, &L);
-    check_direction(what, conv_d_objective, &p, &L);
+    gc_check_coordinates(what, conv_d_objective, &p, &L);
+    gc_check_direction(what, conv_d_objective, &p, &L);
     mg_net_free(&p.d);
 }
 
@@ -851,11 +739,11 @@ static void check_conv_generator(enum mg_gen_loss loss, const char *what)
     mg_net_backward(&p.g, NULL, dx, 0, C_ROWS, MG_BACKWARD_SET_GRADS);
     for (size_t i = 0; i < p.d.n_params + MG_STATS_SLOTS; i++)
         CU_ASSERT_EQUAL(p.d.grads[i], 0);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.g, "G");
     printf("\n    %s: drawn %d time(s), kink margin %.3g", what, a + 1, margin);
-    check_coordinates(what, conv_g_objective, &p, &L);
-    check_direction(what, conv_g_objective, &p, &L);
+    gc_check_coordinates(what, conv_g_objective, &p, &L);
+    gc_check_direction(what, conv_g_objective, &p, &L);
     mg_net_free(&p.g);
     mg_net_free(&p.d);
 }
@@ -981,14 +869,14 @@ static void check_conditional(int conv, const char *what)
     CU_ASSERT_EQUAL(dropped_label, 0);
     CU_ASSERT(dropped_image > 0);
     mg_rows_head(dxd, dxd, 2 * CD_ROWS, p.dim, p.d_in);
-    tensor_list L = {.n = 0};
+    gc_tensors L = {.n = 0};
     add_net(&L, &p.d, "D");
-    add(&L, "x", p.x, dxd, 2 * CD_ROWS * p.dim);
+    gc_add(&L, "x", p.x, dxd, 2 * CD_ROWS * p.dim);
     char name[96];
     snprintf(name, sizeof name, "%s D", what);
     printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
-    check_coordinates(name, cond_d_objective, &p, &L);
-    check_direction(name, cond_d_objective, &p, &L);
+    gc_check_coordinates(name, cond_d_objective, &p, &L);
+    gc_check_direction(name, cond_d_objective, &p, &L);
 
     /* G's step through D, on the fake rows alone. */
     p.gdrop = (mg_dropout){.key = {7, 2 * MG_MAX_LAYERS, 1}, .row_id = p.ids + CD_ROWS,
@@ -1016,8 +904,8 @@ static void check_conditional(int conv, const char *what)
     add_net(&L, &p.g, "G");
     snprintf(name, sizeof name, "%s G through D", what);
     printf("\n    %s: drawn %d time(s), kink margin %.3g", name, a + 1, margin);
-    check_coordinates(name, cond_g_objective, &p, &L);
-    check_direction(name, cond_g_objective, &p, &L);
+    gc_check_coordinates(name, cond_g_objective, &p, &L);
+    gc_check_direction(name, cond_g_objective, &p, &L);
     free(p.x);
     free(p.xd);
     free(dxd);
