@@ -719,6 +719,35 @@ static void free_case(direct_case *c)
 
 static const char *bias_name[3] = {"no bias", "tied", "untied"};
 
+/* Runs case c with each grouping (0: the layer's own, as mg_conv_shape_init chose it) and both
+ * GEMMs, tallying into t[gemm]; `shape` names the case in failure messages. */
+static void run_groupings(direct_case *c, const mg_conv_shape *s, const int *groups,
+                          int n_groups, tally t[2][4], const char *shape)
+{
+    static const mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
+    static const char *gemm_name[2] = {"ref", "blas"};
+    for (int g = 0; g < n_groups; g++) {
+        mg_conv_shape sg = *s;
+        sg.group = groups[g] ? groups[g] : s->group;
+        c->s = &sg;
+        for (int f = 0; f < 2; f++) {
+            char config[200];
+            snprintf(config, sizeof config, "%s group %d %s", shape, sg.group, gemm_name[f]);
+            run_case(c, gemms[f], t[f], config);
+        }
+    }
+}
+
+static void print_tallies(tally t[2][4], int cases, int n_groups)
+{
+    static const char *gemm_name[2] = {"ref", "blas"};
+    for (int f = 0; f < 2; f++) {
+        printf("\n    %d shapes x %d groupings, gemm %s:", cases, n_groups, gemm_name[f]);
+        for (int q = 0; q < 4; q++)
+            print_tally(&t[f][q]);
+    }
+}
+
 /* Conv: kernels 3x2, 2x4, 5x3 on 5 images of 3 x 6 x 9; padding (p, 4 - p) for p = 0..4 (every
  * padding 0..4 in each direction, never square); strides 1x1, 2x2, 1x2, 2x1; no, tied and untied
  * bias; groups of 1, 2 (2 + 2 + 1) and automatic (all 5); both GEMMs.
@@ -730,8 +759,6 @@ static void test_conv_vs_direct(void)
     const int kernels[3][2] = {{3, 2}, {2, 4}, {5, 3}}, strides[4][2] = {{1, 1}, {2, 2}, {1, 2},
                                                                         {2, 1}};
     const int groups[3] = {0, 1, 2};
-    mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
-    const char *gemm_name[2] = {"ref", "blas"};
     tally t[2][4];
     init_tallies(t);
     int cases = 0;
@@ -749,26 +776,14 @@ static void test_conv_vs_direct(void)
                     c.L_out = IC * s.KH * s.KW + 2;
                     c.L_dx = OC + s.KH * s.KW + 2;
                     c.L_dw = N * s.OH * s.OW + N + 2;
-                    for (int g = 0; g < 3; g++) {
-                        mg_conv_shape sg = s;
-                        sg.group = groups[g] ? groups[g] : s.group;
-                        c.s = &sg;
-                        for (int f = 0; f < 2; f++) {
-                            char config[160];
-                            snprintf(config, sizeof config, "conv %dx%d stride %dx%d pad %dx%d "
-                                     "%s group %d %s", s.KH, s.KW, s.SH, s.SW, s.PH, s.PW,
-                                     bias_name[bias], sg.group, gemm_name[f]);
-                            run_case(&c, gemms[f], t[f], config);
-                        }
-                    }
+                    char shape[160];
+                    snprintf(shape, sizeof shape, "conv %dx%d stride %dx%d pad %dx%d %s", s.KH,
+                             s.KW, s.SH, s.SW, s.PH, s.PW, bias_name[bias]);
+                    run_groupings(&c, &s, groups, 3, t, shape);
                     free_case(&c);
                     cases++;
                 }
-    for (int f = 0; f < 2; f++) {
-        printf("\n    %d shapes x 3 groupings, gemm %s:", cases, gemm_name[f]);
-        for (int q = 0; q < 4; q++)
-            print_tally(&t[f][q]);
-    }
+    print_tallies(t, cases, 3);
 }
 
 /* Deconv: kernels 3x4, 4x3, 5x5 on 4 images of 3 x 4 x 5 to 2 channels; strides 2x2, 3x3, 2x3,
@@ -782,8 +797,6 @@ static void test_deconv_vs_direct(void)
     const int kernels[3][2] = {{3, 4}, {4, 3}, {5, 5}}, strides[4][2] = {{2, 2}, {3, 3}, {2, 3},
                                                                         {3, 2}};
     const int groups[3] = {0, 1, 3};
-    mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
-    const char *gemm_name[2] = {"ref", "blas"};
     tally t[2][4];
     init_tallies(t);
     int cases = 0;
@@ -804,26 +817,15 @@ static void test_deconv_vs_direct(void)
                     c.L_out = IC + s.KH * s.KW + 2;
                     c.L_dx = OC * s.KH * s.KW + 2;
                     c.L_dw = N * H * W + N + 2;
-                    for (int g = 0; g < 3; g++) {
-                        mg_conv_shape sg = s;
-                        sg.group = groups[g] ? groups[g] : s.group;
-                        c.s = &sg;
-                        for (int f = 0; f < 2; f++) {
-                            char config[160];
-                            snprintf(config, sizeof config, "deconv %dx%d stride %dx%d pad %dx%d "
-                                     "out_pad %dx%d %s group %d %s", s.KH, s.KW, SH, SW, s.PH,
-                                     s.PW, s.OPH, s.OPW, bias_name[bias], sg.group, gemm_name[f]);
-                            run_case(&c, gemms[f], t[f], config);
-                        }
-                    }
+                    char shape[160];
+                    snprintf(shape, sizeof shape, "deconv %dx%d stride %dx%d pad %dx%d out_pad "
+                             "%dx%d %s", s.KH, s.KW, SH, SW, s.PH, s.PW, s.OPH, s.OPW,
+                             bias_name[bias]);
+                    run_groupings(&c, &s, groups, 3, t, shape);
                     free_case(&c);
                     cases++;
                 }
-    for (int f = 0; f < 2; f++) {
-        printf("\n    %d shapes x 3 groupings, gemm %s:", cases, gemm_name[f]);
-        for (int q = 0; q < 4; q++)
-            print_tally(&t[f][q]);
-    }
+    print_tallies(t, cases, 3);
 }
 
 /* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its
@@ -835,8 +837,6 @@ static void test_deconv_vs_direct(void)
 static void test_dense_shapes_vs_direct(void)
 {
     enum { N = 5, IC = 3, H = 4, W = 5, OC = 2 };
-    mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
-    const char *gemm_name[2] = {"ref", "blas"};
     tally t[2][4];
     init_tallies(t);
     int cases = 0;
@@ -855,26 +855,14 @@ static void test_dense_shapes_vs_direct(void)
                 c.L_out = (transposed ? IC : IC * H * W) + 2;
                 c.L_dx = (transposed ? OC * H * W : OC) + 2;
                 c.L_dw = N + 2;
-                for (int g = 0; g < 2; g++) {
-                    mg_conv_shape sg = s;
-                    sg.group = g ? 2 : s.group;
-                    c.s = &sg;
-                    for (int f = 0; f < 2; f++) {
-                        char config[160];
-                        snprintf(config, sizeof config, "%s %dx%d stride %d %s group %d %s",
-                                 transposed ? "deconv" : "conv", H, W, st, bias_name[bias],
-                                 sg.group, gemm_name[f]);
-                        run_case(&c, gemms[f], t[f], config);
-                    }
-                }
+                char shape[160];
+                snprintf(shape, sizeof shape, "%s %dx%d stride %d %s",
+                         transposed ? "deconv" : "conv", H, W, st, bias_name[bias]);
+                run_groupings(&c, &s, (const int[2]){0, 2}, 2, t, shape);
                 free_case(&c);
                 cases++;
             }
-    for (int f = 0; f < 2; f++) {
-        printf("\n    %d shapes x 2 groupings, gemm %s:", cases, gemm_name[f]);
-        for (int q = 0; q < 4; q++)
-            print_tally(&t[f][q]);
-    }
+    print_tallies(t, cases, 2);
 }
 
 /* <conv(x), y> = <x, deconv(y)> with the same weights and no bias: the deconv (IC_d -> OC_d) is
