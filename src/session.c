@@ -106,7 +106,7 @@ static int on_rank0(mg_session *s, int (*what)(mg_session *), const char *name)
     const double t0 = mg_comm_wtime();
     mg_comm_waiting_for(s->comm, "%s of step %lld", name, (long long)s->t.step);
     int ok = mg_comm_all_ok(s->comm, s->rank != 0 || what(s) == 0);
-    s->t.timer[MG_TIMER_IO] += mg_comm_wtime() - t0;
+    mg_trainer_charge(&s->t, MG_TIMER_IO, t0);
     return ok;
 }
 
@@ -329,7 +329,7 @@ static int evaluate(mg_session *s)
         if (rc == 0)
             mg_report_quality(&s->report, q.fid, q.score, q.coverage, q.classes, q.accuracy);
     }
-    t->timer[MG_TIMER_EVAL] += mg_comm_wtime() - t0;
+    mg_trainer_charge(t, MG_TIMER_EVAL, t0);
     return rc;
 }
 
@@ -359,7 +359,7 @@ static int checkpoint(mg_session *s)
 {
     const double t0 = mg_comm_wtime();
     mg_trainer_whole_optims(&s->t, 0, &s->g_whole, &s->d_whole);
-    s->t.timer[MG_TIMER_IO] += mg_comm_wtime() - t0;
+    mg_trainer_charge(&s->t, MG_TIMER_IO, t0);
     const int ok = on_rank0(s, save_checkpoint, "the checkpoint");
     mg_trainer_whole_optims_end(&s->t);
     s->g_whole = s->d_whole = NULL;

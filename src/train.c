@@ -42,9 +42,14 @@ enum { SLOT_LOSS = 0, SLOT_D_REAL = 1, SLOT_D_FAKE = 2, SLOT_STOP = 3 };
  * phases are timed by one mark, with `lap(t, MG_TIMER_DATA)` after each. */
 static void lap(mg_trainer *t, enum mg_timer which)
 {
-    const double now = mg_comm_wtime();
-    t->timer[which] += now - t->mark;
-    t->mark = now;
+    t->mark += mg_trainer_charge(t, which, t->mark);
+}
+
+double mg_trainer_charge(mg_trainer *t, enum mg_timer which, double t0)
+{
+    const double dt = mg_comm_wtime() - t0;
+    t->timer[which] += dt;
+    return dt;
 }
 
 /* mg_net_init_shape, its message naming the network: "discriminator: layer 2 (h2): ...". */
@@ -67,9 +72,7 @@ static void sum_over_ranks(void *arg, double *x, int n)
     mg_comm_waiting_for(t->comm, "the batch norm statistics of step %lld", (long long)t->step + 1);
     const double t0 = mg_comm_wtime();
     mg_comm_allreduce_double(t->comm, x, (size_t)n);
-    const double dt = mg_comm_wtime() - t0;
-    t->timer[MG_TIMER_BN_REDUCE] += dt;
-    t->mark += dt;
+    t->mark += mg_trainer_charge(t, MG_TIMER_BN_REDUCE, t0);
 }
 
 int mg_trainer_pieces(const mg_trainer *t, int net, size_t *lo, size_t *hi)
@@ -105,9 +108,7 @@ static void bucket_ready(mg_trainer *t, mg_reducer *r, size_t from)
 {
     const double t0 = mg_comm_wtime();
     mg_reducer_ready(r, from);
-    const double dt = mg_comm_wtime() - t0;
-    t->timer[MG_TIMER_BUCKETS] += dt;
-    t->mark += dt;
+    t->mark += mg_trainer_charge(t, MG_TIMER_BUCKETS, t0);
 }
 
 static void g_bucket_ready(void *trainer, size_t from)

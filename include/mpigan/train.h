@@ -228,6 +228,10 @@ void mg_trainer_broadcast_state(mg_trainer *t);
 
 /* Collective: each timer's min, mean and max over ranks, in seconds. */
 void mg_trainer_timers(const mg_trainer *t, double *min, double *mean, double *max);
+
+/* Charges the seconds since t0 (mg_comm_wtime) to timer `which` and returns them: the time of
+ * work outside the step's phases (checkpoints, estimates) or set aside from the phase around it. */
+double mg_trainer_charge(mg_trainer *t, enum mg_timer which, double t0);
 /* The same for the steady state: the timers of every step of this process after its first,
  * whose first touches of fresh buffers can cost more than a later step (3.5x on the CIFAR-10
  * MLP); *steps is how many (0 after one step or none). Collective. */
