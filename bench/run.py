@@ -581,9 +581,9 @@ def main():
     ap.add_argument("--out", default=None, help="JSON record (default BUILD/bench.json)")
     ap.add_argument("--model", choices=["all", "mlp", "dcgan", "scale"], default="all")
     ap.add_argument("--dcgan-steps", type=int, default=40, help="DCGAN training steps per run")
-    ap.add_argument("--scale-mnist-steps", type=int, default=150,
+    ap.add_argument("--scale-mnist-steps", type=int, default=100,
                     help="--model scale: MNIST MLP steps per run")
-    ap.add_argument("--scale-cifar-steps", type=int, default=10,
+    ap.add_argument("--scale-cifar-steps", type=int, default=8,
                     help="--model scale: CIFAR-10 MLP steps per run")
     ap.add_argument("--scale-repeats", type=int, default=3, help="--model scale: rounds")
     args = ap.parse_args()
