@@ -5,7 +5,7 @@ on DCGAN at 32x32, in one run, with the targets of the performance issues as rat
     bench/run.py                 # the full run: MLP 300 steps, DCGAN 40, x 3 repeats each
     bench/run.py --quick         # CI's short form: proves every part works, times mean little
     bench/run.py --model dcgan   # one part only (mlp, dcgan, scale; default all)
-    bench/run.py --model scale   # buckets, sharded update, bf16: both MLPs, about 15 minutes
+    bench/run.py --model scale   # buckets, sharded update, bf16: both MLPs, about 20 minutes
 
 DCGAN (configs/cifar10-dcgan.yaml, global batch 64) trains on a generated CIFAR-10-shaped data set
 (3 x 32 x 32 random bytes in the binary format, written to a temporary folder), which mpigan and

@@ -38,8 +38,9 @@
 # configurations, so that drift hits them alike; ratios within one sweep are what it is for. Shared
 # sums ignore bucket_mb (within a node the sum is the ranks' own memory traffic), so with
 # shared_allreduce true each sharded/dtype pair runs once, at bucket_mb 0; bf16 acts only on MPI
-# messages (between nodes with shared sums). One rank has nothing to communicate and runs once per
-# round. Each run writes DIR/runs/sweep-<round>-<ranks>-<shared|mpi>-b<MB>-<sharded|replicated>-
+# messages (between nodes with shared sums). With one rank per node there is nothing to share and
+# the sums go by MPI either way (buckets included): give -a false. One rank has nothing to
+# communicate and runs once per round. Each run writes DIR/runs/sweep-<round>-<ranks>-<shared|mpi>-b<MB>-<sharded|replicated>-
 # <float32|bf16>/ (run.json, metrics.jsonl; the end-of-run checkpoint is deleted: 1 GB for
 # configs/cifar10-mlp.yaml), and the script collects
 #
