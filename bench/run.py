@@ -4,11 +4,18 @@ on DCGAN at 32x32, in one run, with the targets of the performance issues as rat
 
     bench/run.py                 # the full run: MLP 300 steps, DCGAN 40, x 3 repeats each
     bench/run.py --quick         # CI's short form: proves every part works, times mean little
-    bench/run.py --model dcgan   # one model only (mlp, dcgan; default all)
+    bench/run.py --model dcgan   # one part only (mlp, dcgan, scale; default all)
+    bench/run.py --model scale   # buckets, sharded update, bf16: both MLPs, about 20 minutes
 
 DCGAN (configs/cifar10-dcgan.yaml, global batch 64) trains on a generated CIFAR-10-shaped data set
 (3 x 32 x 32 random bytes in the binary format, written to a temporary folder), which mpigan and
 the PyTorch twin read alike: the timing does not depend on the pixels.
+
+`--model scale` runs the paper's MNIST model and its CIFAR-10 MLP (configs/cifar10-mlp.yaml, 127
+million parameters, on the same generated data) on 1 rank of 100 rows and on 2 ranks of 100 rows
+each, with gradient buckets, the sharded update and bf16 transport added one at a time, for the
+exposed communication share of the step, weak scaling, optimizer state and peak RSS per rank, and
+the update's time (SCALE_CONFIGS below); --quick runs the CIFAR-10 MLP at a tenth of its width.
 
 Every configuration runs `repeats` times, the configurations interleaved round by round, so
 drift on a shared machine hits all of them alike. The benchmark reports; it never fails on a
@@ -117,6 +124,7 @@ def mpigan_once(args, ranks, threads, batch, extra, tmp, tag, config=None, steps
     with open(os.path.join(out, "run.json")) as f:
         rec = json.load(f)
     timers = {k: v["mean"] for k, v in rec["timers"].items()}
+    steady = rec.get("steady_state", {})
     # Steady state, as PyTorch's timed iterations after its warm-up: the metrics intervals after
     # the first (start-up) one; the final checkpoint's write is in none of them.
     with open(os.path.join(out, "metrics.jsonl")) as f:
@@ -124,7 +132,10 @@ def mpigan_once(args, ranks, threads, batch, extra, tmp, tag, config=None, steps
     return {"samples_per_s": statistics.median(rates) if rates else rec["samples_per_s"],
             "run_samples_per_s": rec["samples_per_s"], "seconds": rec["seconds"],
             "steps": rec["steps"], "timers": timers,
-            "peak_rss_mb": rec["memory_mb"].get("peak_rss_max"), "run_dir": out}
+            "peak_rss_mb": rec["memory_mb"].get("peak_rss_max"), "run_dir": out,
+            "memory_mb": rec["memory_mb"], "optimizer_state": rec.get("optimizer_state"),
+            "gradient_sums": rec.get("gradient_sums"), "steady_steps": steady.get("steps", 0),
+            "steady_timers": {k: v["mean"] for k, v in steady.get("timers", {}).items()}}
 
 
 def torch_available():
@@ -392,6 +403,172 @@ def run_mlp(args, use_torch):
     return record
 
 
+# The communication work of the data-parallel issue, on 2 ranks of 100 rows each (global batch
+# 200) against 1 rank of 100: key, name, ranks, --set of mpigan. The ladder adds one change at a
+# time to the replicated update with no buckets in float32 (train.overlap at its default, on: D's
+# allreduce under G's forward where sums go by MPI). Buckets act only where MPI sums the
+# gradients (shared sums ignore bucket_mb) and bf16 only on MPI messages (between nodes with
+# shared sums, none on one node), so both are measured with shared_allreduce false. "shared-sharded"
+# is mpigan's default on one node, the weak-scaling figure.
+SCALE_CONFIGS = [
+    ("1-rank", "1 rank, 100 rows", 1, []),
+    ("shared-base", "2 ranks, shared sums, replicated (baseline)", 2,
+     ["train.shared_allreduce=true", "train.sharded_update=false", "train.bucket_mb=0"]),
+    ("shared-sharded", "  + sharded update (the default)", 2,
+     ["train.shared_allreduce=true", "train.sharded_update=true"]),
+    ("mpi-base", "2 ranks, MPI sums, replicated, no buckets (baseline)", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=false", "train.bucket_mb=0"]),
+    ("mpi-buckets", "  + buckets of 25 MB", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=false", "train.bucket_mb=25"]),
+    ("mpi-sharded", "  + sharded update", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25"]),
+    ("mpi-bf16", "  + bf16 transport (error feedback)", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25",
+      "train.gradient_dtype=bf16"]),
+]
+SCALE_FLOAT = ["train.gradient_dtype=float32"]
+# Communication a step waits for: the sums' waits after each pass, starting and driving bucket
+# sums inside the backward passes, and the sharded update's exchange of parameters. What the
+# overlap hides is in none of them.
+SCALE_COMM = ("d_allreduce", "g_allreduce", "bucket_sums", "param_gather")
+# The timers that make up a steady-state step (io holds the end-of-run checkpoint, eval is off).
+SCALE_STEP = ("data", "d_compute", "d_allreduce", "g_compute", "g_allreduce", "update",
+              "bn_allreduce", "bucket_sums", "param_gather")
+# --quick's CIFAR-10 MLP: the same layers and code paths at a tenth of the width (1.3 million
+# parameters instead of 127 million), so that ctest's bench_quick stays short.
+SCALE_QUICK_NARROW = ["generator.layers.0.units=800", "generator.layers.1.units=800",
+                      "discriminator.layers.0.units=160", "discriminator.layers.1.units=160"]
+
+
+def scale_models(args):
+    """(label, config, steps, extra --set, needs generated CIFAR-shaped data)"""
+    cifar = os.path.join(ROOT, "configs", "cifar10-mlp.yaml")
+    mnist = os.path.join(ROOT, "configs", "fashion-mnist.yaml")
+    return [("MNIST MLP", mnist, args.scale_mnist_steps, [], False),
+            ("CIFAR-10 MLP" + (" (a tenth of the width)" if args.quick else ""), cifar,
+             args.scale_cifar_steps, SCALE_QUICK_NARROW if args.quick else [], True)]
+
+
+def scale_row(key, name, ranks, runs, one_rank_rate):
+    rate = spread([x["samples_per_s"] for x in runs])
+    per_step = []
+    for x in runs:
+        st, n = x["steady_timers"], max(1, x["steady_steps"])
+        step = sum(st.get(k, 0.0) for k in SCALE_STEP) / n
+        comm = sum(st.get(k, 0.0) for k in SCALE_COMM) / n
+        per_step.append({"step_s": step, "comm_s": comm, "share": comm / step if step else None,
+                         "update_s": st.get("update", 0.0) / n,
+                         "param_gather_s": st.get("param_gather", 0.0) / n,
+                         "phases_s": {k: v / n for k, v in st.items() if k not in ("io", "eval")}})
+    mid = sorted(range(len(runs)), key=lambda i: runs[i]["samples_per_s"])[len(runs) // 2]
+    opt, mem = runs[mid]["optimizer_state"] or {}, runs[mid]["memory_mb"]
+    share = [p["share"] for p in per_step]
+    return {"key": key, "config": name, "ranks": ranks, "mpigan": rate,
+            "weak_scaling": rate["median"] / one_rank_rate if one_rank_rate and ranks > 1 else None,
+            "gradient_sums": runs[mid]["gradient_sums"],
+            "exposed_comm_share": statistics.median(share), "exposed_comm_share_runs": share,
+            "step_s": statistics.median(p["step_s"] for p in per_step),
+            "exposed_comm_s": statistics.median(p["comm_s"] for p in per_step),
+            "update_s": statistics.median(p["update_s"] for p in per_step),
+            "param_gather_s": statistics.median(p["param_gather_s"] for p in per_step),
+            "phases_s_per_step": per_step[mid]["phases_s"],
+            "optimizer_state": opt, "memory_mb": mem,
+            "peak_rss_mb_min": min(x["memory_mb"].get("peak_rss_min", 0) for x in runs),
+            "peak_rss_mb_max": max(x["memory_mb"].get("peak_rss_max", 0) for x in runs)}
+
+
+def run_scale(args):
+    """Buckets, the sharded update and bf16 transport on both MLPs, 2 ranks against 1: the
+    exposed communication of the step before and after each change, weak scaling, optimizer
+    state and peak RSS per rank, the update's time; prints the tables, returns the record."""
+    t0 = time.time()
+    load0 = os.getloadavg()
+    # Run directories in memory where there is room: the end-of-run checkpoint of the CIFAR-10
+    # MLP is 1 GB, which a disk takes seconds to write (outside the timed steps, but not the run).
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    tmp = tempfile.mkdtemp(prefix="mpigan-bench-scale-", dir=shm)
+    models = []
+    try:
+        data = write_cifar_like(os.path.join(tmp, "cifar-like"))
+        for label, config, steps, extra, cifar in scale_models(args):
+            overrides = extra + (data if cifar else []) + SCALE_FLOAT
+            results = {c[0]: [] for c in SCALE_CONFIGS}
+            for r in range(args.scale_repeats):
+                for key, name, ranks, sets_ in SCALE_CONFIGS:
+                    x = mpigan_once(args, ranks, 1, 100 * ranks, None, tmp, "scale-" + key, config,
+                                    steps, overrides + sets_)
+                    shutil.rmtree(x["run_dir"], ignore_errors=True)  # its checkpoint: 1 GB
+                    results[key].append(x)
+                    print(f"  scale round {r + 1}/{args.scale_repeats}: {label}: {name.strip()}: "
+                          f"{x['samples_per_s']:.0f} samples/s", file=sys.stderr)
+            one = statistics.median(x["samples_per_s"] for x in results["1-rank"])
+            rows = [scale_row(key, name, ranks, results[key], one)
+                    for key, name, ranks, _ in SCALE_CONFIGS]
+            models.append({"model": label, "config": config, "steps": steps,
+                           "overrides": overrides, "configurations": rows})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    load1 = os.getloadavg()
+
+    targets = []
+    for m in models:
+        by = {r["key"]: r for r in m["configurations"]}
+
+        def ratio(a, b, what):
+            return by[a][what] / by[b][what] if by[b][what] else None
+
+        opt_s = by["shared-sharded"]["optimizer_state"]
+        whole = by["shared-base"]["optimizer_state"]["values_max"]  # the replicated update's
+        lab = m["model"]
+        targets += [
+            (f"{lab}: exposed communication share of the step, 2 ranks, shared sums, sharded "
+             "(the default)", by["shared-sharded"]["exposed_comm_share"], "<=", 0.05),
+            (f"{lab}: the same, MPI sums, buckets + sharded + bf16",
+             by["mpi-bf16"]["exposed_comm_share"], "<=", 0.05),
+            (f"{lab}: weak scaling, 2 ranks (default) vs 1 rank, 100 rows per rank",
+             by["shared-sharded"]["weak_scaling"], ">=", 1.85),
+            # The parts are cut at aligned offsets within each tensor, so the larger part can
+            # be a few dozen values over half; 0.1% over 1/R is what that allows.
+            (f"{lab}: optimizer state per rank, sharded / replicated (1/R = 0.5; parts cut at "
+             "aligned offsets, 0.1% allowed)", opt_s["values_max"] / whole, "<=", 0.5 * 1.001),
+            (f"{lab}: update time per step, sharded / replicated, shared sums",
+             ratio("shared-sharded", "shared-base", "update_s"), "<=", 0.6),
+            (f"{lab}:   the same with the parameters' exchange (update + param_gather)",
+             (by["shared-sharded"]["update_s"] + by["shared-sharded"]["param_gather_s"]) /
+             by["shared-base"]["update_s"], "info", None),
+            (f"{lab}: update time per step, sharded / replicated, MPI sums (buckets)",
+             ratio("mpi-sharded", "mpi-buckets", "update_s"), "<=", 0.6),
+            (f"{lab}:   the same with the parameters' exchange (update + param_gather)",
+             (by["mpi-sharded"]["update_s"] + by["mpi-sharded"]["param_gather_s"]) /
+             by["mpi-buckets"]["update_s"], "info", None),
+            (f"{lab}: peak RSS per rank, sharded (default), MB (highest rank)",
+             by["shared-sharded"]["peak_rss_mb_max"], "info", None),
+        ]
+
+    print(f"Buckets, sharded update, bf16: 2 ranks of 100 rows (global 200) against 1 rank of "
+          f"100, {args.scale_repeats} interleaved round(s){' (quick)' if args.quick else ''}; "
+          f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end")
+    for m in models:
+        print(f"{m['model']}: {os.path.relpath(m['config'], ROOT)}, {m['steps']} steps per run"
+              + (", generated CIFAR-10-shaped data" if "cifar" in m["config"] else ""))
+        print(f"  {'configuration':52} {'samples/s min/med/max':>23} {'x 1 rank':>8} "
+              f"{'step ms':>8} {'exposed comm':>12} {'update ms':>9} {'gather ms':>9} "
+              f"{'opt. state/rank':>15} {'peak RSS/rank':>14}")
+        for r in m["configurations"]:
+            x, o = r["mpigan"], r["optimizer_state"]
+            ws = f"{r['weak_scaling']:.2f}" if r["weak_scaling"] else "-"
+            print(f"  {r['config']:52} {x['min']:>7.0f} {x['median']:>7.0f} {x['max']:>7.0f} "
+                  f"{ws:>8} {1e3 * r['step_s']:>8.1f} {100 * r['exposed_comm_share']:>11.1f}% "
+                  f"{1e3 * r['update_s']:>9.1f} {1e3 * r['param_gather_s']:>9.1f} "
+                  f"{o.get('mb_max', 0):>12.1f} MB "
+                  f"{r['peak_rss_mb_min']:>5.0f}-{r['peak_rss_mb_max']:.0f} MB")
+    print_targets(targets)
+    return {"repeats": args.scale_repeats, "rows_per_rank": 100,
+            "load_average_start": load0, "load_average_end": load1, "models": models,
+            "targets": [{"what": w, "value": v, "op": o, "bound": b} for w, v, o, b in targets],
+            "seconds": time.time() - t0}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI's short form (20 steps, 1 repeat)")
@@ -402,11 +579,17 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--torch", choices=["auto", "yes", "no"], default="auto")
     ap.add_argument("--out", default=None, help="JSON record (default BUILD/bench.json)")
-    ap.add_argument("--model", choices=["all", "mlp", "dcgan"], default="all")
+    ap.add_argument("--model", choices=["all", "mlp", "dcgan", "scale"], default="all")
     ap.add_argument("--dcgan-steps", type=int, default=40, help="DCGAN training steps per run")
+    ap.add_argument("--scale-mnist-steps", type=int, default=100,
+                    help="--model scale: MNIST MLP steps per run")
+    ap.add_argument("--scale-cifar-steps", type=int, default=8,
+                    help="--model scale: CIFAR-10 MLP steps per run")
+    ap.add_argument("--scale-repeats", type=int, default=3, help="--model scale: rounds")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.warmup, args.repeats, args.dcgan_steps = 20, 3, 1, 8
+        args.scale_mnist_steps, args.scale_cifar_steps, args.scale_repeats = 20, 4, 1
     args.gemm_iterations = 5 if args.quick else 30
     args.parzen_samples, args.parzen_test = (500, 500) if args.quick else (10000, 10000)
     if not shutil.which("mpirun"):
@@ -416,11 +599,14 @@ def main():
         sys.exit(f"bench: --torch yes, but {TORCH_PYTHON} cannot import torch (apt-get install python3-torch)")
 
     t0 = time.time()
-    record = {"quick": args.quick}
+    record = {"quick": args.quick, "command": sys.argv,
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.model in ("all", "mlp"):
         record.update(run_mlp(args, use_torch))
     if args.model in ("all", "dcgan"):
         record["dcgan"] = run_dcgan(args, use_torch)
+    if args.model in ("all", "scale"):
+        record["scale"] = run_scale(args)
     record["seconds"] = time.time() - t0
     out = args.out or os.path.join(args.build, "bench.json")
     with open(out + ".tmp", "w") as f:
