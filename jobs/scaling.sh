@@ -12,7 +12,7 @@
 #   -o DIR      output directory (default runs/scaling-<date>-<time>)
 #   -e KEY=VAL  a --set for every run (repeatable), e.g. -e data.path=/scratch/cifar-10-batches-bin
 #   -x          the communication sweep instead of the strong and weak series (below)
-#   -B SIZES    the sweep's train.bucket_mb values (default "0 5 25 100")
+#   -B SIZES    the sweep's train.bucket_mb values, whole MB or auto (default "0 5 25 100")
 #   -a VALUES   the sweep's train.shared_allreduce values (default "false true")
 #   -n ROUNDS   the sweep's rounds, every configuration once per round (default 1)
 #
@@ -83,7 +83,7 @@ for n in $ranks $steps $threads $batch $rounds; do
   case $n in ''|*[!0-9]*|0) echo "scaling.sh: -r, -s, -t, -b and -n take positive whole numbers, not '$n'" >&2; exit 2 ;; esac
 done
 for n in $buckets; do
-  case $n in *[!0-9]*) echo "scaling.sh: -B takes whole numbers of MB, not '$n'" >&2; exit 2 ;; esac
+  case $n in auto) ;; ''|*[!0-9]*) echo "scaling.sh: -B takes whole numbers of MB or auto, not '$n'" >&2; exit 2 ;; esac
 done
 for v in $shareds; do
   case $v in true|false) ;; *) echo "scaling.sh: -a takes true and false, not '$v'" >&2; exit 2 ;; esac

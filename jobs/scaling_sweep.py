@@ -13,7 +13,8 @@ import sys
 # Communication a step waits for: the sums' waits after each pass, starting and driving bucket
 # sums inside the backward passes, a sharded update's exchange of parameters (bench/run.py's).
 COMM = ("d_allreduce", "g_allreduce", "bucket_sums", "param_gather")
-COLUMNS = ("round", "ranks", "shared_allreduce", "bucket_mb", "sharded_update", "gradient_dtype",
+COLUMNS = ("round", "ranks", "shared_allreduce", "bucket_mb", "bucket_mb_used", "sharded_update",
+           "gradient_dtype",
            "global_batch", "steps", "samples_per_s", "step_s", "exposed_comm_s",
            "exposed_comm_share", "update_s", "param_gather_s", "optimizer_mb_per_rank",
            "peak_rss_mb", "efficiency")
@@ -21,6 +22,11 @@ COLUMNS = ("round", "ranks", "shared_allreduce", "bucket_mb", "sharded_update", 
 
 def config_of(x):
     return (x["shared_allreduce"], x["bucket_mb"], x["sharded_update"], x["gradient_dtype"])
+
+
+def order(t):
+    """A sort key for tuples holding bucket sizes: numbers in order, then auto."""
+    return tuple((1, 0) if v == "auto" else (0, v) for v in t)
 
 
 def read(path):
@@ -35,7 +41,8 @@ def read(path):
         step = sum(v for k, v in t.items() if k not in ("io", "eval"))  # io: the last checkpoint
         comm = sum(t.get(k, 0.0) for k in COMM)
         return {"round": int(rnd), "ranks": r["ranks"], "shared_allreduce": kind,
-                "bucket_mb": int(b[1:]), "sharded_update": sd, "gradient_dtype": dt,
+                "bucket_mb": b[1:] if b[1:] == "auto" else int(b[1:]),
+                "bucket_mb_used": r.get("bucket_mb"), "sharded_update": sd, "gradient_dtype": dt,
                 "global_batch": r["global_batch"], "steps": r["steps"],
                 "samples_per_s": r["samples_per_s"], "step_s": step, "exposed_comm_s": comm,
                 "exposed_comm_share": comm / step if step else 0.0,
@@ -60,7 +67,7 @@ def main():
     for x in rows:
         b = base.get(config_of(x) if n1 > 1 else None)
         x["efficiency"] = x["samples_per_s"] / (statistics.median(b) * x["ranks"] / n1) if b else None
-    rows.sort(key=lambda x: (x["round"], x["ranks"]) + config_of(x))
+    rows.sort(key=lambda x: order((x["round"], x["ranks"]) + config_of(x)))
 
     def cell(v):
         return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
@@ -85,7 +92,7 @@ def main():
         f.write(f"{'ranks':>5} {'sums':>6} {'bucket MB':>9} {'update':>10} {'dtype':>7} "
                 f"{'samples/s':>9} {'step ms':>8} {'exposed comm':>12} {'update ms':>9} "
                 f"{'gather ms':>9} {'opt. MB/rank':>12} {'peak RSS MB':>11} {'efficiency':>10}\n")
-        for k in sorted(groups):
+        for k in sorted(groups, key=order):
             g = groups[k]
             e = med(g, "efficiency")
             f.write(f"{k[0]:>5} {k[1]:>6} {k[2]:>9} {k[3]:>10} {k[4]:>7} "

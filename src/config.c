@@ -36,6 +36,8 @@ _Static_assert(MG_PATH_MAX <= PATH_MAX, "a path mpigan holds must be one the sys
 static const char *const format_names[] = {"idx", "cifar10", "tfd", "hdf5", NULL};
 static const char *const split_names[] = {"unlabeled", "train", "valid", "test", NULL};
 static const char *const dtype_names[] = {"float32", "bf16", NULL};
+/* A K_REAL with names takes their one word too, stored as the field's `word` value. */
+static const char *const auto_names[] = {"auto", NULL};
 static const char *const preprocess_names[] = {
     [MG_PREPROCESS_SCALE] = "scale", [MG_PREPROCESS_GCN] = "gcn", NULL};
 
@@ -85,6 +87,7 @@ typedef struct field {
     const char *const *names;
     const struct field *sub;
     int only;
+    double word; /* K_REAL with names: the value that its one word (names[0]) stands for */
 } field;
 
 #define AT(type, m) .off = offsetof(type, m), .size = sizeof(((type *)0)->m)
@@ -248,7 +251,8 @@ static const field train_fields[] = {
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
     {"sharded_update", K_BOOL, CFG(train.sharded_update)},
-    {"bucket_mb", K_REAL, CFG(train.bucket_mb), RANGE(0, 1e6)},
+    {"bucket_mb", K_REAL, CFG(train.bucket_mb), RANGE(0, 1e6), .names = auto_names,
+     .word = MG_BUCKETS_AUTO},
     {"gradient_dtype", K_ENUM, CFG(train.gradient_bf16), .names = dtype_names},
     {"error_feedback", K_BOOL, CFG(train.error_feedback)},
     {"nonfinite", K_ENUM, CFG(train.nonfinite), .names = mg_nonfinite_names},
@@ -350,7 +354,7 @@ void mg_config_defaults(mg_config *cfg)
     cfg->train.overlap = 1;
     cfg->train.shared_allreduce = 1;
     cfg->train.sharded_update = 1;
-    cfg->train.bucket_mb = 25;
+    cfg->train.bucket_mb = MG_BUCKETS_AUTO;
     cfg->train.gradient_bf16 = 0;
     cfg->train.error_feedback = 1;
     cfg->train.stall_seconds = 120;
@@ -744,9 +748,14 @@ static int convert_scalar(ctx *c, const field *f, const yaml_node_t *node, const
     }
     case K_REAL: {
         double v = 0;
+        if (f->names && lookup_name(f->names, s) == 0) {
+            *(double *)dest = f->word;
+            return 0;
+        }
         rc = parse_real(s, len, &v);
         if (rc == NUM_BAD)
-            return fail_at(c, node, key, "expected a number, got \"%s\"",
+            return fail_at(c, node, key, "expected a number%s%s, got \"%s\"",
+                           f->names ? " or " : "", f->names ? f->names[0] : "",
                            shown(got, sizeof got, node));
         if (rc == NUM_RANGE)
             return fail_at(c, node, key, "expected a finite number, got \"%s\"",
@@ -2366,7 +2375,10 @@ int mg_config_write(const mg_config *cfg, FILE *f)
         fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
     fprintf(f, "  sharded_update: %s\n", cfg->train.sharded_update ? "true" : "false");
-    write_real(f, "  ", "bucket_mb", cfg->train.bucket_mb);
+    if (cfg->train.bucket_mb == MG_BUCKETS_AUTO)
+        fprintf(f, "  bucket_mb: auto\n");
+    else
+        write_real(f, "  ", "bucket_mb", cfg->train.bucket_mb);
     fprintf(f, "  gradient_dtype: %s\n  error_feedback: %s\n",
             enum_name(dtype_names, cfg->train.gradient_bf16),
             cfg->train.error_feedback ? "true" : "false");

@@ -1,7 +1,6 @@
 /* A training session (session.h): mpigan train's prolog, loop and epilog. Rank 0 reads, prints and
  * writes; every decision that ends a run is agreed by all ranks, so none is left waiting in a
  * collective. */
-#define _GNU_SOURCE /* open_memstream */
 #include "mpigan/session.h"
 
 #include <math.h>
@@ -435,11 +434,14 @@ static void banner(const mg_session *s)
     else
         printf("%lld steps", (long long)s->total);
     printf("; run directory %s\n", s->dir);
-    printf("training set %.0f MB (%s), %s; gradient sums: %s\n",
+    printf("training set %.0f MB (%s), %s; gradient sums: %s",
            (double)data->n * data->dim * (data->bytes ? 1 : sizeof(mg_real)) / (1 << 20),
            data->bytes ? "pixel bytes" : "float values",
            data->shared ? "one copy per node in shared memory" : "one copy per rank",
            mg_trainer_sums(t));
+    if (t->bucketed)
+        printf(", in buckets of %g MB", t->bucket_mb);
+    printf("\n");
     fflush(stdout);
 }
 

@@ -264,10 +264,15 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     /* Buckets for sums through MPI (comm.h): cut at layer boundaries from the top, each about
      * train.bucket_mb; the backward passes start them as they finish them. */
     t->bucketed = 0;
-    if (cfg->train.bucket_mb > 0 && t->nranks > 1 && !mg_reducer_shared(t->g_sum)) {
-        buckets_for(t, t->g_sum, &t->g, cfg->train.bucket_mb);
-        buckets_for(t, t->d_sum, &t->d, cfg->train.bucket_mb);
+    t->bucket_mb = 0;
+    double bucket_mb = cfg->train.bucket_mb;
+    if (bucket_mb == MG_BUCKETS_AUTO)
+        bucket_mb = mg_comm_node_size(comm) < t->nranks ? MG_BUCKETS_AUTO_MB : 0;
+    if (bucket_mb > 0 && t->nranks > 1 && !mg_reducer_shared(t->g_sum)) {
+        buckets_for(t, t->g_sum, &t->g, bucket_mb);
+        buckets_for(t, t->d_sum, &t->d, bucket_mb);
         t->bucketed = 1;
+        t->bucket_mb = bucket_mb;
     }
     if (cfg->train.gradient_bf16) {
         mg_reducer_compress(t->g_sum, MG_STATS_SLOTS, cfg->train.error_feedback);

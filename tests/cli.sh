@@ -417,6 +417,14 @@ run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set da
 expect_status "train with shared memory off" 0
 expect_grep "private training sets" "$tmp/out" "training set .* MB (pixel bytes), one copy per rank"
 expect_grep "shared gradient sums" "$tmp/h5run/run.json" '"gradient_sums": "shared-memory"'
+expect_grep "no buckets with shared sums" "$tmp/h5run/run.json" '"bucket_mb": 0'
+# MPI sums in buckets: the start line and run.json say their size
+run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set data.train_count=0 \
+  --set data.valid_count=60 --steps 3 --out "$tmp/h5run-buckets" \
+  --set train.shared_allreduce=false --set train.bucket_mb=5
+expect_status "train with buckets" 0
+expect_grep "buckets on the start line" "$tmp/out" "gradient sums: MPI_Allreduce, in buckets of 5 MB"
+expect_grep "buckets in run.json" "$tmp/h5run-buckets/run.json" '"bucket_mb": 5'
 # No room for Open MPI's shared-memory windows (its backing directory missing): the training set
 # and the gradient sums fall back to private buffers and MPI, instead of hanging in the window's
 # allocation (Open MPI 4.1 returns the error on the node's first rank only).

@@ -1099,6 +1099,21 @@ static void test_errors_precision(void)
     CU_ASSERT_EQUAL(cfg.train.stall_seconds, 0);
     PARSE_OK(&cfg, MINIMAL "train: {stall_seconds: 0.01}\n", NULL, 0);
     PARSE_OK(&cfg, MINIMAL "train: {stall_seconds: 86400}\n", NULL, 0);
+
+    /* Buckets: auto by default (25 MB when the sums cross nodes, chosen by the trainer), or MB. */
+    PARSE_OK(&cfg, MINIMAL, NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.bucket_mb, MG_BUCKETS_AUTO);
+    PARSE_OK(&cfg, MINIMAL "train: {bucket_mb: 5}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.bucket_mb, 5);
+    PARSE_OK(&cfg, MINIMAL "train: {bucket_mb: 0}\n", NULL, 0);
+    CU_ASSERT_EQUAL(cfg.train.bucket_mb, 0);
+    const char *auto_set[] = {"train.bucket_mb=auto"};
+    PARSE_OK(&cfg, MINIMAL "train: {bucket_mb: 5}\n", auto_set, 1);
+    CU_ASSERT_EQUAL(cfg.train.bucket_mb, MG_BUCKETS_AUTO);
+    EXPECT_ERROR("train: {bucket_mb: big}\n",
+                 "cfg.yaml:1: train.bucket_mb: expected a number or auto, got \"big\"");
+    EXPECT_ERROR("train: {bucket_mb: -1}\n",
+                 "cfg.yaml:1: train.bucket_mb: must be in [0, 1000000], got -1");
 }
 
 /* Issue 14, 3: an override changes the key it names, also where the file shares the mapping (or

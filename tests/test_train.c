@@ -326,6 +326,33 @@ static void test_sharded_same_as_replicated(void)
     check_sharded(mg_fixture_dcgan_config(STEPS, NULL, 0), "DCGAN with batch norm, adam");
 }
 
+/* train.bucket_mb: auto (the default) cuts buckets only where the sums cross nodes: on one node
+ * (these tests) the MPI sums run as the ring after the pass; a number cuts them anywhere. */
+static void test_buckets_auto(void)
+{
+    const mg_comm *world = mg_comm_world();
+    const int size = mg_comm_size(world), node = mg_comm_node_size(world);
+    mg_dataset ds = mg_fixture_blobs(64);
+    static const struct {
+        double mb;
+        int shared;
+    } cases[] = {{MG_BUCKETS_AUTO, 0}, {25, 0}, {25, 1}, {MG_BUCKETS_AUTO, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mg_config cfg = make_config(NULL);
+        cfg.train.bucket_mb = cases[i].mb;
+        cfg.train.shared_allreduce = cases[i].shared;
+        mg_trainer t;
+        mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+        const int sums_by_mpi = size > 1 && !mg_reducer_shared(t.g_sum);
+        const int want = sums_by_mpi && (cases[i].mb > 0 || node < size);
+        CU_ASSERT_EQUAL(t.bucketed, want);
+        /* run.json's and the start line's size: auto resolved to 25 MB, 0 when not bucketed */
+        CU_ASSERT_EQUAL(t.bucket_mb, want ? 25.0 : 0.0);
+        mg_trainer_free(&t);
+    }
+    mg_dataset_free(&ds);
+}
+
 /* A convolutional GAN with batch norm: with `sync` true (the default) its statistics are those of
  * the global batch, so 1, 2 and 4 ranks train alike (parameters and running averages, 1e-5);
  * with `sync` false each rank normalises its own rows, a different computation, which the same
@@ -961,6 +988,7 @@ int main(int argc, char **argv)
         {"invariance_conv_sync_batchnorm", test_invariance_conv_sync_batchnorm},
         {"conv_unsynced_batchnorm_differs", test_conv_unsynced_batchnorm_differs},
         {"sharded_same_as_replicated", test_sharded_same_as_replicated},
+        {"buckets_auto", test_buckets_auto},
         {"bf16_trains", test_bf16_trains},
         {"invariance_conditional", test_invariance_conditional},
         {"conditional_inputs", test_conditional_inputs},

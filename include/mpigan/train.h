@@ -60,13 +60,20 @@ typedef struct {
     int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
     int sharded_update; /* each rank updates its part of the parameters (ZeRO stage 1, comm.h) */
     double bucket_mb;   /* sums through MPI start in buckets of about this many MB as the backward
-                           pass finishes them (0: after the pass) */
+                           pass finishes them (0: after the pass; MG_BUCKETS_AUTO: 25 MB when
+                           the sums cross nodes, else 0) */
     int gradient_bf16;  /* gradients travel between nodes in bfloat16 (comm.h) ... */
     int error_feedback; /* ... with error feedback */
     enum mg_nonfinite nonfinite; /* what a NaN or Inf in an allreduced gradient does */
     double stall_seconds; /* a wait on other ranks lasting longer: report the late ranks
                              (mg_comm_watch of the trainer's communicator; 0: off) */
 } mg_train_spec;
+
+/* train.bucket_mb: auto. Between nodes buckets overlap the network with the backward pass (DDP's
+ * 25 MB); inside one node "messages" are copies and additions on the cores that run the pass, and
+ * buckets measured slower than the ring after it (README, train.bucket_mb). */
+#define MG_BUCKETS_AUTO (-1.0)
+#define MG_BUCKETS_AUTO_MB 25.0
 
 /* Everything the trainer is built from: plain data, the same on every rank. */
 typedef struct {
@@ -129,6 +136,7 @@ typedef struct {
                                over this rank's part of them alone */
     int sharded;            /* train.sharded_update on more than one rank */
     int bucketed;           /* the sums through MPI go in buckets during the backward passes */
+    double bucket_mb;       /* their size (train.bucket_mb, auto resolved); 0 when not bucketed */
     mg_optim *whole_g, *whole_d;   /* mg_trainer_whole_optims: the whole state for a checkpoint */
 
     int64_t step;           /* completed steps (generator updates) */
