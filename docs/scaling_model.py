@@ -9,6 +9,12 @@
     docs/scaling_model.py rate --model mnist    measured flop/s of one rank at the model's batch
     docs/scaling_model.py batch --model dcgan   the model's global batch
     docs/scaling_model.py fit FILE...           CALIBRATION entries from tests/sim/measure.sh rows
+    ... step|skeleton-args --path sharded --node 8 --bf16 1
+                                                the same for the current step (current_step_time)
+
+The current step (buckets overlapped with the backward pass, the sharded update, hierarchical
+sums in nodes of R ranks, bf16 between nodes) is current_step_time's, below; docs/scaling.md
+section 9 describes it. The old step, one replicated allreduce per update, is this:
 
 One step of Algorithm 1 (src/train.c, alternating mode) on every rank:
     k times: D compute on r rows | allreduce D's gradients | D update
@@ -297,6 +303,217 @@ def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
     return g_updated[-1] - g_updated[-2]
 
 
+# ---- The current path (src/train.c, src/comm.c with their defaults): buckets overlapped with the
+# backward pass, the sharded update (ZeRO-1), hierarchical sums in nodes of R ranks, bf16 between
+# nodes. See docs/scaling.md section 9.
+
+BUCKET_MB = 25          # train.bucket_mb's default
+NODE_SIZES = [1, 8, 32, 128]
+# Bytes/s a socket's memory streams for all its cores together. Assumption, not measured here
+# (this machine has 2 cores): a socket of 8 DDR4-3200 channels (AMD EPYC 7003, Intel Xeon 3rd
+# generation) peaks at 8 x 25.6 = 204.8 GB/s, and STREAM reaches about 75% of a DDR4 peak, so
+# 150 GB/s. A node of 8 or 32 ranks is one such socket, a node of 128 ranks two (2 x 64 cores).
+SOCKET_STREAM = 150e9
+ALPHA_NODE = 0.5e-6     # a small MPI message between ranks of one node through shared memory
+STATS_DOUBLES = STATS_FLOATS + 1  # the tail's sums and the verdict (comm.c tail_and_verdict)
+
+
+def node_stream(ranks_per_node):
+    """Bytes/s of memory traffic one rank gets when all ranks of its node stream at once: a core's
+    own rate (STREAM, measured) or its share of the node's sockets, whichever is less."""
+    sockets = 2 if ranks_per_node > 64 else 1
+    return min(STREAM, sockets * SOCKET_STREAM / ranks_per_node)
+
+
+def layer_offsets(layers):
+    offs, at = [], 0
+    for layer in layers:
+        offs.append(at)
+        at += layer.params
+    return offs
+
+
+def bucket_cuts(layers, mb=BUCKET_MB):
+    """train.c's buckets_for: from the last layer down, a cut where a layer's parameters start
+    once the bucket being filled holds at least mb MiB."""
+    target = mb * (1 << 20) / FLOAT_BYTES
+    offs, top, cuts = layer_offsets(layers), params(layers), []
+    for l in reversed(range(1, len(layers))):
+        if top - offs[l] >= target and offs[l] > 0:
+            cuts.append(offs[l])
+            top = offs[l]
+    return sorted(cuts)
+
+
+def buckets(layers, mb=BUCKET_MB):
+    """(lowest layer, floats) of each bucket, last bucket first: the order the backward pass
+    finishes them in. A bucket starts when the backward pass of its lowest layer is done."""
+    cuts = [0] + bucket_cuts(layers, mb) + [params(layers)]
+    offs = layer_offsets(layers)
+    out = []
+    for b in reversed(range(len(cuts) - 1)):
+        low = min(l for l, o in enumerate(offs) if o >= cuts[b] and layers[l].params)
+        out.append((low, cuts[b + 1] - cuts[b]))
+    return out
+
+
+def small_sum_time(nbytes, ranks, beta, alpha=ALPHA, node=1):
+    """A small allreduce (recursive doubling, ranks numbered node by node): an exchange with a
+    partner on the same node costs ALPHA_NODE, in the same leaf switch alpha / 2, else alpha."""
+    if ranks == 1:
+        return 0.0
+    hosts = max(1, ranks // node)
+    leaf = 1 << math.ceil(math.log2(hosts) / 2) if hosts > 1 else 1
+    t = 0.0
+    for i in range(int(math.log2(ranks))):
+        d = 1 << i
+        if d < node:
+            t += ALPHA_NODE + nbytes / STREAM
+        else:
+            t += (alpha / 2 if d // node < leaf else alpha) + nbytes / beta
+    return t
+
+
+def reduce_scatter_time(nbytes, ranks, beta, alpha=ALPHA, algorithm="direct"):
+    """One bucket's MPI_Ireduce_scatter among ranks with a NIC each. direct: every piece sent
+    straight to its owner, all messages posted at once (SimGrid's SMPI; bandwidth-optimal);
+    libnbc: Open MPI 4.1's (coll/libnbc, nbc_ireduce_scatter.c), a binomial reduce of the whole
+    bucket to rank 0, then rank 0 sends each rank its piece."""
+    if ranks == 1:
+        return 0.0
+    piece = (ranks - 1) / ranks * nbytes / beta
+    if algorithm == "direct":
+        return alpha + piece
+    rounds = math.ceil(math.log2(ranks))
+    return rounds * (alpha + nbytes / beta + 3 * nbytes / STREAM) + alpha + piece
+
+
+def pass_flops(model):
+    """FLOPs per row of the current step's passes: D's update (G's forward for the fakes, D's
+    forward on real and fake rows), D's backward by layer (no input gradient for the first),
+    G's update (G forward, D forward and backward to G's output), G's backward by layer."""
+    wg, wd = weights(model["g"]), weights(model["d"])
+    g, d = sum(wg), sum(wd)
+    d_bwd = [4 * w + (4 * w if l > 0 else 0) for l, w in enumerate(wd)]
+    g_bwd = [2 * w + (2 * w if l > 0 else 0) for l, w in enumerate(wg)]
+    return 2 * g + 4 * d, d_bwd, 2 * g + 2 * d + 2 * d, g_bwd
+
+
+def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALPHA,
+                      rs="direct", mb=BUCKET_MB):
+    """Seconds of one step of the current code path on `ranks` ranks in nodes of `node` ranks,
+    and its parts. Defaults: train.sharded_update (ZeRO-1), bucket_mb 25, shared sums.
+
+    node == 1 (a private buffer per rank, sums through MPI): each bucket's reduce-scatter starts
+    when the backward pass has written it and runs (one at a time on the rank's NIC) while the
+    pass goes on; the rank then waits for the rest, sums the tail (statistics and verdict),
+    updates its 1/N of the parameters, gathers every bucket's pieces (MPI_Iallgatherv, float32
+    always: parameters are not rounded), and agrees that all is finite.
+
+    node > 1 (shared sums): after the backward pass (buckets are ignored), the node's ranks sum
+    chunk i of every rank's slot in shared memory (rank i reads n floats and writes n / R), the
+    chunks go round a ring over the M = N / R nodes (R rings at once through one NIC:
+    reduce-scatter, bf16 if asked), the tail is summed, each rank updates 1/N of the node's one
+    copy, and a second ring (float32) gathers the updated chunk into the node's window.
+
+    bf16 halves the bytes of gradient sums between nodes; parameters and statistics travel in
+    float32, and within a node nothing is rounded."""
+    model = MODELS[key]
+    beta = gbps * 1e9 / 8
+    td, tg, u = compute_time(key, rows)
+    pg, pd = params(model["g"]), params(model["d"])
+    d_fwd, d_bwd, g_fwd, g_bwd = pass_flops(model)
+    sd = td / (d_fwd + sum(d_bwd))
+    sg = tg / (g_fwd + sum(g_bwd))
+    grad_bytes = 2 if bf16 else FLOAT_BYTES
+    hosts = max(1, ranks // node)
+    bn = sum(small_sum_time(n, ranks, beta, alpha, node) for n in bn_messages(model, k))
+    out = {"step_s": 0.0, "compute_s": k * td + tg, "bn_allreduce_s": bn, "d_sum_s": 0.0,
+           "g_sum_s": 0.0, "d_gather_s": 0.0, "g_gather_s": 0.0, "update_s": 0.0,
+           "node_sum_s": 0.0, "small_s": 0.0}
+
+    def phase(name, layers, fwd, bwd, s, u_net):
+        n = params(layers)
+        t = fwd * s
+        if ranks == 1:
+            out["update_s"] += u_net
+            return t + sum(bwd) * s + u_net
+        small = small_sum_time(STATS_DOUBLES * 8, ranks, beta, alpha, node)
+        if node == 1:
+            net = 0.0
+            order = buckets(layers, mb)
+            for l in reversed(range(len(layers))):
+                t += bwd[l] * s
+                for low, floats in order:
+                    if low == l:
+                        net = max(net, t) + reduce_scatter_time(floats * grad_bytes, ranks,
+                                                                beta, alpha, rs)
+            wait = max(0.0, net - t)
+            gather = alpha + (ranks - 1) / ranks * n * FLOAT_BYTES / beta
+            smalls = 2 * small
+            node_sum = 0.0
+        else:
+            t += sum(bwd) * s
+            node_sum = (n + STATS_FLOATS) * FLOAT_BYTES * (1 + 1 / node) / node_stream(node)
+            if hosts > 1:
+                leaf = 1 << math.ceil(math.log2(hosts) / 2)
+                hop = alpha if hosts > leaf else alpha / 2
+                wait = (hosts - 1) * (hop + grad_bytes * n / (hosts * beta))
+                gather = (hosts - 1) * (hop + FLOAT_BYTES * n / (hosts * beta))
+                smalls = 2 * small
+            else:
+                wait = gather = smalls = 0.0
+        update = u_net / ranks
+        out[name + "_sum_s"] += wait
+        out[name + "_gather_s"] += gather
+        out["update_s"] += update
+        out["node_sum_s"] += node_sum
+        out["small_s"] += smalls
+        return t + wait + node_sum + smalls + update + gather
+
+    ud, ug = u * pd / (pd + pg), u * pg / (pd + pg)
+    total = sum(phase("d", model["d"], d_fwd, d_bwd, sd, ud) for _ in range(k))
+    total += phase("g", model["g"], g_fwd, g_bwd, sg, ug)
+    out["step_s"] = total + bn
+    return out
+
+
+def current_weak_efficiency(key, ranks, gbps, node=1, bf16=False, rs="direct"):
+    rows = MODELS[key]["batch"]
+    t1 = step_time(key, 1, rows, gbps)["step_s"]
+    return t1 / current_step_time(key, ranks, rows, gbps, node, bf16, rs=rs)["step_s"]
+
+
+def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale):
+    """tests/sim/skeleton's arguments for the current step (--path sharded): the same slices of
+    compute, buckets and memory time as current_step_time."""
+    model = MODELS[key]
+    td, tg, u = compute_time(key, rows)
+    pg, pd = params(model["g"]), params(model["d"])
+    d_fwd, d_bwd, g_fwd, g_bwd = pass_flops(model)
+    sd, sg = td / (d_fwd + sum(d_bwd)), tg / (g_fwd + sum(g_bwd))
+    out = f"--path sharded --node {node} --bf16 {int(bool(bf16))} --k {k}"
+    for name, layers, fwd, bwd, s, un in (("d", model["d"], d_fwd, d_bwd, sd, u * pd / (pd + pg)),
+                                          ("g", model["g"], g_fwd, g_bwd, sg, u * pg / (pd + pg))):
+        order = buckets(layers) if node == 1 and ranks > 1 else []
+        slices = []
+        for l in reversed(range(len(layers))):
+            floats = sum(f for low, f in order if low == l)
+            slices.append(f"{bwd[l] * s * speed:.6g}:{round(floats / scale)}")
+        n = params(layers) + STATS_FLOATS
+        node_sum = n * FLOAT_BYTES * (1 + 1 / node) / node_stream(node) if node > 1 else 0.0
+        out += (f" --{name}-floats {round(n / scale)} --{name}-flops 0 --{name}-fwd {fwd * s * speed:.6g}"
+                f" --{name}-bwd {','.join(slices)} --{name}-update {un / ranks * speed:.6g}"
+                f" --{name}-node-sum {node_sum * speed:.6g}")
+    for phase in ("d", "g"):  # batch norm sums, as for the replicated step
+        sizes = [n for ph, n in bn_phases(model, k) if ph == phase]
+        per = len(sizes) // k if phase == "d" else len(sizes)
+        if per:
+            mean = sum(sizes) / len(sizes) / 8 / scale
+            out += f" --{phase}-small {per} --{phase}-small-doubles {max(1, round(mean))}"
+    return out
+
+
 def strong_efficiency(key, ranks, gbps, overlap=False, algorithm="rabenseifner"):
     """T(1) / (N T(N)) at the model's global batch B; None once a rank would get less than one
     row."""
@@ -448,6 +665,55 @@ def print_tables():
                 cells.append(pct(t1 / tn["step_s"]))
             print(f"| {alpha * 1e6:g} us | {algorithm} | " + " | ".join(cells) + " |")
 
+    print_current_tables()
+
+
+def print_current_tables(ranks=512):
+    """The current path's tables (docs/scaling.md section 9)."""
+    print(f"\n**Current path: weak-scaling efficiency at {ranks} ranks**, B rows per rank, "
+          "sharded update, 25 MB buckets; columns: ranks per node, gradients between nodes in "
+          "float32 or bf16\n")
+    heads = [f"{r}/node {'bf16' if b else 'fp32'}" for r in NODE_SIZES for b in (0, 1)]
+    print("| model | Gbit/s | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|" * len(heads))
+    for key in MODELS:
+        for gbps in GBPS:
+            cells = [pct(current_weak_efficiency(key, ranks, gbps, r, b))
+                     for r in NODE_SIZES for b in (0, 1)]
+            print(f"| {key} | {gbps} | " + " | ".join(cells) + " |")
+
+    print(f"\n**Current path: one step at {ranks} ranks, 25 Gbit/s, milliseconds per rank** "
+          "(B rows per rank; sums: the gradient reduce-scatters' time the backward pass did not "
+          "hide; node sums: the shared-memory sums of a node's ranks; small: statistics, verdicts "
+          "and batch norm sums)\n")
+    print("| model | ranks/node | bf16 | compute | update | node sums | sums | gathers | small "
+          "| step | efficiency |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for key in ("mnist", "cifar10", "dcgan"):
+        rows = MODELS[key]["batch"]
+        t1 = step_time(key, 1, rows, 25)["step_s"]
+        for r in NODE_SIZES:
+            for b in (0, 1):
+                t = current_step_time(key, ranks, rows, 25, r, b)
+                ms = lambda x: f"{1e3 * x:.1f}"
+                print(f"| {key} | {r} | {'yes' if b else 'no'} | {ms(t['compute_s'])} "
+                      f"| {ms(t['update_s'])} | {ms(t['node_sum_s'])} "
+                      f"| {ms(t['d_sum_s'] + t['g_sum_s'])} "
+                      f"| {ms(t['d_gather_s'] + t['g_gather_s'])} "
+                      f"| {ms(t['small_s'] + t['bn_allreduce_s'])} | {ms(t['step_s'])} "
+                      f"| {pct(t1 / t['step_s'])} |")
+
+    print(f"\n**Current path, nodes of 1 rank, {ranks} ranks, with Open MPI 4.1's "
+          "MPI_Ireduce_scatter** (libnbc: a binomial reduce of each bucket to rank 0, then "
+          "rank 0 sends the pieces), against the direct one the tables above assume\n")
+    print("| model | Gbit/s | direct fp32 | direct bf16 | libnbc fp32 | libnbc bf16 |")
+    print("|---|---|---|---|---|---|")
+    for key in MODELS:
+        for gbps in GBPS:
+            cells = [pct(current_weak_efficiency(key, ranks, gbps, 1, b, rs))
+                     for rs in ("direct", "libnbc") for b in (0, 1)]
+            print(f"| {key} | {gbps} | " + " | ".join(cells) + " |")
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -461,6 +727,12 @@ def main():
         s.add_argument("--ranks", type=int, required=True)
         s.add_argument("--rows", type=float, required=True, help="rows per rank")
         s.add_argument("--k", type=int, default=1)
+        s.add_argument("--path", choices=("replicated", "sharded"), default="replicated",
+                       help="replicated: the old step (one allreduce per update); sharded: the "
+                            "current one (buckets, ZeRO-1, hierarchical sums, bf16)")
+        s.add_argument("--node", type=int, default=1, help="ranks per node (--path sharded)")
+        s.add_argument("--bf16", type=int, choices=(0, 1), default=0,
+                       help="gradients in bfloat16 between nodes (--path sharded)")
         if name == "step":
             s.add_argument("--gbps", type=float, required=True)
             s.add_argument("--alpha", type=float, default=ALPHA, help="seconds per message")
@@ -485,7 +757,15 @@ def main():
         return 0
     if a.ranks < 1 or a.rows <= 0 or a.k < 1:
         p.error("--ranks and --k must be >= 1 and --rows > 0")
-    if a.command == "step":
+    if a.node < 1 or a.ranks % a.node:
+        p.error("--node must be >= 1 and divide --ranks")
+    if a.command == "step" and a.path == "sharded":
+        t = current_step_time(a.model, a.ranks, a.rows, a.gbps, a.node, a.bf16, a.k, a.alpha)
+        print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
+    elif a.command == "skeleton-args" and a.path == "sharded":
+        print(sharded_skeleton_args(a.model, a.ranks, a.rows, a.node, a.bf16, a.k, a.host_speed,
+                                    a.scale))
+    elif a.command == "step":
         t = step_time(a.model, a.ranks, a.rows, a.gbps, a.k, a.alpha, a.algorithm)
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
     else:

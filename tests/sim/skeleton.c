@@ -21,6 +21,27 @@
  *   d_allreduce_min_s=0.00312 g_allreduce_min_s=0.00633 bn_allreduce_s=0 simulated=1
  *   (all on one line)
  *
+ * --path sharded: the current step (src/train.c, src/comm.c with their defaults: ZeRO-1 sharded
+ * update, buckets, shared sums in nodes of --node ranks, bf16 between nodes with --bf16 1). Per
+ * network: the forward pass (--d-fwd flops, with the batch norm sums), then
+ *   --node 1: the backward pass in slices (--d-bwd "flops:floats,...", in the order the pass runs
+ *     them); after a slice whose floats are not 0 a bucket of that many floats starts its
+ *     reduce-scatter (every piece straight to its owner, all posted at once: direct() below;
+ *     MPI_Testall after every slice); then the wait for all of them and a small sum of the
+ *     statistics (5 doubles), the update of this rank's part (--d-update flops), the gather of
+ *     every bucket's pieces (float32, the same pattern), and another small sum (the verdict that
+ *     all is finite);
+ *   --node R > 1 (R consecutive ranks per host): the backward pass, a node barrier, the node's sum
+ *     in shared memory (--d-node-sum flops: the model's memory time, not simulated), a ring
+ *     reduce-scatter of this rank's chunk (1/R of the buffer) over the ranks of the same node
+ *     index on every node, a small sum, the update, a ring allgather (float32), a node barrier
+ *     and a small sum.
+ *   bf16 halves the count of every gradient message (MPI_FLOAT, half as many): the bytes, not the
+ *   arithmetic, are what the network sees. Parameters and statistics stay full size.
+ * Printed then: d_sum_s/g_sum_s (the wait for the reduce-scatters after the backward pass, or the
+ * ring's reduce-scatter), d_gather_s/g_gather_s (the parameters' gather), small_s (the small
+ * sums), progress_s (the MPI_Testall calls between slices).
+ *
  * The gradient buffers come from SMPI_SHARED_MALLOC: every simulated rank shares one physical
  * copy; their contents are meaningless, which does not change the simulated time of a sum.
  *
@@ -51,6 +72,9 @@
         }                                                                                          \
     } while (0)
 
+#define MAX_SLICES 64
+#define STATS_DOUBLES 5 // a step's statistics and the verdict (comm.c tail_and_verdict)
+
 struct options {
     long d_floats, g_floats;  // gradient buffer lengths: parameters + mpigan's 4 stats slots
     double d_flops, g_flops;  // per rank, per D step and per G step
@@ -60,18 +84,30 @@ struct options {
     int k, steps, warmup;
     int d_small, g_small;     // small allreduces (batch norm sums) per D and per G update ...
     long d_small_n, g_small_n; // ... of this many doubles
+    int sharded;              // --path sharded: the current step (above)
+    int node, bf16;           // ranks per host; gradients in bfloat16 between nodes
+    struct plan {             // per network, for --path sharded
+        double fwd, update, node_sum; // flops
+        int slices;
+        double bwd[MAX_SLICES];       // flops of each slice of the backward pass
+        long bucket[MAX_SLICES];      // floats of the bucket that starts after it (0: none)
+    } d, g;
 };
 
 struct timers {
     double d_reduce, g_reduce, compute; // simulated seconds summed over timed steps
     double small;                        // the small allreduces
+    double d_sum, g_sum, d_gather, g_gather, stats; // --path sharded
+    double progress;                     // --path sharded: MPI_Testall between slices
 };
 
 static void usage(void)
 {
     fprintf(stderr, "usage: skeleton --d-floats N --g-floats N --d-flops F --g-flops F "
                     "[--update-flops F] [--k 1] [--steps 3] [--warmup 1] [--host-speed F] "
-                    "[--d-small N --d-small-doubles N] [--g-small N --g-small-doubles N]\n");
+                    "[--d-small N --d-small-doubles N] [--g-small N --g-small-doubles N] "
+                    "[--path replicated|sharded --node R --bf16 0|1 --d-fwd F --d-bwd F:N,... "
+                    "--d-update F --d-node-sum F (and --g-...)]\n");
 }
 
 /* Parses a positive number into *out; 0 on success, -1 with a message naming the option. */
@@ -88,10 +124,37 @@ static int parse_number(const char *opt, const char *text, double max, double *o
     return 0;
 }
 
+/* "flops:floats,flops:floats,..." into a plan's slices; 0 on success. */
+static int parse_slices(const char *opt, const char *text, struct plan *p)
+{
+    const char *at = text;
+    p->slices = 0;
+    while (*at) {
+        char *end = NULL;
+        errno = 0;
+        double f = strtod(at, &end);
+        if (errno || end == at || *end != ':' || !(f >= 0) || p->slices == MAX_SLICES)
+            goto bad;
+        at = end + 1;
+        double n = strtod(at, &end);
+        if (errno || end == at || (*end != ',' && *end != '\0') || !(n >= 0) || n > INT_MAX)
+            goto bad;
+        p->bwd[p->slices] = f;
+        p->bucket[p->slices++] = (long)n;
+        at = *end ? end + 1 : end;
+    }
+    if (p->slices > 0)
+        return 0;
+bad:
+    fprintf(stderr, "skeleton: %s: '%s' is not a list of flops:floats (at most %d)\n", opt, text,
+            MAX_SLICES);
+    return -1;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.d_floats = -1, .g_floats = -1, .d_flops = -1, .g_flops = -1,
-                          .k = 1, .steps = 3, .warmup = 1, .host_speed = 1e11};
+                          .k = 1, .steps = 3, .warmup = 1, .host_speed = 1e11, .node = 1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (i + 1 >= argc) {
@@ -100,6 +163,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         const char *val = argv[++i];
         double v;
+        if (!strcmp(opt, "--path")) {
+            if (strcmp(val, "replicated") && strcmp(val, "sharded")) {
+                fprintf(stderr, "skeleton: --path is replicated or sharded, not '%s'\n", val);
+                return -1;
+            }
+            o->sharded = !strcmp(val, "sharded");
+            continue;
+        }
+        if (!strcmp(opt, "--d-bwd") || !strcmp(opt, "--g-bwd")) {
+            if (parse_slices(opt, val, opt[2] == 'd' ? &o->d : &o->g) != 0)
+                return -1;
+            continue;
+        }
         if (parse_number(opt, val, 1e18, &v) != 0)
             return -1;
         if (!strcmp(opt, "--d-floats") && v >= 1 && v <= INT_MAX)
@@ -128,11 +204,33 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->d_small_n = (long)v;
         else if (!strcmp(opt, "--g-small-doubles") && v >= 1 && v <= INT_MAX)
             o->g_small_n = (long)v;
+        else if (!strcmp(opt, "--node") && v >= 1 && v <= 1e6)
+            o->node = (int)v;
+        else if (!strcmp(opt, "--bf16") && (v == 0 || v == 1))
+            o->bf16 = (int)v;
+        else if (!strcmp(opt, "--d-fwd"))
+            o->d.fwd = v;
+        else if (!strcmp(opt, "--g-fwd"))
+            o->g.fwd = v;
+        else if (!strcmp(opt, "--d-update"))
+            o->d.update = v;
+        else if (!strcmp(opt, "--g-update"))
+            o->g.update = v;
+        else if (!strcmp(opt, "--d-node-sum"))
+            o->d.node_sum = v;
+        else if (!strcmp(opt, "--g-node-sum"))
+            o->g.node_sum = v;
         else {
             fprintf(stderr, "skeleton: %s %s: unknown option or value out of range\n", opt, val);
             return -1;
         }
     }
+    if (o->sharded && (o->d.slices == 0 || o->g.slices == 0)) {
+        usage();
+        return -1;
+    }
+    if (o->sharded) /* the compute is the plan's: the replicated flops are not needed */
+        o->d_flops = o->d_flops < 0 ? 0 : o->d_flops, o->g_flops = o->g_flops < 0 ? 0 : o->g_flops;
     if (o->d_floats < 0 || o->g_floats < 0 || o->d_flops < 0 || o->g_flops < 0 ||
         (o->d_small && !o->d_small_n) || (o->g_small && !o->g_small_n)) {
         usage();
@@ -177,6 +275,141 @@ static void compute_with_sums(const struct options *o, double flops, int small, 
     }
 }
 
+/* ---- --path sharded ---- */
+
+/* Communicators and buffers of the sharded step. */
+struct sharded {
+    MPI_Comm node, across;   // the ranks of this host; the ranks of this node index on every host
+    int hosts;
+    float *send, *recv, *params; // (max floats) each: gradients, pieces summed, parameters
+    float *ring;                  // (max floats / node / hosts + 1) a ring step's message in
+    MPI_Request *req;             // (MAX_SLICES, 2 ranks) each bucket's messages
+    double stats[STATS_DOUBLES];
+};
+
+/* Values [i n / k, (i + 1) n / k) are chunk i of n among k (comm.c's chunk_start, near enough). */
+static long chunk_start(long n, int i, int k)
+{
+    return (long)((double)n * i / k);
+}
+
+static void small_sum(struct sharded *z, double *seconds)
+{
+    double t0 = MPI_Wtime();
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, z->stats, STATS_DOUBLES, MPI_DOUBLE, MPI_SUM,
+                            MPI_COMM_WORLD));
+    *seconds += MPI_Wtime() - t0;
+}
+
+/* The steps of a ring over z->across, of a buffer of n floats: hosts - 1 steps of n / hosts. */
+static void ring(struct sharded *z, float *buf, long n)
+{
+    int me;
+    CHECK_MPI(MPI_Comm_rank(z->across, &me));
+    const int right = (me + 1) % z->hosts, left = (me + z->hosts - 1) % z->hosts;
+    for (int step = 0; step < z->hosts - 1; step++) {
+        const int out = ((me - step) % z->hosts + z->hosts) % z->hosts;
+        const int in = ((me - step - 1) % z->hosts + z->hosts) % z->hosts;
+        const long lo = chunk_start(n, out, z->hosts), hi = chunk_start(n, out + 1, z->hosts);
+        const long rlo = chunk_start(n, in, z->hosts), rhi = chunk_start(n, in + 1, z->hosts);
+        MPI_Request q[2];
+        CHECK_MPI(MPI_Irecv(z->ring, (int)(rhi - rlo), MPI_FLOAT, left, 7, z->across, &q[0]));
+        CHECK_MPI(MPI_Isend(buf + lo, (int)(hi - lo), MPI_FLOAT, right, 7, z->across, &q[1]));
+        CHECK_MPI(MPI_Waitall(2, q, MPI_STATUSES_IGNORE));
+    }
+}
+
+/* A bucket of len floats among ranks, every message posted at once into req (2 (ranks - 1)
+ * requests, returned): the reduce-scatter (gather 0) sends piece q to rank q and receives this
+ * rank's piece from every other rank; the allgather (gather 1) sends this rank's piece to every
+ * other rank and receives theirs. What SimGrid's MPI_Ireduce_scatter and MPI_Iallgatherv do, and
+ * Open MPI's MPI_Iallgatherv (libnbc's linear one), written out so that the skeleton says which
+ * messages travel; Open MPI 4.1's MPI_Ireduce_scatter is another algorithm (docs/scaling.md). */
+static int direct(struct sharded *z, int me, int ranks, long len, int gather, MPI_Request *req)
+{
+    int k = 0;
+    const long mine = chunk_start(len, me + 1, ranks) - chunk_start(len, me, ranks);
+    for (int q = 0; q < ranks; q++) {
+        if (q == me)
+            continue;
+        const long theirs = chunk_start(len, q + 1, ranks) - chunk_start(len, q, ranks);
+        CHECK_MPI(MPI_Irecv(z->recv, (int)(gather ? theirs : mine), MPI_FLOAT, q, 8,
+                            MPI_COMM_WORLD, &req[k++]));
+        CHECK_MPI(MPI_Isend(z->send, (int)(gather ? mine : theirs), MPI_FLOAT, q, 8,
+                            MPI_COMM_WORLD, &req[k++]));
+    }
+    return k;
+}
+
+/* One network's update on the sharded path: forward, backward with its sums, update, gather. */
+static void sharded_update(const struct options *o, struct sharded *z, const struct plan *p,
+                           long floats, int small, long small_n, double *bn, double *sum,
+                           double *gather, struct timers *t)
+{
+    int ranks;
+    CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
+    compute_with_sums(o, p->fwd, small, small_n, bn, t);
+    const long grad = o->bf16 ? (floats + 1) / 2 : floats; // floats' worth of what travels
+    if (o->node == 1) {
+        int me, posted = 0;
+        CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &me));
+        for (int i = 0; i < p->slices; i++) {
+            compute(o, p->bwd[i], &t->compute);
+            if (p->bucket[i] > 0)
+                posted += direct(z, me, ranks, o->bf16 ? (p->bucket[i] + 1) / 2 : p->bucket[i],
+                                 0, z->req + posted);
+            int done;
+            double t0 = MPI_Wtime();
+            if (posted > 0)
+                CHECK_MPI(MPI_Testall(posted, z->req, &done, MPI_STATUSES_IGNORE));
+            t->progress += MPI_Wtime() - t0;
+        }
+        double t0 = MPI_Wtime();
+        CHECK_MPI(MPI_Waitall(posted, z->req, MPI_STATUSES_IGNORE));
+        *sum += MPI_Wtime() - t0;
+        small_sum(z, &t->stats);
+        compute(o, p->update, &t->compute);
+        t0 = MPI_Wtime();
+        posted = 0;
+        for (int i = 0; i < p->slices; i++)
+            if (p->bucket[i] > 0) // parameters: float32
+                posted += direct(z, me, ranks, p->bucket[i], 1, z->req + posted);
+        CHECK_MPI(MPI_Waitall(posted, z->req, MPI_STATUSES_IGNORE));
+        *gather += MPI_Wtime() - t0;
+        small_sum(z, &t->stats);
+        return;
+    }
+    for (int i = 0; i < p->slices; i++)
+        compute(o, p->bwd[i], &t->compute);
+    CHECK_MPI(MPI_Barrier(z->node));
+    compute(o, p->node_sum, &t->compute);
+    const long chunk = floats / o->node + 1, gchunk = grad / o->node + 1;
+    if (z->hosts > 1) {
+        double t0 = MPI_Wtime();
+        ring(z, z->send, gchunk);
+        *sum += MPI_Wtime() - t0;
+        small_sum(z, &t->stats);
+    }
+    compute(o, p->update, &t->compute);
+    if (z->hosts > 1) {
+        double t0 = MPI_Wtime();
+        ring(z, z->params, chunk);
+        *gather += MPI_Wtime() - t0;
+    }
+    CHECK_MPI(MPI_Barrier(z->node));
+    if (z->hosts > 1)
+        small_sum(z, &t->stats);
+}
+
+static void sharded_step(const struct options *o, struct sharded *z, double *bn, struct timers *t)
+{
+    for (int j = 0; j < o->k; j++)
+        sharded_update(o, z, &o->d, o->d_floats, o->d_small, o->d_small_n, bn, &t->d_sum,
+                       &t->d_gather, t);
+    sharded_update(o, z, &o->g, o->g_floats, o->g_small, o->g_small_n, bn, &t->g_sum,
+                   &t->g_gather, t);
+}
+
 /* Algorithm 1's step: k discriminator updates, then one generator update. */
 static void step(const struct options *o, float *d_grads, float *g_grads, double *sums,
                  struct timers *t)
@@ -211,33 +444,75 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
 
+    struct sharded z = {.node = MPI_COMM_NULL, .across = MPI_COMM_NULL};
+    if (o.sharded) {
+        if (ranks % o.node != 0) {
+            if (rank == 0)
+                fprintf(stderr, "skeleton: --node %d does not divide %d ranks\n", o.node, ranks);
+            MPI_Finalize();
+            return 2;
+        }
+        // ranks numbered host by host, --node of them on each (the hostfile's order)
+        CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, rank / o.node, rank, &z.node));
+        CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, rank % o.node, rank, &z.across));
+        z.hosts = ranks / o.node;
+        const long most = o.d_floats > o.g_floats ? o.d_floats : o.g_floats;
+        z.send = SMPI_SHARED_MALLOC((size_t)most * sizeof(float));
+        z.recv = SMPI_SHARED_MALLOC((size_t)most * sizeof(float));
+        z.params = SMPI_SHARED_MALLOC((size_t)most * sizeof(float));
+        z.ring = SMPI_SHARED_MALLOC((size_t)(most / o.node / z.hosts + 2) * sizeof(float));
+        z.req = calloc(2 * (size_t)MAX_SLICES * ranks, sizeof *z.req);
+        if (!z.send || !z.recv || !z.params || !z.ring || !z.req) {
+            fprintf(stderr, "skeleton: rank %d: out of memory for the sharded buffers\n", rank);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+
     struct timers warm = {0}, t = {0};
-    for (int s = 0; s < o.warmup; s++)
-        step(&o, d_grads, g_grads, sums, &warm);
+    for (int s = 0; s < o.warmup; s++) {
+        if (o.sharded)
+            sharded_step(&o, &z, sums, &warm);
+        else
+            step(&o, d_grads, g_grads, sums, &warm);
+    }
     CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
     double t0 = MPI_Wtime();
-    for (int s = 0; s < o.steps; s++)
-        step(&o, d_grads, g_grads, sums, &t);
+    for (int s = 0; s < o.steps; s++) {
+        if (o.sharded)
+            sharded_step(&o, &z, sums, &t);
+        else
+            step(&o, d_grads, g_grads, sums, &t);
+    }
     CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
     double elapsed = MPI_Wtime() - t0;
 
     // Times per step; the allreduces' as the slowest rank saw them, like run.json's "max", and
     // as the fastest did: on a real machine that is the one that waited least for the others.
-    double mine[4] = {t.d_reduce / o.steps, t.g_reduce / o.steps, t.compute / o.steps,
-                      t.small / o.steps};
-    double max[4], min[2];
-    CHECK_MPI(MPI_Reduce(mine, max, 4, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
+    double mine[10] = {t.d_reduce / o.steps, t.g_reduce / o.steps, t.compute / o.steps,
+                      t.small / o.steps, t.d_sum / o.steps, t.g_sum / o.steps,
+                      t.d_gather / o.steps, t.g_gather / o.steps, t.stats / o.steps, t.progress / o.steps};
+    double max[10], min[2];
+    CHECK_MPI(MPI_Reduce(mine, max, 10, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
     CHECK_MPI(MPI_Reduce(mine, min, 2, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD));
     if (rank == 0)
         printf("ranks=%d steps=%d step_s=%.6g d_allreduce_s=%.6g g_allreduce_s=%.6g "
                "compute_s=%.6g d_allreduce_min_s=%.6g g_allreduce_min_s=%.6g bn_allreduce_s=%.6g "
-               "simulated=%d\n",
+               "d_sum_s=%.6g g_sum_s=%.6g d_gather_s=%.6g g_gather_s=%.6g small_s=%.6g progress_s=%.6g simulated=%d\n",
                ranks, o.steps, elapsed / o.steps, max[0], max[1], max[2], min[0], min[1], max[3],
-               SIMULATED);
+               max[4], max[5], max[6], max[7], max[8], max[9], SIMULATED);
 
     SMPI_SHARED_FREE(d_grads);
     SMPI_SHARED_FREE(g_grads);
     free(sums);
+    if (o.sharded) {
+        SMPI_SHARED_FREE(z.send);
+        SMPI_SHARED_FREE(z.recv);
+        SMPI_SHARED_FREE(z.params);
+        SMPI_SHARED_FREE(z.ring);
+        free(z.req);
+        CHECK_MPI(MPI_Comm_free(&z.node));
+        CHECK_MPI(MPI_Comm_free(&z.across));
+    }
     CHECK_MPI(MPI_Finalize());
     return 0;
 }
