@@ -28,7 +28,9 @@
  *
  * A whole DCGAN 32x32 step (batch 64, k 1: 26.9 GFLOP in 887 GEMMs) took 366 ms against 314 ms
  * of its GEMMs alone, in the quietest of five runs on this shared machine; before the phase path,
- * the dense shapes, and nn.c's vectorised leaky ReLU and tanh: 506 ms against the same 314. */
+ * the dense shapes, and nn.c's vectorised leaky ReLU and tanh: 506 ms against the same 314. On an
+ * AVX-512 EPYC (OpenBLAS 'Cooperlake' sgemm, 98 GFLOP/s) with the grouped phase path: 317.6 ms
+ * against 277.4 ms (bench/run.py --model dcgan, medians). */
 #include "mpigan/conv.h"
 
 #include <assert.h>
@@ -374,64 +376,115 @@ static inline void block_add(mg_real *restrict dst, int ld, const mg_real *restr
     }
 }
 
+/* The phase path takes the images of a group together, a channel at a time: each image's phases
+ * of that channel in its own slot of q, then each tap's row of the column matrix, which holds
+ * the images' runs side by side (image g at columns [g P, (g + 1) P)), copied or added image by
+ * image, so the matrix is written or read in order, a row at a time. One image at a time read
+ * and wrote it in runs of P values a row (ldcol) apart, and col2im's adds of one tap into its
+ * phase overlapped the adds of the tap before by a value, which stalled the loads on the stores
+ * still in flight; between two taps of one image now lie the other images' adds. Per image of a
+ * group, 4x4 kernel at stride 2 (DCGAN's shapes), on an AVX-512 EPYC, before -> after, two runs:
+ * 128 x 8 x 8 (G 16) im2col 16.2-16.7 -> 10.2-13.4 us, col2im 21.5-23.9 -> 10.9-13.7 us;
+ * 64 x 16 x 16 (G 4) col2im 20.6-22.6 -> 14.2-17.7 us; a whole DCGAN step 3.5% faster (198.9
+ * against 192.2 samples/s, medians of 3 interleaved runs of 40 steps). */
+
+/* Image slots of q for a phase plane of q_n values: as many as fit, at most count. */
+static int slots_of(size_t q_n, int count)
+{
+    const size_t fit = PLANE_MAX / q_n;
+    return fit < (size_t)count ? (int)fit : count;
+}
+
 /* Per pixel, the terms are added in (kh, kw) order from 0, as col2im_runs adds them (a pixel is
  * under one position per tap at most): the same bits. */
-MG_HOT void mg_col2im(mg_real *restrict img, const mg_real *restrict col, int ldcol,
-                      const mg_patches *p)
+MG_HOT void mg_col2im_images(mg_real *restrict img, size_t img_stride, const mg_real *restrict col,
+                             int ldcol, int count, const mg_patches *p)
 {
-    // img (C, H, W), col (C KH KW, ldcol)
+    // img (count, img_stride) of (C, H, W) each, col (C KH KW, ldcol) of (count, OH OW) each
     int hq, wq;
+    const int OH = p->OH, OW = p->OW, P = OH * OW;
     if (!phases_fit(p, &hq, &wq)) {
-        col2im_runs(img, col, ldcol, p);
+        for (int g = 0; g < count; g++)
+            col2im_runs(img + g * img_stride, col + (size_t)g * P, ldcol, p);
         return;
     }
-    _Alignas(64) mg_real q[PLANE_MAX]; // (SH, SW, hq, wq): the phases of the padded plane
-    _Alignas(64) int32_t at[PLANE_MAX]; // (H W): where each image pixel is in q
-    const int SH = p->SH, SW = p->SW, OH = p->OH, OW = p->OW, phase = hq * wq;
+    _Alignas(64) mg_real q[PLANE_MAX]; // slots of (SH, SW, hq, wq): the phases of padded planes
+    _Alignas(64) int32_t at[PLANE_MAX]; // (H W): where each image pixel is in a slot
+    const int SH = p->SH, SW = p->SW, phase = hq * wq;
     const size_t plane = (size_t)p->H * p->W, q_n = (size_t)SH * SW * phase;
+    const int slots = slots_of(q_n, count);
     phase_table(at, p, hq, wq);
-    for (int c = 0; c < p->C; c++) {
-        memset(q, 0, q_n * sizeof *q);
-        for (int kh = 0; kh < p->KH; kh++)
-            for (int kw = 0; kw < p->KW; kw++) {
-                const mg_real *restrict s = col + (size_t)((c * p->KH + kh) * p->KW + kw) * ldcol;
-                mg_real *restrict dst =
-                    q + ((kh % SH) * SW + kw % SW) * phase + (kh / SH) * wq + kw / SW;
-                block_add(dst, wq, s, OH, OW);
+    for (int g0 = 0; g0 < count; g0 += slots) {
+        const int n = count - g0 < slots ? count - g0 : slots;
+        for (int c = 0; c < p->C; c++) {
+            memset(q, 0, n * q_n * sizeof *q);
+            for (int kh = 0; kh < p->KH; kh++)
+                for (int kw = 0; kw < p->KW; kw++) {
+                    const mg_real *restrict s =
+                        col + (size_t)((c * p->KH + kh) * p->KW + kw) * ldcol + (size_t)g0 * P;
+                    mg_real *restrict dst =
+                        q + ((kh % SH) * SW + kw % SW) * phase + (kh / SH) * wq + kw / SW;
+                    for (int g = 0; g < n; g++)
+                        block_add(dst + g * q_n, wq, s + (size_t)g * P, OH, OW);
+                }
+            for (int g = 0; g < n; g++) {
+                mg_real *restrict out = img + (g0 + g) * img_stride + c * plane;
+                const mg_real *restrict qg = q + g * q_n;
+                for (size_t i = 0; i < plane; i++)
+                    out[i] = qg[at[i]];
             }
-        mg_real *restrict out = img + c * plane;
-        for (size_t i = 0; i < plane; i++)
-            out[i] = q[at[i]];
+        }
     }
 }
 
-MG_HOT void mg_im2col(mg_real *restrict col, int ldcol, const mg_real *restrict img,
-                      const mg_patches *p)
+MG_HOT void mg_im2col_images(mg_real *restrict col, int ldcol, const mg_real *restrict img,
+                             size_t img_stride, int count, const mg_patches *p)
 {
-    // col (C KH KW, ldcol), img (C, H, W)
+    // col (C KH KW, ldcol) of (count, OH OW) each, img (count, img_stride) of (C, H, W) each
     int hq, wq;
+    const int OH = p->OH, OW = p->OW, P = OH * OW;
     if (!phases_fit(p, &hq, &wq)) {
-        im2col_runs(col, ldcol, img, p);
+        for (int g = 0; g < count; g++)
+            im2col_runs(col + (size_t)g * P, ldcol, img + g * img_stride, p);
         return;
     }
-    _Alignas(64) mg_real q[PLANE_MAX]; // (SH, SW, hq, wq): the phases of the padded plane
-    _Alignas(64) int32_t at[PLANE_MAX]; // (H W): where each image pixel is in q
-    const int SH = p->SH, SW = p->SW, OH = p->OH, OW = p->OW, phase = hq * wq;
+    _Alignas(64) mg_real q[PLANE_MAX]; // slots of (SH, SW, hq, wq): the phases of padded planes
+    _Alignas(64) int32_t at[PLANE_MAX]; // (H W): where each image pixel is in a slot
+    const int SH = p->SH, SW = p->SW, phase = hq * wq;
     const size_t plane = (size_t)p->H * p->W, q_n = (size_t)SH * SW * phase;
+    const int slots = slots_of(q_n, count);
     phase_table(at, p, hq, wq);
-    memset(q, 0, q_n * sizeof *q); // the padding: never written below
-    for (int c = 0; c < p->C; c++) {
-        const mg_real *restrict x = img + c * plane;
-        for (size_t i = 0; i < plane; i++)
-            q[at[i]] = x[i];
-        for (int kh = 0; kh < p->KH; kh++)
-            for (int kw = 0; kw < p->KW; kw++) {
-                mg_real *restrict d = col + (size_t)((c * p->KH + kh) * p->KW + kw) * ldcol;
-                const mg_real *restrict src =
-                    q + ((kh % SH) * SW + kw % SW) * phase + (kh / SH) * wq + kw / SW;
-                block_copy(d, src, wq, OH, OW);
+    memset(q, 0, slots * q_n * sizeof *q); // the padding: never written below
+    for (int g0 = 0; g0 < count; g0 += slots) {
+        const int n = count - g0 < slots ? count - g0 : slots;
+        for (int c = 0; c < p->C; c++) {
+            for (int g = 0; g < n; g++) {
+                const mg_real *restrict x = img + (g0 + g) * img_stride + c * plane;
+                mg_real *restrict qg = q + g * q_n;
+                for (size_t i = 0; i < plane; i++)
+                    qg[at[i]] = x[i];
             }
+            for (int kh = 0; kh < p->KH; kh++)
+                for (int kw = 0; kw < p->KW; kw++) {
+                    mg_real *restrict d =
+                        col + (size_t)((c * p->KH + kh) * p->KW + kw) * ldcol + (size_t)g0 * P;
+                    const mg_real *restrict src =
+                        q + ((kh % SH) * SW + kw % SW) * phase + (kh / SH) * wq + kw / SW;
+                    for (int g = 0; g < n; g++)
+                        block_copy(d + (size_t)g * P, src + g * q_n, wq, OH, OW);
+                }
+        }
     }
+}
+
+void mg_col2im(mg_real *img, const mg_real *col, int ldcol, const mg_patches *p)
+{
+    mg_col2im_images(img, 0, col, ldcol, 1, p);
+}
+
+void mg_im2col(mg_real *col, int ldcol, const mg_real *img, const mg_patches *p)
+{
+    mg_im2col_images(col, ldcol, img, 0, 1, p);
 }
 
 /* ---- bias, staging ---- */
@@ -575,8 +628,7 @@ void mg_conv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const m
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
-        for (int g = 0; g < G; g++)
-            mg_im2col(col + (size_t)g * P, ld, inp + (size_t)(n0 + g) * in_size, &s->im);
+        mg_im2col_images(col, ld, inp + (size_t)n0 * in_size, in_size, G, &s->im);
         mg_real *o = out + (size_t)n0 * out_size; // (G, OC, P)
         if (G == 1) {
             gemm(0, 0, OC, P, K, 1, w, K, col, P, 0, o, P);
@@ -619,14 +671,12 @@ void mg_conv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *do
             d = st;
         }
         if (dw) {
-            for (int g = 0; g < G; g++)
-                mg_im2col(col + (size_t)g * P, ld, inp + (size_t)(n0 + g) * in_size, &s->im);
+            mg_im2col_images(col, ld, inp + (size_t)n0 * in_size, in_size, G, &s->im);
             gemm(0, 1, OC, K, ld, 1, d, ld, col, ld, add || n0 > 0 ? 1 : 0, dw, K);
         }
         if (dinp) {
             gemm(1, 0, K, ld, OC, 1, w, K, d, ld, 0, col, ld);
-            for (int g = 0; g < G; g++)
-                mg_col2im(dinp + (size_t)(n0 + g) * in_size, col + (size_t)g * P, ld, &s->im);
+            mg_col2im_images(dinp + (size_t)n0 * in_size, in_size, col, ld, G, &s->im);
         }
     }
 }
@@ -659,11 +709,10 @@ void mg_deconv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const
             x = st;
         }
         gemm(1, 0, K, ld, IC, 1, w, K, x, ld, 0, col, ld);
-        for (int g = 0; g < G; g++) {
-            mg_real *o = out + (size_t)(n0 + g) * out_size;
-            mg_col2im(o, col + (size_t)g * P, ld, &s->im);
-            add_bias(o, b, s->OC, s->OH * s->OW, s->untied);
-        }
+        mg_real *o = out + (size_t)n0 * out_size;
+        mg_col2im_images(o, out_size, col, ld, G, &s->im);
+        for (int g = 0; g < G; g++)
+            add_bias(o + g * out_size, b, s->OC, s->OH * s->OW, s->untied);
     }
 }
 
@@ -692,8 +741,7 @@ void mg_deconv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
-        for (int g = 0; g < G; g++)
-            mg_im2col(col + (size_t)g * P, ld, dout + (size_t)(n0 + g) * out_size, &s->im);
+        mg_im2col_images(col, ld, dout + (size_t)n0 * out_size, out_size, G, &s->im);
         if (dw) {
             const mg_real *x = inp + (size_t)n0 * in_size;
             if (G > 1) {

@@ -432,6 +432,49 @@ static void test_im2col_paths(void)
     }
 }
 
+/* The group functions against one image at a time, bit for bit: 1 to 41 images side by side
+ * (more than the 40 slots a 128 x 8 x 8 phase plane gets, so the slots are reused), images
+ * further apart than their size, a matrix wider than the group. */
+static void test_im2col_images(void)
+{
+    const struct {
+        int C, H, W, KH, KW, SH, SW, PH, PW;
+    } g[] = {
+        {128, 8, 8, 4, 4, 2, 2, 1, 1},   // DCGAN's D: 40 slots of 100 values in the phase path
+        {4, 16, 16, 4, 4, 2, 2, 1, 1},
+        {2, 5, 7, 3, 2, 3, 1, 2, 0},
+        {2, 9, 9, 5, 5, 3, 3, 3, 3},
+        {1, 70, 70, 3, 3, 2, 2, 1, 1},   // the run path
+    };
+    const int counts[] = {1, 2, 5, 41};
+    for (size_t t = 0; t < sizeof g / sizeof *g; t++)
+        for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+            mg_patches p = {.C = g[t].C, .H = g[t].H, .W = g[t].W, .KH = g[t].KH, .KW = g[t].KW,
+                            .SH = g[t].SH, .SW = g[t].SW, .PH = g[t].PH, .PW = g[t].PW};
+            p.OH = mg_conv_out_size(p.H, p.KH, p.SH, p.PH);
+            p.OW = mg_conv_out_size(p.W, p.KW, p.SW, p.PW);
+            const int n = counts[k], P = p.OH * p.OW, ld = n * P + 3;
+            const size_t n_img = (size_t)p.C * p.H * p.W, stride = n_img + 7;
+            const size_t rows = (size_t)p.C * p.KH * p.KW;
+            mg_real *x = guarded(stride * n, 0), *c = guarded(rows * ld, 0);
+            mg_real *xc = guarded(rows * ld, -7), *cx = guarded(stride * n, -7);
+            mg_real *xc1 = guarded(rows * ld, -7), *cx1 = guarded(stride * n, -7);
+            fill(x, stride * n, -1, 1, 200 + t);
+            fill(c, rows * ld, -1, 1, 300 + t);
+            mg_im2col_images(xc, ld, x, stride, n, &p);
+            mg_col2im_images(cx, stride, c, ld, n, &p);
+            for (int i = 0; i < n; i++) {
+                mg_im2col(xc1 + (size_t)i * P, ld, x + i * stride, &p);
+                mg_col2im(cx1 + i * stride, c + (size_t)i * P, ld, &p);
+            }
+            check_guard(xc, rows * ld, "im2col_images");
+            check_guard(cx, stride * n, "col2im_images");
+            CU_ASSERT(memcmp(xc, xc1, rows * ld * sizeof *xc) == 0);
+            CU_ASSERT(memcmp(cx, cx1, stride * n * sizeof *cx) == 0);
+            free(x), free(c), free(xc), free(cx), free(xc1), free(cx1);
+        }
+}
+
 /* ---- conv and deconv against direct loops ---- */
 
 /* out[i] and scale[i] = sum |terms| of the conv, straight from its definition. */
@@ -1238,6 +1281,7 @@ static const mg_test tests[] = {
     {"im2col_by_hand", test_im2col_by_hand},
     {"im2col_adjoint", test_im2col_adjoint},
     {"im2col_paths", test_im2col_paths},
+    {"im2col_images", test_im2col_images},
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
     {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},

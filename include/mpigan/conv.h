@@ -64,6 +64,13 @@ void mg_im2col(mg_real *col, int ldcol, const mg_real *img, const mg_patches *p)
  * copy from each pixel (written; padding taps dropped). Each pixel's terms are added in a fixed
  * order, (kh, kw) ascending. */
 void mg_col2im(mg_real *img, const mg_real *col, int ldcol, const mg_patches *p);
+/* The same for count images side by side: image g (at img + g img_stride) has the columns
+ * [g OH OW, (g + 1) OH OW) of col, the layout of a group's GEMM; the same values as count calls
+ * of the one-image functions, faster (src/conv.c). */
+void mg_im2col_images(mg_real *col, int ldcol, const mg_real *img, size_t img_stride, int count,
+                      const mg_patches *p);
+void mg_col2im_images(mg_real *img, size_t img_stride, const mg_real *col, int ldcol, int count,
+                      const mg_patches *p);
 
 /* ---- convolution and transposed convolution ---- */
 
