@@ -25,6 +25,7 @@
 #include "mpigan/dataset.h"
 #include "mpigan/files.h"
 #include "mpigan/generate.h"
+#include "mpigan/rundir.h"
 #include "mpigan/splits.h"
 #include "mpigan/parzen.h"
 #include "mpigan/quality.h"
@@ -376,7 +377,7 @@ static int setup(const mg_eval_opts *o, const char *ckpt, const mg_config *cfg, 
         snprintf(out, out_n, "%s/eval-%08lld%s%s.json", dirname(tmp), (long long)step,
                  o->real ? "-real" : "", cls);
     }
-    return 0;
+    return mg_rundir_check_output(out, ckpt, 1, err);
 }
 
 int mg_evaluate(const mg_eval_opts *o, const mg_comm *comm)

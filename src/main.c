@@ -100,7 +100,8 @@ static const char *usage_sample =
     "  --class K        a conditional generator's samples of class K only: the rows of class K\n"
     "                   of the noise set, the same images as in a draw of every class\n"
     "  --png FILE.png   also draw them as a grid (a conditional generator's: one row per class)\n"
-    "  --columns C      columns of the grid (default: the smallest square that holds N)\n"
+    "  --columns C      columns of the grid, at most N (default: the smallest square that holds\n"
+    "                   N)\n"
     "  --noise-set K    which noise set to draw z from (default 1; set 0 is the noise of the\n"
     "                   training run's snapshots, so -n 100 --noise-set 0 redraws those)\n"
     "  -h, --help       this text\n";

@@ -14,6 +14,7 @@
 #include "mpigan/idx.h"
 #include "mpigan/image.h"
 #include "mpigan/labels.h"
+#include "mpigan/rundir.h"
 #include "mpigan/sampleset.h"
 #include "mpigan/tfd.h"
 
@@ -48,6 +49,17 @@ int mg_run_info(const char *checkpoint)
     return MG_EXIT_OK;
 }
 
+/* --columns, at most -n; by default the smallest square that holds the samples. */
+static int grid_columns(const mg_sample_opts *o)
+{
+    if (o->columns > 0)
+        return o->columns < o->n ? o->columns : (int)o->n;
+    int cols = 1;
+    while ((int64_t)cols * cols < o->n)
+        cols++;
+    return cols;
+}
+
 int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
 {
     const int rank = mg_comm_rank(comm), size = mg_comm_size(comm);
@@ -65,6 +77,8 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
             memcpy(shape, (int[3]){info.channels, info.height, info.width}, sizeof shape);
             mg_checkpoint_info_free(&info);
         }
+        ok = ok && mg_rundir_check_output(o->out, ckpt, 0, &err) == 0 &&
+             (!o->png || mg_rundir_check_output(o->png, ckpt, 0, &err) == 0);
         const size_t dim = (size_t)shape[0] * shape[1] * shape[2];
         if (ok && (size_t)o->n * dim > ((size_t)1 << 34))
             ok = mg_fail(&err, "%s: %lld samples of %zu values are more than one file holds here "
@@ -77,6 +91,14 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         else if (ok && o->cls != MG_ALL_CLASSES && o->cls >= classes)
             ok = mg_fail(&err, "%s: --class %d: the generator's classes are 0 to %d", ckpt,
                          o->cls, classes - 1) == 0;
+        /* The picture's size, before the work: a class grid, or cols columns. */
+        mg_error why = {{0}};
+        if (ok && o->png &&
+            (classes && o->cls == MG_ALL_CLASSES
+                 ? mg_class_grid_fits((int)o->n, classes, shape[0], shape[1], shape[2], 0, &why)
+                 : mg_png_grid_fits((int)o->n, grid_columns(o), shape[0], shape[1], shape[2], 0,
+                                    &why)))
+            ok = mg_fail(&err, "%s: %s", o->png, why.msg) == 0;
     }
     /* The checkpoint's stall setting: rank 0's now, the others' once the configuration came. */
     if (rank == 0 && ok)
@@ -109,10 +131,7 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         if (step >= 0)
             mg_checkpoint_info_free(&info);
         mg_image_shape ishape = {(int)o->n, shape[0], shape[1], shape[2]};
-        int cols = o->columns;
-        if (cols <= 0)
-            while ((int64_t)cols * cols < o->n)
-                cols++;
+        const int cols = grid_columns(o);
         const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
         /* A conditional G's samples of every class: one grid row per class. */
         const int class_grid = classes && o->cls == MG_ALL_CLASSES;

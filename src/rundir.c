@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,38 @@ static int is_run_file(const char *name)
                 : strncmp(name, p, strlen(p)) == 0 && ends_with(name, x))
             return 1;
     }
+    return 0;
+}
+
+int mg_rundir_check_output(const char *path, const char *input, int eval_record, mg_error *err)
+{
+    struct stat st, in;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return mg_fail(err, "%s: a symbolic link; mpigan writes its output as a file of its own "
+                                "there, never through a link",
+                           path);
+        if (!S_ISREG(st.st_mode))
+            return mg_fail(err, "%s: not a regular file", path);
+        if (input && stat(input, &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
+            return mg_fail(err, "%s: the checkpoint this command reads (%s); write elsewhere", path,
+                           input);
+    }
+    char copy[MG_PATH_MAX], base[MG_PATH_MAX], lock[MG_PATH_MAX + sizeof LOCK_NAME + 1];
+    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy)
+        return mg_fail(err, "%s: path too long", path);
+    snprintf(base, sizeof base, "%s", path);
+    const char *dir = dirname(copy), *name = basename(base);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mg_fail(err, "%s: its directory %s does not exist", path, dir);
+    snprintf(lock, sizeof lock, "%s/%s", dir, LOCK_NAME);
+    if (lstat(lock, &st) != 0)
+        return 0; /* not a run directory */
+    if (is_run_file(name) &&
+        !(eval_record && strncmp(name, "eval-", 5) == 0 && ends_with(name, ".json")))
+        return mg_fail(err, "%s: a file the run in %s writes (README \"What a run writes\"); write "
+                            "elsewhere",
+                       path, dir);
     return 0;
 }
 

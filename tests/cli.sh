@@ -246,6 +246,38 @@ PY
   run 2 sample "$tmp/straight" -n 31 -o "$tmp/s31.h5"
   expect_status "sample count not a multiple of the ranks" 0
 
+  t10k=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+  # --- sample and eval refuse, before any work, an output that is what they read, a link, or a
+  # file the run directory keeps: one line, status 2, the file as it was ---
+  refused() { # refused WHAT FILE: status 2, one line on stderr naming FILE, FILE unchanged
+    if [ "$status" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -qF -- "$2" "$tmp/err"; then ok
+    else fail "$1: expected status 2 and one line naming $2"; fi
+  }
+  cp "$tmp/straight/$last" "$tmp/ckpt-copy.h5"
+  cp -P "$tmp/straight/latest.h5" "$tmp/latest-copy"
+  run 2 sample "$tmp/straight/$last" -n 5 -o "$tmp/straight/$last"
+  refused "sample -o its own checkpoint" "$tmp/straight/$last: the checkpoint this command reads"
+  run 1 sample "$tmp/straight" -n 5 -o "$tmp/straight/latest.h5"
+  refused "sample -o latest.h5 (a link)" "$tmp/straight/latest.h5: a symbolic link"
+  run 1 sample "$tmp/straight/$last" -n 5 -o "$tmp/s5.h5" --png "$tmp/straight/samples-00000010.png"
+  refused "sample --png a run's picture" "a file the run in $tmp/straight writes"
+  run 1 sample "$tmp/straight/$last" -n 5 -o "$tmp/straight/samples.h5"
+  refused "sample -o the run's samples.h5" "$tmp/straight/samples.h5: a file the run in"
+  run 2 eval "$tmp/straight" -n 50 --valid 20 --test 20 --set data.test_images=$t10k \
+    -o "$tmp/straight/$last"
+  refused "eval -o the checkpoint" "$tmp/straight/$last: the checkpoint this command reads"
+  run 1 sample "$tmp/straight/$last" -n 5 -o "$tmp/no-such-dir/s.h5"
+  refused "sample -o into a missing directory" "its directory $tmp/no-such-dir does not exist"
+  [ ! -e "$tmp/s5.h5" ] && ok || fail "a refused sample wrote its other output"
+  cmp -s "$tmp/straight/$last" "$tmp/ckpt-copy.h5" && ok || fail "a refused command changed the checkpoint"
+  [ -L "$tmp/straight/latest.h5" ] && [ "$(readlink "$tmp/straight/latest.h5")" = "$(readlink "$tmp/latest-copy")" ] \
+    && ok || fail "a refused command changed latest.h5"
+  # --columns beyond -n: the grid has -n columns (before: the grid was found too large after the
+  # samples were written, status 1)
+  run 2 sample "$tmp/straight" -n 5 -o "$tmp/c5.h5" --png "$tmp/c5.png" --columns 100000
+  expect_status "sample --columns beyond -n" 0
+  [ -s "$tmp/c5.png" ] && ok || fail "sample --columns 100000 -n 5 drew no picture"
+
   # --- eval: the Parzen estimate, the same on 1, 2 and 3 ranks ---
   t10k=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
   for np in 1 2 3; do
