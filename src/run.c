@@ -170,6 +170,11 @@ int mg_run_prepare(const mg_prepare_opts *o)
     for (int i = 0; i < o->n_inputs && at < (int)sizeof source; i++)
         at += snprintf(source + at, sizeof source - at, " %s", o->inputs[i]);
 
+    for (int i = 0; i < o->n_inputs; i++)
+        if (mg_rundir_check_output(o->out, o->inputs[i], 0, &err)) {
+            fprintf(stderr, "mpigan: %s\n", err.msg);
+            return MG_EXIT_INPUT;
+        }
     if (!strcmp(o->format, "idx")) {
         rc = mg_idx_read_images(&ds, o->inputs[0], 0, -1, &err);
         if (rc == 0 && o->n_inputs == 2) {

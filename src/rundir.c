@@ -57,7 +57,7 @@ int mg_rundir_check_output(const char *path, const char *input, int eval_record,
         if (!S_ISREG(st.st_mode))
             return mg_fail(err, "%s: not a regular file", path);
         if (input && stat(input, &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
-            return mg_fail(err, "%s: the checkpoint this command reads (%s); write elsewhere", path,
+            return mg_fail(err, "%s: the file this command reads (%s); write elsewhere", path,
                            input);
     }
     char copy[MG_PATH_MAX], base[MG_PATH_MAX], lock[MG_PATH_MAX + sizeof LOCK_NAME + 1];

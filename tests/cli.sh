@@ -256,7 +256,7 @@ PY
   cp "$tmp/straight/$last" "$tmp/ckpt-copy.h5"
   cp -P "$tmp/straight/latest.h5" "$tmp/latest-copy"
   run 2 sample "$tmp/straight/$last" -n 5 -o "$tmp/straight/$last"
-  refused "sample -o its own checkpoint" "$tmp/straight/$last: the checkpoint this command reads"
+  refused "sample -o its own checkpoint" "$tmp/straight/$last: the file this command reads"
   run 1 sample "$tmp/straight" -n 5 -o "$tmp/straight/latest.h5"
   refused "sample -o latest.h5 (a link)" "$tmp/straight/latest.h5: a symbolic link"
   run 1 sample "$tmp/straight/$last" -n 5 -o "$tmp/s5.h5" --png "$tmp/straight/samples-00000010.png"
@@ -265,7 +265,7 @@ PY
   refused "sample -o the run's samples.h5" "$tmp/straight/samples.h5: a file the run in"
   run 2 eval "$tmp/straight" -n 50 --valid 20 --test 20 --set data.test_images=$t10k \
     -o "$tmp/straight/$last"
-  refused "eval -o the checkpoint" "$tmp/straight/$last: the checkpoint this command reads"
+  refused "eval -o the checkpoint" "$tmp/straight/$last: the file this command reads"
   run 1 sample "$tmp/straight/$last" -n 5 -o "$tmp/no-such-dir/s.h5"
   refused "sample -o into a missing directory" "its directory $tmp/no-such-dir does not exist"
   [ ! -e "$tmp/s5.h5" ] && ok || fail "a refused sample wrote its other output"
@@ -433,6 +433,10 @@ if command -v h5dump >/dev/null; then
   h5dump -H -d /images "$g/cifar.h5" | grep -q "( 120, 3, 32, 32 )" && ok || fail "prepare cifar10 shape"
   h5dump -H -d /images "$g/tfd.h5" | grep -q "( 270, 1, 48, 48 )" && ok || fail "prepare tfd shape"
 fi
+cp "$g/cifar/data_batch_2.bin" "$tmp/batch2.bin"
+"$mpigan" prepare cifar10 "$g"/cifar/data_batch_1.bin "$g"/cifar/data_batch_2.bin -o "$g/cifar/data_batch_2.bin" >"$tmp/out" 2>"$tmp/err"; status=$?
+expect_error "prepare -o one of its inputs" "mpigan: $g/cifar/data_batch_2.bin: the file this command reads ($g/cifar/data_batch_2.bin); write elsewhere"
+cmp -s "$g/cifar/data_batch_2.bin" "$tmp/batch2.bin" && ok || fail "a refused prepare changed its input"
 "$mpigan" prepare cifar10 -o "$g/x.h5" >"$tmp/out" 2>"$tmp/err"; status=$?
 expect_error "prepare without inputs" "mpigan: wrong number of inputs for cifar10 (see 'mpigan prepare --help')"
 

@@ -73,11 +73,12 @@ int mg_rundir_write_config(const mg_rundir *r, const mg_config *cfg, mg_error *e
  * run's. */
 int mg_rundir_trim(const mg_rundir *r, int64_t step, mg_error *err);
 
-/* Before a command (sample, eval) does its work: 0 when it may write its own output file at
- * path. Refused, with "<path>: <problem>": a symbolic link, a FIFO or a directory there; the file
- * `input` (the checkpoint it reads, through links too); a missing directory; a file that a run
- * writes (checkpoints, latest.h5, samples.h5, records, pictures) in a run directory (one that
- * holds `.mpigan.lock`), except an evaluation record eval-*.json when eval_record is 1. */
+/* Before a command (sample, eval, prepare) does its work: 0 when it may write its own output
+ * file at path. Refused, with "<path>: <problem>": a symbolic link, a FIFO or a directory there;
+ * the file `input` (a checkpoint or data file it reads, through links too); a missing directory;
+ * a file that a run writes (checkpoints, latest.h5, samples.h5, records, pictures) in a run
+ * directory (one that holds `.mpigan.lock`), except an evaluation record eval-*.json when
+ * eval_record is 1. */
 int mg_rundir_check_output(const char *path, const char *input, int eval_record, mg_error *err);
 
 #endif
