@@ -1403,8 +1403,13 @@ static int apply_override(ctx *c, const char *set)
                 parent = id, slot = n_pairs;
                 next = v;
             }
+        } else if (node->start_mark.index == 0) {
+            /* A node an earlier --set made (libyaml leaves their marks 0): blame that one too. */
+            return mg_fail(c->err, "--set %s: %s is a value of an earlier --set, not a mapping",
+                           set, sofar);
         } else {
-            return mg_fail(c->err, "--set %s: %s is a scalar, not a mapping", set, sofar);
+            return mg_fail(c->err, "--set %s: %s is a scalar (%s:%zu), not a mapping", set, sofar,
+                           c->name, node->start_mark.line + 1);
         }
         size_t used = strlen(sofar);
         snprintf(sofar + used, sizeof sofar - used, "%s%.*s", used ? "." : "", (int)n, comp);

@@ -920,7 +920,12 @@ static void test_errors_overrides(void)
                      "an index, got \"first\"");
     const char *into_scalar[] = {"train.k.x=1"};
     EXPECT_SET_ERROR(MINIMAL "train: {k: 1}\n", into_scalar,
-                     "--set train.k.x=1: train.k is a scalar, not a mapping");
+                     "--set train.k.x=1: train.k is a scalar (cfg.yaml:9), not a mapping");
+    /* A section made a value by one --set and given a key by the next: the message says the
+     * earlier --set is the cause, not the later (valid) one. */
+    const char *set_then_key[] = {"train=5", "train.k=1"};
+    EXPECT_SET_ERROR(MINIMAL "train: {k: 1}\n", set_then_key,
+                     "--set train.k=1: train is a value of an earlier --set, not a mapping");
     const char *empty_comp[] = {"train..k=1"};
     EXPECT_SET_ERROR(MINIMAL, empty_comp, "--set train..k=1: empty key component");
     const char *whole_item[] = {"generator.layers.0=5"};
