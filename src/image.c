@@ -213,6 +213,15 @@ static int grid_size(int n, int cols, int rows_given, int C, int H, int W, int n
     return 0;
 }
 
+int mg_grid_columns(int64_t n, int64_t given)
+{
+    int64_t cols = given;
+    if (cols <= 0)
+        for (cols = 1; cols * cols < n; cols++)
+            ;
+    return (int)(cols < n ? cols : n);
+}
+
 int mg_png_grid_fits(int n, int cols, int C, int H, int W, int neighbours, mg_error *what)
 {
     int64_t w, h;

@@ -49,17 +49,6 @@ int mg_run_info(const char *checkpoint)
     return MG_EXIT_OK;
 }
 
-/* --columns, at most -n; by default the smallest square that holds the samples. */
-static int grid_columns(const mg_sample_opts *o)
-{
-    if (o->columns > 0)
-        return o->columns < o->n ? o->columns : (int)o->n;
-    int cols = 1;
-    while ((int64_t)cols * cols < o->n)
-        cols++;
-    return cols;
-}
-
 int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
 {
     const int rank = mg_comm_rank(comm), size = mg_comm_size(comm);
@@ -96,8 +85,8 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         if (ok && o->png &&
             (classes && o->cls == MG_ALL_CLASSES
                  ? mg_class_grid_fits((int)o->n, classes, shape[0], shape[1], shape[2], 0, &why)
-                 : mg_png_grid_fits((int)o->n, grid_columns(o), shape[0], shape[1], shape[2], 0,
-                                    &why)))
+                 : mg_png_grid_fits((int)o->n, mg_grid_columns(o->n, o->columns), shape[0],
+                                    shape[1], shape[2], 0, &why)))
             ok = mg_fail(&err, "%s: %s", o->png, why.msg) == 0;
     }
     /* The checkpoint's stall setting: rank 0's now, the others' once the configuration came. */
@@ -131,7 +120,7 @@ int mg_run_sample(const mg_sample_opts *o, const mg_comm *comm)
         if (step >= 0)
             mg_checkpoint_info_free(&info);
         mg_image_shape ishape = {(int)o->n, shape[0], shape[1], shape[2]};
-        const int cols = grid_columns(o);
+        const int cols = mg_grid_columns(o->n, o->columns);
         const mg_pixel_scale scale = mg_pixel_scale_of(&cfg);
         /* A conditional G's samples of every class: one grid row per class. */
         const int class_grid = classes && o->cls == MG_ALL_CLASSES;

@@ -133,14 +133,8 @@ static int snapshots_init(snapshots *p, const mg_config *cfg, const mg_dataset *
     const size_t dim = data->dim;
     p->count = cfg->samples.count;
     p->classes = mg_config_gan_classes(cfg);
-    int64_t cols = cfg->samples.columns;
-    if (cols <= 0)
-        while (cols * cols < p->count)
-            cols++;
-    if (cols > p->count)
-        cols = p->count; /* more columns than samples draw empty cells */
-    p->cols = (int)cols;
-    p->rows = (int)(((int64_t)p->count + cols - 1) / cols);
+    p->cols = mg_grid_columns(p->count, cfg->samples.columns);
+    p->rows = (int)(((int64_t)p->count + p->cols - 1) / p->cols);
     if (p->classes) {
         p->cols = (p->count + p->classes - 1) / p->classes;
         p->rows = p->classes;

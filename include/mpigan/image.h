@@ -3,6 +3,7 @@
 #define MPIGAN_IMAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mpigan/config.h"
 #include "mpigan/dataset.h"
@@ -44,6 +45,10 @@ int mg_class_grid_last(int n, int classes, int r);
 
 /* mg_png_grid_fits for mg_png_class_grid. */
 int mg_class_grid_fits(int n, int classes, int C, int H, int W, int neighbours, mg_error *what);
+
+/* Columns of a grid of n images: `given` if positive, at most n (more would draw empty cells),
+ * else the smallest square that holds n. */
+int mg_grid_columns(int64_t n, int64_t given);
 
 /* 0 if mg_png_grid can draw n images (C, H, W) in cols columns (with the neighbour column when
  * `neighbours`), else -1 with what is wrong ("grid of 100001 x 29 pixels is too large"): for a
