@@ -9,6 +9,9 @@
 #                                       the build (default nproc). Exit status 1 if mpigan's own
 #                                       code crashed.
 set -eu
+# Logs hold whatever bytes a fuzzer printed: parse them bytewise (in C.UTF-8, sed's '.' stops at
+# an invalid byte and "#10542<bytes>" was read as a count; CI failed on it).
+export LC_ALL=C
 src=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-30}
 dir=${FUZZ_BUILD_DIR:-$src/build-fuzz}
@@ -87,8 +90,9 @@ for t in $targets; do
     mv "$logs/fuzz-0.log" "$log"
     # The last status line: "#123 DONE cov: 456 ft: 789 corp: 12/3456b ..." (or the last pulse).
     line=$(grep -a -E '^#[0-9]+' "$log" | tail -n 1)
-    n=$(echo "$line" | sed -n 's/^#\([0-9]*\).*/\1/p')
-    runs=$((runs + ${n:-0}))
+    n=$(printf '%s\n' "$line" | sed -n 's/^#\([0-9][0-9]*\).*/\1/p')
+    case $n in '' | *[!0-9]*) n=0 ;; esac
+    runs=$((runs + n))
     c=$(echo "$line" | sed -n 's/.* cov: \([0-9]*\).*/\1/p') && [ -z "$c" ] || cov=$c
     c=$(echo "$line" | sed -n 's/.* ft: \([0-9]*\).*/\1/p') && [ -z "$c" ] || ft=$c
     c=$(echo "$line" | sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p') && [ -z "$c" ] || corp=$c
