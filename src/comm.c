@@ -5,6 +5,7 @@
 #include "mpigan/comm.h"
 
 #include <mpi.h>
+#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -814,8 +815,15 @@ struct mg_reducer {
     /* Buckets (mg_reducer_buckets), for a private buffer: */
     int n_buckets;    /* 0: the sums run after the backward pass (the ring) */
     size_t *cut;      /* (n_buckets + 1) bucket b is [cut[b], cut[b + 1]); cut[n_buckets] = main_n */
-    MPI_Request *breq; /* (n_buckets) each bucket's sum in flight */
+    MPI_Request *breq; /* (n_buckets + 1) each bucket's sum or gather in flight, then the
+                        * gather's verdict */
     int started;      /* buckets started, from the top: b >= n_buckets - started */
+    MPI_Comm gathers; /* a sharded update's gathers of buckets (mg_reducer_gather_start) */
+    int gathering;    /* buckets [gathered, n_buckets) of mg_reducer_gather_start's gather are
+                       * still to be waited for, [gathered, posted) of them posted */
+    int gathered, posted;
+    int judging;      /* its verdict is in flight */
+    int all_ok;       /* the verdict: every rank's update left its part finite */
     int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
 
     /* bfloat16 between nodes (mg_reducer_compress): */
@@ -894,7 +902,7 @@ mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg
     r->c = c;
     r->n = n;
     r->win = r->pwin = MPI_WIN_NULL;
-    r->node = r->across = MPI_COMM_NULL;
+    r->node = r->across = r->gathers = MPI_COMM_NULL;
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
         r->own = buffer ? buffer : mg_xcalloc(n, sizeof *r->own);
@@ -913,6 +921,8 @@ void mg_reducer_free(mg_reducer *r)
         MPI_Win_unlock_all(r->pwin);
         MPI_Win_free(&r->pwin);
     }
+    if (r->gathers != MPI_COMM_NULL)
+        MPI_Comm_free(&r->gathers);
     free(r->verdict);
     free(r->counts);
     free(r->cut);
@@ -1117,10 +1127,14 @@ void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cu
     for (int i = 0; i < n_cuts; i++)
         r->cut[i + 1] = cuts[i];
     r->cut[r->n_buckets] = r->main_n;
-    r->breq = mg_xmalloc((size_t)r->n_buckets * sizeof *r->breq);
-    for (int b = 0; b < r->n_buckets; b++)
+    r->breq = mg_xmalloc(((size_t)r->n_buckets + 1) * sizeof *r->breq);
+    for (int b = 0; b <= r->n_buckets; b++)
         r->breq[b] = MPI_REQUEST_NULL;
     r->started = 0;
+    /* The gathers of a sharded update post their buckets as the earlier ones arrive, a moment
+     * that differs from rank to rank: on a communicator of their own, where nothing else is
+     * posted in between. */
+    MPI_CHECK(MPI_Comm_dup(r->c->comm, &r->gathers));
 }
 
 /* Every rank's piece of bucket b when sharded: chunk q of the bucket's values for rank q. */
@@ -1394,18 +1408,92 @@ int mg_reducer_scatter(mg_reducer *r)
     return r->finite;
 }
 
+/* Bucket b of the gather, posted. */
+static void gather_post(mg_reducer *r, int b)
+{
+    const int p = r->c->size;
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params + r->cut[b],
+                              r->bcounts + (size_t)b * p, r->bdispls + (size_t)b * p,
+                              MG_MPI_REAL, r->gathers, &r->breq[b]));
+}
+
+void mg_reducer_gather_start(mg_reducer *r, int ok)
+{
+    assert(!r->gathering && !r->judging);
+    if (!r->n_buckets) { /* the ring and the node's window: the whole gather, now */
+        r->all_ok = mg_reducer_gather(r, ok);
+        return;
+    }
+    /* The first layers' bucket and the verdict now; each later bucket when the one before it is
+     * in, so that the network carries one bucket at a time, the next one the pass will need,
+     * instead of sharing itself among all of them. */
+    gather_post(r, 0);
+    r->all_ok = ok != 0;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &r->all_ok, 1, MPI_INT, MPI_LAND, r->gathers,
+                             &r->breq[r->n_buckets]));
+    r->gathering = r->judging = 1;
+    r->gathered = 0;
+    r->posted = 1;
+}
+
+int mg_reducer_gather_verdict(mg_reducer *r)
+{
+    if (r->judging)
+        wait_all(r->c, 1, &r->breq[r->n_buckets]);
+    r->judging = 0;
+    return r->all_ok;
+}
+
+int mg_reducer_gather_wait(mg_reducer *r, size_t end)
+{
+    if (!r->gathering)
+        return 1;
+    int upto = r->gathered; /* the buckets that hold any of [0, end) */
+    while (upto < r->n_buckets && r->cut[upto] < end)
+        upto++;
+    while (r->gathered < upto) {
+        if (r->posted == r->gathered)
+            gather_post(r, r->posted++);
+        wait_all(r->c, 1, &r->breq[r->gathered]);
+        r->gathered++;
+    }
+    r->gathering = r->gathered < r->n_buckets;
+    mg_reducer_progress(r);
+    return !r->gathering;
+}
+
+void mg_reducer_progress(mg_reducer *r)
+{
+    int done; /* MPI progresses non-blocking collectives only inside its calls */
+    if (r->judging)
+        MPI_CHECK(MPI_Test(&r->breq[r->n_buckets], &done, MPI_STATUS_IGNORE));
+    if (!r->gathering)
+        return;
+    if (r->posted == r->gathered) /* the last wait took the bucket in flight */
+        gather_post(r, r->posted++);
+    while (r->posted < r->n_buckets) {
+        MPI_CHECK(MPI_Test(&r->breq[r->posted - 1], &done, MPI_STATUS_IGNORE));
+        if (!done)
+            break;
+        gather_post(r, r->posted++);
+    }
+}
+
+int mg_reducer_gather_finish(mg_reducer *r)
+{
+    const int ok = mg_reducer_gather_verdict(r);
+    mg_reducer_gather_wait(r, SIZE_MAX);
+    return ok;
+}
+
 int mg_reducer_gather(mg_reducer *r, int ok)
 {
     const mg_comm *c = r->c;
     if (r->n_buckets) {
-        /* every bucket's pieces to every rank, all in flight at once */
-        for (int b = 0; b < r->n_buckets; b++)
-            MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params + r->cut[b],
-                                      r->bcounts + (size_t)b * c->size,
-                                      r->bdispls + (size_t)b * c->size, MG_MPI_REAL, c->comm,
-                                      &r->breq[b]));
-        wait_all(c, r->n_buckets, r->breq);
-    } else if (r->pwin == MPI_WIN_NULL) {
+        mg_reducer_gather_start(r, ok);
+        return mg_reducer_gather_finish(r);
+    }
+    if (r->pwin == MPI_WIN_NULL) {
         /* Every rank's own copy: the ring's second half passes the updated parts round; parts
          * made by a shared reducer (with no room for the parameters' window) are not the ring's,
          * and go round by an allgather. */

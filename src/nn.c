@@ -971,6 +971,8 @@ const mg_real *mg_net_forward(mg_net *net, const mg_real *inp, int rows, const m
     const mg_real *x = inp; // (rows, in)
     for (int l = 0; l < net->n_layers; l++) {
         net->x[l] = dropout_input(net, l, x, rows, drop);
+        if (net->params_needed)
+            net->params_needed(net->params_needed_arg, net->layer[l].b_off + net->layer[l].b_n);
         layer_forward(net, l, net->x[l], rows, drop);
         x = net->out[l];
         if (net->progress)

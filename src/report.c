@@ -277,12 +277,13 @@ int mg_report_close(mg_report *r, const mg_trainer *t, const mg_run_timers *tm,
     json_t *timers = timers_object(tmin, tmean, tmax);
     json_t *steady = timers_object(tm->steady_min, tm->steady_mean, tm->steady_max);
     json_t *o = json_pack(
-        "{s:s, s:o, s:i, s:i, s:s, s:s, s:f, s:i, s:I, s:f, s:f, s:f, s:f,"
+        "{s:s, s:o, s:i, s:i, s:s, s:s, s:f, s:s, s:i, s:I, s:f, s:f, s:f, s:f,"
         " s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:{s:f, s:f, s:f, s:f}, s:o,"
         " s:{s:I, s:o}}",
         "mpigan_version", MPIGAN_VERSION, "config", mg_record_path(r->source), "ranks", t->nranks,
         "threads_per_rank", r->threads, "blas_kernels", mg_blas_kernels(), "gradient_sums",
-        mg_trainer_sums(t), "bucket_mb", t->bucket_mb, "global_batch", t->batch, "steps",
+        mg_trainer_sums(t), "bucket_mb", t->bucket_mb, "update", mg_trainer_update_kind(t),
+        "global_batch", t->batch, "steps",
         (json_int_t)t->step, "epochs", mg_trainer_epoch(t), "seconds", seconds, "elapsed_s",
         mg_report_elapsed(r),
         "samples_per_s", rate, "memory_mb", "rss_min", mem->rss_min, "rss_max", mem->rss_max,

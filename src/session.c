@@ -435,7 +435,7 @@ static void banner(const mg_session *s)
            mg_trainer_sums(t));
     if (t->bucketed)
         printf(", in buckets of %g MB", t->bucket_mb);
-    printf("\n");
+    printf("; update: %s\n", mg_trainer_update_kind(t));
     fflush(stdout);
 }
 
@@ -582,6 +582,14 @@ int mg_session_step(mg_session *s)
      * agree on whether the writing worked. */
     const int estimate = cfg->eval.every > 0 && mg_trainer_epoch(t) >= s->next_eval - 1e-9;
     const int record = estimate || t->step % cfg->train.log_every == 0 || t->step == s->total;
+    /* G's updated parameters may still travel (train.h, mg_trainer_settle): only the next step
+     * may find them so; whatever else comes now reads whole parameters. */
+    const int check = cfg->train.check_every > 0 && t->step % cfg->train.check_every == 0;
+    const int snapshot = cfg->samples.every > 0 && t->step % cfg->samples.every == 0;
+    const int save = cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0;
+    if (record || check || snapshot || save || stats.stop || stats.bad_params || stats.nonfinite ||
+        t->step >= s->total)
+        mg_trainer_settle(t);
     if (estimate) {
         s->next_eval += cfg->eval.every;
         if (s->rank == 0 && evaluate(s))
@@ -619,14 +627,12 @@ int mg_session_step(mg_session *s)
                 last_good(s));
         return fail(s, MG_EXIT_RUNTIME);
     }
-    if (cfg->train.check_every > 0 && t->step % cfg->train.check_every == 0 &&
-        mg_trainer_check_replicas(t, &s->err))
+    if (check && mg_trainer_check_replicas(t, &s->err))
         return fail(s, MG_EXIT_RUNTIME);
-    if (cfg->samples.every > 0 && t->step % cfg->samples.every == 0 &&
-        !on_rank0(s, take_snapshot, "the samples"))
+    if (snapshot && !on_rank0(s, take_snapshot, "the samples"))
         return fail(s, MG_EXIT_RUNTIME);
     s->stopped = stats.stop;
-    if (s->stopped || (cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0)) {
+    if (s->stopped || save) {
         if (!checkpoint(s))
             return fail(s, MG_EXIT_RUNTIME);
         s->saved_at = t->step;
@@ -640,6 +646,7 @@ int mg_session_close(mg_session *s, int status)
 {
     mg_trainer *t = &s->t;
     const mg_config *cfg = &s->cfg;
+    mg_trainer_settle(t); /* nothing in flight after a step that ended the run (no messages) */
     /* The end of a run is a checkpoint too, and its last snapshot. */
     if (status == MG_EXIT_OK && s->saved_at != t->step) {
         if (cfg->samples.every > 0 && t->step % cfg->samples.every != 0 &&

@@ -1,5 +1,6 @@
 #include "mpigan/train.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,9 @@ static void d_bucket_ready(void *trainer, size_t from)
     mg_trainer *t = trainer;
     bucket_ready(t, t->d_sum, from);
 }
+
+static void g_params_needed(void *trainer, size_t end);
+static void d_params_needed(void *trainer, size_t end);
 
 /* net's gradients summed in buckets of about `mb` MB, cut where a layer's parameters start. */
 static void buckets_for(mg_trainer *t, mg_reducer *r, mg_net *net, double mb)
@@ -283,6 +287,15 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);
         t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
     }
+    /* With buckets, the gather of the updated parameters runs into the next forward pass through
+     * the network, which waits for each layer's bucket before the layer (train.overlap). */
+    t->prefetch = t->sharded && t->bucketed && cfg->train.overlap;
+    t->gathering = 0;
+    if (t->prefetch) {
+        t->g.params_needed = g_params_needed;
+        t->d.params_needed = d_params_needed;
+        t->g.params_needed_arg = t->d.params_needed_arg = t;
+    }
     if (mg_optim_init(&t->g_opt, &cfg->generator.optim, part_size(t, MG_NET_G), err) ||
         mg_optim_init(&t->d_opt, &cfg->discriminator.optim, part_size(t, MG_NET_D), err)) {
         mg_trainer_free(t);
@@ -338,6 +351,8 @@ static void free_whole(mg_optim **w);
 
 void mg_trainer_free(mg_trainer *t)
 {
+    if (t->g_sum) /* no request may outlive its buffers */
+        mg_trainer_settle(t);
     free_whole(&t->whole_g);
     free_whole(&t->whole_d);
     mg_net_free(&t->g);
@@ -457,7 +472,9 @@ static const mg_real *generate(mg_trainer *t, int phase, int n)
 {
     const size_t at = (size_t)phase * t->rows;
     mg_dropout gdrop = dropout_for(t, NET_G, 0, t->g_row_id + at, n);
-    return mg_net_forward(&t->g, t->z + at * t->g_in, n * t->rows, &gdrop);
+    const mg_real *fake = mg_net_forward(&t->g, t->z + at * t->g_in, n * t->rows, &gdrop);
+    assert(!(t->gathering & MG_NET_G)); /* the pass waited for every bucket of G */
+    return fake;
 }
 
 /* Fakes (rows, dim) of `phase` into D's input after the real rows: xd[rows .. 2 rows), with the
@@ -486,6 +503,7 @@ static void d_gradients(mg_trainer *t, int phase)
     const int rows = t->rows;
     mg_dropout ddrop = dropout_for(t, NET_D, phase, t->row_id, 2);
     mg_net_forward(&t->d, t->xd, 2 * rows, &ddrop);
+    assert(!(t->gathering & MG_NET_D)); /* the pass waited for every bucket of D */
     const mg_real *logit = mg_net_logits(&t->d); // (2 rows, 1)
     double d_real = 0, d_fake = 0;
     double loss = mg_loss_d(t->dlogit, t->dlogit + rows, logit, logit + rows, rows, t->batch,
@@ -553,8 +571,12 @@ static void read_g_stats(const mg_trainer *t, mg_step_stats *s)
     s->stop = t->g.grads[t->g.n_params + SLOT_STOP] > 0;
 }
 
+static void update_finish(mg_trainer *t, mg_net *net, mg_step_stats *s);
+
 /* The allreduced gradients are the same on every rank, so every rank makes the same choice
- * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. */
+ * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. With a
+ * sharded update this starts the gather of the updated parameters; update_finish waits for it,
+ * or with t->prefetch the next forward pass through net does, layer by layer (params_needed). */
 static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
 {
     mg_reducer *sum = sum_of(t, net);
@@ -571,24 +593,89 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
             s->bad_params |= bit;
         mg_net_constrain(net);
     } else {
-        /* This rank's part, then every part to every rank; max column norms after that, each
-         * rank of a node's shared copy taking its columns. */
+        /* This rank's part, then every part to every rank. */
         size_t lo[MG_MAX_PIECES], hi[MG_MAX_PIECES];
         const int k = mg_trainer_pieces(t, bit, lo, hi);
         const int ok = mg_optim_step_pieces(opt, net->params, net->grads, lo, hi, k,
                                             t->step_epochs);
         lap(t, MG_TIMER_UPDATE);
-        if (!mg_reducer_gather(sum, ok))
-            s->bad_params |= bit;
-        lap(t, MG_TIMER_GATHER);
-        if (mg_net_has_constraint(net)) {
-            int part, parts;
-            mg_reducer_share_of(sum, &part, &parts);
-            mg_net_constrain_part(net, part, parts);
-            mg_reducer_sync(sum);
+        mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
+                            net == &t->d ? "D" : "G", (long long)t->step + 1);
+        mg_reducer_gather_start(sum, ok);
+        t->gathering |= bit;
+        t->gather_step[bit == MG_NET_D] = t->step + 1;
+        if (t->prefetch && !mg_net_has_constraint(net)) {
+            /* Only the verdict now: the step must know it. */
+            if (!mg_reducer_gather_verdict(sum))
+                s->bad_params |= bit;
+            lap(t, MG_TIMER_GATHER);
+            return;
         }
+        lap(t, MG_TIMER_GATHER);
+        update_finish(t, net, s);
+        return;
     }
     lap(t, MG_TIMER_UPDATE);
+}
+
+/* The end of update's gather (its verdict into s, if not taken yet); max column norms
+ * after it, each rank of a node's shared copy taking its columns. */
+static void update_finish(mg_trainer *t, mg_net *net, mg_step_stats *s)
+{
+    const int bit = net == &t->d ? MG_NET_D : MG_NET_G;
+    if (!(t->gathering & bit))
+        return;
+    t->gathering &= ~bit;
+    mg_reducer *sum = sum_of(t, net);
+    mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
+                        net == &t->d ? "D" : "G", t->gather_step[bit == MG_NET_D]);
+    if (!mg_reducer_gather_finish(sum) && s)
+        s->bad_params |= bit;
+    lap(t, MG_TIMER_GATHER);
+    if (mg_net_has_constraint(net)) {
+        int part, parts;
+        mg_reducer_share_of(sum, &part, &parts);
+        mg_net_constrain_part(net, part, parts);
+        mg_reducer_sync(sum);
+    }
+    lap(t, MG_TIMER_UPDATE);
+}
+
+/* Before each layer of a forward pass through net (nn.h params_needed): the buckets of the
+ * layer's parameters are waited for, the later ones driven on. The wait is charged to
+ * param_gather, not to the phase the pass belongs to. */
+static void params_needed(mg_trainer *t, mg_net *net, size_t end)
+{
+    const int bit = net == &t->d ? MG_NET_D : MG_NET_G;
+    if (!(t->gathering & bit))
+        return;
+    const double t0 = mg_comm_wtime();
+    mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
+                        net == &t->d ? "D" : "G", t->gather_step[bit == MG_NET_D]);
+    if (mg_reducer_gather_wait(sum_of(t, net), end))
+        t->gathering &= ~bit;
+    t->mark += mg_trainer_charge(t, MG_TIMER_GATHER, t0);
+}
+
+static void g_params_needed(void *trainer, size_t end)
+{
+    mg_trainer *t = trainer;
+    params_needed(t, &t->g, end);
+}
+
+static void d_params_needed(void *trainer, size_t end)
+{
+    mg_trainer *t = trainer;
+    params_needed(t, &t->d, end);
+}
+
+void mg_trainer_settle(mg_trainer *t)
+{
+    if (!t->gathering)
+        return;
+    t->mark = mg_comm_wtime();
+    update_finish(t, &t->g, NULL);
+    update_finish(t, &t->d, NULL);
 }
 
 /* D update `phase` on the fakes G made for it. */
@@ -616,6 +703,7 @@ static void g_update(mg_trainer *t, const mg_real *fake, int g_row0, mg_step_sta
         fake = t->xd + (size_t)t->rows * t->d_in;
     }
     mg_net_forward(&t->d, fake, t->rows, &ddrop);
+    assert(!(t->gathering & MG_NET_D));
     zero_grads(&t->g);
     g_gradients(t, 0, g_row0, t->dlogit);
     lap(t, MG_TIMER_G_COMPUTE);
@@ -711,6 +799,13 @@ static void simultaneous_update(mg_trainer *t, mg_step_stats *s)
     t->minibatch++;
 }
 
+const char *mg_trainer_update_kind(const mg_trainer *t)
+{
+    if (!t->sharded)
+        return "replicated";
+    return t->prefetch ? "sharded, gathers prefetched" : "sharded";
+}
+
 const char *mg_trainer_sums(const mg_trainer *t)
 {
     if (t->nranks == 1)
@@ -735,13 +830,17 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
     } else {
         alternating_step(t, stats);
     }
+    /* D's gather ended in the G update's forward pass through D; G's may still be in flight,
+     * for the next step's forward pass through G (or mg_trainer_settle) to end */
+    assert(!(t->gathering & MG_NET_D) && (t->prefetch || !t->gathering));
     t->step++;
     if (t->trap_fpe)
         mg_fpe_traps(0);
 }
 
-int mg_trainer_check_replicas(const mg_trainer *t, mg_error *err)
+int mg_trainer_check_replicas(mg_trainer *t, mg_error *err)
 {
+    mg_trainer_settle(t);
     mg_comm_waiting_for(t->comm, "the replica check of step %lld", (long long)t->step);
     int g_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->g));
     int d_same = mg_comm_all_same(t->comm, mg_net_checksum(&t->d));
@@ -796,6 +895,7 @@ static void place_optim(const mg_trainer *t, int net, mg_optim *opt, mg_optim *w
 
 void mg_trainer_whole_optims(mg_trainer *t, int load, mg_optim **g, mg_optim **d)
 {
+    mg_trainer_settle(t);
     if (!t->sharded) {
         *g = &t->g_opt;
         *d = &t->d_opt;
@@ -834,6 +934,7 @@ void mg_trainer_whole_optims_end(mg_trainer *t)
 
 void mg_trainer_broadcast_state(mg_trainer *t)
 {
+    mg_trainer_settle(t);
     mg_comm_waiting_for(t->comm, "the broadcast of the resumed state");
     broadcast_net(t, &t->g);
     broadcast_net(t, &t->d);

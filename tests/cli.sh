@@ -461,6 +461,32 @@ run 2 train "$smoke" --set data.format=hdf5 --set data.path="$g/idx.h5" --set da
 expect_status "train with buckets" 0
 expect_grep "buckets on the start line" "$tmp/out" "gradient sums: MPI_Allreduce, in buckets of 5 MB"
 expect_grep "buckets in run.json" "$tmp/h5run-buckets/run.json" '"bucket_mb": 5'
+expect_grep "prefetch on the start line" "$tmp/out" "in buckets of 5 MB; update: sharded, gathers prefetched"
+expect_grep "prefetch in run.json" "$tmp/h5run-buckets/run.json" '"update": "sharded, gathers prefetched"'
+# The sharded update's gathers running into the next forward pass (train.overlap, with MPI sums in
+# buckets as between nodes) against waiting for them, through checkpoints, sample sets, replica
+# checks and a resume: the same parameters, optimizer state and samples, bit for bit.
+for v in true false; do
+  run 2 train "$smoke" --steps 12 --out "$tmp/pf-$v" --set train.shared_allreduce=false \
+    --set train.bucket_mb=0.01 --set train.overlap=$v --set checkpoint.every=5 \
+    --set samples.every=4 --set train.check_every=3 --set train.log_every=7 --quiet
+  expect_status "sharded update, overlap $v" 0
+done
+expect_grep "no prefetch without overlap" "$tmp/pf-false/run.json" '"update": "sharded"'
+run 2 train --resume "$tmp/pf-true/ckpt-00000005.h5" --out "$tmp/pf-resumed" --steps 12 --quiet
+expect_status "prefetching run resumed" 0
+if command -v h5diff >/dev/null; then
+  for f in ckpt-00000005.h5:/generator ckpt-00000005.h5:/discriminator \
+           ckpt-00000010.h5:/generator ckpt-00000012.h5:/generator \
+           ckpt-00000012.h5:/discriminator samples.h5:/samples; do
+    h5diff "$tmp/pf-true/${f%%:*}" "$tmp/pf-false/${f%%:*}" "${f#*:}" "${f#*:}" >"$tmp/diff" 2>&1 \
+      && ok || { fail "prefetched and waited-for gathers: $f differs"; cat "$tmp/diff"; }
+  done
+  for net in generator discriminator; do
+    h5diff "$tmp/pf-resumed/ckpt-00000012.h5" "$tmp/pf-true/ckpt-00000012.h5" /$net /$net \
+      >"$tmp/diff" 2>&1 && ok || { fail "prefetching run resumed: $net differs"; cat "$tmp/diff"; }
+  done
+fi
 # No room for Open MPI's shared-memory windows (its backing directory missing): the training set
 # and the gradient sums fall back to private buffers and MPI, instead of hanging in the window's
 # allocation (Open MPI 4.1 returns the error on the node's first rank only).

@@ -140,6 +140,9 @@ train() {
 # seconds of work, and a training set of 50,000 whose reading the set-up stop can catch.
 train shared --setup --set generator.layers.0.units=4000 --set data.train_count=50000
 train mpi --set train.shared_allreduce=false
+# MPI sums in buckets, as between nodes: the gathers of the sharded update run into the next
+# forward pass, whose waits for each layer's bucket are watched too
+train prefetch --set train.shared_allreduce=false --set train.bucket_mb=0.01
 train checkpoints --set checkpoint.every=1
 train samples --set samples.every=1 --set samples.count=16
 

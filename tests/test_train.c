@@ -49,13 +49,24 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
     CU_ASSERT_FATAL(rc == 0);
     t.g.gemm = t.d.gemm = gemm;
     /* The sums are those asked for (a window is always to be had on this one node). */
-    if (mg_comm_size(comm) > 1)
+    if (mg_comm_size(comm) > 1) {
         CU_ASSERT_EQUAL(mg_reducer_shared(t.d_sum), cfg->train.shared_allreduce);
+        /* and so are the update and the buckets, which choose the kind of step */
+        CU_ASSERT_EQUAL(t.sharded, cfg->train.sharded_update);
+        if (!cfg->train.shared_allreduce && cfg->train.bucket_mb != MG_BUCKETS_AUTO)
+            CU_ASSERT_EQUAL(t.bucketed, cfg->train.bucket_mb > 0);
+    }
+    /* gathers prefetched: with a sharded update, MPI sums in buckets and train.overlap */
+    CU_ASSERT_EQUAL(t.prefetch, t.sharded && t.bucketed && cfg->train.overlap);
     mg_step_stats s = {0};
+    int in_flight = 0; /* steps that left G's gather to the next one */
     for (int i = 0; i < STEPS; i++) {
         mg_trainer_step(&t, &s);
         CU_ASSERT(isfinite(s.d_loss) && isfinite(s.g_loss));
+        CU_ASSERT((t.gathering & MG_NET_D) == 0);
+        in_flight += (t.gathering & MG_NET_G) != 0;
     }
+    CU_ASSERT_EQUAL(in_flight, t.prefetch ? STEPS : 0);
     CU_ASSERT_EQUAL(t.step, STEPS);
     CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
     if (mg_comm_rank(comm) == 0) {
@@ -346,8 +357,8 @@ static void test_buckets_auto(void)
         const int sums_by_mpi = size > 1 && !mg_reducer_shared(t.g_sum);
         const int want = sums_by_mpi && (cases[i].mb > 0 || node < size);
         CU_ASSERT_EQUAL(t.bucketed, want);
-        /* run.json's and the start line's size: auto resolved to 25 MB, 0 when not bucketed */
-        CU_ASSERT_EQUAL(t.bucket_mb, want ? 25.0 : 0.0);
+        /* run.json's and the start line's size: auto resolved to 1 MB, 0 when not bucketed */
+        CU_ASSERT_EQUAL(t.bucket_mb, !want ? 0.0 : cases[i].mb > 0 ? cases[i].mb : 1.0);
         mg_trainer_free(&t);
     }
     mg_dataset_free(&ds);
@@ -544,11 +555,11 @@ static void test_conditional_inputs(void)
     mg_dataset_free(&ds);
 }
 
-/* Trains on the whole job with `on` and with `off` set (and `also`, if not NULL), and compares:
- * bit for bit on 2 ranks, where a sum of two does not depend on the order of the additions, and
- * within the rank-count tolerance of check_invariance on more. */
-static void check_same_sums(const char *on, const char *off, const char *also, size_t flag,
-                            mg_gemm_fn gemm, const char *what)
+/* Trains on the whole job with `on` and with `off` set (and the settings `also`, a list that
+ * ends with NULL), and compares: bit for bit on 2 ranks, where a sum of two does not depend on
+ * the order of the additions, and within the rank-count tolerance of check_invariance on more. */
+static void check_same_sums(const char *on, const char *off, const char *const *also,
+                            size_t flag, mg_gemm_fn gemm, const char *what)
 {
     const mg_comm *world = mg_comm_world();
     const int size = mg_comm_size(world);
@@ -558,8 +569,11 @@ static void check_same_sums(const char *on, const char *off, const char *also, s
     static mg_real g[2][NG], d[2][ND];
     double loss[2];
     for (int v = 0; v < 2; v++) {
-        const char *set[2] = {v ? off : on, also};
-        mg_config cfg = make_config_full(paper_sgd, set, also ? 2 : 1);
+        const char *set[4] = {v ? off : on};
+        int n_set = 1;
+        while (also[n_set - 1] && n_set < 4)
+            set[n_set] = also[n_set - 1], n_set++;
+        mg_config cfg = make_config_full(paper_sgd, set, n_set);
         int took; /* the boolean at offset `flag` of cfg */
         memcpy(&took, (const char *)&cfg + flag, sizeof took);
         CU_ASSERT_EQUAL(took, !v);
@@ -582,16 +596,32 @@ static void check_same_sums(const char *on, const char *off, const char *also, s
  * reference GEMM, whose rows do not depend on it: the comparison is then bit for bit. */
 static void test_overlap_same_as_blocking(void)
 {
-    check_same_sums("train.overlap=true", "train.overlap=false", "train.shared_allreduce=false",
+    const char *const mpi[] = {"train.shared_allreduce=false", "train.sharded_update=false", NULL};
+    check_same_sums("train.overlap=true", "train.overlap=false", mpi,
                     offsetof(mg_config, train.overlap), mg_gemm_ref,
                     "overlapped vs blocking MPI allreduce");
+}
+
+/* With a sharded update and MPI sums in buckets (nodes of one rank), `overlap` leaves the gather
+ * of each network's updated parameters in flight until the next forward pass through it, which
+ * waits for each layer's bucket: D's within the step (the G update's pass through D), G's into
+ * the next step. Only the timing moves: the same parameters bit for bit on any rank count, with
+ * OpenBLAS. */
+static void test_prefetch_same_as_blocking(void)
+{
+    const char *const mpi[] = {"train.shared_allreduce=false", "train.sharded_update=true",
+                               "train.bucket_mb=0.002", NULL};
+    check_same_sums("train.overlap=true", "train.overlap=false", mpi,
+                    offsetof(mg_config, train.overlap), mg_gemm_blas,
+                    "sharded update: gathers prefetched vs waited for");
 }
 
 /* Gradient sums through the node's shared memory train as MPI_Allreduce does. */
 static void test_shared_allreduce_same_as_mpi(void)
 {
-    check_same_sums("train.shared_allreduce=true", "train.shared_allreduce=false",
-                    "train.overlap=false", offsetof(mg_config, train.shared_allreduce), mg_gemm_blas,
+    const char *const blocking[] = {"train.overlap=false", NULL};
+    check_same_sums("train.shared_allreduce=true", "train.shared_allreduce=false", blocking,
+                    offsetof(mg_config, train.shared_allreduce), mg_gemm_blas,
                     "shared-memory vs MPI gradient sums");
 }
 
@@ -993,6 +1023,7 @@ int main(int argc, char **argv)
         {"invariance_conditional", test_invariance_conditional},
         {"conditional_inputs", test_conditional_inputs},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
+        {"prefetch_same_as_blocking", test_prefetch_same_as_blocking},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
         {"stall_of_rank0_reported", test_stall_of_rank0_reported},

@@ -191,6 +191,21 @@ int mg_reducer_scatter(mg_reducer *r);
  * node barrier with the parameters' window). `ok`: this rank's update left its part finite.
  * Returns non-zero iff ok on every rank. Collective over c. */
 int mg_reducer_gather(mg_reducer *r, int ok);
+/* mg_reducer_gather in parts, so that work which does not read these parameters runs while they
+ * travel (FSDP's and ZeRO's prefetch). With buckets, start posts the first bucket's gather (the
+ * first parameters') and the verdict's sum, and returns; each later bucket is posted when the one
+ * before it is in (found by wait or progress), so the network carries the bucket needed next
+ * rather than all at a fraction of the speed. verdict waits for the verdict alone and returns it;
+ * wait(end) waits for the buckets that hold any of parameters [0, end) (and returns non-zero once
+ * every bucket is in); progress lets MPI move them and posts the next (between layers); finish
+ * is verdict and wait for all. Without buckets start does the whole gather. Every rank makes the
+ * same calls with the same arguments, and each wait is watched (mg_comm_watch); the gathers go
+ * on a communicator of their own, since ranks post them at different moments. */
+void mg_reducer_gather_start(mg_reducer *r, int ok);
+int mg_reducer_gather_verdict(mg_reducer *r);
+int mg_reducer_gather_wait(mg_reducer *r, size_t end);
+void mg_reducer_progress(mg_reducer *r);
+int mg_reducer_gather_finish(mg_reducer *r);
 /* Root's parameters (its node's window, or its copy) to every rank: start and resume. Collective
  * over c; root must be rank 0. */
 void mg_reducer_bcast_params(mg_reducer *r, int root);

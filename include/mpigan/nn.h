@@ -195,6 +195,10 @@ typedef struct {
     void (*progress)(void *); /* if set, called after each layer's forward: drives a
                                  communication in flight */
     void *progress_arg;
+    void (*params_needed)(void *arg, size_t end); /* if set, called before each layer's forward
+                                 with the end of its parameters: parameters [0, end) must be
+                                 whole now (a sharded update's gather may still be in flight) */
+    void *params_needed_arg;
     mg_sum_fn sum;          /* batch norms with sync sum their statistics through it */
     void *sum_arg;
     void (*grads_done)(void *arg, size_t from); /* if set, called by a backward pass that writes
