@@ -307,7 +307,7 @@ def overlapped_step_time(key, ranks, rows, gbps, k=1, alpha=ALPHA):
 # backward pass, the sharded update (ZeRO-1), hierarchical sums in nodes of R ranks, bf16 between
 # nodes. See docs/scaling.md section 9.
 
-BUCKET_MB = 25          # train.bucket_mb's default
+BUCKET_MB = 1           # train.bucket_mb's default between nodes (auto)
 NODE_SIZES = [1, 8, 32, 128]
 # Bytes/s a socket's memory streams for all its cores together. Assumption, not measured here
 # (this machine has 2 cores): a socket of 8 DDR4-3200 channels (AMD EPYC 7003, Intel Xeon 3rd
@@ -374,6 +374,56 @@ def small_sum_time(nbytes, ranks, beta, alpha=ALPHA, node=1):
     return t
 
 
+def bucket_of_layer(layers, mb=BUCKET_MB):
+    """For each layer, the index of the bucket that holds its parameters (buckets numbered from
+    the first parameters, the order the gather posts them in), None for a layer without any; and
+    each bucket's floats."""
+    cuts = [0] + bucket_cuts(layers, mb) + [params(layers)]
+    index = []
+    for off, layer in zip(layer_offsets(layers), layers):
+        index.append(max(b for b in range(len(cuts) - 1) if cuts[b] <= off)
+                     if layer.params else None)
+    return index, [cuts[b + 1] - cuts[b] for b in range(len(cuts) - 1)]
+
+
+def prefetched_gather(layers, fwd, ranks, beta, alpha=ALPHA, mb=BUCKET_MB, start=0.0):
+    """Seconds that a gather of updated parameters, left in flight (train.overlap with buckets),
+    adds to the next forward pass through the network, which begins `start` seconds after the
+    gather and whose layer l takes fwd[l] seconds. As comm.c does it: the first bucket is posted
+    with the gather, each later one when the one before it is found in, by the wait for it before
+    a layer that needs it or by the progress call before every layer; a bucket takes alpha +
+    (N-1)/N of its bytes / beta through the rank's NIC (MPI_Iallgatherv, every piece sent
+    straight), one at a time."""
+    index, floats = bucket_of_layer(layers, mb)
+    took = [alpha + (ranks - 1) / ranks * n * FLOAT_BYTES / beta for n in floats]
+    arrive = [took[0]]  # of each bucket posted so far
+
+    def post_while_in(t):  # the progress call at t, or the wait's end
+        while len(arrive) < len(took) and arrive[-1] <= t:
+            arrive.append(t + took[len(arrive)])
+
+    t = start
+    for l, f in enumerate(fwd):
+        post_while_in(t)
+        if index[l] is not None:
+            while len(arrive) <= index[l]:  # wait for the last posted, post the next
+                t = max(t, arrive[-1])
+                arrive.append(t + took[len(arrive)])
+            t = max(t, arrive[index[l]])
+            post_while_in(t)
+        t += f
+    return t - start - sum(fwd)
+
+
+def prefetch_passes(model, sd, sg, k=1):
+    """Seconds of each layer of the forward passes that wait for a prefetched gather: G's, by the
+    next step's G pass for the fakes of all k + 1 phases (in the model's accounting k passes of
+    the D updates and one of the G update, 2 W flops per row each), and D's, by the G update's
+    pass through D on the fake rows."""
+    wg, wd = weights(model["g"]), weights(model["d"])
+    return {"g": [2 * w * (k * sd + sg) for w in wg], "d": [2 * w * sg for w in wd]}
+
+
 def reduce_scatter_time(nbytes, ranks, beta, alpha=ALPHA, algorithm="direct"):
     """One bucket's MPI_Ireduce_scatter among ranks with a NIC each. direct: every piece sent
     straight to its owner, all messages posted at once (SimGrid's SMPI; bandwidth-optimal);
@@ -400,7 +450,7 @@ def pass_flops(model):
 
 
 def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALPHA,
-                      rs="direct", mb=BUCKET_MB):
+                      rs="direct", mb=BUCKET_MB, prefetch=True):
     """Seconds of one step of the current code path on `ranks` ranks in nodes of `node` ranks,
     and its parts. Defaults: train.sharded_update (ZeRO-1), bucket_mb 25, shared sums.
 
@@ -408,7 +458,12 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
     when the backward pass has written it and runs (one at a time on the rank's NIC) while the
     pass goes on; the rank then waits for the rest, sums the tail (statistics and verdict),
     updates its 1/N of the parameters, gathers every bucket's pieces (MPI_Iallgatherv, float32
-    always: parameters are not rounded), and agrees that all is finite.
+    always: parameters are not rounded), and agrees that all is finite. With prefetch
+    (train.overlap, the default) the gather runs on into the next forward pass through the
+    network, which waits for each layer's bucket (prefetched_gather): D's into the G update's
+    pass through D, G's into the next step's pass through G. With k > 1 the gathers of the first
+    k - 1 D updates are counted whole (the next D update's pass waits for them like the G
+    update's, left out).
 
     node > 1 (shared sums): after the backward pass (buckets are ignored), the node's ranks sum
     chunk i of every rank's slot in shared memory (rank i reads n floats and writes n / R), the
@@ -450,6 +505,9 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
                                                                 beta, alpha, rs)
             wait = max(0.0, net - t)
             gather = alpha + (ranks - 1) / ranks * n * FLOAT_BYTES / beta
+            if prefetch and (name == "g" or last_d[0]):
+                # the pass through the network starts after the verdict's small sum
+                gather = prefetched_gather(layers, pre[name], ranks, beta, alpha, mb, small)
             smalls = 2 * small
             node_sum = 0.0
         else:
@@ -472,27 +530,47 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
         return t + wait + node_sum + smalls + update + gather
 
     ud, ug = u * pd / (pd + pg), u * pg / (pd + pg)
-    total = sum(phase("d", model["d"], d_fwd, d_bwd, sd, ud) for _ in range(k))
+    pre = prefetch_passes(model, sd, sg, k)
+    last_d = [False]  # the D update whose gather the G update's pass through D waits for
+    total = 0.0
+    for j in range(k):
+        last_d[0] = j == k - 1
+        total += phase("d", model["d"], d_fwd, d_bwd, sd, ud)
     total += phase("g", model["g"], g_fwd, g_bwd, sg, ug)
     out["step_s"] = total + bn
     return out
 
 
-def current_weak_efficiency(key, ranks, gbps, node=1, bf16=False, rs="direct"):
+def current_weak_efficiency(key, ranks, gbps, node=1, bf16=False, rs="direct", mb=BUCKET_MB,
+                            prefetch=True):
     rows = MODELS[key]["batch"]
     t1 = step_time(key, 1, rows, gbps)["step_s"]
-    return t1 / current_step_time(key, ranks, rows, gbps, node, bf16, rs=rs)["step_s"]
+    return t1 / current_step_time(key, ranks, rows, gbps, node, bf16, rs=rs, mb=mb,
+                                  prefetch=prefetch)["step_s"]
 
 
-def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale):
+def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetch=True):
     """tests/sim/skeleton's arguments for the current step (--path sharded): the same slices of
-    compute, buckets and memory time as current_step_time."""
+    compute, buckets and memory time as current_step_time. With prefetched gathers (nodes of one
+    rank) the passes that wait for them go as --g-pre (the step's pass through G) and --d-pre (the
+    G update's pass through D), and the rest of each forward pass as --d-fwd and --g-fwd."""
     model = MODELS[key]
     td, tg, u = compute_time(key, rows)
     pg, pd = params(model["g"]), params(model["d"])
     d_fwd, d_bwd, g_fwd, g_bwd = pass_flops(model)
     sd, sg = td / (d_fwd + sum(d_bwd)), tg / (g_fwd + sum(g_bwd))
     out = f"--path sharded --node {node} --bf16 {int(bool(bf16))} --k {k}"
+    pre = prefetch_passes(model, sd, sg, k) if prefetch and node == 1 and ranks > 1 else None
+    if pre:
+        g, d = sum(weights(model["g"])), sum(weights(model["d"]))
+        fwd_rest = {"d": (d_fwd - 2 * g) * sd, "g": (g_fwd - 2 * g - 2 * d) * sg}
+        for name in ("d", "g"):
+            index, _ = bucket_of_layer(model[name])
+            need, slices = 0, []
+            for l, f in enumerate(pre[name]):
+                need = index[l] + 1 if index[l] is not None else need
+                slices.append(f"{f * speed:.6g}:{need}")
+            out += f" --{name}-pre {','.join(slices)}"
     for name, layers, fwd, bwd, s, un in (("d", model["d"], d_fwd, d_bwd, sd, u * pd / (pd + pg)),
                                           ("g", model["g"], g_fwd, g_bwd, sg, u * pg / (pd + pg))):
         order = buckets(layers) if node == 1 and ranks > 1 else []
@@ -502,7 +580,8 @@ def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale):
             slices.append(f"{bwd[l] * s * speed:.6g}:{round(floats / scale)}")
         n = params(layers) + STATS_FLOATS
         node_sum = n * FLOAT_BYTES * (1 + 1 / node) / node_stream(node) if node > 1 else 0.0
-        out += (f" --{name}-floats {round(n / scale)} --{name}-flops 0 --{name}-fwd {fwd * s * speed:.6g}"
+        f = fwd_rest[name] if pre else fwd * s
+        out += (f" --{name}-floats {round(n / scale)} --{name}-flops 0 --{name}-fwd {f * speed:.6g}"
                 f" --{name}-bwd {','.join(slices)} --{name}-update {un / ranks * speed:.6g}"
                 f" --{name}-node-sum {node_sum * speed:.6g}")
     for phase in ("d", "g"):  # batch norm sums, as for the replicated step
@@ -671,8 +750,8 @@ def print_tables():
 def print_current_tables(ranks=512):
     """The current path's tables (docs/scaling.md section 9)."""
     print(f"\n**Current path: weak-scaling efficiency at {ranks} ranks**, B rows per rank, "
-          "sharded update, 25 MB buckets; columns: ranks per node, gradients between nodes in "
-          "float32 or bf16\n")
+          "sharded update, 1 MB buckets, gathers prefetched by the next forward pass (nodes of "
+          "1 rank); columns: ranks per node, gradients between nodes in float32 or bf16\n")
     heads = [f"{r}/node {'bf16' if b else 'fp32'}" for r in NODE_SIZES for b in (0, 1)]
     print("| model | Gbit/s | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
@@ -702,6 +781,19 @@ def print_current_tables(ranks=512):
                       f"| {ms(t['d_gather_s'] + t['g_gather_s'])} "
                       f"| {ms(t['small_s'] + t['bn_allreduce_s'])} | {ms(t['step_s'])} "
                       f"| {pct(t1 / t['step_s'])} |")
+
+    print(f"\n**Current path, nodes of 1 rank, {ranks} ranks: what the buckets' size and the "
+          "gathers' prefetch give** (25 MB without prefetch was the default before; fp32 / bf16 "
+          "between nodes)\n")
+    print("| model | Gbit/s | 25 MB | 1 MB | 1 MB, prefetched (now) |")
+    print("|---|---|---|---|---|")
+    for key in MODELS:
+        for gbps in GBPS:
+            cells = ["%s / %s" % tuple(pct(current_weak_efficiency(key, ranks, gbps, 1, b, mb=mb,
+                                                                   prefetch=pre))
+                                       for b in (0, 1))
+                     for mb, pre in ((25, False), (1, False), (1, True))]
+            print(f"| {key} | {gbps} | " + " | ".join(cells) + " |")
 
     print(f"\n**Current path, nodes of 1 rank, {ranks} ranks, with Open MPI 4.1's "
           "MPI_Ireduce_scatter** (libnbc: a binomial reduce of each bucket to rank 0, then "
@@ -733,6 +825,9 @@ def main():
         s.add_argument("--node", type=int, default=1, help="ranks per node (--path sharded)")
         s.add_argument("--bf16", type=int, choices=(0, 1), default=0,
                        help="gradients in bfloat16 between nodes (--path sharded)")
+        s.add_argument("--prefetch", type=int, choices=(0, 1), default=1,
+                       help="the gathers of updated parameters run into the next forward pass "
+                            "(train.overlap; --path sharded, nodes of one rank)")
         if name == "step":
             s.add_argument("--gbps", type=float, required=True)
             s.add_argument("--alpha", type=float, default=ALPHA, help="seconds per message")
@@ -760,11 +855,12 @@ def main():
     if a.node < 1 or a.ranks % a.node:
         p.error("--node must be >= 1 and divide --ranks")
     if a.command == "step" and a.path == "sharded":
-        t = current_step_time(a.model, a.ranks, a.rows, a.gbps, a.node, a.bf16, a.k, a.alpha)
+        t = current_step_time(a.model, a.ranks, a.rows, a.gbps, a.node, a.bf16, a.k, a.alpha,
+                              prefetch=bool(a.prefetch))
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
     elif a.command == "skeleton-args" and a.path == "sharded":
         print(sharded_skeleton_args(a.model, a.ranks, a.rows, a.node, a.bf16, a.k, a.host_speed,
-                                    a.scale))
+                                    a.scale, bool(a.prefetch)))
     elif a.command == "step":
         t = step_time(a.model, a.ranks, a.rows, a.gbps, a.k, a.alpha, a.algorithm)
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))

@@ -29,8 +29,13 @@
  *     reduce-scatter (every piece straight to its owner, all posted at once: direct() below;
  *     MPI_Testall after every slice); then the wait for all of them and a small sum of the
  *     statistics (5 doubles), the update of this rank's part (--d-update flops), the gather of
- *     every bucket's pieces (float32, the same pattern), and another small sum (the verdict that
- *     all is finite);
+ *     every bucket's pieces (float32, the same pattern, the first layers' bucket first), and
+ *     another small sum (the verdict that all is finite). With --d-pre and --g-pre
+ *     ("flops:buckets,...": the layers of the pass through that network that waits for its
+ *     prefetched gather, each with the number of buckets it needs; train.overlap) the gathers
+ *     are left in flight: G's until the pass through G that starts the next step, D's (the last
+ *     D update's) until the G update's pass through D; --d-fwd and --g-fwd are then the rest of
+ *     the forward passes;
  *   --node R > 1 (R consecutive ranks per host): the backward pass, a node barrier, the node's sum
  *     in shared memory (--d-node-sum flops: the model's memory time, not simulated), a ring
  *     reduce-scatter of this rank's chunk (1/R of the buffer) over the ranks of the same node
@@ -91,6 +96,9 @@ struct options {
         int slices;
         double bwd[MAX_SLICES];       // flops of each slice of the backward pass
         long bucket[MAX_SLICES];      // floats of the bucket that starts after it (0: none)
+        int pre_slices;               // --d-pre: the forward pass that waits for a prefetched
+        double pre[MAX_SLICES];       // gather of this network's parameters, layer by layer:
+        long pre_need[MAX_SLICES];    // flops, and the buckets (in the gather's order) it needs
     } d, g;
 };
 
@@ -124,29 +132,30 @@ static int parse_number(const char *opt, const char *text, double max, double *o
     return 0;
 }
 
-/* "flops:floats,flops:floats,..." into a plan's slices; 0 on success. */
-static int parse_slices(const char *opt, const char *text, struct plan *p)
+/* "flops:count,flops:count,..." into slices (flops[i], count[i]), *n of them; 0 on success. */
+static int parse_slices(const char *opt, const char *text, double *flops, long *count, int *n_out)
 {
     const char *at = text;
-    p->slices = 0;
+    int n_slices = 0;
     while (*at) {
         char *end = NULL;
         errno = 0;
         double f = strtod(at, &end);
-        if (errno || end == at || *end != ':' || !(f >= 0) || p->slices == MAX_SLICES)
+        if (errno || end == at || *end != ':' || !(f >= 0) || n_slices == MAX_SLICES)
             goto bad;
         at = end + 1;
         double n = strtod(at, &end);
         if (errno || end == at || (*end != ',' && *end != '\0') || !(n >= 0) || n > INT_MAX)
             goto bad;
-        p->bwd[p->slices] = f;
-        p->bucket[p->slices++] = (long)n;
+        flops[n_slices] = f;
+        count[n_slices++] = (long)n;
         at = *end ? end + 1 : end;
     }
-    if (p->slices > 0)
+    *n_out = n_slices;
+    if (n_slices > 0)
         return 0;
 bad:
-    fprintf(stderr, "skeleton: %s: '%s' is not a list of flops:floats (at most %d)\n", opt, text,
+    fprintf(stderr, "skeleton: %s: '%s' is not a list of flops:count (at most %d)\n", opt, text,
             MAX_SLICES);
     return -1;
 }
@@ -172,7 +181,14 @@ static int parse_options(int argc, char **argv, struct options *o)
             continue;
         }
         if (!strcmp(opt, "--d-bwd") || !strcmp(opt, "--g-bwd")) {
-            if (parse_slices(opt, val, opt[2] == 'd' ? &o->d : &o->g) != 0)
+            struct plan *p = opt[2] == 'd' ? &o->d : &o->g;
+            if (parse_slices(opt, val, p->bwd, p->bucket, &p->slices) != 0)
+                return -1;
+            continue;
+        }
+        if (!strcmp(opt, "--d-pre") || !strcmp(opt, "--g-pre")) {
+            struct plan *p = opt[2] == 'd' ? &o->d : &o->g;
+            if (parse_slices(opt, val, p->pre, p->pre_need, &p->pre_slices) != 0)
                 return -1;
             continue;
         }
@@ -285,6 +301,12 @@ struct sharded {
     float *ring;                  // (max floats / node / hosts + 1) a ring step's message in
     MPI_Request *req;             // (MAX_SLICES, 2 ranks) each bucket's messages
     double stats[STATS_DOUBLES];
+    struct pending {              // a gather of D's, G's parameters in flight
+        MPI_Request *req;         // (MAX_SLICES, 2 ranks) its messages, bucket after bucket
+        int at[MAX_SLICES + 1];   // bucket b's are req[at[b], at[b + 1])
+        long floats[MAX_SLICES];  // each bucket's floats, the first layers' first
+        int buckets, posted, waited; // buckets [0, waited) are in
+    } pending[2];
 };
 
 /* Values [i n / k, (i + 1) n / k) are chunk i of n among k (comm.c's chunk_start, near enough). */
@@ -341,10 +363,70 @@ static int direct(struct sharded *z, int me, int ranks, long len, int gather, MP
     return k;
 }
 
-/* One network's update on the sharded path: forward, backward with its sums, update, gather. */
+/* The next bucket of a gather, posted (comm.c posts one at a time, each when the one before it
+ * is in). */
+static void post_next(struct sharded *z, struct pending *q)
+{
+    int me, ranks;
+    CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &me));
+    CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
+    const int b = q->posted++;
+    q->at[b + 1] = q->at[b] + direct(z, me, ranks, q->floats[b], 1, q->req + q->at[b]);
+}
+
+/* Waits for buckets [waited, need) of a gather, posting each next one as the one before it is
+ * in; the time to *gather. */
+static void wait_buckets(struct sharded *z, struct pending *q, int need, double *gather)
+{
+    double t0 = MPI_Wtime();
+    while (q->waited < need) {
+        if (q->posted == q->waited)
+            post_next(z, q);
+        const int b = q->waited++;
+        CHECK_MPI(MPI_Waitall(q->at[b + 1] - q->at[b], q->req + q->at[b], MPI_STATUSES_IGNORE));
+    }
+    *gather += MPI_Wtime() - t0;
+}
+
+/* comm.c's mg_reducer_progress: the next bucket posted if the last one posted is in. */
+static void progress_buckets(struct sharded *z, struct pending *q)
+{
+    if (q->waited < q->buckets && q->posted == q->waited)
+        post_next(z, q);
+    while (q->posted < q->buckets) {
+        int done;
+        const int b = q->posted - 1;
+        CHECK_MPI(MPI_Testall(q->at[b + 1] - q->at[b], q->req + q->at[b], &done,
+                              MPI_STATUSES_IGNORE));
+        if (!done)
+            break;
+        post_next(z, q);
+    }
+}
+
+/* The forward pass through a network whose gather may still be in flight (--d-pre, --g-pre):
+ * before each layer the progress call and the wait for the buckets it needs; whatever is left
+ * at the end. */
+static void pre_pass(const struct options *o, struct sharded *z, struct pending *q,
+                     const struct plan *p, double *gather, struct timers *t)
+{
+    for (int i = 0; i < p->pre_slices; i++) {
+        progress_buckets(z, q);
+        wait_buckets(z, q, (int)(p->pre_need[i] < q->buckets ? p->pre_need[i] : q->buckets),
+                     gather);
+        progress_buckets(z, q);
+        compute(o, p->pre[i], &t->compute);
+    }
+    wait_buckets(z, q, q->buckets, gather);
+    q->buckets = q->posted = q->waited = 0;
+}
+
+/* One network's update on the sharded path: forward, backward with its sums, update, gather.
+ * With `leave` (node 1 and a --d-pre or --g-pre plan) the gather is left in flight in *q, for
+ * that network's next pass (pre_pass) to wait for. */
 static void sharded_update(const struct options *o, struct sharded *z, const struct plan *p,
                            long floats, int small, long small_n, double *bn, double *sum,
-                           double *gather, struct timers *t)
+                           double *gather, struct timers *t, struct pending *q, int leave)
 {
     int ranks;
     CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
@@ -370,13 +452,20 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
         small_sum(z, &t->stats);
         compute(o, p->update, &t->compute);
         t0 = MPI_Wtime();
-        posted = 0;
-        for (int i = 0; i < p->slices; i++)
-            if (p->bucket[i] > 0) // parameters: float32
-                posted += direct(z, me, ranks, p->bucket[i], 1, z->req + posted);
-        CHECK_MPI(MPI_Waitall(posted, z->req, MPI_STATUSES_IGNORE));
+        /* the parameters (float32), the first layers' bucket first (the slices run from the
+         * last layer), one bucket at a time */
+        q->buckets = q->posted = q->waited = 0;
+        q->at[0] = 0;
+        for (int i = p->slices - 1; i >= 0; i--)
+            if (p->bucket[i] > 0)
+                q->floats[q->buckets++] = p->bucket[i];
+        post_next(z, q);
         *gather += MPI_Wtime() - t0;
-        small_sum(z, &t->stats);
+        small_sum(z, &t->stats); /* the verdict, which the step waits for */
+        if (!leave) {
+            wait_buckets(z, q, q->buckets, gather);
+            q->buckets = q->posted = q->waited = 0;
+        }
         return;
     }
     for (int i = 0; i < p->slices; i++)
@@ -401,13 +490,22 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
         small_sum(z, &t->stats);
 }
 
+/* k D updates, then the G update. With prefetched gathers (--d-pre, --g-pre; nodes of one rank)
+ * the step starts with the pass through G for the fakes, which waits for the last step's G
+ * gather, and the G update with its pass through D, which waits for the last D update's. */
 static void sharded_step(const struct options *o, struct sharded *z, double *bn, struct timers *t)
 {
+    struct pending *qd = &z->pending[0], *qg = &z->pending[1];
+    const int pre = o->node == 1 && o->d.pre_slices && o->g.pre_slices;
+    if (pre)
+        pre_pass(o, z, qg, &o->g, &t->g_gather, t);
     for (int j = 0; j < o->k; j++)
         sharded_update(o, z, &o->d, o->d_floats, o->d_small, o->d_small_n, bn, &t->d_sum,
-                       &t->d_gather, t);
+                       &t->d_gather, t, qd, pre && j == o->k - 1);
+    if (pre)
+        pre_pass(o, z, qd, &o->d, &t->d_gather, t);
     sharded_update(o, z, &o->g, o->g_floats, o->g_small, o->g_small_n, bn, &t->g_sum,
-                   &t->g_gather, t);
+                   &t->g_gather, t, qg, pre);
 }
 
 /* Algorithm 1's step: k discriminator updates, then one generator update. */
@@ -462,7 +560,10 @@ int main(int argc, char **argv)
         z.params = SMPI_SHARED_MALLOC((size_t)most * sizeof(float));
         z.ring = SMPI_SHARED_MALLOC((size_t)(most / o.node / z.hosts + 2) * sizeof(float));
         z.req = calloc(2 * (size_t)MAX_SLICES * ranks, sizeof *z.req);
-        if (!z.send || !z.recv || !z.params || !z.ring || !z.req) {
+        for (int i = 0; i < 2; i++)
+            z.pending[i].req = calloc(2 * (size_t)MAX_SLICES * ranks, sizeof *z.req);
+        if (!z.send || !z.recv || !z.params || !z.ring || !z.req || !z.pending[0].req ||
+            !z.pending[1].req) {
             fprintf(stderr, "skeleton: rank %d: out of memory for the sharded buffers\n", rank);
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
@@ -485,6 +586,10 @@ int main(int argc, char **argv)
     }
     CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
     double elapsed = MPI_Wtime() - t0;
+    if (o.sharded) { /* the last step's G gather, outside the timed steps */
+        struct timers rest = {0};
+        pre_pass(&o, &z, &z.pending[1], &(struct plan){0}, &rest.g_gather, &rest);
+    }
 
     // Times per step; the allreduces' as the slowest rank saw them, like run.json's "max", and
     // as the fastest did: on a real machine that is the one that waited least for the others.
@@ -510,6 +615,8 @@ int main(int argc, char **argv)
         SMPI_SHARED_FREE(z.params);
         SMPI_SHARED_FREE(z.ring);
         free(z.req);
+        free(z.pending[0].req);
+        free(z.pending[1].req);
         CHECK_MPI(MPI_Comm_free(&z.node));
         CHECK_MPI(MPI_Comm_free(&z.across));
     }

@@ -169,7 +169,7 @@ expect_error "skeleton --path sideways" nonzero "skeleton: --path is replicated 
   smpirun -np 1 -platform "$work/mnist/fattree-64-25.xml" \
   -hostfile "$work/mnist/fattree-64-25.xml.hosts" --log=root.thresh:critical \
   "$work/mnist/skeleton" --path sideways
-expect_error "skeleton --d-bwd not a list" nonzero "is not a list of flops:floats" \
+expect_error "skeleton --d-bwd not a list" nonzero "is not a list of flops:count" \
   smpirun -np 1 -platform "$work/mnist/fattree-64-25.xml" \
   -hostfile "$work/mnist/fattree-64-25.xml.hosts" --log=root.thresh:critical \
   "$work/mnist/skeleton" --path sharded --d-bwd 1e9:x
