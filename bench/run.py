@@ -420,11 +420,15 @@ SCALE_CONFIGS = [
      ["train.shared_allreduce=false", "train.sharded_update=false", "train.bucket_mb=0"]),
     ("mpi-buckets", "  + buckets of 25 MB", 2,
      ["train.shared_allreduce=false", "train.sharded_update=false", "train.bucket_mb=25"]),
-    ("mpi-sharded", "  + sharded update", 2,
-     ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25"]),
+    ("mpi-sharded", "  + sharded update, gathers waited for", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25",
+      "train.overlap=false"]),
+    ("mpi-prefetch", "  + gathers prefetched by the next forward pass", 2,
+     ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25",
+      "train.overlap=true"]),
     ("mpi-bf16", "  + bf16 transport (error feedback)", 2,
      ["train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=25",
-      "train.gradient_dtype=bf16"]),
+      "train.overlap=true", "train.gradient_dtype=bf16"]),
 ]
 SCALE_FLOAT = ["train.gradient_dtype=float32"]
 # Communication a step waits for: the sums' waits after each pass, starting and driving bucket
@@ -541,6 +545,9 @@ def run_scale(args):
             (f"{lab}:   the same with the parameters' exchange (update + param_gather)",
              (by["mpi-sharded"]["update_s"] + by["mpi-sharded"]["param_gather_s"]) /
              by["mpi-buckets"]["update_s"], "info", None),
+            (f"{lab}: parameters' exchange per step, prefetched / waited for, MPI sums "
+             "(param_gather: the wait the next forward pass saw)",
+             ratio("mpi-prefetch", "mpi-sharded", "param_gather_s"), "info", None),
             (f"{lab}: peak RSS per rank, sharded (default), MB (highest rank)",
              by["shared-sharded"]["peak_rss_mb_max"], "info", None),
         ]
