@@ -825,6 +825,10 @@ struct mg_reducer {
     int judging;      /* its verdict is in flight */
     int all_ok;       /* the verdict: every rank's update left its part finite */
     int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
+    void *xin;        /* sharded: every other rank's part of this rank's piece of each bucket, as
+                       * they come in (float, or bfloat16 with bf16), (size - 1) per bucket */
+    size_t *xoff;     /* (n_buckets) where bucket b's are in xin, in values */
+    MPI_Request *xreq; /* (n_buckets, 2 (size - 1)) the messages of each bucket's reduce-scatter */
 
     /* bfloat16 between nodes (mg_reducer_compress): */
     int bf16;
@@ -928,6 +932,9 @@ void mg_reducer_free(mg_reducer *r)
     free(r->cut);
     free(r->breq);
     free(r->bcounts);
+    free(r->xin);
+    free(r->xoff);
+    free(r->xreq);
     free(r->residual);
     free(r->hs);
     free(r->hr);
@@ -1150,6 +1157,70 @@ static void bucket_pieces(mg_reducer *r)
             r->bcounts[(size_t)b * p + q] = (int)(chunk_start(len, q + 1, p) - chunk_start(len, q, p));
         }
     }
+    /* room for what the others send of this rank's pieces (bucket_start) */
+    const int me = r->c->rank;
+    r->xoff = mg_xmalloc((size_t)r->n_buckets * sizeof *r->xoff);
+    size_t in = 0;
+    for (int b = 0; b < r->n_buckets; b++) {
+        r->xoff[b] = in;
+        in += (size_t)(p - 1) * (size_t)r->bcounts[(size_t)b * p + me];
+    }
+    r->xin = mg_xmalloc((in + 1) * (r->bf16 ? sizeof(uint16_t) : sizeof(mg_real)));
+    r->xreq = mg_xmalloc((size_t)r->n_buckets * 2 * (p - 1) * sizeof *r->xreq);
+    for (size_t i = 0; i < (size_t)r->n_buckets * 2 * (p - 1); i++)
+        r->xreq[i] = MPI_REQUEST_NULL;
+}
+
+/* Bucket b's reduce-scatter with a sharded update, as point-to-point messages all posted at once
+ * (on r->gathers, tag b): this rank sends piece q of its values (float, or bfloat16 from `h`) to
+ * rank q and receives every other rank's values of its own piece into xin. MPI_Ireduce_scatter
+ * would be the one call, but Open MPI 4.1's (libnbc) reduces the whole bucket to rank 0 by a
+ * binomial tree and then scatters it: (log2 N + 1) times the bytes of this exchange, which moves
+ * (N - 1) / N of the bucket each way, like a ring, without a ring's N - 1 steps that would each
+ * need a progress call (docs/scaling.md section 9). Partners go round from the next rank on, so
+ * that no rank is everyone's first. */
+static void exchange_start(mg_reducer *r, int b, const void *values)
+{
+    const int p = r->c->size, me = r->c->rank;
+    const size_t k = (size_t)b * p;
+    const MPI_Datatype type = r->bf16 ? MPI_UINT16_T : MG_MPI_REAL;
+    const size_t size = r->bf16 ? sizeof(uint16_t) : sizeof(mg_real);
+    const int mine = r->bcounts[k + me];
+    MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1);
+    for (int i = 1; i < p; i++) {
+        const int to = (me + i) % p, from = (me + p - i) % p;
+        char *into = (char *)r->xin + (r->xoff[b] + (size_t)(from < me ? from : from - 1) * mine) * size;
+        MPI_CHECK(MPI_Irecv(into, mine, type, from, b, r->gathers, q++));
+        MPI_CHECK(MPI_Isend((const char *)values + (size_t)r->bdispls[k + to] * size,
+                            r->bcounts[k + to], type, to, b, r->gathers, q++));
+    }
+}
+
+/* This rank's piece of bucket b summed, in rank order, from its own values (at `at`, float, or
+ * bfloat16 at `h`) and the others' in xin: written as float at the piece's place in `at`. */
+MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_t *h)
+{
+    const int p = r->c->size, me = r->c->rank;
+    const size_t k = (size_t)b * p, off = (size_t)r->bdispls[k + me];
+    const size_t n = (size_t)r->bcounts[k + me];
+    mg_real *own = at + off;
+    if (r->bf16) {
+        const uint16_t *in = (const uint16_t *)r->xin + r->xoff[b];
+        for (size_t j = 0; j < n; j++) {
+            mg_real sum = 0;
+            for (int q = 0; q < p; q++)
+                sum += from_bf16(q == me ? h[off + j] : in[(size_t)(q < me ? q : q - 1) * n + j]);
+            own[j] = sum;
+        }
+        return;
+    }
+    const mg_real *in = (const mg_real *)r->xin + r->xoff[b];
+    for (size_t j = 0; j < n; j++) {
+        mg_real sum = me == 0 ? own[j] : in[j];
+        for (int q = 1; q < p; q++)
+            sum += q == me ? own[j] : in[(size_t)(q < me ? q : q - 1) * n + j];
+        own[j] = sum;
+    }
 }
 
 static void bucket_start(mg_reducer *r, int b)
@@ -1165,17 +1236,14 @@ static void bucket_start(mg_reducer *r, int b)
         }
         pack_bf16(h, at, len);
         if (r->sharded)
-            MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, h, r->bcounts + (size_t)b * r->c->size,
-                                          MPI_UINT16_T, bf16_op(), r->c->comm, &r->breq[b]));
+            exchange_start(r, b, h);
         else
             MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, h, (int)len, MPI_UINT16_T, bf16_op(),
                                      r->c->comm, &r->breq[b]));
         return;
     }
     if (r->sharded) {
-        /* in place: the input is the bucket, this rank's piece lands at its start */
-        MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, at, r->bcounts + (size_t)b * r->c->size,
-                                      MG_MPI_REAL, MPI_SUM, r->c->comm, &r->breq[b]));
+        exchange_start(r, b, at);
     } else {
         MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at, (int)(r->cut[b + 1] - r->cut[b]), MG_MPI_REAL,
                                  MPI_SUM, r->c->comm, &r->breq[b]));
@@ -1190,10 +1258,16 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
         bucket_start(r, r->n_buckets - 1 - r->started);
         r->started++;
     }
-    /* MPI progresses non-blocking collectives only inside its calls */
+    /* MPI progresses its messages only inside its calls */
     int done;
     const int first = r->n_buckets - r->started;
-    MPI_CHECK(MPI_Testall(r->started, r->breq + first, &done, MPI_STATUSES_IGNORE));
+    if (r->sharded) {
+        const size_t per = 2 * (size_t)(r->c->size - 1);
+        MPI_CHECK(MPI_Testall((int)(r->started * per), r->xreq + first * per, &done,
+                              MPI_STATUSES_IGNORE));
+    } else {
+        MPI_CHECK(MPI_Testall(r->started, r->breq + first, &done, MPI_STATUSES_IGNORE));
+    }
 }
 
 /* The rest of the buckets started, every one finished (one watched wait), and the tail's sums
@@ -1201,7 +1275,10 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
 static int buckets_finish(mg_reducer *r)
 {
     mg_reducer_ready(r, 0);
-    wait_all(r->c, r->n_buckets, r->breq);
+    if (r->sharded)
+        wait_all(r->c, r->n_buckets * 2 * (r->c->size - 1), r->xreq);
+    else
+        wait_all(r->c, r->n_buckets, r->breq);
     r->started = 0;
     int bad = 0;
     const int p = r->c->size, me = r->c->rank;
@@ -1213,12 +1290,8 @@ static int buckets_finish(mg_reducer *r)
             bad |= !mg_finite_bits(at, r->cut[b + 1] - r->cut[b]);
             continue;
         }
-        /* this rank's piece came in at the bucket's start: to its place */
         const size_t i = (size_t)b * p + me;
-        if (r->bf16)
-            widen_bf16(at + r->bdispls[i], r->b16 + r->cut[b], (size_t)r->bcounts[i]);
-        else
-            memmove(at + r->bdispls[i], at, (size_t)r->bcounts[i] * sizeof *at);
+        exchange_sum(r, b, at, r->bf16 ? r->b16 + r->cut[b] : NULL);
         bad |= !mg_finite_bits(at + r->bdispls[i], (size_t)r->bcounts[i]);
     }
     const size_t tail = r->n - r->main_n;

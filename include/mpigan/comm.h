@@ -131,14 +131,17 @@ void mg_reducer_start(mg_reducer *r, mg_request *q);
 
 /* Buckets (train.bucket_mb), for a private buffer summed through MPI: the values below n - tail
  * cut at `cuts` (n_cuts ascending offsets: the first parameter of a layer, say) into buckets.
- * Each bucket's sum starts (MPI_Iallreduce, or MPI_Ireduce_scatter when sharded) as soon as
+ * Each bucket's sum starts (MPI_Iallreduce; sharded, each rank's values of piece q sent straight
+ * to rank q, which adds them in rank order: comm.c exchange_start) as soon as
  * mg_reducer_ready says the backward pass has written it, and runs while the pass goes on, which
  * drives MPI's progress between its layers; mg_reducer_sum and mg_reducer_scatter start what is
  * left and wait for all of it. The last `tail` values (a step's statistics, written after the
  * pass) are summed then. Sharded, each rank's part is a piece of every bucket (chunk q of it for
  * rank q: mg_reducer_pieces, mg_reducer_piece). A shared reducer ignores buckets: its sums are the
  * node's own memory traffic, done after the pass. Call before mg_reducer_shard. The sums are
- * MPI's: bit for bit those of the ring on 2 ranks (a + b = b + a), not beyond. */
+ * bit for bit those of the ring on 2 ranks (a + b = b + a), not beyond (MPI's order, or rank
+ * order). With bf16 (mg_reducer_compress) a sharded bucket's values travel in bfloat16 and are
+ * added in float. */
 void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts);
 /* The backward pass has written every value from `from` on. */
 void mg_reducer_ready(mg_reducer *r, size_t from);

@@ -344,9 +344,10 @@ static void ring(struct sharded *z, float *buf, long n)
 /* A bucket of len floats among ranks, every message posted at once into req (2 (ranks - 1)
  * requests, returned): the reduce-scatter (gather 0) sends piece q to rank q and receives this
  * rank's piece from every other rank; the allgather (gather 1) sends this rank's piece to every
- * other rank and receives theirs. What SimGrid's MPI_Ireduce_scatter and MPI_Iallgatherv do, and
- * Open MPI's MPI_Iallgatherv (libnbc's linear one), written out so that the skeleton says which
- * messages travel; Open MPI 4.1's MPI_Ireduce_scatter is another algorithm (docs/scaling.md). */
+ * other rank and receives theirs. What mpigan's reduce-scatter of a bucket does (comm.c
+ * exchange_start), and Open MPI's MPI_Iallgatherv (libnbc's linear one), written out so that the
+ * skeleton says which messages travel; Open MPI 4.1's MPI_Ireduce_scatter is another algorithm
+ * (docs/scaling.md). */
 static int direct(struct sharded *z, int me, int ranks, long len, int gather, MPI_Request *req)
 {
     int k = 0;
