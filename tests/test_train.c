@@ -893,23 +893,33 @@ static void test_one_epoch_count_per_step(void)
 }
 
 /* An update that makes parameters NaN or Inf from finite gradients (a rate too large for float)
- * is reported by the step, on every rank alike, so that the run stops with nothing saved. */
+ * is reported by the step, on every rank alike, so that the run stops with nothing saved: also
+ * when the gathers of a sharded update are prefetched (MPI sums in buckets), whose verdict the
+ * step waits for while the parameters still travel. */
 static void test_bad_params_reported(void)
 {
     const mg_comm *world = mg_comm_world();
     mg_dataset ds = mg_fixture_blobs(64);
-    mg_config cfg = make_config(NULL);
-    mg_trainer t;
-    mg_fixture_trainer_ok(&t, &cfg, &ds, world);
-    mg_step_stats s;
-    mg_trainer_step(&t, &s);
-    CU_ASSERT_EQUAL(s.bad_params, 0);
-    t.d_opt.spec.lr = INFINITY; /* what a configuration can no longer give (config.c) */
-    t.trap_fpe = 0; /* the NaN it makes (inf times a zero gradient) is the point, not a bug */
-    mg_trainer_step(&t, &s);
-    CU_ASSERT_EQUAL(s.bad_params & MG_NET_D, MG_NET_D);
-    CU_ASSERT(!mg_all_finite(t.d.params, t.d.n_params));
-    mg_trainer_free(&t);
+    const char *prefetch[] = {"train.shared_allreduce=false", "train.bucket_mb=0.002"};
+    for (int v = 0; v < 4; v++) {
+        const int pre = v / 2, net = v % 2 ? MG_NET_G : MG_NET_D;
+        mg_config cfg = make_config_full(paper_sgd, pre ? prefetch : NULL, pre ? 2 : 0);
+        mg_trainer t;
+        mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+        CU_ASSERT_EQUAL(t.prefetch, pre && mg_comm_size(world) > 1);
+        mg_step_stats s;
+        mg_trainer_step(&t, &s);
+        CU_ASSERT_EQUAL(s.bad_params, 0);
+        /* what a configuration can no longer give (config.c) */
+        (net == MG_NET_D ? &t.d_opt : &t.g_opt)->spec.lr = INFINITY;
+        t.trap_fpe = 0; /* the NaN it makes (inf times a zero gradient) is the point, not a bug */
+        mg_trainer_step(&t, &s);
+        CU_ASSERT_EQUAL(s.bad_params, net);
+        mg_trainer_settle(&t);
+        const mg_net *bad = net == MG_NET_D ? &t.d : &t.g;
+        CU_ASSERT(!mg_all_finite(bad->params, bad->n_params));
+        mg_trainer_free(&t);
+    }
     mg_dataset_free(&ds);
 }
 
