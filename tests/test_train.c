@@ -569,9 +569,9 @@ static void check_same_sums(const char *on, const char *off, const char *const *
     static mg_real g[2][NG], d[2][ND];
     double loss[2];
     for (int v = 0; v < 2; v++) {
-        const char *set[4] = {v ? off : on};
+        const char *set[5] = {v ? off : on};
         int n_set = 1;
-        while (also[n_set - 1] && n_set < 4)
+        while (also[n_set - 1] && n_set < 5)
             set[n_set] = also[n_set - 1], n_set++;
         mg_config cfg = make_config_full(paper_sgd, set, n_set);
         int took; /* the boolean at offset `flag` of cfg */
@@ -614,6 +614,12 @@ static void test_prefetch_same_as_blocking(void)
     check_same_sums("train.overlap=true", "train.overlap=false", mpi,
                     offsetof(mg_config, train.overlap), mg_gemm_blas,
                     "sharded update: gathers prefetched vs waited for");
+    /* k = 2: the first D update's gather waited for by the second's pass through D */
+    const char *const k2[] = {"train.shared_allreduce=false", "train.sharded_update=true",
+                              "train.bucket_mb=0.002", "train.k=2", NULL};
+    check_same_sums("train.overlap=true", "train.overlap=false", k2,
+                    offsetof(mg_config, train.overlap), mg_gemm_blas,
+                    "the same with k = 2");
 }
 
 /* Gradient sums through the node's shared memory train as MPI_Allreduce does. */
