@@ -1524,9 +1524,9 @@ int mg_reducer_gather_wait(mg_reducer *r, size_t end)
     int upto = r->gathered; /* the buckets that hold any of [0, end) */
     while (upto < r->n_buckets && r->cut[upto] < end)
         upto++;
+    while (r->posted < upto) /* all needed now: in flight together */
+        gather_post(r, r->posted++);
     while (r->gathered < upto) {
-        if (r->posted == r->gathered)
-            gather_post(r, r->posted++);
         wait_all(r->c, 1, &r->breq[r->gathered]);
         r->gathered++;
     }

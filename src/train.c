@@ -289,12 +289,20 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     }
     /* With buckets, the gather of the updated parameters runs into the next forward pass through
      * the network, which waits for each layer's bucket before the layer (train.overlap). */
-    t->prefetch = t->sharded && t->bucketed && cfg->train.overlap;
+    /* A network with max column norms needs its whole parameters right after the update. */
+    t->prefetch = 0;
     t->gathering = 0;
-    if (t->prefetch) {
-        t->g.params_needed = g_params_needed;
-        t->d.params_needed = d_params_needed;
-        t->g.params_needed_arg = t->d.params_needed_arg = t;
+    if (t->sharded && t->bucketed && cfg->train.overlap) {
+        if (!mg_net_has_constraint(&t->g)) {
+            t->prefetch |= MG_NET_G;
+            t->g.params_needed = g_params_needed;
+            t->g.params_needed_arg = t;
+        }
+        if (!mg_net_has_constraint(&t->d)) {
+            t->prefetch |= MG_NET_D;
+            t->d.params_needed = d_params_needed;
+            t->d.params_needed_arg = t;
+        }
     }
     if (mg_optim_init(&t->g_opt, &cfg->generator.optim, part_size(t, MG_NET_G), err) ||
         mg_optim_init(&t->d_opt, &cfg->discriminator.optim, part_size(t, MG_NET_D), err)) {
@@ -604,7 +612,7 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         mg_reducer_gather_start(sum, ok);
         t->gathering |= bit;
         t->gather_step[bit == MG_NET_D] = t->step + 1;
-        if (t->prefetch && !mg_net_has_constraint(net)) {
+        if (t->prefetch & bit) {
             /* Only the verdict now: the step must know it. */
             if (!mg_reducer_gather_verdict(sum))
                 s->bad_params |= bit;
@@ -803,7 +811,16 @@ const char *mg_trainer_update_kind(const mg_trainer *t)
 {
     if (!t->sharded)
         return "replicated";
-    return t->prefetch ? "sharded, gathers prefetched" : "sharded";
+    switch (t->prefetch) {
+    case MG_NET_G | MG_NET_D:
+        return "sharded, gathers prefetched";
+    case MG_NET_G:
+        return "sharded, G's gathers prefetched (D has max column norms)";
+    case MG_NET_D:
+        return "sharded, D's gathers prefetched (G has max column norms)";
+    default:
+        return "sharded";
+    }
 }
 
 const char *mg_trainer_sums(const mg_trainer *t)
@@ -830,9 +847,11 @@ void mg_trainer_step(mg_trainer *t, mg_step_stats *stats)
     } else {
         alternating_step(t, stats);
     }
-    /* D's gather ended in the G update's forward pass through D; G's may still be in flight,
-     * for the next step's forward pass through G (or mg_trainer_settle) to end */
-    assert(!(t->gathering & MG_NET_D) && (t->prefetch || !t->gathering));
+    /* A prefetched gather may still be in flight, for the next forward pass through its
+     * network (or mg_trainer_settle) to end: G's after Algorithm 1 (D's ended in the G update's
+     * pass through D), both after a simultaneous update; no other. */
+    assert((t->gathering & ~t->prefetch) == 0 &&
+           (t->spec.train.mode == MG_MODE_SIMULTANEOUS || !(t->gathering & MG_NET_D)));
     t->step++;
     if (t->trap_fpe)
         mg_fpe_traps(0);

@@ -56,17 +56,19 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
         if (!cfg->train.shared_allreduce && cfg->train.bucket_mb != MG_BUCKETS_AUTO)
             CU_ASSERT_EQUAL(t.bucketed, cfg->train.bucket_mb > 0);
     }
-    /* gathers prefetched: with a sharded update, MPI sums in buckets and train.overlap */
-    CU_ASSERT_EQUAL(t.prefetch, t.sharded && t.bucketed && cfg->train.overlap);
+    /* gathers prefetched: with a sharded update, MPI sums in buckets and train.overlap (the
+     * test networks have no max column norms) */
+    CU_ASSERT_EQUAL(t.prefetch != 0, t.sharded && t.bucketed && cfg->train.overlap);
+    const int simultaneous = cfg->train.mode == MG_MODE_SIMULTANEOUS;
     mg_step_stats s = {0};
     int in_flight = 0; /* steps that left G's gather to the next one */
     for (int i = 0; i < STEPS; i++) {
         mg_trainer_step(&t, &s);
         CU_ASSERT(isfinite(s.d_loss) && isfinite(s.g_loss));
-        CU_ASSERT((t.gathering & MG_NET_D) == 0);
+        CU_ASSERT(simultaneous || (t.gathering & MG_NET_D) == 0);
         in_flight += (t.gathering & MG_NET_G) != 0;
     }
-    CU_ASSERT_EQUAL(in_flight, t.prefetch ? STEPS : 0);
+    CU_ASSERT_EQUAL(in_flight, t.prefetch & MG_NET_G ? STEPS : 0);
     CU_ASSERT_EQUAL(t.step, STEPS);
     CU_ASSERT(mg_trainer_check_replicas(&t, &err) == 0);
     if (mg_comm_rank(comm) == 0) {
@@ -335,6 +337,48 @@ static void test_sharded_same_as_replicated(void)
                            "discriminator.layers.0.max_col_norm=0.5"};
     check_sharded(make_config_full(paper_sgd, norms, 2), "max column norms");
     check_sharded(mg_fixture_dcgan_config(STEPS, NULL, 0), "DCGAN with batch norm, adam");
+}
+
+/* Which gathers are prefetched, and what the start line and run.json say of it: a network with
+ * max column norms needs its whole parameters right after its update, so its gathers are waited
+ * for; and with max column norms the prefetching run still computes what waiting does. */
+static void check_same_sums(const char *on, const char *off, const char *const *also,
+                            size_t flag, mg_gemm_fn gemm, const char *what);
+
+static void test_update_kind(void)
+{
+    const mg_comm *world = mg_comm_world();
+    mg_dataset ds = mg_fixture_blobs(64);
+    static const struct {
+        const char *g_norm, *d_norm;
+        int prefetch;
+        const char *kind;
+    } cases[] = {
+        {"generator.layers.0.max_col_norm=0", "discriminator.layers.0.max_col_norm=0",
+         MG_NET_G | MG_NET_D, "sharded, gathers prefetched"},
+        {"generator.layers.0.max_col_norm=0.9", "discriminator.layers.0.max_col_norm=0", MG_NET_D,
+         "sharded, D's gathers prefetched (G has max column norms)"},
+        {"generator.layers.0.max_col_norm=0", "discriminator.layers.0.max_col_norm=0.5", MG_NET_G,
+         "sharded, G's gathers prefetched (D has max column norms)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *set[] = {"train.shared_allreduce=false", "train.bucket_mb=0.002",
+                             cases[i].g_norm, cases[i].d_norm};
+        mg_config cfg = make_config_full(paper_sgd, set, 4);
+        mg_trainer t;
+        mg_fixture_trainer_ok(&t, &cfg, &ds, world);
+        const int many = mg_comm_size(world) > 1;
+        CU_ASSERT_EQUAL(t.prefetch, many ? cases[i].prefetch : 0);
+        CU_ASSERT_STRING_EQUAL(mg_trainer_update_kind(&t), many ? cases[i].kind : "replicated");
+        mg_trainer_free(&t);
+    }
+    const char *const norms[] = {"train.shared_allreduce=false", "train.sharded_update=true",
+                                 "train.bucket_mb=0.002", "generator.layers.0.max_col_norm=0.9",
+                                 NULL};
+    check_same_sums("train.overlap=true", "train.overlap=false", norms,
+                    offsetof(mg_config, train.overlap), mg_gemm_blas,
+                    "prefetch with G's max column norms");
+    mg_dataset_free(&ds);
 }
 
 /* train.bucket_mb: auto (the default) cuts buckets only where the sums cross nodes: on one node
@@ -620,6 +664,12 @@ static void test_prefetch_same_as_blocking(void)
     check_same_sums("train.overlap=true", "train.overlap=false", k2,
                     offsetof(mg_config, train.overlap), mg_gemm_blas,
                     "the same with k = 2");
+    /* simultaneous updates: D's gather, too, runs into the next step */
+    const char *const sim[] = {"train.shared_allreduce=false", "train.sharded_update=true",
+                               "train.bucket_mb=0.002", "train.mode=simultaneous", NULL};
+    check_same_sums("train.overlap=true", "train.overlap=false", sim,
+                    offsetof(mg_config, train.overlap), mg_gemm_blas,
+                    "the same in simultaneous mode");
 }
 
 /* Gradient sums through the node's shared memory train as MPI_Allreduce does. */
@@ -912,7 +962,7 @@ static void test_bad_params_reported(void)
         mg_config cfg = make_config_full(paper_sgd, pre ? prefetch : NULL, pre ? 2 : 0);
         mg_trainer t;
         mg_fixture_trainer_ok(&t, &cfg, &ds, world);
-        CU_ASSERT_EQUAL(t.prefetch, pre && mg_comm_size(world) > 1);
+        CU_ASSERT_EQUAL(t.prefetch, pre && mg_comm_size(world) > 1 ? MG_NET_G | MG_NET_D : 0);
         mg_step_stats s;
         mg_trainer_step(&t, &s);
         CU_ASSERT_EQUAL(s.bad_params, 0);
@@ -1040,6 +1090,7 @@ int main(int argc, char **argv)
         {"conditional_inputs", test_conditional_inputs},
         {"overlap_same_as_blocking", test_overlap_same_as_blocking},
         {"prefetch_same_as_blocking", test_prefetch_same_as_blocking},
+        {"update_kind", test_update_kind},
         {"shared_allreduce_same_as_mpi", test_shared_allreduce_same_as_mpi},
         {"stall_reported", test_stall_reported},
         {"stall_of_rank0_reported", test_stall_of_rank0_reported},

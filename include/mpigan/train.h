@@ -141,8 +141,9 @@ typedef struct {
     int sharded;            /* train.sharded_update on more than one rank */
     int bucketed;           /* the sums through MPI go in buckets during the backward passes */
     double bucket_mb;       /* their size (train.bucket_mb, auto resolved); 0 when not bucketed */
-    int prefetch;           /* sharded, bucketed and train.overlap: a gather of updated
-                             * parameters runs into the next forward pass through its network */
+    int prefetch;           /* MG_NET_G, MG_NET_D (sharded, bucketed, train.overlap, and no max
+                             * column norms): the gather of that network's updated parameters
+                             * runs into the next forward pass through it */
     int gathering;          /* MG_NET_G, MG_NET_D: a sharded update's gather of that network's
                              * parameters is in flight (train.c's update_start) */
     long long gather_step[2]; /* the step whose update it belongs to: G's, D's */
@@ -198,8 +199,8 @@ typedef struct {
 int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *data,
                     const mg_comm *comm, mg_error *err);
 void mg_trainer_free(mg_trainer *t);
-/* With t->prefetch a step may end with G's updated parameters still travelling, for the next
- * step's forward pass through G to wait for layer by layer. Before anything else reads the
+/* With t->prefetch a step may end with G's updated parameters still travelling (and D's, in
+ * simultaneous mode), for the next forward pass through the network to wait for layer by layer. Before anything else reads the
  * parameters (a checkpoint, samples, an estimate, a checksum), every rank calls this: it waits
  * for whatever is in flight. mg_trainer_check_replicas, mg_trainer_whole_optims,
  * mg_trainer_broadcast_state and mg_trainer_free call it themselves. Collective. */
@@ -212,7 +213,8 @@ void mg_trainer_settle(mg_trainer *t);
 const char *mg_trainer_sums(const mg_trainer *t);
 /* How the update runs: "replicated" (every rank updates every parameter), "sharded" (ZeRO-1),
  * or "sharded, gathers prefetched" (the updated parameters travel while the next forward pass
- * through their network runs, t->prefetch). */
+ * through their network runs, t->prefetch; a network with max column norms waits, and the text
+ * says which is prefetched). */
 const char *mg_trainer_update_kind(const mg_trainer *t);
 
 /* One step of Algorithm 1 (or one simultaneous update). */

@@ -380,9 +380,9 @@ static void post_next(struct sharded *z, struct pending *q)
 static void wait_buckets(struct sharded *z, struct pending *q, int need, double *gather)
 {
     double t0 = MPI_Wtime();
+    while (q->posted < need) /* all needed now: in flight together */
+        post_next(z, q);
     while (q->waited < need) {
-        if (q->posted == q->waited)
-            post_next(z, q);
         const int b = q->waited++;
         CHECK_MPI(MPI_Waitall(q->at[b + 1] - q->at[b], q->req + q->at[b], MPI_STATUSES_IGNORE));
     }
