@@ -819,9 +819,8 @@ struct mg_reducer {
                         * gather's verdict */
     int started;      /* buckets started, from the top: b >= n_buckets - started */
     MPI_Comm gathers; /* a sharded update's gathers of buckets (mg_reducer_gather_start) */
-    int gathering;    /* buckets [gathered, n_buckets) of mg_reducer_gather_start's gather are
-                       * still to be waited for, [gathered, posted) of them posted */
-    int gathered, posted;
+    int gathered, posted; /* mg_reducer_gather_start's buckets [0, gathered) are in and
+                           * [gathered, posted) in flight; n_buckets both when none is */
     int judging;      /* its verdict is in flight */
     int all_ok;       /* the verdict: every rank's update left its part finite */
     int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
@@ -1138,6 +1137,7 @@ void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cu
     for (int b = 0; b <= r->n_buckets; b++)
         r->breq[b] = MPI_REQUEST_NULL;
     r->started = 0;
+    r->gathered = r->posted = r->n_buckets;
     /* The gathers of a sharded update post their buckets as the earlier ones arrive, a moment
      * that differs from rank to rank: on a communicator of their own, where nothing else is
      * posted in between. */
@@ -1171,6 +1171,21 @@ static void bucket_pieces(mg_reducer *r)
         r->xreq[i] = MPI_REQUEST_NULL;
 }
 
+/* Where the values from rank q (not me) go among a piece's p - 1 others in xin. */
+static int peer_slot(int q, int me)
+{
+    return q < me ? q : q - 1;
+}
+
+/* The requests of buckets [first, n_buckets)' sums: one each, or a sharded exchange's
+ * 2 (size - 1) each; their count into *n. */
+static MPI_Request *sum_requests(const mg_reducer *r, int first, int *n)
+{
+    const int per = r->sharded ? 2 * (r->c->size - 1) : 1;
+    *n = (r->n_buckets - first) * per;
+    return (r->sharded ? r->xreq : r->breq) + (size_t)first * per;
+}
+
 /* Bucket b's reduce-scatter with a sharded update, as point-to-point messages all posted at once
  * (on r->gathers, tag b): this rank sends piece q of its values (float, or bfloat16 from `h`) to
  * rank q and receives every other rank's values of its own piece into xin. MPI_Ireduce_scatter
@@ -1189,7 +1204,7 @@ static void exchange_start(mg_reducer *r, int b, const void *values)
     MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1);
     for (int i = 1; i < p; i++) {
         const int to = (me + i) % p, from = (me + p - i) % p;
-        char *into = (char *)r->xin + (r->xoff[b] + (size_t)(from < me ? from : from - 1) * mine) * size;
+        char *into = (char *)r->xin + (r->xoff[b] + (size_t)peer_slot(from, me) * mine) * size;
         MPI_CHECK(MPI_Irecv(into, mine, type, from, b, r->gathers, q++));
         MPI_CHECK(MPI_Isend((const char *)values + (size_t)r->bdispls[k + to] * size,
                             r->bcounts[k + to], type, to, b, r->gathers, q++));
@@ -1209,7 +1224,7 @@ MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_
         for (size_t j = 0; j < n; j++) {
             mg_real sum = 0;
             for (int q = 0; q < p; q++)
-                sum += from_bf16(q == me ? h[off + j] : in[(size_t)(q < me ? q : q - 1) * n + j]);
+                sum += from_bf16(q == me ? h[off + j] : in[(size_t)peer_slot(q, me) * n + j]);
             own[j] = sum;
         }
         return;
@@ -1218,7 +1233,7 @@ MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_
     for (size_t j = 0; j < n; j++) {
         mg_real sum = me == 0 ? own[j] : in[j];
         for (int q = 1; q < p; q++)
-            sum += q == me ? own[j] : in[(size_t)(q < me ? q : q - 1) * n + j];
+            sum += q == me ? own[j] : in[(size_t)peer_slot(q, me) * n + j];
         own[j] = sum;
     }
 }
@@ -1259,15 +1274,9 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
         r->started++;
     }
     /* MPI progresses its messages only inside its calls */
-    int done;
-    const int first = r->n_buckets - r->started;
-    if (r->sharded) {
-        const size_t per = 2 * (size_t)(r->c->size - 1);
-        MPI_CHECK(MPI_Testall((int)(r->started * per), r->xreq + first * per, &done,
-                              MPI_STATUSES_IGNORE));
-    } else {
-        MPI_CHECK(MPI_Testall(r->started, r->breq + first, &done, MPI_STATUSES_IGNORE));
-    }
+    int done, n;
+    MPI_Request *q = sum_requests(r, r->n_buckets - r->started, &n);
+    MPI_CHECK(MPI_Testall(n, q, &done, MPI_STATUSES_IGNORE));
 }
 
 /* The rest of the buckets started, every one finished (one watched wait), and the tail's sums
@@ -1275,10 +1284,9 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
 static int buckets_finish(mg_reducer *r)
 {
     mg_reducer_ready(r, 0);
-    if (r->sharded)
-        wait_all(r->c, r->n_buckets * 2 * (r->c->size - 1), r->xreq);
-    else
-        wait_all(r->c, r->n_buckets, r->breq);
+    int n;
+    MPI_Request *sums = sum_requests(r, 0, &n);
+    wait_all(r->c, n, sums);
     r->started = 0;
     int bad = 0;
     const int p = r->c->size, me = r->c->rank;
@@ -1492,7 +1500,7 @@ static void gather_post(mg_reducer *r, int b)
 
 void mg_reducer_gather_start(mg_reducer *r, int ok)
 {
-    assert(!r->gathering && !r->judging);
+    assert(r->gathered == r->n_buckets && !r->judging);
     if (!r->n_buckets) { /* the ring and the node's window: the whole gather, now */
         r->all_ok = mg_reducer_gather(r, ok);
         return;
@@ -1504,7 +1512,7 @@ void mg_reducer_gather_start(mg_reducer *r, int ok)
     r->all_ok = ok != 0;
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &r->all_ok, 1, MPI_INT, MPI_LAND, r->gathers,
                              &r->breq[r->n_buckets]));
-    r->gathering = r->judging = 1;
+    r->judging = 1;
     r->gathered = 0;
     r->posted = 1;
 }
@@ -1519,7 +1527,7 @@ int mg_reducer_gather_verdict(mg_reducer *r)
 
 int mg_reducer_gather_wait(mg_reducer *r, size_t end)
 {
-    if (!r->gathering)
+    if (r->gathered == r->n_buckets)
         return 1;
     int upto = r->gathered; /* the buckets that hold any of [0, end) */
     while (upto < r->n_buckets && r->cut[upto] < end)
@@ -1530,9 +1538,8 @@ int mg_reducer_gather_wait(mg_reducer *r, size_t end)
         wait_all(r->c, 1, &r->breq[r->gathered]);
         r->gathered++;
     }
-    r->gathering = r->gathered < r->n_buckets;
     mg_reducer_progress(r);
-    return !r->gathering;
+    return r->gathered == r->n_buckets;
 }
 
 void mg_reducer_progress(mg_reducer *r)
@@ -1540,7 +1547,7 @@ void mg_reducer_progress(mg_reducer *r)
     int done; /* MPI progresses non-blocking collectives only inside its calls */
     if (r->judging)
         MPI_CHECK(MPI_Test(&r->breq[r->n_buckets], &done, MPI_STATUS_IGNORE));
-    if (!r->gathering)
+    if (r->gathered == r->n_buckets)
         return;
     if (r->posted == r->gathered) /* the last wait took the bucket in flight */
         gather_post(r, r->posted++);

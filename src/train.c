@@ -288,8 +288,8 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
     }
     /* With buckets, the gather of the updated parameters runs into the next forward pass through
-     * the network, which waits for each layer's bucket before the layer (train.overlap). */
-    /* A network with max column norms needs its whole parameters right after the update. */
+     * the network, which waits for each layer's bucket before the layer (train.overlap); not for
+     * a network with max column norms, which needs its whole parameters right after the update. */
     t->prefetch = 0;
     t->gathering = 0;
     if (t->sharded && t->bucketed && cfg->train.overlap) {
@@ -581,6 +581,13 @@ static void read_g_stats(const mg_trainer *t, mg_step_stats *s)
 
 static void update_finish(mg_trainer *t, mg_net *net, mg_step_stats *s);
 
+/* A stall report's text for the gather of net's updated parameters (of the step that made them). */
+static void waiting_for_gather(const mg_trainer *t, const mg_net *net)
+{
+    mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld", net == &t->d ? "D" : "G",
+                        t->gather_step[net == &t->d]);
+}
+
 /* The allreduced gradients are the same on every rank, so every rank makes the same choice
  * without a message. A network whose gradients (or loss) hold NaN or Inf is not updated. With a
  * sharded update this starts the gather of the updated parameters; update_finish waits for it,
@@ -607,11 +614,10 @@ static void update(mg_trainer *t, mg_optim *opt, mg_net *net, mg_step_stats *s)
         const int ok = mg_optim_step_pieces(opt, net->params, net->grads, lo, hi, k,
                                             t->step_epochs);
         lap(t, MG_TIMER_UPDATE);
-        mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
-                            net == &t->d ? "D" : "G", (long long)t->step + 1);
+        t->gather_step[bit == MG_NET_D] = t->step + 1;
+        waiting_for_gather(t, net);
         mg_reducer_gather_start(sum, ok);
         t->gathering |= bit;
-        t->gather_step[bit == MG_NET_D] = t->step + 1;
         if (t->prefetch & bit) {
             /* Only the verdict now: the step must know it. */
             if (!mg_reducer_gather_verdict(sum))
@@ -635,8 +641,7 @@ static void update_finish(mg_trainer *t, mg_net *net, mg_step_stats *s)
         return;
     t->gathering &= ~bit;
     mg_reducer *sum = sum_of(t, net);
-    mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
-                        net == &t->d ? "D" : "G", t->gather_step[bit == MG_NET_D]);
+    waiting_for_gather(t, net);
     if (!mg_reducer_gather_finish(sum) && s)
         s->bad_params |= bit;
     lap(t, MG_TIMER_GATHER);
@@ -658,8 +663,7 @@ static void params_needed(mg_trainer *t, mg_net *net, size_t end)
     if (!(t->gathering & bit))
         return;
     const double t0 = mg_comm_wtime();
-    mg_comm_waiting_for(t->comm, "the %s parameter gather of step %lld",
-                        net == &t->d ? "D" : "G", t->gather_step[bit == MG_NET_D]);
+    waiting_for_gather(t, net);
     if (mg_reducer_gather_wait(sum_of(t, net), end))
         t->gathering &= ~bit;
     t->mark += mg_trainer_charge(t, MG_TIMER_GATHER, t0);
