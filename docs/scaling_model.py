@@ -450,7 +450,7 @@ def pass_flops(model):
 
 
 def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALPHA,
-                      rs="direct", mb=BUCKET_MB, prefetch=True):
+                      rs="direct", mb=BUCKET_MB, prefetch=True, node_buckets=True):
     """Seconds of one step of the current code path on `ranks` ranks in nodes of `node` ranks,
     and its parts. Defaults: train.sharded_update (ZeRO-1), bucket_mb 25, shared sums.
 
@@ -465,11 +465,21 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
     k - 1 D updates are counted whole (the next D update's pass waits for them like the G
     update's, left out).
 
-    node > 1 (shared sums): after the backward pass (buckets are ignored), the node's ranks sum
-    chunk i of every rank's slot in shared memory (rank i reads n floats and writes n / R), the
-    chunks go round a ring over the M = N / R nodes (R rings at once through one NIC:
-    reduce-scatter, bf16 if asked), the tail is summed, each rank updates 1/N of the node's one
-    copy, and a second ring (float32) gathers the updated chunk into the node's window.
+    node > 1 (shared sums) in buckets (node_buckets, the default between nodes): when the
+    backward pass has written a bucket on every rank of the node, each rank sums its chunk of the
+    bucket over the node's slots (memory time, on the rank's own timeline) and exchanges it with
+    the ranks of its node index on the M = N / R nodes (R exchanges at once through the node's
+    NIC: the bucket's bytes, (M - 1) / M of them, as one rank per node would send), one bucket at
+    a time on the NIC while the pass goes on; then the tail, each rank's update of 1/N of the
+    node's one copy, and the gather of every bucket's pieces (float32, waited for, not
+    prefetched: every rank of the node must have gathered into the one copy).
+
+    node > 1 without buckets (bucket_mb: 0; what tests/sim/skeleton.c simulates): after the
+    backward pass the node's ranks sum chunk i of every rank's slot in shared memory (rank i reads
+    n floats and writes n / R), the chunks go round a ring over the M nodes (R rings at once
+    through one NIC: reduce-scatter, bf16 if asked), the tail is summed, each rank updates 1/N of
+    the node's one copy, and a second ring (float32) gathers the updated chunk into the node's
+    window.
 
     bf16 halves the bytes of gradient sums between nodes; parameters and statistics travel in
     float32, and within a node nothing is rounded."""
@@ -510,6 +520,22 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
                 gather = prefetched_gather(layers, pre[name], ranks, beta, alpha, mb, small)
             smalls = 2 * small
             node_sum = 0.0
+        elif node_buckets and hosts > 1:
+            per_float = FLOAT_BYTES * (1 + 1 / node) / node_stream(node)
+            net = 0.0
+            for l in reversed(range(len(layers))):
+                t += bwd[l] * s
+                for low, floats in buckets(layers, mb):
+                    if low == l:
+                        t += floats * per_float  # this rank's chunk of the node's sum
+                        net = max(net, t) + reduce_scatter_time(floats * grad_bytes, hosts,
+                                                                beta, alpha, rs)
+            t += STATS_FLOATS * per_float
+            wait = max(0.0, net - t)
+            node_sum = (n + STATS_FLOATS) * per_float
+            t -= node_sum  # counted apart below
+            gather = alpha + (hosts - 1) / hosts * n * FLOAT_BYTES / beta
+            smalls = 2 * small
         else:
             t += sum(bwd) * s
             node_sum = (n + STATS_FLOATS) * FLOAT_BYTES * (1 + 1 / node) / node_stream(node)
@@ -542,11 +568,11 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
 
 
 def current_weak_efficiency(key, ranks, gbps, node=1, bf16=False, rs="direct", mb=BUCKET_MB,
-                            prefetch=True):
+                            prefetch=True, node_buckets=True):
     rows = MODELS[key]["batch"]
     t1 = step_time(key, 1, rows, gbps)["step_s"]
     return t1 / current_step_time(key, ranks, rows, gbps, node, bf16, rs=rs, mb=mb,
-                                  prefetch=prefetch)["step_s"]
+                                  prefetch=prefetch, node_buckets=node_buckets)["step_s"]
 
 
 def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetch=True):
@@ -828,6 +854,10 @@ def main():
         s.add_argument("--prefetch", type=int, choices=(0, 1), default=1,
                        help="the gathers of updated parameters run into the next forward pass "
                             "(train.overlap; --path sharded, nodes of one rank)")
+        s.add_argument("--node-buckets", type=int, choices=(0, 1), default=1,
+                       help="nodes of R > 1 ranks sum in buckets during the backward pass (1, "
+                            "the default) or after it (0: bucket_mb 0, what the skeleton "
+                            "simulates; --path sharded)")
         if name == "step":
             s.add_argument("--gbps", type=float, required=True)
             s.add_argument("--alpha", type=float, default=ALPHA, help="seconds per message")
@@ -856,7 +886,7 @@ def main():
         p.error("--node must be >= 1 and divide --ranks")
     if a.command == "step" and a.path == "sharded":
         t = current_step_time(a.model, a.ranks, a.rows, a.gbps, a.node, a.bf16, a.k, a.alpha,
-                              prefetch=bool(a.prefetch))
+                              prefetch=bool(a.prefetch), node_buckets=bool(a.node_buckets))
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
     elif a.command == "skeleton-args" and a.path == "sharded":
         print(sharded_skeleton_args(a.model, a.ranks, a.rows, a.node, a.bf16, a.k, a.host_speed,

@@ -812,8 +812,12 @@ struct mg_reducer {
     mg_real *params;  /* (main_n) the parameters the parts are gathered into */
     double *verdict;  /* (tail + 1) the tail's sums and a count of bad parts: one small sum */
 
-    /* Buckets (mg_reducer_buckets), for a private buffer: */
+    /* Buckets (mg_reducer_buckets), for a private buffer or shared sums between nodes: */
     int n_buckets;    /* 0: the sums run after the backward pass (the ring) */
+    MPI_Comm group;   /* the buckets' messages go between its ranks: c->comm, or across */
+    int gp, gme;      /* its size and this rank's place in it */
+    MPI_Request *nreq; /* shared: (n_buckets) each bucket's node barrier, before its node sum */
+    int launched;     /* buckets sent between ranks, from the top (shared: node sums done) */
     size_t *cut;      /* (n_buckets + 1) bucket b is [cut[b], cut[b + 1]); cut[n_buckets] = main_n */
     MPI_Request *breq; /* (n_buckets + 1) each bucket's sum or gather in flight, then the
                         * gather's verdict */
@@ -930,6 +934,7 @@ void mg_reducer_free(mg_reducer *r)
     free(r->counts);
     free(r->cut);
     free(r->breq);
+    free(r->nreq);
     free(r->bcounts);
     free(r->xin);
     free(r->xoff);
@@ -1115,16 +1120,16 @@ static void across_ring(mg_reducer *r, int first, int last)
 
 /* ---- buckets ---- */
 
-void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts)
+int mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts)
 {
-    if (r->win != MPI_WIN_NULL || r->c->size == 1)
-        return; /* shared sums are the node's own work after the pass; one rank sums nothing */
+    if (r->c->size == 1 || (r->win != MPI_WIN_NULL && r->across == MPI_COMM_NULL))
+        return 0; /* one node's shared sums are its ranks' own work after the pass */
     for (int i = 0; i < n_cuts; i++)
         if (cuts[i] > INT_MAX || (i > 0 && cuts[i] - cuts[i - 1] > INT_MAX))
-            return; /* a bucket over MPI's int count: the ring's pieces instead */
+            return 0; /* a bucket over MPI's int count: the ring's pieces instead */
     r->main_n = r->n - tail;
     if (r->main_n - (n_cuts ? cuts[n_cuts - 1] : 0) > INT_MAX)
-        return;
+        return 0;
     if (!r->verdict)
         r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
     r->n_buckets = n_cuts + 1;
@@ -1136,29 +1141,64 @@ void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cu
     r->breq = mg_xmalloc(((size_t)r->n_buckets + 1) * sizeof *r->breq);
     for (int b = 0; b <= r->n_buckets; b++)
         r->breq[b] = MPI_REQUEST_NULL;
-    r->started = 0;
+    r->started = r->launched = 0;
     r->gathered = r->posted = r->n_buckets;
+    /* With shared sums a bucket goes between nodes once the node has summed it: each rank its
+     * piece of it, with the ranks of its node index (buckets_launch). */
+    r->group = r->win == MPI_WIN_NULL ? r->c->comm : r->across;
+    MPI_CHECK(MPI_Comm_size(r->group, &r->gp));
+    MPI_CHECK(MPI_Comm_rank(r->group, &r->gme));
+    if (r->win != MPI_WIN_NULL) {
+        r->nreq = mg_xmalloc((size_t)r->n_buckets * sizeof *r->nreq);
+        for (int b = 0; b < r->n_buckets; b++)
+            r->nreq[b] = MPI_REQUEST_NULL;
+    }
     /* The gathers of a sharded update post their buckets as the earlier ones arrive, a moment
      * that differs from rank to rank: on a communicator of their own, where nothing else is
      * posted in between. */
-    MPI_CHECK(MPI_Comm_dup(r->c->comm, &r->gathers));
+    MPI_CHECK(MPI_Comm_dup(r->group, &r->gathers));
+    return 1;
+}
+
+int mg_reducer_bucketed(const mg_reducer *r)
+{
+    return r->n_buckets > 0;
+}
+
+/* Where the values of bucket b start that this rank sends between ranks, and how many: the
+ * whole bucket from a private buffer; with shared sums its node piece, which it sums over the
+ * node's slots first. */
+static size_t bucket_lo(const mg_reducer *r, int b)
+{
+    if (r->win == MPI_WIN_NULL)
+        return r->cut[b];
+    return r->cut[b] + chunk_start(r->cut[b + 1] - r->cut[b], r->node_rank, r->node_size);
+}
+
+static size_t bucket_len(const mg_reducer *r, int b)
+{
+    if (r->win == MPI_WIN_NULL)
+        return r->cut[b + 1] - r->cut[b];
+    const size_t len = r->cut[b + 1] - r->cut[b];
+    return chunk_start(len, r->node_rank + 1, r->node_size) -
+           chunk_start(len, r->node_rank, r->node_size);
 }
 
 /* Every rank's piece of bucket b when sharded: chunk q of the bucket's values for rank q. */
 static void bucket_pieces(mg_reducer *r)
 {
-    const int p = r->c->size;
+    const int p = r->gp;
     r->bcounts = mg_xmalloc(2 * (size_t)r->n_buckets * p * sizeof *r->bcounts);
     r->bdispls = r->bcounts + (size_t)r->n_buckets * p;
     for (int b = 0; b < r->n_buckets; b++) {
-        const size_t len = r->cut[b + 1] - r->cut[b];
+        const size_t len = bucket_len(r, b);
         for (int q = 0; q < p; q++) {
             r->bdispls[(size_t)b * p + q] = (int)chunk_start(len, q, p);
             r->bcounts[(size_t)b * p + q] = (int)(chunk_start(len, q + 1, p) - chunk_start(len, q, p));
         }
     }
-    /* room for what the others send of this rank's pieces (bucket_start) */
-    const int me = r->c->rank;
+    /* room for what the others send of this rank's pieces (bucket_send) */
+    const int me = r->gme;
     r->xoff = mg_xmalloc((size_t)r->n_buckets * sizeof *r->xoff);
     size_t in = 0;
     for (int b = 0; b < r->n_buckets; b++) {
@@ -1181,7 +1221,7 @@ static int peer_slot(int q, int me)
  * 2 (size - 1) each; their count into *n. */
 static MPI_Request *sum_requests(const mg_reducer *r, int first, int *n)
 {
-    const int per = r->sharded ? 2 * (r->c->size - 1) : 1;
+    const int per = r->sharded ? 2 * (r->gp - 1) : 1;
     *n = (r->n_buckets - first) * per;
     return (r->sharded ? r->xreq : r->breq) + (size_t)first * per;
 }
@@ -1196,7 +1236,7 @@ static MPI_Request *sum_requests(const mg_reducer *r, int first, int *n)
  * that no rank is everyone's first. */
 static void exchange_start(mg_reducer *r, int b, const void *values)
 {
-    const int p = r->c->size, me = r->c->rank;
+    const int p = r->gp, me = r->gme;
     const size_t k = (size_t)b * p;
     const MPI_Datatype type = r->bf16 ? MPI_UINT16_T : MG_MPI_REAL;
     const size_t size = r->bf16 ? sizeof(uint16_t) : sizeof(mg_real);
@@ -1215,7 +1255,7 @@ static void exchange_start(mg_reducer *r, int b, const void *values)
  * bfloat16 at `h`) and the others' in xin: written as float at the piece's place in `at`. */
 MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_t *h)
 {
-    const int p = r->c->size, me = r->c->rank;
+    const int p = r->gp, me = r->gme;
     const size_t k = (size_t)b * p, off = (size_t)r->bdispls[k + me];
     const size_t n = (size_t)r->bcounts[k + me];
     mg_real *own = at + off;
@@ -1238,30 +1278,64 @@ MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_
     }
 }
 
-static void bucket_start(mg_reducer *r, int b)
+/* Bucket b's values (this rank's piece of the node's sums, with shared sums) sent between the
+ * ranks of the group: summed by MPI_Iallreduce, or sharded, exchanged (exchange_start). */
+static void bucket_send(mg_reducer *r, int b)
 {
-    mg_real *at = r->own + r->cut[b];
-    const size_t len = r->cut[b + 1] - r->cut[b];
+    const size_t lo = bucket_lo(r, b), len = bucket_len(r, b);
+    mg_real *at = r->own + lo;
     if (r->bf16) {
         /* this rank's rounding fed back; MPI's own, pair by pair in its reduction, is not */
-        uint16_t *h = r->b16 + r->cut[b];
+        uint16_t *h = r->b16 + lo;
         if (r->residual) {
-            take_feedback(at, r->residual + r->cut[b], len);
-            round_bf16(at, r->residual + r->cut[b], len);
+            take_feedback(at, r->residual + lo, len);
+            round_bf16(at, r->residual + lo, len);
         }
         pack_bf16(h, at, len);
         if (r->sharded)
             exchange_start(r, b, h);
         else
-            MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, h, (int)len, MPI_UINT16_T, bf16_op(),
-                                     r->c->comm, &r->breq[b]));
+            MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, h, (int)len, MPI_UINT16_T, bf16_op(), r->group,
+                                     &r->breq[b]));
         return;
     }
-    if (r->sharded) {
+    if (r->sharded)
         exchange_start(r, b, at);
-    } else {
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at, (int)(r->cut[b + 1] - r->cut[b]), MG_MPI_REAL,
-                                 MPI_SUM, r->c->comm, &r->breq[b]));
+    else
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at, (int)len, MG_MPI_REAL, MPI_SUM, r->group,
+                                 &r->breq[b]));
+}
+
+/* Bucket b written by this rank's backward pass: sent, or with shared sums first the node
+ * barrier that tells when every rank of the node has written it. */
+static void bucket_start(mg_reducer *r, int b)
+{
+    if (r->win == MPI_WIN_NULL) {
+        bucket_send(r, b);
+        return;
+    }
+    MPI_CHECK(MPI_Win_sync(r->win));
+    MPI_CHECK(MPI_Ibarrier(r->node, &r->nreq[b]));
+}
+
+/* Shared sums between nodes: each started bucket, in order, whose node barrier is done: this
+ * rank's piece of it summed over the node's slots (in slot order, as mg_reducer_sum does), then
+ * sent between nodes. */
+static void buckets_launch(mg_reducer *r)
+{
+    while (r->launched < r->started) {
+        const int b = r->n_buckets - 1 - r->launched;
+        if (r->win != MPI_WIN_NULL) {
+            int done;
+            MPI_CHECK(MPI_Test(&r->nreq[b], &done, MPI_STATUS_IGNORE));
+            if (!done)
+                return;
+            MPI_CHECK(MPI_Win_sync(r->win));
+            const size_t lo = bucket_lo(r, b);
+            sum_slots(r->slot, r->node_size, lo, lo + bucket_len(r, b), 0, r->node_rank);
+            bucket_send(r, b);
+        }
+        r->launched++;
     }
 }
 
@@ -1273,9 +1347,10 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
         bucket_start(r, r->n_buckets - 1 - r->started);
         r->started++;
     }
+    buckets_launch(r);
     /* MPI progresses its messages only inside its calls */
     int done, n;
-    MPI_Request *q = sum_requests(r, r->n_buckets - r->started, &n);
+    MPI_Request *q = sum_requests(r, r->n_buckets - r->launched, &n);
     MPI_CHECK(MPI_Testall(n, q, &done, MPI_STATUSES_IGNORE));
 }
 
@@ -1284,23 +1359,41 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
 static int buckets_finish(mg_reducer *r)
 {
     mg_reducer_ready(r, 0);
+    if (r->win != MPI_WIN_NULL) {
+        /* One wait on every rank (the stall inspector numbers them), whatever came in before */
+        wait_all(r->c, r->n_buckets, r->nreq);
+        buckets_launch(r);
+    }
     int n;
     MPI_Request *sums = sum_requests(r, 0, &n);
     wait_all(r->c, n, sums);
-    r->started = 0;
+    r->started = r->launched = 0;
     int bad = 0;
-    const int p = r->c->size, me = r->c->rank;
     for (int b = 0; b < r->n_buckets; b++) {
-        mg_real *at = r->own + r->cut[b];
+        const size_t lo = bucket_lo(r, b), len = bucket_len(r, b);
+        mg_real *at = r->own + lo;
         if (!r->sharded) {
             if (r->bf16)
-                widen_bf16(at, r->b16 + r->cut[b], r->cut[b + 1] - r->cut[b]);
-            bad |= !mg_finite_bits(at, r->cut[b + 1] - r->cut[b]);
+                widen_bf16(at, r->b16 + lo, len);
+            bad |= !mg_finite_bits(at, len);
             continue;
         }
-        const size_t i = (size_t)b * p + me;
-        exchange_sum(r, b, at, r->bf16 ? r->b16 + r->cut[b] : NULL);
+        const size_t i = (size_t)b * r->gp + r->gme;
+        exchange_sum(r, b, at, r->bf16 ? r->b16 + lo : NULL);
         bad |= !mg_finite_bits(at + r->bdispls[i], (size_t)r->bcounts[i]);
+    }
+    if (r->win != MPI_WIN_NULL && !r->sharded) {
+        /* Every rank's slot needs every sum: the other ranks' pieces, once they have them. */
+        node_barrier(r);
+        for (int b = 0; b < r->n_buckets; b++) {
+            const size_t len = r->cut[b + 1] - r->cut[b];
+            for (int q = 0; q < r->node_size; q++) {
+                const size_t lo = r->cut[b] + chunk_start(len, q, r->node_size);
+                const size_t hi = r->cut[b] + chunk_start(len, q + 1, r->node_size);
+                if (q != r->node_rank)
+                    memcpy(r->own + lo, r->slot[q] + lo, (hi - lo) * sizeof *r->own);
+            }
+        }
     }
     const size_t tail = r->n - r->main_n;
     for (size_t k = 0; k < tail; k++)
@@ -1312,6 +1405,10 @@ static int buckets_finish(mg_reducer *r)
     wait_all(r->c, 1, &q);
     for (size_t k = 0; k < tail; k++)
         r->own[r->main_n + k] = (mg_real)r->verdict[k];
+    /* (Shared: every rank has read the others' slots before any writes its own again, since the
+     * sum above finished on each rank only once every rank had come to it.) */
+    if (r->win != MPI_WIN_NULL)
+        MPI_CHECK(MPI_Win_sync(r->win));
     r->finite = r->verdict[tail] == 0 && mg_finite_bits(r->own + r->main_n, tail);
     return r->finite;
 }
@@ -1327,8 +1424,8 @@ void mg_reducer_piece(const mg_reducer *r, int i, size_t *lo, size_t *hi)
         mg_reducer_part(r, lo, hi);
         return;
     }
-    const size_t k = (size_t)i * r->c->size + r->c->rank;
-    *lo = r->cut[i] + (size_t)r->bdispls[k];
+    const size_t k = (size_t)i * r->gp + r->gme;
+    *lo = bucket_lo(r, i) + (size_t)r->bdispls[k];
     *hi = *lo + (size_t)r->bcounts[k];
 }
 
@@ -1344,6 +1441,28 @@ static void gather_parts(mg_reducer *r)
     wait_all(c, 1, &q);
 }
 
+/* One copy of the parameters per node, in the node's first rank's part of a window, with the
+ * values of `params` (rank 0 of the node's): r->params. 0 (on every rank alike) when the node
+ * has no room for it. */
+static int node_params(mg_reducer *r, const mg_real *params)
+{
+    const size_t bytes = r->main_n * sizeof(mg_real);
+    MPI_Win win;
+    if (!window_alloc(r->c, r->node, r->node_rank == 0 ? bytes : 0, sizeof(mg_real), bytes, &win))
+        return 0;
+    MPI_Aint size;
+    int disp;
+    void *base;
+    MPI_CHECK(MPI_Win_shared_query(win, 0, &size, &disp, &base));
+    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
+    r->pwin = win;
+    r->params = base;
+    if (r->node_rank == 0)
+        memcpy(r->params, params, bytes);
+    node_barrier(r);
+    return 1;
+}
+
 mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
 {
     const mg_comm *c = r->c;
@@ -1352,12 +1471,23 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
     if (!r->verdict)
         r->verdict = mg_xcalloc(tail + 1, sizeof *r->verdict);
     r->params = params;
-    /* The parts are those of the whole sum's chunks (of all n values, the tail's too), so each
-     * value is summed in the same order as by mg_reducer_sum, bit for bit on any rank count. */
-    if (r->n_buckets) {
+    if (r->n_buckets && r->win == MPI_WIN_NULL) {
         bucket_pieces(r);
         return params;
     }
+    if (r->n_buckets) {
+        /* Shared sums in buckets between nodes: each rank's part of the node's piece of each
+         * bucket, in the node's one copy of the parameters. */
+        if (node_params(r, params)) {
+            bucket_pieces(r);
+            return r->params;
+        }
+        /* No room for that copy: the sums after the pass (every rank alike). */
+        r->n_buckets = 0;
+        MPI_CHECK(MPI_Comm_free(&r->gathers));
+    }
+    /* The parts are those of the whole sum's chunks (of all n values, the tail's too), so each
+     * value is summed in the same order as by mg_reducer_sum, bit for bit on any rank count. */
     if (r->win == MPI_WIN_NULL) {
         /* The ring's first half leaves rank i with chunk ring_part(i) summed. */
         const int k = ring_part(c->rank, c->size);
@@ -1377,10 +1507,7 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
         r->part_lo = r->lo + chunk_start(r->hi - r->lo, k, nodes);
         r->part_hi = r->lo + chunk_start(r->hi - r->lo, k + 1, nodes);
     }
-    /* One copy of the parameters per node, in the node's first rank's part of a window. */
-    const size_t bytes = r->main_n * sizeof(mg_real);
-    MPI_Win win;
-    if (!window_alloc(c, r->node, r->node_rank == 0 ? bytes : 0, sizeof(mg_real), bytes, &win)) {
+    if (!node_params(r, params)) {
         /* No room: every rank keeps its own copy, and learns where the others' parts are. */
         if (r->main_n > INT_MAX)
             mg_comm_abort(c, 1); /* MPI_Allgatherv's int counts; never with room for the sums */
@@ -1400,16 +1527,6 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
         free(all);
         return params;
     }
-    MPI_Aint size;
-    int disp;
-    void *base;
-    MPI_CHECK(MPI_Win_shared_query(win, 0, &size, &disp, &base));
-    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
-    r->pwin = win;
-    r->params = base;
-    if (r->node_rank == 0)
-        memcpy(r->params, params, bytes);
-    node_barrier(r);
     return r->params;
 }
 
@@ -1492,8 +1609,8 @@ int mg_reducer_scatter(mg_reducer *r)
 /* Bucket b of the gather, posted. */
 static void gather_post(mg_reducer *r, int b)
 {
-    const int p = r->c->size;
-    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params + r->cut[b],
+    const int p = r->gp;
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->params + bucket_lo(r, b),
                               r->bcounts + (size_t)b * p, r->bdispls + (size_t)b * p,
                               MG_MPI_REAL, r->gathers, &r->breq[b]));
 }
@@ -1501,7 +1618,7 @@ static void gather_post(mg_reducer *r, int b)
 void mg_reducer_gather_start(mg_reducer *r, int ok)
 {
     assert(r->gathered == r->n_buckets && !r->judging);
-    if (!r->n_buckets) { /* the ring and the node's window: the whole gather, now */
+    if (!r->n_buckets || r->pwin != MPI_WIN_NULL) { /* the ring, the node's window: all now */
         r->all_ok = mg_reducer_gather(r, ok);
         return;
     }
@@ -1569,6 +1686,15 @@ int mg_reducer_gather_finish(mg_reducer *r)
 int mg_reducer_gather(mg_reducer *r, int ok)
 {
     const mg_comm *c = r->c;
+    if (r->n_buckets && r->pwin != MPI_WIN_NULL) {
+        /* Each rank's piece of every bucket from the ranks of its node index, into the node's
+         * copy, which nobody reads before the node barrier. */
+        for (int b = 0; b < r->n_buckets; b++)
+            gather_post(r, b);
+        wait_all(c, r->n_buckets, r->breq);
+        node_barrier(r);
+        return mg_comm_all_ok(c, ok);
+    }
     if (r->n_buckets) {
         mg_reducer_gather_start(r, ok);
         return mg_reducer_gather_finish(r);

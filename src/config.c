@@ -250,6 +250,7 @@ static const field train_fields[] = {
     {"log_every", K_INT, CFG(train.log_every), AT_LEAST(1)},
     {"overlap", K_BOOL, CFG(train.overlap)},
     {"shared_allreduce", K_BOOL, CFG(train.shared_allreduce)},
+    {"node_ranks", K_INT, CFG(train.node_ranks), AT_LEAST(0)},
     {"sharded_update", K_BOOL, CFG(train.sharded_update)},
     {"bucket_mb", K_REAL, CFG(train.bucket_mb), RANGE(0, 1e6), .names = auto_names,
      .word = MG_BUCKETS_AUTO},
@@ -2379,6 +2380,7 @@ int mg_config_write(const mg_config *cfg, FILE *f)
     if (gan)
         fprintf(f, "  overlap: %s\n", cfg->train.overlap ? "true" : "false");
     fprintf(f, "  shared_allreduce: %s\n", cfg->train.shared_allreduce ? "true" : "false");
+    fprintf(f, "  node_ranks: %d\n", cfg->train.node_ranks);
     fprintf(f, "  sharded_update: %s\n", cfg->train.sharded_update ? "true" : "false");
     if (cfg->train.bucket_mb == MG_BUCKETS_AUTO)
         fprintf(f, "  bucket_mb: auto\n");

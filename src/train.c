@@ -128,7 +128,7 @@ static void g_params_needed(void *trainer, size_t end);
 static void d_params_needed(void *trainer, size_t end);
 
 /* net's gradients summed in buckets of about `mb` MB, cut where a layer's parameters start. */
-static void buckets_for(mg_trainer *t, mg_reducer *r, mg_net *net, double mb)
+static int buckets_for(mg_trainer *t, mg_reducer *r, mg_net *net, double mb)
 {
     size_t cuts[MG_MAX_LAYERS];
     int n = 0;
@@ -146,9 +146,11 @@ static void buckets_for(mg_trainer *t, mg_reducer *r, mg_net *net, double mb)
         cuts[i] = cuts[n - 1 - i];
         cuts[n - 1 - i] = c;
     }
-    mg_reducer_buckets(r, MG_STATS_SLOTS, cuts, n);
+    if (!mg_reducer_buckets(r, MG_STATS_SLOTS, cuts, n))
+        return 0;
     net->grads_done = net == &t->g ? g_bucket_ready : d_bucket_ready;
     net->grads_done_arg = t;
+    return 1;
 }
 
 /* Rank 0's parameters and running averages to every rank (with a sharded update, through the
@@ -258,9 +260,9 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     /* The gradients live in the reducers' buffers: the networks' own, or with shared sums their
      * slots in the node's window, so the backward passes write straight where the sum reads them
      * (the networks' own gradient buffers then stay untouched, never paged in). */
-    const int shared = cfg->train.shared_allreduce;
-    t->g_sum = mg_reducer_new(comm, t->g.n_params + MG_STATS_SLOTS, shared, 0, t->g.grads);
-    t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, 0, t->d.grads);
+    const int shared = cfg->train.shared_allreduce, node = cfg->train.node_ranks;
+    t->g_sum = mg_reducer_new(comm, t->g.n_params + MG_STATS_SLOTS, shared, node, t->g.grads);
+    t->d_sum = mg_reducer_new(comm, t->d.n_params + MG_STATS_SLOTS, shared, node, t->d.grads);
     t->g.grads = mg_reducer_buffer(t->g_sum);
     t->d.grads = mg_reducer_buffer(t->d_sum);
     /* A sharded update: each rank keeps optimizer state for its part of the parameters alone,
@@ -270,13 +272,16 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     t->bucketed = 0;
     t->bucket_mb = 0;
     double bucket_mb = cfg->train.bucket_mb;
+    int node_size = mg_comm_node_size(comm);
+    if (node > 0 && node < node_size)
+        node_size = node;
     if (bucket_mb == MG_BUCKETS_AUTO)
-        bucket_mb = mg_comm_node_size(comm) < t->nranks ? MG_BUCKETS_AUTO_MB : 0;
-    if (bucket_mb > 0 && t->nranks > 1 && !mg_reducer_shared(t->g_sum)) {
-        buckets_for(t, t->g_sum, &t->g, bucket_mb);
-        buckets_for(t, t->d_sum, &t->d, bucket_mb);
-        t->bucketed = 1;
-        t->bucket_mb = bucket_mb;
+        bucket_mb = node_size < t->nranks ? MG_BUCKETS_AUTO_MB : 0;
+    if (bucket_mb > 0 && t->nranks > 1) {
+        /* (Both or neither: the two reducers are alike but for their sizes.) */
+        t->bucketed = buckets_for(t, t->g_sum, &t->g, bucket_mb);
+        t->bucketed &= buckets_for(t, t->d_sum, &t->d, bucket_mb);
+        t->bucket_mb = t->bucketed ? bucket_mb : 0;
     }
     if (cfg->train.gradient_bf16) {
         mg_reducer_compress(t->g_sum, MG_STATS_SLOTS, cfg->train.error_feedback);
@@ -286,13 +291,17 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     if (t->sharded) {
         t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);
         t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
+        /* (a node with no room for its copy of the parameters sums after the pass) */
+        t->bucketed &= mg_reducer_bucketed(t->g_sum) && mg_reducer_bucketed(t->d_sum);
+        t->bucket_mb = t->bucketed ? t->bucket_mb : 0;
     }
     /* With buckets, the gather of the updated parameters runs into the next forward pass through
      * the network, which waits for each layer's bucket before the layer (train.overlap); not for
-     * a network with max column norms, which needs its whole parameters right after the update. */
+     * a network with max column norms, which needs its whole parameters right after the update;
+     * nor with shared sums, whose node copy every rank of the node must have gathered into. */
     t->prefetch = 0;
     t->gathering = 0;
-    if (t->sharded && t->bucketed && cfg->train.overlap) {
+    if (t->sharded && t->bucketed && cfg->train.overlap && !mg_reducer_shared(t->g_sum)) {
         if (!mg_net_has_constraint(&t->g)) {
             t->prefetch |= MG_NET_G;
             t->g.params_needed = g_params_needed;

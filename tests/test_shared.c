@@ -253,16 +253,39 @@ static mg_real exact_value(int r, size_t i, int round)
 
 /* Sums of `rounds` rounds in one reducer against the exact sums; the buffer is rewritten each
  * round as a backward pass would, so a missing barrier shows as a stale or half-summed value. */
-static void check_exact_sums(const mg_comm *c, size_t n, int shared, int group, int want_shared)
+/* Buckets at a third and two thirds of [0, n - tail), started from the top as a backward pass
+ * would (mg_reducer_ready after each); whether they are used into *used. */
+static void cut_thirds(mg_reducer *r, size_t n, size_t tail, int *used)
+{
+    const size_t cuts[2] = {(n - tail) / 3, 2 * (n - tail) / 3};
+    *used = n - tail > 2 && mg_reducer_buckets(r, tail, cuts, 2);
+}
+
+static void ready_thirds(mg_reducer *r, size_t n, size_t tail)
+{
+    mg_reducer_ready(r, 2 * (n - tail) / 3);
+    mg_reducer_ready(r, (n - tail) / 3);
+}
+
+static void check_exact_sums(const mg_comm *c, size_t n, int shared, int group, int want_shared,
+                             int buckets)
 {
     const int rank = mg_comm_rank(c), size = mg_comm_size(c);
+    const size_t tail = 4;
     mg_reducer *r = mg_reducer_new(c, n, shared, group, NULL);
     CU_ASSERT_EQUAL(mg_reducer_shared(r), want_shared);
+    int used = 0;
+    if (buckets && n > tail) {
+        cut_thirds(r, n, tail, &used);
+        CU_ASSERT_EQUAL(used, size > 1 && n - tail > 2 && (!want_shared || group > 0));
+    }
     size_t bad = 0;
     for (int round = 0; round < 3; round++) {
         mg_real *x = mg_reducer_buffer(r);
         for (size_t i = 0; i < n; i++)
             x[i] = exact_value(rank, i, round);
+        if (used)
+            ready_thirds(r, n, tail);
         mg_reducer_sum(r);
         for (size_t i = 0; i < n; i++) {
             double want = 0;
@@ -272,8 +295,8 @@ static void check_exact_sums(const mg_comm *c, size_t n, int shared, int group, 
         }
     }
     if (bad)
-        printf("\n  n %zu, shared %d, group %d: %zu wrong sums on rank %d", n, shared, group, bad,
-               rank);
+        printf("\n  n %zu, shared %d, group %d, buckets %d: %zu wrong sums on rank %d", n, shared,
+               group, used, bad, rank);
     CU_ASSERT_EQUAL(bad, 0);
     mg_reducer_free(r);
 }
@@ -285,12 +308,14 @@ static void test_reducer_exact(void)
     /* Sizes: empty chunks (fewer values than 16 per rank), a ragged end, a model-sized buffer. */
     const size_t sizes[] = {1, 17, 1000, 123457};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-        check_exact_sums(w, sizes[k], 1, 0, size > 1); /* one node: all in shared memory */
-        check_exact_sums(w, sizes[k], 0, 0, 0);        /* MPI_Allreduce */
-        check_exact_sums(w, sizes[k], 1, 1, 0);        /* nodes of one rank: MPI between them */
-        if (size == 4) {
-            check_exact_sums(w, sizes[k], 1, 2, 1); /* 2 nodes of 2: shared, then MPI */
-            check_exact_sums(w, sizes[k], 1, 3, 0); /* nodes of 3 and 1: MPI alone */
+        for (int b = 0; b < 2; b++) { /* after the pass; in buckets where they go through MPI */
+            check_exact_sums(w, sizes[k], 1, 0, size > 1, b); /* one node: shared memory */
+            check_exact_sums(w, sizes[k], 0, 0, 0, b);        /* MPI_Allreduce */
+            check_exact_sums(w, sizes[k], 1, 1, 0, b); /* nodes of one rank: MPI between them */
+            if (size == 4) {
+                check_exact_sums(w, sizes[k], 1, 2, 1, b); /* 2 nodes of 2: shared, then MPI */
+                check_exact_sums(w, sizes[k], 1, 3, 0, b); /* nodes of 3 and 1: MPI alone */
+            }
         }
     }
 }
@@ -299,19 +324,30 @@ static void test_reducer_exact(void)
  * exact; each rank then writes its part of the parameters (the part's sums plus the round), and
  * after the gather every rank sees all of them, whether they live in the node's window or in a
  * copy per rank; parts cover [0, n - tail) once. */
-static void check_sharded_sums(const mg_comm *c, size_t n, int shared, int group, int want_window)
+static void check_sharded_sums(const mg_comm *c, size_t n, int shared, int group, int want_window,
+                               int buckets)
 {
     const int rank = mg_comm_rank(c), size = mg_comm_size(c);
     const size_t tail = 4, main_n = n - tail;
     mg_reducer *r = mg_reducer_new(c, n, shared, group, NULL);
+    int used = 0;
+    if (buckets)
+        cut_thirds(r, n, tail, &used);
     mg_real *own = mg_xcalloc(main_n + 1, sizeof *own);
     mg_real *params = mg_reducer_shard(r, tail, own);
     CU_ASSERT_EQUAL(params != own, want_window);
-    size_t lo, hi, bad = 0;
-    mg_reducer_part(r, &lo, &hi);
-    CU_ASSERT(lo <= hi && hi <= main_n);
-    /* the parts tile [0, main_n): their lengths sum to it, and none overlaps another */
-    unsigned long long len = hi - lo;
+    size_t bad = 0;
+    /* this rank's pieces; they tile [0, main_n): their lengths sum to it, none overlaps another */
+    unsigned char *mine = mg_xcalloc(main_n + 1, 1);
+    size_t len = 0;
+    for (int k = 0; k < mg_reducer_pieces(r); k++) {
+        size_t lo, hi;
+        mg_reducer_piece(r, k, &lo, &hi);
+        CU_ASSERT(lo <= hi && hi <= main_n);
+        for (size_t i = lo; i < hi; i++)
+            bad += mine[i]++;
+        len += hi - lo;
+    }
     double total, min, max;
     mg_comm_minmaxsum(c, (double)len, &min, &max, &total);
     CU_ASSERT_EQUAL((size_t)total, main_n);
@@ -319,17 +355,20 @@ static void check_sharded_sums(const mg_comm *c, size_t n, int shared, int group
         mg_real *x = mg_reducer_buffer(r);
         for (size_t i = 0; i < n; i++)
             x[i] = exact_value(rank, i, round);
+        if (used)
+            ready_thirds(r, n, tail);
         CU_ASSERT(mg_reducer_scatter(r));
         for (size_t i = 0; i < n; i++) {
-            if (i < main_n && (i < lo || i >= hi))
+            if (i < main_n && !mine[i])
                 continue; /* another rank's part */
             double want = 0;
             for (int q = 0; q < size; q++)
                 want += exact_value(q, i, round);
             bad += x[i] != (mg_real)want;
         }
-        for (size_t i = lo; i < hi; i++)
-            params[i] = x[i] + (mg_real)round;
+        for (size_t i = 0; i < main_n; i++)
+            if (mine[i])
+                params[i] = x[i] + (mg_real)round;
         CU_ASSERT(mg_reducer_gather(r, 1));
         for (size_t i = 0; i < main_n; i++) {
             double want = round;
@@ -349,11 +388,12 @@ static void check_sharded_sums(const mg_comm *c, size_t n, int shared, int group
     for (size_t i = 0; i < main_n; i++)
         bad += params[i] != (mg_real)i;
     if (bad)
-        printf("\n  sharded: n %zu, shared %d, group %d: %zu wrong values on rank %d", n, shared,
-               group, bad, rank);
+        printf("\n  sharded: n %zu, shared %d, group %d, buckets %d: %zu wrong values on rank %d",
+               n, shared, group, used, bad, rank);
     CU_ASSERT_EQUAL(bad, 0);
     mg_reducer_free(r);
     free(own);
+    free(mine);
 }
 
 static void test_reducer_sharded(void)
@@ -363,12 +403,14 @@ static void test_reducer_sharded(void)
     /* tails split by a chunk boundary (4098), empty parts, a ragged end, a model-sized buffer */
     const size_t sizes[] = {5, 21, 1004, 4098, 123461};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-        check_sharded_sums(w, sizes[k], 1, 0, size > 1); /* one node: the parameters' window */
-        check_sharded_sums(w, sizes[k], 0, 0, 0);        /* the ring, a copy per rank */
-        check_sharded_sums(w, sizes[k], 1, 1, 0);        /* nodes of one rank */
-        if (size == 4) {
-            check_sharded_sums(w, sizes[k], 1, 2, 1); /* 2 nodes of 2: windows, ring between */
-            check_sharded_sums(w, sizes[k], 1, 3, 0); /* nodes of 3 and 1: the ring alone */
+        for (int b = 0; b < 2; b++) { /* the ring; buckets where the sums go through MPI */
+            check_sharded_sums(w, sizes[k], 1, 0, size > 1, b); /* one node: the window */
+            check_sharded_sums(w, sizes[k], 0, 0, 0, b);        /* a copy per rank */
+            check_sharded_sums(w, sizes[k], 1, 1, 0, b);        /* nodes of one rank */
+            if (size == 4) {
+                check_sharded_sums(w, sizes[k], 1, 2, 1, b); /* 2 nodes of 2: windows */
+                check_sharded_sums(w, sizes[k], 1, 3, 0, b); /* nodes of 3 and 1: no window */
+            }
         }
     }
 }
@@ -483,9 +525,12 @@ static void test_reducer_bf16(void)
     for (int sharded = 0; sharded < 2; sharded++) {
         check_bf16_sums(w, 10004, 0, 0, 0, sharded, sharded ? "ring, sharded" : "ring");
         check_bf16_sums(w, 10004, 0, 0, 1, sharded, sharded ? "buckets, sharded" : "buckets");
-        if (size == 4)
+        if (size == 4) {
             check_bf16_sums(w, 10004, 1, 2, 0, sharded,
                             sharded ? "2 nodes of 2, sharded" : "2 nodes of 2");
+            check_bf16_sums(w, 10004, 1, 2, 1, sharded,
+                            sharded ? "2 nodes of 2, buckets, sharded" : "2 nodes of 2, buckets");
+        }
     }
 }
 

@@ -53,12 +53,14 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
         CU_ASSERT_EQUAL(mg_reducer_shared(t.d_sum), cfg->train.shared_allreduce);
         /* and so are the update and the buckets, which choose the kind of step */
         CU_ASSERT_EQUAL(t.sharded, cfg->train.sharded_update);
-        if (!cfg->train.shared_allreduce && cfg->train.bucket_mb != MG_BUCKETS_AUTO)
+        const int nodes = cfg->train.node_ranks > 0 && cfg->train.node_ranks < mg_comm_size(comm);
+        if ((!cfg->train.shared_allreduce || nodes) && cfg->train.bucket_mb != MG_BUCKETS_AUTO)
             CU_ASSERT_EQUAL(t.bucketed, cfg->train.bucket_mb > 0);
     }
     /* gathers prefetched: with a sharded update, MPI sums in buckets and train.overlap (the
-     * test networks have no max column norms) */
-    CU_ASSERT_EQUAL(t.prefetch != 0, t.sharded && t.bucketed && cfg->train.overlap);
+     * test networks have no max column norms); not with shared sums between nodes */
+    CU_ASSERT_EQUAL(t.prefetch != 0, t.sharded && t.bucketed && cfg->train.overlap &&
+                                         !mg_reducer_shared(t.g_sum));
     const int simultaneous = cfg->train.mode == MG_MODE_SIMULTANEOUS;
     mg_step_stats s = {0};
     int in_flight = 0; /* steps that left G's gather to the next one */
@@ -233,13 +235,20 @@ static void check_sharded(mg_config cfg, const char *what)
     mg_dataset ds = mg_fixture_blobs(64);
     cfg.train.overlap = 0; /* the overlapped step runs G a phase at a time: other BLAS rounding */
     static const struct {
-        int shared;
+        int shared, node_ranks;
         double bucket_mb;
         const char *sums;
-    } sums[] = {{1, 25, "shared sums"}, {0, 0, "MPI sums (ring)"},
-                {0, 0.002, "MPI sums in buckets"}};
+    } sums[] = {{1, 0, 25, "shared sums"},
+                {0, 0, 0, "MPI sums (ring)"},
+                {0, 0, 0.002, "MPI sums in buckets"},
+                /* 2 nodes of 2: each node's sums, then its chunks between the nodes in buckets,
+                 * against the node sums and the ring between nodes after the pass */
+                {1, 2, 0.002, "2 nodes of 2, shared sums, buckets between them"}};
     for (size_t v = 0; v < sizeof sums / sizeof *sums; v++) {
+        if (sums[v].node_ranks && size != 4)
+            continue;
         cfg.train.shared_allreduce = sums[v].shared;
+        cfg.train.node_ranks = sums[v].node_ranks;
         size_t n[3] = {0, 0, 0}, opt_n[3];
         mg_real *got[3];
         cfg.train.bucket_mb = 0; /* the reference: replicated, the ring after the pass */
@@ -252,6 +261,7 @@ static void check_sharded(mg_config cfg, const char *what)
         }
         if (mg_comm_rank(world) == 0) {
             CU_ASSERT_FATAL(n[0] == n[2] && n[1] == n[2]);
+            /* (2 nodes: a + b = b + a between them too) */
             const int exact = sums[v].shared || size == 2;
             for (int sharded = 0; sharded < 2; sharded++) {
                 const double e = mg_test_max_rel_diff(got[2], got[sharded], n[2]);
@@ -390,16 +400,21 @@ static void test_buckets_auto(void)
     mg_dataset ds = mg_fixture_blobs(64);
     static const struct {
         double mb;
-        int shared;
-    } cases[] = {{MG_BUCKETS_AUTO, 0}, {25, 0}, {25, 1}, {MG_BUCKETS_AUTO, 1}};
+        int shared, node_ranks;
+    } cases[] = {{MG_BUCKETS_AUTO, 0, 0}, {25, 0, 0}, {25, 1, 0}, {MG_BUCKETS_AUTO, 1, 0},
+                 {MG_BUCKETS_AUTO, 1, 2}, {0, 1, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         mg_config cfg = make_config(NULL);
         cfg.train.bucket_mb = cases[i].mb;
         cfg.train.shared_allreduce = cases[i].shared;
+        cfg.train.node_ranks = cases[i].node_ranks;
         mg_trainer t;
         mg_fixture_trainer_ok(&t, &cfg, &ds, world);
-        const int sums_by_mpi = size > 1 && !mg_reducer_shared(t.g_sum);
-        const int want = sums_by_mpi && (cases[i].mb > 0 || node < size);
+        /* nodes of node_ranks (a test of the path between nodes on one machine) */
+        const int nodes = cases[i].node_ranks > 0 && cases[i].node_ranks < size;
+        const int sums_by_mpi = size > 1 && (!mg_reducer_shared(t.g_sum) || nodes);
+        const int want = sums_by_mpi && (cases[i].mb > 0 ||
+                                         (cases[i].mb == MG_BUCKETS_AUTO && (node < size || nodes)));
         CU_ASSERT_EQUAL(t.bucketed, want);
         /* run.json's and the start line's size: auto resolved to 1 MB, 0 when not bucketed */
         CU_ASSERT_EQUAL(t.bucket_mb, !want ? 0.0 : cases[i].mb > 0 ? cases[i].mb : 1.0);

@@ -129,20 +129,30 @@ int mg_reducer_finite(const mg_reducer *r);
  * a shared buffer is summed at once, since its sum is the ranks' own work. */
 void mg_reducer_start(mg_reducer *r, mg_request *q);
 
-/* Buckets (train.bucket_mb), for a private buffer summed through MPI: the values below n - tail
- * cut at `cuts` (n_cuts ascending offsets: the first parameter of a layer, say) into buckets.
+/* Buckets (train.bucket_mb), for sums that go through MPI (a private buffer, or shared sums
+ * between nodes): the values below n - tail cut at `cuts` (n_cuts ascending offsets: the first
+ * parameter of a layer, say) into buckets. Returns 1 if they are used, 0 if not (one rank, one
+ * node's shared sums, a bucket over MPI's int counts).
  * Each bucket's sum starts (MPI_Iallreduce; sharded, each rank's values of piece q sent straight
  * to rank q, which adds them in rank order: comm.c exchange_start) as soon as
  * mg_reducer_ready says the backward pass has written it, and runs while the pass goes on, which
  * drives MPI's progress between its layers; mg_reducer_sum and mg_reducer_scatter start what is
  * left and wait for all of it. The last `tail` values (a step's statistics, written after the
  * pass) are summed then. Sharded, each rank's part is a piece of every bucket (chunk q of it for
- * rank q: mg_reducer_pieces, mg_reducer_piece). A shared reducer ignores buckets: its sums are the
- * node's own memory traffic, done after the pass. Call before mg_reducer_shard. The sums are
- * bit for bit those of the ring on 2 ranks (a + b = b + a), not beyond (MPI's order, or rank
- * order). With bf16 (mg_reducer_compress) a sharded bucket's values travel in bfloat16 and are
- * added in float. */
-void mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts);
+ * rank q: mg_reducer_pieces, mg_reducer_piece). With shared sums between nodes, a bucket written
+ * by every rank of the node (a node barrier, MPI_Ibarrier, driven like the sums) is summed over
+ * the node's slots by chunks, rank i chunk i, and each rank's chunk then goes between nodes as
+ * a private bucket would, with the ranks of its node index; sharded, each rank's part is a piece
+ * of its chunk of every bucket, in the node's one copy of the parameters (whose gather is waited
+ * for, then a node barrier). Within one node shared sums take no buckets: a node's sum is its
+ * ranks' own memory traffic, done after the pass. Call before mg_reducer_shard. The sums are bit
+ * for bit those of the ring on 2 ranks or nodes (a + b = b + a), not beyond (MPI's order, or
+ * rank order). With bf16 (mg_reducer_compress) a sharded bucket's values travel in bfloat16 and
+ * are added in float. */
+int mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cuts);
+/* Whether the buckets are used (mg_reducer_shard drops them where a node has no room for its
+ * copy of the parameters). */
+int mg_reducer_bucketed(const mg_reducer *r);
 /* The backward pass has written every value from `from` on. */
 void mg_reducer_ready(mg_reducer *r, size_t from);
 /* The pieces of this rank's part: one, [lo, hi) of mg_reducer_part, unless sharded in buckets. */

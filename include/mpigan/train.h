@@ -58,6 +58,8 @@ typedef struct {
     int log_every;   /* steps between progress lines and metrics records */
     int overlap;     /* D's gradient allreduce runs while G's next forward pass computes */
     int shared_allreduce; /* gradient sums through shared memory inside a node (comm.h) */
+    int node_ranks;     /* > 0: every node_ranks consecutive ranks of a node are taken as a node
+                           of their own (the path between nodes on one machine); 0: MPI's nodes */
     int sharded_update; /* each rank updates its part of the parameters (ZeRO stage 1, comm.h) */
     double bucket_mb;   /* sums through MPI start in buckets of about this many MB as the backward
                            pass finishes them (0: after the pass; MG_BUCKETS_AUTO: 1 MB when

@@ -30,7 +30,9 @@
 #     current_step_time, on the same fat tree of N / R hosts with R ranks each (--node R: `core`
 #     R on each host, and a loopback of ALPHA_NODE and a core's memory rate for the messages
 #     between ranks of one host, which are only barriers and small sums: the node's gradient sum
-#     is shared memory, given to the skeleton as the model's memory time). smpi/test:0: SMPI
+#     is shared memory, given to the skeleton as the model's memory time; nodes of R > 1 ranks
+#     are simulated summing after the backward pass, as with bucket_mb: 0, and compared with the
+#     model's --node-buckets 0, not with the buckets mpigan now uses there). smpi/test:0: SMPI
 #     would otherwise stall an MPI_Testall of unfinished requests for a polling time that grows
 #     with every call (100 us upwards), which mpigan's progress calls between layers do not cost.
 # Prints a markdown table. Needs smpicc and smpirun (apt-get install libsimgrid-dev) and python3.
@@ -134,7 +136,7 @@ if [ "$path" = sharded ]; then
         { cat "$work/out-$n-$gbps-$node-$bf16" >&2; echo "simulate.sh: smpirun failed for $n ranks" >&2; exit 1; }
       sim=$(grep '^ranks=' "$work/out-$n-$gbps-$node-$bf16")
       pred=$(python3 "$model_py" step --model "$model" --ranks "$n" --rows "$r" --gbps "$gbps" \
-        --path sharded --node "$node" --bf16 "$bf16")
+        --path sharded --node "$node" --bf16 "$bf16" --node-buckets 0)
       one=$(python3 "$model_py" step --model "$model" --ranks 1 --rows \
         "$([ "$regime" = strong ] && echo "$batch" || echo "$r")" --gbps "$gbps")
       python3 - "$model" "$regime" "$n" "$node" "$bf16" "$r" "$gbps" "$sim" "$pred" "$one" <<'PY'

@@ -111,7 +111,7 @@ for case in "mnist 64 1 0 1" "mnist 64 1 1 1" "cifar10 16 1 0 100" "mnist 64 8 1
     sim_line=$(grep '^ranks=' "$dir/out-$n-25-$node-$bf16")
     rows=$(python3 "$src/docs/scaling_model.py" batch --model "$model")
     pred=$(python3 "$src/docs/scaling_model.py" step --model "$model" --ranks "$n" --rows "$rows" \
-      --gbps 25 --path sharded --node "$node" --bf16 "$bf16")
+      --gbps 25 --path sharded --node "$node" --bf16 "$bf16" --node-buckets 0)
     compare "$name" "$sim_line" "$pred" step_s d_sum_s g_sum_s d_gather_s g_gather_s
   else
     cat "$dir.err"
