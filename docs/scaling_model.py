@@ -535,6 +535,10 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
             node_sum = (n + STATS_FLOATS) * per_float
             t -= node_sum  # counted apart below
             gather = alpha + (hosts - 1) / hosts * n * FLOAT_BYTES / beta
+            if prefetch and (name == "g" or last_d[0]):
+                # each rank its chunk of every bucket among the M nodes: the node's NIC carries
+                # what one rank per node would (the node barriers' latency left out)
+                gather = prefetched_gather(layers, pre[name], hosts, beta, alpha, mb, small)
             smalls = 2 * small
         else:
             t += sum(bwd) * s
@@ -575,7 +579,8 @@ def current_weak_efficiency(key, ranks, gbps, node=1, bf16=False, rs="direct", m
                                   prefetch=prefetch, node_buckets=node_buckets)["step_s"]
 
 
-def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetch=True):
+def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetch=True,
+                          node_buckets=True):
     """tests/sim/skeleton's arguments for the current step (--path sharded): the same slices of
     compute, buckets and memory time as current_step_time. With prefetched gathers (nodes of one
     rank) the passes that wait for them go as --g-pre (the step's pass through G) and --d-pre (the
@@ -585,8 +590,11 @@ def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetc
     pg, pd = params(model["g"]), params(model["d"])
     d_fwd, d_bwd, g_fwd, g_bwd = pass_flops(model)
     sd, sg = td / (d_fwd + sum(d_bwd)), tg / (g_fwd + sum(g_bwd))
-    out = f"--path sharded --node {node} --bf16 {int(bool(bf16))} --k {k}"
-    pre = prefetch_passes(model, sd, sg, k) if prefetch and node == 1 and ranks > 1 else None
+    out = (f"--path sharded --node {node} --node-buckets {int(bool(node_buckets))}"
+           f" --bf16 {int(bool(bf16))} --k {k}")
+    hosts = max(1, ranks // node)
+    pre = (prefetch_passes(model, sd, sg, k)
+           if prefetch and ranks > 1 and (node == 1 or (node_buckets and hosts > 1)) else None)
     if pre:
         g, d = sum(weights(model["g"])), sum(weights(model["d"]))
         fwd_rest = {"d": (d_fwd - 2 * g) * sd, "g": (g_fwd - 2 * g - 2 * d) * sg}
@@ -599,7 +607,7 @@ def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetc
             out += f" --{name}-pre {','.join(slices)}"
     for name, layers, fwd, bwd, s, un in (("d", model["d"], d_fwd, d_bwd, sd, u * pd / (pd + pg)),
                                           ("g", model["g"], g_fwd, g_bwd, sg, u * pg / (pd + pg))):
-        order = buckets(layers) if node == 1 and ranks > 1 else []
+        order = buckets(layers) if ranks > 1 and (node == 1 or node_buckets) else []
         slices = []
         for l in reversed(range(len(layers))):
             floats = sum(f for low, f in order if low == l)
@@ -856,8 +864,8 @@ def main():
                             "(train.overlap; --path sharded, nodes of one rank)")
         s.add_argument("--node-buckets", type=int, choices=(0, 1), default=1,
                        help="nodes of R > 1 ranks sum in buckets during the backward pass (1, "
-                            "the default) or after it (0: bucket_mb 0, what the skeleton "
-                            "simulates; --path sharded)")
+                            "the default between nodes) or after it (0: bucket_mb 0; --path "
+                            "sharded)")
         if name == "step":
             s.add_argument("--gbps", type=float, required=True)
             s.add_argument("--alpha", type=float, default=ALPHA, help="seconds per message")
@@ -890,7 +898,7 @@ def main():
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))
     elif a.command == "skeleton-args" and a.path == "sharded":
         print(sharded_skeleton_args(a.model, a.ranks, a.rows, a.node, a.bf16, a.k, a.host_speed,
-                                    a.scale, bool(a.prefetch)))
+                                    a.scale, bool(a.prefetch), bool(a.node_buckets)))
     elif a.command == "step":
         t = step_time(a.model, a.ranks, a.rows, a.gbps, a.k, a.alpha, a.algorithm)
         print(" ".join(f"{k}={v:.6g}" for k, v in t.items()))

@@ -823,6 +823,8 @@ struct mg_reducer {
                         * gather's verdict */
     int started;      /* buckets started, from the top: b >= n_buckets - started */
     MPI_Comm gathers; /* a sharded update's gathers of buckets (mg_reducer_gather_start) */
+    MPI_Comm judges;  /* their verdict among all ranks: gathers, or with shared sums (whose
+                       * gathers are among the ranks of one node index) a dup of c's */
     int gathered, posted; /* mg_reducer_gather_start's buckets [0, gathered) are in and
                            * [gathered, posted) in flight; n_buckets both when none is */
     int judging;      /* its verdict is in flight */
@@ -909,7 +911,7 @@ mg_reducer *mg_reducer_new(const mg_comm *c, size_t n, int shared, int group, mg
     r->c = c;
     r->n = n;
     r->win = r->pwin = MPI_WIN_NULL;
-    r->node = r->across = r->gathers = MPI_COMM_NULL;
+    r->node = r->across = r->gathers = r->judges = MPI_COMM_NULL;
     if (!(shared && c->size > 1 && reducer_share(r, group))) {
         r->owns = buffer == NULL;
         r->own = buffer ? buffer : mg_xcalloc(n, sizeof *r->own);
@@ -928,6 +930,8 @@ void mg_reducer_free(mg_reducer *r)
         MPI_Win_unlock_all(r->pwin);
         MPI_Win_free(&r->pwin);
     }
+    if (r->judges != MPI_COMM_NULL && r->judges != r->gathers)
+        MPI_Comm_free(&r->judges);
     if (r->gathers != MPI_COMM_NULL)
         MPI_Comm_free(&r->gathers);
     free(r->verdict);
@@ -1157,6 +1161,9 @@ int mg_reducer_buckets(mg_reducer *r, size_t tail, const size_t *cuts, int n_cut
      * that differs from rank to rank: on a communicator of their own, where nothing else is
      * posted in between. */
     MPI_CHECK(MPI_Comm_dup(r->group, &r->gathers));
+    r->judges = r->gathers;
+    if (r->win != MPI_WIN_NULL)
+        MPI_CHECK(MPI_Comm_dup(r->c->comm, &r->judges));
     return 1;
 }
 
@@ -1484,6 +1491,7 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
         }
         /* No room for that copy: the sums after the pass (every rank alike). */
         r->n_buckets = 0;
+        MPI_CHECK(MPI_Comm_free(&r->judges));
         MPI_CHECK(MPI_Comm_free(&r->gathers));
     }
     /* The parts are those of the whole sum's chunks (of all n values, the tail's too), so each
@@ -1618,7 +1626,7 @@ static void gather_post(mg_reducer *r, int b)
 void mg_reducer_gather_start(mg_reducer *r, int ok)
 {
     assert(r->gathered == r->n_buckets && !r->judging);
-    if (!r->n_buckets || r->pwin != MPI_WIN_NULL) { /* the ring, the node's window: all now */
+    if (!r->n_buckets) { /* the ring and the node's window: the whole gather, now */
         r->all_ok = mg_reducer_gather(r, ok);
         return;
     }
@@ -1627,7 +1635,7 @@ void mg_reducer_gather_start(mg_reducer *r, int ok)
      * instead of sharing itself among all of them. */
     gather_post(r, 0);
     r->all_ok = ok != 0;
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &r->all_ok, 1, MPI_INT, MPI_LAND, r->gathers,
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, &r->all_ok, 1, MPI_INT, MPI_LAND, r->judges,
                              &r->breq[r->n_buckets]));
     r->judging = 1;
     r->gathered = 0;
@@ -1651,10 +1659,15 @@ int mg_reducer_gather_wait(mg_reducer *r, size_t end)
         upto++;
     while (r->posted < upto) /* all needed now: in flight together */
         gather_post(r, r->posted++);
+    const int was = r->gathered;
     while (r->gathered < upto) {
         wait_all(r->c, 1, &r->breq[r->gathered]);
         r->gathered++;
     }
+    /* The node's one copy: every rank of the node has its pieces of them in (its ranks call
+     * this at the same points with the same `end`, so they meet here alike). */
+    if (r->pwin != MPI_WIN_NULL && r->gathered > was)
+        node_barrier(r);
     mg_reducer_progress(r);
     return r->gathered == r->n_buckets;
 }
@@ -1686,15 +1699,6 @@ int mg_reducer_gather_finish(mg_reducer *r)
 int mg_reducer_gather(mg_reducer *r, int ok)
 {
     const mg_comm *c = r->c;
-    if (r->n_buckets && r->pwin != MPI_WIN_NULL) {
-        /* Each rank's piece of every bucket from the ranks of its node index, into the node's
-         * copy, which nobody reads before the node barrier. */
-        for (int b = 0; b < r->n_buckets; b++)
-            gather_post(r, b);
-        wait_all(c, r->n_buckets, r->breq);
-        node_barrier(r);
-        return mg_comm_all_ok(c, ok);
-    }
     if (r->n_buckets) {
         mg_reducer_gather_start(r, ok);
         return mg_reducer_gather_finish(r);

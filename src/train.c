@@ -297,11 +297,12 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     }
     /* With buckets, the gather of the updated parameters runs into the next forward pass through
      * the network, which waits for each layer's bucket before the layer (train.overlap); not for
-     * a network with max column norms, which needs its whole parameters right after the update;
-     * nor with shared sums, whose node copy every rank of the node must have gathered into. */
+     * a network with max column norms, which needs its whole parameters right after the update.
+     * With shared sums between nodes a layer's wait is also a node barrier: every rank of the
+     * node gathers its pieces into the node's one copy. */
     t->prefetch = 0;
     t->gathering = 0;
-    if (t->sharded && t->bucketed && cfg->train.overlap && !mg_reducer_shared(t->g_sum)) {
+    if (t->sharded && t->bucketed && cfg->train.overlap) {
         if (!mg_net_has_constraint(&t->g)) {
             t->prefetch |= MG_NET_G;
             t->g.params_needed = g_params_needed;

@@ -57,10 +57,9 @@ static void train_with(const mg_comm *comm, const mg_config *cfg, const mg_datas
         if ((!cfg->train.shared_allreduce || nodes) && cfg->train.bucket_mb != MG_BUCKETS_AUTO)
             CU_ASSERT_EQUAL(t.bucketed, cfg->train.bucket_mb > 0);
     }
-    /* gathers prefetched: with a sharded update, MPI sums in buckets and train.overlap (the
-     * test networks have no max column norms); not with shared sums between nodes */
-    CU_ASSERT_EQUAL(t.prefetch != 0, t.sharded && t.bucketed && cfg->train.overlap &&
-                                         !mg_reducer_shared(t.g_sum));
+    /* gathers prefetched: with a sharded update, MPI sums in buckets (also shared sums between
+     * nodes) and train.overlap (the test networks have no max column norms) */
+    CU_ASSERT_EQUAL(t.prefetch != 0, t.sharded && t.bucketed && cfg->train.overlap);
     const int simultaneous = cfg->train.mode == MG_MODE_SIMULTANEOUS;
     mg_step_stats s = {0};
     int in_flight = 0; /* steps that left G's gather to the next one */
@@ -353,7 +352,7 @@ static void test_sharded_same_as_replicated(void)
  * max column norms needs its whole parameters right after its update, so its gathers are waited
  * for; and with max column norms the prefetching run still computes what waiting does. */
 static void check_same_sums(const char *on, const char *off, const char *const *also,
-                            size_t flag, mg_gemm_fn gemm, const char *what);
+                            size_t flag, mg_gemm_fn gemm, const char *what, int any_size);
 
 static void test_update_kind(void)
 {
@@ -387,7 +386,7 @@ static void test_update_kind(void)
                                  NULL};
     check_same_sums("train.overlap=true", "train.overlap=false", norms,
                     offsetof(mg_config, train.overlap), mg_gemm_blas,
-                    "prefetch with G's max column norms");
+                    "prefetch with G's max column norms", 1);
     mg_dataset_free(&ds);
 }
 
@@ -616,9 +615,10 @@ static void test_conditional_inputs(void)
 
 /* Trains on the whole job with `on` and with `off` set (and the settings `also`, a list that
  * ends with NULL), and compares: bit for bit on 2 ranks, where a sum of two does not depend on
- * the order of the additions, and within the rank-count tolerance of check_invariance on more. */
+ * the order of the additions, and within the rank-count tolerance of check_invariance on more
+ * (bit for bit there too with `any_size`, where the two settings add alike). */
 static void check_same_sums(const char *on, const char *off, const char *const *also,
-                            size_t flag, mg_gemm_fn gemm, const char *what)
+                            size_t flag, mg_gemm_fn gemm, const char *what, int any_size)
 {
     const mg_comm *world = mg_comm_world();
     const int size = mg_comm_size(world);
@@ -641,7 +641,7 @@ static void check_same_sums(const char *on, const char *off, const char *const *
     if (mg_comm_rank(world) == 0) {
         double eg = mg_test_max_rel_diff(g[1], g[0], NG), ed = mg_test_max_rel_diff(d[1], d[0], ND);
         printf("\n  %s on %d ranks: max relative difference G %.3g, D %.3g", what, size, eg, ed);
-        if (size == 2)
+        if (size == 2 || any_size) /* (any_size: the same additions on any rank count) */
             CU_ASSERT(eg == 0 && ed == 0);
         CU_ASSERT(eg <= 1e-5 && ed <= 1e-5);
     }
@@ -658,7 +658,7 @@ static void test_overlap_same_as_blocking(void)
     const char *const mpi[] = {"train.shared_allreduce=false", "train.sharded_update=false", NULL};
     check_same_sums("train.overlap=true", "train.overlap=false", mpi,
                     offsetof(mg_config, train.overlap), mg_gemm_ref,
-                    "overlapped vs blocking MPI allreduce");
+                    "overlapped vs blocking MPI allreduce", 0);
 }
 
 /* With a sharded update and MPI sums in buckets (nodes of one rank), `overlap` leaves the gather
@@ -668,23 +668,29 @@ static void test_overlap_same_as_blocking(void)
  * OpenBLAS. */
 static void test_prefetch_same_as_blocking(void)
 {
-    const char *const mpi[] = {"train.shared_allreduce=false", "train.sharded_update=true",
-                               "train.bucket_mb=0.002", NULL};
-    check_same_sums("train.overlap=true", "train.overlap=false", mpi,
-                    offsetof(mg_config, train.overlap), mg_gemm_blas,
-                    "sharded update: gathers prefetched vs waited for");
-    /* k = 2: the first D update's gather waited for by the second's pass through D */
-    const char *const k2[] = {"train.shared_allreduce=false", "train.sharded_update=true",
-                              "train.bucket_mb=0.002", "train.k=2", NULL};
-    check_same_sums("train.overlap=true", "train.overlap=false", k2,
-                    offsetof(mg_config, train.overlap), mg_gemm_blas,
-                    "the same with k = 2");
-    /* simultaneous updates: D's gather, too, runs into the next step */
-    const char *const sim[] = {"train.shared_allreduce=false", "train.sharded_update=true",
-                               "train.bucket_mb=0.002", "train.mode=simultaneous", NULL};
-    check_same_sums("train.overlap=true", "train.overlap=false", sim,
-                    offsetof(mg_config, train.overlap), mg_gemm_blas,
-                    "the same in simultaneous mode");
+#define SHARDED_MPI "train.shared_allreduce=false", "train.sharded_update=true", "train.bucket_mb=0.002"
+#define SHARDED_NODES "train.node_ranks=2", "train.sharded_update=true", "train.bucket_mb=0.002"
+    static const struct {
+        const char *also[5];
+        int ranks; /* 0: any */
+        const char *what;
+    } cases[] = {
+        {{SHARDED_MPI, NULL}, 0, "sharded update: gathers prefetched vs waited for"},
+        /* k = 2: the first D update's gather waited for by the second's pass through D */
+        {{SHARDED_MPI, "train.k=2", NULL}, 0, "the same with k = 2"},
+        /* simultaneous updates: D's gather, too, runs into the next step */
+        {{SHARDED_MPI, "train.mode=simultaneous", NULL}, 0, "the same in simultaneous mode"},
+        /* 2 nodes of 2: shared sums, buckets between the nodes, the gathers into each node's
+         * one copy of the parameters (a node barrier after each wait) */
+        {{SHARDED_NODES, NULL}, 4, "the same on 2 nodes of 2"},
+        {{SHARDED_NODES, "train.k=2", NULL}, 4, "the same on 2 nodes of 2 with k = 2"},
+    };
+#undef SHARDED_MPI
+#undef SHARDED_NODES
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (!cases[i].ranks || cases[i].ranks == mg_comm_size(mg_comm_world()))
+            check_same_sums("train.overlap=true", "train.overlap=false", cases[i].also,
+                            offsetof(mg_config, train.overlap), mg_gemm_blas, cases[i].what, 1);
 }
 
 /* Gradient sums through the node's shared memory train as MPI_Allreduce does. */
@@ -693,7 +699,7 @@ static void test_shared_allreduce_same_as_mpi(void)
     const char *const blocking[] = {"train.overlap=false", NULL};
     check_same_sums("train.shared_allreduce=true", "train.shared_allreduce=false", blocking,
                     offsetof(mg_config, train.shared_allreduce), mg_gemm_blas,
-                    "shared-memory vs MPI gradient sums");
+                    "shared-memory vs MPI gradient sums", 0);
 }
 
 /* ---- the stall inspector (comm.h) ---- */

@@ -143,8 +143,9 @@ void mg_reducer_start(mg_reducer *r, mg_request *q);
  * by every rank of the node (a node barrier, MPI_Ibarrier, driven like the sums) is summed over
  * the node's slots by chunks, rank i chunk i, and each rank's chunk then goes between nodes as
  * a private bucket would, with the ranks of its node index; sharded, each rank's part is a piece
- * of its chunk of every bucket, in the node's one copy of the parameters (whose gather is waited
- * for, then a node barrier). Within one node shared sums take no buckets: a node's sum is its
+ * of its chunk of every bucket, in the node's one copy of the parameters, gathered among the
+ * ranks of its node index (each wait for them then ends in a node barrier, so that the whole
+ * copy is in before anyone reads it). Within one node shared sums take no buckets: a node's sum is its
  * ranks' own memory traffic, done after the pass. Call before mg_reducer_shard. The sums are bit
  * for bit those of the ring on 2 ranks or nodes (a + b = b + a), not beyond (MPI's order, or
  * rank order). With bf16 (mg_reducer_compress) a sharded bucket's values travel in bfloat16 and
@@ -211,9 +212,11 @@ int mg_reducer_gather(mg_reducer *r, int ok);
  * rather than all at a fraction of the speed. verdict waits for the verdict alone and returns it;
  * wait(end) waits for the buckets that hold any of parameters [0, end) (and returns non-zero once
  * every bucket is in); progress lets MPI move them and posts the next (between layers); finish
- * is verdict and wait for all. Without buckets start does the whole gather. Every rank makes the
- * same calls with the same arguments, and each wait is watched (mg_comm_watch); the gathers go
- * on a communicator of their own, since ranks post them at different moments. */
+ * is verdict and wait for all. Without buckets start does the whole gather. With shared sums
+ * between nodes each rank gathers its pieces into the node's one copy, and a wait that took any
+ * bucket in ends in a node barrier. Every rank makes the same calls with the same arguments,
+ * and each wait is watched (mg_comm_watch); the gathers go on a communicator of their own,
+ * since ranks post them at different moments (and the verdict on one of all ranks). */
 void mg_reducer_gather_start(mg_reducer *r, int ok);
 int mg_reducer_gather_verdict(mg_reducer *r);
 int mg_reducer_gather_wait(mg_reducer *r, size_t end);

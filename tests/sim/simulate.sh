@@ -5,7 +5,7 @@
 #   tests/sim/simulate.sh [--model mnist] [--regime strong|weak] [--ranks "64 512"]
 #                         [--gbps "25"] [--rows R] [--steps 1] [--scale 1] [--factors ideal|smpi]
 #                         [--allreduce ompi|ring] [--path replicated|sharded] [--node R]
-#                         [--bf16 0|1]
+#                         [--bf16 0|1] [--node-buckets 1|0]
 #
 # For each rank count N and bandwidth: writes a two-level fat tree with full bisection (leaves of
 # L = 2^ceil(log2(N)/2) hosts, L spine switches, every link the given bandwidth, alpha/4 latency so
@@ -31,15 +31,15 @@
 #     R on each host, and a loopback of ALPHA_NODE and a core's memory rate for the messages
 #     between ranks of one host, which are only barriers and small sums: the node's gradient sum
 #     is shared memory, given to the skeleton as the model's memory time; nodes of R > 1 ranks
-#     are simulated summing after the backward pass, as with bucket_mb: 0, and compared with the
-#     model's --node-buckets 0, not with the buckets mpigan now uses there). smpi/test:0: SMPI
+#     sum in buckets during the backward pass as mpigan does between nodes, or with
+#     --node-buckets 0 after it, as with bucket_mb: 0). smpi/test:0: SMPI
 #     would otherwise stall an MPI_Testall of unfinished requests for a polling time that grows
 #     with every call (100 us upwards), which mpigan's progress calls between layers do not cost.
 # Prints a markdown table. Needs smpicc and smpirun (apt-get install libsimgrid-dev) and python3.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 model=mnist regime=strong ranks_list="64 512" gbps_list=25 rows= steps=1 scale=1 factors=ideal
-allreduce=ompi path=replicated node=1 bf16=0
+allreduce=ompi path=replicated node=1 bf16=0 node_buckets=1
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "simulate.sh: $1 needs a value" >&2; exit 2; }
   case $1 in
@@ -55,6 +55,7 @@ while [ $# -gt 0 ]; do
     --path) path=$2 ;;
     --node) node=$2 ;;
     --bf16) bf16=$2 ;;
+    --node-buckets) node_buckets=$2 ;;
     *) echo "simulate.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
   esac
   shift 2
@@ -62,6 +63,7 @@ done
 case $regime in strong|weak) ;; *) echo "simulate.sh: --regime is strong or weak" >&2; exit 2 ;; esac
 case $path in replicated|sharded) ;; *) echo "simulate.sh: --path is replicated or sharded" >&2; exit 2 ;; esac
 case $bf16 in 0|1) ;; *) echo "simulate.sh: --bf16 is 0 or 1" >&2; exit 2 ;; esac
+case $node_buckets in 0|1) ;; *) echo "simulate.sh: --node-buckets is 0 or 1" >&2; exit 2 ;; esac
 case $node in ''|*[!0-9]*|0) echo "simulate.sh: --node is a positive whole number" >&2; exit 2 ;; esac
 [ "$path" = sharded ] || [ "$node" = 1 ] || { echo "simulate.sh: --node needs --path sharded" >&2; exit 2; }
 case $factors in
@@ -123,7 +125,8 @@ if [ "$path" = sharded ]; then
     r=$rows
     [ "$regime" = strong ] && r=$(python3 -c "print($batch / $n)")
     args=$(python3 "$model_py" skeleton-args --model "$model" --ranks "$n" --rows "$r" \
-      --host-speed "$speed" --scale "$scale" --path sharded --node "$node" --bf16 "$bf16")
+      --host-speed "$speed" --scale "$scale" --path sharded --node "$node" --bf16 "$bf16" \
+      --node-buckets "$node_buckets")
     for gbps in $gbps_list; do
       link_bw=$(python3 -c "print($gbps * 1e9 / $scale)")
       platform=$work/fattree-$n-$gbps-$node.xml
@@ -136,7 +139,7 @@ if [ "$path" = sharded ]; then
         { cat "$work/out-$n-$gbps-$node-$bf16" >&2; echo "simulate.sh: smpirun failed for $n ranks" >&2; exit 1; }
       sim=$(grep '^ranks=' "$work/out-$n-$gbps-$node-$bf16")
       pred=$(python3 "$model_py" step --model "$model" --ranks "$n" --rows "$r" --gbps "$gbps" \
-        --path sharded --node "$node" --bf16 "$bf16" --node-buckets 0)
+        --path sharded --node "$node" --bf16 "$bf16" --node-buckets "$node_buckets")
       one=$(python3 "$model_py" step --model "$model" --ranks 1 --rows \
         "$([ "$regime" = strong ] && echo "$batch" || echo "$r")" --gbps "$gbps")
       python3 - "$model" "$regime" "$n" "$node" "$bf16" "$r" "$gbps" "$sim" "$pred" "$one" <<'PY'

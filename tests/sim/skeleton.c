@@ -36,11 +36,18 @@
  *     are left in flight: G's until the pass through G that starts the next step, D's (the last
  *     D update's) until the G update's pass through D; --d-fwd and --g-fwd are then the rest of
  *     the forward passes;
- *   --node R > 1 (R consecutive ranks per host): the backward pass, a node barrier, the node's sum
- *     in shared memory (--d-node-sum flops: the model's memory time, not simulated), a ring
- *     reduce-scatter of this rank's chunk (1/R of the buffer) over the ranks of the same node
- *     index on every node, a small sum, the update, a ring allgather (float32), a node barrier
- *     and a small sum.
+ *   --node R > 1 (R consecutive ranks per host) with --node-buckets 1 (mpigan's default between
+ *     nodes): the backward pass in slices as for --node 1; after a slice that completes a bucket
+ *     a node barrier, this rank's share of the node's sum in shared memory (the bucket's share of
+ *     --d-node-sum flops: the model's memory time, not simulated) and the reduce-scatter of its
+ *     chunk of the bucket (1/R of it) among the ranks of the same node index on every host
+ *     (direct(), over `across`); the rest of the node sum (the statistics') after the pass, the
+ *     wait, a small sum, the update, the gather of every bucket's chunk pieces among the same
+ *     ranks (posted at once, waited for), a node barrier and a small sum;
+ *   --node R > 1 with --node-buckets 0 (bucket_mb: 0): the backward pass, a node barrier, the
+ *     node's sum in shared memory (--d-node-sum flops), a ring reduce-scatter of this rank's
+ *     chunk (1/R of the buffer) over the ranks of the same node index on every node, a small
+ *     sum, the update, a ring allgather (float32), a node barrier and a small sum.
  *   bf16 halves the count of every gradient message (MPI_FLOAT, half as many): the bytes, not the
  *   arithmetic, are what the network sees. Parameters and statistics stay full size.
  * Printed then: d_sum_s/g_sum_s (the wait for the reduce-scatters after the backward pass, or the
@@ -91,6 +98,7 @@ struct options {
     long d_small_n, g_small_n; // ... of this many doubles
     int sharded;              // --path sharded: the current step (above)
     int node, bf16;           // ranks per host; gradients in bfloat16 between nodes
+    int node_buckets;         // --node R > 1: buckets during the backward pass (mpigan's way)
     struct plan {             // per network, for --path sharded
         double fwd, update, node_sum; // flops
         int slices;
@@ -114,7 +122,8 @@ static void usage(void)
     fprintf(stderr, "usage: skeleton --d-floats N --g-floats N --d-flops F --g-flops F "
                     "[--update-flops F] [--k 1] [--steps 3] [--warmup 1] [--host-speed F] "
                     "[--d-small N --d-small-doubles N] [--g-small N --g-small-doubles N] "
-                    "[--path replicated|sharded --node R --bf16 0|1 --d-fwd F --d-bwd F:N,... "
+                    "[--path replicated|sharded --node R --node-buckets 0|1 --bf16 0|1 "
+                    "--d-fwd F --d-bwd F:N,... "
                     "--d-update F --d-node-sum F (and --g-...)]\n");
 }
 
@@ -224,6 +233,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->node = (int)v;
         else if (!strcmp(opt, "--bf16") && (v == 0 || v == 1))
             o->bf16 = (int)v;
+        else if (!strcmp(opt, "--node-buckets") && (v == 0 || v == 1))
+            o->node_buckets = (int)v;
         else if (!strcmp(opt, "--d-fwd"))
             o->d.fwd = v;
         else if (!strcmp(opt, "--g-fwd"))
@@ -306,6 +317,9 @@ struct sharded {
         int at[MAX_SLICES + 1];   // bucket b's are req[at[b], at[b + 1])
         long floats[MAX_SLICES];  // each bucket's floats, the first layers' first
         int buckets, posted, waited; // buckets [0, waited) are in
+        MPI_Comm comm;            // among these ranks (all, or those of one node index) ...
+        int me, ranks;
+        MPI_Comm node;            // ... and with a node barrier after a wait (or MPI_COMM_NULL)
     } pending[2];
 };
 
@@ -348,7 +362,8 @@ static void ring(struct sharded *z, float *buf, long n)
  * exchange_start), and Open MPI's MPI_Iallgatherv (libnbc's linear one), written out so that the
  * skeleton says which messages travel; Open MPI 4.1's MPI_Ireduce_scatter is another algorithm
  * (docs/scaling.md). */
-static int direct(struct sharded *z, int me, int ranks, long len, int gather, MPI_Request *req)
+static int direct(struct sharded *z, MPI_Comm comm, int me, int ranks, long len, int gather,
+                  MPI_Request *req)
 {
     int k = 0;
     const long mine = chunk_start(len, me + 1, ranks) - chunk_start(len, me, ranks);
@@ -356,10 +371,10 @@ static int direct(struct sharded *z, int me, int ranks, long len, int gather, MP
         if (q == me)
             continue;
         const long theirs = chunk_start(len, q + 1, ranks) - chunk_start(len, q, ranks);
-        CHECK_MPI(MPI_Irecv(z->recv, (int)(gather ? theirs : mine), MPI_FLOAT, q, 8,
-                            MPI_COMM_WORLD, &req[k++]));
-        CHECK_MPI(MPI_Isend(z->send, (int)(gather ? mine : theirs), MPI_FLOAT, q, 8,
-                            MPI_COMM_WORLD, &req[k++]));
+        CHECK_MPI(MPI_Irecv(z->recv, (int)(gather ? theirs : mine), MPI_FLOAT, q, 8, comm,
+                            &req[k++]));
+        CHECK_MPI(MPI_Isend(z->send, (int)(gather ? mine : theirs), MPI_FLOAT, q, 8, comm,
+                            &req[k++]));
     }
     return k;
 }
@@ -368,11 +383,9 @@ static int direct(struct sharded *z, int me, int ranks, long len, int gather, MP
  * is in). */
 static void post_next(struct sharded *z, struct pending *q)
 {
-    int me, ranks;
-    CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &me));
-    CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
     const int b = q->posted++;
-    q->at[b + 1] = q->at[b] + direct(z, me, ranks, q->floats[b], 1, q->req + q->at[b]);
+    q->at[b + 1] = q->at[b] + direct(z, q->comm, q->me, q->ranks, q->floats[b], 1,
+                                     q->req + q->at[b]);
 }
 
 /* Waits for buckets [waited, need) of a gather, posting each next one as the one before it is
@@ -382,10 +395,13 @@ static void wait_buckets(struct sharded *z, struct pending *q, int need, double 
     double t0 = MPI_Wtime();
     while (q->posted < need) /* all needed now: in flight together */
         post_next(z, q);
+    const int was = q->waited;
     while (q->waited < need) {
         const int b = q->waited++;
         CHECK_MPI(MPI_Waitall(q->at[b + 1] - q->at[b], q->req + q->at[b], MPI_STATUSES_IGNORE));
     }
+    if (q->node != MPI_COMM_NULL && q->waited > was) /* every rank's pieces in the node's copy */
+        CHECK_MPI(MPI_Barrier(q->node));
     *gather += MPI_Wtime() - t0;
 }
 
@@ -423,7 +439,7 @@ static void pre_pass(const struct options *o, struct sharded *z, struct pending 
 }
 
 /* One network's update on the sharded path: forward, backward with its sums, update, gather.
- * With `leave` (node 1 and a --d-pre or --g-pre plan) the gather is left in flight in *q, for
+ * With `leave` (a --d-pre or --g-pre plan) the gather is left in flight in *q, for
  * that network's next pass (pre_pass) to wait for. */
 static void sharded_update(const struct options *o, struct sharded *z, const struct plan *p,
                            long floats, int small, long small_n, double *bn, double *sum,
@@ -433,20 +449,37 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
     CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
     compute_with_sums(o, p->fwd, small, small_n, bn, t);
     const long grad = o->bf16 ? (floats + 1) / 2 : floats; // floats' worth of what travels
-    if (o->node == 1) {
-        int me, posted = 0;
-        CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &me));
+    if (o->node == 1 || (o->node_buckets && z->hosts > 1)) {
+        /* Buckets among all ranks (nodes of 1), or among the ranks of one node index, each
+         * after a node barrier and this rank's share of the node's sum, its chunk of it. */
+        const int shared = o->node > 1;
+        MPI_Comm comm = shared ? z->across : MPI_COMM_WORLD;
+        int me, n, posted = 0;
+        CHECK_MPI(MPI_Comm_rank(comm, &me));
+        CHECK_MPI(MPI_Comm_size(comm, &n));
+        double spent = 0; /* the node sum's flops spent on buckets */
         for (int i = 0; i < p->slices; i++) {
             compute(o, p->bwd[i], &t->compute);
-            if (p->bucket[i] > 0)
-                posted += direct(z, me, ranks, o->bf16 ? (p->bucket[i] + 1) / 2 : p->bucket[i],
-                                 0, z->req + posted);
+            if (p->bucket[i] > 0) {
+                long len = p->bucket[i];
+                if (shared) {
+                    CHECK_MPI(MPI_Barrier(z->node)); /* every rank of the host has written it */
+                    const double f = p->node_sum * (double)p->bucket[i] / (double)floats;
+                    compute(o, f, &t->compute);
+                    spent += f;
+                    len = len / o->node + 1; /* this rank's chunk of it */
+                }
+                posted += direct(z, comm, me, n, o->bf16 ? (len + 1) / 2 : len, 0,
+                                 z->req + posted);
+            }
             int done;
             double t0 = MPI_Wtime();
             if (posted > 0)
                 CHECK_MPI(MPI_Testall(posted, z->req, &done, MPI_STATUSES_IGNORE));
             t->progress += MPI_Wtime() - t0;
         }
+        if (shared)
+            compute(o, p->node_sum - spent, &t->compute); /* the statistics' part */
         double t0 = MPI_Wtime();
         CHECK_MPI(MPI_Waitall(posted, z->req, MPI_STATUSES_IGNORE));
         *sum += MPI_Wtime() - t0;
@@ -454,12 +487,14 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
         compute(o, p->update, &t->compute);
         t0 = MPI_Wtime();
         /* the parameters (float32), the first layers' bucket first (the slices run from the
-         * last layer), one bucket at a time */
+         * last layer), one bucket at a time; in nodes, each wait then a node barrier (all of the
+         * node's copy is in) */
         q->buckets = q->posted = q->waited = 0;
         q->at[0] = 0;
+        q->comm = comm, q->me = me, q->ranks = n, q->node = shared ? z->node : MPI_COMM_NULL;
         for (int i = p->slices - 1; i >= 0; i--)
             if (p->bucket[i] > 0)
-                q->floats[q->buckets++] = p->bucket[i];
+                q->floats[q->buckets++] = shared ? p->bucket[i] / o->node + 1 : p->bucket[i];
         post_next(z, q);
         *gather += MPI_Wtime() - t0;
         small_sum(z, &t->stats); /* the verdict, which the step waits for */
@@ -497,7 +532,8 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
 static void sharded_step(const struct options *o, struct sharded *z, double *bn, struct timers *t)
 {
     struct pending *qd = &z->pending[0], *qg = &z->pending[1];
-    const int pre = o->node == 1 && o->d.pre_slices && o->g.pre_slices;
+    const int pre = (o->node == 1 || (o->node_buckets && z->hosts > 1)) && o->d.pre_slices &&
+                    o->g.pre_slices;
     if (pre)
         pre_pass(o, z, qg, &o->g, &t->g_gather, t);
     for (int j = 0; j < o->k; j++)

@@ -7,8 +7,9 @@
 # 25 Gbit/s, global batch 100 (communication is 60% of the step there, so an error in the
 # communication term shows), and of DCGAN at its batch of 64 (with the small allreduces of its
 # synchronised batch norms), and fails if the simulated step, either gradient allreduce or the
-# batch norm sums differ from the model by more than MARGIN; then seven rows of the current step
-# (buckets, the sharded update, bf16, nodes of 8, 32 and 128 ranks; the loop below), each failing
+# batch norm sums differ from the model by more than MARGIN; then eight rows of the current step
+# (buckets, the sharded update, bf16, nodes of 8, 32 and 128 ranks summing in buckets between
+# nodes, and nodes of 8 summing after the pass; the loop below), each failing
 # if the step, a sum's wait or a gather differs by more than MARGIN. About 70 s in all.
 #
 # MARGIN = 5%. The model and the simulation share every input (buffer sizes, the measured compute,
@@ -97,21 +98,23 @@ done
 # --- the current step (--path sharded), one row per feature: buckets overlapped with the backward
 # pass and the sharded update on nodes of one rank (MNIST: one bucket per network; CIFAR-10 MLP on
 # 16 ranks: 2 buckets of D and 3 of G, at scale 100), bf16, hierarchical sums in nodes of 8, 32 and
-# 128 ranks (their rings between nodes and the NIC they share). Each: the step, the sums' waits
-# and the parameters' gathers within MARGIN of the model's current_step_time. ---
-for case in "mnist 64 1 0 1" "mnist 64 1 1 1" "cifar10 16 1 0 100" "mnist 64 8 1 1" \
-    "mnist 64 32 0 1" "mnist 256 128 0 1" "dcgan 64 8 0 1"; do
+# 128 ranks (their buckets between nodes during the backward pass and the NIC they share; one
+# row of nodes of 8 summing after the pass, bucket_mb: 0, with its rings). Each: the step, the
+# sums' waits and the parameters' gathers within MARGIN of the model's current_step_time. ---
+for case in "mnist 64 1 0 1 1" "mnist 64 1 1 1 1" "cifar10 16 1 0 100 1" "mnist 64 8 1 1 1" \
+    "mnist 64 32 0 1 1" "mnist 256 128 0 1 1" "dcgan 64 8 0 1 1" "mnist 64 8 0 1 0"; do
   set -- $case
-  model=$1 n=$2 node=$3 bf16=$4 scale=$5
-  name="$model sharded $n ranks, nodes of $node, bf16 $bf16"
-  dir=$work/$model-$n-$node-$bf16
+  model=$1 n=$2 node=$3 bf16=$4 scale=$5 nb=$6
+  name="$model sharded $n ranks, nodes of $node, bf16 $bf16, node buckets $nb"
+  dir=$work/$model-$n-$node-$bf16-$nb
   if SIM_WORK=$dir "$sim" --model "$model" --regime weak --ranks "$n" --gbps 25 --steps 1 \
-      --path sharded --node "$node" --bf16 "$bf16" --scale "$scale" >"$dir.table" 2>"$dir.err"; then
+      --path sharded --node "$node" --bf16 "$bf16" --node-buckets "$nb" --scale "$scale" \
+      >"$dir.table" 2>"$dir.err"; then
     tail -n 1 "$dir.table"
     sim_line=$(grep '^ranks=' "$dir/out-$n-25-$node-$bf16")
     rows=$(python3 "$src/docs/scaling_model.py" batch --model "$model")
     pred=$(python3 "$src/docs/scaling_model.py" step --model "$model" --ranks "$n" --rows "$rows" \
-      --gbps 25 --path sharded --node "$node" --bf16 "$bf16" --node-buckets 0)
+      --gbps 25 --path sharded --node "$node" --bf16 "$bf16" --node-buckets "$nb")
     compare "$name" "$sim_line" "$pred" step_s d_sum_s g_sum_s d_gather_s g_gather_s
   else
     cat "$dir.err"
