@@ -1490,7 +1490,7 @@ mg_real *mg_reducer_shard(mg_reducer *r, size_t tail, mg_real *params)
             return r->params;
         }
         /* No room for that copy: the sums after the pass (every rank alike). */
-        r->n_buckets = 0;
+        r->n_buckets = r->started = r->launched = r->gathered = r->posted = 0;
         MPI_CHECK(MPI_Comm_free(&r->judges));
         MPI_CHECK(MPI_Comm_free(&r->gathers));
     }
