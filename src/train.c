@@ -278,9 +278,11 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     if (bucket_mb == MG_BUCKETS_AUTO)
         bucket_mb = node_size < t->nranks ? MG_BUCKETS_AUTO_MB : 0;
     if (bucket_mb > 0 && t->nranks > 1) {
-        /* (Both or neither: the two reducers are alike but for their sizes.) */
-        t->bucketed = buckets_for(t, t->g_sum, &t->g, bucket_mb);
-        t->bucketed &= buckets_for(t, t->d_sum, &t->d, bucket_mb);
+        /* (Either may decline: a bucket over MPI's int counts. Then that network's sums run
+         * after its pass, and the step with D's sum overlapped, which has no buckets, is out.) */
+        const int g = buckets_for(t, t->g_sum, &t->g, bucket_mb);
+        const int d = buckets_for(t, t->d_sum, &t->d, bucket_mb);
+        t->bucketed = g || d;
         t->bucket_mb = t->bucketed ? bucket_mb : 0;
     }
     if (cfg->train.gradient_bf16) {
@@ -292,7 +294,7 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
         t->g.params = mg_reducer_shard(t->g_sum, MG_STATS_SLOTS, t->g.params);
         t->d.params = mg_reducer_shard(t->d_sum, MG_STATS_SLOTS, t->d.params);
         /* (a node with no room for its copy of the parameters sums after the pass) */
-        t->bucketed &= mg_reducer_bucketed(t->g_sum) && mg_reducer_bucketed(t->d_sum);
+        t->bucketed = mg_reducer_bucketed(t->g_sum) || mg_reducer_bucketed(t->d_sum);
         t->bucket_mb = t->bucketed ? t->bucket_mb : 0;
     }
     /* With buckets, the gather of the updated parameters runs into the next forward pass through
@@ -303,12 +305,12 @@ int mg_trainer_init(mg_trainer *t, const mg_gan_spec *spec, const mg_dataset *da
     t->prefetch = 0;
     t->gathering = 0;
     if (t->sharded && t->bucketed && cfg->train.overlap) {
-        if (!mg_net_has_constraint(&t->g)) {
+        if (!mg_net_has_constraint(&t->g) && mg_reducer_bucketed(t->g_sum)) {
             t->prefetch |= MG_NET_G;
             t->g.params_needed = g_params_needed;
             t->g.params_needed_arg = t;
         }
-        if (!mg_net_has_constraint(&t->d)) {
+        if (!mg_net_has_constraint(&t->d) && mg_reducer_bucketed(t->d_sum)) {
             t->prefetch |= MG_NET_D;
             t->d.params_needed = d_params_needed;
             t->d.params_needed_arg = t;
