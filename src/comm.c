@@ -830,10 +830,12 @@ struct mg_reducer {
     int judging;      /* its verdict is in flight */
     int all_ok;       /* the verdict: every rank's update left its part finite */
     int *bcounts, *bdispls; /* sharded: (n_buckets, size) every rank's piece of each bucket */
-    void *xin;        /* sharded: every other rank's part of this rank's piece of each bucket, as
-                       * they come in (float, or bfloat16 with bf16), (size - 1) per bucket */
-    size_t *xoff;     /* (n_buckets) where bucket b's are in xin, in values */
-    MPI_Request *xreq; /* (n_buckets, 2 (size - 1)) the messages of each bucket's reduce-scatter */
+    void *xin;        /* sharded: every other rank's values of this rank's piece of one bucket
+                       * (float, or bfloat16 with bf16): room for the largest bucket's */
+    int summed;       /* buckets, from the top, whose piece is summed (their receives done) */
+    int receiving;    /* the receives of bucket n_buckets - 1 - summed are posted */
+    MPI_Request *xreq; /* (n_buckets, 2 (size - 1)) each bucket's exchange: its receives, then
+                        * its sends */
 
     /* bfloat16 between nodes (mg_reducer_compress): */
     int bf16;
@@ -941,7 +943,6 @@ void mg_reducer_free(mg_reducer *r)
     free(r->nreq);
     free(r->bcounts);
     free(r->xin);
-    free(r->xoff);
     free(r->xreq);
     free(r->residual);
     free(r->hs);
@@ -1204,15 +1205,15 @@ static void bucket_pieces(mg_reducer *r)
             r->bcounts[(size_t)b * p + q] = (int)(chunk_start(len, q + 1, p) - chunk_start(len, q, p));
         }
     }
-    /* room for what the others send of this rank's pieces (bucket_send) */
+    /* room for what the others send of this rank's piece of one bucket, the largest
+     * (exchange_drain) */
     const int me = r->gme;
-    r->xoff = mg_xmalloc((size_t)r->n_buckets * sizeof *r->xoff);
     size_t in = 0;
-    for (int b = 0; b < r->n_buckets; b++) {
-        r->xoff[b] = in;
-        in += (size_t)(p - 1) * (size_t)r->bcounts[(size_t)b * p + me];
-    }
+    for (int b = 0; b < r->n_buckets; b++)
+        if ((size_t)(p - 1) * (size_t)r->bcounts[(size_t)b * p + me] > in)
+            in = (size_t)(p - 1) * (size_t)r->bcounts[(size_t)b * p + me];
     r->xin = mg_xmalloc((in + 1) * (r->bf16 ? sizeof(uint16_t) : sizeof(mg_real)));
+    r->summed = r->receiving = 0;
     r->xreq = mg_xmalloc((size_t)r->n_buckets * 2 * (p - 1) * sizeof *r->xreq);
     for (size_t i = 0; i < (size_t)r->n_buckets * 2 * (p - 1); i++)
         r->xreq[i] = MPI_REQUEST_NULL;
@@ -1233,9 +1234,10 @@ static MPI_Request *sum_requests(const mg_reducer *r, int first, int *n)
     return (r->sharded ? r->xreq : r->breq) + (size_t)first * per;
 }
 
-/* Bucket b's reduce-scatter with a sharded update, as point-to-point messages all posted at once
- * (on r->gathers, tag b): this rank sends piece q of its values (float, or bfloat16 from `h`) to
- * rank q and receives every other rank's values of its own piece into xin. MPI_Ireduce_scatter
+/* Bucket b's reduce-scatter with a sharded update, as point-to-point messages (on r->gathers,
+ * tag b): this rank sends piece q of its values (float, or bfloat16 from `h`) to rank q, all at
+ * once, and receives every other rank's values of its own piece into xin once xin is free
+ * (exchange_drain: one bucket at a time, in the order they started). MPI_Ireduce_scatter
  * would be the one call, but Open MPI 4.1's (libnbc) reduces the whole bucket to rank 0 by a
  * binomial tree and then scatters it: (log2 N + 1) times the bytes of this exchange, which moves
  * (N - 1) / N of the bucket each way, like a ring, without a ring's N - 1 steps that would each
@@ -1247,15 +1249,28 @@ static void exchange_start(mg_reducer *r, int b, const void *values)
     const size_t k = (size_t)b * p;
     const MPI_Datatype type = r->bf16 ? MPI_UINT16_T : MG_MPI_REAL;
     const size_t size = r->bf16 ? sizeof(uint16_t) : sizeof(mg_real);
-    const int mine = r->bcounts[k + me];
-    MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1);
+    MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1) + (p - 1);
     for (int i = 1; i < p; i++) {
-        const int to = (me + i) % p, from = (me + p - i) % p;
-        char *into = (char *)r->xin + (r->xoff[b] + (size_t)peer_slot(from, me) * mine) * size;
-        MPI_CHECK(MPI_Irecv(into, mine, type, from, b, r->gathers, q++));
+        const int to = (me + i) % p;
         MPI_CHECK(MPI_Isend((const char *)values + (size_t)r->bdispls[k + to] * size,
                             r->bcounts[k + to], type, to, b, r->gathers, q++));
     }
+}
+
+/* The receives of bucket b's exchange into xin, from every other rank (the next one first). */
+static void exchange_receive(mg_reducer *r, int b)
+{
+    const int p = r->gp, me = r->gme;
+    const MPI_Datatype type = r->bf16 ? MPI_UINT16_T : MG_MPI_REAL;
+    const size_t size = r->bf16 ? sizeof(uint16_t) : sizeof(mg_real);
+    const int mine = r->bcounts[(size_t)b * p + me];
+    MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1);
+    for (int i = 1; i < p; i++) {
+        const int from = (me + i) % p;
+        char *into = (char *)r->xin + (size_t)peer_slot(from, me) * mine * size;
+        MPI_CHECK(MPI_Irecv(into, mine, type, from, b, r->gathers, q++));
+    }
+    r->receiving = 1;
 }
 
 /* This rank's piece of bucket b summed, in rank order, from its own values (at `at`, float, or
@@ -1267,7 +1282,7 @@ MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_
     const size_t n = (size_t)r->bcounts[k + me];
     mg_real *own = at + off;
     if (r->bf16) {
-        const uint16_t *in = (const uint16_t *)r->xin + r->xoff[b];
+        const uint16_t *in = (const uint16_t *)r->xin;
         for (size_t j = 0; j < n; j++) {
             mg_real sum = 0;
             for (int q = 0; q < p; q++)
@@ -1276,7 +1291,7 @@ MG_HOT static void exchange_sum(mg_reducer *r, int b, mg_real *at, const uint16_
         }
         return;
     }
-    const mg_real *in = (const mg_real *)r->xin + r->xoff[b];
+    const mg_real *in = (const mg_real *)r->xin;
     for (size_t j = 0; j < n; j++) {
         mg_real sum = me == 0 ? own[j] : in[j];
         for (int q = 1; q < p; q++)
@@ -1346,6 +1361,39 @@ static void buckets_launch(mg_reducer *r)
     }
 }
 
+/* The sharded exchanges' receives, a bucket at a time in the order the buckets were sent: the
+ * next bucket's posted once xin is free, each bucket summed as soon as its values are in. With
+ * `finish` every bucket is sent and each one's receives are waited for, one watched wait per
+ * bucket on every rank (the stall inspector numbers them), then the sends'. */
+static void exchange_drain(mg_reducer *r, int finish)
+{
+    const int p = r->gp;
+    for (int k = finish ? 0 : r->summed; k < r->launched; k++) {
+        const int b = r->n_buckets - 1 - k;
+        MPI_Request *q = r->xreq + (size_t)b * 2 * (p - 1);
+        if (k == r->summed && !r->receiving)
+            exchange_receive(r, b);
+        int done = 1;
+        if (finish)
+            wait_all(r->c, p - 1, q); /* (done already for k < summed) */
+        else
+            MPI_CHECK(MPI_Testall(p - 1, q, &done, MPI_STATUSES_IGNORE));
+        if (!done)
+            return;
+        if (k == r->summed) {
+            const size_t lo = bucket_lo(r, b);
+            exchange_sum(r, b, r->own + lo, r->bf16 ? r->b16 + lo : NULL);
+            r->receiving = 0;
+            r->summed++;
+        }
+    }
+    if (finish) {
+        int n;
+        MPI_Request *all = sum_requests(r, 0, &n);
+        wait_all(r->c, n, all); /* the sends */
+    }
+}
+
 void mg_reducer_ready(mg_reducer *r, size_t from)
 {
     if (r->n_buckets == 0)
@@ -1359,6 +1407,8 @@ void mg_reducer_ready(mg_reducer *r, size_t from)
     int done, n;
     MPI_Request *q = sum_requests(r, r->n_buckets - r->launched, &n);
     MPI_CHECK(MPI_Testall(n, q, &done, MPI_STATUSES_IGNORE));
+    if (r->sharded)
+        exchange_drain(r, 0);
 }
 
 /* The rest of the buckets started, every one finished (one watched wait), and the tail's sums
@@ -1371,10 +1421,14 @@ static int buckets_finish(mg_reducer *r)
         wait_all(r->c, r->n_buckets, r->nreq);
         buckets_launch(r);
     }
-    int n;
-    MPI_Request *sums = sum_requests(r, 0, &n);
-    wait_all(r->c, n, sums);
-    r->started = r->launched = 0;
+    if (r->sharded) {
+        exchange_drain(r, 1);
+    } else {
+        int n;
+        MPI_Request *sums = sum_requests(r, 0, &n);
+        wait_all(r->c, n, sums);
+    }
+    r->started = r->launched = r->summed = 0;
     int bad = 0;
     for (int b = 0; b < r->n_buckets; b++) {
         const size_t lo = bucket_lo(r, b), len = bucket_len(r, b);
@@ -1385,8 +1439,7 @@ static int buckets_finish(mg_reducer *r)
             bad |= !mg_finite_bits(at, len);
             continue;
         }
-        const size_t i = (size_t)b * r->gp + r->gme;
-        exchange_sum(r, b, at, r->bf16 ? r->b16 + lo : NULL);
+        const size_t i = (size_t)b * r->gp + r->gme; /* summed by exchange_drain */
         bad |= !mg_finite_bits(at + r->bdispls[i], (size_t)r->bcounts[i]);
     }
     if (r->win != MPI_WIN_NULL && !r->sharded) {
