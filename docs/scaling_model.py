@@ -471,8 +471,11 @@ def current_step_time(key, ranks, rows, gbps, node=1, bf16=False, k=1, alpha=ALP
     the ranks of its node index on the M = N / R nodes (R exchanges at once through the node's
     NIC: the bucket's bytes, (M - 1) / M of them, as one rank per node would send), one bucket at
     a time on the NIC while the pass goes on; then the tail, each rank's update of 1/N of the
-    node's one copy, and the gather of every bucket's pieces (float32, waited for, not
-    prefetched: every rank of the node must have gathered into the one copy).
+    node's one copy, and the gather of every bucket's pieces (float32) into it, prefetched as for
+    node == 1 (each layer's wait then a node barrier, whose latency is left out), or waited for
+    without prefetch. The node barrier after each bucket is taken as immediate (comm.c tests it at
+    the next progress call). With k > 1 the first k - 1 D gathers are counted whole, as for
+    node == 1.
 
     node > 1 without buckets (bucket_mb: 0; what tests/sim/skeleton.c simulates): after the
     backward pass the node's ranks sum chunk i of every rank's slot in shared memory (rank i reads
@@ -583,8 +586,9 @@ def sharded_skeleton_args(key, ranks, rows, node, bf16, k, speed, scale, prefetc
                           node_buckets=True):
     """tests/sim/skeleton's arguments for the current step (--path sharded): the same slices of
     compute, buckets and memory time as current_step_time. With prefetched gathers (nodes of one
-    rank) the passes that wait for them go as --g-pre (the step's pass through G) and --d-pre (the
-    G update's pass through D), and the rest of each forward pass as --d-fwd and --g-fwd."""
+    rank, or of R summing in buckets) the passes that wait for them go as --g-pre (the step's pass
+    through G) and --d-pre (the G update's pass through D), and the rest of each forward pass as
+    --d-fwd and --g-fwd."""
     model = MODELS[key]
     td, tg, u = compute_time(key, rows)
     pg, pd = params(model["g"]), params(model["d"])
@@ -861,7 +865,8 @@ def main():
                        help="gradients in bfloat16 between nodes (--path sharded)")
         s.add_argument("--prefetch", type=int, choices=(0, 1), default=1,
                        help="the gathers of updated parameters run into the next forward pass "
-                            "(train.overlap; --path sharded, nodes of one rank)")
+                            "(train.overlap; --path sharded: nodes of one rank, or of R with "
+                            "--node-buckets 1)")
         s.add_argument("--node-buckets", type=int, choices=(0, 1), default=1,
                        help="nodes of R > 1 ranks sum in buckets during the backward pass (1, "
                             "the default between nodes) or after it (0: bucket_mb 0; --path "

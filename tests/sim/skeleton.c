@@ -43,7 +43,10 @@
  *     chunk of the bucket (1/R of it) among the ranks of the same node index on every host
  *     (direct(), over `across`); the rest of the node sum (the statistics') after the pass, the
  *     wait, a small sum, the update, the gather of every bucket's chunk pieces among the same
- *     ranks (posted at once, waited for), a node barrier and a small sum;
+ *     ranks as for --node 1 (a bucket at a time, the verdict's small sum, then waited for or,
+ *     with --d-pre and --g-pre, left in flight), each wait followed by a node barrier. (comm.c
+ *     tests each bucket's node barrier at the next progress call without blocking; here it is a
+ *     blocking MPI_Barrier, the same for ranks that run alike.);
  *   --node R > 1 with --node-buckets 0 (bucket_mb: 0): the backward pass, a node barrier, the
  *     node's sum in shared memory (--d-node-sum flops), a ring reduce-scatter of this rank's
  *     chunk (1/R of the buffer) over the ranks of the same node index on every node, a small
@@ -526,7 +529,8 @@ static void sharded_update(const struct options *o, struct sharded *z, const str
         small_sum(z, &t->stats);
 }
 
-/* k D updates, then the G update. With prefetched gathers (--d-pre, --g-pre; nodes of one rank)
+/* k D updates, then the G update. With prefetched gathers (--d-pre, --g-pre; nodes of one rank,
+ * or of R with --node-buckets 1)
  * the step starts with the pass through G for the fakes, which waits for the last step's G
  * gather, and the G update with its pass through D, which waits for the last D update's. */
 static void sharded_step(const struct options *o, struct sharded *z, double *bn, struct timers *t)
