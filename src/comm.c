@@ -1173,23 +1173,31 @@ int mg_reducer_bucketed(const mg_reducer *r)
     return r->n_buckets > 0;
 }
 
-/* Where the values of bucket b start that this rank sends between ranks, and how many: the
- * whole bucket from a private buffer; with shared sums its node piece, which it sums over the
- * node's slots first. */
+/* Node rank q's chunk [*lo, *hi) of bucket b: with shared sums the values it sums over the
+ * node's slots and sends between nodes; from a private buffer the whole bucket. */
+static void bucket_chunk(const mg_reducer *r, int b, int q, size_t *lo, size_t *hi)
+{
+    *lo = r->cut[b];
+    *hi = r->cut[b + 1];
+    if (r->win == MPI_WIN_NULL)
+        return;
+    *lo = r->cut[b] + chunk_start(r->cut[b + 1] - r->cut[b], q, r->node_size);
+    *hi = r->cut[b] + chunk_start(r->cut[b + 1] - r->cut[b], q + 1, r->node_size);
+}
+
+/* Where this rank's chunk of bucket b starts, and its length. */
 static size_t bucket_lo(const mg_reducer *r, int b)
 {
-    if (r->win == MPI_WIN_NULL)
-        return r->cut[b];
-    return r->cut[b] + chunk_start(r->cut[b + 1] - r->cut[b], r->node_rank, r->node_size);
+    size_t lo, hi;
+    bucket_chunk(r, b, r->node_rank, &lo, &hi);
+    return lo;
 }
 
 static size_t bucket_len(const mg_reducer *r, int b)
 {
-    if (r->win == MPI_WIN_NULL)
-        return r->cut[b + 1] - r->cut[b];
-    const size_t len = r->cut[b + 1] - r->cut[b];
-    return chunk_start(len, r->node_rank + 1, r->node_size) -
-           chunk_start(len, r->node_rank, r->node_size);
+    size_t lo, hi;
+    bucket_chunk(r, b, r->node_rank, &lo, &hi);
+    return hi - lo;
 }
 
 /* Every rank's piece of bucket b when sharded: chunk q of the bucket's values for rank q. */
@@ -1445,15 +1453,13 @@ static int buckets_finish(mg_reducer *r)
     if (r->win != MPI_WIN_NULL && !r->sharded) {
         /* Every rank's slot needs every sum: the other ranks' pieces, once they have them. */
         node_barrier(r);
-        for (int b = 0; b < r->n_buckets; b++) {
-            const size_t len = r->cut[b + 1] - r->cut[b];
+        for (int b = 0; b < r->n_buckets; b++)
             for (int q = 0; q < r->node_size; q++) {
-                const size_t lo = r->cut[b] + chunk_start(len, q, r->node_size);
-                const size_t hi = r->cut[b] + chunk_start(len, q + 1, r->node_size);
+                size_t lo, hi;
+                bucket_chunk(r, b, q, &lo, &hi);
                 if (q != r->node_rank)
                     memcpy(r->own + lo, r->slot[q] + lo, (hi - lo) * sizeof *r->own);
             }
-        }
     }
     const size_t tail = r->n - r->main_n;
     for (size_t k = 0; k < tail; k++)
