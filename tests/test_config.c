@@ -734,6 +734,9 @@ static void test_errors_values(void)
     EXPECT_ERROR("train: {k: 0}\n", "cfg.yaml:1: train.k: must be in [1, 65534], got 0");
     EXPECT_ERROR("train: {epochs: -1}\n", "cfg.yaml:1: train.epochs: must be >= 0, got -1");
     EXPECT_ERROR("train: {steps: -1}\n", "cfg.yaml:1: train.steps: must be >= 0, got -1");
+    EXPECT_ERROR("train: {node_ranks: -2}\n", "cfg.yaml:1: train.node_ranks: must be >= 0, got -2");
+    EXPECT_ERROR("train: {node_ranks: two}\n",
+                 "cfg.yaml:1: train.node_ranks: expected an integer, got \"two\"");
     EXPECT_ERROR("train: {check_every: -1}\n",
                  "cfg.yaml:1: train.check_every: must be >= 0, got -1");
     EXPECT_ERROR("train: {log_every: 0}\n", "cfg.yaml:1: train.log_every: must be >= 1, got 0");
