@@ -120,7 +120,7 @@ static const char *const activation_names[] = {"linear", "relu", "leaky_relu", "
 /* Indices into layer_fields and optim_fields, for the keys their readers treat specially. */
 enum {
     L_NAME, L_TYPE, L_UNITS, L_CHANNELS, L_PIECES, L_ACTIVATION, L_KERNEL, L_STRIDE, L_PAD,
-    L_OUT_PAD, L_POOL, L_POOL_STRIDE, L_TIED_BIAS, L_BIAS, L_SHAPE, L_SYNC, L_MOMENTUM, L_EPS,
+    L_OUT_PAD, L_POOL, L_POOL_STRIDE, L_TIED_BIAS, L_BIAS, L_ALGORITHM, L_SHAPE, L_SYNC, L_MOMENTUM, L_EPS,
     L_INIT, L_IRANGE, L_STD, L_KEEP, L_INPUT_SCALE, L_LEAK, L_MAX_COL_NORM, L_N
 };
 enum {
@@ -150,6 +150,8 @@ static const field layer_fields[] = {
                        .only = ONLY(T_MAXOUT_CONV)},
     [L_TIED_BIAS] = {"tied_bias", K_BOOL, LAYER(tied_bias), .only = CONV_TYPES},
     [L_BIAS] = {"bias", K_BOOL, LAYER(bias), .only = ONLY(T_CONV) | ONLY(T_DECONV)},
+    [L_ALGORITHM] = {"algorithm", K_ENUM, LAYER(algorithm), .names = mg_conv_algorithm_names,
+                     .only = CONV_TYPES},
     [L_SHAPE] = {"shape", K_INTS, LAYER(shape), SIDES(1), .only = ONLY(T_RESHAPE)},
     [L_SYNC] = {"sync", K_BOOL, LAYER(sync), .only = ONLY(T_BATCHNORM)},
     [L_MOMENTUM] = {"momentum", K_REAL, LAYER(bn_momentum), RANGE(0, 1),
@@ -2267,6 +2269,7 @@ static void write_net(FILE *f, const mg_net_spec *net, const mg_optim_spec *o)
             write_pair(f, "stride", l->stride);
             write_pair(f, "pad", l->pad);
             fprintf(f, "      tied_bias: %s\n", l->tied_bias ? "true" : "false");
+            fprintf(f, "      algorithm: %s\n", mg_conv_algorithm_names[l->algorithm]);
         }
         if (l->op == MG_OP_DECONV)
             write_pair(f, "output_padding", l->out_pad);

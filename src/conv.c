@@ -30,7 +30,12 @@
  * of its GEMMs alone, in the quietest of five runs on this shared machine; before the phase path,
  * the dense shapes, and nn.c's vectorised leaky ReLU and tanh: 506 ms against the same 314. On an
  * AVX-512 EPYC (OpenBLAS 'Cooperlake' sgemm, 98 GFLOP/s) with the grouped phase path: 317.6 ms
- * against 277.4 ms (bench/run.py --model dcgan, medians). */
+ * against 277.4 ms (bench/run.py --model dcgan, medians).
+ *
+ * Where a layer's shape allows it (a kernel 2 or 3 times its stride, the conv's output of even
+ * sides) and its `algorithm` is not `gemm`, all four kernels below hand the layer to Winograd's
+ * F(m x m, r x r) (winograd.c), whose GEMMs do 25/64 of these multiply-adds for DCGAN's 4x4
+ * stride-2 layers: its whole step 0.78-0.85 of this path's in interleaved runs on one core. */
 #include "mpigan/conv.h"
 
 #include <assert.h>
@@ -73,6 +78,9 @@ int mg_pool_out_size(int in, int pool, int stride)
     return out;
 }
 
+static int is_dense(const mg_conv_shape *s);
+static int plan_algorithm(mg_conv_shape *s, const char *name, mg_error *err);
+
 /* a b, or INT_MAX + 1 when that is more than INT_MAX (a, b in [0, INT_MAX + 1]). */
 static long long mul_capped(long long a, long long b)
 {
@@ -104,7 +112,31 @@ static int finish_shape(mg_conv_shape *s, const char *name, mg_error *err)
     else if (mul_capped(s->group, P) > INT_MAX)
         return mg_fail(err, "%s: group %d of %lld-column images overflows an int", name, s->group,
                        P);
-    return 0;
+    return plan_algorithm(s, name, err);
+}
+
+const char *const mg_conv_algorithm_names[] = {"auto", "gemm", "winograd", NULL};
+
+/* Plans Winograd's algorithm where asked or (auto) where it fits: A the conv's input or the
+ * deconv's output, B the other. Not for the dense shapes, which need no columns at all. */
+static int plan_algorithm(mg_conv_shape *s, const char *name, mg_error *err)
+{
+    s->wino = (mg_wino){0};
+    if (s->algorithm == MG_CONV_GEMM || is_dense(s))
+        return s->algorithm == MG_CONV_WINOGRAD
+                   ? mg_fail(err, "%s: algorithm winograd: a kernel that covers its input is one "
+                             "dense GEMM already", name)
+                   : 0;
+    const mg_patches *p = &s->im;
+    const int CB = s->transposed ? s->IC : s->OC;
+    if (mg_wino_plan(&s->wino, p->C, p->H, p->W, CB, p->OH, p->OW, s->KH, s->KW, s->SH, s->SW,
+                     s->PH, s->PW, 0, 0) == 0 ||
+        s->algorithm == MG_CONV_AUTO)
+        return 0;
+    return mg_fail(err, "%s: algorithm winograd needs a kernel 2 or 3 times its stride in both "
+                   "directions (kernel %dx%d, stride %dx%d) and %s sides that are even (%dx%d)",
+                   name, s->KH, s->KW, s->SH, s->SW, s->transposed ? "input" : "output", p->OH,
+                   p->OW);
 }
 
 static int check_common(const mg_conv_shape *s, const char *name, mg_error *err)
@@ -208,6 +240,8 @@ size_t mg_conv_work_size(const mg_conv_shape *s, int N)
     const int G = group_of(s, N);
     if (G <= 0 || is_dense(s))
         return 0;
+    if (s->wino.m)
+        return mg_wino_work_size(&s->wino, N);
     const size_t stage = G > 1 ? (size_t)(s->transposed ? s->IC : s->OC) * G * s->im.OH * s->im.OW
                                : 0;
     return col_values(s, G) + stage;
@@ -625,6 +659,12 @@ void mg_conv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const m
             add_bias(out + (size_t)n * OC, b, OC, 1, s->untied);
         return;
     }
+    if (s->wino.m) {
+        mg_wino_run(NULL, out, NULL, inp, NULL, w, N, &s->wino, 0, work, gemm);
+        for (int n = 0; n < N && b; n++)
+            add_bias(out + n * out_size, b, OC, P, s->untied);
+        return;
+    }
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
@@ -660,6 +700,10 @@ void mg_conv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *do
             gemm(1, 0, OC, K, N, 1, dout, OC, inp, K, add ? 1 : 0, dw, K);
         if (dinp)
             gemm(0, 0, N, K, OC, 1, dout, OC, w, K, 0, dinp, K);
+        return;
+    }
+    if (s->wino.m) {
+        mg_wino_run(dinp, NULL, dw, inp, dout, w, N, &s->wino, add, work, gemm);
         return;
     }
     mg_real *col = work, *st = work + col_values(s, Gmax);
@@ -700,6 +744,12 @@ void mg_deconv_forward(mg_real *out, const mg_real *inp, const mg_real *w, const
             add_bias(out + (size_t)n * out_size, b, s->OC, s->OH * s->OW, s->untied);
         return;
     }
+    if (s->wino.m) {
+        mg_wino_run(out, NULL, NULL, NULL, inp, w, N, &s->wino, 0, work, gemm);
+        for (int n = 0; n < N && b; n++)
+            add_bias(out + n * out_size, b, s->OC, s->OH * s->OW, s->untied);
+        return;
+    }
     mg_real *col = work, *st = work + col_values(s, Gmax);
     for (int n0 = 0; n0 < N; n0 += Gmax) {
         const int G = N - n0 < Gmax ? N - n0 : Gmax, ld = G * P;
@@ -736,6 +786,10 @@ void mg_deconv_backward(mg_real *dinp, mg_real *dw, mg_real *db, const mg_real *
             gemm(1, 0, IC, K, N, 1, inp, IC, dout, K, add ? 1 : 0, dw, K);
         if (dinp)
             gemm(0, 1, N, IC, K, 1, dout, K, w, K, 0, dinp, IC);
+        return;
+    }
+    if (s->wino.m) {
+        mg_wino_run(NULL, dinp, dw, dout, inp, w, N, &s->wino, add, work, gemm);
         return;
     }
     mg_real *col = work, *st = work + col_values(s, Gmax);

@@ -518,7 +518,8 @@ static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
                              .OC = s->units * pieces, .KH = s->kernel[0], .KW = s->kernel[1],
                              .SH = s->stride[0], .SW = s->stride[1], .PH = s->pad[0],
                              .PW = s->pad[1], .OPH = deconv ? s->out_pad[0] : 0,
-                             .OPW = deconv ? s->out_pad[1] : 0, .untied = !s->tied_bias};
+                             .OPW = deconv ? s->out_pad[1] : 0, .untied = !s->tied_bias,
+                             .algorithm = (enum mg_conv_algorithm)s->algorithm};
         /* The kernels' messages name `where`: the layer and its input's shape. */
         char where[MG_NAME_MAX + 96];
         snprintf(where, sizeof where, "%s, input (%d, %d, %d)", at, L->in_c, L->in_h, L->in_w);

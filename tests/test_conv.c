@@ -156,12 +156,13 @@ static void test_cifar10_shapes(void)
     }
     /* DCGAN's 32x32 pair: conv 4x4 stride 2 pad 1 halves, deconv with the same doubles. */
     mg_conv_shape c = {.IC = 64, .H = 32, .W = 32, .OC = 128, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
-                       .PH = 1, .PW = 1};
+                       .PH = 1, .PW = 1, .algorithm = MG_CONV_GEMM};
     CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&c, "conv", &err), 0);
+    CU_ASSERT_EQUAL(c.wino.m, 0); // asked for the GEMM
     CU_ASSERT(c.OH == 16 && c.OW == 16 && !c.transposed);
     CU_ASSERT_EQUAL(c.group, 1); // an image has 256 columns: MG_CONV_GROUP_COLUMNS
     mg_conv_shape d = {.IC = 128, .H = 16, .W = 16, .OC = 64, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
-                       .PH = 1, .PW = 1};
+                       .PH = 1, .PW = 1, .algorithm = MG_CONV_GEMM};
     CU_ASSERT_EQUAL_FATAL(mg_deconv_shape_init(&d, "deconv", &err), 0);
     CU_ASSERT(d.OH == 32 && d.OW == 32 && d.transposed);
     CU_ASSERT(d.im.C == 64 && d.im.H == 32 && d.im.OH == 16 && d.im.OW == 16);
@@ -184,11 +185,30 @@ static void test_cifar10_shapes(void)
     CU_ASSERT_EQUAL(mg_conv_work_size(&d4, 64), (size_t)1024 * 1024 + 128 * 1024);
     /* The 4x4 maps of the next layer: 16 images of 16 positions per GEMM. */
     mg_conv_shape e = {.IC = 256, .H = 8, .W = 8, .OC = 512, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
-                       .PH = 1, .PW = 1};
+                       .PH = 1, .PW = 1, .algorithm = MG_CONV_GEMM};
     CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&e, "conv", &err), 0);
     CU_ASSERT_EQUAL(e.group, 16);
     CU_ASSERT_EQUAL(mg_conv_work_size(&e, 64), (size_t)4096 * 256 + 512 * 256);
     CU_ASSERT_EQUAL(mg_conv_work_size(&e, 3), (size_t)4096 * 48 + 512 * 48);
+    /* By default the same layers take F(4x4, 2x2): 4 phases of the input's channels, tiles of
+     * 4x4 outputs, groups of at least 256 tiles; the deconv's A is its output. */
+    mg_conv_shape cw = c, dw = d, ew = e;
+    cw.algorithm = dw.algorithm = ew.algorithm = MG_CONV_AUTO;
+    CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&cw, "conv", &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_deconv_shape_init(&dw, "deconv", &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&ew, "conv", &err), 0);
+    CU_ASSERT(cw.wino.m == 4 && cw.wino.r == 2 && cw.wino.alpha == 5 && cw.wino.Cp == 256 &&
+              cw.wino.CB == 128 && cw.wino.TH == 4 && cw.wino.TW == 4 && cw.wino.group == 16);
+    CU_ASSERT(dw.wino.m == 4 && dw.wino.CA == 64 && dw.wino.HA == 32 && dw.wino.CB == 128 &&
+              dw.wino.HB == 16 && dw.wino.Cp == 256 && dw.wino.group == 16);
+    CU_ASSERT(ew.wino.m == 4 && ew.wino.TH == 1 && ew.wino.group == 256);
+    CU_ASSERT_EQUAL(mg_conv_work_size(&cw, 64), mg_wino_work_size(&cw.wino, 64));
+    CU_ASSERT(mg_conv_work_size(&ew, 64) > 0 && mg_conv_work_size(&ew, 0) == 0);
+    /* The paper's 8x8 stride-1 kernels have no table: the GEMM. */
+    mg_conv_shape p8 = {.IC = 3, .H = 32, .W = 32, .OC = 192, .KH = 8, .KW = 8, .SH = 1, .SW = 1,
+                        .PH = 4, .PW = 4};
+    CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&p8, "conv", &err), 0);
+    CU_ASSERT_EQUAL(p8.wino.m, 0);
 }
 
 /* Every refusal of the shape checks, message by message. */
@@ -228,6 +248,18 @@ static void test_shape_errors(void)
     s = ok, s.IC = 1 << 20, s.H = 1 << 6, s.W = 1 << 6;
     MG_ASSERT_FAILS(mg_conv_shape_init(&s, "c6", &err), err, "c6",
                     "sizes overflow an int (1048576 x 64 x 64 -> 3 x 62 x 33, kernel 3x2)");
+    s = ok, s.algorithm = MG_CONV_WINOGRAD; // 3x2 at stride 1x2: no F(m, r)
+    MG_ASSERT_FAILS(mg_conv_shape_init(&s, "cw", &err), err, "cw",
+                    "algorithm winograd needs a kernel 2 or 3 times its stride in both directions "
+                    "(kernel 3x2, stride 1x2) and output sides that are even (3x4)");
+    s = ok, s.KH = 4, s.KW = 4, s.SH = 2, s.SW = 2, s.PH = 2, s.PW = 1, s.algorithm =
+        MG_CONV_WINOGRAD; // 5x6 to 3x2: the output's height is odd
+    MG_ASSERT_FAILS(mg_deconv_shape_init(&s, "dw", &err), err, "dw",
+                    "algorithm winograd needs a kernel 2 or 3 times its stride in both directions "
+                    "(kernel 4x4, stride 2x2) and input sides that are even (5x6)");
+    s = ok, s.KH = 5, s.KW = 6, s.PH = 0, s.PW = 0, s.SW = 1, s.algorithm = MG_CONV_WINOGRAD;
+    MG_ASSERT_FAILS(mg_conv_shape_init(&s, "cd", &err), err, "cd",
+                    "algorithm winograd: a kernel that covers its input is one dense GEMM already");
     s = ok, s.group = -2;
     MG_ASSERT_FAILS(mg_conv_shape_init(&s, "c7", &err), err, "c7",
                     "group -2 must be 0 (automatic) or positive");
@@ -871,6 +903,86 @@ static void test_deconv_vs_direct(void)
     print_tallies(t, cases, 3);
 }
 
+/* Winograd's algorithm (winograd.h) against the direct loops, through the layers' own kernels:
+ * F(4x4, 2x2) and F(2x2, 2x2) (kernels twice the stride: 4x4 at stride 2 as in DCGAN, 2x2 at
+ * stride 1, 4x2 at stride 2x1), F(4x4, 3x3) and F(2x2, 3x3) (3x3 at stride 1, 6x6 at stride 2);
+ * padding 0 to 2; square and non-square maps; conv and deconv (with output padding); bias none,
+ * tied, untied; groups automatic, 1 and 2 images; both GEMMs. The bound is the GEMM path's chain
+ * times the table's growth (mg_wino_growth: how far the transforms' intermediate sums can exceed
+ * the direct sum's terms), plus the transforms' own additions. */
+static void test_winograd_vs_direct(void)
+{
+    enum { N = 3 };
+    typedef struct {
+        int deconv, IC, H, W, OC, KH, KW, SH, SW, PH, PW, OP, m;
+    } wshape;
+    static const wshape shapes[] = {
+        {0, 3, 16, 16, 5, 4, 4, 2, 2, 1, 1, 0, 4}, {0, 4, 8, 8, 6, 4, 4, 2, 2, 1, 1, 0, 4},
+        {0, 2, 8, 12, 3, 4, 4, 2, 2, 1, 1, 0, 2},  {0, 3, 10, 6, 2, 4, 4, 2, 2, 0, 2, 0, 4},
+        {0, 3, 7, 9, 4, 2, 2, 1, 1, 0, 0, 0, 2},   {0, 2, 8, 8, 3, 3, 3, 1, 1, 1, 1, 0, 4},
+        {0, 3, 6, 10, 2, 3, 3, 1, 1, 1, 1, 0, 2},  {0, 2, 12, 12, 3, 6, 6, 2, 2, 2, 2, 0, 2},
+        {0, 3, 9, 9, 4, 4, 2, 2, 1, 1, 0, 0, 4},   {1, 5, 4, 4, 3, 4, 4, 2, 2, 1, 1, 0, 4},
+        {1, 4, 2, 4, 3, 4, 4, 2, 2, 1, 1, 1, 2},   {1, 6, 8, 8, 2, 4, 4, 2, 2, 1, 1, 0, 4},
+        {1, 3, 4, 6, 2, 2, 2, 1, 1, 0, 0, 0, 2},   {1, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 0, 4},
+        /* more channels than one call of the transforms takes (8): blocks of 8 and the rest */
+        {0, 19, 8, 8, 11, 4, 4, 2, 2, 1, 1, 0, 4}, {1, 10, 4, 4, 17, 4, 4, 2, 2, 1, 1, 0, 4},
+    };
+    const int groups[3] = {0, 1, 2};
+    static const mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
+    static const char *gemm_name[2] = {"ref", "blas"};
+    tally t[2][4];
+    init_tallies(t);
+    int cases = 0;
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const wshape *h = &shapes[k];
+        const int bias = (int)(k % 3);
+        mg_conv_shape s = {.IC = h->IC, .H = h->H, .W = h->W, .OC = h->OC, .KH = h->KH,
+                           .KW = h->KW, .SH = h->SH, .SW = h->SW, .PH = h->PH, .PW = h->PW,
+                           .OPH = h->OP, .OPW = h->OP, .untied = bias == 2,
+                           .algorithm = MG_CONV_WINOGRAD};
+        mg_error err = {""};
+        if ((h->deconv ? mg_deconv_shape_init : mg_conv_shape_init)(&s, "winograd", &err))
+            fprintf(stderr, "\n  shape %zu: %s", k, err.msg);
+        CU_ASSERT_FATAL(s.wino.m > 0);
+        if (s.wino.m != h->m)
+            fprintf(stderr, "\n  shape %zu: F(%d, %d), want m %d", k, s.wino.m, s.wino.r, h->m);
+        CU_ASSERT_EQUAL(s.wino.m, h->m);
+        direct_case c = make_case(&s, N, bias, 900 + (uint64_t)cases);
+        const double g = mg_wino_growth(&s.wino);
+        const int CA = s.wino.CA, CB = s.wino.CB, a = s.wino.alpha;
+        /* GEMM chains over the phase channels (forward), the out channels (adjoint), the tiles
+         * (weights), each term grown by at most g, plus 2 alpha additions per transform. */
+        c.L_out = g * (CA * s.SH * s.SW + 4 * a) + 2;
+        c.L_dx = g * (CB + 4 * a) + 2;
+        c.L_dw = g * (N * s.wino.TH * s.wino.TW + 4 * a) + N + 2;
+        if (h->deconv) { // the deconv's forward is the conv's adjoint, and so on
+            const double o = c.L_out;
+            c.L_out = c.L_dx, c.L_dx = o;
+        }
+        for (int gi = 0; gi < 3; gi++) {
+            mg_conv_shape sg = s;
+            if (groups[gi]) {
+                const mg_wino *w = &s.wino;
+                CU_ASSERT_EQUAL_FATAL(mg_wino_plan(&sg.wino, w->CA, w->HA, w->WA, w->CB, w->HB,
+                                                   w->WB, w->KH, w->KW, w->SH, w->SW, w->PH,
+                                                   w->PW, w->m, groups[gi]), 0);
+            }
+            c.s = &sg;
+            for (int f = 0; f < 2; f++) {
+                char config[200];
+                snprintf(config, sizeof config, "%s %dx%d stride %dx%d pad %dx%d on %dx%d, F(%d, "
+                         "%d), group %d %s", h->deconv ? "deconv" : "conv", h->KH, h->KW, h->SH,
+                         h->SW, h->PH, h->PW, h->H, h->W, sg.wino.m, sg.wino.r, sg.wino.group,
+                         gemm_name[f]);
+                run_case(&c, gemms[f], t[f], config);
+            }
+        }
+        free_case(&c);
+        cases++;
+    }
+    print_tallies(t, cases, 3);
+}
+
 /* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its
  * kernel's size are dense layers, run as one GEMM on the tensors as they lie, with no work space
  * (conv.c): 5 images of 3 x 4 x 5 by a 4x5 kernel to 2 channels and back, strides 1 and 2 (no
@@ -1284,6 +1396,7 @@ static const mg_test tests[] = {
     {"im2col_images", test_im2col_images},
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
+    {"winograd_vs_direct", test_winograd_vs_direct},
     {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
     {"no_images", test_no_images},

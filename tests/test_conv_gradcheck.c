@@ -152,6 +152,37 @@ static void test_deconv(void)
         }
 }
 
+/* Winograd's algorithm (winograd.h), in double: F(4x4, 2x2) on DCGAN's 4x4 stride-2 conv and its
+ * deconv (with and without output padding), F(2x2, 2x2) on a 2x2 stride-1 kernel and the deconv
+ * of a 2x4 input, F(2x2, 3x3) on 3x3 stride 1, F(4x4, 3x3) on 3x3 stride 1 and on 6x6 stride 2;
+ * tied and untied bias. */
+static void test_winograd(void)
+{
+    typedef struct {
+        int transposed, IC, H, W, OC, K, S, P, OP, m;
+    } wshape;
+    static const wshape shapes[] = {
+        {0, 2, 8, 8, 3, 4, 2, 1, 0, 4}, {1, 3, 2, 4, 2, 4, 2, 1, 0, 2},
+        {1, 2, 4, 4, 2, 4, 2, 1, 1, 4}, {0, 2, 5, 7, 2, 2, 1, 0, 0, 2},
+        {0, 2, 6, 6, 2, 3, 1, 1, 0, 2}, {0, 2, 8, 8, 2, 6, 2, 2, 0, 4},
+        {0, 2, 4, 8, 2, 3, 1, 1, 0, 4},
+    };
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const wshape *h = &shapes[k];
+        mg_conv_shape s = {.IC = h->IC, .H = h->H, .W = h->W, .OC = h->OC, .KH = h->K,
+                           .KW = h->K, .SH = h->S, .SW = h->S, .PH = h->P, .PW = h->P,
+                           .OPH = h->OP, .OPW = h->OP, .untied = (int)(k % 2),
+                           .algorithm = MG_CONV_WINOGRAD};
+        mg_conv_shape t = s;
+        mg_error err = {""};
+        CU_ASSERT_EQUAL_FATAL(
+            (h->transposed ? mg_deconv_shape_init : mg_conv_shape_init)(&t, "winograd", &err), 0);
+        CU_ASSERT_EQUAL(t.wino.m, h->m);
+        check_conv(h->transposed ? "deconv (winograd)" : "conv (winograd)", s, h->transposed, 3,
+                   1);
+    }
+}
+
 /* ---- channel maxout, then overlapping max pooling ---- */
 
 typedef struct {
@@ -316,6 +347,7 @@ static void test_batchnorm(void)
 static const mg_test tests[] = {
     {"conv", test_conv},
     {"deconv", test_deconv},
+    {"winograd", test_winograd},
     {"maxout_pool", test_maxout_pool},
     {"batchnorm", test_batchnorm},
     {NULL, NULL},

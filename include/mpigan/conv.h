@@ -25,6 +25,7 @@
 #include "mpigan/error.h"
 #include "mpigan/blas.h" /* mg_gemm_fn */
 #include "mpigan/real.h"
+#include "mpigan/winograd.h"
 
 /* ---- output sizes of one spatial dimension: -1 when the shape does not fit ----
  * -1 for: a size, kernel, pool or stride below 1, a padding below 0, a kernel larger than the
@@ -74,6 +75,13 @@ void mg_col2im_images(mg_real *img, size_t img_stride, const mg_real *col, int l
 
 /* ---- convolution and transposed convolution ---- */
 
+/* How a conv or deconv layer runs: `auto` takes Winograd's F(m x m, r x r) (winograd.h) where it
+ * applies (a kernel 2 or 3 times its stride, DCGAN's 4x4 at stride 2; the conv's output sides
+ * multiples of 2), else the GEMM over im2col columns. Both compute the same convolution; they
+ * differ in rounding (winograd.h gives the bound). */
+enum mg_conv_algorithm { MG_CONV_AUTO, MG_CONV_GEMM, MG_CONV_WINOGRAD };
+extern const char *const mg_conv_algorithm_names[]; /* "auto", "gemm", "winograd", NULL */
+
 /* A conv or deconv layer. The caller sets the first block (designated initializers read well:
  * {.IC = 3, .H = 32, .W = 32, .OC = 64, .KH = 8, .KW = 8, .SH = 1, .SW = 1, .PH = 4, .PW = 4}),
  * then mg_conv_shape_init or mg_deconv_shape_init checks it and fills the second block. */
@@ -87,18 +95,22 @@ typedef struct {
     int untied;       /* bias per output value b (OC, OH, OW) (pylearn2 tied_b 0); else per
                          output channel b (OC) (tied_b 1) */
     int group;        /* images per GEMM; 0 picks one (see mg_conv_shape_init) */
+    enum mg_conv_algorithm algorithm; /* MG_CONV_AUTO (0) unless asked */
 
     /* set by the init functions */
     int OH, OW;       /* output (N, OC, OH, OW) */
     int transposed;   /* 1: a deconv shape */
     mg_patches im;    /* the im2col of the layer: conv, of its input with grid (OH, OW); deconv,
                          of its output (OC, OH, OW) with grid (H, W) */
+    mg_wino wino;     /* wino.m > 0: the layer runs Winograd's algorithm with this plan (A: the
+                         conv's input, the deconv's output, as im) */
 } mg_conv_shape;
 
-/* Checks a conv shape and fills OH, OW (mg_conv_out_size), im and group. Returns 0, or -1 with
- * "<name>: <problem>" in err. group 0 becomes the smallest number of images whose columns number
- * at least MG_CONV_GROUP_COLUMNS, so that every GEMM is wide; the GEMM dimensions (OC,
- * IC * KH * KW, group * OH * OW) and the sizes of one image and of w must fit in an int. */
+/* Checks a conv shape and fills OH, OW (mg_conv_out_size), im, group and wino. Returns 0, or -1
+ * with "<name>: <problem>" in err (also for MG_CONV_WINOGRAD on a shape it does not fit). group 0
+ * becomes the smallest number of images whose columns number at least MG_CONV_GROUP_COLUMNS, so
+ * that every GEMM is wide; the GEMM dimensions (OC, IC * KH * KW, group * OH * OW) and the sizes
+ * of one image and of w must fit in an int. */
 int mg_conv_shape_init(mg_conv_shape *s, const char *name, mg_error *err);
 /* The same for a deconv: OH, OW from mg_deconv_out_size with output padding (OPH, OPW). */
 int mg_deconv_shape_init(mg_conv_shape *s, const char *name, mg_error *err);

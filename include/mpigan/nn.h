@@ -71,6 +71,7 @@ typedef struct {
     int tied_bias;      /* conv, deconv, maxout_conv: one bias per output channel (1, pylearn2's
                            tied_b 1), or one per output value (0) */
     int bias;           /* conv, deconv: 0 for none (DCGAN's convolutions before a batch norm) */
+    int algorithm;      /* conv, deconv, maxout_conv: enum mg_conv_algorithm (conv.h) */
     int shape[3];       /* reshape: (C, H, W) */
     int sync;           /* batchnorm: statistics of the global batch over all ranks (1) or of
                            each rank's own rows (0, PyTorch DDP's default) */

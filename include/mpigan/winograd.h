@@ -1,0 +1,85 @@
+/* Winograd's minimal filtering for strided convolutions: the conv kernels' second algorithm,
+ * which does the same convolutions with fewer multiplications than the GEMM over im2col columns.
+ *
+ * A conv of stride s whose kernel is r times its stride (DCGAN's 4x4 at stride 2: r = 2; a 2x2
+ * or 3x3 one at stride 1) is, seen on the s x s phases of its padded input, a stride-1 conv with
+ * an r x r kernel over C s^2 channels: tap (a s + ry, b s + rx) of channel c reads phase (ry, rx)
+ * of c at offset (a, b). Winograd's F(m x m, r x r) computes an m x m tile of such a conv from an
+ * alpha x alpha tile of its input, alpha = m + r - 1, with alpha^2 products per channel pair where
+ * the direct sum takes m^2 r^2:
+ *
+ *   Y = A^T [ (G g G^T) . (B^T d B) ] A     (. elementwise; g the r x r kernel, d the input tile)
+ *
+ * Over channels the alpha^2 elementwise products become alpha^2 GEMMs, (out channels x C s^2)
+ * times (C s^2 x tiles): F(4x4, 2x2) runs 25 / 64 = 0.39 of the direct GEMMs' multiply-adds,
+ * F(2x2, 2x2) 9 / 16. The tiles' input is an im2col of the image with an (alpha s) kernel at
+ * stride (m s), whose rows hold every phase at once, and the output is a col2im with an m kernel at
+ * stride m, so the layouts and border handling of conv.h's im2col and col2im carry over.
+ *
+ * The same bilinear form gives the other two passes exactly (they are its adjoints): the input
+ * gradient runs it backwards, GEMMs with U^T, and the weight gradient is a GEMM of the output
+ * gradient's transformed tiles by the input's. A transposed convolution (deconv) is the adjoint
+ * of a conv, so its forward pass is the conv's input gradient and so on, as in conv.c.
+ *
+ * Numbers. Every transform of a tile (B, A) uses dyadic coefficients, exact in binary; the
+ * others (1/6, 4/3, 8/3 in F(4x4, 2x2)) are in G, applied to the weights in double and rounded
+ * once. Against the direct sum the result differs by rounding alone, more than the GEMM path's
+ * because the transforms' intermediate sums are larger than the terms (mg_wino_growth). One tile
+ * of one channel pair in float on random data, relative to the sum of the terms' magnitudes: at
+ * most 5.1e-7 for F(2x2, 2x2), 5.8e-6 for F(4x4, 2x2), 2.7e-7 for F(2x2, 3x3), 1.1e-5 for
+ * F(4x4, 3x3), against 6e-8 for one rounding. tests/test_conv.c holds every layer's three passes
+ * to a bound built from the growth (the largest error seen: 3% of it); in double the difference
+ * is near 1e-15 and the gradient checks (tests/test_conv_gradcheck.c) pass through it. */
+#ifndef MPIGAN_WINOGRAD_H
+#define MPIGAN_WINOGRAD_H
+
+#include <stddef.h>
+
+#include "mpigan/blas.h"
+#include "mpigan/real.h"
+
+/* An m x m tile of a conv from an "A" image (CA, HA, WA) to a "B" image (CB, HB, WB), weights
+ * (CB, CA, KH, KW): a conv's input is its A, a deconv's output is its A. Set by mg_wino_plan. */
+typedef struct {
+    int m, r, alpha;  /* F(m x m, r x r), alpha = m + r - 1; m 0: no plan */
+    int CA, HA, WA;   /* the A image */
+    int CB, HB, WB;   /* the B image */
+    int KH, KW, SH, SW, PH, PW; /* the conv from A to B: kernel, stride, zero padding of A */
+    int TH, TW;       /* tiles of B: HB / m by WB / m */
+    int Cp;           /* CA SH SW: the channels of the phases */
+    int group;        /* images per pass: tiles (columns of the GEMMs) group TH TW >= 256 */
+    int table;        /* which F(m, r) */
+} mg_wino;
+
+/* Fills w for the conv (or, through the same A and B, the deconv) of those sizes with tile m (2 or
+ * 4; 0 tries 4, then 2): returns 0, or -1 when no F(m, r) applies: the kernel is not r = 2 or 3
+ * times the stride in both directions, B's sides are not multiples of m, or a size would
+ * overflow an int. group 0 picks one (see above). */
+int mg_wino_plan(mg_wino *w, int CA, int HA, int WA, int CB, int HB, int WB, int KH, int KW,
+                 int SH, int SW, int PH, int PW, int m, int group);
+
+/* The growth of the transforms: the largest sum, over the alpha^2 products that make one output,
+ * of |A^T| |G| |B^T| weights (each row sum of |G| and |B^T| taken whole) over r^2, the count of
+ * the direct sum's terms per channel: how far the magnitudes the GEMMs add can exceed the direct
+ * sum's, hence the factor on its rounding bound (tests/test_conv.c). */
+double mg_wino_growth(const mg_wino *w);
+
+/* Values of work space the passes below need for a batch of N. */
+size_t mg_wino_work_size(const mg_wino *w, int N);
+
+/* Up to three results of one pass over the batch, each group's tiles transformed once:
+ *   b_out (N, CB, HB, WB) = the conv of a_in (N, CA, HA, WA) with wt (CB, CA, KH, KW), no bias;
+ *   a_out (N, CA, HA, WA) = its adjoint applied to b_in (N, CB, HB, WB);
+ *   dwt (CB, CA, KH, KW) += the weight gradient for input a_in and output gradient b_in (add 0:
+ *                           written; zero when N is 0).
+ * A NULL output is skipped (and the input only it needs may be NULL). The layers' passes:
+ *   conv forward     b_out = out,  a_in = inp
+ *   conv backward    a_out = dinp, dwt = dw,  a_in = inp,  b_in = dout
+ *   deconv forward   a_out = out,  b_in = inp
+ *   deconv backward  b_out = dinp, dwt = dw,  a_in = dout, b_in = inp
+ * work: mg_wino_work_size(w, N) values. */
+void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_in,
+                 const mg_real *b_in, const mg_real *wt, int N, const mg_wino *w, int add,
+                 mg_real *work, mg_gemm_fn gemm);
+
+#endif

@@ -1,0 +1,533 @@
+/* Winograd's minimal filtering for strided convolutions. See include/mpigan/winograd.h.
+ *
+ * The maps of a DCGAN are small (a 4x4 output is one F(4x4, 2x2) tile per image), so no vector
+ * runs along a tile's row. The passes therefore turn each group of G images around first, to
+ * (channel, y, x, image): every value of a tile is then a vector of G values, one per image, and
+ * each transform is a few dozen axpys of G values (tf2), whatever the map's size. The GEMMs take
+ * their columns in (tile, image) order. Each transform is separable: alpha (or m) rows combined
+ * into a temporary, then its columns. The weights' transform gathers each kernel's r x r taps per
+ * phase into planes first, so that it too runs along contiguous vectors, in double. */
+#include "mpigan/winograd.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "mpigan/conv.h"
+#include "simd.h"
+
+enum { M_MAX = 4, R_MAX = 3, ALPHA_MAX = 6 };
+/* Channels per call of tf2: its temporary, alpha^2 CHANNELS G values, stays in L1 and L2. */
+enum { CHANNELS = 8 };
+
+/* F(m x m, r x r) from interpolation at 0, 1, -1 (and 1/2 or 2, -2) and infinity, with the rows
+ * of B^T scaled to small integers and their inverse scales moved into G (tools: a Toom-Cook
+ * derivation in exact rationals, checked against the direct sum in double to 5e-14). */
+typedef struct {
+    int m, r;
+    double at[M_MAX][ALPHA_MAX];     /* A^T (m, alpha) */
+    double g[ALPHA_MAX][R_MAX];      /* G (alpha, r) */
+    double bt[ALPHA_MAX][ALPHA_MAX]; /* B^T (alpha, alpha) */
+} table;
+
+static const table tables[] = {
+    {2, 2, {{1, 1, 0}, {0, 1, 1}}, {{1, 0}, {1, 1}, {0, 1}}, {{1, -1, 0}, {0, 1, 0}, {0, -1, 1}}},
+    {4, 2,
+     {{1, 1, 1, 1, 0}, {0, 1, -1, 1.0 / 2, 0}, {0, 1, 1, 1.0 / 4, 0}, {0, 1, -1, 1.0 / 8, 1}},
+     {{1, 0}, {1.0 / 2, 1.0 / 2}, {1.0 / 6, -1.0 / 6}, {8.0 / 3, 4.0 / 3}, {0, 1.0 / 2}},
+     {{1, -2, -1, 2, 0}, {0, -1, 1, 2, 0}, {0, -1, 3, -2, 0}, {0, 1, 0, -1, 0}, {0, 1, -2, -1, 2}}},
+    {2, 3, {{1, 1, 1, 0}, {0, 1, -1, 1}},
+     {{1, 0, 0}, {1.0 / 2, 1.0 / 2, 1.0 / 2}, {1.0 / 2, -1.0 / 2, 1.0 / 2}, {0, 0, 1}},
+     {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}}},
+    {4, 3,
+     {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}},
+     {{1.0 / 4, 0, 0},
+      {1.0 / 6, 1.0 / 6, 1.0 / 6},
+      {1.0 / 6, -1.0 / 6, 1.0 / 6},
+      {1.0 / 24, 1.0 / 12, 1.0 / 6},
+      {1.0 / 24, -1.0 / 12, 1.0 / 6},
+      {0, 0, 1}},
+     {{4, 0, -5, 0, 1, 0},
+      {0, 4, 4, -1, -1, 0},
+      {0, -4, 4, 1, -1, 0},
+      {0, -2, -1, 2, 1, 0},
+      {0, 2, -1, -2, 1, 0},
+      {0, 4, 0, -5, 0, 1}}},
+};
+enum { N_TABLES = sizeof tables / sizeof *tables };
+
+/* ---- plan ---- */
+
+static int table_of(int m, int r)
+{
+    for (int t = 0; t < N_TABLES; t++)
+        if (tables[t].m == m && tables[t].r == r)
+            return t;
+    return -1;
+}
+
+int mg_wino_plan(mg_wino *w, int CA, int HA, int WA, int CB, int HB, int WB, int KH, int KW,
+                 int SH, int SW, int PH, int PW, int m, int group)
+{
+    *w = (mg_wino){0};
+    if (SH < 1 || SW < 1 || KH % SH || KW % SW || KH / SH != KW / SW || group < 0)
+        return -1;
+    const int r = KH / SH;
+    if (m == 0)
+        return mg_wino_plan(w, CA, HA, WA, CB, HB, WB, KH, KW, SH, SW, PH, PW, 4, group) == 0
+                   ? 0
+                   : mg_wino_plan(w, CA, HA, WA, CB, HB, WB, KH, KW, SH, SW, PH, PW, 2, group);
+    const int t = table_of(m, r);
+    if (t < 0 || HB % m || WB % m)
+        return -1;
+    const int alpha = m + r - 1;
+    /* Every size below is a product of these; the work space's, in size_t, is not bounded here. */
+    const long long Cp = (long long)CA * SH * SW, Q = (long long)(HB / m) * (WB / m);
+    const long long span = (long long)alpha * SH * alpha * SW;
+    if (Cp > INT_MAX || (long long)CA * span > INT_MAX || (long long)CB * m * m > INT_MAX ||
+        (long long)alpha * alpha * CB * Cp > INT_MAX)
+        return -1;
+    long long g = group ? group : (MG_CONV_GROUP_COLUMNS + Q - 1) / Q;
+    if (g * Q > INT_MAX)
+        return -1;
+    *w = (mg_wino){.m = m, .r = r, .alpha = alpha, .CA = CA, .HA = HA, .WA = WA, .CB = CB,
+                   .HB = HB, .WB = WB, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
+                   .PW = PW, .TH = HB / m, .TW = WB / m, .Cp = (int)Cp, .group = (int)g,
+                   .table = t};
+    /* The tiles must be exactly the im2col's windows: true of any conv from A to B, since the
+     * last tile ends at (HB - 1) SH + KH <= HA + 2 PH; checked, not assumed. */
+    if (mg_conv_out_size(HA, alpha * SH, m * SH, PH) != w->TH ||
+        mg_conv_out_size(WA, alpha * SW, m * SW, PW) != w->TW) {
+        *w = (mg_wino){0};
+        return -1;
+    }
+    return 0;
+}
+
+double mg_wino_growth(const mg_wino *w)
+{
+    const table *tb = &tables[w->table];
+    const int a = w->alpha, m = w->m, r = w->r;
+    double gs[ALPHA_MAX], bs[ALPHA_MAX], worst = 0;
+    for (int x = 0; x < a; x++) {
+        gs[x] = bs[x] = 0;
+        for (int i = 0; i < r; i++)
+            gs[x] += fabs(tb->g[x][i]);
+        for (int i = 0; i < a; i++)
+            bs[x] += fabs(tb->bt[x][i]);
+    }
+    for (int i = 0; i < m; i++) {
+        double s = 0; // one dimension; the 2-D growth is its square
+        for (int x = 0; x < a; x++)
+            s += fabs(tb->at[i][x]) * gs[x] * bs[x];
+        worst = fmax(worst, s * s);
+    }
+    return worst / (r * r);
+}
+
+/* Rounded up to 64 bytes, so that every buffer after it is aligned too. */
+static size_t lines(size_t n)
+{
+    const size_t line = 64 / sizeof(mg_real);
+    return (n + line - 1) / line * line;
+}
+
+/* The work space of a group of G images (T = G TH TW columns):
+ *   at (CA HA WA, G), bt (CB HB WB, G)  the group's A and B images with the image index last
+ *                                       (CHWN), so that every value of a tile is a vector over
+ *                                       the G images: the transforms run G at a time
+ *   v (alpha^2, Cp, T), mb (alpha^2, CB, T)  the transformed tiles; column (ty TW + tx) G + g
+ *   u, du (alpha^2, CB, Cp)              transformed weights and their gradient
+ *   tmp (alpha^2, G), zero (G), sink (G)  the transforms' temporary, a vector of zeros for the
+ *                                       padding, and one that receives the padding's adjoint */
+typedef struct {
+    mg_real *at, *bt, *v, *mb, *u, *du, *tmp, *zero, *sink;
+} buffers;
+
+static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
+{
+    const size_t G = (size_t)(N < w->group ? N : w->group), T = G * w->TH * w->TW;
+    const size_t a2 = (size_t)w->alpha * w->alpha;
+    const size_t sizes[] = {
+        lines((size_t)w->CA * w->HA * w->WA * G), // at
+        lines((size_t)w->CB * w->HB * w->WB * G), // bt
+        lines(a2 * w->Cp * T),                    // v
+        lines(a2 * w->CB * T),                    // mb
+        lines(a2 * w->CB * w->Cp),                // u
+        lines(a2 * w->CB * w->Cp),                // du
+        lines(a2 * CHANNELS * G),                 // tmp
+        lines(G),                                 // zero
+        lines(G),                                 // sink
+    };
+    mg_real **at[] = {&b->at, &b->bt, &b->v, &b->mb, &b->u, &b->du, &b->tmp, &b->zero, &b->sink};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        if (work)
+            *at[i] = work + off;
+        off += sizes[i];
+    }
+    return off;
+}
+
+size_t mg_wino_work_size(const mg_wino *w, int N)
+{
+    if (w->m == 0 || N <= 0)
+        return 0;
+    buffers b;
+    return carve(w, N, NULL, &b);
+}
+
+/* ---- layouts ---- */
+
+/* dst (X, G) = src (G, X) transposed, in blocks that stay in L1. */
+MG_HOT static void to_chwn(mg_real *restrict dst, const mg_real *restrict src, int G, size_t X)
+{
+    enum { B = 16 };
+    for (size_t x0 = 0; x0 < X; x0 += B) {
+        const size_t nx = X - x0 < B ? X - x0 : B;
+        for (int g0 = 0; g0 < G; g0 += B) {
+            const int ng = G - g0 < B ? G - g0 : B;
+            for (size_t x = 0; x < nx; x++)
+                for (int g = 0; g < ng; g++)
+                    dst[(x0 + x) * G + g0 + g] = src[(size_t)(g0 + g) * X + x0 + x];
+        }
+    }
+}
+
+/* dst (G, X) = src (X, G) transposed. */
+MG_HOT static void from_chwn(mg_real *restrict dst, const mg_real *restrict src, int G, size_t X)
+{
+    enum { B = 16 };
+    for (int g0 = 0; g0 < G; g0 += B) {
+        const int ng = G - g0 < B ? G - g0 : B;
+        for (size_t x0 = 0; x0 < X; x0 += B) {
+            const size_t nx = X - x0 < B ? X - x0 : B;
+            for (int g = 0; g < ng; g++)
+                for (size_t x = 0; x < nx; x++)
+                    dst[(size_t)(g0 + g) * X + x0 + x] = src[(x0 + x) * G + g0 + g];
+        }
+    }
+}
+
+/* ---- transforms ---- */
+
+/* GCC warns that a function passing a 64-byte vector has another ABI without AVX-512; these are
+ * static and inlined, so no call crosses that boundary. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* One vector of 64 bytes (GCC's vector extension: 16 floats, 8 doubles; split in halves or
+ * quarters where the clone's registers are narrower), loaded and stored unaligned. */
+typedef mg_real vec __attribute__((vector_size(64)));
+enum { W = 64 / sizeof(mg_real) };
+
+static inline vec load(const mg_real *p)
+{
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(mg_real *p, vec v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* dst[a][b] (=, or += with acc) sum over i, j of L(a, i) L(b, j) src[i][j] for a, b < lo and
+ * i, j < li, each element `count` vectors of n values: vector q of dst[a][b] at dst[a lo + b] +
+ * q ds[a lo + b], of src[i][j] at src[i li + j] + q ss[i li + j] (row pointers and strides, lo lo
+ * and li li of them; a stride 0 reads one vector of zeros, or sums into one sink, count times).
+ * L(a, i) = L[a rs + i cs], so that swapping rs and cs applies the transpose. tmp: lo li count n
+ * values. The coefficients of B and A are dyadic, so each product is exact and the order of the
+ * additions (i, then j, ascending) is the only rounding choice: the same on every vector width. */
+MG_HOT static void tf2(mg_real *const *dst, const mg_real *const *src, const double *L, int rs,
+                       int cs, int lo, int li, mg_real *restrict tmp, size_t n, int count,
+                       const size_t *ds, const size_t *ss, int acc)
+{
+    const size_t cn = (size_t)count * n;
+    for (int a = 0; a < lo; a++)
+        for (int j = 0; j < li; j++) {
+            mg_real *restrict t = tmp + ((size_t)a * li + j) * cn;
+            int first = 1;
+            for (int i = 0; i < li; i++) {
+                const mg_real c = (mg_real)L[a * rs + i * cs];
+                if (c == 0)
+                    continue;
+                for (int q = 0; q < count; q++) {
+                    const mg_real *restrict s = src[i * li + j] + q * ss[i * li + j];
+                    mg_real *restrict tq = t + q * n;
+                    if (first)
+                        for (size_t k = 0; k < n; k++)
+                            tq[k] = c * s[k];
+                    else
+                        for (size_t k = 0; k < n; k++)
+                            tq[k] += c * s[k];
+                }
+                first = 0;
+            }
+            if (first)
+                memset(t, 0, cn * sizeof *t);
+        }
+    /* The second pass sums each output in a register, one vector of W values at a time, and
+     * writes it once: dst's vectors lie far apart in large arrays, and adding into them term by
+     * term read each back from memory (the loads of dst were half of this function's time in
+     * `perf`). */
+    for (int a = 0; a < lo; a++)
+        for (int b = 0; b < lo; b++) {
+            mg_real cj[ALPHA_MAX];
+            const mg_real *tj[ALPHA_MAX];
+            int nt = 0;
+            for (int j = 0; j < li; j++) {
+                const mg_real c = (mg_real)L[b * rs + j * cs];
+                if (c != 0) {
+                    cj[nt] = c;
+                    tj[nt++] = tmp + ((size_t)a * li + j) * cn;
+                }
+            }
+            for (int q = 0; q < count; q++) {
+                mg_real *d = dst[a * lo + b] + q * ds[a * lo + b];
+                const size_t off = (size_t)q * n;
+                size_t k = 0;
+                for (; k + W <= n; k += W) {
+                    vec sum = acc ? load(d + k) : (vec){0};
+                    for (int t = 0; t < nt; t++)
+                        sum += cj[t] * load(tj[t] + off + k);
+                    store(d + k, sum);
+                }
+                for (; k < n; k++) {
+                    mg_real sum = acc ? d[k] : 0;
+                    for (int t = 0; t < nt; t++)
+                        sum += cj[t] * tj[t][off + k];
+                    d[k] = sum;
+                }
+            }
+        }
+}
+
+/* V = B^T d B of every phase channel's tiles from at; or (back) at += B dV B^T, each tile's
+ * values added where tiles overlap and the padding's sent to the sink (whose vectors then hold
+ * nonsense, never read). Phase channel c' = (ry SW + rx) CA + c: the rows of one phase's
+ * channels are consecutive in V, so a call of tf2 takes CHANNELS of them. */
+static void input_tf(mg_real *v, mg_real *at, int back, const mg_wino *w, const buffers *bf,
+                     int G)
+{
+    const table *tb = &tables[w->table];
+    const int a = w->alpha, m = w->m;
+    const size_t T = (size_t)G * w->TH * w->TW, plane = (size_t)w->HA * w->WA * G;
+    mg_real *rows[ALPHA_MAX * ALPHA_MAX], *planes[ALPHA_MAX * ALPHA_MAX];
+    for (int ry = 0; ry < w->SH; ry++)
+        for (int rx = 0; rx < w->SW; rx++)
+            for (int c0 = 0; c0 < w->CA; c0 += CHANNELS) {
+                const int nc = w->CA - c0 < CHANNELS ? w->CA - c0 : CHANNELS;
+                const int cp = (ry * w->SW + rx) * w->CA + c0;
+                for (int ty = 0; ty < w->TH; ty++)
+                    for (int tx = 0; tx < w->TW; tx++) {
+                        size_t rs_[ALPHA_MAX * ALPHA_MAX], ps_[ALPHA_MAX * ALPHA_MAX];
+                        for (int i = 0; i < a; i++)
+                            for (int j = 0; j < a; j++) {
+                                const int y = (ty * m + i) * w->SH + ry - w->PH;
+                                const int x = (tx * m + j) * w->SW + rx - w->PW;
+                                const int in = y >= 0 && y < w->HA && x >= 0 && x < w->WA;
+                                const size_t at_yx = (size_t)c0 * w->HA * w->WA +
+                                                     (size_t)y * w->WA + x;
+                                rows[i * a + j] = in     ? at + at_yx * G
+                                                  : back ? bf->sink
+                                                         : bf->zero;
+                                rs_[i * a + j] = in ? plane : 0;
+                            }
+                        for (int x = 0; x < a * a; x++) {
+                            planes[x] = v + ((size_t)x * w->Cp + cp) * T +
+                                        ((size_t)ty * w->TW + tx) * G;
+                            ps_[x] = T;
+                        }
+                        if (!back)
+                            tf2(planes, (const mg_real *const *)rows, &tb->bt[0][0], ALPHA_MAX, 1,
+                                a, a, bf->tmp, (size_t)G, nc, ps_, rs_, 0);
+                        else
+                            tf2(rows, (const mg_real *const *)planes, &tb->bt[0][0], 1, ALPHA_MAX,
+                                a, a, bf->tmp, (size_t)G, nc, rs_, ps_, 1);
+                    }
+            }
+}
+
+/* bt = A^T M A of every out channel's tiles, or (back) M = A dY A^T from bt. Tiles do not
+ * overlap: every value of bt is written once. */
+static void output_tf(mg_real *mb, mg_real *bt, int back, const mg_wino *w, const buffers *bf,
+                      int G)
+{
+    const table *tb = &tables[w->table];
+    const int a = w->alpha, m = w->m;
+    const size_t T = (size_t)G * w->TH * w->TW, plane = (size_t)w->HB * w->WB * G;
+    mg_real *rows[M_MAX * M_MAX], *planes[ALPHA_MAX * ALPHA_MAX];
+    size_t rs_[M_MAX * M_MAX], ps_[ALPHA_MAX * ALPHA_MAX];
+    for (int x = 0; x < m * m; x++)
+        rs_[x] = plane;
+    for (int x = 0; x < a * a; x++)
+        ps_[x] = T;
+    for (int o0 = 0; o0 < w->CB; o0 += CHANNELS) {
+        const int no = w->CB - o0 < CHANNELS ? w->CB - o0 : CHANNELS;
+        for (int ty = 0; ty < w->TH; ty++)
+            for (int tx = 0; tx < w->TW; tx++) {
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < m; j++)
+                        rows[i * m + j] =
+                            bt + (((size_t)o0 * w->HB + ty * m + i) * w->WB + tx * m + j) * G;
+                for (int x = 0; x < a * a; x++)
+                    planes[x] =
+                        mb + ((size_t)x * w->CB + o0) * T + ((size_t)ty * w->TW + tx) * G;
+                if (!back)
+                    tf2(rows, (const mg_real *const *)planes, &tb->at[0][0], ALPHA_MAX, 1, m, a,
+                        bf->tmp, (size_t)G, no, rs_, ps_, 0);
+                else
+                    tf2(planes, (const mg_real *const *)rows, &tb->at[0][0], 1, ALPHA_MAX, a, m,
+                        bf->tmp, (size_t)G, no, ps_, rs_, 0);
+            }
+    }
+}
+
+/* The products G[x][i] G[y][j] of the weight transform, (alpha^2, r^2). */
+static void weight_coefficients(double *k, const table *tb)
+{
+    const int a = tb->m + tb->r - 1, r = tb->r;
+    for (int x = 0; x < a; x++)
+        for (int y = 0; y < a; y++)
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++)
+                    k[((x * a + y) * r + i) * r + j] = tb->g[x][i] * tb->g[y][j];
+}
+
+/* The r^2 taps of every (out channel, phase channel) pair: p (r^2, CB, Cp), tap (i, j) of pair
+ * (o, c') = wt[o][c][i SH + ry][j SW + rx]; or (back) wt (+)= p. */
+static void phase_taps(mg_real *p, mg_real *wt, int back, int add, const mg_wino *w)
+{
+    const int r = w->r;
+    const size_t plane = (size_t)w->CB * w->Cp;
+    for (int o = 0; o < w->CB; o++)
+        for (int cp = 0; cp < w->Cp; cp++) {
+            const int c = cp % w->CA, ry = cp / w->CA / w->SW, rx = cp / w->CA % w->SW;
+            mg_real *k = wt + ((size_t)o * w->CA + c) * w->KH * w->KW;
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++) {
+                    mg_real *at = k + (i * w->SH + ry) * w->KW + j * w->SW + rx;
+                    mg_real *pv = p + (size_t)(i * r + j) * plane + (size_t)o * w->Cp + cp;
+                    if (!back)
+                        *pv = *at;
+                    else
+                        *at = add ? *at + *pv : *pv;
+                }
+        }
+}
+
+/* dst (lo, n) = K (lo, li) src (li, n) in double, rounded once, 8 columns at a time in registers:
+ * the weight transform (K the products of G's coefficients) and its adjoint. */
+typedef double vd __attribute__((vector_size(64)));
+typedef mg_real vr8 __attribute__((vector_size(8 * sizeof(mg_real))));
+
+MG_HOT static void combine(mg_real *restrict dst, const mg_real *restrict src, const double *K,
+                           int lo, int li, size_t n)
+{
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8) {
+        vd s[ALPHA_MAX * ALPHA_MAX];
+        for (int q = 0; q < li; q++) {
+            vr8 v;
+            memcpy(&v, src + (size_t)q * n + e, sizeof v);
+            s[q] = __builtin_convertvector(v, vd);
+        }
+        for (int x = 0; x < lo; x++) {
+            vd acc = {0};
+            for (int q = 0; q < li; q++)
+                acc += K[x * li + q] * s[q];
+            const vr8 out = __builtin_convertvector(acc, vr8);
+            memcpy(dst + (size_t)x * n + e, &out, sizeof out);
+        }
+    }
+    for (; e < n; e++)
+        for (int x = 0; x < lo; x++) {
+            double acc = 0;
+            for (int q = 0; q < li; q++)
+                acc += K[x * li + q] * src[(size_t)q * n + e];
+            dst[(size_t)x * n + e] = (mg_real)acc;
+        }
+}
+
+/* U = G g G^T of every kernel; the taps are gathered into scratch (r^2 CB Cp values) first. */
+static void weight_tf(mg_real *u, const mg_real *wt, const mg_wino *w, mg_real *scratch)
+{
+    double k[ALPHA_MAX * ALPHA_MAX * R_MAX * R_MAX];
+    weight_coefficients(k, &tables[w->table]);
+    phase_taps(scratch, (mg_real *)wt, 0, 0, w); // reads wt only
+    const int a2 = w->alpha * w->alpha, r2 = w->r * w->r;
+    combine(u, scratch, k, a2, r2, (size_t)w->CB * w->Cp);
+}
+
+/* dwt (+)= G^T dU G at each kernel's taps, through scratch (r^2 CB Cp values). */
+static void weight_grad_tf(mg_real *dwt, const mg_real *du, const mg_wino *w, int add,
+                           mg_real *scratch)
+{
+    double k[ALPHA_MAX * ALPHA_MAX * R_MAX * R_MAX], kt[R_MAX * R_MAX * ALPHA_MAX * ALPHA_MAX];
+    weight_coefficients(k, &tables[w->table]);
+    const int a2 = w->alpha * w->alpha, r2 = w->r * w->r;
+    for (int x = 0; x < a2; x++)
+        for (int q = 0; q < r2; q++)
+            kt[q * a2 + x] = k[x * r2 + q];
+    combine(scratch, du, kt, r2, a2, (size_t)w->CB * w->Cp);
+    phase_taps(scratch, dwt, 1, add, w);
+}
+
+/* ---- passes ---- */
+
+void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_in,
+                 const mg_real *b_in, const mg_real *wt, int N, const mg_wino *w, int add,
+                 mg_real *work, mg_gemm_fn gemm)
+{
+    assert(w->m > 0 && !(a_out && b_out));
+    assert((!b_out && !dwt) || a_in);
+    assert((!a_out && !dwt) || b_in);
+    if (dwt && !add && N <= 0)
+        memset(dwt, 0, (size_t)w->CB * w->CA * w->KH * w->KW * sizeof *dwt);
+    if (N <= 0)
+        return;
+    buffers bf;
+    carve(w, N, work, &bf);
+    const int a2 = w->alpha * w->alpha, CB = w->CB, Cp = w->Cp, Q = w->TH * w->TW;
+    const size_t a_size = (size_t)w->CA * w->HA * w->WA, b_size = (size_t)CB * w->HB * w->WB;
+    const int Gmax = N < w->group ? N : w->group;
+    memset(bf.zero, 0, (size_t)Gmax * sizeof *bf.zero);
+    if (a_out || b_out)
+        weight_tf(bf.u, wt, w, bf.du); // du is free until the first weight-gradient GEMM
+    for (int n0 = 0; n0 < N; n0 += w->group) {
+        const int G = N - n0 < w->group ? N - n0 : w->group, T = G * Q;
+        const size_t vs = (size_t)Cp * T, ms = (size_t)CB * T, us = (size_t)CB * Cp;
+        if (b_out || dwt) { // V from A's tiles
+            to_chwn(bf.at, a_in + n0 * a_size, G, a_size);
+            input_tf(bf.v, bf.at, 0, w, &bf, G);
+        }
+        if (a_out || dwt) { // Mb from B's tiles
+            to_chwn(bf.bt, b_in + n0 * b_size, G, b_size);
+            output_tf(bf.mb, bf.bt, 1, w, &bf, G);
+        }
+        if (dwt)
+            for (int x = 0; x < a2; x++)
+                gemm(0, 1, CB, Cp, T, 1, bf.mb + x * ms, T, bf.v + x * vs, T, n0 > 0 ? 1 : 0,
+                     bf.du + x * us, Cp);
+        if (b_out) { // Mb = U V, then B's tiles
+            for (int x = 0; x < a2; x++)
+                gemm(0, 0, CB, T, Cp, 1, bf.u + x * us, Cp, bf.v + x * vs, T, 0, bf.mb + x * ms,
+                     T);
+            output_tf(bf.mb, bf.bt, 0, w, &bf, G);
+            from_chwn(b_out + n0 * b_size, bf.bt, G, b_size);
+        }
+        if (a_out) { // V = U^T Mb, then A's tiles, summed where they overlap
+            for (int x = 0; x < a2; x++)
+                gemm(1, 0, Cp, T, CB, 1, bf.u + x * us, Cp, bf.mb + x * ms, T, 0, bf.v + x * vs,
+                     T);
+            memset(bf.at, 0, a_size * G * sizeof *bf.at);
+            memset(bf.sink, 0, (size_t)G * sizeof *bf.sink);
+            input_tf(bf.v, bf.at, 1, w, &bf, G);
+            from_chwn(a_out + n0 * a_size, bf.at, G, a_size);
+        }
+    }
+    if (dwt)
+        weight_grad_tf(dwt, bf.du, w, add, bf.u);
+}
