@@ -468,6 +468,12 @@ static size_t layout(mg_net *net, char *base)
         if (is_conv(L)) {
             const size_t w = mg_conv_work_size(&L->conv, net->max_rows);
             work = w > work ? w : work;
+            /* Winograd's transformed weights, kept while the weights stay the same. */
+            if (L->conv.wino.m) {
+                void *block = carve(base, &off, mg_wino_cache_bytes(&L->conv.wino));
+                if (base)
+                    mg_wino_cache_init(&net->layer[l].conv.wino, block);
+            }
         }
         const size_t sizes[] = {in, width, units, (size_t)L->mid};
         for (int i = 0; i < 4; i++)
@@ -526,6 +532,7 @@ static int layer_shape(mg_layer *L, const char *at, int max_rows, mg_error *err)
         mg_error why;
         if ((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(c, where, &why))
             return mg_fail(err, "network: %s", why.msg);
+        c->wino.keeps_u = c->wino.m > 0; // layout() gives it a cache of its own
         width = (int64_t)c->OC * c->OH * c->OW;
         L->out_c = s->units, L->out_h = c->OH, L->out_w = c->OW;
         L->w_n = mg_conv_weight_size(c);

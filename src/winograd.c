@@ -154,7 +154,7 @@ static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
         lines((size_t)w->CB * w->HB * w->WB * G), // bt
         lines(a2 * w->Cp * T),                    // v
         lines(a2 * w->CB * T),                    // mb
-        lines(a2 * w->CB * w->Cp),                // u
+        w->keeps_u ? 0 : lines(a2 * w->CB * w->Cp), // u
         lines(a2 * w->CB * w->Cp),                // du
         lines(a2 * CHANNELS * G),                 // tmp
         lines(G),                                 // zero
@@ -168,6 +168,28 @@ static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
         off += sizes[i];
     }
     return off;
+}
+
+static size_t weight_count(const mg_wino *w)
+{
+    return (size_t)w->CB * w->CA * w->KH * w->KW;
+}
+
+size_t mg_wino_cache_bytes(const mg_wino *w)
+{
+    const size_t line = 64;
+    const size_t u = (size_t)w->alpha * w->alpha * w->CB * w->Cp * sizeof(mg_real);
+    return line + (u + line - 1) / line * line + weight_count(w) * sizeof(mg_real);
+}
+
+void mg_wino_cache_init(mg_wino *w, void *block)
+{
+    mg_wino_cache *c = block;
+    const size_t u = (size_t)w->alpha * w->alpha * w->CB * w->Cp * sizeof(mg_real);
+    c->valid = 0;
+    c->u = (mg_real *)((char *)block + 64);
+    c->wt = (mg_real *)((char *)c->u + (u + 63) / 64 * 64);
+    w->cache = c;
 }
 
 size_t mg_wino_work_size(const mg_wino *w, int N)
@@ -212,26 +234,23 @@ MG_HOT static void from_chwn(mg_real *restrict dst, const mg_real *restrict src,
 
 /* ---- transforms ---- */
 
-/* GCC warns that a function passing a 64-byte vector has another ABI without AVX-512; these are
- * static and inlined, so no call crosses that boundary. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 /* One vector of 64 bytes (GCC's vector extension: 16 floats, 8 doubles; split in halves or
- * quarters where the clone's registers are narrower), loaded and stored unaligned. */
+ * quarters where the clone's registers are narrower), loaded and stored unaligned. Macros, not
+ * functions: a function taking or returning it has another ABI in the AVX-512 clone than in the
+ * baseline, and an unoptimised build (no inlining) then passes it wrongly. */
 typedef mg_real vec __attribute__((vector_size(64)));
 enum { W = 64 / sizeof(mg_real) };
-
-static inline vec load(const mg_real *p)
-{
-    vec v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void store(mg_real *p, vec v)
-{
-    memcpy(p, &v, sizeof v);
-}
+#define VLOAD(p)                                                                                \
+    ({                                                                                          \
+        vec v_;                                                                                 \
+        memcpy(&v_, (p), sizeof v_);                                                            \
+        v_;                                                                                     \
+    })
+#define VSTORE(p, v)                                                                            \
+    do {                                                                                        \
+        const vec v_ = (v);                                                                     \
+        memcpy((p), &v_, sizeof v_);                                                            \
+    } while (0)
 
 /* dst[a][b] (=, or += with acc) sum over i, j of L(a, i) L(b, j) src[i][j] for a, b < lo and
  * i, j < li, each element `count` vectors of n values: vector q of dst[a][b] at dst[a lo + b] +
@@ -289,10 +308,10 @@ MG_HOT static void tf2(mg_real *const *dst, const mg_real *const *src, const dou
                 const size_t off = (size_t)q * n;
                 size_t k = 0;
                 for (; k + W <= n; k += W) {
-                    vec sum = acc ? load(d + k) : (vec){0};
+                    vec sum = acc ? VLOAD(d + k) : (vec){0};
                     for (int t = 0; t < nt; t++)
-                        sum += cj[t] * load(tj[t] + off + k);
-                    store(d + k, sum);
+                        sum += cj[t] * VLOAD(tj[t] + off + k);
+                    VSTORE(d + k, sum);
                 }
                 for (; k < n; k++) {
                     mg_real sum = acc ? d[k] : 0;
@@ -475,17 +494,34 @@ static void weight_grad_tf(mg_real *dwt, const mg_real *du, const mg_wino *w, in
     phase_taps(scratch, dwt, 1, add, w);
 }
 
+/* U for wt: the cache's when it was made from these weights, else transformed into the cache
+ * (kept for the next call) or, without one, into the work space's u. */
+static const mg_real *weights_u(const mg_wino *w, const mg_real *wt, const buffers *bf)
+{
+    mg_wino_cache *c = w->cache;
+    const size_t bytes = weight_count(w) * sizeof *wt;
+    if (c && c->valid && memcmp(c->wt, wt, bytes) == 0)
+        return c->u;
+    mg_real *u = c ? c->u : bf->u;
+    weight_tf(u, wt, w, bf->du); // du is free until the first weight-gradient GEMM
+    if (c) {
+        memcpy(c->wt, wt, bytes);
+        c->valid = 1;
+    }
+    return u;
+}
+
 /* ---- passes ---- */
 
 void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_in,
                  const mg_real *b_in, const mg_real *wt, int N, const mg_wino *w, int add,
                  mg_real *work, mg_gemm_fn gemm)
 {
-    assert(w->m > 0 && !(a_out && b_out));
+    assert(w->m > 0 && !(a_out && b_out) && (!w->keeps_u || w->cache));
     assert((!b_out && !dwt) || a_in);
     assert((!a_out && !dwt) || b_in);
     if (dwt && !add && N <= 0)
-        memset(dwt, 0, (size_t)w->CB * w->CA * w->KH * w->KW * sizeof *dwt);
+        memset(dwt, 0, weight_count(w) * sizeof *dwt);
     if (N <= 0)
         return;
     buffers bf;
@@ -494,8 +530,7 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
     const size_t a_size = (size_t)w->CA * w->HA * w->WA, b_size = (size_t)CB * w->HB * w->WB;
     const int Gmax = N < w->group ? N : w->group;
     memset(bf.zero, 0, (size_t)Gmax * sizeof *bf.zero);
-    if (a_out || b_out)
-        weight_tf(bf.u, wt, w, bf.du); // du is free until the first weight-gradient GEMM
+    const mg_real *u = a_out || b_out ? weights_u(w, wt, &bf) : NULL;
     for (int n0 = 0; n0 < N; n0 += w->group) {
         const int G = N - n0 < w->group ? N - n0 : w->group, T = G * Q;
         const size_t vs = (size_t)Cp * T, ms = (size_t)CB * T, us = (size_t)CB * Cp;
@@ -513,14 +548,14 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
                      bf.du + x * us, Cp);
         if (b_out) { // Mb = U V, then B's tiles
             for (int x = 0; x < a2; x++)
-                gemm(0, 0, CB, T, Cp, 1, bf.u + x * us, Cp, bf.v + x * vs, T, 0, bf.mb + x * ms,
+                gemm(0, 0, CB, T, Cp, 1, u + x * us, Cp, bf.v + x * vs, T, 0, bf.mb + x * ms,
                      T);
             output_tf(bf.mb, bf.bt, 0, w, &bf, G);
             from_chwn(b_out + n0 * b_size, bf.bt, G, b_size);
         }
         if (a_out) { // V = U^T Mb, then A's tiles, summed where they overlap
             for (int x = 0; x < a2; x++)
-                gemm(1, 0, Cp, T, CB, 1, bf.u + x * us, Cp, bf.mb + x * ms, T, 0, bf.v + x * vs,
+                gemm(1, 0, Cp, T, CB, 1, u + x * us, Cp, bf.mb + x * ms, T, 0, bf.v + x * vs,
                      T);
             memset(bf.at, 0, a_size * G * sizeof *bf.at);
             memset(bf.sink, 0, (size_t)G * sizeof *bf.sink);

@@ -983,6 +983,53 @@ static void test_winograd_vs_direct(void)
     print_tallies(t, cases, 3);
 }
 
+/* The cache of transformed weights (mg_wino_cache): the same bits as without it while the
+ * weights stay, and the new weights' result once one value of them changes, in the forward pass
+ * and the adjoint (the input gradient); a deconv too. */
+static void test_winograd_cache(void)
+{
+    enum { N = 4 };
+    for (int deconv = 0; deconv < 2; deconv++) {
+        mg_conv_shape s = {.IC = 6, .H = 8, .W = 8, .OC = 5, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
+                           .PH = 1, .PW = 1};
+        mg_error err = {""};
+        CU_ASSERT_EQUAL_FATAL((deconv ? mg_deconv_shape_init : mg_conv_shape_init)(&s, "c", &err),
+                              0);
+        CU_ASSERT_FATAL(s.wino.m == 4);
+        mg_conv_shape cached = s;
+        void *block = calloc(1, mg_wino_cache_bytes(&s.wino));
+        mg_wino_cache_init(&cached.wino, block);
+        const size_t nx = (size_t)N * s.IC * s.H * s.W, ny = (size_t)N * s.OC * s.OH * s.OW;
+        const size_t nw = mg_conv_weight_size(&s), nwork = mg_conv_work_size(&s, N);
+        mg_real *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        mg_real *dy = malloc(ny * sizeof *dy), *work = malloc(nwork * sizeof *work);
+        mg_real *y[2], *dx[2];
+        for (int i = 0; i < 2; i++)
+            y[i] = malloc(ny * sizeof **y), dx[i] = malloc(nx * sizeof **dx);
+        fill(x, nx, -1, 1, 71), fill(w, nw, -1, 1, 72), fill(dy, ny, -1, 1, 73);
+        void (*fwd)(mg_real *, const mg_real *, const mg_real *, const mg_real *, int,
+                    const mg_conv_shape *, mg_real *, mg_gemm_fn) =
+            deconv ? mg_deconv_forward : mg_conv_forward;
+        void (*bwd)(mg_real *, mg_real *, mg_real *, const mg_real *, const mg_real *,
+                    const mg_real *, int, const mg_conv_shape *, int, mg_real *, mg_gemm_fn) =
+            deconv ? mg_deconv_backward : mg_conv_backward;
+        for (int round = 0; round < 3; round++) {
+            if (round == 2)
+                w[nw / 2] += 0.25f; // one weight changes: the cache must see it
+            fwd(y[0], x, w, NULL, N, &s, work, mg_gemm_blas);
+            bwd(dx[0], NULL, NULL, dy, x, w, N, &s, 0, work, mg_gemm_blas);
+            fwd(y[1], x, w, NULL, N, &cached, work, mg_gemm_blas);
+            bwd(dx[1], NULL, NULL, dy, x, w, N, &cached, 0, work, mg_gemm_blas);
+            CU_ASSERT(memcmp(y[0], y[1], ny * sizeof **y) == 0);
+            CU_ASSERT(memcmp(dx[0], dx[1], nx * sizeof **dx) == 0);
+            CU_ASSERT(cached.wino.cache->valid);
+        }
+        free(block), free(x), free(w), free(dy), free(work);
+        for (int i = 0; i < 2; i++)
+            free(y[i]), free(dx[i]);
+    }
+}
+
 /* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its
  * kernel's size are dense layers, run as one GEMM on the tensors as they lie, with no work space
  * (conv.c): 5 images of 3 x 4 x 5 by a 4x5 kernel to 2 channels and back, strides 1 and 2 (no
@@ -1397,6 +1444,7 @@ static const mg_test tests[] = {
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
     {"winograd_vs_direct", test_winograd_vs_direct},
+    {"winograd_cache", test_winograd_cache},
     {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
     {"no_images", test_no_images},

@@ -38,6 +38,16 @@
 #include "mpigan/blas.h"
 #include "mpigan/real.h"
 
+/* The transformed weights U of one layer, kept between calls: reused while the weights are
+ * those it was made from (compared value by value with its copy of them, which costs a read of
+ * the weights: U is alpha^2 / r^2 times their size, 6.25 times for F(4x4, 2x2), and a DCGAN step
+ * uses each layer's weights 3 to 6 times between updates). The owner zeroes it (valid 0). */
+typedef struct {
+    int valid;
+    mg_real *u;  /* (alpha^2, CB, Cp) */
+    mg_real *wt; /* (CB, CA, KH, KW): the weights u was made from */
+} mg_wino_cache;
+
 /* An m x m tile of a conv from an "A" image (CA, HA, WA) to a "B" image (CB, HB, WB), weights
  * (CB, CA, KH, KW): a conv's input is its A, a deconv's output is its A. Set by mg_wino_plan. */
 typedef struct {
@@ -49,6 +59,9 @@ typedef struct {
     int Cp;           /* CA SH SW: the channels of the phases */
     int group;        /* images per pass: tiles (columns of the GEMMs) group TH TW >= 256 */
     int table;        /* which F(m, r) */
+    int keeps_u;      /* 1: the owner attaches a cache (mg_wino_cache_init) before any pass, and
+                         the work space holds no U of its own */
+    mg_wino_cache *cache; /* NULL, or where the layer keeps U */
 } mg_wino;
 
 /* Fills w for the conv (or, through the same A and B, the deconv) of those sizes with tile m (2 or
@@ -63,6 +76,11 @@ int mg_wino_plan(mg_wino *w, int CA, int HA, int WA, int CB, int HB, int WB, int
  * the direct sum's terms per channel: how far the magnitudes the GEMMs add can exceed the direct
  * sum's, hence the factor on its rounding bound (tests/test_conv.c). */
 double mg_wino_growth(const mg_wino *w);
+
+/* Bytes of a cache of w's U (its struct, U and a copy of the weights, 64-byte aligned), and its
+ * setup in such a block of zeroed memory: w->cache then points to it. */
+size_t mg_wino_cache_bytes(const mg_wino *w);
+void mg_wino_cache_init(mg_wino *w, void *block);
 
 /* Values of work space the passes below need for a batch of N. */
 size_t mg_wino_work_size(const mg_wino *w, int N);
