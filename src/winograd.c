@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "mpigan/conv.h"
@@ -200,40 +201,6 @@ size_t mg_wino_work_size(const mg_wino *w, int N)
     return carve(w, N, NULL, &b);
 }
 
-/* ---- layouts ---- */
-
-/* dst (X, G) = src (G, X) transposed, in blocks that stay in L1. */
-MG_HOT static void to_chwn(mg_real *restrict dst, const mg_real *restrict src, int G, size_t X)
-{
-    enum { B = 16 };
-    for (size_t x0 = 0; x0 < X; x0 += B) {
-        const size_t nx = X - x0 < B ? X - x0 : B;
-        for (int g0 = 0; g0 < G; g0 += B) {
-            const int ng = G - g0 < B ? G - g0 : B;
-            for (size_t x = 0; x < nx; x++)
-                for (int g = 0; g < ng; g++)
-                    dst[(x0 + x) * G + g0 + g] = src[(size_t)(g0 + g) * X + x0 + x];
-        }
-    }
-}
-
-/* dst (G, X) = src (X, G) transposed. */
-MG_HOT static void from_chwn(mg_real *restrict dst, const mg_real *restrict src, int G, size_t X)
-{
-    enum { B = 16 };
-    for (int g0 = 0; g0 < G; g0 += B) {
-        const int ng = G - g0 < B ? G - g0 : B;
-        for (size_t x0 = 0; x0 < X; x0 += B) {
-            const size_t nx = X - x0 < B ? X - x0 : B;
-            for (int g = 0; g < ng; g++)
-                for (size_t x = 0; x < nx; x++)
-                    dst[(size_t)(g0 + g) * X + x0 + x] = src[(x0 + x) * G + g0 + g];
-        }
-    }
-}
-
-/* ---- transforms ---- */
-
 /* One vector of 64 bytes (GCC's vector extension: 16 floats, 8 doubles; split in halves or
  * quarters where the clone's registers are narrower), loaded and stored unaligned. Macros, not
  * functions: a function taking or returning it has another ABI in the AVX-512 clone than in the
@@ -251,6 +218,69 @@ enum { W = 64 / sizeof(mg_real) };
         const vec v_ = (v);                                                                     \
         memcpy((p), &v_, sizeof v_);                                                            \
     } while (0)
+
+/* ---- layouts ---- */
+
+/* W rows of W values transposed in registers: log2 W stages, each swapping the off-diagonal
+ * blocks of h x h values within every 2h x 2h block (h = W / 2, ..., 1), two shuffles per pair of
+ * rows (GCC's vector extension, constant masks: vpermt2ps with AVX-512). */
+#ifdef MG_REAL_DOUBLE
+typedef int64_t vmask __attribute__((vector_size(64)));
+#define LANES(F, h) {F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7)}
+#else
+typedef int32_t vmask __attribute__((vector_size(64)));
+#define LANES(F, h)                                                                             \
+    {F(h, 0), F(h, 1), F(h, 2),  F(h, 3),  F(h, 4),  F(h, 5),  F(h, 6),  F(h, 7),               \
+     F(h, 8), F(h, 9), F(h, 10), F(h, 11), F(h, 12), F(h, 13), F(h, 14), F(h, 15)}
+#endif
+#define LOW(h, j) (((j) & (h)) ? W + (j) - (h) : (j))  /* row i: its own, then row i + h's */
+#define HIGH(h, j) (((j) & (h)) ? W + (j) : (j) + (h)) /* row i + h: row i's, then its own */
+#define STAGE(r, h)                                                                             \
+    for (int i_ = 0; i_ < W; i_++)                                                              \
+        if (!(i_ & (h))) {                                                                      \
+            const vec a_ = r[i_], b_ = r[i_ + (h)];                                             \
+            r[i_] = __builtin_shuffle(a_, b_, (vmask)LANES(LOW, h));                            \
+            r[i_ + (h)] = __builtin_shuffle(a_, b_, (vmask)LANES(HIGH, h));                     \
+        }
+#ifdef MG_REAL_DOUBLE
+#define TRANSPOSE(r) STAGE(r, 4) STAGE(r, 2) STAGE(r, 1)
+#else
+#define TRANSPOSE(r) STAGE(r, 8) STAGE(r, 4) STAGE(r, 2) STAGE(r, 1)
+#endif
+
+/* dst (cols, ldd) = src (rows, lds) transposed, for rows x cols at the given corners: W x W
+ * blocks in registers, the edges one value at a time. */
+MG_HOT static void transpose(mg_real *restrict dst, size_t ldd, const mg_real *restrict src,
+                             size_t lds, size_t rows, size_t cols)
+{
+    const size_t rw = rows / W * W, cw = cols / W * W;
+    for (size_t r0 = 0; r0 < rw; r0 += W)
+        for (size_t c0 = 0; c0 < cw; c0 += W) {
+            vec r[W];
+            for (int i = 0; i < W; i++)
+                r[i] = VLOAD(src + (r0 + i) * lds + c0);
+            TRANSPOSE(r)
+            for (int i = 0; i < W; i++)
+                VSTORE(dst + (c0 + i) * ldd + r0, r[i]);
+        }
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = i < rw ? cw : 0; j < cols; j++)
+            dst[j * ldd + i] = src[i * lds + j];
+}
+
+/* dst (X, G) = src (G, X) transposed. */
+static void to_chwn(mg_real *dst, const mg_real *src, int G, size_t X)
+{
+    transpose(dst, (size_t)G, src, X, (size_t)G, X);
+}
+
+/* dst (G, X) = src (X, G) transposed. */
+static void from_chwn(mg_real *dst, const mg_real *src, int G, size_t X)
+{
+    transpose(dst, X, src, (size_t)G, X, (size_t)G);
+}
+
+/* ---- transforms ---- */
 
 /* dst[a][b] (=, or += with acc) sum over i, j of L(a, i) L(b, j) src[i][j] for a, b < lo and
  * i, j < li, each element `count` vectors of n values: vector q of dst[a][b] at dst[a lo + b] +

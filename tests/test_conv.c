@@ -907,25 +907,29 @@ static void test_deconv_vs_direct(void)
  * F(4x4, 2x2) and F(2x2, 2x2) (kernels twice the stride: 4x4 at stride 2 as in DCGAN, 2x2 at
  * stride 1, 4x2 at stride 2x1), F(4x4, 3x3) and F(2x2, 3x3) (3x3 at stride 1, 6x6 at stride 2);
  * padding 0 to 2; square and non-square maps; conv and deconv (with output padding); bias none,
- * tied, untied; groups automatic, 1 and 2 images; both GEMMs. The bound is the GEMM path's chain
+ * tied, untied; 3 images, and 35 for the layout's blocks; groups automatic, 1 and 2 images; both
+ * GEMMs. The bound is the GEMM path's chain
  * times the table's growth (mg_wino_growth: how far the transforms' intermediate sums can exceed
  * the direct sum's terms), plus the transforms' own additions. */
 static void test_winograd_vs_direct(void)
 {
-    enum { N = 3 };
     typedef struct {
-        int deconv, IC, H, W, OC, KH, KW, SH, SW, PH, PW, OP, m;
+        int deconv, IC, H, W, OC, KH, KW, SH, SW, PH, PW, OP, m, N;
     } wshape;
     static const wshape shapes[] = {
-        {0, 3, 16, 16, 5, 4, 4, 2, 2, 1, 1, 0, 4}, {0, 4, 8, 8, 6, 4, 4, 2, 2, 1, 1, 0, 4},
-        {0, 2, 8, 12, 3, 4, 4, 2, 2, 1, 1, 0, 2},  {0, 3, 10, 6, 2, 4, 4, 2, 2, 0, 2, 0, 4},
-        {0, 3, 7, 9, 4, 2, 2, 1, 1, 0, 0, 0, 2},   {0, 2, 8, 8, 3, 3, 3, 1, 1, 1, 1, 0, 4},
-        {0, 3, 6, 10, 2, 3, 3, 1, 1, 1, 1, 0, 2},  {0, 2, 12, 12, 3, 6, 6, 2, 2, 2, 2, 0, 2},
-        {0, 3, 9, 9, 4, 4, 2, 2, 1, 1, 0, 0, 4},   {1, 5, 4, 4, 3, 4, 4, 2, 2, 1, 1, 0, 4},
-        {1, 4, 2, 4, 3, 4, 4, 2, 2, 1, 1, 1, 2},   {1, 6, 8, 8, 2, 4, 4, 2, 2, 1, 1, 0, 4},
-        {1, 3, 4, 6, 2, 2, 2, 1, 1, 0, 0, 0, 2},   {1, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 0, 4},
+        {0, 3, 16, 16, 5, 4, 4, 2, 2, 1, 1, 0, 4, 3}, {0, 4, 8, 8, 6, 4, 4, 2, 2, 1, 1, 0, 4, 3},
+        {0, 2, 8, 12, 3, 4, 4, 2, 2, 1, 1, 0, 2, 3},  {0, 3, 10, 6, 2, 4, 4, 2, 2, 0, 2, 0, 4, 3},
+        {0, 3, 7, 9, 4, 2, 2, 1, 1, 0, 0, 0, 2, 3},   {0, 2, 8, 8, 3, 3, 3, 1, 1, 1, 1, 0, 4, 3},
+        {0, 3, 6, 10, 2, 3, 3, 1, 1, 1, 1, 0, 2, 3},  {0, 2, 12, 12, 3, 6, 6, 2, 2, 2, 2, 0, 2, 3},
+        {0, 3, 9, 9, 4, 4, 2, 2, 1, 1, 0, 0, 4, 3},   {1, 5, 4, 4, 3, 4, 4, 2, 2, 1, 1, 0, 4, 3},
+        {1, 4, 2, 4, 3, 4, 4, 2, 2, 1, 1, 1, 2, 3},   {1, 6, 8, 8, 2, 4, 4, 2, 2, 1, 1, 0, 4, 3},
+        {1, 3, 4, 6, 2, 2, 2, 1, 1, 0, 0, 0, 2, 3},   {1, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 0, 4, 3},
         /* more channels than one call of the transforms takes (8): blocks of 8 and the rest */
-        {0, 19, 8, 8, 11, 4, 4, 2, 2, 1, 1, 0, 4}, {1, 10, 4, 4, 17, 4, 4, 2, 2, 1, 1, 0, 4},
+        {0, 19, 8, 8, 11, 4, 4, 2, 2, 1, 1, 0, 4, 3}, {1, 10, 4, 4, 17, 4, 4, 2, 2, 1, 1, 0, 4, 3},
+        /* 35 images: the turn to (C, H, W, N) in blocks of 16 x 16 (8 x 8 in double) and the
+         * rest, on maps whose sizes are and are not multiples of 16 */
+        {0, 4, 8, 8, 6, 4, 4, 2, 2, 1, 1, 0, 4, 35}, {0, 3, 7, 9, 4, 2, 2, 1, 1, 0, 0, 0, 2, 35},
+        {1, 5, 4, 4, 3, 4, 4, 2, 2, 1, 1, 0, 4, 35},
     };
     const int groups[3] = {0, 1, 2};
     static const mg_gemm_fn gemms[2] = {mg_gemm_ref, mg_gemm_blas};
@@ -935,7 +939,7 @@ static void test_winograd_vs_direct(void)
     int cases = 0;
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const wshape *h = &shapes[k];
-        const int bias = (int)(k % 3);
+        const int bias = (int)(k % 3), N = h->N;
         mg_conv_shape s = {.IC = h->IC, .H = h->H, .W = h->W, .OC = h->OC, .KH = h->KH,
                            .KW = h->KW, .SH = h->SH, .SW = h->SW, .PH = h->PH, .PW = h->PW,
                            .OPH = h->OP, .OPW = h->OP, .untied = bias == 2,

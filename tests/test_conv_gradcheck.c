@@ -181,6 +181,10 @@ static void test_winograd(void)
         check_conv(h->transposed ? "deconv (winograd)" : "conv (winograd)", s, h->transposed, 3,
                    1);
     }
+    /* 17 images: the turn to (C, H, W, N) in blocks of 8 x 8 doubles, and the rest. */
+    const mg_conv_shape s = {.IC = 2, .H = 8, .W = 8, .OC = 2, .KH = 4, .KW = 4, .SH = 2, .SW = 2,
+                             .PH = 1, .PW = 1, .algorithm = MG_CONV_WINOGRAD};
+    check_conv("conv (winograd)", s, 0, 17, 1);
 }
 
 /* ---- channel maxout, then overlapping max pooling ---- */
