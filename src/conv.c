@@ -35,7 +35,8 @@
  * Where a layer's shape allows it (a kernel 2 or 3 times its stride, the conv's output of even
  * sides) and its `algorithm` is not `gemm`, all four kernels below hand the layer to Winograd's
  * F(m x m, r x r) (winograd.c), whose GEMMs do 25/64 of these multiply-adds for DCGAN's 4x4
- * stride-2 layers: its whole step 0.78-0.85 of this path's in interleaved runs on one core. */
+ * stride-2 layers: its whole step 0.71 of this path's in interleaved runs on one core (README,
+ * "Benchmark"). */
 #include "mpigan/conv.h"
 
 #include <assert.h>
