@@ -155,7 +155,9 @@ static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
         lines((size_t)w->CB * w->HB * w->WB * G), // bt
         lines(a2 * w->Cp * T),                    // v
         lines(a2 * w->CB * T),                    // mb
-        w->keeps_u ? 0 : lines(a2 * w->CB * w->Cp), // u
+        /* u; with keeps_u only the weight gradient's scratch (r^2 CB Cp), which must not be du,
+         * its source */
+        lines((w->keeps_u ? (size_t)w->r * w->r : a2) * w->CB * w->Cp),
         lines(a2 * w->CB * w->Cp),                // du
         lines(a2 * CHANNELS * G),                 // tmp
         lines(G),                                 // zero

@@ -1032,6 +1032,40 @@ static void test_winograd_cache(void)
         for (int i = 0; i < 2; i++)
             free(y[i]), free(dx[i]);
     }
+    /* A layer that keeps U (keeps_u, as nn.c's do: a smaller work space) gives the same weight
+     * and input gradients as one that does not, with CB Cp = 9 (not a multiple of the vectors'
+     * 8 or 16, the tails) and 4 x 6 = 24, F(4x4, 3x3) and F(4x4, 2x2). */
+    const mg_conv_shape shapes[2] = {
+        {.IC = 3, .H = 8, .W = 8, .OC = 3, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.IC = 6, .H = 8, .W = 8, .OC = 4, .KH = 4, .KW = 4, .SH = 2, .SW = 2, .PH = 1, .PW = 1}};
+    for (int k = 0; k < 2; k++) {
+        mg_conv_shape s = shapes[k], kept;
+        mg_error err = {""};
+        CU_ASSERT_EQUAL_FATAL(mg_conv_shape_init(&s, "c", &err), 0);
+        CU_ASSERT_FATAL(s.wino.m == 4);
+        kept = s;
+        kept.wino.keeps_u = 1;
+        void *block = calloc(1, mg_wino_cache_bytes(&kept.wino));
+        mg_wino_cache_init(&kept.wino, block);
+        const size_t nx = (size_t)N * s.IC * s.H * s.W, ny = (size_t)N * s.OC * s.OH * s.OW;
+        const size_t nw = mg_conv_weight_size(&s);
+        const size_t nwork = mg_conv_work_size(&s, N), nkept = mg_conv_work_size(&kept, N);
+        CU_ASSERT(nkept < nwork);
+        mg_real *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        mg_real *dy = malloc(ny * sizeof *dy), *work = guarded(nwork, NAN);
+        mg_real *work2 = guarded(nkept, NAN);
+        mg_real *dx[2] = {malloc(nx * sizeof *x), malloc(nx * sizeof *x)};
+        mg_real *dw[2] = {malloc(nw * sizeof *w), malloc(nw * sizeof *w)};
+        fill(x, nx, -1, 1, 81), fill(w, nw, -1, 1, 82), fill(dy, ny, -1, 1, 83);
+        mg_conv_backward(dx[0], dw[0], NULL, dy, x, w, N, &s, 0, work, mg_gemm_blas);
+        mg_conv_backward(dx[1], dw[1], NULL, dy, x, w, N, &kept, 0, work2, mg_gemm_blas);
+        CU_ASSERT(memcmp(dw[0], dw[1], nw * sizeof *w) == 0);
+        CU_ASSERT(memcmp(dx[0], dx[1], nx * sizeof *x) == 0);
+        check_guard(work2, nkept, "work");
+        free(block), free(x), free(w), free(dy), free(work), free(work2);
+        for (int i = 0; i < 2; i++)
+            free(dx[i]), free(dw[i]);
+    }
 }
 
 /* A conv whose kernel covers its unpadded input (to 1x1) and a deconv of a 1x1 input to its

@@ -60,7 +60,8 @@ typedef struct {
     int group;        /* images per pass: tiles (columns of the GEMMs) group TH TW >= 256 */
     int table;        /* which F(m, r) */
     int keeps_u;      /* 1: the owner attaches a cache (mg_wino_cache_init) before any pass, and
-                         the work space holds no U of its own */
+                         the work space holds no U of its own (only the r^2 / alpha^2 of it that
+                         the weight gradient needs as scratch) */
     mg_wino_cache *cache; /* NULL, or where the layer keeps U */
 } mg_wino;
 
