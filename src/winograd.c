@@ -225,15 +225,13 @@ enum { W = 64 / sizeof(mg_real) };
 
 /* W rows of W values transposed in registers: log2 W stages, each swapping the off-diagonal
  * blocks of h x h values within every 2h x 2h block (h = W / 2, ..., 1), two shuffles per pair of
- * rows (GCC's vector extension, constant masks: vpermt2ps with AVX-512). */
+ * rows (__builtin_shufflevector, GCC 12 and clang, constant lanes: vpermt2ps with AVX-512). */
 #ifdef MG_REAL_DOUBLE
-typedef int64_t vmask __attribute__((vector_size(64)));
-#define LANES(F, h) {F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7)}
+#define LANES(F, h) F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7)
 #else
-typedef int32_t vmask __attribute__((vector_size(64)));
 #define LANES(F, h)                                                                             \
-    {F(h, 0), F(h, 1), F(h, 2),  F(h, 3),  F(h, 4),  F(h, 5),  F(h, 6),  F(h, 7),               \
-     F(h, 8), F(h, 9), F(h, 10), F(h, 11), F(h, 12), F(h, 13), F(h, 14), F(h, 15)}
+    F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7), F(h, 8), F(h, 9),    \
+        F(h, 10), F(h, 11), F(h, 12), F(h, 13), F(h, 14), F(h, 15)
 #endif
 #define LOW(h, j) (((j) & (h)) ? W + (j) - (h) : (j))  /* row i: its own, then row i + h's */
 #define HIGH(h, j) (((j) & (h)) ? W + (j) : (j) + (h)) /* row i + h: row i's, then its own */
@@ -241,8 +239,8 @@ typedef int32_t vmask __attribute__((vector_size(64)));
     for (int i_ = 0; i_ < W; i_++)                                                              \
         if (!(i_ & (h))) {                                                                      \
             const vec a_ = r[i_], b_ = r[i_ + (h)];                                             \
-            r[i_] = __builtin_shuffle(a_, b_, (vmask)LANES(LOW, h));                            \
-            r[i_ + (h)] = __builtin_shuffle(a_, b_, (vmask)LANES(HIGH, h));                     \
+            r[i_] = __builtin_shufflevector(a_, b_, LANES(LOW, h));                             \
+            r[i_ + (h)] = __builtin_shufflevector(a_, b_, LANES(HIGH, h));                      \
         }
 #ifdef MG_REAL_DOUBLE
 #define TRANSPOSE(r) STAGE(r, 4) STAGE(r, 2) STAGE(r, 1)
