@@ -23,8 +23,9 @@ enum { M_MAX = 4, R_MAX = 3, ALPHA_MAX = 6 };
 enum { CHANNELS = 8 };
 
 /* F(m x m, r x r) from interpolation at 0, 1, -1 (and 1/2 or 2, -2) and infinity, with the rows
- * of B^T scaled to small integers and their inverse scales moved into G (tools: a Toom-Cook
- * derivation in exact rationals, checked against the direct sum in double to 5e-14). */
+ * of B^T scaled to small integers and their inverse scales moved into G: printed by
+ * docs/winograd_tables.py, a Toom-Cook derivation in exact rationals, which also checks them
+ * against the direct sum (to 5e-14 in double). */
 typedef struct {
     int m, r;
     double at[M_MAX][ALPHA_MAX];     /* A^T (m, alpha) */

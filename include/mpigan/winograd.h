@@ -26,8 +26,8 @@
  * once. Against the direct sum the result differs by rounding alone, more than the GEMM path's
  * because the transforms' intermediate sums are larger than the terms (mg_wino_growth). One tile
  * of one channel pair in float on random data, relative to the sum of the terms' magnitudes: at
- * most 5.1e-7 for F(2x2, 2x2), 5.8e-6 for F(4x4, 2x2), 2.7e-7 for F(2x2, 3x3), 1.1e-5 for
- * F(4x4, 3x3), against 6e-8 for one rounding. tests/test_conv.c holds every layer's three passes
+ * most 3.5e-7 for F(2x2, 2x2), 5.3e-6 for F(4x4, 2x2), 2.7e-7 for F(2x2, 3x3), 5.0e-6 for
+ * F(4x4, 3x3), against 6e-8 for one rounding (docs/winograd_tables.py). tests/test_conv.c holds every layer's three passes
  * to a bound built from the growth (the largest error seen: 3% of it); in double the difference
  * is near 1e-15 and the gradient checks (tests/test_conv_gradcheck.c) pass through it. */
 #ifndef MPIGAN_WINOGRAD_H
