@@ -10,6 +10,8 @@
 /* n 6x6 "images" (1, 6, 6): a Gaussian blob whose position varies per example, so D has
  * something to learn; the same for every rank and run. */
 mg_dataset mg_fixture_blobs(int n);
+/* The same blobs on side x side images (mg_fixture_blobs is side 6). */
+mg_dataset mg_fixture_blobs_sized(int n, int side);
 
 /* mg_fixture_blobs(n) with labels: the quadrant of each blob's centre (0 to 3: column above 2 or
  * not, row above 2 or not), a function of the image, so a conditional GAN has a condition that

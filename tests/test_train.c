@@ -426,16 +426,20 @@ static void test_buckets_auto(void)
  * the global batch, so 1, 2 and 4 ranks train alike (parameters and running averages, 1e-5);
  * with `sync` false each rank normalises its own rows, a different computation, which the same
  * comparison must then tell apart. */
-static void check_conv_invariance(int sync)
+static void check_conv_invariance(int sync, int winograd)
 {
     const mg_comm *world = mg_comm_world();
     const int rank = mg_comm_rank(world), size = mg_comm_size(world);
-    const char *set[2] = {sync ? "generator.layers.1.sync=true" : "generator.layers.1.sync=false",
+    /* winograd: 8x8 images, G's first kernel 4 (to 4x4) and D's last 4 (4x4 to 1), so that G's
+     * second deconv (from 4x4), D's first conv (to 4x4) and its 3x3 one (4x4) take Winograd's
+     * F(4x4, 2x2) and F(4x4, 3x3); the 6x6 fixture's maps are odd, which keeps them on the GEMM. */
+    const char *set[4] = {sync ? "generator.layers.1.sync=true" : "generator.layers.1.sync=false",
                           sync ? "discriminator.layers.2.sync=true"
-                               : "discriminator.layers.2.sync=false"};
-    mg_config cfg = mg_fixture_dcgan_config(STEPS, set, 2);
+                               : "discriminator.layers.2.sync=false",
+                          "generator.layers.0.kernel=4", "discriminator.layers.3.kernel=4"};
+    mg_config cfg = mg_fixture_dcgan_config(STEPS, set, winograd ? 4 : 2);
     CU_ASSERT_EQUAL(cfg.generator.net.layers[1].sync, sync);
-    mg_dataset ds = mg_fixture_blobs(64);
+    mg_dataset ds = winograd ? mg_fixture_blobs_sized(64, 8) : mg_fixture_blobs(64);
     const int sizes[3] = {size, size >= 2 ? 2 : 1, 1};
     mg_real *got[3] = {NULL, NULL, NULL};
     size_t n = 0;
@@ -452,9 +456,9 @@ static void check_conv_invariance(int sync)
             if (sizes[v] == 1)
                 continue;
             const double e = mg_test_max_rel_diff(got[2], got[v], n);
-            printf("\n  DCGAN, batch norm sync %s: %d ranks vs 1: max relative difference %.3g "
+            printf("\n  DCGAN%s, batch norm sync %s: %d ranks vs 1: max relative difference %.3g "
                    "over %zu parameters and running averages",
-                   sync ? "true" : "false", sizes[v], e, n);
+                   winograd ? " by Winograd" : "", sync ? "true" : "false", sizes[v], e, n);
             if (sync) {
                 CU_ASSERT(e <= tol);
             } else {
@@ -469,12 +473,19 @@ static void check_conv_invariance(int sync)
 
 static void test_invariance_conv_sync_batchnorm(void)
 {
-    check_conv_invariance(1);
+    check_conv_invariance(1, 0);
 }
 
 static void test_conv_unsynced_batchnorm_differs(void)
 {
-    check_conv_invariance(0);
+    check_conv_invariance(0, 0);
+}
+
+/* The same through Winograd's algorithm (winograd.h), whose rounding differs from the GEMM's:
+ * 1, 2 and 4 ranks still train alike within 1e-5. */
+static void test_invariance_conv_winograd(void)
+{
+    check_conv_invariance(1, 1);
 }
 
 /* ---- conditional GANs (labels.h) ---- */
@@ -1103,6 +1114,7 @@ int main(int argc, char **argv)
         {"invariance_alternating", test_invariance_alternating},
         {"invariance_simultaneous_minimax", test_invariance_simultaneous_adam_minimax},
         {"invariance_conv_sync_batchnorm", test_invariance_conv_sync_batchnorm},
+        {"invariance_conv_winograd", test_invariance_conv_winograd},
         {"conv_unsynced_batchnorm_differs", test_conv_unsynced_batchnorm_differs},
         {"sharded_same_as_replicated", test_sharded_same_as_replicated},
         {"buckets_auto", test_buckets_auto},
