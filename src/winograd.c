@@ -435,93 +435,177 @@ static void output_tf(mg_real *mb, mg_real *bt, int back, const mg_wino *w, cons
     }
 }
 
-/* The products G[x][i] G[y][j] of the weight transform, (alpha^2, r^2). */
-static void weight_coefficients(double *k, const table *tb)
-{
-    const int a = tb->m + tb->r - 1, r = tb->r;
-    for (int x = 0; x < a; x++)
-        for (int y = 0; y < a; y++)
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++)
-                    k[((x * a + y) * r + i) * r + j] = tb->g[x][i] * tb->g[y][j];
-}
-
 /* The r^2 taps of every (out channel, phase channel) pair: p (r^2, CB, Cp), tap (i, j) of pair
- * (o, c') = wt[o][c][i SH + ry][j SW + rx]; or (back) wt (+)= p. */
+ * (o, c') = wt[o][c][i SH + ry][j SW + rx], c' = (ry SW + rx) CA + c; or (back) wt (+)= p. */
 static void phase_taps(mg_real *p, mg_real *wt, int back, int add, const mg_wino *w)
 {
     const int r = w->r;
     const size_t plane = (size_t)w->CB * w->Cp;
     for (int o = 0; o < w->CB; o++)
-        for (int cp = 0; cp < w->Cp; cp++) {
-            const int c = cp % w->CA, ry = cp / w->CA / w->SW, rx = cp / w->CA % w->SW;
-            mg_real *k = wt + ((size_t)o * w->CA + c) * w->KH * w->KW;
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    mg_real *at = k + (i * w->SH + ry) * w->KW + j * w->SW + rx;
-                    mg_real *pv = p + (size_t)(i * r + j) * plane + (size_t)o * w->Cp + cp;
-                    if (!back)
-                        *pv = *at;
-                    else
-                        *at = add ? *at + *pv : *pv;
-                }
-        }
+        for (int ry = 0; ry < w->SH; ry++)
+            for (int rx = 0; rx < w->SW; rx++)
+                for (int i = 0; i < r; i++)
+                    for (int j = 0; j < r; j++) {
+                        mg_real *pv = p + (size_t)(i * r + j) * plane + (size_t)o * w->Cp +
+                                      (size_t)(ry * w->SW + rx) * w->CA;
+                        mg_real *k = wt + (size_t)o * w->CA * w->KH * w->KW +
+                                     (size_t)(i * w->SH + ry) * w->KW + j * w->SW + rx;
+                        const size_t ks = (size_t)w->KH * w->KW; // from channel to channel
+                        if (!back)
+                            for (int c = 0; c < w->CA; c++)
+                                pv[c] = k[c * ks];
+                        else if (add)
+                            for (int c = 0; c < w->CA; c++)
+                                k[c * ks] += pv[c];
+                        else
+                            for (int c = 0; c < w->CA; c++)
+                                k[c * ks] = pv[c];
+                    }
 }
 
-/* dst (lo, n) = K (lo, li) src (li, n) in double, rounded once, 8 columns at a time in registers:
- * the weight transform (K the products of G's coefficients) and its adjoint. */
+/* 8 values in double, and 8 of mg_real to convert from and to. */
 typedef double vd __attribute__((vector_size(64)));
 typedef mg_real vr8 __attribute__((vector_size(8 * sizeof(mg_real))));
+#define VD_LOAD(p)                                                                              \
+    ({                                                                                          \
+        vr8 r_;                                                                                 \
+        memcpy(&r_, (p), sizeof r_);                                                            \
+        __builtin_convertvector(r_, vd);                                                        \
+    })
+#define VD_STORE(p, v)                                                                          \
+    do {                                                                                        \
+        const vr8 r_ = __builtin_convertvector((v), vr8);                                       \
+        memcpy((p), &r_, sizeof r_);                                                            \
+    } while (0)
 
-MG_HOT static void combine(mg_real *restrict dst, const mg_real *restrict src, const double *K,
-                           int lo, int li, size_t n)
+/* u (alpha^2, n) = G g G^T of the n kernels g (r^2, n) (u's or g's (x, y) at row x alpha + y),
+ * or (back) g = G^T u G: in double, rounded once, separably (G along the kernel's rows, then its
+ * columns) with the table t a constant, so that G's zeros drop out: F(4x4, 2x2) takes 56 products
+ * per kernel where the r^2 alpha^2 products take 100. */
+static inline __attribute__((always_inline)) void weight_tf_table(int t, mg_real *restrict dst,
+                                                                  const mg_real *restrict src,
+                                                                  size_t n, int back)
 {
+    const table *tb = &tables[t];
+    const int a = tb->m + tb->r - 1, r = tb->r;
     size_t e = 0;
     for (; e + 8 <= n; e += 8) {
-        vd s[ALPHA_MAX * ALPHA_MAX];
-        for (int q = 0; q < li; q++) {
-            vr8 v;
-            memcpy(&v, src + (size_t)q * n + e, sizeof v);
-            s[q] = __builtin_convertvector(v, vd);
-        }
-        for (int x = 0; x < lo; x++) {
-            vd acc = {0};
-            for (int q = 0; q < li; q++)
-                acc += K[x * li + q] * s[q];
-            const vr8 out = __builtin_convertvector(acc, vr8);
-            memcpy(dst + (size_t)x * n + e, &out, sizeof out);
+        vd h[ALPHA_MAX][R_MAX]; // G g: (alpha, r); or u G: (alpha, r)
+        if (!back) {
+            vd g[R_MAX][R_MAX];
+            _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                    g[i][j] = VD_LOAD(src + (size_t)(i * r + j) * n + e);
+            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
+                    h[x][j] = (vd){0};
+                    _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                        if (tb->g[x][i] != 0)
+                            h[x][j] += tb->g[x][i] * g[i][j];
+                }
+            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
+                _Pragma("GCC unroll 6") for (int y = 0; y < a; y++) {
+                    vd sum = {0};
+                    _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                        if (tb->g[y][j] != 0)
+                            sum += tb->g[y][j] * h[x][j];
+                    VD_STORE(dst + (size_t)(x * a + y) * n + e, sum);
+                }
+        } else {
+            vd g[R_MAX][R_MAX] = {{{0}}};
+            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++) {
+                vd ux[ALPHA_MAX];
+                _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
+                    ux[y] = VD_LOAD(src + (size_t)(x * a + y) * n + e);
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
+                    h[x][j] = (vd){0};
+                    _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
+                        if (tb->g[y][j] != 0)
+                            h[x][j] += tb->g[y][j] * ux[y];
+                }
+                _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                    _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                        if (tb->g[x][i] != 0)
+                            g[i][j] += tb->g[x][i] * h[x][j];
+            }
+            _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                    VD_STORE(dst + (size_t)(i * r + j) * n + e, g[i][j]);
         }
     }
-    for (; e < n; e++)
-        for (int x = 0; x < lo; x++) {
-            double acc = 0;
-            for (int q = 0; q < li; q++)
-                acc += K[x * li + q] * src[(size_t)q * n + e];
-            dst[(size_t)x * n + e] = (mg_real)acc;
+    for (; e < n; e++) { // the same sums, one kernel at a time
+        double h[ALPHA_MAX][R_MAX];
+        if (!back) {
+            for (int x = 0; x < a; x++)
+                for (int j = 0; j < r; j++) {
+                    h[x][j] = 0;
+                    for (int i = 0; i < r; i++)
+                        if (tb->g[x][i] != 0)
+                            h[x][j] += tb->g[x][i] * src[(size_t)(i * r + j) * n + e];
+                }
+            for (int x = 0; x < a; x++)
+                for (int y = 0; y < a; y++) {
+                    double sum = 0;
+                    for (int j = 0; j < r; j++)
+                        if (tb->g[y][j] != 0)
+                            sum += tb->g[y][j] * h[x][j];
+                    dst[(size_t)(x * a + y) * n + e] = (mg_real)sum;
+                }
+        } else {
+            double g[R_MAX][R_MAX] = {{0}};
+            for (int x = 0; x < a; x++) {
+                for (int j = 0; j < r; j++) {
+                    h[x][j] = 0;
+                    for (int y = 0; y < a; y++)
+                        if (tb->g[y][j] != 0)
+                            h[x][j] += tb->g[y][j] * src[(size_t)(x * a + y) * n + e];
+                }
+                for (int i = 0; i < r; i++)
+                    for (int j = 0; j < r; j++)
+                        if (tb->g[x][i] != 0)
+                            g[i][j] += tb->g[x][i] * h[x][j];
+            }
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++)
+                    dst[(size_t)(i * r + j) * n + e] = (mg_real)g[i][j];
         }
+    }
+}
+
+/* weight_tf_table for w's table, each table's sums compiled apart. */
+MG_HOT static void weight_transform(const mg_wino *w, mg_real *restrict dst,
+                                    const mg_real *restrict src, int back)
+{
+    const size_t n = (size_t)w->CB * w->Cp;
+    _Static_assert(N_TABLES == 4, "one case per table");
+    switch (w->table) {
+    case 0:
+        weight_tf_table(0, dst, src, n, back);
+        break;
+    case 1:
+        weight_tf_table(1, dst, src, n, back);
+        break;
+    case 2:
+        weight_tf_table(2, dst, src, n, back);
+        break;
+    default:
+        weight_tf_table(3, dst, src, n, back);
+        break;
+    }
 }
 
 /* U = G g G^T of every kernel; the taps are gathered into scratch (r^2 CB Cp values) first. */
 static void weight_tf(mg_real *u, const mg_real *wt, const mg_wino *w, mg_real *scratch)
 {
-    double k[ALPHA_MAX * ALPHA_MAX * R_MAX * R_MAX];
-    weight_coefficients(k, &tables[w->table]);
     phase_taps(scratch, (mg_real *)wt, 0, 0, w); // reads wt only
-    const int a2 = w->alpha * w->alpha, r2 = w->r * w->r;
-    combine(u, scratch, k, a2, r2, (size_t)w->CB * w->Cp);
+    weight_transform(w, u, scratch, 0);
 }
 
 /* dwt (+)= G^T dU G at each kernel's taps, through scratch (r^2 CB Cp values). */
 static void weight_grad_tf(mg_real *dwt, const mg_real *du, const mg_wino *w, int add,
                            mg_real *scratch)
 {
-    double k[ALPHA_MAX * ALPHA_MAX * R_MAX * R_MAX], kt[R_MAX * R_MAX * ALPHA_MAX * ALPHA_MAX];
-    weight_coefficients(k, &tables[w->table]);
-    const int a2 = w->alpha * w->alpha, r2 = w->r * w->r;
-    for (int x = 0; x < a2; x++)
-        for (int q = 0; q < r2; q++)
-            kt[q * a2 + x] = k[x * r2 + q];
-    combine(scratch, du, kt, r2, a2, (size_t)w->CB * w->Cp);
+    weight_transform(w, scratch, du, 1);
     phase_taps(scratch, dwt, 1, add, w);
 }
 
