@@ -21,6 +21,8 @@
 enum { M_MAX = 4, R_MAX = 3, ALPHA_MAX = 6 };
 /* Channels per call of tf2: its temporary, alpha^2 CHANNELS G values, stays in L1 and L2. */
 enum { CHANNELS = 8 };
+/* Rows of U per block of mg_wino_gemm (half of them on CPUs without AVX-512). */
+enum { MR = 12 };
 
 /* F(m x m, r x r) from interpolation at 0, 1, -1 (and 1/2 or 2, -2) and infinity, with the rows
  * of B^T scaled to small integers and their inverse scales moved into G: printed by
@@ -142,9 +144,10 @@ static size_t lines(size_t n)
  *   v (alpha^2, Cp, T), mb (alpha^2, CB, T)  the transformed tiles; column (ty TW + tx) G + g
  *   u, du (alpha^2, CB, Cp)              transformed weights and their gradient
  *   tmp (alpha^2, G), zero (G), sink (G)  the transforms' temporary, a vector of zeros for the
- *                                       padding, and one that receives the padding's adjoint */
+ *                                       padding, and one that receives the padding's adjoint
+ *   pk (max(CB, Cp), MR)                 the rows of U that mg_wino_gemm runs, side by side */
 typedef struct {
-    mg_real *at, *bt, *v, *mb, *u, *du, *tmp, *zero, *sink;
+    mg_real *at, *bt, *v, *mb, *u, *du, *tmp, *zero, *sink, *pk;
 } buffers;
 
 static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
@@ -163,8 +166,10 @@ static size_t carve(const mg_wino *w, int N, mg_real *work, buffers *b)
         lines(a2 * CHANNELS * G),                 // tmp
         lines(G),                                 // zero
         lines(G),                                 // sink
+        lines((size_t)MR * (w->CB > w->Cp ? w->CB : w->Cp)), // pk
     };
-    mg_real **at[] = {&b->at, &b->bt, &b->v, &b->mb, &b->u, &b->du, &b->tmp, &b->zero, &b->sink};
+    mg_real **at[] = {&b->at, &b->bt, &b->v,    &b->mb,  &b->u,
+                      &b->du, &b->tmp, &b->zero, &b->sink, &b->pk};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         if (work)
@@ -279,6 +284,137 @@ static void to_chwn(mg_real *dst, const mg_real *src, int G, size_t X)
 static void from_chwn(mg_real *dst, const mg_real *src, int G, size_t X)
 {
     transpose(dst, X, src, (size_t)G, X, (size_t)G);
+}
+
+/* ---- the products by U ---- */
+
+/* C (M, N; ldc) = A (M, K) B (K, N; ldb), A[i][k] = a[i ars + k acs]: the GEMMs of U (or U^T) by
+ * the tiles, MR rows by NV vectors of columns in registers, summed over k in order.
+ *
+ * Why not the BLAS: it packs both operands on every call, and at DCGAN's sizes (tiles of 32 to
+ * 256 columns against U up to 256 x 512) the packing costs a third of the multiply-adds. With
+ * one rank of 32 images on an AVX-512 EPYC, OpenBLAS ran U V at 73 GFLOP/s and this loop at 88
+ * to 93; U^T Mb at 77 and 75 to 82, whose rows of A are strided: each block of them is copied
+ * side by side first (MR K values), since broadcasting from K lines 2 KB apart stalled.
+ *
+ * Blocks of 12 rows by 2 vectors (24 accumulators) fill AVX-512's 32 registers; elsewhere 6 by 1
+ * (AVX2's 16), picked at run time so that each clone of MG_HOT runs the blocks its registers
+ * hold. The multiply-adds are fused where the clone has FMA (the one place in the library that
+ * allows it, as a BLAS kernel does), so the last bits depend on the CPU as OpenBLAS's do;
+ * replicas stay identical, since every rank applies the same summed gradients. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MG_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define MG_CONTRACT
+#endif
+
+static inline __attribute__((always_inline)) void ublock(int mr, int nv, int K,
+                                                         const mg_real *a, size_t ars,
+                                                         size_t acs, const mg_real *b,
+                                                         size_t ldb, mg_real *c, size_t ldc)
+{
+#ifdef __clang__
+#pragma clang fp contract(fast)
+#endif
+    vec acc[MR][2];
+    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
+        _Pragma("GCC unroll 2") for (int j = 0; j < nv; j++) acc[i][j] = (vec){0};
+    for (int k = 0; k < K; k++) {
+        vec bk[2];
+        _Pragma("GCC unroll 2") for (int j = 0; j < nv; j++) bk[j] = VLOAD(b + k * ldb + j * W);
+        _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+            const mg_real s = a[i * ars + k * acs];
+            _Pragma("GCC unroll 2") for (int j = 0; j < nv; j++) acc[i][j] += s * bk[j];
+        }
+    }
+    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
+        _Pragma("GCC unroll 2") for (int j = 0; j < nv; j++)
+            VSTORE(c + i * ldc + j * W, acc[i][j]);
+}
+
+/* Columns [0, N) of rows [0, mr): blocks of NV vectors, then of one, then single columns. */
+static inline __attribute__((always_inline)) void urows(int mr, int nv, int N, int K,
+                                                        const mg_real *a, size_t ars, size_t acs,
+                                                        const mg_real *b, size_t ldb, mg_real *c,
+                                                        size_t ldc)
+{
+    int j = 0;
+    for (; j + nv * W <= N; j += nv * W)
+        ublock(mr, nv, K, a, ars, acs, b + j, ldb, c + j, ldc);
+    for (; j + W <= N; j += W)
+        ublock(mr, 1, K, a, ars, acs, b + j, ldb, c + j, ldc);
+    for (int i = 0; i < mr; i++)
+        for (int jj = j; jj < N; jj++) {
+            mg_real s = 0;
+            for (int k = 0; k < K; k++)
+                s += a[i * ars + k * acs] * b[k * ldb + jj];
+            c[i * ldc + jj] = s;
+        }
+}
+
+static int wide_blocks(void)
+{
+#if defined(__AVX512F__)
+    return 1;
+#elif defined(__x86_64__) && defined(__GNUC__)
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* pack (K, rows) = the rows' strip of a transposed A, rows side by side. */
+static inline __attribute__((always_inline)) void strip(mg_real *restrict pack,
+                                                        const mg_real *restrict a, size_t acs,
+                                                        int rows, int K)
+{
+    for (int k = 0; k < K; k++)
+        memcpy(pack + (size_t)k * rows, a + (size_t)k * acs, (size_t)rows * sizeof *pack);
+}
+
+MG_HOT MG_CONTRACT void mg_wino_gemm(int M, int N, int K, const mg_real *a, size_t ars,
+                                     size_t acs, const mg_real *b, size_t ldb, mg_real *c,
+                                     size_t ldc, mg_real *pack, int blocks)
+{
+#ifdef __clang__
+#pragma clang fp contract(fast)
+#endif
+    const int wide = blocks ? blocks == 2 : wide_blocks(), mr = wide ? MR : MR / 2;
+    for (int i = 0; i < M; i += mr) {
+        const int rows = M - i < mr ? M - i : mr;
+        const mg_real *ai = a + (size_t)i * ars;
+        size_t pr = ars, pc = acs;
+        if (acs != 1) {
+            if (ars == 1 && rows == MR)
+                strip(pack, ai, acs, MR, K);
+            else if (ars == 1 && rows == MR / 2)
+                strip(pack, ai, acs, MR / 2, K);
+            else
+                for (int k = 0; k < K; k++)
+                    for (int r = 0; r < rows; r++)
+                        pack[(size_t)k * rows + r] = ai[r * ars + k * acs];
+            ai = pack;
+            pr = 1;
+            pc = (size_t)rows;
+        }
+        mg_real *ci = c + (size_t)i * ldc;
+        if (rows == mr && wide)
+            urows(MR, 2, N, K, ai, pr, pc, b, ldb, ci, ldc);
+        else if (rows == mr)
+            urows(MR / 2, 1, N, K, ai, pr, pc, b, ldb, ci, ldc);
+        else
+            switch (rows) {
+#define UTAIL(n)                                                                                \
+    case n:                                                                                     \
+        urows(n, 1, N, K, ai, pr, pc, b, ldb, ci, ldc);                                         \
+        break;
+                UTAIL(1) UTAIL(2) UTAIL(3) UTAIL(4) UTAIL(5) UTAIL(6) UTAIL(7) UTAIL(8) UTAIL(9)
+                UTAIL(10) UTAIL(11)
+#undef UTAIL
+            default:
+                break;
+            }
+    }
 }
 
 /* ---- transforms ---- */
@@ -663,15 +799,15 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
                      bf.du + x * us, Cp);
         if (b_out) { // Mb = U V, then B's tiles
             for (int x = 0; x < a2; x++)
-                gemm(0, 0, CB, T, Cp, 1, u + x * us, Cp, bf.v + x * vs, T, 0, bf.mb + x * ms,
-                     T);
+                mg_wino_gemm(CB, T, Cp, u + x * us, Cp, 1, bf.v + x * vs, T, bf.mb + x * ms, T,
+                             bf.pk, 0);
             output_tf(bf.mb, bf.bt, 0, w, &bf, G);
             from_chwn(b_out + n0 * b_size, bf.bt, G, b_size);
         }
         if (a_out) { // V = U^T Mb, then A's tiles, summed where they overlap
             for (int x = 0; x < a2; x++)
-                gemm(1, 0, Cp, T, CB, 1, u + x * us, Cp, bf.mb + x * ms, T, 0, bf.v + x * vs,
-                     T);
+                mg_wino_gemm(Cp, T, CB, u + x * us, 1, Cp, bf.mb + x * ms, T, bf.v + x * vs, T,
+                             bf.pk, 0);
             memset(bf.at, 0, a_size * G * sizeof *bf.at);
             memset(bf.sink, 0, (size_t)G * sizeof *bf.sink);
             input_tf(bf.v, bf.at, 1, w, &bf, G);

@@ -990,6 +990,69 @@ static void test_winograd_vs_direct(void)
 /* The cache of transformed weights (mg_wino_cache): the same bits as without it while the
  * weights stay, and the new weights' result once one value of them changes, in the forward pass
  * and the adjoint (the input gradient); a deconv too. */
+/* mg_wino_gemm against dot products in double, for both block shapes on any CPU, A as it lies
+ * and transposed, with leading dimensions wider than the matrices: every count of rows left over
+ * after the blocks (1 to 11), of columns after the vectors (0 to 2 vectors and 0 to W - 1 single
+ * columns), K from 1 up. Each value is within gamma_K = K u / (1 - K u) of sum |terms| (u the
+ * unit roundoff) of the exact sum, the dot product's bound, fused or not (K = 1 reaches it:
+ * one rounding of a product); guards catch a write past C or the scratch. */
+static void test_winograd_gemm(void)
+{
+    const int Ms[] = {1, 5, 6, 7, 11, 12, 13, 23, 24, 25, 30};
+    const int Ns[] = {1, 3, 15, 16, 17, 31, 32, 33, 40, 64, 67};
+    const int Ks[] = {1, 2, 12, 64};
+    const double eps = sizeof(mg_real) == 4 ? FLT_EPSILON / 2 : DBL_EPSILON / 2;
+    double worst = 0;
+    long values = 0, printed = 0;
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+                for (int trans = 0; trans < 2; trans++)
+                    for (int blocks = 1; blocks <= 2; blocks++) {
+                        const int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                        const size_t lda = (size_t)(trans ? M : K) + 3, ldb = (size_t)N + 5,
+                                     ldc = (size_t)N + 2;
+                        const size_t na = (trans ? (size_t)K : (size_t)M) * lda,
+                                     nb = (size_t)K * ldb, nc = (size_t)M * ldc,
+                                     np = (size_t)12 * K;
+                        mg_real *a = guarded(na, 0), *b = guarded(nb, 0), *c = guarded(nc, -7),
+                                *pk = guarded(np, 0);
+                        fill(a, na, -1, 1, 7000 + mi * 100 + ki);
+                        fill(b, nb, -1, 1, 8000 + ni * 100 + ki);
+                        const size_t ars = trans ? 1 : lda, acs = trans ? lda : 1;
+                        mg_wino_gemm(M, N, K, a, ars, acs, b, ldb, c, ldc, pk, blocks);
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < (int)ldc; j++) {
+                                if (j >= N) { // between rows: untouched
+                                    CU_ASSERT_EQUAL(c[i * ldc + j], -7);
+                                    continue;
+                                }
+                                double sum = 0, mag = 0;
+                                for (int k = 0; k < K; k++) {
+                                    const double t = (double)a[i * ars + k * acs] * b[k * ldb + j];
+                                    sum += t;
+                                    mag += fabs(t);
+                                }
+                                const double err = fabs(c[i * ldc + j] - sum),
+                                             bound = K * eps / (1 - K * eps) * mag + DBL_MIN;
+                                worst = fmax(worst, err / bound);
+                                values++;
+                                if (err > bound && printed++ < 10)
+                                    fprintf(stderr, "\n  M %d N %d K %d trans %d blocks %d: "
+                                                    "(%d, %d) off by %.3g, bound %.3g",
+                                            M, N, K, trans, blocks, i, j, err, bound);
+                                CU_ASSERT(err <= bound);
+                            }
+                        check_guard(c, nc, "C");
+                        check_guard(pk, np, "scratch");
+                        free(a);
+                        free(b);
+                        free(c);
+                        free(pk);
+                    }
+    printf("\n    %ld values: max err/bound %.3g ", values, worst);
+}
+
 static void test_winograd_cache(void)
 {
     enum { N = 4 };
@@ -1482,6 +1545,7 @@ static const mg_test tests[] = {
     {"conv_vs_direct", test_conv_vs_direct},
     {"deconv_vs_direct", test_deconv_vs_direct},
     {"winograd_vs_direct", test_winograd_vs_direct},
+    {"winograd_gemm", test_winograd_gemm},
     {"winograd_cache", test_winograd_cache},
     {"dense_shapes_vs_direct", test_dense_shapes_vs_direct},
     {"deconv_adjoint", test_deconv_adjoint},
