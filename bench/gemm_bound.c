@@ -1,6 +1,8 @@
 /* The GEMM bound of one training iteration: every GEMM an iteration of the configured model
  * makes, recorded from a real iteration through a wrapping mg_gemm_fn, then replayed alone with
- * cblas_sgemm on buffers of the same shapes. The same program times the real iteration, so the
+ * cblas_sgemm on buffers of the same shapes; a Winograd layer's products by its transformed
+ * weights, which run in mg_wino_gemm rather than the BLAS, likewise (through the plan's
+ * `products`), replayed alone with mg_wino_gemm. The same program times the real iteration, so the
  * ratio iteration / GEMM bound comes from one run on the same core. It also times the GEMMs inside
  * the real iterations (gemm_in_iteration_seconds), which splits the gap between the two into GEMMs
  * slower in place (operands cold, evicted by the rest of the step) and everything else.
@@ -28,6 +30,7 @@
 
 #include "mpigan/blas.h"
 #include "mpigan/comm.h"
+#include "mpigan/winograd.h"
 #include "mpigan/config.h"
 #include "mpigan/dataset.h"
 #include "mpigan/splits.h"
@@ -116,6 +119,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 
 typedef struct {
     int ta, tb, m, n, k;
+    int wino; /* 1: a product by U (mg_wino_gemm), ta its transpose; 0: a BLAS GEMM */
 } call;
 
 static call calls[MAX_CALLS];
@@ -127,13 +131,36 @@ static void recording_gemm(int ta, int tb, int M, int N, int K, mg_real alpha, c
 {
     if (recording) {
         if (n_calls < MAX_CALLS)
-            calls[n_calls++] = (call){ta, tb, M, N, K};
+            calls[n_calls++] = (call){ta, tb, M, N, K, 0};
         else
             overflow = 1;
     }
     double t0 = mg_comm_wtime();
     mg_gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     in_gemm += mg_comm_wtime() - t0;
+}
+
+static void recording_products(int M, int N, int K, const mg_real *a, size_t ars, size_t acs,
+                               const mg_real *b, size_t ldb, mg_real *c, size_t ldc,
+                               mg_real *pack, int blocks)
+{
+    if (recording) {
+        if (n_calls < MAX_CALLS)
+            calls[n_calls++] = (call){acs != 1, 0, M, N, K, 1};
+        else
+            overflow = 1;
+    }
+    double t0 = mg_comm_wtime();
+    mg_wino_gemm(M, N, K, a, ars, acs, b, ldb, c, ldc, pack, blocks);
+    in_gemm += mg_comm_wtime() - t0;
+}
+
+/* Every Winograd layer of net records its products by U. */
+static void record_products(mg_net *net)
+{
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->layer[l].conv.wino.m)
+            net->layer[l].conv.wino.products = recording_products;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -145,8 +172,9 @@ static int cmp_double(const void *a, const void *b)
 static int cmp_call(const void *a, const void *b)
 {
     const call *x = a, *y = b;
-    const int kx[] = {x->ta, x->tb, x->m, x->n, x->k}, ky[] = {y->ta, y->tb, y->m, y->n, y->k};
-    for (int i = 0; i < 5; i++)
+    const int kx[] = {x->wino, x->ta, x->tb, x->m, x->n, x->k},
+              ky[] = {y->wino, y->ta, y->tb, y->m, y->n, y->k};
+    for (int i = 0; i < 6; i++)
         if (kx[i] != ky[i])
             return (kx[i] > ky[i]) - (kx[i] < ky[i]);
     return 0;
@@ -165,8 +193,8 @@ static void print_shapes(FILE *f)
             j++;
         const call *c = &sorted[i];
         fprintf(f, "%s{\"ta\": %d, \"tb\": %d, \"m\": %d, \"n\": %d, \"k\": %d, \"count\": %d, "
-                "\"gflop\": %.4f}", first ? "" : ", ", c->ta, c->tb, c->m, c->n, c->k, j - i,
-                2.0 * c->m * c->n * c->k * (j - i) / 1e9);
+                "\"gflop\": %.4f, \"winograd\": %d}", first ? "" : ", ", c->ta, c->tb, c->m, c->n,
+                c->k, j - i, 2.0 * c->m * c->n * c->k * (j - i) / 1e9, c->wino);
         first = 0;
         i = j;
     }
@@ -210,6 +238,8 @@ int main(int argc, char **argv)
     }
     t.g.gemm = recording_gemm;
     t.d.gemm = recording_gemm;
+    record_products(&t.g);
+    record_products(&t.d);
     mg_step_stats s;
     mg_trainer_step(&t, &s); /* warm-up */
     recording = 1;
@@ -230,11 +260,14 @@ int main(int argc, char **argv)
         b_max = b > b_max ? b : b_max;
         c_max = cc > c_max ? cc : c_max;
     }
+    size_t k_max = 0; /* mg_wino_gemm's scratch: 12 values per k */
+    for (int i = 0; i < n_calls; i++)
+        k_max = (size_t)calls[i].k > k_max ? (size_t)calls[i].k : k_max;
     float *A = calloc(a_max, sizeof *A), *B = calloc(b_max, sizeof *B);
-    float *C = calloc(c_max, sizeof *C);
+    float *C = calloc(c_max, sizeof *C), *P = calloc(12 * k_max + 1, sizeof *P);
     double *gemm_s = malloc(repeats * sizeof *gemm_s), *iter_s = malloc(repeats * sizeof *iter_s);
     double *situ_s = malloc(repeats * sizeof *situ_s);
-    if (!A || !B || !C || !gemm_s || !iter_s || !situ_s) {
+    if (!A || !B || !C || !P || !gemm_s || !iter_s || !situ_s) {
         fprintf(stderr, "gemm_bound: out of memory\n");
         return 1;
     }
@@ -255,6 +288,11 @@ int main(int argc, char **argv)
         for (int it = 0; it < iters; it++)
             for (int i = 0; i < n_calls; i++) {
                 const call *c = &calls[i];
+                if (c->wino) { // U (m x k) or U^T as the passes lie: rows k or m apart
+                    mg_wino_gemm(c->m, c->n, c->k, A, c->ta ? 1 : (size_t)c->k,
+                                 c->ta ? (size_t)c->m : 1, B, (size_t)c->n, C, (size_t)c->n, P, 0);
+                    continue;
+                }
                 /* Row-major as the layers call it: op(A) is m x k, op(B) is k x n. */
                 cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans,
                             c->tb ? CblasTrans : CblasNoTrans, c->m, c->n, c->k, 1, A,
@@ -316,6 +354,7 @@ int main(int argc, char **argv)
     free(A);
     free(B);
     free(C);
+    free(P);
     free(gemm_s);
     free(iter_s);
     free(situ_s);

@@ -782,6 +782,7 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
     const int Gmax = N < w->group ? N : w->group;
     memset(bf.zero, 0, (size_t)Gmax * sizeof *bf.zero);
     const mg_real *u = a_out || b_out ? weights_u(w, wt, &bf) : NULL;
+    const mg_wino_gemm_fn products = w->products ? w->products : mg_wino_gemm;
     for (int n0 = 0; n0 < N; n0 += w->group) {
         const int G = N - n0 < w->group ? N - n0 : w->group, T = G * Q;
         const size_t vs = (size_t)Cp * T, ms = (size_t)CB * T, us = (size_t)CB * Cp;
@@ -799,15 +800,15 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
                      bf.du + x * us, Cp);
         if (b_out) { // Mb = U V, then B's tiles
             for (int x = 0; x < a2; x++)
-                mg_wino_gemm(CB, T, Cp, u + x * us, Cp, 1, bf.v + x * vs, T, bf.mb + x * ms, T,
-                             bf.pk, 0);
+                products(CB, T, Cp, u + x * us, Cp, 1, bf.v + x * vs, T, bf.mb + x * ms, T, bf.pk,
+                         0);
             output_tf(bf.mb, bf.bt, 0, w, &bf, G);
             from_chwn(b_out + n0 * b_size, bf.bt, G, b_size);
         }
         if (a_out) { // V = U^T Mb, then A's tiles, summed where they overlap
             for (int x = 0; x < a2; x++)
-                mg_wino_gemm(Cp, T, CB, u + x * us, 1, Cp, bf.mb + x * ms, T, bf.v + x * vs, T,
-                             bf.pk, 0);
+                products(Cp, T, CB, u + x * us, 1, Cp, bf.mb + x * ms, T, bf.v + x * vs, T, bf.pk,
+                         0);
             memset(bf.at, 0, a_size * G * sizeof *bf.at);
             memset(bf.sink, 0, (size_t)G * sizeof *bf.sink);
             input_tf(bf.v, bf.at, 1, w, &bf, G);

@@ -49,6 +49,11 @@ typedef struct {
     mg_real *wt; /* (CB, CA, KH, KW): the weights u was made from */
 } mg_wino_cache;
 
+/* The products by U in the passes: mg_wino_gemm's signature (below). */
+typedef void (*mg_wino_gemm_fn)(int M, int N, int K, const mg_real *a, size_t ars, size_t acs,
+                                const mg_real *b, size_t ldb, mg_real *c, size_t ldc,
+                                mg_real *pack, int blocks);
+
 /* An m x m tile of a conv from an "A" image (CA, HA, WA) to a "B" image (CB, HB, WB), weights
  * (CB, CA, KH, KW): a conv's input is its A, a deconv's output is its A. Set by mg_wino_plan. */
 typedef struct {
@@ -64,6 +69,8 @@ typedef struct {
                          the work space holds no U of its own (only the r^2 / alpha^2 of it that
                          the weight gradient needs as scratch) */
     mg_wino_cache *cache; /* NULL, or where the layer keeps U */
+    mg_wino_gemm_fn products; /* NULL: mg_wino_gemm; a tool that times them apart
+                                 (bench/gemm_bound) puts its wrapper here */
 } mg_wino;
 
 /* Fills w for the conv (or, through the same A and B, the deconv) of those sizes with tile m (2 or
