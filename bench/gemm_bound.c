@@ -155,10 +155,11 @@ static void recording_products(int M, int N, int K, const mg_real *a, size_t ars
     in_gemm += mg_comm_wtime() - t0;
 }
 
-/* Every Winograd layer of net records its products by U. */
+/* Every Winograd layer of net records its products by U, where they run in mg_wino_gemm (else
+ * they go through the BLAS hook above). */
 static void record_products(mg_net *net)
 {
-    for (int l = 0; l < net->n_layers; l++)
+    for (int l = 0; l < net->n_layers && mg_wino_products_fast(); l++)
         if (net->layer[l].conv.wino.m)
             net->layer[l].conv.wino.products = recording_products;
 }

@@ -13,13 +13,17 @@
  * on CPUs of different generations stay exact replicas (tests/same_bits.sh compares this build
  * with a -march=native one and with one without clones, -DMPIGAN_SIMD_CLONES=OFF, which is what a
  * CPU without AVX2 runs). Off (plain functions) with other compilers, off x86-64, and in builds
- * for AVX2 or more (-march=native, MPIGAN_NATIVE), which need no clones. */
+ * for AVX2 or more (-march=native, MPIGAN_NATIVE), which need no clones. The one exception is a
+ * GEMM kernel, mg_wino_gemm (winograd.c): like OpenBLAS's kernels it fuses multiply-adds and is
+ * taken only with AVX-512, so a Winograd layer's last bits depend on the build and CPU as the
+ * BLAS's do, while the update and every loop above stay the same everywhere. */
 #ifndef MPIGAN_SIMD_H
 #define MPIGAN_SIMD_H
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) &&      \
     !defined(__AVX2__) && !defined(MPIGAN_NO_CLONES)
 #define MG_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define MG_HOT_CLONES 1 /* the x86-64-v4 clone runs where the CPU has its features */
 #else
 #define MG_HOT
 #endif

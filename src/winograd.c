@@ -145,7 +145,8 @@ static size_t lines(size_t n)
  *   u, du (alpha^2, CB, Cp)              transformed weights and their gradient
  *   tmp (alpha^2, G), zero (G), sink (G)  the transforms' temporary, a vector of zeros for the
  *                                       padding, and one that receives the padding's adjoint
- *   pk (max(CB, Cp), MR)                 the rows of U that mg_wino_gemm runs, side by side */
+ *   pk (max(CB, Cp), MR)                 mg_wino_gemm's strips of a transposed U (K = CB in the
+ *                                       passes: max for any caller of the same plan) */
 typedef struct {
     mg_real *at, *bt, *v, *mb, *u, *du, *tmp, *zero, *sink, *pk;
 } buffers;
@@ -297,11 +298,13 @@ static void from_chwn(mg_real *dst, const mg_real *src, int G, size_t X)
  * to 93; U^T Mb at 77 and 75 to 82, whose rows of A are strided: each block of them is copied
  * side by side first (MR K values), since broadcasting from K lines 2 KB apart stalled.
  *
- * Blocks of 12 rows by 2 vectors (24 accumulators) fill AVX-512's 32 registers; elsewhere 6 by 1
- * (AVX2's 16), picked at run time so that each clone of MG_HOT runs the blocks its registers
- * hold. The multiply-adds are fused where the clone has FMA (the one place in the library that
- * allows it, as a BLAS kernel does), so the last bits depend on the CPU as OpenBLAS's do;
- * replicas stay identical, since every rank applies the same summed gradients. */
+ * Only for AVX-512 (mg_wino_products_fast): blocks of 12 rows by 2 vectors of 64 bytes, 24
+ * accumulators in its 32 registers. With AVX2 the same 64-byte vectors spill (a 6 by 1 block ran
+ * at 11 GFLOP/s against OpenBLAS's 54 in the x86-64-v3 clone), so there the passes keep calling
+ * the BLAS; blocks = 1 (6 by 1) stays for the tests, and is correct on any CPU. The vector blocks'
+ * multiply-adds are fused where the clone has FMA (the one place in the library that allows
+ * it, as a BLAS kernel does), so their last bits depend on the build and the CPU as OpenBLAS's
+ * do; replicas stay identical, since every rank applies the same summed gradients. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define MG_CONTRACT __attribute__((optimize("fp-contract=fast")))
 #else
@@ -338,6 +341,9 @@ static inline __attribute__((always_inline)) void urows(int mr, int nv, int N, i
                                                         const mg_real *b, size_t ldb, mg_real *c,
                                                         size_t ldc)
 {
+#ifdef __clang__
+#pragma clang fp contract(fast)
+#endif
     int j = 0;
     for (; j + nv * W <= N; j += nv * W)
         ublock(mr, nv, K, a, ars, acs, b + j, ldb, c + j, ldc);
@@ -352,12 +358,20 @@ static inline __attribute__((always_inline)) void urows(int mr, int nv, int N, i
         }
 }
 
-static int wide_blocks(void)
+/* 1 where mg_wino_gemm is the faster way to the products by U: the code that runs was compiled
+ * for AVX-512, as a build for such a CPU is or as the x86-64-v4 clone of MG_HOT runs where the
+ * CPU has that clone's features. Elsewhere the passes call the BLAS. */
+int mg_wino_products_fast(void)
 {
 #if defined(__AVX512F__)
     return 1;
-#elif defined(__x86_64__) && defined(__GNUC__)
-    return __builtin_cpu_supports("avx512f");
+#elif defined(MG_HOT_CLONES)
+    static int fast = -1;
+    if (fast < 0)
+        fast = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+    return fast;
 #else
     return 0;
 #endif
@@ -379,7 +393,7 @@ MG_HOT MG_CONTRACT void mg_wino_gemm(int M, int N, int K, const mg_real *a, size
 #ifdef __clang__
 #pragma clang fp contract(fast)
 #endif
-    const int wide = blocks ? blocks == 2 : wide_blocks(), mr = wide ? MR : MR / 2;
+    const int wide = blocks ? blocks == 2 : mg_wino_products_fast(), mr = wide ? MR : MR / 2;
     for (int i = 0; i < M; i += mr) {
         const int rows = M - i < mr ? M - i : mr;
         const mg_real *ai = a + (size_t)i * ars;
@@ -782,7 +796,9 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
     const int Gmax = N < w->group ? N : w->group;
     memset(bf.zero, 0, (size_t)Gmax * sizeof *bf.zero);
     const mg_real *u = a_out || b_out ? weights_u(w, wt, &bf) : NULL;
-    const mg_wino_gemm_fn products = w->products ? w->products : mg_wino_gemm;
+    const mg_wino_gemm_fn products = w->products ? w->products
+                                     : mg_wino_products_fast() ? mg_wino_gemm
+                                                       : NULL; // NULL: the BLAS's gemm
     for (int n0 = 0; n0 < N; n0 += w->group) {
         const int G = N - n0 < w->group ? N - n0 : w->group, T = G * Q;
         const size_t vs = (size_t)Cp * T, ms = (size_t)CB * T, us = (size_t)CB * Cp;
@@ -800,15 +816,23 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
                      bf.du + x * us, Cp);
         if (b_out) { // Mb = U V, then B's tiles
             for (int x = 0; x < a2; x++)
-                products(CB, T, Cp, u + x * us, Cp, 1, bf.v + x * vs, T, bf.mb + x * ms, T, bf.pk,
-                         0);
+                if (products)
+                    products(CB, T, Cp, u + x * us, Cp, 1, bf.v + x * vs, T, bf.mb + x * ms, T,
+                             bf.pk, 0);
+                else
+                    gemm(0, 0, CB, T, Cp, 1, u + x * us, Cp, bf.v + x * vs, T, 0,
+                         bf.mb + x * ms, T);
             output_tf(bf.mb, bf.bt, 0, w, &bf, G);
             from_chwn(b_out + n0 * b_size, bf.bt, G, b_size);
         }
         if (a_out) { // V = U^T Mb, then A's tiles, summed where they overlap
             for (int x = 0; x < a2; x++)
-                products(Cp, T, CB, u + x * us, 1, Cp, bf.mb + x * ms, T, bf.v + x * vs, T, bf.pk,
-                         0);
+                if (products)
+                    products(Cp, T, CB, u + x * us, 1, Cp, bf.mb + x * ms, T, bf.v + x * vs, T,
+                             bf.pk, 0);
+                else
+                    gemm(1, 0, Cp, T, CB, 1, u + x * us, Cp, bf.mb + x * ms, T, 0,
+                         bf.v + x * vs, T);
             memset(bf.at, 0, a_size * G * sizeof *bf.at);
             memset(bf.sink, 0, (size_t)G * sizeof *bf.sink);
             input_tf(bf.v, bf.at, 1, w, &bf, G);

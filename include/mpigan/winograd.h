@@ -69,8 +69,8 @@ typedef struct {
                          the work space holds no U of its own (only the r^2 / alpha^2 of it that
                          the weight gradient needs as scratch) */
     mg_wino_cache *cache; /* NULL, or where the layer keeps U */
-    mg_wino_gemm_fn products; /* NULL: mg_wino_gemm; a tool that times them apart
-                                 (bench/gemm_bound) puts its wrapper here */
+    mg_wino_gemm_fn products; /* NULL: mg_wino_gemm with AVX-512, else the BLAS; a tool that
+                                 times them apart (bench/gemm_bound) puts its wrapper here */
 } mg_wino;
 
 /* Fills w for the conv (or, through the same A and B, the deconv) of those sizes with tile m (2 or
@@ -111,10 +111,15 @@ void mg_wino_run(mg_real *a_out, mg_real *b_out, mg_real *dwt, const mg_real *a_
 
 /* C (M, N) = A (M, K) B (K, N), row-major with C's and B's rows ldc and ldb apart, A's element
  * (i, k) at a[i ars + k acs] (ars = lda, acs = 1 for A; 1 and lda for the transpose): the GEMM
- * of the transformed weights by the tiles in the passes above (see winograd.c). Sums over k in
- * order, with fused multiply-adds where the CPU has them. pack: 12 K values of scratch. blocks:
- * 0 picks them by CPU (12 rows by 2 vectors with AVX-512, else 6 by 1); 1 and 2 force 6 by 1 and
- * 12 by 2, so that a test runs both on any CPU. */
+ * of the transformed weights by the tiles in the passes above where the CPU has AVX-512 (else
+ * they call the BLAS; see winograd.c). Sums over k in order, with fused multiply-adds in its
+ * vector blocks where the build and CPU have FMA. pack: 12 K values of scratch. blocks: 0 picks
+ * them (12 rows by 2 vectors with AVX-512, else 6 by 1); 1 and 2 force 6 by 1 and 12 by 2, so
+ * that a test runs both on any CPU. */
+/* 1 where the passes take mg_wino_gemm for the products by U (code for AVX-512 runs: a build for
+ * it, or MG_HOT's x86-64-v4 clone on a CPU with its features), 0 where they call the BLAS. */
+int mg_wino_products_fast(void);
+
 void mg_wino_gemm(int M, int N, int K, const mg_real *a, size_t ars, size_t acs,
                   const mg_real *b, size_t ldb, mg_real *c, size_t ldc, mg_real *pack,
                   int blocks);
