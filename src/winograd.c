@@ -628,6 +628,58 @@ typedef mg_real vr8 __attribute__((vector_size(8 * sizeof(mg_real))));
         memcpy((p), &r_, sizeof r_);                                                            \
     } while (0)
 
+/* 8 kernels of weight_tf_table, each row of dst and src dn and sn values after the last. */
+static inline __attribute__((always_inline)) void weight_tf_block(int t, mg_real *restrict dst,
+                                                                  size_t dn,
+                                                                  const mg_real *restrict src,
+                                                                  size_t sn, int back)
+{
+    const table *tb = &tables[t];
+    const int a = tb->m + tb->r - 1, r = tb->r;
+    vd h[ALPHA_MAX][R_MAX]; // G g: (alpha, r); or u G: (alpha, r)
+    if (!back) {
+        vd g[R_MAX][R_MAX];
+        _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+            _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                g[i][j] = VD_LOAD(src + (size_t)(i * r + j) * sn);
+        _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
+            _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
+                h[x][j] = (vd){0};
+                _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                    if (tb->g[x][i] != 0)
+                        h[x][j] += tb->g[x][i] * g[i][j];
+            }
+        _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
+            _Pragma("GCC unroll 6") for (int y = 0; y < a; y++) {
+                vd sum = {0};
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                    if (tb->g[y][j] != 0)
+                        sum += tb->g[y][j] * h[x][j];
+                VD_STORE(dst + (size_t)(x * a + y) * dn, sum);
+            }
+    } else {
+        vd g[R_MAX][R_MAX] = {{{0}}};
+        _Pragma("GCC unroll 6") for (int x = 0; x < a; x++) {
+            vd ux[ALPHA_MAX];
+            _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
+                ux[y] = VD_LOAD(src + (size_t)(x * a + y) * sn);
+            _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
+                h[x][j] = (vd){0};
+                _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
+                    if (tb->g[y][j] != 0)
+                        h[x][j] += tb->g[y][j] * ux[y];
+            }
+            _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                    if (tb->g[x][i] != 0)
+                        g[i][j] += tb->g[x][i] * h[x][j];
+        }
+        _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
+            _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
+                VD_STORE(dst + (size_t)(i * r + j) * dn, g[i][j]);
+    }
+}
+
 /* u (alpha^2, n) = G g G^T of the n kernels g (r^2, n) (u's or g's (x, y) at row x alpha + y),
  * or (back) g = G^T u G: in double, rounded once, separably (G along the kernel's rows, then its
  * columns) with the table t a constant, so that G's zeros drop out: F(4x4, 2x2) takes 56 products
@@ -636,89 +688,19 @@ static inline __attribute__((always_inline)) void weight_tf_table(int t, mg_real
                                                                   const mg_real *restrict src,
                                                                   size_t n, int back)
 {
-    const table *tb = &tables[t];
-    const int a = tb->m + tb->r - 1, r = tb->r;
     size_t e = 0;
-    for (; e + 8 <= n; e += 8) {
-        vd h[ALPHA_MAX][R_MAX]; // G g: (alpha, r); or u G: (alpha, r)
-        if (!back) {
-            vd g[R_MAX][R_MAX];
-            _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
-                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
-                    g[i][j] = VD_LOAD(src + (size_t)(i * r + j) * n + e);
-            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
-                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
-                    h[x][j] = (vd){0};
-                    _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
-                        if (tb->g[x][i] != 0)
-                            h[x][j] += tb->g[x][i] * g[i][j];
-                }
-            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++)
-                _Pragma("GCC unroll 6") for (int y = 0; y < a; y++) {
-                    vd sum = {0};
-                    _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
-                        if (tb->g[y][j] != 0)
-                            sum += tb->g[y][j] * h[x][j];
-                    VD_STORE(dst + (size_t)(x * a + y) * n + e, sum);
-                }
-        } else {
-            vd g[R_MAX][R_MAX] = {{{0}}};
-            _Pragma("GCC unroll 6") for (int x = 0; x < a; x++) {
-                vd ux[ALPHA_MAX];
-                _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
-                    ux[y] = VD_LOAD(src + (size_t)(x * a + y) * n + e);
-                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++) {
-                    h[x][j] = (vd){0};
-                    _Pragma("GCC unroll 6") for (int y = 0; y < a; y++)
-                        if (tb->g[y][j] != 0)
-                            h[x][j] += tb->g[y][j] * ux[y];
-                }
-                _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
-                    _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
-                        if (tb->g[x][i] != 0)
-                            g[i][j] += tb->g[x][i] * h[x][j];
-            }
-            _Pragma("GCC unroll 3") for (int i = 0; i < r; i++)
-                _Pragma("GCC unroll 3") for (int j = 0; j < r; j++)
-                    VD_STORE(dst + (size_t)(i * r + j) * n + e, g[i][j]);
-        }
-    }
-    for (; e < n; e++) { // the same sums, one kernel at a time
-        double h[ALPHA_MAX][R_MAX];
-        if (!back) {
-            for (int x = 0; x < a; x++)
-                for (int j = 0; j < r; j++) {
-                    h[x][j] = 0;
-                    for (int i = 0; i < r; i++)
-                        if (tb->g[x][i] != 0)
-                            h[x][j] += tb->g[x][i] * src[(size_t)(i * r + j) * n + e];
-                }
-            for (int x = 0; x < a; x++)
-                for (int y = 0; y < a; y++) {
-                    double sum = 0;
-                    for (int j = 0; j < r; j++)
-                        if (tb->g[y][j] != 0)
-                            sum += tb->g[y][j] * h[x][j];
-                    dst[(size_t)(x * a + y) * n + e] = (mg_real)sum;
-                }
-        } else {
-            double g[R_MAX][R_MAX] = {{0}};
-            for (int x = 0; x < a; x++) {
-                for (int j = 0; j < r; j++) {
-                    h[x][j] = 0;
-                    for (int y = 0; y < a; y++)
-                        if (tb->g[y][j] != 0)
-                            h[x][j] += tb->g[y][j] * src[(size_t)(x * a + y) * n + e];
-                }
-                for (int i = 0; i < r; i++)
-                    for (int j = 0; j < r; j++)
-                        if (tb->g[x][i] != 0)
-                            g[i][j] += tb->g[x][i] * h[x][j];
-            }
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++)
-                    dst[(size_t)(i * r + j) * n + e] = (mg_real)g[i][j];
-        }
+    for (; e + 8 <= n; e += 8)
+        weight_tf_block(t, dst + e, n, src + e, n, back);
+    if (e < n) { // the last n - e kernels through 8 columns of zeros: the same sums
+        enum { ROWS = ALPHA_MAX * ALPHA_MAX };
+        mg_real in[ROWS][8] = {{0}}, out[ROWS][8];
+        const int a = tables[t].m + tables[t].r - 1, r2 = tables[t].r * tables[t].r;
+        const int rows_in = back ? a * a : r2, rows_out = back ? r2 : a * a;
+        for (int q = 0; q < rows_in; q++)
+            memcpy(in[q], src + (size_t)q * n + e, (n - e) * sizeof *src);
+        weight_tf_block(t, &out[0][0], 8, &in[0][0], 8, back);
+        for (int q = 0; q < rows_out; q++)
+            memcpy(dst + (size_t)q * n + e, out[q], (n - e) * sizeof *dst);
     }
 }
 
